@@ -1,0 +1,43 @@
+# Two commands do all the set-up on a fresh machine: `make demo` and `make test`.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+STAMP  := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup demo test test-all bench bench-scale chromium clean
+
+# CPU torch first: with torch==2.13.0 already installed, sentence-transformers pulls no CUDA build.
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e '.[test]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	$(VENV)/bin/hnmine mine sample_data --out runs/demo
+	$(VENV)/bin/hnmine report runs/demo --top 5
+
+# Headless Chromium for the HTML report test (Debian package; skipped quietly where apt is unavailable).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "chromium not installed: the HTML rendering test will be skipped"
+
+test: setup chromium
+	$(PY) -m pytest -q -m "not slow"
+
+test-all: setup chromium
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) benchmarks/bench_scifact.py
+
+bench-scale: setup
+	$(PY) benchmarks/bench_scale.py
+
+clean:
+	rm -rf runs .pytest_cache .hypothesis

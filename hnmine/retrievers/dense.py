@@ -1,0 +1,97 @@
+"""Dense search over normalised embeddings with faiss: exact below a size threshold, IVF above.
+
+Search runs in query batches, so memory never holds a full query × corpus score matrix.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from hnmine.progress import Reporter
+
+EXACT_MAX_DOCS = 200_000  # above this, an IVF index (recall measured against exact search)
+QUERY_BATCH = 1024
+
+
+def build_index(embeddings: np.ndarray, folder: Path, *, exact_max_docs: int = EXACT_MAX_DOCS, seed: int = 0, reporter: Reporter | None = None) -> dict:
+    """Write an ANN index for large corpora; exact search needs none. Returns what was built."""
+    import faiss
+
+    n, dim = embeddings.shape
+    if n <= exact_max_docs:
+        return {"type": "exact", "documents": n, "dim": dim}
+    nlist = int(min(65536, max(256, 4 * math.sqrt(n))))
+    quantizer = faiss.IndexFlatIP(dim)
+    index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+    rng = np.random.default_rng(seed)
+    train = np.ascontiguousarray(embeddings[np.sort(rng.choice(n, size=min(n, nlist * 40), replace=False))], dtype=np.float32)
+    (reporter or Reporter()).info(f"training IVF index ({nlist} lists) on {len(train):,} vectors")
+    index.train(train)
+    with (reporter or Reporter()).task("adding vectors to IVF index", total=n) as advance:
+        for start in range(0, n, 65536):
+            block = np.ascontiguousarray(embeddings[start : start + 65536], dtype=np.float32)
+            index.add(block)
+            advance(len(block))
+    folder.mkdir(parents=True, exist_ok=True)
+    from hnmine.io.atomic import atomic_path
+
+    with atomic_path(folder / "faiss.index") as tmp:
+        faiss.write_index(index, str(tmp))
+    return {"type": "ivf", "documents": n, "dim": dim, "nlist": nlist}
+
+
+def default_nprobe(nlist: int) -> int:
+    return max(16, nlist // 32)
+
+
+def search(
+    queries: np.ndarray,
+    embeddings: np.ndarray,
+    k: int,
+    *,
+    index_info: dict,
+    folder: Path,
+    nprobe: int | None = None,
+    reporter: Reporter | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k document rows and scores per query; -1 ids (faiss padding) are never returned as ids."""
+    import faiss
+
+    n_docs = embeddings.shape[0]
+    k = min(k, n_docs)  # k beyond the corpus would make faiss pad with -1
+    ids = np.full((len(queries), k), -1, dtype=np.int64)
+    scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
+    index = None
+    if index_info["type"] == "ivf":
+        index = faiss.read_index(str(folder / "faiss.index"))
+        index.nprobe = nprobe or default_nprobe(index_info["nlist"])
+    else:
+        base = np.ascontiguousarray(embeddings, dtype=np.float32)
+    with (reporter or Reporter()).task("dense search", total=len(queries)) as advance:
+        for start in range(0, len(queries), QUERY_BATCH):
+            q = np.ascontiguousarray(queries[start : start + QUERY_BATCH], dtype=np.float32)
+            if index is None:
+                d, i = faiss.knn(q, base, k, metric=faiss.METRIC_INNER_PRODUCT)
+            else:
+                d, i = index.search(q, k)
+            scores[start : start + len(q)] = d
+            ids[start : start + len(q)] = i
+            advance(len(q))
+    return ids, scores
+
+
+def measure_recall(queries: np.ndarray, embeddings: np.ndarray, k: int, *, index_info: dict, folder: Path, sample: int = 500, seed: int = 0) -> float:
+    """Recall@k of the ANN index against exact search, on a sample of queries."""
+    import faiss
+
+    rng = np.random.default_rng(seed)
+    pick = np.sort(rng.choice(len(queries), size=min(sample, len(queries)), replace=False))
+    q = np.ascontiguousarray(queries[pick], dtype=np.float32)
+    k = min(k, embeddings.shape[0])
+    approx, _ = search(q, embeddings, k, index_info=index_info, folder=folder)
+    _, exact = faiss.knn(q, np.ascontiguousarray(embeddings, dtype=np.float32), k, metric=faiss.METRIC_INNER_PRODUCT)
+    hits = sum(len(set(a[a >= 0]) & set(e[e >= 0])) for a, e in zip(approx, exact))
+    return hits / float(exact.size)

@@ -1,0 +1,162 @@
+"""Stage 1, index: dense embeddings of the corpus (+ a faiss index when the corpus is large), and/or BM25."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from hnmine.encode import EncoderSpec, doc_texts, effective_dtype, encode_cached, resolve_model
+from hnmine.errors import InputError
+from hnmine.io.atomic import write_json
+from hnmine.progress import Reporter
+from hnmine.retrievers import bm25 as bm25_mod
+from hnmine.retrievers import dense as dense_mod
+from hnmine.rundir import RunDir, StageOutcome, stage_key
+
+
+@dataclass(frozen=True)
+class IndexOptions:
+    dense: bool = True
+    bm25: bool = False
+    encoder: EncoderSpec = field(default_factory=EncoderSpec)
+    corpus_prompt: str | None = None
+    corpus_prompt_name: str | None = None
+    bm25_options: bm25_mod.BM25Options = field(default_factory=bm25_mod.BM25Options)
+    exact_max_docs: int = dense_mod.EXACT_MAX_DOCS
+    corpus_embeddings: Path | None = None  # vectors the user already has (npy or Parquet), in corpus order
+
+
+def input_fingerprints(run: RunDir) -> dict:
+    return {"inputs": run.output_fingerprint("inputs")}
+
+
+def _key_options(opts: IndexOptions) -> dict:
+    d = {"dense": opts.dense, "bm25": opts.bm25}
+    if opts.dense:
+        d.update(
+            encoder={**vars(opts.encoder), "revision": resolve_model(opts.encoder.model)[1],
+                     "dtype": effective_dtype(opts.encoder.dtype, opts.encoder.device)},
+            corpus_prompt=opts.corpus_prompt,
+            corpus_prompt_name=opts.corpus_prompt_name,
+            exact_max_docs=opts.exact_max_docs,
+            corpus_embeddings=_user_vectors_fingerprint(opts.corpus_embeddings),
+        )
+        d["encoder"].pop("batch_size")  # batching does not change the vectors
+        d["encoder"].pop("device")
+    if opts.bm25:
+        d["bm25_options"] = opts.bm25_options
+    return d
+
+
+def _user_vectors_fingerprint(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    from hnmine.rundir import file_hash
+
+    if not Path(path).exists():
+        raise InputError(f"{path}: no such file")
+    return file_hash(path)
+
+
+def run_index(run: RunDir, opts: IndexOptions, *, force: bool = False, reporter: Reporter | None = None) -> StageOutcome:
+    reporter = reporter or Reporter()
+    inputs = input_fingerprints(run)
+    key = stage_key("index", _key_options(opts), inputs)
+    if not force and run.up_to_date("index", key):
+        return run.skipped("index")
+    started = time.perf_counter()
+    corpus = pq.read_table(run.require("inputs/corpus.parquet"), columns=["doc_id", "title", "text"])
+    texts = doc_texts(corpus.column("title").to_pylist(), corpus.column("text").to_pylist())
+    outputs, stats, models = [], {}, {}
+    if opts.dense:
+        folder = run / "index/dense"
+        folder.mkdir(parents=True, exist_ok=True)
+        if opts.corpus_embeddings is not None:
+            vectors = load_user_vectors(opts.corpus_embeddings, len(texts), normalize=opts.encoder.normalize)
+            cache_key = "user:" + _user_vectors_fingerprint(opts.corpus_embeddings)
+            _save_array(vectors, folder / "embeddings.npy")
+        else:
+            vectors, cache_key = encode_cached(
+                texts, opts.encoder, run.cache / "embeddings", prompt=opts.corpus_prompt,
+                prompt_name=opts.corpus_prompt_name, reporter=reporter, description="encoding corpus",
+            )
+            _link_or_copy(run.cache / "embeddings" / f"{cache_key}.npy", folder / "embeddings.npy")
+        info = dense_mod.build_index(np.load(folder / "embeddings.npy", mmap_mode="r"), folder, exact_max_docs=opts.exact_max_docs, reporter=reporter)
+        info["embedding_key"] = cache_key
+        write_json(info, folder / "info.json")
+        outputs.append("index/dense")
+        stats["dense"] = info
+        name, revision = resolve_model(opts.encoder.model)
+        models["dense"] = {"name": opts.encoder.model, "path": name, "revision": revision,
+                           "dtype": effective_dtype(opts.encoder.dtype, opts.encoder.device)}
+    if opts.bm25:
+        folder = run / "index/bm25"
+        stats["bm25"] = bm25_mod.build(texts, opts.bm25_options, folder, reporter=reporter)
+        outputs.append("index/bm25")
+    return run.finish(
+        "index", key, options=_key_options(opts), inputs=inputs, outputs=outputs,
+        counts={"rows_in": corpus.num_rows, "rows_out": corpus.num_rows}, stats=stats, started=started,
+        models=models, packages=("pyarrow", "numpy", "faiss-cpu", "bm25s", "rank-bm25", "sentence-transformers", "torch", "transformers"),
+    )
+
+
+def load_user_vectors(path: Path, expected_rows: int, *, normalize: bool) -> np.ndarray:
+    """Vectors a user brings (npy, or Parquet with one list column), checked and normalised."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.suffix == ".npy":
+        try:
+            vectors = np.load(path, mmap_mode="r")
+        except ValueError as exc:
+            raise InputError(f"{path}: not a readable .npy file ({exc})") from None
+    elif path.suffix in (".parquet", ".pq"):
+        table = pq.read_table(path)
+        cols = [c for c in table.column_names if str(table.schema.field(c).type).startswith(("list", "fixed_size_list", "large_list"))]
+        if len(cols) != 1:
+            raise InputError(f"{path}: expected one list column of vectors, found {len(cols)} (columns: {', '.join(table.column_names)})")
+        vectors = np.asarray(table.column(cols[0]).to_pylist(), dtype=np.float32)
+    else:
+        raise InputError(f"{path}: unknown embeddings format '{path.suffix}' (valid: .npy, .parquet)")
+    if vectors.ndim != 2 or vectors.shape[0] != expected_rows:
+        raise InputError(f"{path}: expected {expected_rows} rows of vectors (one per row, in input order), found shape {tuple(vectors.shape)}")
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if not np.isfinite(vectors).all():
+        raise InputError(f"{path}: holds non-finite values")
+    if normalize:
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        norms[norms == 0] = 1.0
+        vectors = vectors / norms
+    return vectors
+
+
+def _save_array(vectors: np.ndarray, target: Path) -> None:
+    from hnmine.io.atomic import atomic_path
+
+    with atomic_path(target) as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, np.ascontiguousarray(vectors, dtype=np.float32))
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    """Hard-link the cached vectors into the index (no copy on the same filesystem)."""
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)
+    except OSError:
+        import shutil
+
+        shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+
+
+def dense_info(run: RunDir) -> dict | None:
+    p = run / "index/dense/info.json"
+    return json.loads(p.read_text()) if p.exists() else None

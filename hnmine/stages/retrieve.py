@@ -1,0 +1,190 @@
+"""Stage 2, retrieve: top candidates per query from dense, BM25, or both fused by reciprocal rank."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from hnmine.encode import EncoderSpec, encode_cached
+from hnmine.errors import OptionError, RunDirError
+from hnmine.io.atomic import write_parquet
+from hnmine.progress import Reporter
+from hnmine.retrievers import check_retriever, needs_bm25, needs_dense
+from hnmine.retrievers import bm25 as bm25_mod
+from hnmine.retrievers import dense as dense_mod
+from hnmine.retrievers.fusion import RRF_K, rrf
+from hnmine.rundir import RunDir, StageOutcome, stage_key
+
+CANDIDATE_SCHEMA = pa.schema(
+    [
+        ("query_id", pa.string()),
+        ("doc_id", pa.string()),
+        ("rank", pa.int32()),
+        ("score", pa.float32()),
+        ("source", pa.string()),
+        ("is_positive", pa.bool_()),
+        ("dense_score", pa.float32()),
+        ("bm25_score", pa.float32()),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class RetrieveOptions:
+    retriever: str = "dense"
+    max_depth: int = 200
+    encoder: EncoderSpec = field(default_factory=EncoderSpec)
+    query_prompt: str | None = None
+    query_prompt_name: str | None = None
+    rrf_k: int = RRF_K
+    nprobe: int | None = None
+    query_embeddings: Path | None = None
+
+    def validate(self) -> None:
+        check_retriever(self.retriever)
+        if self.max_depth < 1:
+            raise OptionError("--max-depth must be at least 1")
+
+
+def _key_options(opts: RetrieveOptions) -> dict:
+    from hnmine.stages.index import _user_vectors_fingerprint
+
+    d = {"retriever": opts.retriever, "max_depth": opts.max_depth}
+    if needs_dense(opts.retriever):
+        enc = {**vars(opts.encoder)}
+        enc.pop("batch_size")
+        enc.pop("device")
+        d.update(encoder=enc, query_prompt=opts.query_prompt, query_prompt_name=opts.query_prompt_name,
+                 nprobe=opts.nprobe, query_embeddings=_user_vectors_fingerprint(opts.query_embeddings))
+    if opts.retriever == "hybrid":
+        d["rrf_k"] = opts.rrf_k
+    return d
+
+
+def run_retrieve(run: RunDir, opts: RetrieveOptions, *, force: bool = False, reporter: Reporter | None = None) -> StageOutcome:
+    reporter = reporter or Reporter()
+    opts.validate()
+    inputs = {"inputs": run.output_fingerprint("inputs"), "index": run.output_fingerprint("index")}
+    key = stage_key("retrieve", _key_options(opts), inputs)
+    if not force and run.up_to_date("retrieve", key):
+        return run.skipped("retrieve")
+    started = time.perf_counter()
+    index_manifest = run.manifest("index") or {}
+    idx_opts = index_manifest.get("options", {})
+    if needs_dense(opts.retriever) and not idx_opts.get("dense"):
+        raise RunDirError(f"{run.path}: the index has no dense part; rerun `hnmine index` with --retriever {opts.retriever}")
+    if needs_bm25(opts.retriever) and not idx_opts.get("bm25"):
+        raise RunDirError(f"{run.path}: the index has no BM25 part; rerun `hnmine index` with --retriever {opts.retriever}")
+    if needs_dense(opts.retriever) and idx_opts.get("encoder", {}).get("model") not in (None, opts.encoder.model):
+        raise OptionError(
+            f"the index was built with model '{idx_opts['encoder']['model']}', not '{opts.encoder.model}'; rerun `hnmine index` with the same --model"
+        )
+    corpus_ids = pq.read_table(run.require("inputs/corpus.parquet"), columns=["doc_id"]).column("doc_id").to_numpy(zero_copy_only=False)
+    queries = pq.read_table(run.require("inputs/queries.parquet"))
+    qrels = pq.read_table(run.require("inputs/qrels.parquet"))
+    query_ids = queries.column("query_id").to_pylist()
+    positives = _positives_by_query(qrels)
+    # Search deep enough that every query keeps max_depth non-positive candidates, whatever its
+    # number of positives (searching depth + 1 short-changes queries with several positives).
+    extra = max((len(v) for v in positives.values()), default=0)
+    k = opts.max_depth + extra
+    lists: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    models = {}
+    if needs_dense(opts.retriever):
+        lists["dense"] = _dense_search(run, opts, queries, k, reporter)
+        models["dense"] = index_manifest.get("models", {}).get("dense", {})
+    if needs_bm25(opts.retriever):
+        bopts = bm25_mod.BM25Options(**idx_opts["bm25_options"])
+        lists["bm25"] = bm25_mod.search(queries.column("text").to_pylist(), k, bopts, run / "index/bm25", len(corpus_ids), reporter=reporter)
+    table = build_candidates(query_ids, positives, corpus_ids, lists, opts)
+    write_parquet(table, run / "candidates.parquet")
+    stats = {"search_k": int(k), "queries_with_no_candidates": int(len(set(query_ids)) - len(set(table.column("query_id").to_pylist())))}
+    if needs_dense(opts.retriever):
+        info = index_manifest.get("stats", {}).get("dense", {})
+        if info.get("type") == "ivf":
+            vectors = np.load(run / "index/dense/embeddings.npy", mmap_mode="r")
+            qv = _query_vectors(run, opts, queries, reporter)
+            stats["ann_recall"] = dense_mod.measure_recall(qv, vectors, min(k, 100), index_info=info, folder=run / "index/dense")
+            reporter.info(f"IVF recall@{min(k, 100)} against exact search on a query sample: {stats['ann_recall']:.3f}")
+    return run.finish(
+        "retrieve", key, options=_key_options(opts), inputs=inputs, outputs=["candidates.parquet"],
+        counts={"rows_in": queries.num_rows, "rows_out": table.num_rows}, stats=stats, started=started, models=models,
+        packages=("pyarrow", "numpy", "faiss-cpu", "bm25s", "sentence-transformers", "torch"),
+    )
+
+
+def _positives_by_query(qrels: pa.Table) -> dict[str, set[str]]:
+    pos = qrels.filter(qrels.column("is_positive"))
+    out: dict[str, set[str]] = {}
+    for q, d in zip(pos.column("query_id").to_pylist(), pos.column("doc_id").to_pylist()):
+        out.setdefault(q, set()).add(d)
+    return out
+
+
+def _query_vectors(run: RunDir, opts: RetrieveOptions, queries: pa.Table, reporter: Reporter) -> np.ndarray:
+    if opts.query_embeddings is not None:
+        from hnmine.stages.index import load_user_vectors
+
+        return load_user_vectors(opts.query_embeddings, queries.num_rows, normalize=opts.encoder.normalize)
+    vectors, _ = encode_cached(
+        queries.column("text").to_pylist(), opts.encoder, run.cache / "embeddings",
+        prompt=opts.query_prompt, prompt_name=opts.query_prompt_name, reporter=reporter, description="encoding queries",
+    )
+    return vectors
+
+
+def _dense_search(run: RunDir, opts: RetrieveOptions, queries: pa.Table, k: int, reporter: Reporter):
+    folder = run / "index/dense"
+    vectors = np.load(folder / "embeddings.npy", mmap_mode="r")
+    info = (run.manifest("index") or {}).get("stats", {}).get("dense", {"type": "exact"})
+    qv = _query_vectors(run, opts, queries, reporter)
+    if qv.shape[1] != vectors.shape[1]:
+        raise OptionError(f"query vectors have {qv.shape[1]} dimensions, corpus vectors {vectors.shape[1]}")
+    return dense_mod.search(qv, vectors, k, index_info=info, folder=folder, nprobe=opts.nprobe, reporter=reporter)
+
+
+def build_candidates(
+    query_ids: list[str],
+    positives: dict[str, set[str]],
+    corpus_ids: np.ndarray,
+    lists: dict[str, tuple[np.ndarray, np.ndarray]],
+    opts: RetrieveOptions,
+) -> pa.Table:
+    """Rows per query: positives found, plus the first max_depth non-positive candidates."""
+    cols: dict[str, list] = {name: [] for name in CANDIDATE_SCHEMA.names}
+    names = list(lists)
+    for row, qid in enumerate(query_ids):
+        pos = positives.get(qid, set())
+        per_source: dict[str, dict[str, float]] = {}
+        ranked: dict[str, list[str]] = {}
+        for name in names:
+            ids, scores = lists[name]
+            valid = ids[row] >= 0  # faiss and BM25 pad missing results with -1: never an id
+            docs = corpus_ids[ids[row][valid]].tolist()
+            ranked[name] = docs
+            per_source[name] = dict(zip(docs, scores[row][valid].tolist()))
+        if len(names) == 1:
+            fused = [(d, per_source[names[0]][d], names[0]) for d in ranked[names[0]]]
+        else:
+            fused = rrf(ranked, k=opts.rrf_k)
+        kept_neg = 0
+        for rank, (doc_id, score, source) in enumerate(fused, start=1):
+            is_pos = doc_id in pos
+            if not is_pos:
+                if kept_neg >= opts.max_depth:
+                    continue
+                kept_neg += 1
+            cols["query_id"].append(qid)
+            cols["doc_id"].append(doc_id)
+            cols["rank"].append(rank)
+            cols["score"].append(score)
+            cols["source"].append(source)
+            cols["is_positive"].append(is_pos)
+            cols["dense_score"].append(per_source.get("dense", {}).get(doc_id))
+            cols["bm25_score"].append(per_source.get("bm25", {}).get(doc_id))
+    return pa.table(cols, schema=CANDIDATE_SCHEMA)

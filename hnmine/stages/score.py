@@ -1,0 +1,188 @@
+"""Stage 3, score: a teacher scores every (query, candidate) and (query, positive) pair.
+
+A bi-encoder teacher that is the retriever's model reuses the index's vectors and the cached query
+vectors: scoring is then a dot product per pair, with no model call. Several teachers form an
+ensemble: each teacher's scores are standardised (z-scores over all pairs), then averaged.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from hnmine.encode import EncoderSpec, doc_texts, effective_dtype, encode_cached, resolve_model
+from hnmine.errors import ModelError
+from hnmine.io.atomic import write_parquet
+from hnmine.progress import Reporter
+from hnmine.rundir import RunDir, StageOutcome, stage_key
+from hnmine.stages.retrieve import CANDIDATE_SCHEMA
+from hnmine.teachers import TeacherSpec
+
+
+@dataclass(frozen=True)
+class ScoreOptions:
+    teachers: tuple[TeacherSpec, ...] = ()  # empty: a bi-encoder teacher with the encoder's model
+    encoder: EncoderSpec = field(default_factory=EncoderSpec)
+    query_prompt: str | None = None
+    query_prompt_name: str | None = None
+    corpus_prompt: str | None = None
+    corpus_prompt_name: str | None = None
+
+    def effective_teachers(self) -> tuple[TeacherSpec, ...]:
+        return self.teachers or (TeacherSpec("bi-encoder", self.encoder.model),)
+
+
+def _key_options(opts: ScoreOptions) -> dict:
+    teachers = []
+    for t in opts.effective_teachers():
+        teachers.append({"kind": t.kind, "model": t.model, "revision": resolve_model(t.model)[1]})
+    enc = {**vars(opts.encoder), "dtype": effective_dtype(opts.encoder.dtype, opts.encoder.device)}
+    enc.pop("device")
+    enc.pop("batch_size")
+    enc.pop("model")
+    return {"teachers": teachers, "encoder": enc, "query_prompt": opts.query_prompt, "query_prompt_name": opts.query_prompt_name,
+            "corpus_prompt": opts.corpus_prompt, "corpus_prompt_name": opts.corpus_prompt_name}
+
+
+def run_score(run: RunDir, opts: ScoreOptions, *, force: bool = False, reporter: Reporter | None = None) -> StageOutcome:
+    reporter = reporter or Reporter()
+    inputs = {"inputs": run.output_fingerprint("inputs"), "retrieve": run.output_fingerprint("retrieve")}
+    teachers = opts.effective_teachers()
+    if any(t.kind == "bi-encoder" for t in teachers) and (run / "index/dense/embeddings.npy").exists():
+        inputs["index"] = run.output_fingerprint("index")
+    key = stage_key("score", _key_options(opts), inputs)
+    if not force and run.up_to_date("score", key):
+        return run.skipped("score")
+    started = time.perf_counter()
+    candidates = pq.read_table(run.require("candidates.parquet"))
+    qrels = pq.read_table(run.require("inputs/qrels.parquet"))
+    table = add_missed_positives(candidates, qrels)
+    queries = pq.read_table(run.require("inputs/queries.parquet"))
+    corpus = pq.read_table(run.require("inputs/corpus.parquet"))
+    raw: dict[str, np.ndarray] = {}
+    models = {}
+    for t in teachers:
+        if t.kind == "bi-encoder":
+            raw[t.label] = _bi_encoder_scores(run, t, opts, table, queries, corpus, reporter)
+        else:
+            raw[t.label] = _cross_encoder_scores(t, opts, table, queries, corpus, reporter)
+        bad = ~np.isfinite(raw[t.label])
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ModelError(
+                f"teacher '{t.model}' gave a non-finite score for query {table['query_id'][i]} and document {table['doc_id'][i]} (try --dtype float32)"
+            )
+        models[t.label] = {"kind": t.kind, "name": t.model, "revision": resolve_model(t.model)[1]}
+    if len(raw) == 1:
+        combined = next(iter(raw.values()))
+    else:
+        combined = np.mean([standardise(v) for v in raw.values()], axis=0).astype(np.float32)
+        for label, values in raw.items():
+            table = table.append_column(f"teacher_{label}", pa.array(values, pa.float32()))
+    table = table.append_column("teacher_score", pa.array(combined, pa.float32()))
+    write_parquet(table, run / "scores.parquet")
+    pos = table.filter(table.column("is_positive"))
+    stats = {
+        "pairs_scored": table.num_rows,
+        "positive_pairs": pos.num_rows,
+        "positives_not_retrieved": int(pc.sum(pc.equal(table.column("source"), "qrels")).as_py() or 0),
+        "teachers": list(raw),
+    }
+    return run.finish(
+        "score", key, options=_key_options(opts), inputs=inputs, outputs=["scores.parquet"],
+        counts={"rows_in": candidates.num_rows, "rows_out": table.num_rows}, stats=stats, started=started, models=models,
+        packages=("pyarrow", "numpy", "sentence-transformers", "torch", "transformers"),
+    )
+
+
+def standardise(values: np.ndarray) -> np.ndarray:
+    std = float(values.std())
+    return (values - values.mean()) / (std if std > 0 else 1.0)
+
+
+def add_missed_positives(candidates: pa.Table, qrels: pa.Table) -> pa.Table:
+    """Append a row per (query, positive) that retrieval did not return, so every positive is scored."""
+    pos = qrels.filter(qrels.column("is_positive"))
+    retrieved = set(zip(candidates.column("query_id").to_pylist(), candidates.column("doc_id").to_pylist()))
+    missed_q, missed_d = [], []
+    for q, d in zip(pos.column("query_id").to_pylist(), pos.column("doc_id").to_pylist()):
+        if (q, d) not in retrieved:
+            missed_q.append(q)
+            missed_d.append(d)
+    n = len(missed_q)
+    extra = pa.table(
+        {
+            "query_id": pa.array(missed_q, pa.string()),
+            "doc_id": pa.array(missed_d, pa.string()),
+            "rank": pa.nulls(n, pa.int32()),
+            "score": pa.nulls(n, pa.float32()),
+            "source": pa.array(["qrels"] * n, pa.string()),
+            "is_positive": pa.array([True] * n, pa.bool_()),
+            "dense_score": pa.nulls(n, pa.float32()),
+            "bm25_score": pa.nulls(n, pa.float32()),
+        },
+        schema=CANDIDATE_SCHEMA,
+    )
+    return pa.concat_tables([candidates.cast(CANDIDATE_SCHEMA), extra])
+
+
+def _row_index(ids: list[str]) -> dict[str, int]:
+    return {x: i for i, x in enumerate(ids)}
+
+
+def _bi_encoder_scores(run: RunDir, t: TeacherSpec, opts: ScoreOptions, table: pa.Table, queries: pa.Table, corpus: pa.Table, reporter: Reporter) -> np.ndarray:
+    spec = replace(opts.encoder, model=t.model)
+    qv, _ = encode_cached(queries.column("text").to_pylist(), spec, run.cache / "embeddings", prompt=opts.query_prompt,
+                          prompt_name=opts.query_prompt_name, reporter=reporter, description="encoding queries (teacher)")
+    q_row = _row_index(queries.column("query_id").to_pylist())
+    doc_ids = corpus.column("doc_id").to_pylist()
+    index_models = (run.manifest("index") or {}).get("options", {})
+    same_as_index = (
+        (run / "index/dense/embeddings.npy").exists()
+        and index_models.get("encoder", {}).get("model") == t.model
+        and index_models.get("corpus_prompt") == opts.corpus_prompt
+        and index_models.get("corpus_prompt_name") == opts.corpus_prompt_name
+        and index_models.get("encoder", {}).get("max_length") == opts.encoder.max_length
+        and index_models.get("encoder", {}).get("dtype") == effective_dtype(opts.encoder.dtype, opts.encoder.device)
+        and index_models.get("corpus_embeddings") is None
+    )
+    if same_as_index:
+        dv = np.load(run / "index/dense/embeddings.npy", mmap_mode="r")
+        d_row = _row_index(doc_ids)
+    else:
+        needed = sorted(set(table.column("doc_id").to_pylist()))
+        pos = _row_index(doc_ids)
+        titles, texts = corpus.column("title").to_pylist(), corpus.column("text").to_pylist()
+        needed_texts = doc_texts([titles[pos[d]] for d in needed], [texts[pos[d]] for d in needed])
+        dv, _ = encode_cached(needed_texts, spec, run.cache / "embeddings", prompt=opts.corpus_prompt,
+                              prompt_name=opts.corpus_prompt_name, reporter=reporter, description="encoding documents (teacher)")
+        d_row = _row_index(needed)
+    qi = np.fromiter((q_row[q] for q in table.column("query_id").to_pylist()), dtype=np.int64, count=table.num_rows)
+    di = np.fromiter((d_row[d] for d in table.column("doc_id").to_pylist()), dtype=np.int64, count=table.num_rows)
+    out = np.empty(table.num_rows, dtype=np.float32)
+    step = 1 << 16  # bounded memory: gather and dot in blocks
+    for s in range(0, table.num_rows, step):
+        out[s : s + step] = np.einsum("ij,ij->i", np.asarray(qv[qi[s : s + step]]), np.asarray(dv[di[s : s + step]]))
+    return out
+
+
+def _cross_encoder_scores(t: TeacherSpec, opts: ScoreOptions, table: pa.Table, queries: pa.Table, corpus: pa.Table, reporter: Reporter) -> np.ndarray:
+    from hnmine.teachers.cross_encoder import load_cross_encoder, score_pairs
+
+    q_text = dict(zip(queries.column("query_id").to_pylist(), queries.column("text").to_pylist()))
+    full = doc_texts(corpus.column("title").to_pylist(), corpus.column("text").to_pylist())
+    d_text = dict(zip(corpus.column("doc_id").to_pylist(), full))
+    ce = load_cross_encoder(t.model, opts.encoder.device, opts.encoder.max_length)
+    return score_pairs(
+        ce,
+        [q_text[q] for q in table.column("query_id").to_pylist()],
+        [d_text[d] for d in table.column("doc_id").to_pylist()],
+        batch_size=opts.encoder.batch_size,
+        reporter=reporter,
+        dtype=effective_dtype(opts.encoder.dtype, opts.encoder.device),
+    )
