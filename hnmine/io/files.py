@@ -93,8 +93,16 @@ def _to_array(values: list) -> pa.Array:
     try:
         return pa.array(values)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-        # Mixed types (ids that are sometimes numbers, sometimes strings): keep them as text.
-        return pa.array([None if v is None else (v if isinstance(v, (list, dict)) else str(v)) for v in values])
+        pass
+    if any(isinstance(v, list) for v in values):
+        # Lists mixed with scalars (a positives field that is sometimes one string): a scalar is a
+        # one-item list, never a sequence of characters.
+        try:
+            return pa.array([None if v is None else (v if isinstance(v, list) else [v]) for v in values])
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            return pa.array([None if v is None else [str(x) for x in (v if isinstance(v, list) else [v])] for v in values])
+    # Mixed scalar types (ids that are sometimes numbers, sometimes strings): keep them as text.
+    return pa.array([None if v is None else (json.dumps(v, ensure_ascii=False) if isinstance(v, dict) else str(v)) for v in values])
 
 
 def _read_delimited(path: Path, delimiter: str) -> pa.Table:

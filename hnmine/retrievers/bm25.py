@@ -91,6 +91,10 @@ def search(queries: list[str], k: int, options: BM25Options, folder: Path, n_doc
                 ids[start : start + len(batch)] = docs
                 scores[start : start + len(batch)] = sc
                 advance(len(batch))
+    # Equal scores are ordered by document row, so both backends (and every run) agree on ties.
+    order = np.lexsort((ids, -scores))
+    ids = np.take_along_axis(ids, order, axis=1)
+    scores = np.take_along_axis(scores, order, axis=1)
     # A zero BM25 score means no shared term: not a candidate.
     ids[scores <= 0] = -1
     return ids, scores

@@ -1,0 +1,81 @@
+"""CLI: help for every command, exit codes and one-line messages."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from hnmine.cli import app
+
+runner = CliRunner()
+COMMANDS = ["index", "retrieve", "score", "filter", "export", "mine", "methods", "eval", "report", "inspect"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command):
+    result = runner.invoke(app, [command, "--help"])
+    assert result.exit_code == 0
+    assert len(result.output.strip().splitlines()) > 3
+
+
+def test_top_level_help_lists_commands_and_is_fast():
+    # --help must not import torch or sentence-transformers.
+    code = "import sys; from hnmine.cli import app; assert 'torch' not in sys.modules and 'sentence_transformers' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+    result = runner.invoke(app, ["--help"])
+    for command in COMMANDS:
+        assert command in result.output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--retriever", "sparse"], "unknown retriever 'sparse' (valid: bm25, dense, hybrid)"),
+        (["--format", "xml"], "unknown export format 'xml' (valid:"),
+        (["--method", "best"], "unknown method 'best' (valid:"),
+        (["--dtype", "int4"], "unknown dtype 'int4' (valid:"),
+        (["--range-min", "5", "--range-max", "3"], "range"),
+        (["--depth", "300"], "--depth (300) is larger than --max-depth (200)"),
+    ],
+)
+def test_bad_options_exit_2_with_one_line(tiny_beir, tmp_path, args, message):
+    run = tmp_path / "run"
+    result = runner.invoke(app, ["mine", str(tiny_beir), "--out", str(run), "--quiet", *args])
+    assert result.exit_code == 2, result.output
+    err = result.output.strip()
+    assert err.startswith("hnmine: error:") and message in err
+    assert len(err.splitlines()) == 1
+    assert "Traceback" not in err
+    assert not (run / "manifests").exists()  # nothing was written
+
+
+def test_missing_input_file(tmp_path):
+    result = runner.invoke(app, ["mine", str(tmp_path / "nope"), "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2
+    assert "nope: no such file or folder" in result.output
+
+
+def test_stage_before_its_input_exists(tmp_path):
+    result = runner.invoke(app, ["filter", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2
+    assert "has not run here" in result.output
+
+
+def test_config_file_sets_options_and_flags_override(tiny_beir, tmp_path):
+    cfg = tmp_path / "hn.toml"
+    cfg.write_text('retriever = "sparse"\n[mine]\nnum-negatives = 2\n')
+    result = runner.invoke(app, ["mine", str(tiny_beir), "--out", str(tmp_path / "r"), "--config", str(cfg), "--quiet"])
+    assert result.exit_code == 2 and "unknown retriever 'sparse'" in result.output
+    bad = tmp_path / "bad.toml"
+    bad.write_text("no_such_option = 1\n")
+    result = runner.invoke(app, ["mine", str(tiny_beir), "--out", str(tmp_path / "r"), "--config", str(bad)])
+    assert result.exit_code == 2 and "unknown option(s)" in result.output and "no_such_option" in result.output
+
+
+def test_methods_lists_every_method():
+    result = runner.invoke(app, ["methods"])
+    for name in ["naive", "shifted", "topk-abs", "topk-marginpos", "topk-percpos", "sampled", "top1-sampled", "simans"]:
+        assert name in result.output

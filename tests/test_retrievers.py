@@ -1,0 +1,87 @@
+"""Retrievers: BM25 against the rank-bm25 reference, RRF fusion by hand, dense search edge cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hnmine.retrievers import bm25
+from hnmine.retrievers.dense import build_index, search
+from hnmine.retrievers.fusion import rrf
+from hnmine.stages.retrieve import RetrieveOptions, build_candidates
+
+from conftest import TINY_DOCS, TINY_QUERIES
+
+
+def test_bm25s_matches_rank_bm25_reference(tmp_path):
+    texts = [f"{d['title']} {d['text']}" for d in TINY_DOCS]
+    queries = [q["text"] for q in TINY_QUERIES] + ["coffee pressure water", "bicycle chain wear cassette"]
+    results = {}
+    for backend in ("bm25s", "rank-bm25"):
+        opts = bm25.BM25Options(backend=backend, method="robertson")
+        bm25.build(texts, opts, tmp_path / backend)
+        results[backend] = bm25.search(queries, 5, opts, tmp_path / backend, len(texts))
+    ids_a, sc_a = results["bm25s"]
+    ids_b, sc_b = results["rank-bm25"]
+    assert (ids_a == ids_b).all()
+    # rank-bm25's BM25Okapi carries the constant factor (k1 + 1); the rankings are the same.
+    valid = ids_a >= 0
+    np.testing.assert_allclose(sc_a[valid] * (1.5 + 1), sc_b[valid], rtol=1e-4)
+
+
+def test_bm25_no_shared_term_is_not_a_candidate(tmp_path):
+    texts = [f"{d['title']} {d['text']}" for d in TINY_DOCS]
+    opts = bm25.BM25Options()
+    bm25.build(texts, opts, tmp_path / "i")
+    ids, _ = bm25.search(["zzzz qqqq"], 5, opts, tmp_path / "i", len(texts))
+    assert (ids == -1).all()
+
+
+def test_rrf_hand_computed():
+    fused = rrf({"dense": ["a", "b", "c"], "bm25": ["b", "d"]}, k=60)
+    scores = {d: s for d, s, _ in fused}
+    assert scores["b"] == pytest.approx(1 / 62 + 1 / 61)
+    assert scores["a"] == pytest.approx(1 / 61)
+    assert scores["d"] == pytest.approx(1 / 62)
+    assert [d for d, _, _ in fused] == ["b", "a", "d", "c"]
+    assert dict((d, s) for d, _, s in fused)["b"] == "dense+bm25"
+
+
+def test_dense_search_caps_k_at_corpus_size_and_never_returns_padding(tmp_path):
+    rng = np.random.default_rng(0)
+    docs = rng.normal(size=(4, 8)).astype(np.float32)
+    docs /= np.linalg.norm(docs, axis=1, keepdims=True)
+    info = build_index(docs, tmp_path)
+    ids, scores = search(docs[:2], docs, 10, index_info=info, folder=tmp_path)
+    assert ids.shape == (2, 4)
+    assert (ids >= 0).all()
+    assert ids[0, 0] == 0 and ids[1, 0] == 1
+
+
+def test_ivf_index_above_threshold_has_high_recall(tmp_path):
+    from hnmine.retrievers.dense import measure_recall
+
+    rng = np.random.default_rng(1)
+    centres = rng.normal(size=(50, 16))
+    docs = (centres[rng.integers(0, 50, size=3000)] + 0.3 * rng.normal(size=(3000, 16))).astype(np.float32)
+    docs /= np.linalg.norm(docs, axis=1, keepdims=True)
+    info = build_index(docs, tmp_path, exact_max_docs=1000)
+    assert info["type"] == "ivf"
+    recall = measure_recall(docs[:200] + 0.01, docs, 10, index_info=info, folder=tmp_path)
+    assert recall > 0.9
+
+
+def test_candidates_keep_depth_negatives_whatever_the_number_of_positives():
+    # A pitfall of other miners: searching depth + 1 leaves queries with several positives short.
+    corpus_ids = np.array([f"d{i}" for i in range(10)], dtype=object)
+    ids = np.array([[0, 1, 2, 3, 4, 5, 6], [6, 5, 4, 3, 2, 1, 0]])
+    scores = np.linspace(1, 0, 7, dtype=np.float32)[None, :].repeat(2, 0)
+    positives = {"q1": {"d0", "d1", "d2"}, "q2": {"d9"}}
+    table = build_candidates(["q1", "q2"], positives, corpus_ids, {"dense": (ids, scores)}, RetrieveOptions(max_depth=4))
+    rows = table.to_pylist()
+    q1 = [r for r in rows if r["query_id"] == "q1"]
+    assert sum(not r["is_positive"] for r in q1) == 4
+    assert sum(r["is_positive"] for r in q1) == 3
+    assert [r["rank"] for r in q1] == [1, 2, 3, 4, 5, 6, 7]
+    q2 = [r for r in rows if r["query_id"] == "q2"]
+    assert len(q2) == 4 and not any(r["is_positive"] for r in q2)
