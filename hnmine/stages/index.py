@@ -33,7 +33,11 @@ class IndexOptions:
 
 
 def input_fingerprints(run: RunDir) -> dict:
-    return {"inputs": run.output_fingerprint("inputs")}
+    # The index depends on the corpus alone: new judgments or hidden positives do not re-index.
+    from hnmine.rundir import file_hash
+
+    run.output_fingerprint("inputs")  # the inputs stage must have run
+    return {"corpus": file_hash(run.require("inputs/corpus.parquet"))}
 
 
 def _key_options(opts: IndexOptions) -> dict:
