@@ -1,0 +1,341 @@
+"""`build_report`: the data of the false-negative report, as a JSON-able dict.
+
+Reads only the columns it needs and computes with numpy, so a SciFact-size run (about 800
+queries, 160k score rows) takes well under a second.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pyarrow.compute as pc
+
+from hnmine import __version__
+from hnmine.errors import OptionError, UnknownName
+from hnmine.report import load
+from hnmine.report.histogram import histogram, shared_edges
+
+KEPT = "kept"
+REQUIRED = (
+    "inputs/queries.parquet",
+    "inputs/corpus.parquet",
+    "scores.parquet",
+    "negatives.parquet",
+    "dropped.parquet",
+    "query_summary.parquet",
+)
+SHORT_QUERIES_SHOWN = 10
+DEFAULT_BINS = 40
+
+
+def normalise_reason(name: str) -> str:
+    """`--reason` accepts the table's name or its label ('within margin', 'within-margin')."""
+    return "_".join(name.strip().lower().replace("-", " ").split())
+
+
+def build_report(
+    run_dir: str | Path,
+    top: int = 20,
+    reason: str | None = None,
+    *,
+    bins: int = DEFAULT_BINS,
+    include_points: bool = False,
+) -> dict:
+    """The report of one run: stages, coverage, score distributions, drop reasons, suspects.
+
+    `top` suspects are listed, optionally only those with `reason` (a drop reason of
+    dropped.parquet, or "kept"). `include_points` adds the (positive score, negative score)
+    pairs behind the HTML scatter plot under "points"; they are left out of the JSON output.
+    """
+    if top < 0:
+        raise OptionError(f"--top must be 0 or more, not {top}")
+    run_dir = load.check_run_dir(Path(run_dir))
+    load.require(run_dir, *REQUIRED)
+    manifests = load.read_manifests(run_dir)
+
+    summary = load.read(
+        run_dir,
+        "query_summary.parquet",
+        ["query_id", "n_negatives", "shortfall", "status"],
+        optional=["n_positives", "n_candidates", "depth_used", "exported", "positive_score"],
+    )
+    neg = load.read(
+        run_dir,
+        "negatives.parquet",
+        ["query_id", "doc_id", "teacher_score", "positive_score"],
+        optional=["rank", "retrieval_rank", "source", "is_random"],
+    )
+    drop = load.read(
+        run_dir,
+        "dropped.parquet",
+        ["query_id", "doc_id", "teacher_score", "positive_score", "reason"],
+        optional=["rank", "retrieval_rank", "source"],
+    )
+    scores = load.read(run_dir, "scores.parquet", ["query_id", "doc_id", "is_positive", "teacher_score"])
+
+    reasons = load.strings(drop, "reason")
+    reason_counts = _reason_counts(drop)
+    if reason is not None:
+        wanted = normalise_reason(reason)
+        valid = [KEPT] + [r["reason"] for r in reason_counts]
+        if wanted not in valid:
+            raise UnknownName("reason", reason, valid)
+        reason = wanted
+
+    is_pos = load.bools(scores, "is_positive")
+    teacher = load.floats(scores, "teacher_score")
+    pos_scores = teacher[is_pos]
+    kept_scores = load.floats(neg, "teacher_score")
+    drop_scores = load.floats(drop, "teacher_score")
+    not_known = reasons != "known_positive"
+
+    is_random = load.bools(neg, "is_random") if "is_random" in neg.column_names else np.zeros(neg.num_rows, bool)
+    n_candidates = int((~is_pos).sum())
+    n_kept = int((~is_random).sum())
+    n_dropped = int(not_known.sum())
+    funnel = {
+        "scored_rows": scores.num_rows,
+        "positives": int(is_pos.sum()),
+        "candidates": n_candidates,
+        "kept": n_kept,
+        "random": int(is_random.sum()),
+        "dropped": n_dropped,
+        "unused": max(0, n_candidates - n_kept - n_dropped),
+    }
+
+    series = {"positives": pos_scores, "kept": kept_scores, "dropped": drop_scores[not_known]}
+    edges = shared_edges(list(series.values()), bins)
+    distributions = {
+        "edges": [_f(e) for e in edges],
+        "series": {name: {**_stats(vals), "counts": histogram(vals, edges)} for name, vals in series.items()},
+    }
+
+    report = {
+        "run": str(run_dir),
+        "hnmine_version": __version__,
+        "meta": _meta(manifests),
+        "stages": _stages(manifests),
+        "coverage": _coverage(run_dir, summary),
+        "funnel": funnel,
+        "scores": distributions,
+        "drop_reasons": reason_counts,
+        "suspects": _suspects(run_dir, neg, drop, scores, is_pos, teacher, top, reason),
+    }
+    if include_points:
+        report["points"] = _points(neg, drop, not_known)
+    return report
+
+
+# -- sections ---------------------------------------------------------------------------------
+
+
+def _meta(manifests: dict[str, dict]) -> dict:
+    models: dict[str, str] = {}
+    for m in manifests.values():
+        for role, info in (m.get("models") or {}).items():
+            name = info.get("name") if isinstance(info, dict) else info
+            if name:
+                models[str(role)] = str(name)
+    options = (manifests.get("filter") or {}).get("options") or {}
+    method = options.get("method") if isinstance(options, dict) else None
+    return {"models": models, "method": method}
+
+
+def _stages(manifests: dict[str, dict]) -> list[dict]:
+    rows = []
+    names = list(load.STAGE_ORDER) + [s for s in manifests if s not in load.STAGE_ORDER]
+    for stage in names:
+        m = manifests.get(stage)
+        if m is None:
+            rows.append({"stage": stage, "ran": False, "rows_in": None, "rows_out": None, "seconds": None,
+                         "finished_at": None})
+            continue
+        counts = m.get("counts") or {}
+        rows.append({
+            "stage": stage,
+            "ran": True,
+            "rows_in": _i(counts.get("rows_in")),
+            "rows_out": _i(counts.get("rows_out")),
+            "seconds": _f(m.get("seconds"), 3),
+            "finished_at": m.get("finished_at"),
+        })
+    return rows
+
+
+def _coverage(run_dir: Path, summary) -> dict:
+    qids = load.strings(summary, "query_id")
+    n_neg = load.ints(summary, "n_negatives", 0)
+    shortfall = load.ints(summary, "shortfall", 0)
+    status = load.strings(summary, "status")
+    target = int((n_neg + shortfall).max()) if len(qids) else 0
+    per_query = np.bincount(np.clip(n_neg, 0, None), minlength=target + 1) if len(qids) else np.zeros(1, int)
+    statuses: dict[str, int] = {}
+    for s in ("ok", "short", "no_candidates", "no_positive"):
+        statuses[s] = int((status == s).sum())
+    for s in sorted(set(status.tolist()) - set(statuses)):
+        statuses[str(s)] = int((status == s).sum())
+    exported = int(load.bools(summary, "exported").sum()) if "exported" in summary.column_names else None
+
+    # the queries furthest from the target, first-appearance order among equals
+    short_idx = np.flatnonzero(shortfall > 0)
+    short_idx = short_idx[np.argsort(-shortfall[short_idx], kind="stable")][:SHORT_QUERIES_SHOWN]
+    texts = load.lookup_texts(run_dir, "queries", qids[short_idx].tolist())
+    extra = {c: load.ints(summary, c, -1) for c in ("n_candidates", "depth_used", "n_positives")
+             if c in summary.column_names}
+    short_rows = []
+    for i in short_idx:
+        row = {
+            "query_id": str(qids[i]),
+            "query": texts.get(qids[i], ("", ""))[1],
+            "n_negatives": int(n_neg[i]),
+            "shortfall": int(shortfall[i]),
+            "status": str(status[i]),
+        }
+        for c, arr in extra.items():
+            row[c] = None if arr[i] < 0 else int(arr[i])
+        short_rows.append(row)
+    return {
+        "queries": int(len(qids)),
+        "target": target,
+        "full": int(((shortfall == 0) & (n_neg > 0)).sum()),
+        "short": int((shortfall > 0).sum()),
+        "status": statuses,
+        "exported": exported,
+        "negatives_per_query": [int(c) for c in per_query],
+        "shortest": short_rows,
+    }
+
+
+def _reason_counts(drop) -> list[dict]:
+    total = drop.num_rows
+    counts = {}
+    if total:
+        vc = pc.value_counts(drop.column("reason"))
+        counts = {str(v): int(c) for v, c in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist())}
+    order = {r: i for i, r in enumerate(load.REASON_ORDER)}
+    names = sorted(counts, key=lambda r: (order.get(r, len(order)), r))
+    return [{"reason": r, "count": counts[r], "share": _f(counts[r] / total, 4)} for r in names]
+
+
+def _suspects(run_dir, neg, drop, scores, is_pos, teacher, top: int, reason: str | None) -> dict:
+    """Kept negatives and dropped candidates, highest teacher score relative to the positive."""
+    reasons = load.strings(drop, "reason")
+    parts = []
+    if reason in (None, KEPT):
+        parts.append((neg, np.full(neg.num_rows, KEPT, dtype=object)))
+    if reason != KEPT:
+        mask = reasons != "known_positive" if reason is None else reasons == reason
+        parts.append((drop.filter(mask), reasons[mask]))
+
+    cols = {"query_id": [], "doc_id": [], "teacher": [], "positive": [], "status": [], "rank": [],
+            "retrieval_rank": [], "source": []}
+    for table, status in parts:
+        cols["query_id"].append(load.strings(table, "query_id"))
+        cols["doc_id"].append(load.strings(table, "doc_id"))
+        cols["teacher"].append(load.floats(table, "teacher_score"))
+        cols["positive"].append(load.floats(table, "positive_score"))
+        cols["status"].append(status)
+        for c in ("rank", "retrieval_rank"):
+            cols[c].append(load.ints(table, c, -1) if c in table.column_names else np.full(table.num_rows, -1))
+        cols["source"].append(load.strings(table, "source") if "source" in table.column_names
+                              else np.full(table.num_rows, None, dtype=object))
+    cat = {k: (np.concatenate(v) if v else np.array([])) for k, v in cols.items()}
+    delta = cat["teacher"] - cat["positive"] if len(cat["teacher"]) else np.array([])
+    valid = np.flatnonzero(np.isfinite(delta))
+    order = valid[np.argsort(-delta[valid], kind="stable")][:top]
+
+    qids = cat["query_id"][order].tolist()
+    positives = _positives_of(scores, is_pos, teacher, set(qids))
+    chosen = {}
+    for i in order:
+        q = cat["query_id"][i]
+        cands = positives.get(q, [])
+        if cands:  # the positive whose score is the reference score (or nearest to it)
+            chosen[i] = min(cands, key=lambda d_s: abs(d_s[1] - cat["positive"][i]))
+    docs = load.lookup_texts(run_dir, "corpus", cat["doc_id"][order].tolist() + [d for d, _ in chosen.values()])
+    queries = load.lookup_texts(run_dir, "queries", qids)
+
+    rows = []
+    for n, i in enumerate(order, start=1):
+        q, d = cat["query_id"][i], cat["doc_id"][i]
+        pos_id = chosen[i][0] if i in chosen else None
+        rows.append({
+            "n": n,
+            "query_id": str(q),
+            "query": queries.get(q, ("", ""))[1],
+            "positive_id": pos_id,
+            "positive_title": docs.get(pos_id, ("", ""))[0] if pos_id else "",
+            "positive": docs.get(pos_id, ("", ""))[1] if pos_id else "",
+            "positive_score": _f(cat["positive"][i]),
+            "doc_id": str(d),
+            "suspect_title": docs.get(d, ("", ""))[0],
+            "suspect": docs.get(d, ("", ""))[1],
+            "teacher_score": _f(cat["teacher"][i]),
+            "delta": _f(delta[i]),
+            "status": str(cat["status"][i]),
+            "rank": None if cat["rank"][i] < 0 else int(cat["rank"][i]),
+            "retrieval_rank": None if cat["retrieval_rank"][i] < 0 else int(cat["retrieval_rank"][i]),
+            "source": cat["source"][i],
+        })
+    return {
+        "reason": reason,
+        "top": top,
+        "considered": int(len(valid)),
+        "above_positive": int((delta[valid] > 0).sum()),
+        "rows": rows,
+    }
+
+
+def _positives_of(scores, is_pos, teacher, qids: set) -> dict[str, list[tuple[str, float]]]:
+    out: dict[str, list[tuple[str, float]]] = {}
+    if not qids:
+        return out
+    idx = np.flatnonzero(is_pos)
+    q = load.strings(scores.take(idx), "query_id")
+    d = load.strings(scores.take(idx), "doc_id")
+    for qi, di, s in zip(q, d, teacher[idx]):
+        if qi in qids and np.isfinite(s):
+            out.setdefault(qi, []).append((di, float(s)))
+    return out
+
+
+def _points(neg, drop, not_known) -> dict:
+    def pairs(table):
+        x, y = load.floats(table, "positive_score"), load.floats(table, "teacher_score")
+        ok = np.isfinite(x) & np.isfinite(y)
+        return {"positive_score": x[ok].round(5).tolist(), "teacher_score": y[ok].round(5).tolist()}
+
+    return {"kept": pairs(neg), "dropped": pairs(drop.filter(not_known))}
+
+
+# -- numbers ----------------------------------------------------------------------------------
+
+
+def _stats(values: np.ndarray) -> dict:
+    values = values[np.isfinite(values)]
+    if not values.size:
+        return {"n": 0, "min": None, "p25": None, "median": None, "p75": None, "max": None, "mean": None}
+    p25, med, p75 = np.percentile(values, [25, 50, 75])
+    return {
+        "n": int(values.size),
+        "min": _f(values.min()),
+        "p25": _f(p25),
+        "median": _f(med),
+        "p75": _f(p75),
+        "max": _f(values.max()),
+        "mean": _f(values.mean()),
+    }
+
+
+def _f(x, digits: int = 6):
+    """A float for JSON: rounded (float32 noise off), None for null/NaN."""
+    if x is None:
+        return None
+    x = float(x)
+    return None if math.isnan(x) or math.isinf(x) else round(x, digits)
+
+
+def _i(x):
+    return None if x is None else int(x)

@@ -1,0 +1,372 @@
+"""The false-negative report: data, terminal snapshot, JSON, inspect, errors.
+
+Regenerate the snapshot with `HNMINE_UPDATE_SNAPSHOTS=1 pytest tests/test_report.py`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import typer
+from rich.cells import cell_len
+from rich.console import Console
+from typer.testing import CliRunner
+
+from hnmine.cli_report import inspect_command, report_command
+from hnmine.errors import InputError, MissingColumn, OptionError, RunDirError, UnknownName
+from hnmine.report import build_report, find_query, inspect_query, render_inspect, render_report
+from hnmine.report.histogram import axis, bar, column_chart, rebin
+from hnmine.report.text import clean, trim, wrap_lines
+
+HERE = Path(__file__).parent
+SNAPSHOT = HERE / "snapshots" / "report.txt"
+INSPECT_SNAPSHOT = HERE / "snapshots" / "inspect_q3.txt"
+UPDATE = os.environ.get("HNMINE_UPDATE_SNAPSHOTS") == "1"
+
+_spec = importlib.util.spec_from_file_location("report_run_build", HERE / "fixtures" / "report_run" / "build.py")
+fixture_build = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(fixture_build)
+
+
+@pytest.fixture(scope="session")
+def built_run(tmp_path_factory) -> Path:
+    return fixture_build.build_run(tmp_path_factory.mktemp("runs") / "report_run")
+
+
+@pytest.fixture
+def run(built_run, tmp_path, monkeypatch) -> Path:
+    """A fresh copy, reached by the relative path 'report_run' (so output does not hold tmp paths)."""
+    shutil.copytree(built_run, tmp_path / "report_run")
+    monkeypatch.chdir(tmp_path)
+    return Path("report_run")
+
+
+def console(width: int = 100) -> Console:
+    return Console(file=io.StringIO(), width=width, force_terminal=False, color_system=None,
+                   legacy_windows=False, emoji=False)
+
+
+def rendered(fn, data, width: int = 100) -> str:
+    c = console(width)
+    fn(data, c)
+    return "\n".join(line.rstrip() for line in c.file.getvalue().splitlines()) + "\n"
+
+
+def check_snapshot(path: Path, text: str) -> None:
+    if UPDATE or not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        if not UPDATE:
+            pytest.fail(f"wrote missing snapshot {path}; check it and rerun")
+    assert text == path.read_text(encoding="utf-8"), \
+        f"report differs from {path}; if the change is intended, rerun with HNMINE_UPDATE_SNAPSHOTS=1"
+
+
+def cli() -> typer.Typer:
+    app = typer.Typer()
+    app.command("report")(report_command)
+    app.command("inspect")(inspect_command)
+    return app
+
+
+# -- the data, checked against the hand-built run ---------------------------------------------
+
+
+def test_report_data(run):
+    r = build_report(run, top=5)
+    assert [s["stage"] for s in r["stages"]] == ["inputs", "index", "retrieve", "score", "filter", "export"]
+    assert r["stages"][3] == {"stage": "score", "ran": True, "rows_in": 22, "rows_out": 23, "seconds": 12.35,
+                              "finished_at": "2026-11-23T10:03:00Z"}
+    assert r["stages"][-1]["ran"] is False
+
+    cov = r["coverage"]
+    assert (cov["queries"], cov["target"], cov["full"], cov["short"], cov["exported"]) == (4, 3, 3, 1, 4)
+    assert cov["negatives_per_query"] == [0, 0, 1, 3]
+    assert [q["query_id"] for q in cov["shortest"]] == ["q3"]
+    assert cov["shortest"][0]["query"] == "ما هي أعراض مرض السكري من النوع الثاني؟"
+
+    # 18 non-positive candidates: 10 kept from retrieval, 7 dropped (known positives aside), 1 unused
+    assert r["funnel"] == {"scored_rows": 23, "positives": 5, "candidates": 18, "kept": 10, "random": 1,
+                           "dropped": 7, "unused": 1}
+    reasons = {x["reason"]: x["count"] for x in r["drop_reasons"]}
+    assert reasons["known_positive"] == 4 and sum(reasons.values()) == 11
+    assert [x["reason"] for x in r["drop_reasons"]][:3] == [
+        "known_positive", "same_text_as_positive", "near_duplicate_of_positive"]  # rule order
+
+    series = r["scores"]["series"]
+    assert (series["positives"]["n"], series["kept"]["n"], series["dropped"]["n"]) == (5, 10, 7)
+    assert series["positives"]["median"] == pytest.approx(0.80)
+    assert sum(series["dropped"]["counts"]) == 7
+    assert r["scores"]["edges"][0] == pytest.approx(-0.2) and r["scores"]["edges"][-1] == pytest.approx(0.99)
+
+
+def test_suspects_ranked_by_score_over_positive(run):
+    s = build_report(run, top=20)["suspects"]
+    rows = s["rows"]
+    # kept + dropped, known positives aside, random negatives (no teacher score) aside
+    assert s["considered"] == 17 and s["above_positive"] == 5
+    assert [(x["doc_id"], x["status"]) for x in rows[:5]] == [
+        ("d33", "above_max_score"), ("d31", "kept"), ("d3", "within_margin_of_positive"), ("d2", "kept"),
+        ("d7", "same_text_as_positive")]
+    assert rows[0]["delta"] == pytest.approx(0.99 - 0.76)
+    assert rows[0]["positive_id"] == "d30" and rows[0]["positive_score"] == pytest.approx(0.76)
+    assert rows[1]["rank"] == 2 and rows[1]["retrieval_rank"] == 3
+    deltas = [x["delta"] for x in rows]
+    assert deltas == sorted(deltas, reverse=True)
+    # q3's reference score is the min of its two positives: the positive shown is that one (d21)
+    q3 = [x for x in rows if x["query_id"] == "q3"]
+    assert q3 and all(x["positive_id"] == "d21" for x in q3)
+    assert all(x["status"] != "known_positive" for x in rows)
+
+
+def test_reason_filter(run):
+    kept = build_report(run, reason="kept")["suspects"]
+    assert kept["rows"] and {x["status"] for x in kept["rows"]} == {"kept"}
+    assert len(kept["rows"]) == 10
+    margin = build_report(run, reason="within margin of positive")["suspects"]  # label form accepted
+    assert margin["reason"] == "within_margin_of_positive"
+    assert [x["doc_id"] for x in margin["rows"]] == ["d3"]
+    # asked for by name, known positives can be listed
+    assert len(build_report(run, reason="known_positive")["suspects"]["rows"]) == 4
+
+
+def test_top(run):
+    assert len(build_report(run, top=3)["suspects"]["rows"]) == 3
+    assert build_report(run, top=0)["suspects"]["rows"] == []
+    with pytest.raises(OptionError):
+        build_report(run, top=-1)
+
+
+def test_points_only_on_request(run):
+    assert "points" not in build_report(run)
+    pts = build_report(run, include_points=True)["points"]
+    assert len(pts["kept"]["teacher_score"]) == 10  # the random negative has no score
+    assert len(pts["dropped"]["teacher_score"]) == 7
+
+
+# -- terminal ---------------------------------------------------------------------------------
+
+
+def test_terminal_snapshot(run):
+    check_snapshot(SNAPSHOT, rendered(render_report, build_report(run, top=8)))
+
+
+@pytest.mark.parametrize("width", [60, 80, 100, 160])
+def test_terminal_fits_width_and_trims_long_text(run, width):
+    out = rendered(render_report, build_report(run, top=20), width)
+    for line in out.splitlines():
+        assert cell_len(line) <= width, line
+    # characters as themselves: CJK, Arabic, accents
+    assert "吸烟会导致肺" in out and "السكري" in out and "caféine" in out
+    assert "\\u" not in out
+    # the very long document is cut with an ellipsis, not wrapped into a wall
+    assert "…" in out
+    assert out.count("Cette revue systématique") <= 1
+    # markup in a text is shown literally (not interpreted by rich)
+    assert "Revue systématique" in out
+
+
+def test_text_markup_shown_literally(run):
+    data = inspect_query(run, "q1")
+    out = rendered(render_inspect, data, 160)
+    assert "[bold]Not markup[/bold]" in out and "<script>" in out
+
+
+def test_trim_and_wrap_count_cells():
+    assert trim("abcdef", 4) == "abc…"
+    assert trim("abc", 4) == "abc"
+    cut = trim("吸烟会导致肺癌吗", 7)  # wide characters take two cells each
+    assert cut == "吸烟会…" and cell_len(cut) <= 7
+    lines = wrap_lines("word " * 100, 20, 3)
+    assert len(lines) == 3 and lines[-1].endswith("…") and all(cell_len(x) <= 20 for x in lines)
+    assert wrap_lines("short text", 20, 3) == ["short text"]
+    lines = wrap_lines("大規模コホート研究により" * 10, 10, 2)
+    assert len(lines) == 2 and all(cell_len(x) <= 10 for x in lines) and lines[-1].endswith("…")
+    assert clean("a\n\tb\x07  c") == "a b c"
+
+
+def test_histogram_helpers():
+    assert column_chart([0, 4, 8], height=1) == [" ▄█"]
+    assert column_chart([1, 100], height=1) == ["▁█"]  # a small nonzero count stays visible
+    rows = column_chart([8, 16], height=2)
+    assert rows == [" █", "██"]
+    assert rebin([1] * 40, 25) == [2] * 20
+    assert bar(0.5, 4) == "██  " and bar(1.0, 3) == "███" and bar(0.0, 2) == "  "
+    assert bar(0.01, 10).startswith("▏")
+    line = axis(0.0, 1.0, 30)
+    assert len(line) == 30 and line.startswith("0.00") and line.endswith("1.00") and "0.50" in line
+
+
+# -- JSON -------------------------------------------------------------------------------------
+
+
+def test_report_json_cli_keeps_characters(run):
+    result = CliRunner().invoke(cli(), ["report", str(run), "--json", "--top", "20"])
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "\\u" not in out  # no ASCII escapes
+    assert "吸烟会导致肺癌吗？" in out and "ما هي أعراض مرض السكري" in out and "Caféine et fréquence" in out
+    data = json.loads(out)
+    assert data["coverage"]["full"] == 3 and "points" not in data
+    assert len(data["suspects"]["rows"]) == 17
+
+
+def test_report_cli_terminal(run):
+    result = CliRunner().invoke(cli(), ["report", str(run), "--top", "3"])
+    assert result.exit_code == 0, result.output
+    assert "Suspected false negatives (top 3 of 17)" in result.stdout
+
+
+def test_cli_lets_library_errors_through(run):
+    """The main CLI turns HnmineError into a message and exit 2; these commands must not eat it."""
+    result = CliRunner().invoke(cli(), ["report", "nowhere"])
+    assert isinstance(result.exception, RunDirError)
+    result = CliRunner().invoke(cli(), ["report", str(run), "--reason", "bogus"])
+    assert isinstance(result.exception, UnknownName)
+    result = CliRunner().invoke(cli(), ["inspect", str(run), "q404"])
+    assert isinstance(result.exception, InputError)
+
+
+# -- inspect ----------------------------------------------------------------------------------
+
+
+def test_inspect_story(run):
+    d = inspect_query(run, "q3")
+    assert d["query"] == "ما هي أعراض مرض السكري من النوع الثاني؟"
+    assert d["positive_score"] == pytest.approx(0.55)
+    assert d["summary"]["status"] == "short" and d["summary"]["shortfall"] == 1
+    assert [(p["doc_id"], p["rank"]) for p in d["positives"]] == [("d20", 1), ("d21", None)]
+    story = [(c["doc_id"], c["rank"], c["verdict"], c["reason"]) for c in d["candidates"]]
+    assert story == [
+        ("d20", 1, "positive", None),
+        ("d23", 2, "dropped", "within_relative_margin_of_positive"),
+        ("d22", 3, "kept", None),
+        ("d24", 4, "dropped", "below_min_score"),
+        ("d21", None, "positive", None),
+        ("d40", None, "kept", None),  # the random negative
+    ]
+    d23 = d["candidates"][1]
+    assert d23["teacher_score"] == pytest.approx(0.53) and d23["delta"] == pytest.approx(-0.02)
+    assert d23["source"] == "dense+bm25" and d23["dense_score"] is not None and d23["bm25_score"] is not None
+    assert d["counts"] == {"positive": 2, "kept": 2, "dropped": 2, "unused": 0, "random": 1}
+
+    q1 = inspect_query(run, "q1")
+    assert [c["verdict"] for c in q1["candidates"]].count("unused") == 1
+
+
+def test_inspect_snapshot(run):
+    check_snapshot(INSPECT_SNAPSHOT, rendered(render_inspect, inspect_query(run, "q3")))
+
+
+def test_inspect_by_text(run):
+    assert inspect_query(run, query_text="肺癌")["query_id"] == "q2"
+    assert find_query(run, query_text="  EFFETS de la caféine ")[0] == "q4"  # case and spaces
+    with pytest.raises(InputError, match="2 queries contain 'caf': q1, q4"):
+        find_query(run, query_text="caf")
+    with pytest.raises(InputError, match="no query text contains"):
+        find_query(run, query_text="zebra")
+    with pytest.raises(OptionError):
+        find_query(run)
+    with pytest.raises(OptionError):
+        find_query(run, "q1", "caf")
+
+
+def test_inspect_unknown_id(run):
+    with pytest.raises(InputError, match=r"no query 'q10' in .*queries.parquet \(4 queries; did you mean q1"):
+        inspect_query(run, "q10")
+
+
+def test_inspect_json_cli(run):
+    result = CliRunner().invoke(cli(), ["inspect", str(run), "--query", "سكري", "--json"])
+    assert result.exit_code == 0, result.output
+    assert "\\u" not in result.stdout and "العلاج بالأنسولين" in result.stdout
+    assert json.loads(result.stdout)["query_id"] == "q3"
+
+
+def test_inspect_narrow_terminal_puts_text_under_row(run):
+    out = rendered(render_inspect, inspect_query(run, "q1"), 70)
+    assert all(cell_len(line) <= 70 for line in out.splitlines())
+    assert "within margin of positive" in out
+
+
+def test_inspect_before_filter(run):
+    for name in ("negatives.parquet", "dropped.parquet", "query_summary.parquet"):
+        (run / name).unlink()
+    d = inspect_query(run, "q1")
+    assert d["filtered"] is False and {c["verdict"] for c in d["candidates"]} == {"positive", "unfiltered"}
+    assert "not filtered yet" in rendered(render_inspect, d)
+
+
+# -- errors -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name, stage", [
+    ("scores.parquet", "score"),
+    ("dropped.parquet", "filter"),
+    ("query_summary.parquet", "filter"),
+    ("inputs/corpus.parquet", "inputs"),
+])
+def test_missing_table_names_file_and_stage(run, name, stage):
+    (run / name).unlink()
+    with pytest.raises(RunDirError) as e:
+        build_report(run)
+    msg = str(e.value)
+    assert name in msg and f"the {stage} stage" in msg and "\n" not in msg
+
+
+def test_missing_tables_reported_in_pipeline_order(run):
+    (run / "scores.parquet").unlink()
+    (run / "negatives.parquet").unlink()
+    with pytest.raises(RunDirError, match="scores.parquet"):
+        build_report(run)
+
+
+def test_missing_run_dir(tmp_path):
+    with pytest.raises(RunDirError, match="does not exist"):
+        build_report(tmp_path / "nope")
+
+
+def test_missing_column_lists_columns(run):
+    t = pq.read_table(run / "dropped.parquet").drop(["reason"])
+    pq.write_table(t, run / "dropped.parquet")
+    with pytest.raises(MissingColumn, match=r"no column 'reason' \(columns: query_id, doc_id"):
+        build_report(run)
+
+
+def test_unknown_reason_lists_reasons_present(run):
+    with pytest.raises(UnknownName) as e:
+        build_report(run, reason="too_similar")
+    assert e.value.kind == "reason"
+    assert "kept" in e.value.valid and "below_min_score" in e.value.valid
+    assert "not_sampled" not in e.value.valid  # only reasons present in this run
+
+
+def test_corrupt_manifest(run):
+    (run / "manifests" / "score.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(RunDirError, match="score.json is not a readable JSON manifest"):
+        build_report(run)
+
+
+def test_no_manifests_still_reports(run):
+    shutil.rmtree(run / "manifests")
+    r = build_report(run)
+    assert all(not s["ran"] for s in r["stages"])
+    rendered(render_report, r)
+
+
+def test_empty_filter_output(run):
+    """A run where the filter kept and dropped nothing still renders."""
+    for name in ("negatives.parquet", "dropped.parquet"):
+        t = pq.read_table(run / name)
+        pq.write_table(t.slice(0, 0), run / name)
+    r = build_report(run)
+    assert r["suspects"]["rows"] == [] and r["drop_reasons"] == []
+    out = rendered(render_report, r)
+    assert "no suspects" in out and "nothing was dropped" in out
