@@ -1,0 +1,99 @@
+"""`hnmine eval`: measure one or several runs against judgments, one row per run.
+
+Thin: reads the qrels file (hnmine.io.inputs.read_qrels), calls hnmine.evaluate.compare_runs and
+prints. Named hnmine errors propagate; the main CLI turns them into a one-line message and exit 2.
+Heavy libraries (pyarrow, rich) are imported inside the command so `hnmine --help` stays fast.
+"""
+
+from pathlib import Path
+from typing import Annotated, List, Optional
+
+import typer
+
+# (header, key, format) of the summary table, in column order.
+COLUMNS = [
+    ("run", "run", "s"),
+    ("method", "method", "s"),
+    ("FN rate", "false_negative_rate", "pct"),
+    ("coverage", "coverage", "pct"),
+    ("negatives", "negatives_total", "int"),
+    ("hardness", "hardness", "f3"),
+    ("mean rank", "mean_rank", "f1"),
+    ("seconds", "seconds", "f1"),
+]
+
+
+def eval_command(
+    runs: Annotated[List[Path], typer.Argument(help="Run directories (after the filter stage); several are compared in one table.", show_default=False)],
+    qrels: Annotated[Optional[Path], typer.Option("--qrels", help="Judgments file (BEIR qrels TSV `query-id corpus-id score`, or JSONL/CSV/Parquet).")] = None,
+    hidden: Annotated[bool, typer.Option("--hidden", help="Judge against the run's hidden positives (runs mined with --hide-positives).")] = False,
+    min_relevance: Annotated[int, typer.Option("--min-relevance", help="A judgment with relevance >= this is relevant.")] = 1,
+    json_: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
+    markdown: Annotated[bool, typer.Option("--markdown", help="Print a Markdown table (for docs/methods.md).")] = False,
+) -> None:
+    """Measure runs: false-negative rate, coverage, hardness, mean rank, time."""
+    import json
+
+    from hnmine.errors import OptionError
+    from hnmine.evaluate import compare_runs
+
+    if json_ and markdown:
+        raise OptionError("--json and --markdown: choose one output format")
+    table = None
+    if qrels is not None:
+        from hnmine.io.inputs import InputSpec, read_qrels
+
+        table = read_qrels(InputSpec(min_relevance=min_relevance), qrels)
+    results = compare_runs(runs, qrels=table, hidden=hidden, min_relevance=min_relevance)
+    if json_:
+        typer.echo(json.dumps(results, indent=2, ensure_ascii=False))
+        return
+    if markdown:
+        typer.echo(markdown_table(results))
+        return
+    _print_rich(results)
+
+
+def format_value(value, fmt: str) -> str:
+    if value is None:
+        return "–"
+    if fmt == "pct":
+        return f"{100 * value:.1f}%"
+    if fmt == "int":
+        return f"{value:,}"
+    if fmt == "f3":
+        return f"{value:.3f}"
+    if fmt == "f1":
+        return f"{value:.1f}"
+    return str(value)
+
+
+def markdown_table(results: list[dict]) -> str:
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|")
+
+    lines = ["| " + " | ".join(h for h, _, _ in COLUMNS) + " |"]
+    lines.append("| " + " | ".join("---" if f == "s" else "---:" for _, _, f in COLUMNS) + " |")
+    for r in results:
+        lines.append("| " + " | ".join(cell(format_value(r.get(k), f)) for _, k, f in COLUMNS) + " |")
+    return "\n".join(lines)
+
+
+def _print_rich(results: list[dict]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(show_header=True, header_style="bold")
+    for header, _, fmt in COLUMNS:
+        table.add_column(header, justify="left" if fmt == "s" else "right", no_wrap=True)
+    for r in results:
+        table.add_row(*(format_value(r.get(k), f) for _, k, f in COLUMNS))
+    out = Console()
+    if not out.is_terminal:
+        out = Console(width=1000)  # piped: never fold a run name or a number
+    out.print(table)
+    # Notes go to stderr so stdout holds only the table.
+    err = Console(stderr=True)
+    for r in results:
+        for note in r.get("notes", []):
+            err.print(f"{r['run']}: {note}", markup=False, highlight=False)

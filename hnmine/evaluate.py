@@ -1,0 +1,336 @@
+"""Measure a finished run against relevance judgments (`hnmine eval`).
+
+Metrics of one run directory (docs/tables.md):
+
+false negatives  mined negatives that the judgments call relevant. The judgments are either a
+                 user's qrels table (rows with relevance >= min_relevance are relevant) or, with
+                 `hidden=True`, the positives the hidden-positive protocol held back
+                 (`inputs/hidden_qrels.parquet`, see hnmine.hide). Mined (non-random) negatives
+                 and random ones are counted separately: random negatives are not the method's
+                 choice, so they do not enter `false_negative_rate`.
+coverage         share of queries of query_summary.parquet with the full number of negatives
+                 (n_negatives >= num_negatives + random_negatives of the filter options).
+hardness         median teacher score of the mined negatives / median teacher score of the known
+                 positives (scores.parquet rows with is_positive). Close to 1: negatives nearly as
+                 relevant as positives. Null, with a note, when a median is missing or the ratio
+                 has no meaning (a positive median <= 0, or a negative median < 0, as with logits).
+mean_rank        mean teacher rank (`rank`) of the mined negatives; mean_retrieval_rank likewise.
+seconds          sum of `seconds` over every manifest of the run (the original time of a stage
+                 that was later skipped as up to date).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import pyarrow as pa
+
+from hnmine.errors import InputError, MissingColumn, OptionError, RunDirError
+
+# The stage that writes each file this module reads, for messages about a missing one.
+MADE_BY = {
+    "negatives.parquet": "filter",
+    "query_summary.parquet": "filter",
+    "scores.parquet": "score",
+    "manifests/filter.json": "filter",
+    "inputs/hidden_qrels.parquet": "inputs",
+}
+
+
+# -- reading the run -------------------------------------------------------------------------------
+
+
+def _require(run_dir: Path, rel: str) -> Path:
+    path = run_dir / rel
+    if not path.is_file():
+        stage = MADE_BY.get(rel, "an earlier")
+        hint = ""
+        if rel == "inputs/hidden_qrels.parquet":
+            hint = " with --hide-positives"
+        raise RunDirError(
+            f"{path} is missing: it is written by the {stage} stage "
+            f"(run `hnmine mine{hint}` on this run first)"
+        )
+    return path
+
+
+def _read(run_dir: Path, rel: str, columns: list[str], optional: Iterable[str] = ()) -> pa.Table:
+    import pyarrow.parquet as pq
+
+    path = _require(run_dir, rel)
+    try:
+        names = pq.read_schema(path).names
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise RunDirError(f"{path}: not a readable Parquet file ({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__})") from None
+    for col in columns:
+        if col not in names:
+            raise MissingColumn(str(path), col, names)
+    wanted = list(columns) + [c for c in optional if c in names and c not in columns]
+    try:
+        return pq.read_table(path, columns=wanted)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise RunDirError(f"{path}: not a readable Parquet file ({type(exc).__name__})") from None
+
+
+def _manifest(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RunDirError(f"{path}: unreadable manifest ({type(exc).__name__}); rerun that stage with --force") from None
+    if not isinstance(data, dict):
+        raise RunDirError(f"{path}: unreadable manifest (not a JSON object); rerun that stage with --force")
+    return data
+
+
+def _run_seconds(run_dir: Path) -> float:
+    total = 0.0
+    for path in sorted((run_dir / "manifests").glob("*.json")):
+        seconds = _manifest(path).get("seconds")
+        if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and math.isfinite(seconds):
+            total += float(seconds)
+    return round(total, 3)
+
+
+# -- judgments -------------------------------------------------------------------------------------
+
+
+def _relevant_pairs(table: pa.Table, source: str, min_relevance: int | None) -> dict[str, set[str]]:
+    """query id -> relevant doc ids. min_relevance None: every row is relevant (hidden positives)."""
+    required = ["query_id", "doc_id"] + (["relevance"] if min_relevance is not None else [])
+    for col in required:
+        if col not in table.column_names:
+            raise MissingColumn(source, col, table.column_names)
+    qids = table.column("query_id").to_pylist()
+    dids = table.column("doc_id").to_pylist()
+    rels = table.column("relevance").to_pylist() if min_relevance is not None else [None] * len(qids)
+    out: dict[str, set[str]] = {}
+    for q, d, r in zip(qids, dids, rels):
+        if q is None or d is None:
+            continue
+        if min_relevance is not None and (r is None or r < min_relevance):
+            continue
+        out.setdefault(str(q), set()).add(str(d))
+    return out
+
+
+def _median(values: np.ndarray) -> float | None:
+    values = values[~np.isnan(values)]
+    return float(np.median(values)) if values.size else None
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+# -- one run ---------------------------------------------------------------------------------------
+
+
+def evaluate_run(
+    run_dir: Path,
+    qrels: pa.Table | None = None,
+    hidden: bool = False,
+    min_relevance: int = 1,
+    per_query: bool = False,
+) -> dict:
+    """Metrics of one run directory as a JSON-ready dict (see the module docstring).
+
+    run_dir        a run directory after the filter stage
+    qrels          judgments (query_id, doc_id, relevance), e.g. a user's qrels file read with
+                   hnmine.io.inputs.read_qrels; rows with relevance >= min_relevance are relevant
+    hidden         judge against the run's hidden positives (inputs/hidden_qrels.parquet)
+    per_query      add a "per_query" list (one dict per query of query_summary.parquet)
+
+    With neither qrels nor hidden, the false-negative fields are null and a note says why.
+    Raises RunDirError for a missing or unreadable file (naming the stage that writes it),
+    MissingColumn for a missing column, OptionError when both qrels and hidden are given, and
+    InputError when the judgments name no query of the run (likely the wrong qrels file).
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.exists():
+        raise RunDirError(f"run directory '{run_dir}' does not exist")
+    if not run_dir.is_dir():
+        raise RunDirError(f"run directory '{run_dir}' is not a directory")
+    if qrels is not None and hidden:
+        raise OptionError("give either judgments (--qrels) or --hidden (the run's hidden positives), not both")
+    notes: list[str] = []
+
+    negatives = _read(run_dir, "negatives.parquet", ["query_id", "doc_id", "rank", "teacher_score", "is_random"], ["retrieval_rank", "method"])
+    summary = _read(run_dir, "query_summary.parquet", ["query_id", "n_negatives"], ["shortfall"])
+    scores = _read(run_dir, "scores.parquet", ["is_positive", "teacher_score"])
+    filter_manifest = _manifest(_require(run_dir, "manifests/filter.json"))
+    options = filter_manifest.get("options") if isinstance(filter_manifest.get("options"), dict) else {}
+
+    method = options.get("method")
+    if method is None and "method" in negatives.column_names and negatives.num_rows:
+        method = negatives.column("method")[0].as_py()
+
+    # Judgments: query id -> relevant doc ids.
+    judgments: dict[str, set[str]] | None = None
+    judged_by: str | None = None
+    named: set[str] = set()  # every query the judgments name, relevant or not
+    query_ids = [str(q) for q in summary.column("query_id").to_pylist()]
+    if hidden:
+        path = _require(run_dir, "inputs/hidden_qrels.parquet")
+        table = _read(run_dir, "inputs/hidden_qrels.parquet", ["query_id", "doc_id"])
+        judgments, judged_by = _relevant_pairs(table, str(path), None), "hidden"
+        named = set(judgments)
+    elif qrels is not None:
+        if qrels.num_rows == 0:
+            raise InputError("the qrels hold no judgments")
+        judgments, judged_by = _relevant_pairs(qrels, "qrels", min_relevance), "qrels"
+        named = {str(q) for q in qrels.column("query_id").to_pylist() if q is not None}
+    else:
+        notes.append("no judgments given (qrels or hidden): false negatives not measured")
+    if named and not named & set(query_ids):
+        raise InputError(
+            f"the {'hidden positives' if hidden else 'qrels'} name no query of run {run_dir} "
+            f"({len(named)} judged queries, {len(query_ids)} in the run): wrong qrels file or split?"
+        )
+    judged_set = {q for q in query_ids if judgments and judgments.get(q)}
+    measured = bool(judged_set)
+    if judgments is not None and not measured:
+        notes.append(
+            "no hidden positives in this run (no query had two or more positives): false negatives not measured"
+            if hidden else
+            f"no judgment with relevance >= {min_relevance} for this run's queries: false negatives not measured"
+        )
+
+    # Negatives.
+    n_rows = negatives.num_rows
+    neg_q = [str(q) for q in negatives.column("query_id").to_pylist()]
+    neg_d = [str(d) for d in negatives.column("doc_id").to_pylist()]
+    is_random = np.array([bool(x) for x in negatives.column("is_random").to_pylist()], dtype=bool)
+    mined_mask = ~is_random
+    if measured:
+        is_fn = np.fromiter((d in judgments.get(q, ()) for q, d in zip(neg_q, neg_d)), dtype=bool, count=n_rows)
+    else:
+        is_fn = np.zeros(n_rows, dtype=bool)
+    mined_total = int(mined_mask.sum())
+    random_total = int(is_random.sum())
+    fn_mined = int((is_fn & mined_mask).sum())
+    fn_random = int((is_fn & is_random).sum())
+    in_judged = np.fromiter((q in judged_set for q in neg_q), dtype=bool, count=n_rows)
+    mined_judged = int((mined_mask & in_judged).sum())
+    if measured and mined_total == 0:
+        notes.append("no mined negatives: the false-negative rate is undefined")
+
+    # Coverage.
+    n_neg = np.array([int(x or 0) for x in summary.column("n_negatives").to_pylist()], dtype=np.int64)
+    queries = summary.num_rows
+    num_negatives = options.get("num_negatives")
+    if isinstance(num_negatives, int) and not isinstance(num_negatives, bool):
+        random_negatives = options.get("random_negatives") or 0
+        target = num_negatives + (random_negatives if isinstance(random_negatives, int) else 0)
+        full = n_neg >= target
+    else:
+        target = None
+        if "shortfall" in summary.column_names:
+            full = np.array([(x or 0) == 0 for x in summary.column("shortfall").to_pylist()], dtype=bool)
+            notes.append("manifests/filter.json has no num_negatives option: coverage from query_summary shortfall")
+        else:
+            full = np.zeros(queries, dtype=bool)
+            notes.append("manifests/filter.json has no num_negatives option: coverage unknown")
+    queries_full = int(full.sum())
+
+    # Hardness and ranks.
+    tscore = negatives.column("teacher_score").to_numpy(zero_copy_only=False).astype(np.float64)
+    median_neg = _median(tscore[mined_mask]) if n_rows else None
+    pos_mask = np.array([bool(x) for x in scores.column("is_positive").to_pylist()], dtype=bool)
+    pos_scores = scores.column("teacher_score").to_numpy(zero_copy_only=False).astype(np.float64)[pos_mask] if scores.num_rows else np.array([])
+    median_pos = _median(pos_scores)
+    hardness = None
+    if median_neg is None:
+        notes.append("hardness: no scored mined negatives")
+    elif median_pos is None:
+        notes.append("hardness: no scored positives in scores.parquet")
+    elif median_pos <= 0:
+        notes.append(f"hardness: the median positive score is {median_pos:.4g} (<= 0), a ratio means nothing; "
+                     "compare median_negative_score instead")
+    elif median_neg < 0:
+        notes.append(f"hardness: the median negative score is {median_neg:.4g} (< 0), a ratio means nothing; "
+                     "compare median_negative_score instead")
+    else:
+        hardness = median_neg / median_pos
+
+    def mean_of(column: str) -> float | None:
+        if column not in negatives.column_names:
+            return None
+        values = negatives.column(column).to_numpy(zero_copy_only=False).astype(np.float64)[mined_mask]
+        values = values[~np.isnan(values)]
+        return float(values.mean()) if values.size else None
+
+    result = {
+        "run": run_dir.name,
+        "run_dir": str(run_dir),
+        "method": method,
+        "judgments": judged_by,
+        "queries": queries,
+        "judged_queries": len(judged_set) if judgments is not None else None,
+        "num_negatives": target,
+        "queries_full": queries_full,
+        "coverage": _ratio(queries_full, queries),
+        "negatives_total": n_rows,
+        "mined_negatives": mined_total,
+        "random_negatives": random_total,
+        "mean_negatives_per_query": n_rows / queries if queries else None,
+        "false_negatives": fn_mined if measured else None,
+        "false_negative_rate": _ratio(fn_mined, mined_total) if measured else None,
+        "false_negative_rate_judged_queries": _ratio(fn_mined, mined_judged) if measured else None,
+        "queries_with_false_negatives": len({q for q, f, m in zip(neg_q, is_fn, mined_mask) if f and m}) if measured else None,
+        "random_false_negatives": fn_random if measured else None,
+        "random_false_negative_rate": _ratio(fn_random, random_total) if measured else None,
+        "median_negative_score": median_neg,
+        "median_positive_score": median_pos,
+        "hardness": hardness,
+        "mean_rank": mean_of("rank"),
+        "mean_retrieval_rank": mean_of("retrieval_rank"),
+        "seconds": _run_seconds(run_dir),
+        "notes": notes,
+    }
+    if per_query:
+        result["per_query"] = _per_query(query_ids, n_neg, full, neg_q, is_fn, mined_mask, judgments, measured)
+    return result
+
+
+def _per_query(query_ids, n_neg, full, neg_q, is_fn, mined_mask, judgments, measured) -> list[dict]:
+    mined: dict[str, int] = {}
+    fns: dict[str, int] = {}
+    for q, f, m in zip(neg_q, is_fn, mined_mask):
+        if m:
+            mined[q] = mined.get(q, 0) + 1
+            if f:
+                fns[q] = fns.get(q, 0) + 1
+    return [
+        {
+            "query_id": q,
+            "n_negatives": int(n),
+            "mined_negatives": mined.get(q, 0),
+            "full": bool(ok),
+            "relevant_judged": len(judgments.get(q, ())) if judgments is not None else None,
+            "false_negatives": fns.get(q, 0) if measured else None,
+        }
+        for q, n, ok in zip(query_ids, n_neg, full)
+    ]
+
+
+def compare_runs(
+    run_dirs: Iterable[Path],
+    qrels: pa.Table | None = None,
+    hidden: bool = False,
+    min_relevance: int = 1,
+    per_query: bool = False,
+) -> list[dict]:
+    """evaluate_run for each run, in the given order, against the same judgments.
+
+    Runs whose folder names collide are named by their full path in the "run" field.
+    """
+    results = [evaluate_run(Path(r), qrels=qrels, hidden=hidden, min_relevance=min_relevance, per_query=per_query) for r in run_dirs]
+    names = [r["run"] for r in results]
+    for r in results:
+        if names.count(r["run"]) > 1:
+            r["run"] = r["run_dir"]
+    return results
