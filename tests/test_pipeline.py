@@ -126,7 +126,7 @@ def test_training_step_on_the_export(sample_run: Path, tmp_path: Path):
     """A real MultipleNegativesRankingLoss step with sentence-transformers on the triplet export."""
     from datasets import load_dataset
     from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-    from sentence_transformers.losses import MultipleNegativesRankingLoss
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
     from hnmine.encode import resolve_model
 
