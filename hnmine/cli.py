@@ -255,10 +255,7 @@ def _guarded(fn: Callable) -> Callable:
     return wrapper
 
 
-try:
-    _register_helper_commands()
-except ImportError:  # pragma: no cover - during development a helper module may not exist yet
-    pass
+_register_helper_commands()
 
 
 def main() -> None:
