@@ -155,13 +155,17 @@ _NS = REASON_CODE[NOT_SAMPLED]
 
 
 def text_keys(titles: pa.Array, texts: pa.Array) -> pa.Array:
-    """Normalised title + text used by the same-text rule (see the module docstring)."""
+    """Normalised title + text used by the same-text rule: title and text joined with a space,
+    Unicode NFC, every run of whitespace collapsed to one space, trimmed; case-sensitive.
+
+    Equivalent to Python's `" ".join(unicodedata.normalize("NFC", title + " " + text).split())`.
+    """
     titles = pc.fill_null(titles, "")
     texts = pc.fill_null(texts, "")
     joined = pc.binary_join_element_wise(titles, texts, " ")
     joined = pc.utf8_normalize(joined, form="NFC")
-    joined = pc.replace_substring_regex(joined, pattern=r"[\s\p{Z}]+", replacement=" ")
-    return pc.utf8_trim_whitespace(joined)
+    words = pc.utf8_split_whitespace(joined)
+    return pc.utf8_trim_whitespace(pc.binary_join(words, " "))
 
 
 def query_rng(seed: int, purpose: str, query_id: str) -> np.random.Generator:
@@ -197,13 +201,69 @@ def _normalise_rows(v: np.ndarray) -> np.ndarray:
     return v / norms
 
 
+def _first(mask: pa.Array) -> int:
+    """Index of the first true value of a boolean array."""
+    return int(np.argmax(mask.to_numpy(zero_copy_only=False)))
+
+
+def _a_duplicate(values: pa.Array) -> str:
+    vc = pc.value_counts(values)
+    return pc.filter(vc.field("values"), pc.greater(vc.field("counts"), 1))[0].as_py()
+
+
+def _offsets(sorted_group: np.ndarray, n: int) -> np.ndarray:
+    """Start offsets (n + 1) of groups 0..n-1 in an array sorted by group."""
+    return np.concatenate([[0], np.cumsum(np.bincount(sorted_group, minlength=n))]).astype(np.int64)
+
+
+def _sort_order(qidx, t32, rank, is_pos, dcol) -> np.ndarray:
+    """Row order: query, teacher score descending, retrieval rank (missed positives last), doc_id.
+
+    Fast path: one argsort of a packed 64-bit key (query | descending score bits | rank). When
+    the key does not fit, or two rows other than missed positives tie on it, a full lexsort
+    with doc_id as the last key.
+    """
+    n = qidx.size
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    missed = rank == _NO_RANK
+    r = np.where(missed, (int(rank[~missed].max()) + 1) if (~missed).any() else 1, rank)
+    rbits = int(r.max()).bit_length()
+    qbits = max(int(qidx.max()).bit_length(), 1)
+    if qbits + 32 + rbits <= 63:
+        # float32 bits -> int64 in float order, then reversed to [0, 2^32) for "descending"
+        key = t32.view(np.int32).astype(np.int64)
+        flip = key >> 31
+        flip &= 0x7FFFFFFF
+        key ^= flip
+        np.subtract(0x7FFFFFFF, key, out=key)
+        key <<= rbits
+        key |= r
+        key |= qidx.astype(np.int64) << (32 + rbits)
+        order = np.argsort(key, kind="stable")
+        k = key[order]
+        tie = k[1:] == k[:-1]
+        if not tie.any():
+            return order
+        m = missed[order]
+        if not (tie & ~(m[1:] & m[:-1])).any():
+            return order
+    enc = pc.dictionary_encode(dcol)
+    dict_order = pc.sort_indices(enc.dictionary).to_numpy()
+    dict_code = np.empty(len(dict_order), dtype=np.int64)
+    dict_code[dict_order] = np.arange(len(dict_order))
+    doc_code = dict_code[enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)]
+    return np.lexsort((doc_code, r, -t32.astype(np.float64), qidx))
+
+
 # --------------------------------------------------------------------------------------------
 # the stage
 
 
 class _Filter:
-    """One filter run; arrays are in "sorted" order: by query, teacher score desc, retrieval rank,
-    doc_id. `orig` maps a sorted row back to its row in `scores`."""
+    """One filter run. Row arrays are in "sorted" order: by query, teacher score descending,
+    retrieval rank (missed positives last), doc_id; `orig` maps a sorted row to its row in
+    `scores`."""
 
     def __init__(self, scores, corpus, opts, doc_vectors, query_ids, progress):
         self.opts = opts
@@ -223,87 +283,68 @@ class _Filter:
         dcol = _string_column(scores, "doc_id")
         for name, col in (("query_id", qcol), ("doc_id", dcol)):
             if col.null_count:
-                row = int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
+                row = _first(col.is_null())
                 raise InputError(f"scores.parquet: null {name} in row {row}")
 
         if query_ids is None:
-            qarr = pc.unique(qcol)  # first-appearance order
+            qarr = pc.unique(qcol)  # order of first appearance
         else:
             qarr = pa.array([str(q) for q in query_ids], pa.string())
             if len(pc.unique(qarr)) != len(qarr):
-                dup = pc.filter(pc.value_counts(qarr).field("values"),
-                                pc.greater(pc.value_counts(qarr).field("counts"), 1))[0]
-                raise InputError(f"query_ids: query '{dup}' appears twice")
+                raise InputError(f"query_ids: query '{_a_duplicate(qarr)}' appears twice")
         self.qarr = qarr
         self.nq = nq = len(qarr)
-        qidx = pc.index_in(qcol, value_set=qarr)
-        if qidx.null_count:
-            row = int(np.flatnonzero(qidx.is_null().to_numpy(zero_copy_only=False))[0])
+        qidx_arr = pc.index_in(qcol, value_set=qarr)
+        if qidx_arr.null_count:
+            row = _first(qidx_arr.is_null())
             raise InputError(f"scores.parquet: query '{qcol[row]}' is not among the queries")
-        qidx = qidx.to_numpy().astype(np.int64)
+        qidx = qidx_arr.to_numpy(zero_copy_only=False).astype(np.int64)
+
+        def where(row: int) -> str:
+            return f"query '{qcol[row]}', doc '{dcol[row]}'"
 
         pos_col = _column(scores, "is_positive")
         if pos_col.null_count:
-            row = int(np.flatnonzero(pos_col.is_null().to_numpy(zero_copy_only=False))[0])
-            raise InputError(
-                f"scores.parquet: is_positive is null for query '{qcol[row]}', doc '{dcol[row]}'")
+            raise InputError(f"scores.parquet: is_positive is null ({where(_first(pos_col.is_null()))})")
         is_pos = pos_col.to_numpy(zero_copy_only=False).astype(bool)
 
         rank_col = pc.cast(_column(scores, "rank"), pa.int64())
         rank_null = rank_col.is_null().to_numpy(zero_copy_only=False)
         bad = rank_null & ~is_pos
         if bad.any():
-            row = int(np.flatnonzero(bad)[0])
             raise InputError(
-                f"scores.parquet: candidate without a rank (query '{qcol[row]}', doc '{dcol[row]}'); "
-                f"only positives that retrieval missed may have a null rank")
+                f"scores.parquet: candidate without a rank ({where(int(np.argmax(bad)))}); only "
+                f"positives that retrieval missed may have a null rank")
         rank = rank_col.fill_null(_NO_RANK).to_numpy().astype(np.int64)
-        if (rank < 1).any():
-            row = int(np.flatnonzero(rank < 1)[0])
-            raise InputError(f"scores.parquet: rank {rank[row]} < 1 (query '{qcol[row]}', doc '{dcol[row]}')")
+        bad = rank < 1
+        if bad.any():
+            row = int(np.argmax(bad))
+            raise InputError(f"scores.parquet: rank {rank[row]} < 1 ({where(row)})")
 
         t_col = pc.cast(_column(scores, "teacher_score"), pa.float32())
-        t32 = t_col.to_numpy(zero_copy_only=False).astype(np.float32)  # nulls -> NaN
+        t32 = t_col.to_numpy(zero_copy_only=False).astype(np.float32)  # null -> NaN
         bad = ~np.isfinite(t32)
         if bad.any():
-            row = int(np.flatnonzero(bad)[0])
+            row = int(np.argmax(bad))
             value = "null" if t_col[row].as_py() is None else str(t32[row])
-            raise InputError(
-                f"scores.parquet: teacher_score is {value} for query '{qcol[row]}', doc '{dcol[row]}'")
+            raise InputError(f"scores.parquet: teacher_score is {value} ({where(row)})")
+        t32 = t32 + np.float32(0.0)  # -0.0 -> 0.0: equal scores sort as equal
 
-        # corpus look-up; a candidate must be a corpus document (catches -1 / padding ids)
+        # corpus look-up: every candidate must be a corpus document (catches -1 / padding ids)
         cdoc = _string_column(corpus, "doc_id")
         if cdoc.null_count:
-            raise InputError("corpus.parquet: null doc_id")
+            raise InputError(f"corpus.parquet: null doc_id in row {_first(cdoc.is_null())}")
         self.ncorpus = len(cdoc)
         if len(pc.unique(cdoc)) != len(cdoc):
-            vc = pc.value_counts(cdoc)
-            dup = pc.filter(vc.field("values"), pc.greater(vc.field("counts"), 1))[0]
-            raise InputError(f"corpus.parquet: doc_id '{dup}' appears twice")
-        cidx_arr = pc.index_in(dcol, value_set=cdoc)
-        cidx = cidx_arr.fill_null(-1).to_numpy().astype(np.int64)
+            raise InputError(f"corpus.parquet: doc_id '{_a_duplicate(cdoc)}' appears twice")
+        cidx = pc.index_in(dcol, value_set=cdoc).fill_null(-1).to_numpy().astype(np.int64)
         bad = (cidx < 0) & ~is_pos
         if bad.any():
-            row = int(np.flatnonzero(bad)[0])
             raise InputError(
-                f"scores.parquet: candidate doc '{dcol[row]}' (query '{qcol[row]}') is not in the corpus")
+                f"scores.parquet: candidate is not in the corpus ({where(int(np.argmax(bad)))})")
 
-        # doc_id order for tie-breaks; duplicate (query, doc) rows are an error
-        denc = pc.dictionary_encode(dcol)
-        dict_order = pc.sort_indices(denc.dictionary).to_numpy()
-        dict_code = np.empty(len(dict_order), dtype=np.int64)
-        dict_code[dict_order] = np.arange(len(dict_order))
-        doc_code = dict_code[denc.indices.to_numpy().astype(np.int64)] if len(dcol) else np.zeros(0, np.int64)
-
-        order = np.lexsort((doc_code, rank, -t32.astype(np.float64), qidx))
-        pair = qidx[order] * max(len(dict_order), 1) + doc_code[order]
-        pair_sorted = np.sort(pair)
-        dup = np.flatnonzero(pair_sorted[1:] == pair_sorted[:-1])
-        if dup.size:
-            key = pair_sorted[dup[0]]
-            row = order[int(np.flatnonzero(pair == key)[0])]
-            raise InputError(
-                f"scores.parquet: query '{qcol[row]}' has doc '{dcol[row]}' twice")
+        order = _sort_order(qidx, t32, rank, is_pos, dcol)
+        self._check_duplicates(qidx, cidx, dcol, where)
 
         self.orig = order
         self.qidx = qidx[order]
@@ -316,14 +357,19 @@ class _Filter:
         self.scol = _string_column(scores, "source")
         self.cdoc = cdoc
         self.corpus = corpus
+        self.starts = _offsets(self.qidx, nq)
+        # candidate (non-positive) and positive rows, each with per-query offsets
+        self.cand_rows = np.flatnonzero(~self.is_pos)
+        self.cand_rank = self.rank[self.cand_rows]
+        self.cand_starts = _offsets(self.qidx[self.cand_rows], nq)
+        self.pos_rows = np.flatnonzero(self.is_pos)
+        self.pos_starts = _offsets(self.qidx[self.pos_rows], nq)
 
-        counts = np.bincount(self.qidx, minlength=nq)
-        self.starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-
-        # reference positive score per query (float32, as recorded in the tables)
-        pq = self.qidx[self.is_pos]
-        pt = self.t64[self.is_pos]
-        self.npos = np.bincount(pq, minlength=nq).astype(np.int64)
+        # reference positive score per query (rounded to float32: the value recorded is the
+        # value compared against)
+        pq = self.qidx[self.pos_rows]
+        pt = self.t64[self.pos_rows]
+        self.npos = np.diff(self.pos_starts)
         if opts.positive_reference == "min":
             ref = np.full(nq, np.inf)
             np.minimum.at(ref, pq, pt)
@@ -337,294 +383,402 @@ class _Filter:
         self.ref32 = ref.astype(np.float32)
         self.ref = self.ref32.astype(np.float64)
 
-        # structural reasons: known positive, same text as a positive; near-dup filled lazily
+        # structural reasons: known positive, same text; near duplicate filled in lazily
         self.struct = np.full(len(order), -1, dtype=np.int8)
         self.struct[self.is_pos] = _KP
         self._same_text()
         self.neardup_known = np.zeros(len(order), dtype=bool)
-        # score rules do not depend on depth: once for every row
+        # the score rules do not depend on depth: once for every row
         with np.errstate(invalid="ignore"):
             self.score_reason = score_reasons(self.t64, self.ref[self.qidx], opts)
 
+    def _check_duplicates(self, qidx, cidx, dcol, where) -> None:
+        """A (query, doc) pair twice is an input error (it would make the output depend on row
+        order, and could yield the same negative twice)."""
+        if qidx.size < 2:
+            return
+        in_corpus = cidx >= 0
+        key = qidx[in_corpus] * max(self.ncorpus, 1) + cidx[in_corpus]
+        key.sort()
+        dup = np.flatnonzero(key[1:] == key[:-1])
+        if dup.size:
+            k = key[dup[0]]
+            row = int(np.flatnonzero(in_corpus)[np.argmax(qidx[in_corpus] * max(self.ncorpus, 1)
+                                                         + cidx[in_corpus] == k)])
+            raise InputError(f"scores.parquet: the same row twice ({where(row)})")
+        seen = set()
+        for row in np.flatnonzero(~in_corpus).tolist():  # positives missing from the corpus
+            pair = (int(qidx[row]), dcol[row].as_py())
+            if pair in seen:
+                raise InputError(f"scores.parquet: the same row twice ({where(row)})")
+            seen.add(pair)
+
     def _same_text(self) -> None:
-        """Text group per corpus doc (those referenced, or the whole corpus for random draws)."""
-        opts = self.opts
-        if opts.random_negatives > 0:
-            docs = np.arange(self.ncorpus, dtype=np.int64)
-        else:
-            docs = np.unique(self.cidx[self.cidx >= 0])
-        self.group = np.full(self.ncorpus, -1, dtype=np.int64)
+        """Flag candidates whose normalised title + text equals one of their query's positives'."""
+        used = np.zeros(self.ncorpus, dtype=bool)
+        used[self.cidx[self.cidx >= 0]] = True
+        docs = np.flatnonzero(used)
+        group = np.full(self.ncorpus, -1, dtype=np.int64)
         if docs.size:
-            sub = self.corpus.take(pa.array(docs))
-            titles = (_string_column(sub, "title") if "title" in sub.column_names
-                      else pa.nulls(len(sub), pa.string()))
-            keys = text_keys(titles, _string_column(sub, "text"))
-            self.group[docs] = pc.dictionary_encode(keys).indices.to_numpy().astype(np.int64)
-        rgroup = np.where(self.cidx >= 0, self.group[np.maximum(self.cidx, 0)], -1)
-        ngroups = int(self.group.max()) + 1 if self.group.size else 0
-        valid = rgroup >= 0
-        key = self.qidx * max(ngroups, 1) + rgroup
-        pos_keys = np.unique(key[self.is_pos & valid])
-        same = valid & ~self.is_pos & np.isin(key, pos_keys)
-        self.struct[same] = _ST
+            group[docs] = pc.dictionary_encode(self._keys(docs)).indices.to_numpy().astype(np.int64)
+        rgroup = np.where(self.cidx >= 0, group[np.maximum(self.cidx, 0)], -1)
+        prow = self.pos_rows[rgroup[self.pos_rows] >= 0]
+        if prow.size == 0:
+            return
+        # only candidates whose text is some positive's text need the exact (query, text) test
+        is_pos_group = np.zeros(int(group.max()) + 1, dtype=bool)
+        is_pos_group[rgroup[prow]] = True
+        cand = self.cand_rows
+        cg = rgroup[cand]
+        maybe = cand[(cg >= 0) & is_pos_group[np.maximum(cg, 0)]]
+        if maybe.size == 0:
+            return
+        # compare each such candidate with its own query's positives (a table padded to the
+        # most positives any query has), or by (query, text) keys when that table is too big
+        pq = self.qidx[prow]
+        poff = _offsets(pq, self.nq)
+        width = int(np.diff(poff).max())
+        if self.nq * width <= 20_000_000:
+            pg = np.full((self.nq, width), -2, dtype=np.int64)
+            pg[pq, np.arange(prow.size) - poff[pq]] = rgroup[prow]
+            hit = (pg[self.qidx[maybe]] == rgroup[maybe][:, None]).any(axis=1)
+        else:
+            ng = int(group.max()) + 1
+            hit = np.isin(self.qidx[maybe] * ng + rgroup[maybe], pq * ng + rgroup[prow])
+        self.struct[maybe[hit]] = _ST
+
+    def _keys(self, docs: np.ndarray) -> pa.Array:
+        sub = self.corpus.take(pa.array(docs, pa.int64()))
+        titles = (_string_column(sub, "title") if "title" in sub.column_names
+                  else pa.nulls(len(sub), pa.string()))
+        return text_keys(titles, _string_column(sub, "text"))
 
     # ---- near duplicates (lazy, batched) ----
 
     def _vectors(self, cidx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(sorted unique corpus indices, their normalised vectors)."""
+        """(sorted unique corpus indices, their L2-normalised vectors), one doc_vectors call."""
         uniq = np.unique(cidx)
-        ids = self.cdoc.take(pa.array(uniq)).to_pylist()
+        ids = self.cdoc.take(pa.array(uniq, pa.int64())).to_pylist()
         vecs = np.asarray(self.doc_vectors(ids))
         if vecs.ndim != 2 or vecs.shape[0] != len(ids):
             raise InputError(
-                f"doc_vectors returned shape {vecs.shape} for {len(ids)} documents (expected n x d)")
-        vecs = _normalise_rows(vecs)
-        return uniq, vecs
+                f"doc_vectors returned an array of shape {vecs.shape} for {len(ids)} documents "
+                f"(expected {len(ids)} x d)")
+        return uniq, _normalise_rows(vecs)
 
-    def _near_dup_rows(self, rows: np.ndarray, queries: np.ndarray) -> None:
-        """Compute the near-duplicate flag of candidate `rows` (sorted indices), one vector look-up
-        for all of them and the positives of `queries`."""
+    def _query_positives(self, qi: int) -> np.ndarray:
+        """Sorted rows of query qi's positives that are corpus documents."""
+        p = self.pos_rows[self.pos_starts[qi]:self.pos_starts[qi + 1]]
+        return p[self.cidx[p] >= 0]
+
+    def _near_dup_rows(self, rows: np.ndarray, queries) -> None:
+        """Compute the near-duplicate flag of candidate `rows` (sorted order) of `queries`: one
+        vector look-up for all of them and those queries' positives, one product per query."""
         rows = rows[~self.neardup_known[rows]]
-        if rows.size == 0 or self.doc_vectors is None:
-            self.neardup_known[rows] = True
+        if rows.size == 0:
             return
-        pos_rows = np.concatenate([
-            np.arange(self.starts[q], self.starts[q + 1])[self.is_pos[self.starts[q]:self.starts[q + 1]]]
-            for q in queries])
-        pos_rows = pos_rows[self.cidx[pos_rows] >= 0]
+        self.neardup_known[rows] = True
+        pos = [self._query_positives(int(q)) for q in queries]
+        pos_rows = np.concatenate(pos) if pos else np.zeros(0, np.int64)
+        if pos_rows.size == 0:
+            return
         uniq, vecs = self._vectors(np.concatenate([self.cidx[rows], self.cidx[pos_rows]]))
         thr = self.opts.dedup_threshold
         rq = self.qidx[rows]
-        pq = self.qidx[pos_rows]
-        # rows and pos_rows are both sorted by query: split into per-query runs
-        r_bounds = np.searchsorted(rq, queries, side="left"), np.searchsorted(rq, queries, side="right")
-        p_bounds = np.searchsorted(pq, queries, side="left"), np.searchsorted(pq, queries, side="right")
-        for i in range(len(queries)):
-            ra, rb = r_bounds[0][i], r_bounds[1][i]
-            pa_, pb = p_bounds[0][i], p_bounds[1][i]
-            if ra == rb or pa_ == pb:
+        lo = np.searchsorted(rq, queries, side="left")
+        hi = np.searchsorted(rq, queries, side="right")
+        for i, p in enumerate(pos):
+            if lo[i] == hi[i] or p.size == 0:
                 continue
-            cv = vecs[np.searchsorted(uniq, self.cidx[rows[ra:rb]])]
-            pv = vecs[np.searchsorted(uniq, self.cidx[pos_rows[pa_:pb]])]
-            hit = (cv @ pv.T).max(axis=1) >= thr
-            sub = rows[ra:rb][hit]
-            sub = sub[self.struct[sub] < 0]
-            self.struct[sub] = _ND
-        self.neardup_known[rows] = True
+            r = rows[lo[i]:hi[i]]
+            cv = vecs[np.searchsorted(uniq, self.cidx[r])]
+            pv = vecs[np.searchsorted(uniq, self.cidx[p])]
+            hit = r[(cv @ pv.T).max(axis=1) >= thr]
+            self.struct[hit[self.struct[hit] < 0]] = _ND
 
     # ---- the per-query loop ----
 
     def run(self) -> FilterResult:
         opts = self.opts
         nq = self.nq
-        depth_step = opts.depth_step or opts.depth
-        N = opts.num_negatives
-        sampling_drops = self.sampler.name != "top"
-
         self.depth_used = np.full(nq, opts.depth, dtype=np.int64)
         self.n_cand = np.zeros(nq, dtype=np.int64)
         self.n_hard = np.zeros(nq, dtype=np.int64)
         self.n_rand = np.zeros(nq, dtype=np.int64)
-        neg_rows: list[np.ndarray] = []
-        neg_tranks: list[np.ndarray] = []
-        drop_rows: list[np.ndarray] = []
-        drop_tranks: list[np.ndarray] = []
-        drop_codes: list[np.ndarray] = []
-        rand_q: list[int] = []
-        rand_c: list[np.ndarray] = []
+        self.out_neg: list[np.ndarray] = []  # sorted rows of kept hard negatives
+        self.out_neg_tr: list[np.ndarray] = []  # their teacher ranks
+        self.out_drop: list[np.ndarray] = []
+        self.out_drop_tr: list[np.ndarray] = []  # 0 for known positives (rank null)
+        self.out_drop_code: list[np.ndarray] = []
+        self.rand_q: list[int] = []
+        self.rand_c: list[np.ndarray] = []
 
         q = 0
         while q < nq:
             # a chunk of queries holding about _CHUNK_ROWS rows
-            q_end = int(np.searchsorted(self.starts, self.starts[q] + _CHUNK_ROWS, side="right"))
-            q_end = min(max(q_end - 1, q + 1), nq)
-            chunk = np.arange(q, q_end)
-            if self.doc_vectors is not None:
-                a, b = self.starts[q], self.starts[q_end]
-                r = np.arange(a, b)
-                m = (~self.is_pos[a:b]) & (self.rank[a:b] <= opts.depth) & (self.struct[a:b] < 0) \
-                    & (self.npos[self.qidx[a:b]] > 0)
-                self._near_dup_rows(r[m], chunk[self.npos[chunk] > 0])
-            chunk_rand: list[int] = []
-            for qi in chunk:
-                qi = int(qi)
-                a, b = int(self.starts[qi]), int(self.starts[qi + 1])
-                cand = a + np.flatnonzero(~self.is_pos[a:b])  # teacher order
-                crank = self.rank[cand]
-                if self.npos[qi] == 0:
-                    self.n_cand[qi] = int(np.count_nonzero(crank <= opts.depth))
-                    continue
-                cap = int(crank.max()) if cand.size else opts.depth
-                if opts.max_depth is not None:
-                    cap = min(cap, opts.max_depth)
-                d = opts.depth
-                while True:
-                    rows = cand[crank <= d]
-                    k = rows.size
-                    trank = np.arange(1, k + 1, dtype=np.int64)
-                    if self.doc_vectors is not None and not self.neardup_known[rows].all():
-                        self._near_dup_rows(rows, np.array([qi]))
-                    code = self.struct[rows].copy()
-                    free = code < 0
-                    if opts.range_min is not None or opts.range_max is not None:
-                        win = free & outside_rank_window(trank, opts.range_min, opts.range_max)
-                        code[win] = _WIN
-                        free &= ~win
-                    code[free] = self.score_reason[rows[free]]
-                    elig = np.flatnonzero(code < 0)
-                    if elig.size >= N or d >= cap:
-                        break
-                    d = min(d + depth_step, cap)
-                self.depth_used[qi] = d
-                self.n_cand[qi] = k
-                if elig.size > N:
-                    qid = self.qarr[qi].as_py()
-                    picked = self.sampler.fn(
-                        self.t64[rows[elig]], N, float(self.ref[qi]), opts,
-                        lambda qid=qid: query_rng(opts.seed, "sample", qid), qid)
-                    chosen = elig[picked]
-                    if sampling_drops:
-                        rest = np.setdiff1d(elig, chosen, assume_unique=True)
-                        code[rest] = _NS
-                else:
-                    chosen = elig
-                neg_rows.append(rows[chosen])
-                neg_tranks.append(trank[chosen])
-                self.n_hard[qi] = chosen.size
-                # dropped: retrieved positives within depth (by retrieval rank), then candidates
-                prow = a + np.flatnonzero(self.is_pos[a:b] & (self.rank[a:b] <= d))
-                prow = prow[np.argsort(self.rank[prow], kind="stable")]
-                dmask = code >= 0
-                drop_rows.append(np.concatenate([prow, rows[dmask]]))
-                drop_tranks.append(np.concatenate([np.zeros(prow.size, np.int64), trank[dmask]]))
-                drop_codes.append(np.concatenate([np.full(prow.size, _KP, np.int8), code[dmask]]))
-                if opts.random_negatives > 0:
-                    chunk_rand.append(qi)
-            if chunk_rand:
-                for qi, docs in zip(chunk_rand, self._random_negatives(chunk_rand)):
-                    rand_q.append(qi)
-                    rand_c.append(docs)
+            q_end = int(np.searchsorted(self.starts, self.starts[q] + _CHUNK_ROWS, side="right")) - 1
+            q_end = min(max(q_end, q + 1), nq)
+            self._chunk(q, q_end)
+            if opts.random_negatives > 0:
+                todo = [qi for qi in range(q, q_end) if self.npos[qi] > 0]
+                for qi, docs in zip(todo, self._random_negatives(todo)):
+                    self.rand_q.append(qi)
+                    self.rand_c.append(docs)
                     self.n_rand[qi] = docs.size
             if self.progress is not None:
-                self.progress(int(q_end - q))
+                self.progress(q_end - q)
             q = q_end
+        return self._tables()
 
-        return self._tables(neg_rows, neg_tranks, drop_rows, drop_tranks, drop_codes, rand_q, rand_c)
+    # when True, every query goes through the per-query path (tests compare both paths)
+    _per_query_only = False
+
+    def _chunk(self, q: int, q_end: int) -> None:
+        """Queries q..q_end-1 at the initial depth, vectorised; queries that must look deeper or
+        sample go through the per-query path."""
+        opts = self.opts
+        N = opts.num_negatives
+        depth0 = opts.depth
+        cs, ce = int(self.cand_starts[q]), int(self.cand_starts[q_end])
+        rows = self.cand_rows[cs:ce]
+        crank = self.cand_rank[cs:ce]
+        cq = self.qidx[rows] - q  # query within the chunk
+        nchunk = q_end - q
+        has_pos_q = self.npos[q:q_end] > 0
+        ind = (crank <= depth0) & has_pos_q[cq]
+        if self.doc_vectors is not None:
+            need = rows[ind & (self.struct[rows] < 0)]
+            qs = np.arange(q, q_end)[has_pos_q]
+            self._near_dup_rows(need, qs)
+
+        seg = self.cand_starts[q:q_end + 1] - cs  # segment offsets within the chunk
+        c = np.cumsum(ind)
+        before = np.concatenate([[0], c])[seg[:-1]]  # ind count before each query's segment
+        trank = c - before[cq]
+        code = self.struct[rows]
+        code = np.where(code >= 0, code, self.score_reason[rows])
+        if opts.range_min is not None or opts.range_max is not None:
+            win = (self.struct[rows] < 0) & outside_rank_window(trank, opts.range_min, opts.range_max)
+            code[win] = _WIN
+        elig = ind & (code < 0)
+        n_elig = np.bincount(cq[elig], minlength=nchunk)
+        n_ind = np.bincount(cq[ind], minlength=nchunk)
+        # the deepest rank each query has (for look-deeper)
+        nonempty = seg[1:] > seg[:-1]
+        deepest = np.zeros(nchunk, dtype=np.int64)
+        if nonempty.any():
+            deepest[nonempty] = np.maximum.reduceat(crank, seg[:-1][nonempty])
+        cap = deepest if opts.max_depth is None else np.minimum(deepest, opts.max_depth)
+
+        slow = has_pos_q & (n_elig < N) & (cap > depth0)
+        sample = has_pos_q & ~slow & (n_elig > N) & (self.sampler.name != "top")
+        if self._per_query_only:
+            slow = has_pos_q.copy()
+            sample[:] = False
+        fast_q = has_pos_q & ~slow & ~sample
+        self.n_cand[q:q_end] = n_ind
+        self.n_cand[q:q_end][~has_pos_q] = np.bincount(cq[crank <= depth0], minlength=nchunk)[~has_pos_q]
+
+        # fast queries: the first N eligible by teacher rank
+        fr = fast_q[cq]
+        ecum = np.cumsum(elig)
+        ebefore = np.concatenate([[0], ecum])[seg[:-1]]
+        chosen = fr & elig & (ecum - ebefore[cq] <= N)
+        self.out_neg.append(rows[chosen])
+        self.out_neg_tr.append(trank[chosen])
+        self.n_hard[q:q_end][fast_q] = np.minimum(n_elig, N)[fast_q]
+        dropped = fr & ind & (code >= 0)
+        self.out_drop.append(rows[dropped])
+        self.out_drop_tr.append(trank[dropped])
+        self.out_drop_code.append(code[dropped])
+        ps, pe = int(self.pos_starts[q]), int(self.pos_starts[q_end])
+        prow = self.pos_rows[ps:pe]
+        prow = prow[(self.rank[prow] <= depth0) & fast_q[self.qidx[prow] - q]]
+        self.out_drop.append(prow)
+        self.out_drop_tr.append(np.zeros(prow.size, np.int64))
+        self.out_drop_code.append(np.full(prow.size, _KP, np.int8))
+
+        for i in np.flatnonzero(slow | sample).tolist():
+            self._query(q + i)
+
+    def _query(self, qi: int) -> None:
+        """One query (with positives): look deeper while short, then sample."""
+        opts = self.opts
+        N = opts.num_negatives
+        depth0 = opts.depth
+        cs, ce = self.cand_starts[qi], self.cand_starts[qi + 1]
+        cand = self.cand_rows[cs:ce]  # teacher order
+        crank = self.cand_rank[cs:ce]
+        deepest = int(crank.max()) if cand.size else depth0
+        cap = deepest if opts.max_depth is None else min(deepest, opts.max_depth)
+        d = depth0
+        while True:
+            rows = cand[crank <= d]
+            k = rows.size
+            if self.doc_vectors is not None:
+                self._near_dup_rows(rows, [qi])
+            trank = np.arange(1, k + 1)
+            code = self.struct[rows]
+            code = np.where(code >= 0, code, self.score_reason[rows])
+            if opts.range_min is not None or opts.range_max is not None:
+                win = (self.struct[rows] < 0) & outside_rank_window(trank, opts.range_min, opts.range_max)
+                code[win] = _WIN
+            elig = np.flatnonzero(code < 0)
+            if elig.size >= N or d >= cap:
+                break
+            d = min(d + opts.depth_step, cap)
+        self.depth_used[qi] = d
+        self.n_cand[qi] = k
+        if elig.size > N:
+            qid = self.qarr[qi].as_py()
+            picked = self.sampler.fn(self.t64[rows[elig]], N, float(self.ref[qi]), opts,
+                                     lambda: query_rng(opts.seed, "sample", qid), qid)
+            chosen = elig[picked]
+            if self.sampler.name != "top":
+                keep = np.zeros(k, dtype=bool)
+                keep[chosen] = True
+                code[(code < 0) & ~keep] = _NS
+        else:
+            chosen = elig
+        self.out_neg.append(rows[chosen])
+        self.out_neg_tr.append(trank[chosen])
+        self.n_hard[qi] = chosen.size
+        dropped = np.flatnonzero(code >= 0)
+        self.out_drop.append(rows[dropped])
+        self.out_drop_tr.append(trank[dropped])
+        self.out_drop_code.append(code[dropped])
+        prow = self.pos_rows[self.pos_starts[qi]:self.pos_starts[qi + 1]]
+        prow = prow[self.rank[prow] <= d]
+        self.out_drop.append(prow)
+        self.out_drop_tr.append(np.zeros(prow.size, np.int64))
+        self.out_drop_code.append(np.full(prow.size, _KP, np.int8))
 
     # ---- random negatives (STAR) ----
 
     def _random_negatives(self, queries: list[int]) -> list[np.ndarray]:
-        """K docs per query, uniform over the corpus minus the query's rows in scores, minus docs
-        with the same text as a positive or (with vectors) a near-duplicate of one."""
+        """random_negatives docs per query, uniform over the corpus minus the query's rows in
+        `scores`, never with the same text as a positive nor (with vectors) a near duplicate of
+        one. Per query the draws depend only on (seed, query id): rounds are batched across
+        queries only for the look-ups."""
         K = self.opts.random_negatives
-        if self._corpus_order is None:
+        if self._corpus_order is None:  # canonical order: independent of corpus row order
             self._corpus_order = pc.sort_indices(self.cdoc).to_numpy().astype(np.int64)
         states = []
+        all_pos = []
         for qi in queries:
             a, b = int(self.starts[qi]), int(self.starts[qi + 1])
-            seen = set(self.cidx[a:b][self.cidx[a:b] >= 0].tolist())
-            prow = a + np.flatnonzero(self.is_pos[a:b])
-            prow = prow[self.cidx[prow] >= 0]
-            pgroups = set(self.group[self.cidx[prow]].tolist()) - {-1}
-            rng = query_rng(self.opts.seed, "random", self.qarr[qi].as_py())
-            states.append({"qi": qi, "seen": seen, "pgroups": pgroups, "prow": prow, "rng": rng,
-                           "chosen": [], "pending": []})
-        # draw by text until each query has K candidates, then check near-duplicates in one go
+            c = self.cidx[a:b]
+            prow = self._query_positives(qi)
+            all_pos.append(self.cidx[prow])
+            states.append({"seen": set(c[c >= 0].tolist()), "prow": prow, "chosen": [],
+                           "rng": query_rng(self.opts.seed, "random", self.qarr[qi].as_py())})
+        pdocs = np.concatenate(all_pos) if all_pos else np.zeros(0, np.int64)
+        pkeys = self._keys(pdocs).to_pylist() if pdocs.size else []
+        at = 0
+        for s, p in zip(states, all_pos):
+            s["pkeys"] = set(pkeys[at:at + p.size])
+            at += p.size
         while True:
-            active = [s for s in states if len(s["chosen"]) + len(s["pending"]) < K
-                      and len(s["seen"]) < self.ncorpus]
-            for s in active:
-                self._draw(s, K - len(s["chosen"]) - len(s["pending"]))
-            pending = [s for s in states if s["pending"]]
-            if not pending:
+            active = [s for s in states if len(s["chosen"]) < K and len(s["seen"]) < self.ncorpus]
+            if not active:
                 break
-            if self.doc_vectors is None:
-                for s in pending:
-                    s["chosen"].extend(s["pending"])
-                    s["pending"] = []
+            drawn = [self._draw(s, K - len(s["chosen"])) for s in active]
+            flat = np.concatenate(drawn)
+            if flat.size == 0:
                 continue
-            docs = np.concatenate([np.array(s["pending"], np.int64) for s in pending]
-                                  + [self.cidx[s["prow"]] for s in pending])
-            uniq, vecs = self._vectors(docs)
-            for s in pending:
-                pend = np.array(s["pending"], np.int64)
-                if s["prow"].size:
-                    cv = vecs[np.searchsorted(uniq, pend)]
-                    pv = vecs[np.searchsorted(uniq, self.cidx[s["prow"]])]
-                    ok = (cv @ pv.T).max(axis=1) < self.opts.dedup_threshold
-                else:
-                    ok = np.ones(pend.size, bool)
-                s["chosen"].extend(pend[ok].tolist())
-                s["pending"] = []
+            keys = self._keys(flat).to_pylist()
+            at = 0
+            for s, d in zip(active, drawn):
+                ok = np.array([k not in s["pkeys"] for k in keys[at:at + d.size]], dtype=bool)
+                at += d.size
+                s["pending"] = d[ok] if d.size else d
+            if self.doc_vectors is not None:
+                with_pos = [s for s in active if s["pending"].size and s["prow"].size]
+                if with_pos:
+                    uniq, vecs = self._vectors(np.concatenate(
+                        [s["pending"] for s in with_pos] + [self.cidx[s["prow"]] for s in with_pos]))
+                    for s in with_pos:
+                        cv = vecs[np.searchsorted(uniq, s["pending"])]
+                        pv = vecs[np.searchsorted(uniq, self.cidx[s["prow"]])]
+                        s["pending"] = s["pending"][(cv @ pv.T).max(axis=1) < self.opts.dedup_threshold]
+            for s in active:
+                s["chosen"].extend(s["pending"].tolist())
         return [np.array(s["chosen"], dtype=np.int64) for s in states]
 
     _corpus_order: np.ndarray | None = None
 
-    def _draw(self, s: dict, need: int) -> None:
-        """Add up to `need` text-accepted docs to s["pending"], drawing uniformly without
-        replacement from the corpus docs not yet seen by this query."""
+    def _draw(self, s: dict, need: int) -> np.ndarray:
+        """Up to `need` corpus docs this query has not seen, uniformly without replacement."""
         rng, seen = s["rng"], s["seen"]
         remaining = self.ncorpus - len(seen)
         if remaining <= 4 * need + 64 or 2 * remaining < self.ncorpus:
             # few docs left: enumerate them (in doc_id order) and shuffle
-            pool = self._corpus_order[~np.isin(self._corpus_order, np.fromiter(seen, np.int64, len(seen)))]
-            draws = pool[rng.permutation(pool.size)]
+            seen_arr = np.fromiter(seen, np.int64, len(seen))
+            pool = self._corpus_order[~np.isin(self._corpus_order, seen_arr)]
+            draws = pool[rng.permutation(pool.size)[:need]]
         else:
             draws = self._corpus_order[rng.integers(0, self.ncorpus, size=2 * need + 8)]
+        out = []
         for c in draws.tolist():
-            if need == 0:
+            if len(out) == need:
                 break
-            if c in seen:
-                continue
-            seen.add(c)
-            if self.group[c] in s["pgroups"]:
-                continue
-            s["pending"].append(c)
-            need -= 1
+            if c not in seen:
+                seen.add(c)
+                out.append(c)
+        return np.array(out, dtype=np.int64)
 
     # ---- output tables ----
 
-    def _tables(self, neg_rows, neg_tranks, drop_rows, drop_tranks, drop_codes, rand_q, rand_c):
+    def _tables(self) -> FilterResult:
         opts = self.opts
         nq = self.nq
-        cat = lambda xs, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt)  # noqa: E731
-
-        # negatives: per query, hard ones by teacher rank, then random ones in draw order
-        h_rows = cat(neg_rows, np.int64)
-        h_tr = cat(neg_tranks, np.int64)
-        h_q = self.qidx[h_rows]
-        r_c = cat(rand_c, np.int64)
-        r_q = np.repeat(np.array(rand_q, np.int64), [c.size for c in rand_c]) if rand_c else np.zeros(0, np.int64)
-        qall = np.concatenate([h_q, r_q])
-        is_rand = np.concatenate([np.zeros(h_q.size, bool), np.ones(r_q.size, bool)])
-        perm = np.lexsort((np.arange(qall.size), is_rand, qall))  # stable within each part
-        orig_h = self.orig[h_rows]
-
-        def mix(hard: pa.Array, rand: pa.Array) -> pa.Array:
-            return pa.concat_arrays([hard, rand]).take(pa.array(perm))
+        cat = lambda xs, dt: np.concatenate(xs).astype(dt, copy=False) if xs else np.zeros(0, dt)  # noqa: E731
 
         def masked(values: np.ndarray, mask: np.ndarray, typ) -> pa.Array:
             return pa.array(values, type=typ, mask=mask)
 
-        ranks_all = np.concatenate([h_tr, np.zeros(r_q.size, np.int64)])[perm]
-        rrank_all = np.concatenate([self.rank[h_rows], np.zeros(r_q.size, np.int64)])[perm]
-        tscore_all = np.concatenate([self.t32[h_rows], np.zeros(r_q.size, np.float32)])[perm]
+        # negatives: per query, hard ones by teacher rank, then random ones in draw order
+        h_rows = cat(self.out_neg, np.int64)
+        h_tr = cat(self.out_neg_tr, np.int64)
+        r_c = cat(self.rand_c, np.int64)
+        r_q = (np.repeat(np.array(self.rand_q, np.int64), [c.size for c in self.rand_c])
+               if self.rand_c else np.zeros(0, np.int64))
+        qall = np.concatenate([self.qidx[h_rows], r_q])
+        is_rand = np.concatenate([np.zeros(h_rows.size, bool), np.ones(r_q.size, bool)])
+        # within a query: hard ones by teacher rank, then random ones in draw order
+        within = np.concatenate([h_tr, np.arange(r_q.size)])
+        perm = np.lexsort((within, is_rand, qall))
+        orig_h = self.orig[h_rows]
+        take = pa.array(perm)
+
+        def mix(hard: pa.Array, rand: pa.Array) -> pa.Array:
+            return pa.concat_arrays([hard, rand]).take(take)
+
         rmask = is_rand[perm]
+        zeros_i = np.zeros(r_q.size, np.int64)
         negatives = pa.table({
             "query_id": self.qarr.take(pa.array(qall[perm])),
             "doc_id": mix(self.dcol.take(pa.array(orig_h)), self.cdoc.take(pa.array(r_c))),
-            "rank": masked(ranks_all.astype(np.int32), rmask, pa.int32()),
-            "retrieval_rank": masked(rrank_all.astype(np.int32), rmask, pa.int32()),
-            "teacher_score": masked(tscore_all, rmask, pa.float32()),
+            "rank": masked(np.concatenate([h_tr, zeros_i])[perm].astype(np.int32), rmask, pa.int32()),
+            "retrieval_rank": masked(np.concatenate([self.rank[h_rows], zeros_i])[perm].astype(np.int32),
+                                     rmask, pa.int32()),
+            "teacher_score": masked(np.concatenate([self.t32[h_rows], np.zeros(r_q.size, np.float32)])[perm],
+                                    rmask, pa.float32()),
             "positive_score": pa.array(self.ref32[qall[perm]], pa.float32()),
-            "source": mix(self.scol.take(pa.array(orig_h)), pa.repeat(pa.scalar("random", pa.string()), r_q.size)),
+            "source": mix(self.scol.take(pa.array(orig_h)),
+                          pa.repeat(pa.scalar("random", pa.string()), r_q.size)),
             "is_random": pa.array(rmask, pa.bool_()),
             "method": pa.repeat(pa.scalar(opts.method, pa.string()), qall.size),
         }, schema=NEGATIVES_SCHEMA)
 
-        d_rows = cat(drop_rows, np.int64)
-        d_tr = cat(drop_tranks, np.int64)
-        d_code = cat(drop_codes, np.int8)
+        # dropped: per query, retrieved known positives by retrieval rank, then candidates by
+        # teacher rank
+        d_rows = cat(self.out_drop, np.int64)
+        d_tr = cat(self.out_drop_tr, np.int64)
+        d_code = cat(self.out_drop_code, np.int8)
+        kp = d_tr == 0
+        perm = np.lexsort((np.where(kp, self.rank[d_rows], d_tr), ~kp, self.qidx[d_rows]))
+        d_rows, d_tr, d_code = d_rows[perm], d_tr[perm], d_code[perm]
         orig_d = self.orig[d_rows]
         dropped = pa.table({
             "query_id": self.qarr.take(pa.array(self.qidx[d_rows])),
