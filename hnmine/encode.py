@@ -175,8 +175,9 @@ def encode_cached(
     spec.validate()
     key = embedding_key(spec, prompt, prompt_name, texts)
     final = Path(cache_dir) / f"{key}.npy"
-    if final.exists():
-        return np.load(final, mmap_mode="r"), key
+    cached = _load_verified(final, len(texts))
+    if cached is not None:
+        return cached, key
     parts = Path(cache_dir) / f"{key}.parts"
     parts.mkdir(parents=True, exist_ok=True)
     # Length-sorted order: batches of similar length waste no padding. Chunk boundaries are fixed by
@@ -188,7 +189,7 @@ def encode_cached(
         for c in range(n_chunks):
             idx = order[c * CHUNK : (c + 1) * CHUNK]
             chunk_file = parts / f"chunk-{c:06d}.npy"
-            if chunk_file.exists():
+            if _chunk_ok(chunk_file, len(idx)):
                 advance(len(idx))
                 continue
             if model is None:
@@ -205,8 +206,47 @@ def encode_cached(
             out[idx] = np.load(parts / f"chunk-{c:06d}.npy")
         out.flush()
         del out
+    # The digest is written after the vectors: a cache file without one (a killed process, an
+    # older version) or whose bytes no longer match it is encoded again, never trusted.
+    from hnmine.rundir import file_hash
+
+    with atomic_path(_digest_path(final)) as tmp:
+        tmp.write_text(file_hash(final) + "\n", encoding="utf-8")
     shutil.rmtree(parts, ignore_errors=True)
     return np.load(final, mmap_mode="r"), key
+
+
+def _digest_path(final: Path) -> Path:
+    return final.with_name(final.name + ".sha256")
+
+
+def _load_verified(final: Path, n_rows: int) -> np.ndarray | None:
+    """The cached vectors when their bytes match the recorded sha256 and their shape the texts; else None."""
+    from hnmine.rundir import file_hash
+
+    digest = _digest_path(final)
+    if not final.exists() or not digest.exists():
+        return None
+    try:
+        if file_hash(final) != digest.read_text(encoding="utf-8").strip():
+            return None
+        vectors = np.load(final, mmap_mode="r")
+    except (OSError, ValueError):
+        return None
+    if vectors.ndim != 2 or vectors.shape[0] != n_rows or vectors.dtype != np.float32:
+        return None
+    return vectors
+
+
+def _chunk_ok(chunk_file: Path, n_rows: int) -> bool:
+    """A chunk of an interrupted encode is reused only when it loads whole, with the right shape."""
+    if not chunk_file.exists():
+        return False
+    try:
+        vectors = np.load(chunk_file)
+    except (OSError, ValueError, EOFError):
+        return False
+    return vectors.ndim == 2 and vectors.shape[0] == n_rows and vectors.dtype == np.float32 and bool(np.isfinite(vectors).all())
 
 
 def _encode_batches(model, texts: list[str], spec: EncoderSpec, prompt, prompt_name, advance) -> np.ndarray:

@@ -17,7 +17,7 @@ from typing import Any
 
 from hnmine import __version__
 from hnmine.errors import RunDirError
-from hnmine.io.atomic import check_writable, write_json
+from hnmine.io.atomic import check_writable, is_temp_name, write_json
 
 STAGES = ("inputs", "index", "retrieve", "score", "filter", "export")
 # Which earlier stage makes each file, for messages about a missing one.
@@ -52,10 +52,13 @@ def file_hash(path: Path) -> str:
 
 
 def tree_hash(path: Path) -> str:
-    """Fingerprint of a folder's files (names, sizes and contents)."""
+    """Fingerprint of a folder's files (names and contents).
+
+    Temporary files a killed process left behind are not part of the output.
+    """
     h = hashlib.sha256()
     for p in sorted(Path(path).rglob("*")):
-        if p.is_file():
+        if p.is_file() and not is_temp_name(p.name):
             h.update(str(p.relative_to(path)).encode())
             h.update(file_hash(p).encode())
     return h.hexdigest()
@@ -113,6 +116,7 @@ class StageOutcome:
 class RunDir:
     def __init__(self, path: Path):
         self.path = Path(path)
+        self._swept = False
 
     # paths
     def __truediv__(self, rel: str) -> Path:
@@ -127,6 +131,24 @@ class RunDir:
 
     def ensure_writable(self) -> None:
         check_writable(self.path)
+        if not self._swept:
+            self.remove_stale_temp_files()
+            self._swept = True
+
+    def remove_stale_temp_files(self) -> int:
+        """Delete the temporary files of an earlier, killed process (a partial embeddings file can be
+        gigabytes). One process works in a run directory at a time."""
+        removed = 0
+        if not self.path.is_dir():
+            return 0
+        for p in self.path.rglob(".*.tmp"):
+            if p.is_file() and is_temp_name(p.name):
+                try:
+                    p.unlink()
+                    removed += 1
+                except OSError:
+                    pass
+        return removed
 
     # manifests
     def manifest(self, stage: str) -> dict | None:
@@ -134,9 +156,13 @@ class RunDir:
         if not p.exists():
             return None
         try:
-            return json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
+            m = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
             return None  # a damaged manifest means: redo the stage
+        # A manifest of another shape (another version, or edited by hand) is not trusted either.
+        if not isinstance(m, dict) or not isinstance(m.get("outputs", {}), dict):
+            return None
+        return m
 
     def require(self, rel: str) -> Path:
         """A file an earlier stage made; a clear error when it is missing."""
@@ -163,6 +189,8 @@ class RunDir:
             return False
         for rel, digest in m.get("outputs", {}).items():
             p = self.path / rel
+            if not isinstance(digest, str) or not p.resolve().is_relative_to(self.path.resolve()):
+                return False
             if not p.exists():
                 return False
             if p.is_dir():

@@ -27,6 +27,8 @@ def atomic_path(target: Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        # mkstemp makes the file private (0600); a finished output gets the usual permissions.
+        os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, target)
     except OSError as exc:
         tmp_path.unlink(missing_ok=True)
@@ -34,6 +36,17 @@ def atomic_path(target: Path) -> Iterator[Path]:
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def is_temp_name(name: str) -> bool:
+    """The temporary files of atomic_path (left behind only by a killed process)."""
+    return name.startswith(".") and name.endswith(".tmp")
 
 
 def write_parquet(table: pa.Table, target: Path) -> None:
@@ -53,11 +66,25 @@ def write_json(obj, target: Path) -> None:
 
 
 def check_writable(folder: Path) -> None:
-    """Fail early, before any work, when the run directory cannot be written."""
+    """Fail early, before any work, when the run directory cannot be written.
+
+    A folder that does not exist yet is not created here (a run that fails on its inputs leaves
+    nothing behind); its nearest existing parent must be a writable folder.
+    """
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise RunDirError(f"{folder}: is a file, not a run directory")
+    if not folder.exists():
+        parent = folder.parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not parent.is_dir():
+            raise RunDirError(f"{folder}: cannot create the run directory ({parent} is a file)")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise RunDirError(f"{folder}: cannot create the run directory ({parent} is not writable)")
+        return
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".hnmine-write-check.", dir=folder)
+        fd, tmp = tempfile.mkstemp(prefix=".hnmine-write-check.", suffix=".tmp", dir=folder)
         os.close(fd)
         os.unlink(tmp)
     except OSError as exc:

@@ -60,6 +60,8 @@ def _read_jsonl(path: Path) -> pa.Table:
     rows: list[dict] = []
     with open(path, "rb") as fh:
         for lineno, raw in enumerate(fh, start=1):
+            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]  # a UTF-8 byte-order mark (Windows editors write one): not part of the data
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
@@ -109,12 +111,7 @@ def _read_delimited(path: Path, delimiter: str) -> pa.Table:
     import pyarrow.csv as pacsv
 
     try:
-        head = path.open("rb").read(1 << 16)
-        head.decode("utf-8")
-    except UnicodeDecodeError:
-        pass  # located precisely below
-    try:
-        return pacsv.read_csv(
+        table = pacsv.read_csv(
             path,
             read_options=pacsv.ReadOptions(use_threads=True),
             parse_options=pacsv.ParseOptions(delimiter=delimiter, quote_char='"' if delimiter == "," else False),
@@ -127,6 +124,12 @@ def _read_delimited(path: Path, delimiter: str) -> pa.Table:
         if "Empty CSV file" in msg:
             raise InputError(f"{path}: file is empty") from None
         raise InputError(f"{path}: cannot parse ({msg})") from None
+    # Arrow reads a column holding bytes that are not UTF-8 as binary instead of failing: never
+    # turn those into "b'...'" strings.
+    for name, column_type in zip(table.column_names, table.schema.types):
+        if pa.types.is_binary(column_type) or pa.types.is_large_binary(column_type):
+            raise InputError(f"{path}:{_bad_utf8_line(path)}: not valid UTF-8 (column '{name}')")
+    return table
 
 
 def _bad_utf8_line(path: Path) -> int:
@@ -155,6 +158,11 @@ def string_column(table: pa.Table, path: Path | str, column: str, *, what: str, 
                 out.append("")
                 continue
             raise InputError(f"{path}: row {i + 1}: {what} column '{column}' is missing (null/NaN)")
+        if isinstance(v, bytes):
+            try:
+                v = v.decode("utf-8")
+            except UnicodeDecodeError:
+                raise InputError(f"{path}: row {i + 1}: {what} column '{column}' is not valid UTF-8") from None
         if isinstance(v, (list, dict)):
             raise InputError(f"{path}: row {i + 1}: {what} column '{column}' holds a {type(v).__name__}, expected text")
         if isinstance(v, float) and v.is_integer():

@@ -7,6 +7,7 @@ qrels(query_id, doc_id, relevance, is_positive).
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,6 +77,9 @@ def resolve_files(spec: InputSpec) -> dict[str, Path | None]:
             files["qrels"] = files["qrels"] or _beir_qrels(data, spec.split)
         else:
             files["pairs"] = data
+    for role, given in files.items():
+        if given is not None:
+            _check_file(given, role)
     if files["pairs"] is not None:
         if files["queries"] is not None or files["qrels"] is not None:
             raise OptionError("a pairs file replaces --queries and --qrels: give one or the other")
@@ -84,6 +88,14 @@ def resolve_files(spec: InputSpec) -> dict[str, Path | None]:
         if files[role] is None:
             raise OptionError(f"no {role} file: give a BEIR folder, --{role} FILE, or a pairs file")
     return files
+
+
+def _check_file(path: Path, role: str) -> None:
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file ({role})")
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, expected a {role} file")
 
 
 def _first_existing(folder: Path, names: list[str]) -> Path:
@@ -124,9 +136,9 @@ def load_inputs(spec: InputSpec) -> Inputs:
     if files["pairs"] is not None:
         return _load_pairs(spec, files["pairs"], files["corpus"])
     corpus, corpus_stats = read_corpus(spec, files["corpus"])
-    queries = read_queries(spec, files["queries"])
+    queries, query_stats = read_queries(spec, files["queries"])
     qrels = read_qrels(spec, files["qrels"])
-    return _link(corpus, queries, qrels, files, corpus_stats)
+    return _link(corpus, queries, qrels, files, {**corpus_stats, **query_stats})
 
 
 def read_corpus(spec: InputSpec, path: Path) -> tuple[pa.Table, dict]:
@@ -164,23 +176,30 @@ def read_corpus(spec: InputSpec, path: Path) -> tuple[pa.Table, dict]:
     return corpus, {"corpus_duplicate_rows": duplicates, "corpus_empty_documents": len(empty_ids), "corpus_empty_ids": empty_ids[:20]}
 
 
-def read_queries(spec: InputSpec, path: Path) -> pa.Table:
+def read_queries(spec: InputSpec, path: Path) -> tuple[pa.Table, dict]:
+    """Queries with their stats; an empty (or whitespace-only) query is left out and reported."""
     table = read_table(path)
     id_col = _pick(table, path, spec.query_id_column, QUERY_ID_COLUMNS, "query id")
     text_col = _pick(table, path, spec.query_text_column, QUERY_TEXT_COLUMNS, "query text")
     ids = [i.strip() for i in string_column(table, path, id_col, what="query id", allow_empty=False)]
     texts = string_column(table, path, text_col, what="query text", allow_empty=True)
     seen: dict[str, str] = {}
-    out_ids, out_texts = [], []
+    out_ids, out_texts, empty_ids = [], [], []
     for row, (qid, text) in enumerate(zip(ids, texts), start=1):
         if qid in seen:
             if seen[qid] != text:
                 raise InputError(f"{path}: row {row}: query id '{qid}' appears twice with different texts")
             continue
         seen[qid] = text
+        if not text.strip():
+            empty_ids.append(qid)
+            continue
         out_ids.append(qid)
         out_texts.append(text)
-    return pa.table({"query_id": pa.array(out_ids, pa.string()), "text": pa.array(out_texts, pa.string())})
+    if not out_ids:
+        raise InputError(f"{path}: no query has a non-empty text")
+    table = pa.table({"query_id": pa.array(out_ids, pa.string()), "text": pa.array(out_texts, pa.string())})
+    return table, {"queries_empty": len(empty_ids), "queries_empty_ids": empty_ids[:20], "_empty_query_ids": set(empty_ids)}
 
 
 def read_qrels(spec: InputSpec, path: Path) -> pa.Table:
@@ -215,6 +234,8 @@ def read_qrels(spec: InputSpec, path: Path) -> pa.Table:
 def _link(corpus: pa.Table, queries: pa.Table, qrels: pa.Table, files: dict, corpus_stats: dict) -> Inputs:
     """Keep judgments whose ids exist; keep queries that have a positive. Report what was left out."""
     warnings: list[str] = []
+    corpus_stats = dict(corpus_stats)
+    empty_queries = corpus_stats.pop("_empty_query_ids", set())
     doc_ids = set(corpus.column("doc_id").to_pylist())
     query_ids = queries.column("query_id").to_pylist()
     query_set = set(query_ids)
@@ -222,9 +243,12 @@ def _link(corpus: pa.Table, queries: pa.Table, qrels: pa.Table, files: dict, cor
     d = qrels.column("doc_id").to_pylist()
     known_q = [x in query_set for x in q]
     known_d = [x in doc_ids for x in d]
-    unknown_q = sum(not x for x in known_q)
-    unknown_d = sum(kq and not kd for kq, kd in zip(known_q, known_d))
-    if len(q) and unknown_q == len(q):
+    # Judgments of an empty query (left out, reported on its own) are not "unknown".
+    unknown_q_ids = [x for x, k in zip(q, known_q) if not k and x not in empty_queries]
+    unknown_q = len(unknown_q_ids)
+    unknown_d_ids = [y for kq, kd, y in zip(known_q, known_d, d) if kq and not kd]
+    unknown_d = len(unknown_d_ids)
+    if len(q) and unknown_q == len(q) and not empty_queries:
         raise InputError(f"{files['qrels']}: no judgment names a query of {files['queries']} (wrong file or split?)")
     keep = pa.array([kq and kd for kq, kd in zip(known_q, known_d)])
     qrels = qrels.filter(keep)
@@ -238,29 +262,56 @@ def _link(corpus: pa.Table, queries: pa.Table, qrels: pa.Table, files: dict, cor
     without_positive = sum(1 for qid in query_ids if qid in judged and qid not in positive_queries)
     queries = queries.filter(pa.array(keep_q))
     qrels = qrels.filter(pa.array([x in positive_queries for x in qrels.column("query_id").to_pylist()]))
+    raw_judged = set(q)
+    unjudged = [qid for qid in query_ids if qid not in raw_judged]
+    # Judged queries whose every judgment named a document the corpus lacks.
+    lost = [qid for qid in query_ids if qid in raw_judged and qid not in judged]
     if unknown_q:
-        warnings.append(f"{files['qrels']}: {unknown_q} judgments name queries not in {files['queries']}; left out")
+        warnings.append(
+            f"{files['qrels']}: {unknown_q} judgments name queries not in {files['queries']} ({_examples(unknown_q_ids)}); left out"
+        )
     if unknown_d:
-        warnings.append(f"{files['qrels']}: {unknown_d} judgments name documents not in the corpus (or empty ones); left out")
+        warnings.append(
+            f"{files['qrels']}: {unknown_d} judgments name documents not in the corpus (or empty ones) ({_examples(unknown_d_ids)}); left out"
+        )
     if without_positive:
-        warnings.append(f"{without_positive} judged queries have no positive at --min-relevance; left out")
+        warnings.append(
+            f"{files['qrels']}: {without_positive} judged queries have no positive at --min-relevance "
+            f"({_examples([x for x in query_ids if x in judged and x not in positive_queries])}); left out"
+        )
+    if lost:
+        warnings.append(f"{files['qrels']}: {len(lost)} queries have no judged document in the corpus ({_examples(lost)}); left out")
+    if unjudged:
+        warnings.append(f"{files['queries']}: {len(unjudged)} queries have no judgment in {files['qrels']} ({_examples(unjudged)}); left out")
+    if corpus_stats.get("queries_empty"):
+        warnings.append(
+            f"{files['queries']}: {corpus_stats['queries_empty']} empty queries left out ({_examples(corpus_stats['queries_empty_ids'])})"
+        )
     if corpus_stats.get("corpus_empty_documents"):
         warnings.append(
             f"{files['corpus']}: {corpus_stats['corpus_empty_documents']} empty documents left out "
             f"({', '.join(corpus_stats['corpus_empty_ids'][:5])})"
         )
     stats = {
-        **{k: v for k, v in corpus_stats.items() if k != "corpus_empty_ids"},
+        **{k: v for k, v in corpus_stats.items() if k not in ("corpus_empty_ids", "queries_empty_ids")},
         "qrels_unknown_query": unknown_q,
         "qrels_unknown_doc": unknown_d,
         "queries_without_positive": without_positive,
-        "queries_unjudged": len(query_ids) - len(judged & query_set),
+        "queries_unjudged": len(unjudged),
+        "queries_without_judged_document": len(lost),
         "documents": corpus.num_rows,
         "queries": queries.num_rows,
         "judgments": qrels.num_rows,
         "positives": int(pa.compute.sum(qrels.column("is_positive")).as_py() or 0),
     }
     return Inputs(corpus=corpus, queries=queries, qrels=qrels, stats=stats, warnings=warnings)
+
+
+def _examples(ids: list[str], n: int = 5) -> str:
+    """A few ids for a message: 'a, b, c' or 'a, b, c, … (12 in all)'."""
+    unique = list(dict.fromkeys(ids))
+    shown = ", ".join(unique[:n])
+    return shown if len(unique) <= n else f"{shown}, … ({len(unique)} in all)"
 
 
 def _dedupe_qrels(qrels: pa.Table) -> pa.Table:
@@ -288,6 +339,21 @@ def content_id(prefix: str, text: str) -> str:
     return prefix + hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
 
 
+def _json_list(value) -> list | None:
+    """A list written as JSON text ('["a", "b"]'), as CSV/TSV files and stringified pandas columns
+    hold lists; None for anything else, which is then one positive text."""
+    if not isinstance(value, str):
+        return None
+    v = value.strip()
+    if not (v.startswith("[") and v.endswith("]")):
+        return None
+    try:
+        parsed = json.loads(v)
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, list) and parsed and all(isinstance(x, str) for x in parsed) else None
+
+
 def _load_pairs(spec: InputSpec, path: Path, extra_corpus: Path | None) -> Inputs:
     """(query text, positive text[s]) rows → tables with content-hash ids."""
     table = read_table(path)
@@ -300,7 +366,7 @@ def _load_pairs(spec: InputSpec, path: Path, extra_corpus: Path | None) -> Input
     pairs: dict[tuple[str, str], None] = {}
     for row, (qtext, pos) in enumerate(zip(queries_text, positives_raw), start=1):
         # A single string is one positive, never a list of characters (a pitfall of other miners).
-        items = pos if isinstance(pos, list) else [pos]
+        items = pos if isinstance(pos, list) else _json_list(pos) or [pos]
         if not items:
             raise InputError(f"{path}: row {row}: positive column '{p_col}' is an empty list")
         qid = query_ids.setdefault(qtext, content_id("q", qtext))
@@ -316,8 +382,13 @@ def _load_pairs(spec: InputSpec, path: Path, extra_corpus: Path | None) -> Input
     titles = [""] * len(doc_ids)
     texts = [docs[d] for d in doc_ids]
     stats = {"pairs": len(pairs)}
+    warnings: list[str] = []
     if extra_corpus is not None:
         extra, extra_stats = read_corpus(spec, extra_corpus)
+        if extra_stats.get("corpus_empty_documents"):
+            warnings.append(
+                f"{extra_corpus}: {extra_stats['corpus_empty_documents']} empty documents left out ({_examples(extra_stats['corpus_empty_ids'])})"
+            )
         by_text = set(texts)
         added = 0
         for did, title, text in zip(extra.column("doc_id").to_pylist(), extra.column("title").to_pylist(), extra.column("text").to_pylist()):
@@ -341,4 +412,4 @@ def _load_pairs(spec: InputSpec, path: Path, extra_corpus: Path | None) -> Input
         }
     )
     stats.update({"documents": corpus.num_rows, "queries": queries.num_rows, "judgments": qrels.num_rows, "positives": qrels.num_rows})
-    return Inputs(corpus=corpus, queries=queries, qrels=qrels, stats=stats)
+    return Inputs(corpus=corpus, queries=queries, qrels=qrels, stats=stats, warnings=warnings)

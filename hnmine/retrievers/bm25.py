@@ -46,6 +46,10 @@ def build(texts: list[str], options: BM25Options, folder: Path, reporter: Report
     folder.mkdir(parents=True, exist_ok=True)
     (reporter or Reporter()).info(f"BM25 index ({options.backend}, {options.method}) over {len(texts):,} documents")
     tokens = tokenize(texts, options.stopwords)
+    if not any(tokens):
+        from hnmine.errors import InputError
+
+        raise InputError("the corpus has no word BM25 can index (only stopwords or punctuation); use --retriever dense")
     from hnmine.io.atomic import atomic_path
 
     if options.backend == "rank-bm25":

@@ -23,7 +23,8 @@ class InputOptions:
 def _key_options(opts: InputOptions) -> dict:
     # Paths are not part of the key: the same bytes read from another place give the same tables.
     spec = replace(opts.spec, data=None, corpus=None, queries=None, qrels=None, pairs=None)
-    return {"spec": spec, "hide_positives": opts.hide_positives, "hide_seed": opts.hide_seed}
+    # The seed only matters when positives are hidden: another --seed must not redo this stage.
+    return {"spec": spec, "hide_positives": opts.hide_positives, "hide_seed": opts.hide_seed if opts.hide_positives else None}
 
 
 def run_inputs(run: RunDir, opts: InputOptions, *, force: bool = False, reporter: Reporter | None = None) -> StageOutcome:
@@ -45,6 +46,8 @@ def run_inputs(run: RunDir, opts: InputOptions, *, force: bool = False, reporter
         write_parquet(hidden, run / "inputs/hidden_qrels.parquet")
         outputs.append("inputs/hidden_qrels.parquet")
         stats["hidden_positives"] = hidden.num_rows
+    else:
+        (run / "inputs/hidden_qrels.parquet").unlink(missing_ok=True)  # stale: `eval --hidden` must not judge by it
     write_parquet(loaded.corpus, run / "inputs/corpus.parquet")
     write_parquet(loaded.queries, run / "inputs/queries.parquet")
     write_parquet(qrels, run / "inputs/qrels.parquet")

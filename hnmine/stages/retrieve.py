@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from hnmine.encode import EncoderSpec, encode_cached
+from hnmine.encode import EncoderSpec, effective_dtype, encode_cached
 from hnmine.errors import OptionError, RunDirError
 from hnmine.io.atomic import write_parquet
 from hnmine.progress import Reporter
@@ -56,7 +56,7 @@ def _key_options(opts: RetrieveOptions) -> dict:
 
     d = {"retriever": opts.retriever, "max_depth": opts.max_depth}
     if needs_dense(opts.retriever):
-        enc = {**vars(opts.encoder)}
+        enc = {**vars(opts.encoder), "dtype": effective_dtype(opts.encoder.dtype, opts.encoder.device)}  # "auto" resolved, as in the index key
         enc.pop("batch_size")
         enc.pop("device")
         d.update(encoder=enc, query_prompt=opts.query_prompt, query_prompt_name=opts.query_prompt_name,
