@@ -99,6 +99,7 @@ INDEX_OPTS = [
     _opt("bm25_method", str, "lucene", "--bm25-method", help="BM25 variant: lucene, robertson, atire, bm25l, bm25+."),
     _opt("corpus_embeddings", Optional[Path], None, "--corpus-embeddings", help="Precomputed corpus vectors (npy or Parquet), in corpus order."),
     _opt("exact_max_docs", int, 200_000, "--exact-max-docs", help="Exact search up to this many documents; IVF above."),
+    _opt("candidate_model", Optional[List[str]], None, "--candidate-model", help="Another dense model as a candidate source (repeatable); its list is fused with the others by reciprocal rank."),
 ]
 RETRIEVE_OPTS = [
     _opt("max_depth", int, 200, "--max-depth", help="Candidates retrieved per query (the cap for looking deeper)."),

@@ -115,6 +115,7 @@ def pipeline_options(o: dict[str, Any]) -> PipelineOptions:
         index=IndexOptions(
             dense=needs_dense(retriever) or uses_bi_encoder, bm25=needs_bm25(retriever), encoder=encoder,
             bm25_options=bm25, exact_max_docs=int(get("exact_max_docs", 200_000)), corpus_embeddings=path("corpus_embeddings"),
+            candidate_models=tuple(o.get("candidate_model") or ()),
             **corpus_prompts,
         ),
         retrieve=RetrieveOptions(

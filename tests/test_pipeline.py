@@ -164,3 +164,19 @@ def test_bm25_and_hybrid_retrievers(sample_run: Path, tmp_path: Path):
         else:
             assert "dense+bm25" in sources
         assert summary["filter"]["negatives_total"] > 0
+
+
+def test_a_second_dense_model_as_candidate_source(sample_run: Path, tmp_path: Path):
+    import shutil
+
+    from hnmine.encode import resolve_model
+
+    run = tmp_path / "two-models"
+    shutil.copytree(sample_run / "cache", run / "cache")
+    second = resolve_model("all-MiniLM-L6-v2")[0]  # the same weights under another name: a second source
+    summary = mine_json(str(SAMPLE), "--out", str(run), "--retriever", "hybrid", "--candidate-model", second)
+    sources = set(pq.read_table(run / "candidates.parquet", columns=["source"]).column("source").to_pylist())
+    assert "dense+dense2+bm25" in sources
+    index = json.loads((run / "manifests" / "index.json").read_text())
+    assert index["models"]["dense2"]["name"] == second
+    assert summary["filter"]["negatives_total"] > 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +30,7 @@ class IndexOptions:
     bm25_options: bm25_mod.BM25Options = field(default_factory=bm25_mod.BM25Options)
     exact_max_docs: int = dense_mod.EXACT_MAX_DOCS
     corpus_embeddings: Path | None = None  # vectors the user already has (npy or Parquet), in corpus order
+    candidate_models: tuple[str, ...] = ()  # more dense models as candidate sources (fused by RRF)
 
 
 def input_fingerprints(run: RunDir) -> dict:
@@ -55,6 +56,8 @@ def _key_options(opts: IndexOptions) -> dict:
         d["encoder"].pop("device")
     if opts.bm25:
         d["bm25_options"] = opts.bm25_options
+    if opts.candidate_models:
+        d["candidate_models"] = [{"model": m, "revision": resolve_model(m)[1]} for m in opts.candidate_models]
     return d
 
 
@@ -99,6 +102,17 @@ def run_index(run: RunDir, opts: IndexOptions, *, force: bool = False, reporter:
         name, revision = resolve_model(opts.encoder.model)
         models["dense"] = {"name": opts.encoder.model, "path": name, "revision": revision,
                            "dtype": effective_dtype(opts.encoder.dtype, opts.encoder.device)}
+    for i, model in enumerate(opts.candidate_models, start=2):
+        # Extra candidate sources: each model encodes the corpus once (cached like the main one).
+        spec = replace(opts.encoder, model=model)
+        _, cache_key = encode_cached(texts, spec, run.cache / "embeddings", reporter=reporter, description=f"encoding corpus (dense{i})")
+        folder = run / f"index/dense{i}"
+        folder.mkdir(parents=True, exist_ok=True)
+        _link_or_copy(run.cache / "embeddings" / f"{cache_key}.npy", folder / "embeddings.npy")
+        write_json({"type": "exact", "model": model, "embedding_key": cache_key}, folder / "info.json")
+        outputs.append(f"index/dense{i}")
+        name, revision = resolve_model(model)
+        models[f"dense{i}"] = {"name": model, "path": name, "revision": revision, "dtype": effective_dtype(spec.dtype, spec.device)}
     if opts.bm25:
         folder = run / "index/bm25"
         stats["bm25"] = bm25_mod.build(texts, opts.bm25_options, folder, reporter=reporter)

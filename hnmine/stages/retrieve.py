@@ -98,6 +98,10 @@ def run_retrieve(run: RunDir, opts: RetrieveOptions, *, force: bool = False, rep
     if needs_dense(opts.retriever):
         lists["dense"] = _dense_search(run, opts, queries, k, reporter)
         models["dense"] = index_manifest.get("models", {}).get("dense", {})
+    for i, model in enumerate(m["model"] for m in idx_opts.get("candidate_models", [])):
+        name = f"dense{i + 2}"
+        lists[name] = _extra_dense_search(run, opts, name, model, queries, k, reporter)
+        models[name] = index_manifest.get("models", {}).get(name, {})
     if needs_bm25(opts.retriever):
         bopts = bm25_mod.BM25Options(**idx_opts["bm25_options"])
         lists["bm25"] = bm25_mod.search(queries.column("text").to_pylist(), k, bopts, run / "index/bm25", len(corpus_ids), reporter=reporter)
@@ -146,6 +150,16 @@ def _dense_search(run: RunDir, opts: RetrieveOptions, queries: pa.Table, k: int,
     if qv.shape[1] != vectors.shape[1]:
         raise OptionError(f"query vectors have {qv.shape[1]} dimensions, corpus vectors {vectors.shape[1]}")
     return dense_mod.search(qv, vectors, k, index_info=info, folder=folder, nprobe=opts.nprobe, reporter=reporter)
+
+
+def _extra_dense_search(run: RunDir, opts: RetrieveOptions, name: str, model: str, queries: pa.Table, k: int, reporter: Reporter):
+    """Another dense model as a candidate source; queries are encoded without prompts (they belong to the main model)."""
+    from dataclasses import replace
+
+    vectors = np.load(run / f"index/{name}/embeddings.npy", mmap_mode="r")
+    qv, _ = encode_cached(queries.column("text").to_pylist(), replace(opts.encoder, model=model), run.cache / "embeddings",
+                          reporter=reporter, description=f"encoding queries ({name})")
+    return dense_mod.search(qv, vectors, k, index_info={"type": "exact"}, folder=run / f"index/{name}", reporter=reporter)
 
 
 def build_candidates(
