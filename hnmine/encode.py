@@ -45,6 +45,13 @@ class EncoderSpec:
             raise OptionError("--batch-size must be at least 1")
         if self.max_length is not None and self.max_length < 1:
             raise OptionError("--max-length must be at least 1")
+        # Checked here, before any stage runs, so a typo fails in a second and writes nothing.
+        import re
+
+        if not re.fullmatch(r"cpu|mps|cuda(:\d+)?", self.device):
+            raise OptionError(f"unknown device '{self.device}' (valid: cpu, cuda, cuda:N, mps)")
+        if self.model.startswith(("/", "./", "../")) and not Path(self.model).exists():
+            raise ModelError(f"{self.model}: no such model folder")
 
 
 @lru_cache(maxsize=None)

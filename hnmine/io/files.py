@@ -43,12 +43,19 @@ def read_table(path: Path) -> pa.Table:
         import pyarrow.parquet as pq
 
         try:
-            return pq.read_table(path)
+            return pq.ParquetFile(path).read()
         except (pa.ArrowInvalid, OSError) as exc:
             raise InputError(f"{path}: not a readable Parquet file ({_first_line(exc)})") from None
     if fmt == "jsonl":
         return _read_jsonl(path)
     return _read_delimited(path, "," if fmt == "csv" else "\t")
+
+
+def read_parquet(path: Path, columns: list[str] | None = None) -> pa.Table:
+    """Read a Parquet file without pyarrow.dataset (whose import pulls in pandas: ~2 s per command)."""
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(path).read(columns=columns)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -100,11 +107,16 @@ def _to_array(values: list) -> pa.Array:
         # Lists mixed with scalars (a positives field that is sometimes one string): a scalar is a
         # one-item list, never a sequence of characters.
         try:
-            return pa.array([None if v is None else (v if isinstance(v, list) else [v]) for v in values])
+            return pa.array([None if _missing(v) else (v if isinstance(v, list) else [v]) for v in values])
         except (pa.ArrowInvalid, pa.ArrowTypeError):
-            return pa.array([None if v is None else [str(x) for x in (v if isinstance(v, list) else [v])] for v in values])
+            return pa.array([None if _missing(v) else [None if _missing(x) else str(x) for x in (v if isinstance(v, list) else [v])] for v in values])
     # Mixed scalar types (ids that are sometimes numbers, sometimes strings): keep them as text.
-    return pa.array([None if v is None else (json.dumps(v, ensure_ascii=False) if isinstance(v, dict) else str(v)) for v in values])
+    # NaN (JSON allows it) is a missing value, never the text "nan".
+    return pa.array([None if _missing(v) else (json.dumps(v, ensure_ascii=False) if isinstance(v, dict) else str(v)) for v in values])
+
+
+def _missing(v) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
 
 
 def _read_delimited(path: Path, delimiter: str) -> pa.Table:
