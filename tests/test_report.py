@@ -12,6 +12,7 @@ import os
 import shutil
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import typer
@@ -85,6 +86,12 @@ def test_report_data(run):
     assert r["stages"][3] == {"stage": "score", "ran": True, "rows_in": 22, "rows_out": 23, "seconds": 12.35,
                               "finished_at": "2026-11-23T10:03:00Z"}
     assert r["stages"][-1]["ran"] is False
+    assert r["meta"]["method"] == "positive_aware"
+    assert r["meta"]["models"] == [
+        {"role": "dense", "kind": None, "name": "sentence-transformers/all-MiniLM-L6-v2"},
+        {"role": "teacher", "kind": "cross-encoder", "name": "cross-encoder/ms-marco-MiniLM-L-6-v2"}]
+    assert r["meta"]["warnings"] == [
+        {"stage": "retrieve", "message": "1 query got fewer than --max-depth candidates: the corpus is smaller"}]
 
     cov = r["coverage"]
     assert (cov["queries"], cov["target"], cov["full"], cov["short"], cov["exported"]) == (4, 3, 3, 1, 4)
@@ -370,3 +377,37 @@ def test_empty_filter_output(run):
     assert r["suspects"]["rows"] == [] and r["drop_reasons"] == []
     out = rendered(render_report, r)
     assert "no suspects" in out and "nothing was dropped" in out
+
+
+def test_read_where_across_row_groups(tmp_path):
+    """Rows looked up by id come back right when the file has many row groups."""
+    from hnmine.report import load
+
+    ids = [f"d{i}" for i in range(50)]
+    t = pa.table({"doc_id": ids, "title": [""] * 50, "text": [f"text {i}" for i in range(50)]})
+    (tmp_path / "inputs").mkdir()
+    pq.write_table(t, tmp_path / "inputs" / "corpus.parquet", row_group_size=7)
+    got = load.lookup_texts(tmp_path, "corpus", ["d3", "d49", "d20", "d21", "nope"])
+    assert got == {"d3": ("", "text 3"), "d20": ("", "text 20"), "d21": ("", "text 21"), "d49": ("", "text 49")}
+    rows = load.read(tmp_path, "inputs/corpus.parquet", ["text"], where=("doc_id", ["d8", "d1"]))
+    assert rows.column("text").to_pylist() == ["text 1", "text 8"]  # file order
+    assert load.read(tmp_path, "inputs/corpus.parquet", ["text"], where=("doc_id", ["x"])).num_rows == 0
+
+
+def test_report_does_not_import_pandas(built_run):
+    """pyarrow's to_numpy/fill_null import pandas (most of a second): the report avoids them."""
+    import subprocess
+    import sys
+
+    code = (
+        "import io, sys\n"
+        "from rich.console import Console\n"
+        "from hnmine.report import build_report, render_report, inspect_query, render_inspect\n"
+        f"run = {str(built_run)!r}\n"
+        "c = Console(file=io.StringIO(), width=100)\n"
+        "render_report(build_report(run, include_points=True), c)\n"
+        "render_inspect(inspect_query(run, 'q3'), c)\n"
+        "print('pandas' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -121,7 +121,7 @@ def build_report(
         "funnel": funnel,
         "scores": distributions,
         "drop_reasons": reason_counts,
-        "suspects": _suspects(run_dir, neg, drop, scores, is_pos, teacher, top, reason),
+        "suspects": _suspects(run_dir, neg, drop, scores, top, reason),
     }
     if include_points:
         report["points"] = _points(neg, drop, not_known)
@@ -132,15 +132,22 @@ def build_report(
 
 
 def _meta(manifests: dict[str, dict]) -> dict:
-    models: dict[str, str] = {}
-    for m in manifests.values():
+    """Method, models (the score stage's are the teachers) and every stage's warnings."""
+    models: list[dict] = []
+    for stage, m in manifests.items():
         for role, info in (m.get("models") or {}).items():
-            name = info.get("name") if isinstance(info, dict) else info
-            if name:
-                models[str(role)] = str(name)
+            info = info if isinstance(info, dict) else {"name": info}
+            if not info.get("name"):
+                continue
+            entry = {"role": "teacher" if stage == "score" else str(role), "kind": info.get("kind"),
+                     "name": str(info["name"])}
+            if entry not in models:
+                models.append(entry)
     options = (manifests.get("filter") or {}).get("options") or {}
     method = options.get("method") if isinstance(options, dict) else None
-    return {"models": models, "method": method}
+    warnings = [{"stage": stage, "message": str(w)} for stage, m in manifests.items()
+                for w in (m.get("warnings") or [])]
+    return {"method": method, "models": models, "warnings": warnings}
 
 
 def _stages(manifests: dict[str, dict]) -> list[dict]:
@@ -219,35 +226,23 @@ def _reason_counts(drop) -> list[dict]:
     return [{"reason": r, "count": counts[r], "share": _f(counts[r] / total, 4)} for r in names]
 
 
-def _suspects(run_dir, neg, drop, scores, is_pos, teacher, top: int, reason: str | None) -> dict:
+def _suspects(run_dir, neg, drop, scores, top: int, reason: str | None) -> dict:
     """Kept negatives and dropped candidates, highest teacher score relative to the positive."""
     reasons = load.strings(drop, "reason")
     parts = []
     if reason in (None, KEPT):
-        parts.append((neg, np.full(neg.num_rows, KEPT, dtype=object)))
+        parts.append((_columns(neg), np.full(neg.num_rows, KEPT, dtype=object), np.ones(neg.num_rows, bool)))
     if reason != KEPT:
         mask = reasons != "known_positive" if reason is None else reasons == reason
-        parts.append((drop.filter(mask), reasons[mask]))
-
-    cols = {"query_id": [], "doc_id": [], "teacher": [], "positive": [], "status": [], "rank": [],
-            "retrieval_rank": [], "source": []}
-    for table, status in parts:
-        cols["query_id"].append(load.strings(table, "query_id"))
-        cols["doc_id"].append(load.strings(table, "doc_id"))
-        cols["teacher"].append(load.floats(table, "teacher_score"))
-        cols["positive"].append(load.floats(table, "positive_score"))
-        cols["status"].append(status)
-        for c in ("rank", "retrieval_rank"):
-            cols[c].append(load.ints(table, c, -1) if c in table.column_names else np.full(table.num_rows, -1))
-        cols["source"].append(load.strings(table, "source") if "source" in table.column_names
-                              else np.full(table.num_rows, None, dtype=object))
-    cat = {k: (np.concatenate(v) if v else np.array([])) for k, v in cols.items()}
-    delta = cat["teacher"] - cat["positive"] if len(cat["teacher"]) else np.array([])
+        parts.append((_columns(drop), reasons, mask))
+    keys = ("query_id", "doc_id", "teacher", "positive", "rank", "retrieval_rank", "source", "status")
+    cat = {k: np.concatenate([{**c, "status": st}[k][m] for c, st, m in parts]) for k in keys}
+    delta = cat["teacher"] - cat["positive"]
     valid = np.flatnonzero(np.isfinite(delta))
     order = valid[np.argsort(-delta[valid], kind="stable")][:top]
 
     qids = cat["query_id"][order].tolist()
-    positives = _positives_of(scores, is_pos, teacher, set(qids))
+    positives = _positives_of(scores, set(qids))
     chosen = {}
     for i in order:
         q = cat["query_id"][i]
@@ -288,26 +283,40 @@ def _suspects(run_dir, neg, drop, scores, is_pos, teacher, top: int, reason: str
     }
 
 
-def _positives_of(scores, is_pos, teacher, qids: set) -> dict[str, list[tuple[str, float]]]:
+def _columns(table) -> dict[str, np.ndarray]:
+    """The columns of negatives/dropped that a suspect row shows, as numpy."""
+    n = table.num_rows
+    names = table.column_names
+    return {
+        "query_id": load.strings(table, "query_id"),
+        "doc_id": load.strings(table, "doc_id"),
+        "teacher": load.floats(table, "teacher_score"),
+        "positive": load.floats(table, "positive_score"),
+        "rank": load.ints(table, "rank") if "rank" in names else np.full(n, -1),
+        "retrieval_rank": load.ints(table, "retrieval_rank") if "retrieval_rank" in names else np.full(n, -1),
+        "source": load.strings(table, "source") if "source" in names else np.full(n, None, dtype=object),
+    }
+
+
+def _positives_of(scores, qids: set) -> dict[str, list[tuple[str, float]]]:
+    """{query: [(positive doc, teacher score)]} for the given queries."""
     out: dict[str, list[tuple[str, float]]] = {}
     if not qids:
         return out
-    idx = np.flatnonzero(is_pos)
-    q = load.strings(scores.take(idx), "query_id")
-    d = load.strings(scores.take(idx), "doc_id")
-    for qi, di, s in zip(q, d, teacher[idx]):
+    pos = scores.filter(scores.column("is_positive"))
+    for qi, di, s in zip(load.strings(pos, "query_id"), load.strings(pos, "doc_id"), load.floats(pos, "teacher_score")):
         if qi in qids and np.isfinite(s):
             out.setdefault(qi, []).append((di, float(s)))
     return out
 
 
 def _points(neg, drop, not_known) -> dict:
-    def pairs(table):
+    def pairs(table, mask):
         x, y = load.floats(table, "positive_score"), load.floats(table, "teacher_score")
-        ok = np.isfinite(x) & np.isfinite(y)
+        ok = mask & np.isfinite(x) & np.isfinite(y)
         return {"positive_score": x[ok].round(5).tolist(), "teacher_score": y[ok].round(5).tolist()}
 
-    return {"kept": pairs(neg), "dropped": pairs(drop.filter(not_known))}
+    return {"kept": pairs(neg, np.ones(neg.num_rows, bool)), "dropped": pairs(drop, not_known)}
 
 
 # -- numbers ----------------------------------------------------------------------------------

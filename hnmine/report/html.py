@@ -51,6 +51,7 @@ table.suspects td { font-size: 13px; }
         overflow-wrap: anywhere; }
 .verdict.kept { color: var(--kept); font-weight: 600; } .verdict.dropped { color: var(--warn); }
 .delta { font-weight: 600; }
+.warning { color: var(--warn); margin: 4px 0; }
 """
 
 
@@ -79,7 +80,7 @@ def html_page(report: dict) -> str:
     e = _e
     meta = report.get("meta") or {}
     bits = ([f"method {meta['method']}"] if meta.get("method") else []) + \
-        [f"{role} {name}" for role, name in (meta.get("models") or {}).items()]
+        [f"{m['role']} {m['kind'] + ' ' if m.get('kind') else ''}{m['name']}" for m in meta.get("models") or []]
     nav = "".join(f'<a href="#{sid}">{e(title)}</a>' for sid, title, _ in sections)
     body = "\n".join(f'<section id="{sid}">\n<h2>{e(title)}</h2>\n{content}\n</section>' for sid, title, content in sections)
     return f"""<!DOCTYPE html>
@@ -119,7 +120,9 @@ def _stages(report: dict) -> str:
                     f'<td class="num">{_n(s["rows_out"])}</td><td class="num">{_secs(s["seconds"])}</td>'
                     f'<td class="muted">{_e((s["finished_at"] or "").replace("T", " ").rstrip("Z"))}</td></tr>')
     return ('<table><thead><tr><th>stage</th><th class="num">rows in</th><th class="num">rows out</th>'
-            '<th class="num">seconds</th><th>finished</th></tr></thead><tbody>' + "".join(rows) + "</tbody></table>")
+            '<th class="num">seconds</th><th>finished</th></tr></thead><tbody>' + "".join(rows) + "</tbody></table>"
+            + "".join(f'<p class="warning"><b>{_e(w["stage"])}:</b> {_e(w["message"])}</p>'
+                      for w in (report.get("meta") or {}).get("warnings") or []))
 
 
 def _coverage(report: dict) -> str:

@@ -26,7 +26,7 @@ def find_query(run_dir: Path, query_id: str | None = None, query_text: str | Non
     if (query_id is None) == (query_text is None):
         raise OptionError("give a query id, or --query TEXT to find one (not both)")
     if query_id is not None:
-        hit = load.read(run_dir, QUERIES, ["query_id", "text"], filters=[("query_id", "==", query_id)])
+        hit = load.read(run_dir, QUERIES, ["query_id", "text"], where=("query_id", [query_id]))
         if hit.num_rows:
             return query_id, hit.column("text")[0].as_py()
         ids = load.read(run_dir, QUERIES, ["query_id"]).column("query_id").to_pylist()
@@ -55,25 +55,25 @@ def inspect_query(run_dir: str | Path, query_id: str | None = None, query_text: 
     run_dir = load.check_run_dir(Path(run_dir))
     load.require(run_dir, QUERIES, "inputs/corpus.parquet", "scores.parquet")
     qid, qtext = find_query(run_dir, query_id, query_text)
-    where = [("query_id", "==", qid)]
+    where = ("query_id", [qid])
 
     scores = load.read(run_dir, "scores.parquet", ["doc_id", "rank", "source", "is_positive", "teacher_score"],
-                       optional=["score", "dense_score", "bm25_score"], filters=where)
+                       optional=["score", "dense_score", "bm25_score"], where=where)
     filtered = all((run_dir / n).is_file() for n in ("negatives.parquet", "dropped.parquet"))
     kept: dict[str, dict] = {}
     dropped: dict[str, dict] = {}
     summary = None
     if filtered:
         neg = load.read(run_dir, "negatives.parquet", ["doc_id", "teacher_score"],
-                        optional=["rank", "is_random", "source", "positive_score"], filters=where)
+                        optional=["rank", "is_random", "source", "positive_score"], where=where)
         kept = {r["doc_id"]: r for r in neg.to_pylist()}
         drop = load.read(run_dir, "dropped.parquet", ["doc_id", "reason"], optional=["rank", "positive_score"],
-                         filters=where)
+                         where=where)
         dropped = {r["doc_id"]: r for r in drop.to_pylist()}
         if (run_dir / "query_summary.parquet").is_file():
             rows = load.read(run_dir, "query_summary.parquet", ["query_id"],
                              optional=["n_positives", "positive_score", "n_candidates", "depth_used",
-                                       "n_negatives", "shortfall", "exported", "status"], filters=where).to_pylist()
+                                       "n_negatives", "shortfall", "exported", "status"], where=where).to_pylist()
             summary = {k: (_f(v) if isinstance(v, float) else v) for k, v in rows[0].items()} if rows else None
 
     ref = summary.get("positive_score") if summary else None
@@ -84,7 +84,7 @@ def inspect_query(run_dir: str | Path, query_id: str | None = None, query_text: 
     qrels_pos: dict[str, int | None] = {}
     if (run_dir / "inputs/qrels.parquet").is_file():
         qrels = load.read(run_dir, "inputs/qrels.parquet", ["doc_id", "is_positive"], optional=["relevance"],
-                          filters=where).to_pylist()
+                          where=where).to_pylist()
         qrels_pos = {r["doc_id"]: r.get("relevance") for r in qrels if r["is_positive"]}
 
     score_rows = scores.to_pylist()

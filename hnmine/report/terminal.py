@@ -39,19 +39,19 @@ def _header(report: dict) -> Text:
     t.append("hnmine report", style="bold")
     t.append("  ")
     t.append(report["run"])
-    bits = []
     meta = report.get("meta") or {}
     if meta.get("method"):
-        bits.append(f"method {meta['method']}")
-    for role, name in (meta.get("models") or {}).items():
-        bits.append(f"{role} {name}")
-    for bit in bits:
-        t.append("\n")
-        t.append(bit, style="dim")
+        t.append(f"\nmethod   {meta['method']}", style="dim")
+    for m in meta.get("models") or []:
+        t.append(f"\n{m['role']:<8} {model_name(m)}", style="dim")
     return t
 
 
-def _stages(report: dict) -> Table:
+def model_name(m: dict) -> str:
+    return f"{m['kind']} {m['name']}" if m.get("kind") else m["name"]
+
+
+def _stages(report: dict):
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
     table.add_column("stage")
     table.add_column("rows in", justify="right")
@@ -64,7 +64,14 @@ def _stages(report: dict) -> Table:
             continue
         table.add_row(s["stage"], _n(s["rows_in"]), _n(s["rows_out"]), _secs(s["seconds"]),
                       (s["finished_at"] or "").replace("T", " ").rstrip("Z"))
-    return table
+    warnings = (report.get("meta") or {}).get("warnings") or []
+    if not warnings:
+        return table
+    lines = Text()
+    for w in warnings:
+        lines.append(f"\n{w['stage']}: ", style="bold yellow")
+        lines.append(" ".join(w["message"].split()), style="yellow")
+    return Group(table, lines)
 
 
 def _coverage(report: dict, width: int) -> Group:
