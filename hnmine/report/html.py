@@ -285,7 +285,7 @@ def _scatter_svg(points: dict) -> str:
     fig, ax = _new_figure(6.2, 5.2)
     lo, hi = np.inf, -np.inf
     rng = np.random.default_rng(0)
-    for name in ("kept", "dropped"):
+    for name in ("dropped", "kept"):  # kept on top: they are the ones that go into training
         p = points.get(name) or {"positive_score": [], "teacher_score": []}
         x, y = np.asarray(p["positive_score"], float), np.asarray(p["teacher_score"], float)
         if not x.size:
