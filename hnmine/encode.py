@@ -92,6 +92,12 @@ def effective_dtype(dtype: str, device: str) -> str:
     """'auto' picks the fastest dtype the hardware runs well: bf16 on CPUs with native bf16, else fp32."""
     if dtype != "auto":
         return dtype
+    if device == "cpu":
+        flags = _cpu_flags()
+        if flags is not None:
+            # Read from /proc/cpuinfo, not torch: cache keys need this, and a rerun that only
+            # filters must not pay for importing torch.
+            return "bfloat16" if flags & {"avx512_bf16", "amx_bf16"} else "float32"
     import torch
 
     if device.startswith("cuda") and torch.cuda.is_available():
@@ -103,6 +109,18 @@ def effective_dtype(dtype: str, device: str) -> str:
         except (AttributeError, RuntimeError):
             pass
     return "float32"
+
+
+@lru_cache(maxsize=1)
+def _cpu_flags() -> frozenset[str] | None:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return None
 
 
 _models: dict[tuple, object] = {}

@@ -29,6 +29,7 @@ from typing import Iterable
 import numpy as np
 import pyarrow as pa
 
+from hnmine.io.files import read_parquet
 from hnmine.errors import InputError, MissingColumn, OptionError, RunDirError
 
 # The stage that writes each file this module reads, for messages about a missing one.
@@ -71,7 +72,7 @@ def _read(run_dir: Path, rel: str, columns: list[str], optional: Iterable[str] =
             raise MissingColumn(str(path), col, names)
     wanted = list(columns) + [c for c in optional if c in names and c not in columns]
     try:
-        return pq.read_table(path, columns=wanted)
+        return read_parquet(path, columns=wanted)
     except (pa.ArrowInvalid, OSError) as exc:
         raise RunDirError(f"{path}: not a readable Parquet file ({type(exc).__name__})") from None
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 
+from hnmine.io.files import read_parquet
 from hnmine.config import PipelineOptions
 from hnmine.io.atomic import write_parquet
 from hnmine.progress import Reporter
@@ -119,9 +119,9 @@ def run_filter(run: RunDir, opts, *, force: bool = False, reporter: Reporter | N
     if not force and run.up_to_date("filter", key):
         return run.skipped("filter")
     started = time.perf_counter()
-    scores = pq.read_table(run.require("scores.parquet"))
-    corpus = pq.read_table(run.require("inputs/corpus.parquet"))
-    queries = pq.read_table(run.require("inputs/queries.parquet"), columns=["query_id"])
+    scores = read_parquet(run.require("scores.parquet"))
+    corpus = read_parquet(run.require("inputs/corpus.parquet"))
+    queries = read_parquet(run.require("inputs/queries.parquet"), columns=["query_id"])
     query_ids = queries.column("query_id").to_pylist()
     vectors = _doc_vectors(run, corpus.column("doc_id").to_pylist()) if uses_vectors else None
     with reporter.task("filtering", total=len(query_ids)) as advance:

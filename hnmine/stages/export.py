@@ -7,8 +7,8 @@ import time
 from dataclasses import dataclass
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from hnmine.io.files import read_parquet
 from hnmine.encode import doc_texts
 from hnmine.errors import UnknownName
 from hnmine.formats import FORMATS, Example, Passage
@@ -62,11 +62,11 @@ def run_export(run: RunDir, opts: ExportOptions, *, force: bool = False, reporte
 
 def build_examples(run: RunDir) -> tuple[list[Example], int]:
     """One Example per exported query, in query order, negatives in the filter's order."""
-    corpus = pq.read_table(run.require("inputs/corpus.parquet"))
-    queries = pq.read_table(run.require("inputs/queries.parquet"))
-    negatives = pq.read_table(run.require("negatives.parquet"))
-    summary = pq.read_table(run.require("query_summary.parquet"))
-    scores = pq.read_table(run.require("scores.parquet"), columns=["query_id", "doc_id", "is_positive", "teacher_score"])
+    corpus = read_parquet(run.require("inputs/corpus.parquet"))
+    queries = read_parquet(run.require("inputs/queries.parquet"))
+    negatives = read_parquet(run.require("negatives.parquet"))
+    summary = read_parquet(run.require("query_summary.parquet"))
+    scores = read_parquet(run.require("scores.parquet"), columns=["query_id", "doc_id", "is_positive", "teacher_score"])
     filter_manifest = run.manifest("filter") or {}
     num_negatives = int(filter_manifest.get("options", {}).get("num_negatives", 5))
     titles = corpus.column("title").to_pylist()

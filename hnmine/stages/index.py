@@ -9,8 +9,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 
+from hnmine.io.files import read_parquet
 from hnmine.encode import EncoderSpec, doc_texts, effective_dtype, encode_cached, resolve_model
 from hnmine.errors import InputError
 from hnmine.io.atomic import write_json
@@ -78,7 +78,7 @@ def run_index(run: RunDir, opts: IndexOptions, *, force: bool = False, reporter:
     if not force and run.up_to_date("index", key):
         return run.skipped("index")
     started = time.perf_counter()
-    corpus = pq.read_table(run.require("inputs/corpus.parquet"), columns=["doc_id", "title", "text"])
+    corpus = read_parquet(run.require("inputs/corpus.parquet"), columns=["doc_id", "title", "text"])
     texts = doc_texts(corpus.column("title").to_pylist(), corpus.column("text").to_pylist())
     outputs, stats, models = [], {}, {}
     if opts.dense:
@@ -135,7 +135,7 @@ def load_user_vectors(path: Path, expected_rows: int, *, normalize: bool) -> np.
         except ValueError as exc:
             raise InputError(f"{path}: not a readable .npy file ({exc})") from None
     elif path.suffix in (".parquet", ".pq"):
-        table = pq.read_table(path)
+        table = read_parquet(path)
         cols = [c for c in table.column_names if str(table.schema.field(c).type).startswith(("list", "fixed_size_list", "large_list"))]
         if len(cols) != 1:
             raise InputError(f"{path}: expected one list column of vectors, found {len(cols)} (columns: {', '.join(table.column_names)})")

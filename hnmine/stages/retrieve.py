@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from hnmine.io.files import read_parquet
 from hnmine.encode import EncoderSpec, effective_dtype, encode_cached
 from hnmine.errors import OptionError, RunDirError
 from hnmine.io.atomic import write_parquet
@@ -84,9 +84,9 @@ def run_retrieve(run: RunDir, opts: RetrieveOptions, *, force: bool = False, rep
         raise OptionError(
             f"the index was built with model '{idx_opts['encoder']['model']}', not '{opts.encoder.model}'; rerun `hnmine index` with the same --model"
         )
-    corpus_ids = pq.read_table(run.require("inputs/corpus.parquet"), columns=["doc_id"]).column("doc_id").to_numpy(zero_copy_only=False)
-    queries = pq.read_table(run.require("inputs/queries.parquet"))
-    qrels = pq.read_table(run.require("inputs/qrels.parquet"))
+    corpus_ids = read_parquet(run.require("inputs/corpus.parquet"), columns=["doc_id"]).column("doc_id").to_numpy(zero_copy_only=False)
+    queries = read_parquet(run.require("inputs/queries.parquet"))
+    qrels = read_parquet(run.require("inputs/qrels.parquet"))
     query_ids = queries.column("query_id").to_pylist()
     positives = _positives_by_query(qrels)
     # Search deep enough that every query keeps max_depth non-positive candidates, whatever its

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
+from hnmine.io.files import read_parquet
 from hnmine.encode import EncoderSpec, doc_texts, effective_dtype, encode_cached, resolve_model
 from hnmine.errors import ModelError
 from hnmine.io.atomic import write_parquet
@@ -59,11 +59,11 @@ def run_score(run: RunDir, opts: ScoreOptions, *, force: bool = False, reporter:
     if not force and run.up_to_date("score", key):
         return run.skipped("score")
     started = time.perf_counter()
-    candidates = pq.read_table(run.require("candidates.parquet"))
-    qrels = pq.read_table(run.require("inputs/qrels.parquet"))
+    candidates = read_parquet(run.require("candidates.parquet"))
+    qrels = read_parquet(run.require("inputs/qrels.parquet"))
     table = add_missed_positives(candidates, qrels)
-    queries = pq.read_table(run.require("inputs/queries.parquet"))
-    corpus = pq.read_table(run.require("inputs/corpus.parquet"))
+    queries = read_parquet(run.require("inputs/queries.parquet"))
+    corpus = read_parquet(run.require("inputs/corpus.parquet"))
     raw: dict[str, np.ndarray] = {}
     models = {}
     for t in teachers:
