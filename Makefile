@@ -35,8 +35,10 @@ test-all: setup chromium
 bench: setup
 	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) benchmarks/bench_scifact.py
+	$(PY) benchmarks/bench_cross_encoder.py
 
 bench-scale: setup
+	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) benchmarks/bench_scale.py
 
 clean:

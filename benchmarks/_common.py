@@ -1,0 +1,153 @@
+"""Shared helpers for the benchmarks: run a command, measure wall time and peak RSS of its process tree.
+
+Peak RSS is polled with psutil (the sum over the process and all its children, every 50 ms), and
+cross-checked with getrusage's ru_maxrss of the waited children (largest single process).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "benchmarks"
+PY = sys.executable
+HNMINE = str(Path(PY).with_name("hnmine"))
+SCIFACT = (ROOT / ".." / "shared" / "data" / "scifact").resolve()
+
+
+def bench_env(**extra: str) -> dict:
+    env = dict(os.environ)
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    env.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    env.update(extra)
+    return env
+
+
+@dataclass
+class Measured:
+    label: str
+    cmd: list[str]
+    seconds: float
+    peak_rss_mb: float
+    maxrss_mb: float  # getrusage of waited children: the largest single process
+    rc: int
+    stderr_tail: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def row(self) -> dict:
+        return asdict(self)
+
+
+def _tree_rss(proc) -> int:
+    import psutil
+
+    total = 0
+    try:
+        procs = [proc] + proc.children(recursive=True)
+    except psutil.Error:
+        return 0
+    for p in procs:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def measure(label: str, cmd: list[str], *, env: dict | None = None, cwd: Path | None = None, timeout: float | None = None,
+            check: bool = True) -> Measured:
+    """Run cmd; wall seconds and peak RSS (MB) of its process tree."""
+    import psutil
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env or bench_env(), cwd=cwd or ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ps = psutil.Process(proc.pid)
+    peak = 0
+    stop = threading.Event()
+
+    def poll() -> None:
+        nonlocal peak
+        while not stop.is_set():
+            peak = max(peak, _tree_rss(ps))
+            stop.wait(0.05)
+
+    t = threading.Thread(target=poll, daemon=True)
+    t.start()
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        err += f"\n[benchmark] killed after {timeout}s"
+    seconds = time.perf_counter() - started
+    stop.set()
+    t.join()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    maxrss = after / 1024.0 if after > before else float("nan")  # KiB on Linux; only meaningful if it grew
+    m = Measured(label, cmd, round(seconds, 2), round(peak / 2**20, 1), round(maxrss, 1), proc.returncode, (err or "")[-3000:])
+    m.extra["stdout_tail"] = (out or "")[-3000:]
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"{label} failed (exit {proc.returncode}):\n{' '.join(cmd)}\n{m.stderr_tail}")
+    return m
+
+
+def machine() -> dict:
+    """CPU model, cores, RAM, OS, key package versions: written next to every figure."""
+    info = {"platform": platform.platform(), "python": platform.python_version()}
+    try:
+        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
+            k, _, v = line.partition(":")
+            if k.strip() in ("Model name", "CPU(s)", "Thread(s) per core", "Flags"):
+                v = v.strip()
+                if k.strip() == "Flags":
+                    v = " ".join(f for f in v.split() if "bf16" in f or "amx" in f or f in ("avx2", "avx512f", "avx512_vnni"))
+                info[k.strip()] = v
+    except OSError:
+        pass
+    try:
+        import psutil
+
+        info["RAM_GiB"] = round(psutil.virtual_memory().total / 2**30, 1)
+    except ImportError:
+        pass
+    info["loadavg_at_start"] = os.getloadavg()
+    from importlib import metadata
+
+    for name in ("torch", "sentence-transformers", "transformers", "faiss-cpu", "bm25s", "numpy", "pyarrow", "hnmine"):
+        try:
+            info[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return info
+
+
+def manifest_seconds(run_dir: Path) -> dict:
+    """Per-stage seconds from a run's manifests (a stage skipped as up to date keeps its earlier figure)."""
+    out = {}
+    for stage in ("inputs", "index", "retrieve", "score", "filter", "export"):
+        p = Path(run_dir) / "manifests" / f"{stage}.json"
+        if p.exists():
+            m = json.loads(p.read_text())
+            out[stage] = m.get("seconds")
+    return out
+
+
+def write_results(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2, default=str))
+    print(f"results written to {path}")
+
+
+def ratio(a: float, b: float) -> float:
+    return round(a / b, 3) if b else float("nan")

@@ -1,0 +1,107 @@
+"""`make bench-scale`: hnmine on a synthetic 1,000,000-document corpus with precomputed 384-d vectors.
+
+100,000 queries (one positive each), hybrid retrieval (dense over the given vectors + BM25 on the same
+texts, fused by RRF), depth 100. Each stage runs as its own `hnmine` command (the same stages and options
+as one `hnmine mine`), so every stage gets its own wall seconds and peak RSS; the stage's own seconds
+come from RUN/manifests/<stage>.json. The faiss index type follows corpus size (exact up to
+--exact-max-docs, IVF above); for IVF the retrieve stage prints its recall against exact search.
+
+With user vectors no stage should need a model. Imports of sentence_transformers/transformers are
+blocked (they fail at once) unless --allow-model, so a stage that would load a model stops with an
+error within seconds instead of encoding for hours; that is reported as a blocker.
+
+  python benchmarks/bench_scale.py [--docs 1000000 --queries 100000] [--data /tmp/hnmine-scale-1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import BENCH, PY, bench_env, machine, manifest_seconds, measure, write_results  # noqa: E402
+
+DEPTH = 100
+
+
+def stage_commands(data: Path, run: Path) -> list[tuple[str, list[str]]]:
+    ce, qe = str(data / "corpus_emb.npy"), str(data / "query_emb.npy")
+    common = ["--out", str(run), "--quiet"]
+    return [
+        ("inputs+index", ["index", str(data), "--split", "train", "--retriever", "hybrid", "--corpus-embeddings", ce, *common]),
+        ("retrieve", ["retrieve", "--retriever", "hybrid", "--max-depth", str(DEPTH), "--query-embeddings", qe, *common]),
+        ("score", ["score", *common]),
+        ("filter", ["filter", "--depth", str(DEPTH), "--max-depth", str(DEPTH), "--num-negatives", "5", *common]),
+        ("export", ["export", *common]),
+    ]
+
+
+def mine_command(data: Path, run: Path) -> list[str]:
+    return ["hnmine", "mine", str(data), "--split", "train", "--out", str(run), "--corpus-embeddings", str(data / "corpus_emb.npy"),
+            "--query-embeddings", str(data / "query_emb.npy"), "--retriever", "hybrid", "--depth", str(DEPTH), "--max-depth", str(DEPTH),
+            "--num-negatives", "5", "--quiet"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--docs", type=int, default=1_000_000)
+    ap.add_argument("--queries", type=int, default=100_000)
+    ap.add_argument("--data", type=Path, default=None, help="where the synthetic data is (made there if missing)")
+    ap.add_argument("--run", type=Path, default=None)
+    ap.add_argument("--allow-model", action="store_true", help="do not block model imports")
+    ap.add_argument("--timeout", type=float, default=3 * 3600, help="per stage, seconds")
+    ap.add_argument("--results", type=Path, default=None)
+    args = ap.parse_args()
+    data = args.data or Path(f"/tmp/hnmine-scale-{args.docs}")
+    run = args.run or Path(f"/tmp/hnmine-scale-run-{args.docs}")
+    results = args.results or BENCH / "results" / f"scale-{args.docs}.json"
+    out = {"machine": machine(), "docs": args.docs, "queries": args.queries, "depth": DEPTH,
+           "equivalent_mine_command": " ".join(mine_command(data, run)), "stages": []}
+    if not (data / "qrels" / "train.tsv").exists():
+        t = time.perf_counter()
+        subprocess.run([PY, str(BENCH / "make_scale_data.py"), str(data), "--docs", str(args.docs), "--queries", str(args.queries)],
+                       check=True, env=bench_env())
+        out["data_generation_s"] = round(time.perf_counter() - t, 1)
+    if run.exists():
+        shutil.rmtree(run)
+    block = [] if args.allow_model else ["--block", "sentence_transformers,transformers"]
+    blocked_at = None
+    for label, argv in stage_commands(data, run):
+        mods = run.parent / f".{run.name}-{label}-modules.json"
+        cmd = [PY, str(BENCH / "hnmine_traced.py"), str(mods), *block, "--", *argv]
+        m = measure(label, cmd, check=False, timeout=args.timeout)
+        info = json.loads(mods.read_text()) if mods.exists() else {}
+        row = {"stage": label, "command": "hnmine " + " ".join(argv), "wall_s": m.seconds, "peak_rss_mb": m.peak_rss_mb, "rc": m.rc,
+               "manifest_s": manifest_seconds(run), "heavy_modules_imported": info.get("heavy_modules_imported")}
+        if m.rc != 0:
+            row["error"] = m.stderr_tail.strip().splitlines()[-3:]
+        out["stages"].append(row)
+        print(f"{label:<14} wall {m.seconds:9.1f} s  peak RSS {m.peak_rss_mb:8.0f} MB  rc {m.rc}"
+              + (f"  imported: {', '.join(info.get('heavy_modules_imported') or [])}" if info else ""), flush=True)
+        if m.rc != 0:
+            print("  " + "\n  ".join(row["error"]), flush=True)
+            if "blocked" in m.stderr_tail:
+                blocked_at = label
+                print(f"BLOCKER: stage '{label}' tried to load a model although every vector was given", flush=True)
+            break
+    out["blocked_at"] = blocked_at
+    ms = {}
+    for stage in ("inputs", "index", "retrieve", "score", "filter", "export"):
+        p = run / "manifests" / f"{stage}.json"
+        if p.exists():
+            mf = json.loads(p.read_text())
+            ms[stage] = {"seconds": mf.get("seconds"), "stats": mf.get("stats"), "counts": mf.get("counts")}
+    out["manifests"] = ms
+    ann = (ms.get("retrieve", {}).get("stats") or {}).get("ann_recall")
+    if ann is not None:
+        print(f"IVF recall against exact search (query sample): {ann:.3f}")
+    write_results(results, out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,170 @@
+"""`make bench`: hnmine vs sentence-transformers' miner on SciFact (train), in alternation, plus the encoding floor.
+
+For each tool: wall seconds and peak RSS of the whole process (imports, model load, encoding, search,
+selection, writing the output) with a fresh run directory / cache, and the ratio hnmine / ST. The floor is
+the seconds to encode every unique corpus text and query once with the same model, batch size and length
+sorting (model load excluded), at hnmine's precision (bf16 where the CPU has it) and at float32.
+
+Rounds alternate the order (hnmine first, then ST first, …) so background load drifts hit both alike;
+ratios are taken within a round, and the median over rounds is reported.
+
+Then, on the last hnmine run: the filter/export-only rerun (bench_rerun.py) and the bf16-vs-fp32 top-10
+agreement (bench_dtype_agreement.py, from the floor's saved vectors).
+
+  python benchmarks/bench_scifact.py [--rounds 2] [--work /tmp/hnmine-bench] [--no-extras]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import BENCH, HNMINE, PY, ROOT, SCIFACT, machine, manifest_seconds, measure, ratio, write_results  # noqa: E402
+
+DEPTH = 50
+NEG = 5
+BATCH = 64
+TARGET_VS_ST = 0.6
+TARGET_VS_FLOOR = 1.1
+
+
+def hnmine_cmd(data: Path, run: Path, dtype: str | None = None) -> list[str]:
+    cmd = [HNMINE, "mine", str(data), "--split", "train", "--out", str(run), "--depth", str(DEPTH), "--max-depth", str(DEPTH),
+           "--num-negatives", str(NEG), "--batch-size", str(BATCH), "--quiet"]
+    return cmd + (["--dtype", dtype] if dtype else [])
+
+
+def st_cmd(data: Path, out: Path, dtype: str = "float32") -> list[str]:
+    return [PY, str(BENCH / "st_mine.py"), "--data", str(data), "--out", str(out), "--range-max", str(DEPTH),
+            "--num-negatives", str(NEG), "--batch-size", str(BATCH), "--dtype", dtype]
+
+
+def floor_cmd(data: Path, dtype: str, save: Path) -> list[str]:
+    return [PY, str(BENCH / "floor_encode.py"), "--data", str(data), "--dtype", dtype, "--batch-size", str(BATCH), "--save", str(save)]
+
+
+def hnmine_dtype() -> str:
+    """The precision `--dtype auto` resolves to on this machine (what the floor must match)."""
+    out = subprocess.run([PY, "-c", "from hnmine.encode import effective_dtype; print(effective_dtype('auto', 'cpu'))"],
+                         capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+def git_state() -> dict:
+    def git(*a):
+        return subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+    return {"commit": git("rev-parse", "--short", "HEAD"), "hnmine_dirty": bool(git("status", "--porcelain", "--", "hnmine"))}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=SCIFACT)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--work", type=Path, default=Path("/tmp/hnmine-bench"))
+    ap.add_argument("--st-dtype", default="float32", help="sentence-transformers' precision (its default is float32)")
+    ap.add_argument("--st-first", action="store_true", help="start round 1 with ST (to alternate across invocations)")
+    ap.add_argument("--no-floor", action="store_true")
+    ap.add_argument("--no-extras", action="store_true", help="skip the rerun and dtype-agreement checks")
+    ap.add_argument("--results", type=Path, default=BENCH / "results" / "scifact.json")
+    args = ap.parse_args()
+
+    if args.work.exists():
+        shutil.rmtree(args.work)
+    args.work.mkdir(parents=True)
+    low = hnmine_dtype()
+    info = {"machine": machine(), "git": git_state(), "data": str(args.data), "depth": DEPTH, "num_negatives": NEG,
+            "batch_size": BATCH, "hnmine_dtype": low, "st_dtype": args.st_dtype,
+            "commands": {"hnmine": " ".join(hnmine_cmd(Path("../shared/data/scifact"), Path("RUN"))),
+                         "sentence-transformers": " ".join(st_cmd(Path("../shared/data/scifact"), Path("OUT"), args.st_dtype)),
+                         "floor": " ".join(floor_cmd(Path("../shared/data/scifact"), low, Path("floor.npz")))}}
+    print(f"machine: {info['machine'].get('Model name')}, {info['machine'].get('CPU(s)')} CPUs, {info['machine'].get('RAM_GiB')} GiB; "
+          f"hnmine dtype auto = {low}", flush=True)
+    rounds = []
+    last_run = None
+    for r in range(args.rounds):
+        row: dict = {"round": r + 1}
+        flip = (r + int(args.st_first)) % 2
+        tools = ["hnmine", "st"] if not flip else ["st", "hnmine"]
+        floors = [low, "float32"] if not flip else ["float32", low]
+        if args.no_floor:
+            floors = []
+        for tool in tools:
+            if tool == "hnmine":
+                run = args.work / f"hnmine-{r}"
+                m = measure("hnmine", hnmine_cmd(args.data, run))
+                row["hnmine"] = {"seconds": m.seconds, "peak_rss_mb": m.peak_rss_mb, "stages_s": manifest_seconds(run)}
+                last_run = run
+            else:
+                out = args.work / f"st-{r}"
+                m = measure("sentence-transformers", st_cmd(args.data, out, args.st_dtype))
+                row["st"] = {"seconds": m.seconds, "peak_rss_mb": m.peak_rss_mb, "inside": json.loads(m.extra["stdout_tail"].strip().splitlines()[-1])}
+            print(f"round {r + 1}: {m.label:<22} {m.seconds:8.1f} s  peak RSS {m.peak_rss_mb:7.0f} MB", flush=True)
+        for dtype in floors:
+            save = args.work / f"floor-{dtype}.npz"
+            m = measure(f"floor {dtype}", floor_cmd(args.data, dtype, save))
+            f = json.loads(m.extra["stdout_tail"].strip().splitlines()[-1])
+            row[f"floor_{dtype}"] = {**f, "process_seconds": m.seconds, "peak_rss_mb": m.peak_rss_mb}
+            print(f"round {r + 1}: floor {dtype:<16} {f['floor_s']:8.1f} s  (model load {f['model_load_s']} s, whole process {m.seconds:.1f} s)", flush=True)
+        row["hnmine_over_st"] = ratio(row["hnmine"]["seconds"], row["st"]["seconds"])
+        row["hnmine_over_st_rss"] = ratio(row["hnmine"]["peak_rss_mb"], row["st"]["peak_rss_mb"])
+        if not args.no_floor:
+            row["hnmine_over_floor"] = ratio(row["hnmine"]["seconds"], row[f"floor_{low}"]["floor_s"])
+            row["st_over_floor_fp32"] = ratio(row["st"]["seconds"], row["floor_float32"]["floor_s"])
+        rounds.append(row)
+        print(f"round {r + 1}: hnmine/ST = {row['hnmine_over_st']}" + (f", hnmine/floor({low}) = {row['hnmine_over_floor']}" if not args.no_floor else ""), flush=True)
+
+    med = lambda key: statistics.median(x[key] for x in rounds)  # noqa: E731
+    summary = {
+        "hnmine_s_median": statistics.median(x["hnmine"]["seconds"] for x in rounds),
+        "st_s_median": statistics.median(x["st"]["seconds"] for x in rounds),
+        "hnmine_peak_rss_mb_max": max(x["hnmine"]["peak_rss_mb"] for x in rounds),
+        "st_peak_rss_mb_max": max(x["st"]["peak_rss_mb"] for x in rounds),
+        "hnmine_over_st_median": med("hnmine_over_st"),
+        "target_hnmine_over_st": TARGET_VS_ST,
+    }
+    summary["met_vs_st"] = summary["hnmine_over_st_median"] <= TARGET_VS_ST
+    if not args.no_floor:
+        summary.update({
+            f"floor_{low}_s_median": statistics.median(x[f"floor_{low}"]["floor_s"] for x in rounds),
+            "floor_float32_s_median": statistics.median(x["floor_float32"]["floor_s"] for x in rounds),
+            "hnmine_over_floor_median": med("hnmine_over_floor"),
+            "target_hnmine_over_floor": TARGET_VS_FLOOR,
+        })
+        summary["met_vs_floor"] = summary["hnmine_over_floor_median"] <= TARGET_VS_FLOOR
+    result = {**info, "rounds": rounds, "summary": summary, "finished_at": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+    print("\n== SciFact train: cold runs ==")
+    print(f"{'':<26}{'wall s':>10}{'peak RSS MB':>14}")
+    print(f"{'hnmine (' + low + ')':<26}{summary['hnmine_s_median']:>10.1f}{summary['hnmine_peak_rss_mb_max']:>14.0f}")
+    print(f"{'sentence-transformers (' + args.st_dtype + ')':<26}{summary['st_s_median']:>10.1f}{summary['st_peak_rss_mb_max']:>14.0f}")
+    print(f"hnmine / ST (median of per-round ratios): {summary['hnmine_over_st_median']}  (target ≤ {TARGET_VS_ST}: {'met' if summary['met_vs_st'] else 'NOT met'})")
+    if not args.no_floor:
+        print(f"floor ({low}): {summary[f'floor_{low}_s_median']:.1f} s; floor (float32): {summary['floor_float32_s_median']:.1f} s")
+        print(f"hnmine / floor({low}): {summary['hnmine_over_floor_median']}  (target ≤ {TARGET_VS_FLOOR}: {'met' if summary['met_vs_floor'] else 'NOT met'})")
+
+    if not args.no_extras and last_run is not None:
+        from bench_rerun import rerun
+
+        result["rerun"] = rerun(last_run, args.data, repeats=2)
+        print(f"rerun (filter/export only): median {result['rerun']['median_s']:.2f} s, max {result['rerun']['max_s']:.2f} s; "
+              f"model modules imported: {', '.join(result['rerun']['model_modules_imported']) or 'none'}")
+        if not args.no_floor and low != "float32":
+            from bench_dtype_agreement import agreement
+
+            result["dtype_agreement"] = agreement(args.work / f"floor-{low}.npz", args.work / "floor-float32.npz", run=last_run)
+            a = result["dtype_agreement"]
+            print(f"top-10 agreement {low} vs float32: {a['agreement_all_docs']:.2%} (all docs), {a['agreement_positives_left_out']:.2%} (positives left out), "
+                  f"hnmine's {low} candidates vs float32: {a.get('hnmine_run_candidates_vs_fp32')}")
+    write_results(args.results, result)
+
+
+if __name__ == "__main__":
+    main()

