@@ -18,7 +18,7 @@ from hnmine.methods import (
     sampler_names,
 )
 from hnmine.methods import rules
-from hnmine.methods.samplers import gumbel_top_k, sample_simans, sample_softmax, sample_top1_softmax
+from hnmine.methods.samplers import draw_one, get_sampler, query_seed, simans_log_weights, uniform01
 from hnmine.stages.filter import FilterOptions
 
 
@@ -165,48 +165,82 @@ def test_score_reasons_first_match():
 
 # ------------------------------------------------------------------------------------- samplers
 
-def test_gumbel_top_k_matches_softmax_first_draw():
-    logits = np.log(np.array([0.5, 0.3, 0.2]))
-    rng = np.random.default_rng(0)
-    counts = np.zeros(3)
-    for _ in range(6000):
-        counts[gumbel_top_k(logits, 1, rng)[0]] += 1
-    assert np.allclose(counts / counts.sum(), [0.5, 0.3, 0.2], atol=0.025)
-
-
-def test_gumbel_top_k_without_replacement():
-    rng = np.random.default_rng(1)
-    for _ in range(100):
-        got = gumbel_top_k(np.zeros(7), 4, rng)
-        assert len(set(got.tolist())) == 4 and got.tolist() == sorted(got.tolist())
-
-
 def _opts(**kw):
     return resolve_options(FilterOptions(**kw))
 
 
+def test_uniform01_is_open_interval_and_spread():
+    u = uniform01(np.full(20000, 12345, np.uint64), np.arange(20000))
+    assert (u > 0).all() and (u < 1).all()
+    assert abs(u.mean() - 0.5) < 0.01
+    assert np.histogram(u, bins=10, range=(0, 1))[0].min() > 1800
+    # another seed, another stream
+    v = uniform01(np.full(20000, 12346, np.uint64), np.arange(20000))
+    assert abs(np.corrcoef(u, v)[0, 1]) < 0.03
+
+
+def test_query_seed_depends_on_every_part():
+    s = {query_seed(1, "sample", "q"), query_seed(2, "sample", "q"),
+         query_seed(1, "random", "q"), query_seed(1, "sample", "r")}
+    assert len(s) == 4
+    assert query_seed(1, "sample", "q") == query_seed(1, "sample", "q")
+
+
+def test_softmax_first_draw_frequencies():
+    # p(first) = softmax(log [0.5, 0.3, 0.2]); one draw per query seed
+    o = _opts(method="naive", sampling="softmax", num_negatives=1, temperature=1.0)
+    s = np.log(np.array([0.5, 0.3, 0.2]))
+    counts = np.zeros(3)
+    for i in range(4000):
+        counts[draw_one(get_sampler("softmax"), s, 0.0, 1, o, query_id=f"q{i}")[0]] += 1
+    assert np.allclose(counts / counts.sum(), [0.5, 0.3, 0.2], atol=0.03)
+
+
+def test_random_is_uniform_without_replacement():
+    o = _opts(method="naive", sampling="random", num_negatives=3)
+    counts = np.zeros(6)
+    for i in range(3000):
+        got = draw_one(get_sampler("random"), np.linspace(1, 0, 6), 0.0, 3, o, query_id=f"q{i}")
+        assert len(set(got.tolist())) == 3 and got.tolist() == sorted(got.tolist())
+        counts[got] += 1
+    assert np.allclose(counts / 3000, 0.5, atol=0.05)
+
+
+def test_top_is_the_first_n():
+    o = _opts(method="naive")
+    assert draw_one(get_sampler("top"), np.linspace(1, 0, 8), 0.0, 3, o).tolist() == [0, 1, 2]
+
+
 def test_softmax_is_log_space_safe_with_large_scores():
     s = np.array([1000.0, 999.0, 10.0, -1000.0])
-    got = sample_softmax(s, 2, 0.0, _opts(method="sampled", num_negatives=2),
-                         lambda: np.random.default_rng(0), "q")
-    assert set(got.tolist()) <= {0, 1, 2, 3} and len(got) == 2
+    got = draw_one(get_sampler("softmax"), s, 0.0, 2, _opts(method="sampled", num_negatives=2))
+    assert got.tolist() == [0, 1]  # 10 and -1000 have weight e^-990 relative to the top two
+
+
+def test_pool_limits_the_draws():
+    o = _opts(method="sampled", num_negatives=2, sample_pool=3, temperature=100.0)
+    for i in range(200):
+        got = draw_one(get_sampler("softmax"), np.linspace(1, 0, 10), 0.0, 2, o, query_id=str(i))
+        assert set(got.tolist()) <= {0, 1, 2}
 
 
 def test_top1_softmax_keeps_first():
     s = np.linspace(1, 0, 10)
-    for seed in range(20):
-        got = sample_top1_softmax(s, 3, 2.0, _opts(method="top1-sampled", num_negatives=3),
-                                  lambda: np.random.default_rng(seed), "q")
-        assert got[0] == 0 and len(set(got.tolist())) == 3
+    o = _opts(method="top1-sampled", num_negatives=3)
+    seen = set()
+    for i in range(50):
+        got = draw_one(get_sampler("top1-softmax"), s, 2.0, 3, o, query_id=str(i))
+        assert got[0] == 0 and len(set(got.tolist())) == 3 and max(got) < 10
+        seen.add(tuple(got))
+    assert len(seen) > 5
 
 
 def test_simans_log_weights_and_underflow():
-    lw = __import__("hnmine.methods.samplers", fromlist=["x"]).simans_log_weights(
-        np.array([0.5, 1.0]), 0.5, 0.5, 0.0)
-    assert lw.tolist() == [0.0, -0.125]
+    assert simans_log_weights(np.array([0.5, 1.0]), 0.5, 0.5, 0.0).tolist() == [0.0, -0.125]
     o = _opts(method="simans", num_negatives=1)
-    with pytest.raises(OptionError, match=r"query 'qq'.*positive score 80.*candidate scores 0..1"):
-        sample_simans(np.array([1.0, 0.0]), 1, 80.0, o, lambda: np.random.default_rng(0), "qq")
-    # a weight that is tiny but not zero still samples (log space)
-    got = sample_simans(np.array([1.0, 0.0, -3.0]), 2, 36.0, o, lambda: np.random.default_rng(0), "qq")
-    assert sorted(got.tolist()) == [0, 1]
+    with pytest.raises(OptionError, match=r"query 'qq'.*positive score 80.*candidate scores 0..1") as e:
+        draw_one(get_sampler("simans"), np.array([1.0, 0.0]), 80.0, 1, o, query_id="qq")
+    assert "\n" not in str(e.value)
+    # weights that are tiny but not zero still sample (log space): e^-612 and e^-648
+    got = draw_one(get_sampler("simans"), np.array([1.0, 0.0, -3.0]), 36.0, 2, o)
+    assert got.tolist() == [0, 1]

@@ -1,17 +1,26 @@
 """Samplers: how the negatives are picked from a query's eligible candidates.
 
-A sampler gets the eligible candidates' teacher scores in teacher-rank order (highest first) and
-returns the positions it picks. The filter stage only calls a sampler when there are more
-eligible candidates than negatives wanted; otherwise it keeps them all.
+Every sampler is "keep the n largest keys" over a pool of eligible candidates (in teacher-rank
+order: all of them, or the first `sample_pool`):
 
-Sampling without replacement is done with the Gumbel-top-k trick: add independent Gumbel(0, 1)
-noise to the log-weights and keep the k largest. This is exactly sequential sampling without
-replacement with probability proportional to exp(log-weight) (Plackett-Luce), and it works in
-log space, so large or tiny weights neither overflow nor underflow.
+    top           key = -teacher rank (deterministic: the highest teacher scores)
+    random        key = Gumbel noise                                     (uniform)
+    softmax       key = s/T + Gumbel noise                   (p ∝ softmax(s/T), NV-Retriever)
+    top1-softmax  as softmax, the first eligible always kept
+    simans        key = -a (s - s(p) - b)^2 + Gumbel noise               (SimANS)
+
+Adding independent Gumbel(0, 1) noise to log-weights and keeping the n largest is exactly
+sequential sampling without replacement with p ∝ exp(log-weight) (the Gumbel-top-k trick,
+Plackett-Luce); it works in log space, so large or tiny weights neither overflow nor underflow.
+
+The noise is a counter-based hash (SplitMix64) of a per-query 64-bit seed and the candidate's
+position in the pool, so it needs no generator object, vectorises over many queries at once,
+and does not depend on query order, batching or input row order.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Callable, Mapping
@@ -21,17 +30,17 @@ import numpy as np
 from hnmine.errors import OptionError
 from hnmine.registry import Registry
 
-# A sampler: (eligible scores, highest first; n wanted (< len); reference positive score;
-#             effective options; lazily made per-query generator; query id) -> positions picked.
-SampleFn = Callable[[np.ndarray, int, float, Any, Callable[[], np.random.Generator], str], np.ndarray]
+# log-weights of a pool: (scores, reference positive score per element, effective options)
+LogWeights = Callable[[np.ndarray, np.ndarray, Any], np.ndarray]
 
 
 @dataclass(frozen=True)
 class Sampler:
     name: str
-    fn: SampleFn
     description: str
-    # Which sampler-specific options it reads, with their defaults (None = no default).
+    log_weights: LogWeights | None  # None: deterministic, the first n of the pool
+    keep_first: bool = False  # the best eligible candidate is always kept (top1-softmax)
+    # sampler-specific options it reads, with their defaults (None = no default)
     defaults: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -52,79 +61,28 @@ DEFAULT_SIMANS_A = 0.5
 DEFAULT_SIMANS_B = 0.0
 
 
-def _pool(s: np.ndarray, opts) -> np.ndarray:
-    return s if opts.sample_pool is None else s[: opts.sample_pool]
-
-
-def gumbel_top_k(log_weights: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
-    """k positions drawn without replacement with p ∝ exp(log_weights), sorted ascending."""
-    keys = log_weights + rng.gumbel(size=log_weights.shape[0])
-    picked = np.argsort(-keys, kind="stable")[:k]
-    return np.sort(picked)
-
-
-def sample_top(s, n, positive_score, opts, rng, query_id):
-    """The n highest teacher scores."""
-    return np.arange(n)
-
-
-def sample_random(s, n, positive_score, opts, rng, query_id):
-    """Uniform without replacement from the pool (all eligible, or the top `sample_pool`)."""
-    pool = _pool(s, opts)
-    return gumbel_top_k(np.zeros(pool.shape[0]), n, rng())
-
-
-def sample_softmax(s, n, positive_score, opts, rng, query_id):
-    """NV-Retriever sampled top-k: from the top `sample_pool` eligible, p ∝ softmax(s / T)."""
-    pool = _pool(s, opts)
-    return gumbel_top_k(pool / opts.temperature, n, rng())
-
-
-def sample_top1_softmax(s, n, positive_score, opts, rng, query_id):
-    """NV-Retriever top-1 + sampled: keep the best one, draw the other n-1 as `softmax`."""
-    pool = _pool(s, opts)
-    if n == 1:
-        return np.arange(1)
-    rest = gumbel_top_k(pool[1:] / opts.temperature, n - 1, rng()) + 1
-    return np.concatenate([[0], rest])
-
-
-def simans_log_weights(s: np.ndarray, positive_score: float, a: float, b: float) -> np.ndarray:
+def simans_log_weights(s: np.ndarray, positive_score, a: float, b: float) -> np.ndarray:
     """log p(n) up to a constant: -a * (s(n) - s(p) - b)^2 (SimANS)."""
-    d = s.astype(np.float64) - positive_score - b
+    d = np.asarray(s, dtype=np.float64) - positive_score - b
     return -a * d * d
 
 
-def sample_simans(s, n, positive_score, opts, rng, query_id):
-    """SimANS: p(n) ∝ exp(-a (s(n) - s(p) - b)^2), without replacement, from the pool."""
-    pool = _pool(s, opts)
-    logw = simans_log_weights(pool, positive_score, opts.simans_a, opts.simans_b)
-    top = float(logw.max())
-    if np.exp(top) == 0.0:
-        # Every weight is exactly 0 in float64: no candidate is anywhere near s(p) + b on this
-        # score scale, and the "sample" would be a deterministic pick of the closest ones.
-        raise OptionError(
-            f"simans: every weight exp(-a*(s(n)-s(p)-b)^2) underflows to 0 for query '{query_id}' "
-            f"(a={opts.simans_a:g}, b={opts.simans_b:g}, positive score {positive_score:.4g}, "
-            f"candidate scores {float(pool.min()):.4g}..{float(pool.max()):.4g}); the teacher scores "
-            f"are on a scale of tens (raw dot products or logits?): use a smaller --simans-a "
-            f"(about 1/(score spread)^2) or a teacher with normalised scores"
-        )
-    return gumbel_top_k(logw, n, rng())
-
-
-SAMPLERS.add("top", Sampler("top", sample_top, "the highest teacher scores"))
-SAMPLERS.add("random", Sampler("random", sample_random, "uniform without replacement",
-                               {"sample_pool": None}))
+SAMPLERS.add("top", Sampler("top", "the highest teacher scores", None))
+SAMPLERS.add("random", Sampler(
+    "random", "uniform without replacement", lambda s, sp, o: np.zeros(s.shape[0]),
+    defaults={"sample_pool": None}))
 SAMPLERS.add("softmax", Sampler(
-    "softmax", sample_softmax, "softmax(s/T) over the top-k eligible, without replacement",
-    {"sample_pool": DEFAULT_SAMPLE_POOL, "temperature": DEFAULT_TEMPERATURE}))
+    "softmax", "softmax(s/T) over the top-k eligible, without replacement",
+    lambda s, sp, o: np.asarray(s, dtype=np.float64) / o.temperature,
+    defaults={"sample_pool": DEFAULT_SAMPLE_POOL, "temperature": DEFAULT_TEMPERATURE}))
 SAMPLERS.add("top1-softmax", Sampler(
-    "top1-softmax", sample_top1_softmax, "the best one, then softmax(s/T) over the rest of the top-k",
-    {"sample_pool": DEFAULT_SAMPLE_POOL, "temperature": DEFAULT_TEMPERATURE}))
+    "top1-softmax", "the best one, then softmax(s/T) over the rest of the top-k",
+    lambda s, sp, o: np.asarray(s, dtype=np.float64) / o.temperature, keep_first=True,
+    defaults={"sample_pool": DEFAULT_SAMPLE_POOL, "temperature": DEFAULT_TEMPERATURE}))
 SAMPLERS.add("simans", Sampler(
-    "simans", sample_simans, "p ∝ exp(-a (s(n) - s(p) - b)^2), without replacement",
-    {"sample_pool": None, "simans_a": DEFAULT_SIMANS_A, "simans_b": DEFAULT_SIMANS_B}))
+    "simans", "p ∝ exp(-a (s(n) - s(p) - b)^2), without replacement",
+    lambda s, sp, o: simans_log_weights(s, sp, o.simans_a, o.simans_b),
+    defaults={"sample_pool": None, "simans_a": DEFAULT_SIMANS_A, "simans_b": DEFAULT_SIMANS_B}))
 
 
 def sampler_names() -> list[str]:
@@ -133,3 +91,108 @@ def sampler_names() -> list[str]:
 
 def get_sampler(name: str) -> Sampler:
     return SAMPLERS.get(name)
+
+
+# ------------------------------------------------------------------------------------ noise
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+
+
+def query_seed(seed: int, purpose: str, query_id: str) -> int:
+    """A 64-bit seed that depends only on (seed, purpose, query id)."""
+    digest = hashlib.sha256(f"{seed}\x1f{purpose}\x1f{query_id}".encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "little")
+
+
+def hash64(base: np.ndarray, counter: np.ndarray) -> np.ndarray:
+    """SplitMix64 output number `counter` of the stream seeded by `base` (elementwise)."""
+    z = np.asarray(base, dtype=np.uint64) + (np.asarray(counter, dtype=np.uint64) + np.uint64(1)) * _GOLDEN
+    z = (z ^ (z >> np.uint64(30))) * _M1
+    z = (z ^ (z >> np.uint64(27))) * _M2
+    return z ^ (z >> np.uint64(31))
+
+
+def uniform01(base: np.ndarray, counter: np.ndarray) -> np.ndarray:
+    """Uniform on the open interval (0, 1), 53 random bits."""
+    return ((hash64(base, counter) >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0 ** -53
+
+
+def gumbel(base: np.ndarray, counter: np.ndarray) -> np.ndarray:
+    return -np.log(-np.log(uniform01(base, counter)))
+
+
+# ------------------------------------------------------------------------------------ drawing
+
+def draw(
+    sampler: Sampler,
+    segment: np.ndarray,
+    position: np.ndarray,
+    scores: np.ndarray,
+    positive_score: np.ndarray,
+    base: np.ndarray,
+    n: int,
+    opts,
+    query_name: Callable[[int], str],
+) -> np.ndarray:
+    """Pick n per segment (query) from its pool; returns a boolean mask over the inputs.
+
+    segment         query of each eligible candidate (non-decreasing)
+    position        0-based position among the query's eligible candidates (teacher order)
+    scores          teacher scores; positive_score: the query's reference score, per element
+    base            the query's noise seed (query_seed(seed, "sample", query_id)), per element
+    query_name(seg) the query id of a segment, for error messages
+    Candidates outside the pool (position >= sample_pool) are never picked.
+    """
+    size = segment.shape[0]
+    in_pool = np.ones(size, dtype=bool) if opts.sample_pool is None else position < opts.sample_pool
+    if sampler.log_weights is None:
+        return in_pool & (position < n)
+    logw = sampler.log_weights(scores, positive_score, opts)
+    if sampler.name == "simans":
+        _check_simans(segment, logw, in_pool, scores, positive_score, opts, query_name)
+    key = logw + gumbel(base, position)
+    if sampler.keep_first:
+        key = np.where(position == 0, np.inf, key)
+    key = np.where(in_pool, key, -np.inf)
+    order = np.lexsort((position, -key, segment))  # by segment, key descending
+    seg_sorted = segment[order]
+    starts = np.flatnonzero(np.r_[True, seg_sorted[1:] != seg_sorted[:-1]])
+    rank_in_seg = np.arange(size) - np.repeat(starts, np.diff(np.r_[starts, size]))
+    chosen = np.zeros(size, dtype=bool)
+    chosen[order] = (rank_in_seg < n) & in_pool[order]
+    return chosen
+
+
+def _check_simans(segment, logw, in_pool, scores, positive_score, opts, query_name) -> None:
+    """Raise when every weight of a query's pool is exactly 0 in float64: no candidate is
+    anywhere near s(p) + b on this score scale, and the "sample" would be a deterministic pick
+    of the closest ones."""
+    lw = np.where(in_pool, logw, -np.inf)
+    starts = np.flatnonzero(np.r_[True, segment[1:] != segment[:-1]])
+    top = np.maximum.reduceat(lw, starts)
+    dead = np.flatnonzero(np.exp(top) == 0.0)
+    if dead.size == 0:
+        return
+    i = int(starts[dead[0]])
+    end = int(starts[dead[0] + 1]) if dead[0] + 1 < starts.size else segment.shape[0]
+    pool = scores[i:end][in_pool[i:end]]
+    sp = float(np.asarray(positive_score)[i])
+    raise OptionError(
+        f"simans: every weight exp(-a*(s(n)-s(p)-b)^2) underflows to 0 for query "
+        f"'{query_name(int(segment[i]))}' (a={opts.simans_a:g}, b={opts.simans_b:g}, positive "
+        f"score {sp:.4g}, candidate scores {float(pool.min()):.4g}..{float(pool.max()):.4g}); the "
+        f"teacher scores are on a scale of tens (raw dot products or logits?): use a smaller "
+        f"--simans-a (about 1/(score spread)^2) or a teacher with normalised scores"
+    )
+
+
+def draw_one(sampler: Sampler, scores: np.ndarray, positive_score: float, n: int, opts,
+             seed: int = 0, query_id: str = "q") -> np.ndarray:
+    """Positions picked for one query (scores in teacher order, highest first), sorted."""
+    k = scores.shape[0]
+    base = np.full(k, query_seed(seed, "sample", query_id), dtype=np.uint64)
+    mask = draw(sampler, np.zeros(k, np.int64), np.arange(k), np.asarray(scores, np.float64),
+                np.full(k, float(positive_score)), base, n, opts, lambda _: query_id)
+    return np.flatnonzero(mask)

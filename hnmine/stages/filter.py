@@ -24,13 +24,13 @@ whitespace (Unicode separators included) collapsed to one space, and trimmed; th
 case-sensitive (a copy of a passage keeps its casing; case variants are left to the
 near-duplicate rule).
 
-Randomness: every query gets its own generator seeded from (seed, purpose, query_id) through
-SHA-256, so results depend neither on query order nor on batching nor on input row order.
+Randomness: no generator objects. Every random choice is a counter-based hash (SplitMix64) of
+a per-query 64-bit seed, itself SHA-256 of (seed, purpose, query_id), and a counter; results
+depend neither on query order nor on batching nor on input row order (hnmine.methods.samplers).
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Callable
 
@@ -40,6 +40,7 @@ import pyarrow.compute as pc
 
 from hnmine.errors import InputError, MissingColumn
 from hnmine.methods import DEFAULT_METHOD, effective_options, get_sampler, resolve_options
+from hnmine.methods.samplers import draw, query_seed, uniform01
 from hnmine.methods.rules import (
     KNOWN_POSITIVE,
     NEAR_DUPLICATE,
@@ -168,10 +169,12 @@ def text_keys(titles: pa.Array, texts: pa.Array) -> pa.Array:
     return pc.utf8_trim_whitespace(pc.binary_join(words, " "))
 
 
-def query_rng(seed: int, purpose: str, query_id: str) -> np.random.Generator:
-    """A generator that depends only on (seed, purpose, query_id)."""
-    digest = hashlib.sha256(f"{seed}\x1f{purpose}\x1f{query_id}".encode("utf-8")).digest()
-    return np.random.Generator(np.random.PCG64(int.from_bytes(digest[:16], "little")))
+def _sorted_contains(sorted_values: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Elementwise: x[i] is in the sorted array."""
+    if sorted_values.size == 0:
+        return np.zeros(x.shape, dtype=bool)
+    i = np.minimum(np.searchsorted(sorted_values, x), sorted_values.size - 1)
+    return sorted_values[i] == x
 
 
 def _column(table: pa.Table, name: str) -> pa.Array:
@@ -466,35 +469,61 @@ class _Filter:
                 f"(expected {len(ids)} x d)")
         return uniq, _normalise_rows(vecs)
 
-    def _query_positives(self, qi: int) -> np.ndarray:
-        """Sorted rows of query qi's positives that are corpus documents."""
-        p = self.pos_rows[self.pos_starts[qi]:self.pos_starts[qi + 1]]
-        return p[self.cidx[p] >= 0]
+    def _positives_of(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, index into `queries`) of the positives of `queries` that are corpus documents,
+        grouped by query."""
+        ps, pe = self.pos_starts[queries], self.pos_starts[queries + 1]
+        cnt = pe - ps
+        total = int(cnt.sum())
+        within = np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+        prow = self.pos_rows[np.repeat(ps, cnt) + within]
+        owner = np.repeat(np.arange(queries.size), cnt)
+        keep = self.cidx[prow] >= 0
+        return prow[keep], owner[keep]
 
-    def _near_dup_rows(self, rows: np.ndarray, queries) -> None:
-        """Compute the near-duplicate flag of candidate `rows` (sorted order) of `queries`: one
-        vector look-up for all of them and those queries' positives, one product per query."""
+    def _max_cosine(self, cidx: np.ndarray, q: np.ndarray) -> np.ndarray:
+        """Per element: the highest cosine between corpus doc cidx[i] and a positive of query
+        q[i] (-inf when the query has none). One doc_vectors call; row-wise dot products
+        against a table of each query's positives (one product per query when a query has
+        many positives)."""
+        best = np.full(cidx.size, -np.inf)
+        if cidx.size == 0:
+            return best
+        uq, qloc = np.unique(q, return_inverse=True)
+        prow, owner = self._positives_of(uq)
+        if prow.size == 0:
+            return best
+        uniq, vecs = self._vectors(np.concatenate([cidx, self.cidx[prow]]))
+        cv = vecs[np.searchsorted(uniq, cidx)]
+        pvi = np.searchsorted(uniq, self.cidx[prow])
+        off = _offsets(owner, uq.size)
+        count = np.diff(off)
+        heavy = count > 16
+        width = int(count[~heavy].max()) if (~heavy).any() else 0
+        if width:
+            table = np.full((uq.size, width), -1, dtype=np.int64)
+            light = ~heavy[owner]
+            table[owner[light], (np.arange(prow.size) - off[owner])[light]] = pvi[light]
+            for w in range(width):
+                idx = table[qloc, w]
+                has = idx >= 0
+                if has.any():
+                    sims = np.einsum("ij,ij->i", cv[has], vecs[idx[has]])
+                    best[has] = np.maximum(best[has], sims)
+        for i in np.flatnonzero(heavy).tolist():
+            members = np.flatnonzero(qloc == i)
+            pv = vecs[pvi[off[i]:off[i + 1]]]
+            best[members] = (cv[members] @ pv.T).max(axis=1)
+        return best
+
+    def _near_dup_rows(self, rows: np.ndarray) -> None:
+        """Compute the near-duplicate flag of candidate `rows` (sorted order) not done yet."""
         rows = rows[~self.neardup_known[rows]]
         if rows.size == 0:
             return
         self.neardup_known[rows] = True
-        pos = [self._query_positives(int(q)) for q in queries]
-        pos_rows = np.concatenate(pos) if pos else np.zeros(0, np.int64)
-        if pos_rows.size == 0:
-            return
-        uniq, vecs = self._vectors(np.concatenate([self.cidx[rows], self.cidx[pos_rows]]))
-        thr = self.opts.dedup_threshold
-        rq = self.qidx[rows]
-        lo = np.searchsorted(rq, queries, side="left")
-        hi = np.searchsorted(rq, queries, side="right")
-        for i, p in enumerate(pos):
-            if lo[i] == hi[i] or p.size == 0:
-                continue
-            r = rows[lo[i]:hi[i]]
-            cv = vecs[np.searchsorted(uniq, self.cidx[r])]
-            pv = vecs[np.searchsorted(uniq, self.cidx[p])]
-            hit = r[(cv @ pv.T).max(axis=1) >= thr]
-            self.struct[hit[self.struct[hit] < 0]] = _ND
+        hit = rows[self._max_cosine(self.cidx[rows], self.qidx[rows]) >= self.opts.dedup_threshold]
+        self.struct[hit[self.struct[hit] < 0]] = _ND
 
     # ---- the per-query loop ----
 
@@ -510,8 +539,15 @@ class _Filter:
         self.out_drop: list[np.ndarray] = []
         self.out_drop_tr: list[np.ndarray] = []  # 0 for known positives (rank null)
         self.out_drop_code: list[np.ndarray] = []
-        self.rand_q: list[int] = []
+        self.rand_q: list[np.ndarray] = []
         self.rand_c: list[np.ndarray] = []
+        qids = self.qarr.to_pylist()
+        self.sample_seed = np.zeros(nq, dtype=np.uint64)
+        if self.sampler.log_weights is not None:
+            self.sample_seed = np.array([query_seed(opts.seed, "sample", x) for x in qids], np.uint64)
+        if opts.random_negatives > 0:
+            self.random_seed = np.array([query_seed(opts.seed, "random", x) for x in qids], np.uint64)
+            self.corpus_order = pc.sort_indices(self.cdoc).to_numpy().astype(np.int64)
 
         q = 0
         while q < nq:
@@ -520,11 +556,12 @@ class _Filter:
             q_end = min(max(q_end, q + 1), nq)
             self._chunk(q, q_end)
             if opts.random_negatives > 0:
-                todo = [qi for qi in range(q, q_end) if self.npos[qi] > 0]
-                for qi, docs in zip(todo, self._random_negatives(todo)):
-                    self.rand_q.append(qi)
-                    self.rand_c.append(docs)
-                    self.n_rand[qi] = docs.size
+                todo = np.arange(q, q_end)[self.npos[q:q_end] > 0]
+                if todo.size:
+                    rq, rc = self._random_negatives(todo)
+                    self.rand_q.append(rq)
+                    self.rand_c.append(rc)
+                    self.n_rand += np.bincount(rq, minlength=nq)
             if self.progress is not None:
                 self.progress(q_end - q)
             q = q_end
@@ -533,9 +570,15 @@ class _Filter:
     # when True, every query goes through the per-query path (tests compare both paths)
     _per_query_only = False
 
+    def _draw(self, segment, position, rows, queries) -> np.ndarray:
+        """The sampler's picks among eligible `rows` (grouped by query, teacher order)."""
+        return draw(self.sampler, segment, position, self.t64[rows], self.ref[queries],
+                    self.sample_seed[queries], self.opts.num_negatives, self.opts,
+                    lambda s: str(self.qarr[int(queries[np.argmax(segment == s)])]))
+
     def _chunk(self, q: int, q_end: int) -> None:
-        """Queries q..q_end-1 at the initial depth, vectorised; queries that must look deeper or
-        sample go through the per-query path."""
+        """Queries q..q_end-1 at the initial depth, vectorised; queries that must look deeper go
+        through the per-query path."""
         opts = self.opts
         N = opts.num_negatives
         depth0 = opts.depth
@@ -547,9 +590,7 @@ class _Filter:
         has_pos_q = self.npos[q:q_end] > 0
         ind = (crank <= depth0) & has_pos_q[cq]
         if self.doc_vectors is not None:
-            need = rows[ind & (self.struct[rows] < 0)]
-            qs = np.arange(q, q_end)[has_pos_q]
-            self._near_dup_rows(need, qs)
+            self._near_dup_rows(rows[ind & (self.struct[rows] < 0)])
 
         seg = self.cand_starts[q:q_end + 1] - cs  # segment offsets within the chunk
         c = np.cumsum(ind)
@@ -571,38 +612,42 @@ class _Filter:
         cap = deepest if opts.max_depth is None else np.minimum(deepest, opts.max_depth)
 
         slow = has_pos_q & (n_elig < N) & (cap > depth0)
-        sample = has_pos_q & ~slow & (n_elig > N) & (self.sampler.name != "top")
         if self._per_query_only:
             slow = has_pos_q.copy()
-            sample[:] = False
-        fast_q = has_pos_q & ~slow & ~sample
-        self.n_cand[q:q_end] = n_ind
-        self.n_cand[q:q_end][~has_pos_q] = np.bincount(cq[crank <= depth0], minlength=nchunk)[~has_pos_q]
+        done = has_pos_q & ~slow
+        self.n_cand[q:q_end] = np.where(has_pos_q, n_ind,
+                                        np.bincount(cq[crank <= depth0], minlength=nchunk))
 
-        # fast queries: the first N eligible by teacher rank
-        fr = fast_q[cq]
+        # the first N eligible by teacher rank, or the sampler's N when there are more
+        fr = done[cq]
         ecum = np.cumsum(elig)
-        ebefore = np.concatenate([[0], ecum])[seg[:-1]]
-        chosen = fr & elig & (ecum - ebefore[cq] <= N)
+        position = ecum - np.concatenate([[0], ecum])[seg[:-1]][cq] - 1  # among eligible
+        chosen = fr & elig & (position < N)
+        sample_q = done & (n_elig > N)
+        sr = sample_q[cq] & elig
+        if sr.any() and self.sampler.name != "top":
+            picked = self._draw(cq[sr], position[sr], rows[sr], self.qidx[rows[sr]])
+            chosen[sr] = picked
+            code[np.flatnonzero(sr)[~picked]] = _NS
         self.out_neg.append(rows[chosen])
         self.out_neg_tr.append(trank[chosen])
-        self.n_hard[q:q_end][fast_q] = np.minimum(n_elig, N)[fast_q]
+        self.n_hard[q:q_end][done] = np.minimum(n_elig, N)[done]
         dropped = fr & ind & (code >= 0)
         self.out_drop.append(rows[dropped])
         self.out_drop_tr.append(trank[dropped])
         self.out_drop_code.append(code[dropped])
         ps, pe = int(self.pos_starts[q]), int(self.pos_starts[q_end])
         prow = self.pos_rows[ps:pe]
-        prow = prow[(self.rank[prow] <= depth0) & fast_q[self.qidx[prow] - q]]
+        prow = prow[(self.rank[prow] <= depth0) & done[self.qidx[prow] - q]]
         self.out_drop.append(prow)
         self.out_drop_tr.append(np.zeros(prow.size, np.int64))
         self.out_drop_code.append(np.full(prow.size, _KP, np.int8))
 
-        for i in np.flatnonzero(slow | sample).tolist():
+        for i in np.flatnonzero(slow).tolist():
             self._query(q + i)
 
     def _query(self, qi: int) -> None:
-        """One query (with positives): look deeper while short, then sample."""
+        """One query (with positives): look deeper while short, then pick."""
         opts = self.opts
         N = opts.num_negatives
         depth0 = opts.depth
@@ -616,7 +661,7 @@ class _Filter:
             rows = cand[crank <= d]
             k = rows.size
             if self.doc_vectors is not None:
-                self._near_dup_rows(rows, [qi])
+                self._near_dup_rows(rows)
             trank = np.arange(1, k + 1)
             code = self.struct[rows]
             code = np.where(code >= 0, code, self.score_reason[rows])
@@ -630,14 +675,11 @@ class _Filter:
         self.depth_used[qi] = d
         self.n_cand[qi] = k
         if elig.size > N:
-            qid = self.qarr[qi].as_py()
-            picked = self.sampler.fn(self.t64[rows[elig]], N, float(self.ref[qi]), opts,
-                                     lambda: query_rng(opts.seed, "sample", qid), qid)
+            picked = self._draw(np.zeros(elig.size, np.int64), np.arange(elig.size), rows[elig],
+                                np.full(elig.size, qi))
             chosen = elig[picked]
             if self.sampler.name != "top":
-                keep = np.zeros(k, dtype=bool)
-                keep[chosen] = True
-                code[(code < 0) & ~keep] = _NS
+                code[elig[~picked]] = _NS
         else:
             chosen = elig
         self.out_neg.append(rows[chosen])
@@ -655,77 +697,103 @@ class _Filter:
 
     # ---- random negatives (STAR) ----
 
-    def _random_negatives(self, queries: list[int]) -> list[np.ndarray]:
-        """random_negatives docs per query, uniform over the corpus minus the query's rows in
-        `scores`, never with the same text as a positive nor (with vectors) a near duplicate of
-        one. Per query the draws depend only on (seed, query id): rounds are batched across
-        queries only for the look-ups."""
+    def _random_negatives(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """random_negatives docs for each of `queries` (with positives): uniform without
+        replacement over the corpus minus the query's rows in `scores`, never with the same
+        text as one of its positives nor (with vectors) a near duplicate of one.
+
+        Draw j of a query is the corpus doc at position floor(u_j * |corpus|) in doc_id order,
+        u_j a hash of (seed, query id, j); rejected and repeated draws are skipped. A query with
+        few docs left to draw from (tiny corpora) or still short after many rounds takes the
+        rest in a hashed order instead. Returns (query, corpus index) pairs in draw order.
+        """
         K = self.opts.random_negatives
-        if self._corpus_order is None:  # canonical order: independent of corpus row order
-            self._corpus_order = pc.sort_indices(self.cdoc).to_numpy().astype(np.int64)
-        states = []
-        all_pos = []
-        for qi in queries:
-            a, b = int(self.starts[qi]), int(self.starts[qi + 1])
-            c = self.cidx[a:b]
-            prow = self._query_positives(qi)
-            all_pos.append(self.cidx[prow])
-            states.append({"seen": set(c[c >= 0].tolist()), "prow": prow, "chosen": [],
-                           "rng": query_rng(self.opts.seed, "random", self.qarr[qi].as_py())})
-        pdocs = np.concatenate(all_pos) if all_pos else np.zeros(0, np.int64)
-        pkeys = self._keys(pdocs).to_pylist() if pdocs.size else []
-        at = 0
-        for s, p in zip(states, all_pos):
-            s["pkeys"] = set(pkeys[at:at + p.size])
-            at += p.size
-        while True:
-            active = [s for s in states if len(s["chosen"]) < K and len(s["seen"]) < self.ncorpus]
-            if not active:
+        nc = self.ncorpus
+        n_rows = self.starts[queries + 1] - self.starts[queries]
+        # excluded (query, doc) keys: every row of the query in `scores`
+        cnt = n_rows
+        within = np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+        allrows = np.repeat(self.starts[queries], cnt) + within
+        allrows = allrows[self.cidx[allrows] >= 0]
+        excluded = np.sort(self.qidx[allrows] * nc + self.cidx[allrows])
+        got_q: list[np.ndarray] = []
+        got_c: list[np.ndarray] = []
+        need = np.full(queries.size, K, dtype=np.int64)
+        remaining = nc - np.bincount(np.searchsorted(queries, self.qidx[allrows]), minlength=queries.size)
+        small = (remaining <= 4 * K + 64) | (2 * remaining < nc)
+        counter = np.zeros(queries.size, dtype=np.int64)
+        active = np.flatnonzero(~small & (need > 0))
+        for _ in range(32):
+            if active.size == 0:
                 break
-            drawn = [self._draw(s, K - len(s["chosen"])) for s in active]
-            flat = np.concatenate(drawn)
-            if flat.size == 0:
+            m = 2 * need[active] + 4
+            owner = np.repeat(active, m)
+            j = counter[owner] + (np.arange(int(m.sum())) - np.repeat(np.cumsum(m) - m, m))
+            counter[active] += m
+            u = uniform01(self.random_seed[queries[owner]], j)
+            docs = self.corpus_order[np.minimum((u * nc).astype(np.int64), nc - 1)]
+            taken = self._accept_random(queries, owner, docs, excluded, got_q, got_c, need)
+            excluded = np.sort(np.concatenate([excluded, taken]))
+            active = active[need[active] > 0]
+        # the rest: every doc still allowed, in a hashed order
+        for i in np.flatnonzero(need > 0).tolist():
+            qi = int(queries[i])
+            lo, hi = np.searchsorted(excluded, [qi * nc, (qi + 1) * nc])
+            free = np.flatnonzero(~np.isin(self.corpus_order, excluded[lo:hi] - qi * nc))
+            if free.size == 0:
                 continue
-            keys = self._keys(flat).to_pylist()
-            at = 0
-            for s, d in zip(active, drawn):
-                ok = np.array([k not in s["pkeys"] for k in keys[at:at + d.size]], dtype=bool)
-                at += d.size
-                s["pending"] = d[ok] if d.size else d
-            if self.doc_vectors is not None:
-                with_pos = [s for s in active if s["pending"].size and s["prow"].size]
-                if with_pos:
-                    uniq, vecs = self._vectors(np.concatenate(
-                        [s["pending"] for s in with_pos] + [self.cidx[s["prow"]] for s in with_pos]))
-                    for s in with_pos:
-                        cv = vecs[np.searchsorted(uniq, s["pending"])]
-                        pv = vecs[np.searchsorted(uniq, self.cidx[s["prow"]])]
-                        s["pending"] = s["pending"][(cv @ pv.T).max(axis=1) < self.opts.dedup_threshold]
-            for s in active:
-                s["chosen"].extend(s["pending"].tolist())
-        return [np.array(s["chosen"], dtype=np.int64) for s in states]
+            noise = uniform01(np.full(free.size, self.random_seed[qi], np.uint64), (1 << 40) + free)
+            pool = self.corpus_order[free[np.argsort(noise, kind="stable")]]
+            owner = np.full(pool.size, i, dtype=np.int64)
+            self._accept_random(queries, owner, pool, excluded, got_q, got_c, need)
+        if not got_q:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return np.concatenate(got_q), np.concatenate(got_c)
 
-    _corpus_order: np.ndarray | None = None
+    def _accept_random(self, queries, owner, docs, excluded, got_q, got_c, need) -> np.ndarray:
+        """Keep, per query and in draw order, the first need[owner] acceptable `docs`; append
+        them to got_q/got_c, lower `need`; return their (query, doc) keys."""
+        nc = self.ncorpus
+        qi = queries[owner]
+        key = qi * nc + docs
+        ok = ~_sorted_contains(excluded, key)
+        # first occurrence of a (query, doc) among these draws
+        _, first = np.unique(key, return_index=True)
+        once = np.zeros(key.size, dtype=bool)
+        once[first] = True
+        ok &= once
+        if ok.any():
+            ok[np.flatnonzero(ok)[~self._text_ok(qi[ok], docs[ok])]] = False
+        if ok.any() and self.doc_vectors is not None:
+            idx = np.flatnonzero(ok)
+            ok[idx[self._max_cosine(docs[idx], qi[idx]) >= self.opts.dedup_threshold]] = False
+        # first need[owner] survivors per query, in draw order (owner is grouped)
+        okc = np.cumsum(ok)
+        starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+        base = np.concatenate([[0], okc])[starts]
+        seg_of = np.repeat(np.arange(starts.size), np.diff(np.r_[starts, owner.size]))
+        take = ok & (okc - base[seg_of] <= need[owner])
+        got_q.append(qi[take])
+        got_c.append(docs[take])
+        np.subtract.at(need, owner[take], 1)
+        return key[take]
 
-    def _draw(self, s: dict, need: int) -> np.ndarray:
-        """Up to `need` corpus docs this query has not seen, uniformly without replacement."""
-        rng, seen = s["rng"], s["seen"]
-        remaining = self.ncorpus - len(seen)
-        if remaining <= 4 * need + 64 or 2 * remaining < self.ncorpus:
-            # few docs left: enumerate them (in doc_id order) and shuffle
-            seen_arr = np.fromiter(seen, np.int64, len(seen))
-            pool = self._corpus_order[~np.isin(self._corpus_order, seen_arr)]
-            draws = pool[rng.permutation(pool.size)[:need]]
-        else:
-            draws = self._corpus_order[rng.integers(0, self.ncorpus, size=2 * need + 8)]
-        out = []
-        for c in draws.tolist():
-            if len(out) == need:
-                break
-            if c not in seen:
-                seen.add(c)
-                out.append(c)
-        return np.array(out, dtype=np.int64)
+    def _text_ok(self, q: np.ndarray, docs: np.ndarray) -> np.ndarray:
+        """Per element: corpus doc docs[i] does not have the text of a positive of query q[i]."""
+        uq, qloc = np.unique(q, return_inverse=True)
+        prow, owner = self._positives_of(uq)
+        if prow.size == 0:
+            return np.ones(q.size, dtype=bool)
+        udocs, dloc = np.unique(docs, return_inverse=True)
+        pdocs = self.cidx[prow]
+        keys = pc.dictionary_encode(pa.concat_arrays([self._keys(udocs), self._keys(pdocs)]))
+        codes = keys.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        dcode, pcode = codes[:udocs.size][dloc], codes[udocs.size:]
+        width = int(np.bincount(owner).max())
+        table = np.full((uq.size, width), -1, dtype=np.int64)
+        off = _offsets(owner, uq.size)
+        table[owner, np.arange(prow.size) - off[owner]] = pcode
+        return ~(table[qloc] == dcode[:, None]).any(axis=1)
 
     # ---- output tables ----
 
@@ -741,8 +809,7 @@ class _Filter:
         h_rows = cat(self.out_neg, np.int64)
         h_tr = cat(self.out_neg_tr, np.int64)
         r_c = cat(self.rand_c, np.int64)
-        r_q = (np.repeat(np.array(self.rand_q, np.int64), [c.size for c in self.rand_c])
-               if self.rand_c else np.zeros(0, np.int64))
+        r_q = cat(self.rand_q, np.int64)
         qall = np.concatenate([self.qidx[h_rows], r_q])
         is_rand = np.concatenate([np.zeros(h_rows.size, bool), np.ones(r_q.size, bool)])
         # within a query: hard ones by teacher rank, then random ones in draw order
