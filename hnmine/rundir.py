@@ -185,8 +185,8 @@ class RunDir:
 
     def up_to_date(self, stage: str, key: str) -> bool:
         m = self.manifest(stage)
-        if m is None or m.get("key") != key:
-            return False
+        if m is None or m.get("key") != key or not m.get("outputs"):
+            return False  # every stage has outputs: a manifest listing none was not written by it
         for rel, digest in m.get("outputs", {}).items():
             p = self.path / rel
             if not isinstance(digest, str) or not p.resolve().is_relative_to(self.path.resolve()):
