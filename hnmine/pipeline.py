@@ -13,9 +13,9 @@ from hnmine.io.files import read_parquet
 from hnmine.config import PipelineOptions
 from hnmine.io.atomic import write_parquet
 from hnmine.progress import Reporter
-from hnmine.rundir import RunDir, StageOutcome, stage_key
+from hnmine.rundir import STAGES, RunDir, StageOutcome, stage_key
 
-STAGE_ORDER = ("inputs", "index", "retrieve", "score", "filter", "export")
+STAGE_ORDER = STAGES
 
 
 @dataclass

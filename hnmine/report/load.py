@@ -16,33 +16,14 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from hnmine.errors import MissingColumn, RunDirError
+from hnmine.methods.rules import REASONS
+from hnmine.rundir import MADE_BY, STAGES
 
-STAGE_ORDER = ("inputs", "index", "retrieve", "score", "filter", "export")
-
-# The stage that writes each table (docs/tables.md), for messages about a missing one.
-MADE_BY = {
-    "inputs/corpus.parquet": "inputs",
-    "inputs/queries.parquet": "inputs",
-    "inputs/qrels.parquet": "inputs",
-    "candidates.parquet": "retrieve",
-    "scores.parquet": "score",
-    "negatives.parquet": "filter",
-    "dropped.parquet": "filter",
-    "query_summary.parquet": "filter",
-}
+# One source for the stage order and which stage writes each table.
+STAGE_ORDER = STAGES
 
 # The filter's rules, in the order they are tried (docs/tables.md, dropped.parquet).
-REASON_ORDER = (
-    "known_positive",
-    "same_text_as_positive",
-    "near_duplicate_of_positive",
-    "outside_rank_window",
-    "above_max_score",
-    "below_min_score",
-    "within_margin_of_positive",
-    "within_relative_margin_of_positive",
-    "not_sampled",
-)
+REASON_ORDER = REASONS
 
 
 def check_run_dir(run_dir: Path) -> Path:
