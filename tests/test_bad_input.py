@@ -822,3 +822,15 @@ def test_outputs_have_ordinary_permissions(finished_tiny):
     os.umask(mask)
     for rel in ("export/triplet.parquet", "negatives.parquet", "manifests/export.json"):
         assert (done / rel).stat().st_mode & 0o777 == 0o666 & ~mask, rel
+
+
+def test_hub_model_missing_offline(tmp_path, finished_tiny):
+    """A model name that is neither a folder nor in the local Hugging Face cache (offline): the index
+    stage fails with one line; the finished run is untouched (its inputs were up to date)."""
+    good, done = finished_tiny
+    run = tmp_path / "run"
+    shutil.copytree(done, run)
+    before = snapshot(run)
+    result = invoke(["mine", good, "--out", run, "--model", "no-such-org/no-such-model", "--quiet"])
+    assert_clean_error(result, ["cannot load model 'no-such-org/no-such-model'"])
+    assert snapshot(run) == before
