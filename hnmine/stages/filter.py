@@ -709,9 +709,8 @@ class _Filter:
         """
         K = self.opts.random_negatives
         nc = self.ncorpus
-        n_rows = self.starts[queries + 1] - self.starts[queries]
         # excluded (query, doc) keys: every row of the query in `scores`
-        cnt = n_rows
+        cnt = self.starts[queries + 1] - self.starts[queries]
         within = np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt, cnt)
         allrows = np.repeat(self.starts[queries], cnt) + within
         allrows = allrows[self.cidx[allrows] >= 0]
