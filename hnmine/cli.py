@@ -91,6 +91,7 @@ MODEL_OPTS = [
     _opt("dtype", str, "auto", "--dtype", help="auto|float32|bfloat16|float16 (auto: bf16 where the CPU runs it natively)."),
     _opt("device", str, "cpu", "--device", help="cpu, cuda, cuda:N or mps."),
     _opt("batch_size", int, 64, "--batch-size", help="Texts per model batch."),
+    _opt("workers", int, 1, "--workers", help="Encoding processes (same vectors, same bytes, for any number)."),
     _opt("normalize", bool, True, "--normalize/--no-normalize", help="L2-normalise embeddings (cosine scores)."),
 ]
 INDEX_OPTS = [

@@ -35,6 +35,7 @@ class EncoderSpec:
     device: str = "cpu"
     batch_size: int = 64
     normalize: bool = True
+    workers: int = 1  # encoding processes; results are the same bytes for any number
 
     def validate(self) -> None:
         if self.dtype not in DTYPES:
@@ -43,6 +44,8 @@ class EncoderSpec:
             raise UnknownName("dtype", self.dtype, list(DTYPES))
         if self.batch_size < 1:
             raise OptionError("--batch-size must be at least 1")
+        if self.workers < 1:
+            raise OptionError("--workers must be at least 1")
         if self.max_length is not None and self.max_length < 1:
             raise OptionError("--max-length must be at least 1")
         # Checked here, before any stage runs, so a typo fails in a second and writes nothing.
@@ -210,19 +213,29 @@ def encode_cached(
     order = np.argsort(np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts)), kind="stable")[::-1]
     n_chunks = (len(texts) + CHUNK - 1) // CHUNK
     model = None
-    with reporter.task(description, total=len(texts)) as advance:
-        for c in range(n_chunks):
-            idx = order[c * CHUNK : (c + 1) * CHUNK]
-            chunk_file = parts / f"chunk-{c:06d}.npy"
-            if _chunk_ok(chunk_file, len(idx)):
-                advance(len(idx))
-                continue
-            if model is None:
-                model = load_sentence_transformer(spec)
-            vectors = _encode_batches(model, [texts[i] for i in idx], spec, prompt, prompt_name, advance)
-            with atomic_path(chunk_file) as tmp:
-                with open(tmp, "wb") as fh:
-                    np.save(fh, vectors)
+    pool = None
+    try:
+        with reporter.task(description, total=len(texts)) as advance:
+            for c in range(n_chunks):
+                idx = order[c * CHUNK : (c + 1) * CHUNK]
+                chunk_file = parts / f"chunk-{c:06d}.npy"
+                if _chunk_ok(chunk_file, len(idx)):
+                    advance(len(idx))
+                    continue
+                chunk_texts = [texts[i] for i in idx]
+                if spec.workers > 1:
+                    pool = pool or _start_pool(spec, prompt, prompt_name)
+                    vectors = _encode_in_pool(pool, chunk_texts, spec, advance)
+                else:
+                    if model is None:
+                        model = load_sentence_transformer(spec)
+                    vectors = _encode_batches(model, chunk_texts, spec, prompt, prompt_name, advance)
+                with atomic_path(chunk_file) as tmp:
+                    with open(tmp, "wb") as fh:
+                        np.save(fh, vectors)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     dim = np.load(parts / "chunk-000000.npy", mmap_mode="r").shape[1] if n_chunks else 0
     with atomic_path(final) as tmp:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(texts), dim))
@@ -239,6 +252,51 @@ def encode_cached(
         tmp.write_text(file_hash(final) + "\n", encoding="utf-8")
     shutil.rmtree(parts, ignore_errors=True)
     return np.load(final, mmap_mode="r"), key
+
+
+# --- several encoding processes -------------------------------------------------------------
+# Each worker encodes whole batches, the very batches the single-process path would form (same
+# texts, same order, same batch boundaries), so the vectors are the same bytes for any --workers.
+
+_worker_state: dict = {}
+
+
+def _worker_init(spec: EncoderSpec, prompt: str | None, prompt_name: str | None, threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    _worker_state.update(model=load_sentence_transformer(spec), spec=spec, prompt=prompt, prompt_name=prompt_name)
+
+
+def _worker_encode(texts: list[str]) -> np.ndarray:
+    st = _worker_state
+    return _encode_batches(st["model"], texts, st["spec"], st["prompt"], st["prompt_name"], lambda n=1: None)
+
+
+def _start_pool(spec: EncoderSpec, prompt: str | None, prompt_name: str | None):
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    threads = max(1, (os.cpu_count() or 1) // spec.workers)
+    return ProcessPoolExecutor(
+        max_workers=spec.workers,
+        mp_context=multiprocessing.get_context("spawn"),  # no fork of a process that holds torch threads
+        initializer=_worker_init,
+        initargs=(spec, prompt, prompt_name, threads),
+    )
+
+
+def _encode_in_pool(pool, texts: list[str], spec: EncoderSpec, advance) -> np.ndarray:
+    # Parts are whole batches: a part boundary is always a batch boundary.
+    batches = (len(texts) + spec.batch_size - 1) // spec.batch_size
+    per_part = max(1, (batches + 4 * spec.workers - 1) // (4 * spec.workers))
+    step = per_part * spec.batch_size
+    futures = [pool.submit(_worker_encode, texts[s : s + step]) for s in range(0, len(texts), step)]
+    out = []
+    for start, fut in zip(range(0, len(texts), step), futures):
+        out.append(fut.result())
+        advance(min(step, len(texts) - start))
+    return np.concatenate(out, axis=0)
 
 
 def _digest_path(final: Path) -> Path:

@@ -54,6 +54,7 @@ def _key_options(opts: IndexOptions) -> dict:
         )
         d["encoder"].pop("batch_size")  # batching does not change the vectors
         d["encoder"].pop("device")
+        d["encoder"].pop("workers")  # process count does not change the vectors
     if opts.bm25:
         d["bm25_options"] = opts.bm25_options
     if opts.candidate_models:

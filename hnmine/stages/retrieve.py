@@ -59,6 +59,7 @@ def _key_options(opts: RetrieveOptions) -> dict:
         enc = {**vars(opts.encoder), "dtype": effective_dtype(opts.encoder.dtype, opts.encoder.device)}  # "auto" resolved, as in the index key
         enc.pop("batch_size")
         enc.pop("device")
+        enc.pop("workers")  # process count does not change the vectors
         d.update(encoder=enc, query_prompt=opts.query_prompt, query_prompt_name=opts.query_prompt_name,
                  nprobe=opts.nprobe, query_embeddings=_user_vectors_fingerprint(opts.query_embeddings))
     if opts.retriever == "hybrid":
