@@ -165,6 +165,8 @@ def _save_array(vectors: np.ndarray, target: Path) -> None:
 
 def _link_or_copy(src: Path, dst: Path) -> None:
     """Hard-link the cached vectors into the index (no copy on the same filesystem)."""
+    if dst.exists() and os.path.samefile(src, dst):
+        return  # already linked: renaming a link over itself is a no-op that would leave the temporary name behind
     tmp = dst.with_name(f".{dst.name}.tmp")
     tmp.unlink(missing_ok=True)
     try:
