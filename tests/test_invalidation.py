@@ -56,6 +56,7 @@ OPTION_CASES = [
     ("no-normalize", ["--no-normalize"], FROM_INDEX),
     ("batch-size-changes-no-vector", ["--batch-size", "3"], []),
     ("device-spelled-out", ["--device", "cpu"], []),
+    ("workers", ["--workers", "2"], []),
     ("retriever-hybrid", ["--retriever", "hybrid"], FROM_INDEX),
     ("max-depth", ["--method", "naive", "--depth", "4", "--max-depth", "4"], FROM_RETRIEVE),
     ("min-relevance", ["--min-relevance", "2"], ["inputs", "retrieve", "score", "filter", "export"]),

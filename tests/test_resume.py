@@ -401,11 +401,12 @@ def test_sampled_method_is_reproducible_by_seed(finished_tiny, tmp_path):
 
 
 def test_workers_give_the_same_bytes(finished_tiny, tmp_path):
+    """The session's finished run used --workers 1 (the default); two encoding processes give the same bytes."""
     help_text = invoke(["mine", "--help"]).stdout
     if "--workers" not in help_text:
         pytest.skip("--workers does not exist yet (issue #6 asks for byte-identical exports across --workers)")
     data, done = finished_tiny
-    for workers in ("1", "2"):
+    for workers in ("2",):
         run = tmp_path / f"w{workers}"
         mine_json(data, run, "--workers", workers)
         for rel in TABLES:
