@@ -52,7 +52,6 @@ def _key_options(opts: IndexOptions) -> dict:
             exact_max_docs=opts.exact_max_docs,
             corpus_embeddings=_user_vectors_fingerprint(opts.corpus_embeddings),
         )
-        d["encoder"].pop("batch_size")  # batching does not change the vectors
         d["encoder"].pop("device")
         d["encoder"].pop("workers")  # process count does not change the vectors
     if opts.bm25:

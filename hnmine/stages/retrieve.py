@@ -57,7 +57,6 @@ def _key_options(opts: RetrieveOptions) -> dict:
     d = {"retriever": opts.retriever, "max_depth": opts.max_depth}
     if needs_dense(opts.retriever):
         enc = {**vars(opts.encoder), "dtype": effective_dtype(opts.encoder.dtype, opts.encoder.device)}  # "auto" resolved, as in the index key
-        enc.pop("batch_size")
         enc.pop("device")
         enc.pop("workers")  # process count does not change the vectors
         d.update(encoder=enc, query_prompt=opts.query_prompt, query_prompt_name=opts.query_prompt_name,

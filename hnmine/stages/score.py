@@ -43,7 +43,6 @@ def _key_options(opts: ScoreOptions) -> dict:
         teachers.append({"kind": t.kind, "model": t.model, "revision": resolve_model(t.model)[1]})
     enc = {**vars(opts.encoder), "dtype": effective_dtype(opts.encoder.dtype, opts.encoder.device)}
     enc.pop("device")
-    enc.pop("batch_size")
     enc.pop("workers")  # process count does not change the vectors
     enc.pop("model")
     return {"teachers": teachers, "encoder": enc, "query_prompt": opts.query_prompt, "query_prompt_name": opts.query_prompt_name,
