@@ -42,6 +42,7 @@ class Measured:
     maxrss_mb: float  # getrusage of waited children: the largest single process
     rc: int
     stderr_tail: str = ""
+    cpu_s: float = float("nan")  # user + system CPU seconds of the waited process tree (robust to other load)
     extra: dict = field(default_factory=dict)
 
     def row(self) -> dict:
@@ -69,7 +70,8 @@ def measure(label: str, cmd: list[str], *, env: dict | None = None, cwd: Path | 
     """Run cmd; wall seconds and peak RSS (MB) of its process tree."""
     import psutil
 
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    before = ru0.ru_maxrss
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env or bench_env(), cwd=cwd or ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     ps = psutil.Process(proc.pid)
@@ -93,9 +95,12 @@ def measure(label: str, cmd: list[str], *, env: dict | None = None, cwd: Path | 
     seconds = time.perf_counter() - started
     stop.set()
     t.join()
-    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    after = ru1.ru_maxrss
     maxrss = after / 1024.0 if after > before else float("nan")  # KiB on Linux; only meaningful if it grew
-    m = Measured(label, cmd, round(seconds, 2), round(peak / 2**20, 1), round(maxrss, 1), proc.returncode, (err or "")[-3000:])
+    cpu = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
+    m = Measured(label, cmd, round(seconds, 2), round(peak / 2**20, 1), round(maxrss, 1), proc.returncode,
+                 stderr_tail=(err or "")[-3000:], cpu_s=round(cpu, 2))
     m.extra["stdout_tail"] = (out or "")[-3000:]
     if check and proc.returncode != 0:
         raise RuntimeError(f"{label} failed (exit {proc.returncode}):\n{' '.join(cmd)}\n{m.stderr_tail}")

@@ -86,29 +86,33 @@ def main() -> None:
         f"hnmine_auto({auto})": lambda: score_pairs(ce_auto, flat_q, flat_d, batch_size=args.batch_size, dtype=auto),
     }
     times: dict[str, list[float]] = {k: [] for k in variants}
+    cpu: dict[str, list[float]] = {k: [] for k in variants}
     scores = {}
     names = list(variants)
     for r in range(args.repeats):
         order = names if r % 2 == 0 else names[::-1]
         for name in order:
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             scores[name] = variants[name]()
             times[name].append(time.perf_counter() - t)
-            print(f"repeat {r + 1}: {name:<22} {times[name][-1]:8.1f} s  ({len(flat_q) / times[name][-1]:.1f} pairs/s)", flush=True)
+            cpu[name].append(time.process_time() - c)
+            print(f"repeat {r + 1}: {name:<22} {times[name][-1]:8.1f} s wall {cpu[name][-1]:8.1f} s CPU  ({len(flat_q) / times[name][-1]:.1f} pairs/s)", flush=True)
     ref = scores["st_per_query"]
     res = {
         "machine": machine(), "pairs": len(flat_q), "queries": len(qs), "candidates_per_query": args.candidates,
         "batch_size": args.batch_size, "max_length": ce_st.max_length, "repeats": args.repeats,
         "seconds": {k: [round(x, 2) for x in v] for k, v in times.items()},
         "median_s": {k: round(statistics.median(v), 2) for k, v in times.items()},
+        "cpu_s": {k: [round(x, 2) for x in v] for k, v in cpu.items()},
         "max_abs_diff_vs_st": {k: float(np.max(np.abs(v - ref))) for k, v in scores.items()},
         "target_speedup": TARGET,
     }
     # speedup per repeat (same repeat = same background load), then the median
     res["speedup_vs_st"] = {k: round(statistics.median(a / b for a, b in zip(times["st_per_query"], times[k])), 2) for k in names if k != "st_per_query"}
+    res["speedup_vs_st_cpu"] = {k: round(statistics.median(a / b for a, b in zip(cpu["st_per_query"], cpu[k])), 2) for k in names if k != "st_per_query"}
     res["met"] = res["speedup_vs_st"][f"hnmine_auto({auto})"] >= TARGET
     for k, v in res["speedup_vs_st"].items():
-        print(f"{k}: {v}× faster than ST per-query (target ≥ {TARGET}×); max |score diff| vs ST {res['max_abs_diff_vs_st'][k]:.2e}")
+        print(f"{k}: {v}× faster than ST per-query by wall time, {res['speedup_vs_st_cpu'][k]}× by CPU time (target ≥ {TARGET}×); max |score diff| vs ST {res['max_abs_diff_vs_st'][k]:.2e}")
     write_results(args.results, res)
 
 

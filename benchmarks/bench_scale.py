@@ -55,6 +55,7 @@ def main() -> None:
     ap.add_argument("--run", type=Path, default=None)
     ap.add_argument("--allow-model", action="store_true", help="do not block model imports")
     ap.add_argument("--timeout", type=float, default=3 * 3600, help="per stage, seconds")
+    ap.add_argument("--profile", type=Path, default=None, help="folder: run each stage under cProfile, write STAGE.prof and a top-25 text")
     ap.add_argument("--results", type=Path, default=None)
     args = ap.parse_args()
     data = args.data or Path(f"/tmp/hnmine-scale-{args.docs}")
@@ -74,6 +75,9 @@ def main() -> None:
     for label, argv in stage_commands(data, run):
         mods = run.parent / f".{run.name}-{label}-modules.json"
         cmd = [PY, str(BENCH / "hnmine_traced.py"), str(mods), *block, "--", *argv]
+        if args.profile:
+            args.profile.mkdir(parents=True, exist_ok=True)
+            cmd = [PY, "-m", "cProfile", "-o", str(args.profile / f"{label}.prof"), *cmd[1:]]
         m = measure(label, cmd, check=False, timeout=args.timeout)
         info = json.loads(mods.read_text()) if mods.exists() else {}
         row = {"stage": label, "command": "hnmine " + " ".join(argv), "wall_s": m.seconds, "peak_rss_mb": m.peak_rss_mb, "rc": m.rc,
@@ -81,6 +85,13 @@ def main() -> None:
         if m.rc != 0:
             row["error"] = m.stderr_tail.strip().splitlines()[-3:]
         out["stages"].append(row)
+        if args.profile and (args.profile / f"{label}.prof").exists():
+            import io
+            import pstats
+
+            buf = io.StringIO()
+            pstats.Stats(str(args.profile / f"{label}.prof"), stream=buf).sort_stats("cumulative").print_stats(25)
+            (args.profile / f"{label}.txt").write_text(buf.getvalue())
         print(f"{label:<14} wall {m.seconds:9.1f} s  peak RSS {m.peak_rss_mb:8.0f} MB  rc {m.rc}"
               + (f"  imported: {', '.join(info.get('heavy_modules_imported') or [])}" if info else ""), flush=True)
         if m.rc != 0:
