@@ -100,7 +100,7 @@ def main() -> None:
     ref = scores["st_per_query"]
     res = {
         "machine": machine(), "pairs": len(flat_q), "queries": len(qs), "candidates_per_query": args.candidates,
-        "batch_size": args.batch_size, "max_length": ce_st.max_length, "repeats": args.repeats,
+        "batch_size": args.batch_size, "max_length": ce_st.max_seq_length, "repeats": args.repeats,
         "seconds": {k: [round(x, 2) for x in v] for k, v in times.items()},
         "median_s": {k: round(statistics.median(v), 2) for k, v in times.items()},
         "cpu_s": {k: [round(x, 2) for x in v] for k, v in cpu.items()},
