@@ -29,12 +29,12 @@ from _common import BENCH, PY, bench_env, machine, manifest_seconds, measure, wr
 DEPTH = 100
 
 
-def stage_commands(data: Path, run: Path) -> list[tuple[str, list[str]]]:
+def stage_commands(data: Path, run: Path, retrieve_with: str = "hybrid") -> list[tuple[str, list[str]]]:
     ce, qe = str(data / "corpus_emb.npy"), str(data / "query_emb.npy")
     common = ["--out", str(run), "--quiet"]
     return [
         ("inputs+index", ["index", str(data), "--split", "train", "--retriever", "hybrid", "--corpus-embeddings", ce, *common]),
-        ("retrieve", ["retrieve", "--retriever", "hybrid", "--max-depth", str(DEPTH), "--query-embeddings", qe, *common]),
+        ("retrieve", ["retrieve", "--retriever", retrieve_with, "--max-depth", str(DEPTH), "--query-embeddings", qe, *common]),
         ("score", ["score", *common]),
         ("filter", ["filter", "--depth", str(DEPTH), "--max-depth", str(DEPTH), "--num-negatives", "5", *common]),
         ("export", ["export", *common]),
@@ -53,6 +53,8 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=100_000)
     ap.add_argument("--data", type=Path, default=None, help="where the synthetic data is (made there if missing)")
     ap.add_argument("--run", type=Path, default=None)
+    ap.add_argument("--retrieve-with", default="hybrid", choices=["hybrid", "dense", "bm25"],
+                    help="retriever for the retrieve stage (the index always holds both parts)")
     ap.add_argument("--allow-model", action="store_true", help="do not block model imports")
     ap.add_argument("--timeout", type=float, default=3 * 3600, help="per stage, seconds")
     ap.add_argument("--profile", type=Path, default=None, help="folder: run each stage under cProfile, write STAGE.prof and a top-25 text")
@@ -61,7 +63,7 @@ def main() -> None:
     data = args.data or Path(f"/tmp/hnmine-scale-{args.docs}")
     run = args.run or Path(f"/tmp/hnmine-scale-run-{args.docs}")
     results = args.results or BENCH / "results" / f"scale-{args.docs}.json"
-    out = {"machine": machine(), "docs": args.docs, "queries": args.queries, "depth": DEPTH,
+    out = {"machine": machine(), "docs": args.docs, "queries": args.queries, "depth": DEPTH, "retrieve_with": args.retrieve_with,
            "equivalent_mine_command": " ".join(mine_command(data, run)), "stages": []}
     if not (data / "qrels" / "train.tsv").exists():
         t = time.perf_counter()
@@ -72,7 +74,7 @@ def main() -> None:
         shutil.rmtree(run)
     block = [] if args.allow_model else ["--block", "sentence_transformers,transformers"]
     blocked_at = None
-    for label, argv in stage_commands(data, run):
+    for label, argv in stage_commands(data, run, args.retrieve_with):
         mods = run.parent / f".{run.name}-{label}-modules.json"
         cmd = [PY, str(BENCH / "hnmine_traced.py"), str(mods), *block, "--", *argv]
         if args.profile:
