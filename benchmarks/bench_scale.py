@@ -35,7 +35,7 @@ def stage_commands(data: Path, run: Path, retrieve_with: str = "hybrid") -> list
     return [
         ("inputs+index", ["index", str(data), "--split", "train", "--retriever", "hybrid", "--corpus-embeddings", ce, *common]),
         ("retrieve", ["retrieve", "--retriever", retrieve_with, "--max-depth", str(DEPTH), "--query-embeddings", qe, *common]),
-        ("score", ["score", *common]),
+        ("score", ["score", "--query-embeddings", qe, *common]),
         ("filter", ["filter", "--depth", str(DEPTH), "--max-depth", str(DEPTH), "--num-negatives", "5", *common]),
         ("export", ["export", *common]),
     ]

@@ -145,7 +145,7 @@ ALL_STAGE_OPTS = INPUT_OPTS + MODEL_OPTS + INDEX_OPTS + RETRIEVE_OPTS + SCORE_OP
 STAGE_COMMANDS = {
     "index": (("inputs", "index"), DATA_ARG, INPUT_OPTS + MODEL_OPTS + INDEX_OPTS, "Normalise the inputs and build the dense and/or BM25 index."),
     "retrieve": (("retrieve",), [], MODEL_OPTS + INDEX_OPTS[:1] + RETRIEVE_OPTS, "Retrieve the top candidates per query (dense, BM25 or hybrid)."),
-    "score": (("score",), [], MODEL_OPTS + SCORE_OPTS, "Score every (query, candidate) and (query, positive) pair with the teacher(s)."),
+    "score": (("score",), [], MODEL_OPTS + RETRIEVE_OPTS[1:2] + SCORE_OPTS, "Score every (query, candidate) and (query, positive) pair with the teacher(s)."),
     "filter": (("filter",), [], FILTER_OPTS + RETRIEVE_OPTS[:1], "Choose negatives per query with a method; write negatives, dropped and query_summary tables."),
     "export": (("export",), [], EXPORT_OPTS, "Write training files (sentence-transformers, FlagEmbedding or Tevatron shapes)."),
 }

@@ -123,7 +123,7 @@ def pipeline_options(o: dict[str, Any]) -> PipelineOptions:
             retriever=retriever, max_depth=max_depth, encoder=encoder, rrf_k=int(get("rrf_k", 60)),
             nprobe=o.get("nprobe"), query_embeddings=path("query_embeddings"), **prompts,
         ),
-        score=ScoreOptions(teachers=teachers, encoder=encoder, **prompts, **corpus_prompts),
+        score=ScoreOptions(teachers=teachers, encoder=encoder, query_embeddings=path("query_embeddings"), **prompts, **corpus_prompts),
         filter=FilterOptions(depth=depth, max_depth=max_depth, seed=seed, **filter_kwargs),
         export=ExportOptions(format=get("format", "triplet"), file_format=o.get("file_format"), with_scores=bool(get("with_scores", False))),
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -32,12 +33,15 @@ class ScoreOptions:
     query_prompt_name: str | None = None
     corpus_prompt: str | None = None
     corpus_prompt_name: str | None = None
+    query_embeddings: Path | None = None  # the vectors retrieval used for queries, when the user brought them
 
     def effective_teachers(self) -> tuple[TeacherSpec, ...]:
         return self.teachers or (TeacherSpec("bi-encoder", self.encoder.model),)
 
 
 def _key_options(opts: ScoreOptions) -> dict:
+    from hnmine.stages.index import _user_vectors_fingerprint
+
     teachers = []
     for t in opts.effective_teachers():
         teachers.append({"kind": t.kind, "model": t.model, "revision": resolve_model(t.model)[1]})
@@ -46,7 +50,8 @@ def _key_options(opts: ScoreOptions) -> dict:
     enc.pop("workers")  # process count does not change the vectors
     enc.pop("model")
     return {"teachers": teachers, "encoder": enc, "query_prompt": opts.query_prompt, "query_prompt_name": opts.query_prompt_name,
-            "corpus_prompt": opts.corpus_prompt, "corpus_prompt_name": opts.corpus_prompt_name}
+            "corpus_prompt": opts.corpus_prompt, "corpus_prompt_name": opts.corpus_prompt_name,
+            "query_embeddings": _user_vectors_fingerprint(opts.query_embeddings)}
 
 
 def run_score(run: RunDir, opts: ScoreOptions, *, force: bool = False, reporter: Reporter | None = None) -> StageOutcome:
@@ -135,23 +140,40 @@ def _row_index(ids: list[str]) -> dict[str, int]:
     return {x: i for i, x in enumerate(ids)}
 
 
+def _index_vectors_reusable(run: RunDir, t: TeacherSpec, opts: ScoreOptions) -> bool:
+    """Whether the index's document vectors are what this teacher would compute.
+
+    Vectors the user brought (--corpus-embeddings) stand for the index's model: the default teacher
+    scores with them, as retrieval did, instead of encoding the corpus again.
+    """
+    if not (run / "index/dense/embeddings.npy").exists():
+        return False
+    index_opts = (run.manifest("index") or {}).get("options", {})
+    enc = index_opts.get("encoder", {})
+    if enc.get("model") != t.model:
+        return False
+    if index_opts.get("corpus_embeddings") is not None:
+        return True
+    return (
+        index_opts.get("corpus_prompt") == opts.corpus_prompt
+        and index_opts.get("corpus_prompt_name") == opts.corpus_prompt_name
+        and enc.get("max_length") == opts.encoder.max_length
+        and enc.get("dtype") == effective_dtype(opts.encoder.dtype, opts.encoder.device)
+    )
+
+
 def _bi_encoder_scores(run: RunDir, t: TeacherSpec, opts: ScoreOptions, table: pa.Table, queries: pa.Table, corpus: pa.Table, reporter: Reporter) -> np.ndarray:
     spec = replace(opts.encoder, model=t.model)
-    qv, _ = encode_cached(queries.column("text").to_pylist(), spec, run.cache / "embeddings", prompt=opts.query_prompt,
-                          prompt_name=opts.query_prompt_name, reporter=reporter, description="encoding queries (teacher)")
+    if opts.query_embeddings is not None and t.model == opts.encoder.model:
+        from hnmine.stages.index import load_user_vectors
+
+        qv = load_user_vectors(opts.query_embeddings, queries.num_rows, normalize=opts.encoder.normalize)
+    else:
+        qv, _ = encode_cached(queries.column("text").to_pylist(), spec, run.cache / "embeddings", prompt=opts.query_prompt,
+                              prompt_name=opts.query_prompt_name, reporter=reporter, description="encoding queries (teacher)")
     q_row = _row_index(queries.column("query_id").to_pylist())
     doc_ids = corpus.column("doc_id").to_pylist()
-    index_models = (run.manifest("index") or {}).get("options", {})
-    same_as_index = (
-        (run / "index/dense/embeddings.npy").exists()
-        and index_models.get("encoder", {}).get("model") == t.model
-        and index_models.get("corpus_prompt") == opts.corpus_prompt
-        and index_models.get("corpus_prompt_name") == opts.corpus_prompt_name
-        and index_models.get("encoder", {}).get("max_length") == opts.encoder.max_length
-        and index_models.get("encoder", {}).get("dtype") == effective_dtype(opts.encoder.dtype, opts.encoder.device)
-        and index_models.get("corpus_embeddings") is None
-    )
-    if same_as_index:
+    if _index_vectors_reusable(run, t, opts):
         dv = np.load(run / "index/dense/embeddings.npy", mmap_mode="r")
         d_row = _row_index(doc_ids)
     else:
@@ -162,6 +184,8 @@ def _bi_encoder_scores(run: RunDir, t: TeacherSpec, opts: ScoreOptions, table: p
         dv, _ = encode_cached(needed_texts, spec, run.cache / "embeddings", prompt=opts.corpus_prompt,
                               prompt_name=opts.corpus_prompt_name, reporter=reporter, description="encoding documents (teacher)")
         d_row = _row_index(needed)
+    if qv.shape[1] != dv.shape[1]:
+        raise ModelError(f"query vectors have {qv.shape[1]} dimensions, document vectors {dv.shape[1]}")
     qi = np.fromiter((q_row[q] for q in table.column("query_id").to_pylist()), dtype=np.int64, count=table.num_rows)
     di = np.fromiter((d_row[d] for d in table.column("doc_id").to_pylist()), dtype=np.int64, count=table.num_rows)
     out = np.empty(table.num_rows, dtype=np.float32)
