@@ -89,9 +89,9 @@ MODEL_OPTS = [
     _opt("corpus_prompt_name", Optional[str], None, "--corpus-prompt-name", help="Name of a prompt stored in the model config, for documents."),
     _opt("max_length", Optional[int], None, "--max-length", help="Maximum tokens per text (default: the model's)."),
     _opt("dtype", str, "auto", "--dtype", help="auto|float32|bfloat16|float16 (auto: bf16 where the CPU runs it natively)."),
-    _opt("device", str, "cpu", "--device", help="cpu, cuda, cuda:N or mps."),
+    _opt("device", str, "cpu", "--device", help="cpu, cuda, cuda:N, mps, or GPUs to share out (cuda:0,cuda:1)."),
     _opt("batch_size", int, 64, "--batch-size", help="Texts per model batch."),
-    _opt("workers", int, 1, "--workers", help="Encoding processes (same vectors, same bytes, for any number)."),
+    _opt("workers", int, 1, "--workers", help="Processes for encoding, cross-encoder scoring and BM25 search (same bytes for any number; with --device cuda, spread over the GPUs)."),
     _opt("normalize", bool, True, "--normalize/--no-normalize", help="L2-normalise embeddings (cosine scores)."),
 ]
 INDEX_OPTS = [

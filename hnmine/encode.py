@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
@@ -21,6 +21,7 @@ import numpy as np
 from hnmine.errors import ModelError, OptionError
 from hnmine.io.atomic import atomic_path
 from hnmine.progress import Reporter
+from hnmine.workers import split_batches, start_pool, worker_count, worker_devices
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -51,8 +52,8 @@ class EncoderSpec:
         # Checked here, before any stage runs, so a typo fails in a second and writes nothing.
         import re
 
-        if not re.fullmatch(r"cpu|mps|cuda(:\d+)?", self.device):
-            raise OptionError(f"unknown device '{self.device}' (valid: cpu, cuda, cuda:N, mps)")
+        if not re.fullmatch(r"cpu|mps|cuda(:\d+)?|cuda(:\d+)?(,cuda(:\d+)?)+", self.device):
+            raise OptionError(f"unknown device '{self.device}' (valid: cpu, cuda, cuda:N, mps, or a list such as cuda:0,cuda:1)")
         if self.model.startswith(("/", "./", "../")) and not Path(self.model).exists():
             raise ModelError(f"{self.model}: no such model folder")
 
@@ -225,7 +226,7 @@ def encode_cached(
                     advance(len(idx))
                     continue
                 chunk_texts = [texts[i] for i in idx]
-                if spec.workers > 1:
+                if worker_count(spec.device, spec.workers) > 1:
                     pool = pool or _start_pool(spec, prompt, prompt_name)
                     vectors = _encode_in_pool(pool, chunk_texts, spec, advance)
                 else:
@@ -263,10 +264,8 @@ def encode_cached(
 _worker_state: dict = {}
 
 
-def _worker_init(spec: EncoderSpec, prompt: str | None, prompt_name: str | None, threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
+def _worker_init(device: str, spec: EncoderSpec, prompt: str | None, prompt_name: str | None) -> None:
+    spec = replace(spec, device=device)
     _worker_state.update(model=load_sentence_transformer(spec), spec=spec, prompt=prompt, prompt_name=prompt_name)
 
 
@@ -276,28 +275,17 @@ def _worker_encode(texts: list[str]) -> np.ndarray:
 
 
 def _start_pool(spec: EncoderSpec, prompt: str | None, prompt_name: str | None):
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    threads = max(1, (os.cpu_count() or 1) // spec.workers)
-    return ProcessPoolExecutor(
-        max_workers=spec.workers,
-        mp_context=multiprocessing.get_context("spawn"),  # no fork of a process that holds torch threads
-        initializer=_worker_init,
-        initargs=(spec, prompt, prompt_name, threads),
-    )
+    return start_pool(worker_devices(spec.device, spec.workers), _worker_init, (spec, prompt, prompt_name))
 
 
 def _encode_in_pool(pool, texts: list[str], spec: EncoderSpec, advance) -> np.ndarray:
     # Parts are whole batches: a part boundary is always a batch boundary.
-    batches = (len(texts) + spec.batch_size - 1) // spec.batch_size
-    per_part = max(1, (batches + 4 * spec.workers - 1) // (4 * spec.workers))
-    step = per_part * spec.batch_size
-    futures = [pool.submit(_worker_encode, texts[s : s + step]) for s in range(0, len(texts), step)]
+    parts = split_batches(len(texts), spec.batch_size, worker_count(spec.device, spec.workers))
+    futures = [pool.submit(_worker_encode, texts[a:b]) for a, b in parts]
     out = []
-    for start, fut in zip(range(0, len(texts), step), futures):
+    for (a, b), fut in zip(parts, futures):
         out.append(fut.result())
-        advance(min(step, len(texts) - start))
+        advance(b - a)
     return np.concatenate(out, axis=0)
 
 

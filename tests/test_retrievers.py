@@ -8,7 +8,7 @@ import pytest
 from hnmine.retrievers import bm25
 from hnmine.retrievers.dense import build_index, search
 from hnmine.retrievers.fusion import rrf
-from hnmine.stages.retrieve import RetrieveOptions, build_candidates
+from hnmine.stages.retrieve import build_candidates
 
 from conftest import TINY_DOCS, TINY_QUERIES
 
@@ -77,7 +77,7 @@ def test_candidates_keep_depth_negatives_whatever_the_number_of_positives():
     ids = np.array([[0, 1, 2, 3, 4, 5, 6], [6, 5, 4, 3, 2, 1, 0]])
     scores = np.linspace(1, 0, 7, dtype=np.float32)[None, :].repeat(2, 0)
     positives = {"q1": {"d0", "d1", "d2"}, "q2": {"d9"}}
-    table = build_candidates(["q1", "q2"], positives, corpus_ids, {"dense": (ids, scores)}, RetrieveOptions(max_depth=4))
+    table = build_candidates(["q1", "q2"], positives, corpus_ids, {"dense": (ids, scores)}, max_depth=4, rrf_k=60)
     rows = table.to_pylist()
     q1 = [r for r in rows if r["query_id"] == "q1"]
     assert sum(not r["is_positive"] for r in q1) == 4
@@ -85,3 +85,45 @@ def test_candidates_keep_depth_negatives_whatever_the_number_of_positives():
     assert [r["rank"] for r in q1] == [1, 2, 3, 4, 5, 6, 7]
     q2 = [r for r in rows if r["query_id"] == "q2"]
     assert len(q2) == 4 and not any(r["is_positive"] for r in q2)
+
+
+def _reference_bm25_top_k(model, doc_tokens: list[set[str]], query_tokens: list[str], k: int):
+    """bm25s's dense scores, restricted to documents that share a term, ordered by score then row."""
+    scores = model.get_scores(query_tokens or ["\x00"]) if any(t in model.vocab_dict for t in query_tokens) else np.zeros(len(doc_tokens))
+    shared = np.array([bool(set(query_tokens) & d) for d in doc_tokens])
+    rows = [r for r in np.lexsort((np.arange(len(scores)), -scores)) if shared[r] and scores[r] > 0][:k]
+    return rows, scores[rows]
+
+
+@pytest.mark.parametrize("method", bm25.METHODS)
+def test_sparse_bm25_top_k_matches_bm25s_scores(tmp_path, method):
+    """The postings-only search gives bm25s's own scores, best first, ties by row, for every BM25 variant."""
+    import bm25s
+
+    rng = np.random.default_rng(3)
+    words = [f"w{i}" for i in range(40)]
+    # few words, short documents: many equal scores, so the tie order at the k-th place is exercised
+    texts = [" ".join(rng.choice(words, size=rng.integers(1, 6))) for _ in range(300)]
+    queries = [" ".join(rng.choice(words, size=rng.integers(1, 4))) for _ in range(60)] + ["nothing matches", "w1 w1 w2"]
+    opts = bm25.BM25Options(method=method)
+    bm25.build(texts, opts, tmp_path / "i")
+    ids, scores = bm25.search(queries, 7, opts, tmp_path / "i", len(texts))
+    model = bm25s.BM25.load(str(tmp_path / "i"), show_progress=False)
+    doc_tokens = [set(t) for t in bm25.tokenize(texts, opts.stopwords)]
+    for row, q in enumerate(bm25.tokenize(queries, opts.stopwords)):
+        ref_rows, ref_scores = _reference_bm25_top_k(model, doc_tokens, q, 7)
+        got = ids[row][ids[row] >= 0]
+        assert got.tolist() == list(ref_rows), (queries[row], got, ref_rows)
+        np.testing.assert_allclose(scores[row][: len(got)], ref_scores, rtol=1e-6)
+
+
+def test_bm25_search_with_worker_processes_gives_the_same_arrays(tmp_path):
+    rng = np.random.default_rng(5)
+    words = [f"w{i}" for i in range(60)]
+    texts = [" ".join(rng.choice(words, size=8)) for _ in range(500)]
+    queries = [" ".join(rng.choice(words, size=3)) for _ in range(41)]
+    opts = bm25.BM25Options()
+    bm25.build(texts, opts, tmp_path / "i")
+    one = bm25.search(queries, 10, opts, tmp_path / "i", len(texts))
+    two = bm25.search(queries, 10, opts, tmp_path / "i", len(texts), workers=2)
+    assert one[0].tobytes() == two[0].tobytes() and one[1].tobytes() == two[1].tobytes()

@@ -19,20 +19,7 @@ from hnmine.retrievers import bm25 as bm25_mod
 from hnmine.retrievers import dense as dense_mod
 from hnmine.retrievers.fusion import RRF_K, rrf
 from hnmine.rundir import RunDir, StageOutcome, stage_key
-
-CANDIDATE_SCHEMA = pa.schema(
-    [
-        ("query_id", pa.string()),
-        ("doc_id", pa.string()),
-        ("rank", pa.int32()),
-        ("score", pa.float32()),
-        ("source", pa.string()),
-        ("is_positive", pa.bool_()),
-        ("dense_score", pa.float32()),
-        ("bm25_score", pa.float32()),
-    ]
-)
-
+from hnmine.stages.candidates import CANDIDATE_SCHEMA, build_candidates  # noqa: F401 (CANDIDATE_SCHEMA: re-exported)
 
 @dataclass(frozen=True)
 class RetrieveOptions:
@@ -104,8 +91,9 @@ def run_retrieve(run: RunDir, opts: RetrieveOptions, *, force: bool = False, rep
         models[name] = index_manifest.get("models", {}).get(name, {})
     if needs_bm25(opts.retriever):
         bopts = bm25_mod.BM25Options(**idx_opts["bm25_options"])
-        lists["bm25"] = bm25_mod.search(queries.column("text").to_pylist(), k, bopts, run / "index/bm25", len(corpus_ids), reporter=reporter)
-    table = build_candidates(query_ids, positives, corpus_ids, lists, opts)
+        lists["bm25"] = bm25_mod.search(queries.column("text").to_pylist(), k, bopts, run / "index/bm25", len(corpus_ids), reporter=reporter,
+                                        workers=opts.encoder.workers)
+    table = build_candidates(query_ids, positives, corpus_ids, lists, opts.max_depth, opts.rrf_k)
     write_parquet(table, run / "candidates.parquet")
     stats = {"search_k": int(k), "queries_with_no_candidates": int(len(set(query_ids)) - len(set(table.column("query_id").to_pylist())))}
     if needs_dense(opts.retriever):
@@ -160,45 +148,3 @@ def _extra_dense_search(run: RunDir, opts: RetrieveOptions, name: str, model: st
     qv, _ = encode_cached(queries.column("text").to_pylist(), replace(opts.encoder, model=model), run.cache / "embeddings",
                           reporter=reporter, description=f"encoding queries ({name})")
     return dense_mod.search(qv, vectors, k, index_info={"type": "exact"}, folder=run / f"index/{name}", reporter=reporter)
-
-
-def build_candidates(
-    query_ids: list[str],
-    positives: dict[str, set[str]],
-    corpus_ids: np.ndarray,
-    lists: dict[str, tuple[np.ndarray, np.ndarray]],
-    opts: RetrieveOptions,
-) -> pa.Table:
-    """Rows per query: positives found, plus the first max_depth non-positive candidates."""
-    cols: dict[str, list] = {name: [] for name in CANDIDATE_SCHEMA.names}
-    names = list(lists)
-    for row, qid in enumerate(query_ids):
-        pos = positives.get(qid, set())
-        per_source: dict[str, dict[str, float]] = {}
-        ranked: dict[str, list[str]] = {}
-        for name in names:
-            ids, scores = lists[name]
-            valid = ids[row] >= 0  # faiss and BM25 pad missing results with -1: never an id
-            docs = corpus_ids[ids[row][valid]].tolist()
-            ranked[name] = docs
-            per_source[name] = dict(zip(docs, scores[row][valid].tolist()))
-        if len(names) == 1:
-            fused = [(d, per_source[names[0]][d], names[0]) for d in ranked[names[0]]]
-        else:
-            fused = rrf(ranked, k=opts.rrf_k)
-        kept_neg = 0
-        for rank, (doc_id, score, source) in enumerate(fused, start=1):
-            is_pos = doc_id in pos
-            if not is_pos:
-                if kept_neg >= opts.max_depth:
-                    continue
-                kept_neg += 1
-            cols["query_id"].append(qid)
-            cols["doc_id"].append(doc_id)
-            cols["rank"].append(rank)
-            cols["score"].append(score)
-            cols["source"].append(source)
-            cols["is_positive"].append(is_pos)
-            cols["dense_score"].append(per_source.get("dense", {}).get(doc_id))
-            cols["bm25_score"].append(per_source.get("bm25", {}).get(doc_id))
-    return pa.table(cols, schema=CANDIDATE_SCHEMA)

@@ -196,17 +196,19 @@ def _bi_encoder_scores(run: RunDir, t: TeacherSpec, opts: ScoreOptions, table: p
 
 
 def _cross_encoder_scores(t: TeacherSpec, opts: ScoreOptions, table: pa.Table, queries: pa.Table, corpus: pa.Table, reporter: Reporter) -> np.ndarray:
-    from hnmine.teachers.cross_encoder import load_cross_encoder, score_pairs
+    from hnmine.teachers.cross_encoder import score_pairs_with_model
 
     q_text = dict(zip(queries.column("query_id").to_pylist(), queries.column("text").to_pylist()))
     full = doc_texts(corpus.column("title").to_pylist(), corpus.column("text").to_pylist())
     d_text = dict(zip(corpus.column("doc_id").to_pylist(), full))
-    ce = load_cross_encoder(t.model, opts.encoder.device, opts.encoder.max_length)
-    return score_pairs(
-        ce,
+    return score_pairs_with_model(
+        t.model,
         [q_text[q] for q in table.column("query_id").to_pylist()],
         [d_text[d] for d in table.column("doc_id").to_pylist()],
+        device=opts.encoder.device,
+        max_length=opts.encoder.max_length,
         batch_size=opts.encoder.batch_size,
-        reporter=reporter,
         dtype=effective_dtype(opts.encoder.dtype, opts.encoder.device),
+        workers=opts.encoder.workers,
+        reporter=reporter,
     )

@@ -42,3 +42,50 @@ def score_pairs(ce, queries: list[str], docs: list[str], *, batch_size: int = 64
             out[idx] = np.asarray(s, dtype=np.float32).reshape(len(idx), -1)[:, -1]
             advance(len(idx))
     return out
+
+
+def score_pairs_with_model(
+    model: str, queries: list[str], docs: list[str], *, device: str = "cpu", max_length: int | None = None, batch_size: int = 64,
+    dtype: str = "float32", workers: int = 1, reporter: Reporter | None = None,
+) -> np.ndarray:
+    """score_pairs with the model loaded here, or in worker processes (one device each) when several are asked for.
+
+    Workers get whole length-sorted batches, the very batches one process would run, so the scores do
+    not depend on the number of workers.
+    """
+    from hnmine.workers import worker_count
+
+    n_workers = worker_count(device, workers)
+    if n_workers == 1:
+        ce = load_cross_encoder(model, device, max_length)
+        return score_pairs(ce, queries, docs, batch_size=batch_size, reporter=reporter, dtype=dtype)
+    from hnmine.workers import split_batches, start_pool, worker_devices
+
+    n = len(queries)
+    lengths = np.fromiter((len(q) + len(d) for q, d in zip(queries, docs)), dtype=np.int64, count=n)
+    order = np.argsort(-lengths, kind="stable")
+    out = np.empty(n, dtype=np.float32)
+    pool = start_pool(worker_devices(device, workers), _worker_init, (model, max_length, batch_size, dtype))
+    try:
+        with (reporter or Reporter()).task("cross-encoder scoring", total=n) as advance:
+            parts = split_batches(n, batch_size, n_workers)
+            futures = [pool.submit(_worker_score, [queries[i] for i in order[a:b]], [docs[i] for i in order[a:b]]) for a, b in parts]
+            for (a, b), fut in zip(parts, futures):
+                out[order[a:b]] = fut.result()
+                advance(b - a)
+    finally:
+        pool.shutdown(cancel_futures=True)
+    return out
+
+
+_worker_state: dict = {}
+
+
+def _worker_init(device: str, model: str, max_length: int | None, batch_size: int, dtype: str) -> None:
+    _worker_state.update(ce=load_cross_encoder(model, device, max_length), batch_size=batch_size, dtype=dtype)
+
+
+def _worker_score(queries: list[str], docs: list[str]) -> np.ndarray:
+    st = _worker_state
+    # The part is already length-sorted (stable), so score_pairs keeps its order and batch boundaries.
+    return score_pairs(st["ce"], queries, docs, batch_size=st["batch_size"], dtype=st["dtype"])

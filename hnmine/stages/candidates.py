@@ -1,0 +1,135 @@
+"""The candidate table: each query's retrieved lists, fused, positives marked, capped at max_depth negatives.
+
+Computed on whole arrays (one row per query × list entry), never per query in Python: at 100,000 queries
+× 100 candidates × 2 lists a per-query loop of dicts took minutes and gigabytes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+CANDIDATE_SCHEMA = pa.schema(
+    [
+        ("query_id", pa.string()),
+        ("doc_id", pa.string()),
+        ("rank", pa.int32()),
+        ("score", pa.float32()),
+        ("source", pa.string()),
+        ("is_positive", pa.bool_()),
+        ("dense_score", pa.float32()),
+        ("bm25_score", pa.float32()),
+    ]
+)
+
+
+def build_candidates(
+    query_ids: list[str],
+    positives: dict[str, set[str]],
+    corpus_ids: np.ndarray,
+    lists: dict[str, tuple[np.ndarray, np.ndarray]],
+    max_depth: int,
+    rrf_k: int,
+) -> pa.Table:
+    """Rows per query, best first: the positives found, plus the first max_depth non-positive candidates.
+
+    One list: its own order and scores. Several: reciprocal rank fusion, score(d) = Σ 1 / (rrf_k + rank)
+    over the lists holding d (rank 1-based), ties by doc id; `source` names the lists that held d.
+    `rank` is the position in the fused list, counting candidates past the cap too.
+    """
+    names = list(lists)
+    n_docs = len(corpus_ids)
+    q_parts, d_parts, s_parts, r_parts, src_parts = [], [], [], [], []
+    for s_idx, name in enumerate(names):
+        ids, scores = lists[name]
+        valid = ids >= 0  # faiss and BM25 pad missing results with -1: never an id
+        rank = np.cumsum(valid, axis=1)
+        q_row = np.broadcast_to(np.arange(ids.shape[0])[:, None], ids.shape)
+        q_parts.append(q_row[valid])
+        d_parts.append(ids[valid])
+        s_parts.append(scores[valid].astype(np.float32))
+        r_parts.append(rank[valid])
+        src_parts.append(np.full(int(valid.sum()), s_idx, dtype=np.int8))
+    q = np.concatenate(q_parts).astype(np.int64)
+    d = np.concatenate(d_parts).astype(np.int64)
+    raw = np.concatenate(s_parts)
+    list_rank = np.concatenate(r_parts)
+    src = np.concatenate(src_parts)
+
+    if not len(q):
+        return CANDIDATE_SCHEMA.empty_table()
+    # One row per (query, document); the lists' entries for it, in list order (the sort is stable).
+    pair = q * n_docs + d
+    order = np.argsort(pair, kind="stable")
+    pair, q, d, raw, list_rank, src = pair[order], q[order], d[order], raw[order], list_rank[order], src[order]
+    first = np.flatnonzero(np.r_[True, pair[1:] != pair[:-1]])
+    uq, ud = q[first], d[first]
+    per_list = {}
+    for s_idx, name in enumerate(names):
+        at = src == s_idx
+        values = np.zeros(len(first), dtype=np.float32)
+        present = np.zeros(len(first), dtype=bool)
+        group = np.searchsorted(first, np.flatnonzero(at), side="right") - 1
+        values[group] = raw[at]
+        present[group] = True
+        per_list[name] = (values, present)
+    if len(names) == 1:
+        fused = raw[first].astype(np.float64)
+        source_code = np.zeros(len(first), dtype=np.int64)
+    else:
+        # float64 sums in list order, as a running sum over the lists would give
+        fused = np.add.reduceat(1.0 / (rrf_k + list_rank.astype(np.float64)), first)
+        source_code = np.bitwise_or.reduceat(np.left_shift(1, src.astype(np.int64)), first)
+
+    if len(names) == 1:  # a single list keeps its own order
+        ranked = np.lexsort((list_rank[first], uq))
+    else:  # best first within each query; equal scores by doc id (its place in sorted id order)
+        id_order = np.empty(n_docs, dtype=np.int64)
+        id_order[np.argsort(corpus_ids, kind="stable")] = np.arange(n_docs)
+        ranked = np.lexsort((id_order[ud], -fused, uq))
+    uq, ud, fused, source_code = uq[ranked], ud[ranked], fused[ranked], source_code[ranked]
+    per_list = {name: (v[ranked], p[ranked]) for name, (v, p) in per_list.items()}
+
+    starts = np.flatnonzero(np.r_[True, uq[1:] != uq[:-1]])
+    group_start = np.repeat(starts, np.diff(np.r_[starts, len(uq)]))
+    position = np.arange(len(uq)) - group_start + 1
+    is_pos = _positive_mask(uq, ud, query_ids, positives, corpus_ids)
+    negatives_so_far = np.cumsum(~is_pos)
+    before_group = np.r_[0, negatives_so_far][group_start]
+    keep = is_pos | (negatives_so_far - before_group <= max_depth)
+
+    labels = np.array([_source_label(names, code) for code in range(1 << len(names))], dtype=object) if len(names) > 1 else np.array(names, dtype=object)
+    cols = {
+        "query_id": _take_strings(query_ids, uq[keep]),
+        "doc_id": _take_strings(corpus_ids, ud[keep]),
+        "rank": pa.array(position[keep].astype(np.int32)),
+        "score": pa.array(fused[keep].astype(np.float32)),
+        "source": _take_strings(labels, source_code[keep]),
+        "is_positive": pa.array(is_pos[keep]),
+    }
+    for column, name in (("dense_score", "dense"), ("bm25_score", "bm25")):
+        if name in per_list:
+            values, present = per_list[name]
+            cols[column] = pa.array(values[keep], mask=~present[keep])
+        else:
+            cols[column] = pa.nulls(int(keep.sum()), pa.float32())
+    return pa.table(cols, schema=CANDIDATE_SCHEMA)
+
+
+def _source_label(names: list[str], code: int) -> str:
+    return "+".join(n for i, n in enumerate(names) if code >> i & 1)
+
+
+def _positive_mask(q_rows: np.ndarray, d_rows: np.ndarray, query_ids: list[str], positives: dict[str, set[str]], corpus_ids) -> np.ndarray:
+    if not positives or not len(q_rows):
+        return np.zeros(len(q_rows), dtype=bool)
+    doc_row = {doc: i for i, doc in enumerate(corpus_ids.tolist())}
+    n_docs = len(corpus_ids)
+    keys = [row * n_docs + doc_row[doc] for row, qid in enumerate(query_ids) for doc in positives.get(qid, ()) if doc in doc_row]
+    return np.isin(q_rows * n_docs + d_rows, np.array(keys, dtype=np.int64))
+
+
+def _take_strings(values, rows: np.ndarray) -> pa.Array:
+    """values[rows] as an Arrow string array, gathered in Arrow (no Python object per row)."""
+    dictionary = pa.array(list(values) if not isinstance(values, list) else values, pa.string())
+    return pa.DictionaryArray.from_arrays(pa.array(rows.astype(np.int32)), dictionary).cast(pa.string())

@@ -1,0 +1,67 @@
+"""Worker processes for model inference (encoding, cross-encoder scoring): one device per worker.
+
+Workers run the very batches a single process would, so results do not depend on the worker count.
+On a machine with several GPUs, `--device cuda --workers N` spreads the workers round-robin over the
+visible GPUs; `--device cuda:0,cuda:2` names them (one worker per listed device at least).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+
+def listed_devices(device: str) -> list[str]:
+    return [d.strip() for d in device.split(",") if d.strip()]
+
+
+def worker_count(device: str, workers: int) -> int:
+    """Processes to start: --workers, raised to one per device when several are listed."""
+    return max(workers, len(listed_devices(device)))
+
+
+def worker_devices(device: str, workers: int, cuda_count: Callable[[], int] | None = None) -> list[str]:
+    """The device of each worker, round-robin over the listed devices (plain 'cuda': every visible GPU)."""
+    names = listed_devices(device)
+    n = worker_count(device, workers)
+    if names == ["cuda"] and n > 1:
+        visible = (cuda_count or _cuda_count)()
+        if visible > 1:
+            names = [f"cuda:{i}" for i in range(visible)]
+    return [names[i % len(names)] for i in range(n)]
+
+
+def _cuda_count() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def start_pool(devices: list[str], initializer: Callable[..., None], initargs: tuple[Any, ...]):
+    """A spawn-started process pool; each worker takes one device from `devices` and calls
+    initializer(device, *initargs) once (to load its model)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = multiprocessing.get_context("spawn")  # no fork of a process that holds torch threads
+    queue = ctx.Queue()
+    for d in devices:
+        queue.put(d)
+    # CPU workers share the cores; GPU workers need few CPU threads each.
+    threads = max(1, (os.cpu_count() or 1) // len(devices))
+    return ProcessPoolExecutor(max_workers=len(devices), mp_context=ctx, initializer=_init, initargs=(queue, threads, initializer, initargs))
+
+
+def _init(queue, threads: int, initializer: Callable[..., None], initargs: tuple[Any, ...]) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    initializer(queue.get(), *initargs)
+
+
+def split_batches(n_items: int, batch_size: int, workers: int) -> list[tuple[int, int]]:
+    """[start, end) parts of whole batches, about four per worker so a slow worker does not hold the rest."""
+    batches = (n_items + batch_size - 1) // batch_size
+    per_part = max(1, (batches + 4 * workers - 1) // (4 * workers))
+    step = per_part * batch_size
+    return [(s, min(s + step, n_items)) for s in range(0, n_items, step)]

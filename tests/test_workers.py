@@ -1,0 +1,89 @@
+"""Worker processes: one device per worker, round-robin over GPUs; scores independent of the worker count."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import pytest
+
+from hnmine.encode import EncoderSpec
+from hnmine.errors import OptionError
+from hnmine.workers import split_batches, start_pool, worker_count, worker_devices
+
+from conftest import TINY_DOCS, TINY_QUERIES
+
+
+def test_plain_cuda_spreads_workers_over_every_visible_gpu():
+    assert worker_devices("cuda", 5, cuda_count=lambda: 4) == ["cuda:0", "cuda:1", "cuda:2", "cuda:3", "cuda:0"]
+    assert worker_devices("cuda", 2, cuda_count=lambda: 1) == ["cuda", "cuda"]
+    assert worker_devices("cuda", 1, cuda_count=lambda: 4) == ["cuda"]  # one worker: the default GPU
+
+
+def test_listed_devices_get_a_worker_each_at_least():
+    assert worker_count("cuda:0,cuda:2", 1) == 2
+    assert worker_devices("cuda:0,cuda:2", 1) == ["cuda:0", "cuda:2"]
+    assert worker_devices("cuda:1,cuda:3", 3) == ["cuda:1", "cuda:3", "cuda:1"]
+    assert worker_devices("cpu", 3) == ["cpu", "cpu", "cpu"]
+
+
+def test_device_lists_are_valid_only_for_gpus():
+    EncoderSpec(device="cuda:0,cuda:1").validate()
+    for bad in ("cpu,cuda", "cuda:0,", "gpu", "cuda:x"):
+        with pytest.raises(OptionError, match="unknown device"):
+            EncoderSpec(device=bad).validate()
+
+
+def test_parts_are_whole_batches_and_cover_everything():
+    parts = split_batches(1000, 64, 2)
+    assert parts[0][0] == 0 and parts[-1][1] == 1000
+    assert all(b == c for (_, b), (c, _) in zip(parts, parts[1:]))
+    assert all((b - a) % 64 == 0 for a, b in parts[:-1])
+
+
+_seen: dict = {}
+
+
+def _remember_device(device: str, tag: str) -> None:
+    _seen.update(device=device, tag=tag)
+
+
+def _which_device(_: int) -> tuple[int, str, str]:
+    time.sleep(0.2)  # long enough that both workers take tasks
+    return os.getpid(), _seen["device"], _seen["tag"]
+
+
+def test_each_worker_process_is_given_its_own_device():
+    pool = start_pool(["dev-a", "dev-b"], _remember_device, ("t",))
+    try:
+        results = list(pool.map(_which_device, range(8)))
+    finally:
+        pool.shutdown()
+    by_pid: dict[int, set[str]] = {}
+    for pid, device, tag in results:
+        assert tag == "t"
+        by_pid.setdefault(pid, set()).add(device)
+    assert all(len(devices) == 1 for devices in by_pid.values())  # a worker keeps its device
+    assert set().union(*by_pid.values()) <= {"dev-a", "dev-b"}
+    if len(by_pid) == 2:
+        assert set().union(*by_pid.values()) == {"dev-a", "dev-b"}
+
+
+def test_cross_encoder_scores_are_the_same_with_two_workers(tmp_path):
+    import torch
+    from sentence_transformers import CrossEncoder
+
+    from hnmine.encode import resolve_model
+    from hnmine.teachers.cross_encoder import score_pairs_with_model
+
+    torch.manual_seed(0)
+    ce_dir = tmp_path / "ce"
+    CrossEncoder(resolve_model("all-MiniLM-L6-v2")[0], num_labels=1, device="cpu").save(str(ce_dir))
+    docs = [f"{d['title']} {d['text']}" for d in TINY_DOCS]
+    queries = [q["text"] for q in TINY_QUERIES for _ in docs]
+    texts = docs * len(TINY_QUERIES)
+    one = score_pairs_with_model(str(ce_dir), queries, texts, batch_size=4, workers=1)
+    two = score_pairs_with_model(str(ce_dir), queries, texts, batch_size=4, workers=2)
+    assert one.shape == (len(queries),) and np.isfinite(one).all()
+    assert one.tobytes() == two.tobytes()
