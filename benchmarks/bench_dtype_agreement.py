@@ -41,11 +41,11 @@ def overlap(a: np.ndarray, b: np.ndarray) -> float:
     return sum(len(set(x) & set(y)) for x, y in zip(a.tolist(), b.tolist())) / float(a.size)
 
 
-def agreement(low_npz: Path, fp32_npz: Path, k: int = 10, run: Path | None = None) -> dict:
+def agreement(low_npz: Path, fp32_npz: Path, k: int = 10, run: Path | None = None, data: Path = SCIFACT) -> dict:
     lo, hi = np.load(low_npz), np.load(fp32_npz)
     assert (lo["doc_ids"] == hi["doc_ids"]).all() and (lo["query_ids"] == hi["query_ids"]).all()
     doc_ids, qids = hi["doc_ids"].tolist(), hi["query_ids"].tolist()
-    _, _, _, _, pairs = load(SCIFACT)
+    _, _, _, _, pairs = load(data)
     row = {d: i for i, d in enumerate(doc_ids)}
     qrow = {q: i for i, q in enumerate(qids)}
     pos = [set() for _ in qids]

@@ -29,20 +29,21 @@ from _common import BENCH, PY, bench_env, machine, manifest_seconds, measure, wr
 DEPTH = 100
 
 
-def stage_commands(data: Path, run: Path, retrieve_with: str = "hybrid") -> list[tuple[str, list[str]]]:
+def stage_commands(data: Path, run: Path, retrieve_with: str = "hybrid", workers: int = 1) -> list[tuple[str, list[str]]]:
     ce, qe = str(data / "corpus_emb.npy"), str(data / "query_emb.npy")
     common = ["--out", str(run), "--quiet"]
+    par = ["--workers", str(workers)] if workers > 1 else []  # the model-option stages take --workers
     return [
-        ("inputs+index", ["index", str(data), "--split", "train", "--retriever", "hybrid", "--corpus-embeddings", ce, *common]),
-        ("retrieve", ["retrieve", "--retriever", retrieve_with, "--max-depth", str(DEPTH), "--query-embeddings", qe, *common]),
-        ("score", ["score", "--query-embeddings", qe, *common]),
+        ("inputs+index", ["index", str(data), "--split", "train", "--retriever", "hybrid", "--corpus-embeddings", ce, *par, *common]),
+        ("retrieve", ["retrieve", "--retriever", retrieve_with, "--max-depth", str(DEPTH), "--query-embeddings", qe, *par, *common]),
+        ("score", ["score", "--query-embeddings", qe, *par, *common]),
         ("filter", ["filter", "--depth", str(DEPTH), "--max-depth", str(DEPTH), "--num-negatives", "5", *common]),
         ("export", ["export", *common]),
     ]
 
 
-def mine_command(data: Path, run: Path) -> list[str]:
-    return ["hnmine", "mine", str(data), "--split", "train", "--out", str(run), "--corpus-embeddings", str(data / "corpus_emb.npy"),
+def mine_command(data: Path, run: Path, workers: int = 2) -> list[str]:
+    return ["hnmine", "mine", "--workers", str(workers), str(data), "--split", "train", "--out", str(run), "--corpus-embeddings", str(data / "corpus_emb.npy"),
             "--query-embeddings", str(data / "query_emb.npy"), "--retriever", "hybrid", "--depth", str(DEPTH), "--max-depth", str(DEPTH),
             "--num-negatives", "5", "--quiet"]
 
@@ -55,6 +56,7 @@ def main() -> None:
     ap.add_argument("--run", type=Path, default=None)
     ap.add_argument("--retrieve-with", default="hybrid", choices=["hybrid", "dense", "bm25"],
                     help="retriever for the retrieve stage (the index always holds both parts)")
+    ap.add_argument("--workers", type=int, default=2, help="hnmine --workers (BM25 search runs in that many processes)")
     ap.add_argument("--allow-model", action="store_true", help="do not block model imports")
     ap.add_argument("--timeout", type=float, default=3 * 3600, help="per stage, seconds")
     ap.add_argument("--profile", type=Path, default=None, help="folder: run each stage under cProfile, write STAGE.prof and a top-25 text")
@@ -63,8 +65,8 @@ def main() -> None:
     data = args.data or Path(f"/tmp/hnmine-scale-{args.docs}")
     run = args.run or Path(f"/tmp/hnmine-scale-run-{args.docs}")
     results = args.results or BENCH / "results" / f"scale-{args.docs}.json"
-    out = {"machine": machine(), "docs": args.docs, "queries": args.queries, "depth": DEPTH, "retrieve_with": args.retrieve_with,
-           "equivalent_mine_command": " ".join(mine_command(data, run)), "stages": []}
+    out = {"machine": machine(), "workers": args.workers, "docs": args.docs, "queries": args.queries, "depth": DEPTH, "retrieve_with": args.retrieve_with,
+           "equivalent_mine_command": " ".join(mine_command(data, run, args.workers)), "stages": []}
     if not (data / "qrels" / "train.tsv").exists():
         t = time.perf_counter()
         subprocess.run([PY, str(BENCH / "make_scale_data.py"), str(data), "--docs", str(args.docs), "--queries", str(args.queries)],
@@ -74,7 +76,7 @@ def main() -> None:
         shutil.rmtree(run)
     block = [] if args.allow_model else ["--block", "sentence_transformers,transformers"]
     blocked_at = None
-    for label, argv in stage_commands(data, run, args.retrieve_with):
+    for label, argv in stage_commands(data, run, args.retrieve_with, args.workers):
         mods = run.parent / f".{run.name}-{label}-modules.json"
         cmd = [PY, str(BENCH / "hnmine_traced.py"), str(mods), *block, "--", *argv]
         if args.profile:

@@ -157,6 +157,8 @@ def main() -> None:
         print(f"hnmine wall {summary['hnmine_s_median']:.1f} s, CPU {summary['hnmine_cpu_s_median']:.1f} s; ST wall {summary['st_s_median']:.1f} s, CPU {summary['st_cpu_s_median']:.1f} s")
         print(f"hnmine / floor({low}): {summary['hnmine_over_floor_median']} wall, {summary['hnmine_cpu_over_floor_cpu_median']} CPU  (target ≤ {TARGET_VS_FLOOR}: {'met' if summary['met_vs_floor'] else 'NOT met'})")
 
+    write_results(args.results, result)  # the timed rounds are kept even if an extra check fails
+
     if not args.no_extras and last_run is not None:
         from bench_rerun import rerun
 
@@ -166,7 +168,7 @@ def main() -> None:
         if not args.no_floor and low != "float32":
             from bench_dtype_agreement import agreement
 
-            result["dtype_agreement"] = agreement(args.work / f"floor-{low}.npz", args.work / "floor-float32.npz", run=last_run)
+            result["dtype_agreement"] = agreement(args.work / f"floor-{low}.npz", args.work / "floor-float32.npz", run=last_run, data=args.data)
             a = result["dtype_agreement"]
             print(f"top-10 agreement {low} vs float32: {a['agreement_all_docs']:.2%} (all docs), {a['agreement_positives_left_out']:.2%} (positives left out), "
                   f"hnmine's {low} candidates vs float32: {a.get('hnmine_run_candidates_vs_fp32')}")

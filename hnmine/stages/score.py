@@ -112,13 +112,12 @@ def standardise(values: np.ndarray) -> np.ndarray:
 
 def add_missed_positives(candidates: pa.Table, qrels: pa.Table) -> pa.Table:
     """Append a row per (query, positive) that retrieval did not return, so every positive is scored."""
-    pos = qrels.filter(qrels.column("is_positive"))
-    retrieved = set(zip(candidates.column("query_id").to_pylist(), candidates.column("doc_id").to_pylist()))
-    missed_q, missed_d = [], []
-    for q, d in zip(pos.column("query_id").to_pylist(), pos.column("doc_id").to_pylist()):
-        if (q, d) not in retrieved:
-            missed_q.append(q)
-            missed_d.append(d)
+    pos = qrels.filter(qrels.column("is_positive")).select(["query_id", "doc_id"])
+    pos = pos.append_column("_order", pa.array(np.arange(pos.num_rows, dtype=np.int64)))
+    # An anti-join in Arrow: no Python tuple per candidate (10 million of them at scale); qrels order kept.
+    missed = pos.join(candidates.select(["query_id", "doc_id"]), keys=["query_id", "doc_id"], join_type="left anti")
+    missed = missed.sort_by("_order")
+    missed_q, missed_d = missed.column("query_id").to_pylist(), missed.column("doc_id").to_pylist()
     n = len(missed_q)
     extra = pa.table(
         {
@@ -138,6 +137,17 @@ def add_missed_positives(candidates: pa.Table, qrels: pa.Table) -> pa.Table:
 
 def _row_index(ids: list[str]) -> dict[str, int]:
     return {x: i for i, x in enumerate(ids)}
+
+
+def _rows_of(values: pa.ChunkedArray, ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Row of each value in `ids` (every value is there: candidates come from the corpus and queries)."""
+    rows = pc.index_in(values, value_set=ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids)
+    if rows.null_count:
+        from hnmine.errors import RunDirError
+
+        missing = values.filter(pc.is_null(rows))[0]
+        raise RunDirError(f"the candidates name '{missing}', which is not in the run's inputs; rerun the retrieve stage")
+    return rows.to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 def _index_vectors_reusable(run: RunDir, t: TeacherSpec, opts: ScoreOptions) -> bool:
@@ -171,23 +181,23 @@ def _bi_encoder_scores(run: RunDir, t: TeacherSpec, opts: ScoreOptions, table: p
     else:
         qv, _ = encode_cached(queries.column("text").to_pylist(), spec, run.cache / "embeddings", prompt=opts.query_prompt,
                               prompt_name=opts.query_prompt_name, reporter=reporter, description="encoding queries (teacher)")
-    q_row = _row_index(queries.column("query_id").to_pylist())
+    q_ids = queries.column("query_id")
     doc_ids = corpus.column("doc_id").to_pylist()
     if _index_vectors_reusable(run, t, opts):
         dv = np.load(run / "index/dense/embeddings.npy", mmap_mode="r")
-        d_row = _row_index(doc_ids)
+        d_ids = corpus.column("doc_id")
     else:
-        needed = sorted(set(table.column("doc_id").to_pylist()))
+        needed = sorted(pc.unique(table.column("doc_id")).to_pylist())
         pos = _row_index(doc_ids)
         titles, texts = corpus.column("title").to_pylist(), corpus.column("text").to_pylist()
         needed_texts = doc_texts([titles[pos[d]] for d in needed], [texts[pos[d]] for d in needed])
         dv, _ = encode_cached(needed_texts, spec, run.cache / "embeddings", prompt=opts.corpus_prompt,
                               prompt_name=opts.corpus_prompt_name, reporter=reporter, description="encoding documents (teacher)")
-        d_row = _row_index(needed)
+        d_ids = pa.array(needed, pa.string())
     if qv.shape[1] != dv.shape[1]:
         raise ModelError(f"query vectors have {qv.shape[1]} dimensions, document vectors {dv.shape[1]}")
-    qi = np.fromiter((q_row[q] for q in table.column("query_id").to_pylist()), dtype=np.int64, count=table.num_rows)
-    di = np.fromiter((d_row[d] for d in table.column("doc_id").to_pylist()), dtype=np.int64, count=table.num_rows)
+    qi = _rows_of(table.column("query_id"), q_ids)
+    di = _rows_of(table.column("doc_id"), d_ids)
     out = np.empty(table.num_rows, dtype=np.float32)
     step = 1 << 16  # bounded memory: gather and dot in blocks
     for s in range(0, table.num_rows, step):
