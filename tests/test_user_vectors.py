@@ -94,3 +94,62 @@ def test_changed_query_vectors_rerun_score(tmp_path):
     assert skipped["index"] and not skipped["retrieve"] and not skipped["score"]
     after = pq.read_table(run / "scores.parquet").column("teacher_score").to_pylist()
     assert before != after
+
+
+def test_parquet_vectors_equal_npy_vectors(tmp_path):
+    import pyarrow as pa
+
+    from hnmine.stages.index import load_user_vectors, save_user_vectors
+
+    rng = np.random.default_rng(1)
+    v = rng.normal(size=(70, 5)).astype(np.float32)
+    np.save(tmp_path / "v.npy", v)
+    pq.write_table(pa.table({"id": list(range(70)), "emb": pa.array(v.tolist(), pa.list_(pa.float32()))}), tmp_path / "v.parquet")
+    a = load_user_vectors(tmp_path / "v.npy", 70, normalize=True)
+    b = load_user_vectors(tmp_path / "v.parquet", 70, normalize=True)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1, rtol=1e-6)
+    save_user_vectors(tmp_path / "v.parquet", 70, tmp_path / "out.npy", normalize=True)
+    np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), a)
+
+
+def test_blockwise_check_names_the_bad_row(tmp_path, monkeypatch):
+    from hnmine.errors import InputError
+    from hnmine.stages import index
+
+    monkeypatch.setattr(index, "_BLOCK", 4)  # several blocks on a small array
+    v = np.ones((10, 3), dtype=np.float32)
+    v[6, 1] = np.inf
+    np.save(tmp_path / "v.npy", v)
+    with pytest.raises(InputError, match=r"v.npy: holds non-finite values \(row 7\)"):
+        index.save_user_vectors(tmp_path / "v.npy", 10, tmp_path / "out.npy", normalize=True)
+    assert not (tmp_path / "out.npy").exists() and not list(tmp_path.glob(".out.npy*"))
+
+
+@pytest.mark.parametrize("case, message", [
+    ("ragged", "row 2 of column 'emb' has 2 values, row 1 has 3"),
+    ("null", "row 3 of column 'emb' has no vector"),
+    ("two columns", "expected one list column of vectors, found 2"),
+])
+def test_bad_parquet_vectors_are_one_line_errors(tmp_path, case, message):
+    import pyarrow as pa
+    from typer.testing import CliRunner
+
+    from hnmine.cli import app
+
+    data = write_beir(tmp_path / "tiny", TINY_DOCS, TINY_QUERIES, TINY_QRELS)
+    n = len(TINY_DOCS)
+    rows = [[1.0, 2.0, 3.0] for _ in range(n)]
+    cols = {"emb": rows}
+    if case == "ragged":
+        rows[1] = [1.0, 2.0]
+    elif case == "null":
+        rows[2] = None
+    else:
+        cols["other"] = rows
+    path = tmp_path / "v.parquet"
+    pq.write_table(pa.table(cols), path)
+    result = CliRunner().invoke(app, ["index", str(data), "--out", str(tmp_path / "run"), "--corpus-embeddings", str(path), "--quiet"])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
