@@ -106,7 +106,8 @@ RETRIEVE_OPTS = [
     _opt("max_depth", int, 200, "--max-depth", help="Candidates retrieved per query (the cap for looking deeper)."),
     _opt("query_embeddings", Optional[Path], None, "--query-embeddings", help="Precomputed query vectors (npy or Parquet), in query order."),
     _opt("rrf_k", int, 60, "--rrf-k", help="Reciprocal-rank-fusion constant for --retriever hybrid."),
-    _opt("nprobe", Optional[int], None, "--nprobe", help="IVF lists searched (large corpora)."),
+    _opt("nprobe", Optional[int], None, "--nprobe", help="IVF lists searched (large corpora; default: the fewest that reach --min-recall)."),
+    _opt("min_recall", float, 0.95, "--min-recall", help="Recall@k against exact search an IVF search must reach on a query sample; else search is exact."),
 ]
 SCORE_OPTS = [
     _opt("teacher", Optional[List[str]], None, "--teacher", help="Teacher model (repeat for an ensemble; KIND:MODEL sets the kind per teacher). Default: the --model bi-encoder."),

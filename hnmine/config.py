@@ -121,7 +121,7 @@ def pipeline_options(o: dict[str, Any]) -> PipelineOptions:
         ),
         retrieve=RetrieveOptions(
             retriever=retriever, max_depth=max_depth, encoder=encoder, rrf_k=int(get("rrf_k", 60)),
-            nprobe=o.get("nprobe"), query_embeddings=path("query_embeddings"), **prompts,
+            nprobe=o.get("nprobe"), min_recall=float(get("min_recall", 0.95)), query_embeddings=path("query_embeddings"), **prompts,
         ),
         score=ScoreOptions(teachers=teachers, encoder=encoder, query_embeddings=path("query_embeddings"), **prompts, **corpus_prompts),
         filter=FilterOptions(depth=depth, max_depth=max_depth, seed=seed, **filter_kwargs),

@@ -58,17 +58,56 @@ def test_dense_search_caps_k_at_corpus_size_and_never_returns_padding(tmp_path):
     assert ids[0, 0] == 0 and ids[1, 0] == 1
 
 
-def test_ivf_index_above_threshold_has_high_recall(tmp_path):
-    from hnmine.retrievers.dense import measure_recall
+def _clustered(n: int, dim: int = 16, clusters: int = 50, noise: float = 0.3, seed: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(clusters, dim))
+    docs = (centres[rng.integers(0, clusters, size=n)] + noise * rng.normal(size=(n, dim))).astype(np.float32)
+    return docs / np.linalg.norm(docs, axis=1, keepdims=True)
 
-    rng = np.random.default_rng(1)
-    centres = rng.normal(size=(50, 16))
-    docs = (centres[rng.integers(0, 50, size=3000)] + 0.3 * rng.normal(size=(3000, 16))).astype(np.float32)
-    docs /= np.linalg.norm(docs, axis=1, keepdims=True)
+
+def test_ivf_plan_reaches_the_recall_asked_for(tmp_path):
+    from hnmine.retrievers.dense import plan_search
+
+    docs = _clustered(3000)
     info = build_index(docs, tmp_path, exact_max_docs=1000)
     assert info["type"] == "ivf"
-    recall = measure_recall(docs[:200] + 0.01, docs, 10, index_info=info, folder=tmp_path)
-    assert recall > 0.9
+    queries = docs[:200] + 0.01
+    plan = plan_search(queries, docs, 10, index_info=info, folder=tmp_path, min_recall=0.9)
+    assert plan["type"] == "ivf" and plan["recall"] >= 0.9
+    assert [t["nprobe"] for t in plan["tried"]][-1] == plan["nprobe"]
+    # the plan's recall is what the search then gives
+    ids, _ = search(queries, docs, 10, index_info=info, folder=tmp_path, nprobe=plan["nprobe"])
+    import faiss
+
+    _, exact = faiss.knn(np.ascontiguousarray(queries), docs, 10, metric=faiss.METRIC_INNER_PRODUCT)
+    assert np.mean([len(set(a) & set(e)) / 10 for a, e in zip(ids, exact)]) >= 0.9
+    assert plan == plan_search(queries, docs, 10, index_info=info, folder=tmp_path, min_recall=0.9)  # deterministic
+
+
+def test_ivf_that_cannot_reach_the_recall_falls_back_to_exact_search(tmp_path):
+    from hnmine.retrievers.dense import plan_search
+
+    rng = np.random.default_rng(2)
+    docs = rng.normal(size=(3000, 64)).astype(np.float32)  # no structure: IVF recall is poor at any cheap nprobe
+    docs /= np.linalg.norm(docs, axis=1, keepdims=True)
+    info = build_index(docs, tmp_path, exact_max_docs=1000)
+    queries = rng.normal(size=(100, 64)).astype(np.float32)
+    plan = plan_search(queries, docs, 50, index_info=info, folder=tmp_path, min_recall=0.99)
+    assert plan["type"] == "exact" and plan["tried"] and all(t["recall"] < 0.99 for t in plan["tried"])
+    ids, _ = search(queries, docs, 50, index_info=info, folder=tmp_path, exact=True)
+    import faiss
+
+    _, exact = faiss.knn(queries, docs, 50, metric=faiss.METRIC_INNER_PRODUCT)
+    assert (ids == exact).all()
+
+
+def test_a_given_nprobe_is_used_as_is(tmp_path):
+    from hnmine.retrievers.dense import plan_search
+
+    docs = _clustered(3000)
+    info = build_index(docs, tmp_path, exact_max_docs=1000)
+    plan = plan_search(docs[:100], docs, 10, index_info=info, folder=tmp_path, nprobe=1, min_recall=0.999)
+    assert plan["type"] == "ivf" and plan["nprobe"] == 1 and len(plan["tried"]) == 1
 
 
 def test_candidates_keep_depth_negatives_whatever_the_number_of_positives():

@@ -153,3 +153,15 @@ def test_bad_parquet_vectors_are_one_line_errors(tmp_path, case, message):
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_ivf_search_through_the_cli_records_its_plan(tmp_path):
+    data = write_beir(tmp_path / "tiny", TINY_DOCS, TINY_QUERIES, TINY_QRELS)
+    _vectors(tmp_path)
+    run = tmp_path / "run"
+    result = _blocked(["mine", data, "--out", run, "--corpus-embeddings", tmp_path / "corpus.npy", "--query-embeddings",
+                       tmp_path / "queries.npy", "--exact-max-docs", "5", "--quiet"])
+    assert result.returncode == 0, result.stderr
+    stats = json.loads((run / "manifests/retrieve.json").read_text())["stats"]
+    assert stats["dense_search"]["type"] == "ivf" and stats["ann_recall"] == 1.0
+    assert json.loads((run / "manifests/index.json").read_text())["stats"]["dense"]["type"] == "ivf"

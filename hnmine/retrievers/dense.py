@@ -23,7 +23,8 @@ def build_index(embeddings: np.ndarray, folder: Path, *, exact_max_docs: int = E
     n, dim = embeddings.shape
     if n <= exact_max_docs:
         return {"type": "exact", "documents": n, "dim": dim}
-    nlist = int(min(65536, max(256, 4 * math.sqrt(n))))
+    # about 4·√n lists, but never fewer than 39 training points per list (faiss's minimum)
+    nlist = max(1, min(int(min(65536, max(256, 4 * math.sqrt(n)))), n // 39))
     quantizer = faiss.IndexFlatIP(dim)
     index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
     rng = np.random.default_rng(seed)
@@ -47,6 +48,55 @@ def default_nprobe(nlist: int) -> int:
     return max(16, nlist // 32)
 
 
+MIN_RECALL = 0.95  # default recall an IVF search must reach against exact search, else search is exact
+MAX_SCAN_SHARE = 1 / 8  # past this share of lists scanned, IVF is no cheaper than exact search (measured)
+
+
+def plan_search(
+    queries: np.ndarray, embeddings: np.ndarray, k: int, *, index_info: dict, folder: Path,
+    nprobe: int | None = None, min_recall: float = MIN_RECALL, sample: int = 500, seed: int = 0,
+    reporter: Reporter | None = None,
+) -> dict:
+    """How to search: exact, or IVF with the smallest nprobe whose recall@k on a query sample reaches min_recall.
+
+    nprobe doubles from the default while at most MAX_SCAN_SHARE of the lists are scanned; when none
+    reaches min_recall, exact search is cheaper than an IVF search that would, so the plan is exact.
+    A given --nprobe is used as is, with its recall measured. Every step is deterministic (fixed sample,
+    no timings), so the same inputs give the same plan and the same candidates.
+    """
+    if index_info["type"] != "ivf":
+        return {"type": "exact"}
+    import faiss
+
+    rng = np.random.default_rng(seed)
+    pick = np.sort(rng.choice(len(queries), size=min(sample, len(queries)), replace=False))
+    q = np.ascontiguousarray(queries[pick], dtype=np.float32)
+    k = min(k, embeddings.shape[0])
+    _, exact = faiss.knn(q, np.ascontiguousarray(embeddings, dtype=np.float32), k, metric=faiss.METRIC_INNER_PRODUCT)
+    index = faiss.read_index(str(folder / "faiss.index"))
+    nlist = index_info["nlist"]
+
+    def recall_at(n: int) -> float:
+        index.nprobe = n
+        _, approx = index.search(q, k)
+        return sum(len(set(a[a >= 0]) & set(e[e >= 0])) for a, e in zip(approx, exact)) / float(exact.size)
+
+    tried = []
+    if nprobe is not None:
+        tried.append({"nprobe": nprobe, "recall": round(recall_at(nprobe), 4)})
+        return {"type": "ivf", "nprobe": nprobe, "recall": tried[-1]["recall"], "tried": tried, "k": k}
+    n = min(default_nprobe(nlist), nlist)
+    while n <= max(min(default_nprobe(nlist), nlist), int(nlist * MAX_SCAN_SHARE)):
+        tried.append({"nprobe": n, "recall": round(recall_at(n), 4)})
+        if tried[-1]["recall"] >= min_recall:
+            return {"type": "ivf", "nprobe": n, "recall": tried[-1]["recall"], "tried": tried, "k": k}
+        n *= 2
+    if reporter is not None:
+        best = tried[-1] if tried else {"nprobe": n, "recall": 0.0}
+        reporter.info(f"IVF reached recall {best['recall']:.3f} < {min_recall} at nprobe {best['nprobe']} of {nlist} lists; searching exactly instead")
+    return {"type": "exact", "recall": 1.0, "tried": tried, "k": k, "reason": f"IVF below recall {min_recall} within {MAX_SCAN_SHARE:.3g} of the lists"}
+
+
 def search(
     queries: np.ndarray,
     embeddings: np.ndarray,
@@ -55,9 +105,12 @@ def search(
     index_info: dict,
     folder: Path,
     nprobe: int | None = None,
+    exact: bool = False,
     reporter: Reporter | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k document rows and scores per query; -1 ids (faiss padding) are never returned as ids."""
+    """Top-k document rows and scores per query; -1 ids (faiss padding) are never returned as ids.
+
+    Exact search when the corpus has no ANN index or `exact` is set; else IVF with `nprobe` lists."""
     import faiss
 
     n_docs = embeddings.shape[0]
@@ -65,7 +118,7 @@ def search(
     ids = np.full((len(queries), k), -1, dtype=np.int64)
     scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
     index = None
-    if index_info["type"] == "ivf":
+    if index_info["type"] == "ivf" and exact is False:
         index = faiss.read_index(str(folder / "faiss.index"))
         index.nprobe = nprobe or default_nprobe(index_info["nlist"])
     else:
@@ -81,17 +134,3 @@ def search(
             ids[start : start + len(q)] = i
             advance(len(q))
     return ids, scores
-
-
-def measure_recall(queries: np.ndarray, embeddings: np.ndarray, k: int, *, index_info: dict, folder: Path, sample: int = 500, seed: int = 0) -> float:
-    """Recall@k of the ANN index against exact search, on a sample of queries."""
-    import faiss
-
-    rng = np.random.default_rng(seed)
-    pick = np.sort(rng.choice(len(queries), size=min(sample, len(queries)), replace=False))
-    q = np.ascontiguousarray(queries[pick], dtype=np.float32)
-    k = min(k, embeddings.shape[0])
-    approx, _ = search(q, embeddings, k, index_info=index_info, folder=folder)
-    _, exact = faiss.knn(q, np.ascontiguousarray(embeddings, dtype=np.float32), k, metric=faiss.METRIC_INNER_PRODUCT)
-    hits = sum(len(set(a[a >= 0]) & set(e[e >= 0])) for a, e in zip(approx, exact))
-    return hits / float(exact.size)

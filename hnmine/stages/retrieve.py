@@ -30,12 +30,17 @@ class RetrieveOptions:
     query_prompt_name: str | None = None
     rrf_k: int = RRF_K
     nprobe: int | None = None
+    min_recall: float = dense_mod.MIN_RECALL
     query_embeddings: Path | None = None
 
     def validate(self) -> None:
         check_retriever(self.retriever)
         if self.max_depth < 1:
             raise OptionError("--max-depth must be at least 1")
+        if not 0 < self.min_recall <= 1:
+            raise OptionError("--min-recall must be in (0, 1]")
+        if self.nprobe is not None and self.nprobe < 1:
+            raise OptionError("--nprobe must be at least 1")
 
 
 def _key_options(opts: RetrieveOptions) -> dict:
@@ -47,7 +52,7 @@ def _key_options(opts: RetrieveOptions) -> dict:
         enc.pop("device")
         enc.pop("workers")  # process count does not change the vectors
         d.update(encoder=enc, query_prompt=opts.query_prompt, query_prompt_name=opts.query_prompt_name,
-                 nprobe=opts.nprobe, query_embeddings=_user_vectors_fingerprint(opts.query_embeddings))
+                 nprobe=opts.nprobe, min_recall=opts.min_recall, query_embeddings=_user_vectors_fingerprint(opts.query_embeddings))
     if opts.retriever == "hybrid":
         d["rrf_k"] = opts.rrf_k
     return d
@@ -83,7 +88,7 @@ def run_retrieve(run: RunDir, opts: RetrieveOptions, *, force: bool = False, rep
     lists: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     models = {}
     if needs_dense(opts.retriever):
-        lists["dense"] = _dense_search(run, opts, queries, k, reporter)
+        lists["dense"], plan = _dense_search(run, opts, queries, k, reporter)
         models["dense"] = index_manifest.get("models", {}).get("dense", {})
     for i, model in enumerate(m["model"] for m in idx_opts.get("candidate_models", [])):
         name = f"dense{i + 2}"
@@ -96,13 +101,9 @@ def run_retrieve(run: RunDir, opts: RetrieveOptions, *, force: bool = False, rep
     table = build_candidates(query_ids, positives, corpus_ids, lists, opts.max_depth, opts.rrf_k)
     write_parquet(table, run / "candidates.parquet")
     stats = {"search_k": int(k), "queries_with_no_candidates": int(len(set(query_ids)) - len(set(table.column("query_id").to_pylist())))}
-    if needs_dense(opts.retriever):
-        info = index_manifest.get("stats", {}).get("dense", {})
-        if info.get("type") == "ivf":
-            vectors = np.load(run / "index/dense/embeddings.npy", mmap_mode="r")
-            qv = _query_vectors(run, opts, queries, reporter)
-            stats["ann_recall"] = dense_mod.measure_recall(qv, vectors, min(k, 100), index_info=info, folder=run / "index/dense")
-            reporter.info(f"IVF recall@{min(k, 100)} against exact search on a query sample: {stats['ann_recall']:.3f}")
+    if needs_dense(opts.retriever) and "tried" in plan:
+        stats["dense_search"] = plan
+        stats["ann_recall"] = plan["recall"]
     return run.finish(
         "retrieve", key, options=_key_options(opts), inputs=inputs, outputs=["candidates.parquet"],
         counts={"rows_in": queries.num_rows, "rows_out": table.num_rows}, stats=stats, started=started, models=models,
@@ -137,7 +138,13 @@ def _dense_search(run: RunDir, opts: RetrieveOptions, queries: pa.Table, k: int,
     qv = _query_vectors(run, opts, queries, reporter)
     if qv.shape[1] != vectors.shape[1]:
         raise OptionError(f"query vectors have {qv.shape[1]} dimensions, corpus vectors {vectors.shape[1]}")
-    return dense_mod.search(qv, vectors, k, index_info=info, folder=folder, nprobe=opts.nprobe, reporter=reporter)
+    plan = dense_mod.plan_search(qv, vectors, min(k, 100), index_info=info, folder=folder, nprobe=opts.nprobe,
+                                 min_recall=opts.min_recall, reporter=reporter)
+    if plan["type"] == "ivf":
+        reporter.info(f"IVF search, nprobe {plan['nprobe']} of {info['nlist']} lists: recall@{plan['k']} {plan['recall']:.3f} against exact search on a query sample")
+    found = dense_mod.search(qv, vectors, k, index_info=info, folder=folder, nprobe=plan.get("nprobe"),
+                             exact=plan["type"] == "exact", reporter=reporter)
+    return found, plan
 
 
 def _extra_dense_search(run: RunDir, opts: RetrieveOptions, name: str, model: str, queries: pa.Table, k: int, reporter: Reporter):
