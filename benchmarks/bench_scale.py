@@ -112,9 +112,11 @@ def main() -> None:
             mf = json.loads(p.read_text())
             ms[stage] = {"seconds": mf.get("seconds"), "stats": mf.get("stats"), "counts": mf.get("counts")}
     out["manifests"] = ms
-    ann = (ms.get("retrieve", {}).get("stats") or {}).get("ann_recall")
-    if ann is not None:
-        print(f"IVF recall against exact search (query sample): {ann:.3f}")
+    plan = (ms.get("retrieve", {}).get("stats") or {}).get("dense_search")
+    if plan:
+        tried = ", ".join(f"nprobe {t['nprobe']}: {t['recall']:.3f}" for t in plan.get("tried", []))
+        print(f"dense search: {plan['type']}" + (f" (nprobe {plan['nprobe']}, recall {plan['recall']:.3f})" if plan["type"] == "ivf" else "")
+              + (f"; IVF recall@{plan['k']} on a query sample: {tried}" if tried else ""))
     write_results(results, out)
 
 
