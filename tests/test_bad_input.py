@@ -362,8 +362,10 @@ FAILING: list[tuple[str, Case, list[str]]] = [
     ("unknown-bm25-method", opt("--retriever", "bm25", "--bm25-method", "okapi"), ["unknown BM25 method 'okapi' (valid: "]),
     ("unknown-sampling", opt("--sampling", "greedy"), ["unknown sampling 'greedy' (valid: "]),
     ("unknown-positive-reference", opt("--positive-reference", "median"), ["unknown positive_reference 'median' (valid: min, mean, max)"]),
-    ("unknown-device", opt("--device", "tpu"), ["unknown device 'tpu' (valid: cpu, cuda, cuda:N, mps)"]),
+    ("unknown-device", opt("--device", "tpu"), ["unknown device 'tpu' (valid: cpu, cuda, cuda:N, mps, or a list such as cuda:0,cuda:1)"]),
     ("missing-model-folder", opt("--model", "/no/such/model"), ["/no/such/model: no such model folder"]),
+    ("min-recall-above-one", opt("--min-recall", "1.5"), ["--min-recall must be in (0, 1]"]),
+    ("nprobe-zero", opt("--nprobe", "0"), ["--nprobe must be at least 1"]),
     ("cross-encoder-without-model", opt("--teacher-type", "cross-encoder"), ["--teacher-type cross-encoder needs --teacher MODEL"]),
 ]
 

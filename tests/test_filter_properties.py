@@ -75,6 +75,8 @@ def problems(draw):
         kw["range_min"] = draw(st.one_of(st.none(), st.integers(1, 4)))
         if kw["range_min"] is None:
             kw["max_depth"] = None
+        elif kw["max_depth"] is not None:
+            kw["max_depth"] = max(kw["max_depth"], kw["range_min"])  # a window past max_depth is an error, not a case
     if draw(st.booleans()) and not (method == "shifted" and kw["range_min"] is None):
         kw["range_max"] = draw(st.integers(6, 9))
     if draw(st.booleans()):

@@ -65,21 +65,21 @@ def build_candidates(
     first = np.flatnonzero(np.r_[True, pair[1:] != pair[:-1]])
     uq, ud = q[first], d[first]
     per_list = {}
+    rrf_sum = np.zeros(len(first), dtype=np.float64)
+    source_code = np.zeros(len(first), dtype=np.int64)
     for s_idx, name in enumerate(names):
         at = src == s_idx
         values = np.zeros(len(first), dtype=np.float32)
         present = np.zeros(len(first), dtype=bool)
-        group = np.searchsorted(first, np.flatnonzero(at), side="right") - 1
+        group = np.searchsorted(first, np.flatnonzero(at), side="right") - 1  # each pair at most once per list
         values[group] = raw[at]
         present[group] = True
         per_list[name] = (values, present)
-    if len(names) == 1:
-        fused = raw[first].astype(np.float64)
-        source_code = np.zeros(len(first), dtype=np.int64)
-    else:
-        # float64 sums in list order, as a running sum over the lists would give
-        fused = np.add.reduceat(1.0 / (rrf_k + list_rank.astype(np.float64)), first)
-        source_code = np.bitwise_or.reduceat(np.left_shift(1, src.astype(np.int64)), first)
+        # A running sum list by list: the same float64 rounding as adding the lists one after another
+        # (np.add.reduceat may add in another order, and a last-bit difference reorders ties).
+        rrf_sum[group] += 1.0 / (rrf_k + list_rank[at].astype(np.float64))
+        source_code[group] |= 1 << s_idx
+    fused = raw[first].astype(np.float64) if len(names) == 1 else rrf_sum
 
     if len(names) == 1:  # a single list keeps its own order
         ranked = np.lexsort((list_rank[first], uq))
@@ -98,7 +98,7 @@ def build_candidates(
     before_group = np.r_[0, negatives_so_far][group_start]
     keep = is_pos | (negatives_so_far - before_group <= max_depth)
 
-    labels = np.array([_source_label(names, code) for code in range(1 << len(names))], dtype=object) if len(names) > 1 else np.array(names, dtype=object)
+    labels = [_source_label(names, code) for code in range(1 << len(names))]  # by bitmask of the lists holding a pair
     cols = {
         "query_id": _take_strings(query_ids, uq[keep]),
         "doc_id": _take_strings(corpus_ids, ud[keep]),
