@@ -164,6 +164,77 @@ def load_sentence_transformer(spec: EncoderSpec):
     return model
 
 
+BATCH_ORDER = "tokens-desc"  # how texts are grouped into batches (part of the embedding key)
+
+
+def encoding_order(texts: Sequence[str], spec: EncoderSpec) -> np.ndarray:
+    """Text positions, longest first: by token count where the model's fast tokenizer can be read, else by characters.
+
+    A batch costs as much as its longest text times its size. Characters per token vary from text to
+    text, so sorting by characters still pads: on SciFact (MiniLM, 256 tokens) 4.8 % of the tokens a
+    character sort feeds the model are padding, against 0.4 % with a token sort.
+    """
+    counts = _token_counts(texts, spec.model, spec.max_length)
+    if counts is None:
+        counts = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
+    return np.argsort(counts, kind="stable")[::-1].copy()
+
+
+def _token_counts(texts: Sequence[str], model: str, max_length: int | None) -> np.ndarray | None:
+    tokenizer, limit = _tokenizer_for(model, max_length)
+    if tokenizer is None:
+        return None
+    counts = np.full(len(texts), limit or 0, dtype=np.int64)
+    # A whitespace-separated word is at least one token, so a text with `limit` words is surely cut
+    # at `limit`: only shorter ones need tokenizing.
+    todo = [i for i, t in enumerate(texts) if limit is None or len(t.split()) < limit]
+    for start in range(0, len(todo), 4096):
+        part = todo[start : start + 4096]
+        ids = tokenizer([texts[i] for i in part], truncation=limit is not None, max_length=limit)["input_ids"]
+        counts[part] = [len(x) for x in ids]
+    return counts
+
+
+@lru_cache(maxsize=None)
+def _tokenizer_for(model: str, max_length: int | None):
+    """(the model's fast tokenizer, the token limit it is cut at), or (None, None) when it cannot be read."""
+    try:
+        quiet_model_loading()
+        from transformers import AutoTokenizer
+
+        path, _ = resolve_model(model)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except Exception:  # noqa: BLE001 - no tokenizer to read (not a transformers model, not cached): sort by characters
+        return None, None
+    if not getattr(tokenizer, "is_fast", False):
+        return None, None
+    limit = max_length
+    config = Path(path) / "sentence_bert_config.json"
+    if limit is None and config.exists():
+        try:
+            limit = json.loads(config.read_text(encoding="utf-8")).get("max_seq_length")
+        except (OSError, ValueError):
+            limit = None
+    return tokenizer, (int(limit) if limit else None)
+
+
+def _save_npy(array: np.ndarray, target: Path) -> None:
+    with atomic_path(target) as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, array)
+
+
+def _saved_order(parts: Path, n: int) -> np.ndarray | None:
+    """The order an interrupted encode of these texts used, when it is intact."""
+    try:
+        order = np.load(parts / "order.npy")
+    except (OSError, ValueError, EOFError):
+        return None
+    if order.shape != (n,) or order.dtype.kind != "i" or not np.array_equal(np.sort(order), np.arange(n)):
+        return None
+    return order
+
+
 def texts_digest(texts: Sequence[str]) -> str:
     h = hashlib.sha256()
     for t in texts:
@@ -185,6 +256,7 @@ def embedding_key(spec: EncoderSpec, prompt: str | None, prompt_name: str | None
         "normalize": spec.normalize,
         # Batch composition changes the last bits of the vectors (measured up to 2e-3 in bf16).
         "batch_size": spec.batch_size,
+        "batch_order": BATCH_ORDER,
         "texts": texts_digest(texts),
         "n": len(texts),
     }
@@ -211,9 +283,14 @@ def encode_cached(
         return cached, key
     parts = Path(cache_dir) / f"{key}.parts"
     parts.mkdir(parents=True, exist_ok=True)
-    # Length-sorted order: batches of similar length waste no padding. Chunk boundaries are fixed by
-    # this order, so a resumed run finds the same chunks.
-    order = np.argsort(np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts)), kind="stable")[::-1]
+    # Length-sorted order: batches of similar length waste little padding. Chunk boundaries are fixed
+    # by this order, and it is saved with the chunks, so a resumed run finds the same chunks.
+    order = _saved_order(parts, len(texts))
+    order_saved = order is not None
+    if order is None:
+        for stale in parts.glob("chunk-*.npy"):  # made in an order no longer known: cannot be placed
+            stale.unlink()
+        order = encoding_order(texts, spec)
     n_chunks = (len(texts) + CHUNK - 1) // CHUNK
     model = None
     pool = None
@@ -233,9 +310,10 @@ def encode_cached(
                     if model is None:
                         model = load_sentence_transformer(spec)
                     vectors = _encode_batches(model, chunk_texts, spec, prompt, prompt_name, advance)
-                with atomic_path(chunk_file) as tmp:
-                    with open(tmp, "wb") as fh:
-                        np.save(fh, vectors)
+                if not order_saved:  # saved with the first chunk: nothing is written before a vector is
+                    _save_npy(order, parts / "order.npy")
+                    order_saved = True
+                _save_npy(vectors, chunk_file)
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)

@@ -249,7 +249,7 @@ def test_interrupted_encoding_resumes_at_the_next_chunk(tiny_batches_of_4, tmp_p
     result = invoke(["mine", data, "--out", run, "--batch-size", "4", "--quiet"])
     assert result.exit_code == 130 and "interrupted" in result.stderr
     parts = list((run / "cache/embeddings").glob("*.parts"))
-    assert len(parts) == 1 and sorted(p.name for p in parts[0].iterdir()) == ["chunk-000000.npy", "chunk-000001.npy"]
+    assert len(parts) == 1 and sorted(p.name for p in parts[0].iterdir()) == ["chunk-000000.npy", "chunk-000001.npy", "order.npy"]
     # A truncated chunk (a full disk, a copy cut short) is encoded again, the good one is reused.
     chunk1 = parts[0] / "chunk-000001.npy"
     chunk1.write_bytes(chunk1.read_bytes()[:100])
@@ -261,6 +261,24 @@ def test_interrupted_encoding_resumes_at_the_next_chunk(tiny_batches_of_4, tmp_p
     for rel in TABLES:
         assert (run / rel).read_bytes() == (ref / rel).read_bytes(), rel
     assert not parts[0].exists()
+
+
+def test_interrupted_encoding_with_a_damaged_order_starts_again(tiny_batches_of_4, tmp_path, monkeypatch):
+    """The saved batch order places the finished chunks; without it they cannot be placed and are redone."""
+    import hnmine.encode
+
+    data, ref = tiny_batches_of_4
+    monkeypatch.setattr(hnmine.encode, "CHUNK", 4)
+    run = tmp_path / "run"
+    EncodeCounter(monkeypatch, interrupt_at=3)
+    assert invoke(["mine", data, "--out", run, "--batch-size", "4", "--quiet"]).exit_code == 130
+    (parts,) = (run / "cache/embeddings").glob("*.parts")
+    (parts / "order.npy").write_bytes(b"not an array")
+    counter = EncodeCounter(monkeypatch)
+    mine_json(data, run, "--batch-size", "4")
+    assert counter.calls == 4  # all 3 document chunks again, then the queries
+    for rel in TABLES:
+        assert (run / rel).read_bytes() == (ref / rel).read_bytes(), rel
 
 
 def _nan_tail(path: Path) -> None:
