@@ -30,6 +30,14 @@ def test_top_level_help_lists_commands_and_is_fast():
         assert command in result.output
 
 
+def test_python_dash_m_runs_the_cli():
+    result = subprocess.run([sys.executable, "-m", "hnmine", "methods", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "methods" in result.stdout
+    bad = subprocess.run([sys.executable, "-m", "hnmine", "no-such-command"], capture_output=True, text=True)
+    assert bad.returncode == 2
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
