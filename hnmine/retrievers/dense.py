@@ -48,6 +48,15 @@ def default_nprobe(nlist: int) -> int:
     return max(16, nlist // 32)
 
 
+def read_ann_index(index_info: dict, folder: Path):
+    """The saved IVF index, or None for a corpus searched exactly. Read once per search: at 1M × 384-d it is 1.5 GB."""
+    if index_info["type"] != "ivf":
+        return None
+    import faiss
+
+    return faiss.read_index(str(folder / "faiss.index"))
+
+
 MIN_RECALL = 0.95  # default recall an IVF search must reach against exact search, else search is exact
 MAX_SCAN_SHARE = 1 / 8  # past this share of lists scanned, IVF is no cheaper than exact search (measured)
 
@@ -55,14 +64,15 @@ MAX_SCAN_SHARE = 1 / 8  # past this share of lists scanned, IVF is no cheaper th
 def plan_search(
     queries: np.ndarray, embeddings: np.ndarray, k: int, *, index_info: dict, folder: Path,
     nprobe: int | None = None, min_recall: float = MIN_RECALL, sample: int = 500, seed: int = 0,
-    reporter: Reporter | None = None,
+    index=None, reporter: Reporter | None = None,
 ) -> dict:
     """How to search: exact, or IVF with the smallest nprobe whose recall@k on a query sample reaches min_recall.
 
     nprobe doubles from the default while at most MAX_SCAN_SHARE of the lists are scanned; when none
     reaches min_recall, exact search is cheaper than an IVF search that would, so the plan is exact.
     A given --nprobe is used as is, with its recall measured. Every step is deterministic (fixed sample,
-    no timings), so the same inputs give the same plan and the same candidates.
+    no timings), so the same inputs give the same plan and the same candidates. `index`: the IVF index
+    when the caller has read it already.
     """
     if index_info["type"] != "ivf":
         return {"type": "exact"}
@@ -73,7 +83,7 @@ def plan_search(
     q = np.ascontiguousarray(queries[pick], dtype=np.float32)
     k = min(k, embeddings.shape[0])
     _, exact = faiss.knn(q, np.ascontiguousarray(embeddings, dtype=np.float32), k, metric=faiss.METRIC_INNER_PRODUCT)
-    index = faiss.read_index(str(folder / "faiss.index"))
+    index = index if index is not None else read_ann_index(index_info, folder)
     nlist = index_info["nlist"]
 
     def recall_at(n: int) -> float:
@@ -85,14 +95,15 @@ def plan_search(
     if nprobe is not None:
         tried.append({"nprobe": nprobe, "recall": round(recall_at(nprobe), 4)})
         return {"type": "ivf", "nprobe": nprobe, "recall": tried[-1]["recall"], "tried": tried, "k": k}
-    n = min(default_nprobe(nlist), nlist)
-    while n <= max(min(default_nprobe(nlist), nlist), int(nlist * MAX_SCAN_SHARE)):
+    first = min(default_nprobe(nlist), nlist)
+    n = first
+    while n <= max(first, int(nlist * MAX_SCAN_SHARE)):  # runs at least once
         tried.append({"nprobe": n, "recall": round(recall_at(n), 4)})
         if tried[-1]["recall"] >= min_recall:
             return {"type": "ivf", "nprobe": n, "recall": tried[-1]["recall"], "tried": tried, "k": k}
         n *= 2
     if reporter is not None:
-        best = tried[-1] if tried else {"nprobe": n, "recall": 0.0}
+        best = tried[-1]
         reporter.info(f"IVF reached recall {best['recall']:.3f} < {min_recall} at nprobe {best['nprobe']} of {nlist} lists; searching exactly instead")
     return {"type": "exact", "recall": 1.0, "tried": tried, "k": k, "reason": f"IVF below recall {min_recall} within {MAX_SCAN_SHARE:.3g} of the lists"}
 
@@ -106,22 +117,24 @@ def search(
     folder: Path,
     nprobe: int | None = None,
     exact: bool = False,
+    index=None,
     reporter: Reporter | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-k document rows and scores per query; -1 ids (faiss padding) are never returned as ids.
 
-    Exact search when the corpus has no ANN index or `exact` is set; else IVF with `nprobe` lists."""
+    Exact search when the corpus has no ANN index or `exact` is set; else IVF with `nprobe` lists
+    (`index`: the IVF index when the caller has read it already)."""
     import faiss
 
     n_docs = embeddings.shape[0]
     k = min(k, n_docs)  # k beyond the corpus would make faiss pad with -1
     ids = np.full((len(queries), k), -1, dtype=np.int64)
     scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
-    index = None
     if index_info["type"] == "ivf" and exact is False:
-        index = faiss.read_index(str(folder / "faiss.index"))
+        index = index if index is not None else read_ann_index(index_info, folder)
         index.nprobe = nprobe or default_nprobe(index_info["nlist"])
     else:
+        index = None
         base = np.ascontiguousarray(embeddings, dtype=np.float32)
     with (reporter or Reporter()).task("dense search", total=len(queries)) as advance:
         for start in range(0, len(queries), QUERY_BATCH):

@@ -17,7 +17,7 @@ from hnmine.progress import Reporter
 from hnmine.retrievers import check_retriever, needs_bm25, needs_dense
 from hnmine.retrievers import bm25 as bm25_mod
 from hnmine.retrievers import dense as dense_mod
-from hnmine.retrievers.fusion import RRF_K, rrf
+from hnmine.retrievers.fusion import RRF_K
 from hnmine.rundir import RunDir, StageOutcome, stage_key
 from hnmine.stages.candidates import CANDIDATE_SCHEMA, build_candidates  # noqa: F401 (CANDIDATE_SCHEMA: re-exported)
 
@@ -138,12 +138,13 @@ def _dense_search(run: RunDir, opts: RetrieveOptions, queries: pa.Table, k: int,
     qv = _query_vectors(run, opts, queries, reporter)
     if qv.shape[1] != vectors.shape[1]:
         raise OptionError(f"query vectors have {qv.shape[1]} dimensions, corpus vectors {vectors.shape[1]}")
+    index = dense_mod.read_ann_index(info, folder)  # one read for the plan and the search
     plan = dense_mod.plan_search(qv, vectors, min(k, 100), index_info=info, folder=folder, nprobe=opts.nprobe,
-                                 min_recall=opts.min_recall, reporter=reporter)
+                                 min_recall=opts.min_recall, index=index, reporter=reporter)
     if plan["type"] == "ivf":
         reporter.info(f"IVF search, nprobe {plan['nprobe']} of {info['nlist']} lists: recall@{plan['k']} {plan['recall']:.3f} against exact search on a query sample")
     found = dense_mod.search(qv, vectors, k, index_info=info, folder=folder, nprobe=plan.get("nprobe"),
-                             exact=plan["type"] == "exact", reporter=reporter)
+                             exact=plan["type"] == "exact", index=index, reporter=reporter)
     return found, plan
 
 

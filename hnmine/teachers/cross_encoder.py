@@ -31,8 +31,7 @@ def score_pairs(ce, queries: list[str], docs: list[str], *, batch_size: int = 64
     if dtype != "float32":
         ce.model.to(getattr(torch, dtype))
     n = len(queries)
-    lengths = np.fromiter((len(q) + len(d) for q, d in zip(queries, docs)), dtype=np.int64, count=n)
-    order = np.argsort(-lengths, kind="stable")
+    order = _longest_first(queries, docs)
     out = np.empty(n, dtype=np.float32)
     with (reporter or Reporter()).task("cross-encoder scoring", total=n) as advance:
         for start in range(0, n, batch_size):
@@ -42,6 +41,12 @@ def score_pairs(ce, queries: list[str], docs: list[str], *, batch_size: int = 64
             out[idx] = np.asarray(s, dtype=np.float32).reshape(len(idx), -1)[:, -1]
             advance(len(idx))
     return out
+
+
+def _longest_first(queries: list[str], docs: list[str]) -> np.ndarray:
+    """Pair positions by total characters, longest first; ties keep their order (stable), which workers rely on."""
+    lengths = np.fromiter((len(q) + len(d) for q, d in zip(queries, docs)), dtype=np.int64, count=len(queries))
+    return np.argsort(-lengths, kind="stable")
 
 
 def score_pairs_with_model(
@@ -62,8 +67,7 @@ def score_pairs_with_model(
     from hnmine.workers import split_batches, start_pool, worker_devices
 
     n = len(queries)
-    lengths = np.fromiter((len(q) + len(d) for q, d in zip(queries, docs)), dtype=np.int64, count=n)
-    order = np.argsort(-lengths, kind="stable")
+    order = _longest_first(queries, docs)
     out = np.empty(n, dtype=np.float32)
     pool = start_pool(worker_devices(device, workers), _worker_init, (model, max_length, batch_size, dtype))
     try:
