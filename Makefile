@@ -6,15 +6,29 @@ STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test test-all bench bench-scale chromium clean
+LOCK   := requirements.lock
+EXTRAS := test,bench
 
+.PHONY: setup demo test test-all bench bench-scale chromium clean lock
+
+# Every version comes from requirements.lock, so each fresh machine installs the same ones.
 # CPU torch first: with torch==2.13.0 already installed, sentence-transformers pulls no CUDA build.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
-	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[test]'
+	$(PIP) install -q -c $(LOCK) pip
+	$(PIP) install -q -c $(LOCK) torch==2.13.0
+	$(PIP) install -q -c $(LOCK) -e '.[$(EXTRAS)]'
 	touch $(STAMP)
+
+# Refresh the lock: resolve pyproject.toml's ranges afresh in a throwaway venv and freeze the result.
+lock:
+	rm -rf .lock-venv && python3 -m venv .lock-venv
+	.lock-venv/bin/pip install -q --upgrade pip
+	.lock-venv/bin/pip install -q torch==2.13.0
+	.lock-venv/bin/pip install -q -e '.[$(EXTRAS)]'
+	{ echo "# Every package and version a fresh venv gets (make setup). Refresh with: make lock"; \
+	  .lock-venv/bin/pip freeze --all --exclude-editable; } > $(LOCK)
+	rm -rf .lock-venv
 
 setup: $(STAMP)
 
@@ -33,12 +47,10 @@ test-all: setup chromium
 	$(PY) -m pytest -q
 
 bench: setup
-	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) benchmarks/bench_scifact.py
 	$(PY) benchmarks/bench_cross_encoder.py
 
 bench-scale: setup
-	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) benchmarks/bench_scale.py
 
 clean:

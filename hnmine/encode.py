@@ -36,7 +36,18 @@ class EncoderSpec:
     device: str = "cpu"
     batch_size: int = 64
     normalize: bool = True
-    workers: int = 1  # encoding processes; results are the same bytes for any number
+    workers: int = 1  # encoding processes
+    threads: int | None = None  # torch threads per process; None: the CPUs shared out among the workers
+
+    def resolved_threads(self) -> int:
+        """Intra-op threads of every process that runs the model (main or worker).
+
+        The same number in every process makes the same batches give the same bytes, whatever --workers is.
+        """
+        return self.threads or max(1, available_cpus() // worker_count(self.device, self.workers))
+
+    def resolved_dtype(self, kind: str = "bi-encoder", model: str | None = None) -> str:
+        return effective_dtype(self.dtype, self.device, model or self.model, kind=kind, threads=self.resolved_threads())
 
     def validate(self) -> None:
         if self.dtype not in DTYPES:
@@ -49,6 +60,8 @@ class EncoderSpec:
             raise OptionError("--workers must be at least 1")
         if self.max_length is not None and self.max_length < 1:
             raise OptionError("--max-length must be at least 1")
+        if self.threads is not None and self.threads < 1:
+            raise OptionError("--threads must be at least 1")
         # Checked here, before any stage runs, so a typo fails in a second and writes nothing.
         import re
 
@@ -92,39 +105,50 @@ def _hub_revision(name: str) -> str:
     return "hub:unknown"
 
 
-def effective_dtype(dtype: str, device: str) -> str:
-    """'auto' picks the fastest dtype the hardware runs well: bf16 on CPUs with native bf16, else fp32."""
+def effective_dtype(dtype: str, device: str, model: str = DEFAULT_MODEL, *, kind: str = "bi-encoder", threads: int | None = None) -> str:
+    """What `dtype` means on `device`: 'auto' is measured on a CPU (hnmine.dtype_choice), bf16 or fp16 on a GPU."""
     if dtype != "auto":
         return dtype
     if device == "cpu":
-        flags = _cpu_flags()
-        if flags is not None:
-            # Read from /proc/cpuinfo, not torch: cache keys need this, and a rerun that only
-            # filters must not pay for importing torch.
-            return "bfloat16" if flags & {"avx512_bf16", "amx_bf16"} else "float32"
-    import torch
+        from hnmine.dtype_choice import choose_cpu_dtype
 
-    if device.startswith("cuda") and torch.cuda.is_available():
-        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
-    if device == "cpu":
-        try:
-            if torch.ops.mkldnn._is_mkldnn_bf16_supported():
-                return "bfloat16"
-        except (AttributeError, RuntimeError):
-            pass
+        return choose_cpu_dtype(model, kind, threads or available_cpus()).dtype
+    if device.startswith("cuda"):
+        import torch
+
+        if torch.cuda.is_available():
+            return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
     return "float32"
 
 
-@lru_cache(maxsize=1)
-def _cpu_flags() -> frozenset[str] | None:
+def encoder_key(spec: "EncoderSpec", kind: str = "bi-encoder") -> dict:
+    """What about an encoder changes its vectors or scores, for stage keys: `auto` resolved, process layout left out.
+
+    Resolving `auto` may time the model once on this machine (hnmine.dtype_choice); call this only
+    for a stage that runs the model.
+    """
+    d = {k: v for k, v in vars(spec).items() if k not in ("device", "workers", "threads")}
+    d["revision"] = resolve_model(spec.model)[1]
+    d["dtype"] = spec.resolved_dtype(kind)
+    return d
+
+
+def dtype_record(spec: "EncoderSpec", kind: str = "bi-encoder", model: str | None = None) -> dict:
+    """For a manifest: the dtype used and, for `auto` on a CPU, how it was chosen."""
+    dtype = spec.resolved_dtype(kind, model)
+    if spec.dtype != "auto" or spec.device != "cpu":
+        return {"dtype": dtype, "dtype_choice": "given" if spec.dtype != "auto" else "device default"}
+    from hnmine.dtype_choice import choose_cpu_dtype
+
+    return {"dtype": dtype, "dtype_choice": choose_cpu_dtype(model or spec.model, kind, spec.resolved_threads()).record()}
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, which containers and taskset narrow)."""
     try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                if line.startswith("flags"):
-                    return frozenset(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return None
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
 
 
 _models: dict[tuple, object] = {}
@@ -143,7 +167,8 @@ def quiet_model_loading() -> None:
 
 def load_sentence_transformer(spec: EncoderSpec):
     """Load (once per process) a SentenceTransformer, offline-first."""
-    key = (spec.model, spec.device, effective_dtype(spec.dtype, spec.device), spec.max_length)
+    dtype = spec.resolved_dtype()
+    key = (spec.model, spec.device, dtype, spec.max_length)
     if key in _models:
         return _models[key]
     quiet_model_loading()
@@ -155,7 +180,6 @@ def load_sentence_transformer(spec: EncoderSpec):
         model = SentenceTransformer(path, device=spec.device)
     except Exception as exc:  # noqa: BLE001 - any load failure is reported as one line
         raise ModelError(f"cannot load model '{spec.model}': {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
-    dtype = effective_dtype(spec.dtype, spec.device)
     if dtype != "float32":
         model = model.to(getattr(torch, dtype))
     if spec.max_length is not None:
@@ -252,7 +276,7 @@ def embedding_key(spec: EncoderSpec, prompt: str | None, prompt_name: str | None
         "prompt": prompt,
         "prompt_name": prompt_name,
         "max_length": spec.max_length,
-        "dtype": effective_dtype(spec.dtype, spec.device),
+        "dtype": spec.resolved_dtype(),
         "normalize": spec.normalize,
         # Batch composition changes the last bits of the vectors (measured up to 2e-3 in bf16).
         "batch_size": spec.batch_size,
@@ -343,7 +367,7 @@ _worker_state: dict = {}
 
 
 def _worker_init(device: str, spec: EncoderSpec, prompt: str | None, prompt_name: str | None) -> None:
-    spec = replace(spec, device=device)
+    spec = replace(spec, device=device, threads=spec.resolved_threads())  # the thread count of the whole run
     _worker_state.update(model=load_sentence_transformer(spec), spec=spec, prompt=prompt, prompt_name=prompt_name)
 
 
@@ -353,7 +377,7 @@ def _worker_encode(texts: list[str]) -> np.ndarray:
 
 
 def _start_pool(spec: EncoderSpec, prompt: str | None, prompt_name: str | None):
-    return start_pool(worker_devices(spec.device, spec.workers), _worker_init, (spec, prompt, prompt_name))
+    return start_pool(worker_devices(spec.device, spec.workers), _worker_init, (spec, prompt, prompt_name), spec.resolved_threads())
 
 
 def _encode_in_pool(pool, texts: list[str], spec: EncoderSpec, advance) -> np.ndarray:
@@ -403,6 +427,7 @@ def _chunk_ok(chunk_file: Path, n_rows: int) -> bool:
 def _encode_batches(model, texts: list[str], spec: EncoderSpec, prompt, prompt_name, advance) -> np.ndarray:
     import torch
 
+    torch.set_num_threads(spec.resolved_threads())
     out = []
     try:
         for start in range(0, len(texts), spec.batch_size):

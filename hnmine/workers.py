@@ -7,7 +7,6 @@ visible GPUs; `--device cuda:0,cuda:2` names them (one worker per listed device 
 
 from __future__ import annotations
 
-import os
 from typing import Any, Callable
 
 
@@ -37,9 +36,9 @@ def _cuda_count() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def start_pool(devices: list[str], initializer: Callable[..., None], initargs: tuple[Any, ...]):
-    """A spawn-started process pool; each worker takes one device from `devices` and calls
-    initializer(device, *initargs) once (to load its model)."""
+def start_pool(devices: list[str], initializer: Callable[..., None], initargs: tuple[Any, ...], threads: int):
+    """A spawn-started process pool; each worker takes one device from `devices`, runs torch with
+    `threads` intra-op threads, and calls initializer(device, *initargs) once (to load its model)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -47,8 +46,6 @@ def start_pool(devices: list[str], initializer: Callable[..., None], initargs: t
     queue = ctx.Queue()
     for d in devices:
         queue.put(d)
-    # CPU workers share the cores; GPU workers need few CPU threads each.
-    threads = max(1, (os.cpu_count() or 1) // len(devices))
     return ProcessPoolExecutor(max_workers=len(devices), mp_context=ctx, initializer=_init, initargs=(queue, threads, initializer, initargs))
 
 

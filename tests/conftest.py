@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The user's hnmine cache (the measured `--dtype auto` choice) is not shared with the tests.
+os.environ["HNMINE_CACHE_DIR"] = tempfile.mkdtemp(prefix="hnmine-test-cache-")
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -144,3 +147,36 @@ def finished_tiny(tmp_path_factory) -> tuple[Path, Path]:
     run = base / "run"
     mine_json(data, run)
     return data, run
+
+
+def assert_same_up_to_tolerance(run_a: Path, run_b: Path) -> None:
+    """What the reproducibility contract promises across thread counts and CPUs (hnmine.reproducibility):
+    every teacher score within the dtype's tolerance, and the same negatives except swaps between
+    candidates of one query whose scores are within twice that tolerance of each other."""
+    import pyarrow.parquet as pq
+
+    from hnmine.reproducibility import score_tolerance
+
+    dtype = json.loads((run_a / "manifests/index.json").read_text())["models"]["dense"]["dtype"]
+    tol = score_tolerance(dtype)
+    a = {(r["query_id"], r["doc_id"]): r["teacher_score"] for r in pq.read_table(run_a / "scores.parquet").to_pylist()}
+    b = {(r["query_id"], r["doc_id"]): r["teacher_score"] for r in pq.read_table(run_b / "scores.parquet").to_pylist()}
+    # A candidate list may differ at its deep end by a near-tie: compare the pairs both runs scored.
+    common = a.keys() & b.keys()
+    assert len(common) >= 0.9 * max(len(a), len(b))
+    worst = max(abs(a[k] - b[k]) for k in common)
+    assert worst <= tol, f"scores differ by {worst} > {tol} ({dtype})"
+
+    def negatives(run: Path) -> dict[str, set[str]]:
+        out: dict[str, set[str]] = {}
+        for r in pq.read_table(run / "negatives.parquet").to_pylist():
+            out.setdefault(r["query_id"], set()).add(r["doc_id"])
+        return out
+
+    na, nb = negatives(run_a), negatives(run_b)
+    assert na.keys() == nb.keys()
+    for q in na:
+        only_a, only_b = na[q] - nb[q], nb[q] - na[q]
+        assert len(only_a) == len(only_b), q
+        for d in only_a:
+            assert any(abs(a[(q, d)] - a.get((q, e), b[(q, e)])) <= 2 * tol for e in only_b), (q, d)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from hnmine.io.files import read_parquet
-from hnmine.encode import EncoderSpec, doc_texts, effective_dtype, encode_cached, resolve_model
+from hnmine.encode import EncoderSpec, doc_texts, dtype_record, encode_cached, encoder_key, resolve_model
 from hnmine.errors import InputError
 from hnmine.io.atomic import write_json
 from hnmine.progress import Reporter
@@ -43,21 +43,23 @@ def input_fingerprints(run: RunDir) -> dict:
 
 def _key_options(opts: IndexOptions) -> dict:
     d = {"dense": opts.dense, "bm25": opts.bm25}
-    if opts.dense:
+    if opts.dense and opts.corpus_embeddings is not None:
+        # The user's vectors stand for the model: nothing is encoded, so no dtype is resolved (no torch).
+        d.update(encoder={"model": opts.encoder.model, "normalize": opts.encoder.normalize}, exact_max_docs=opts.exact_max_docs,
+                 corpus_embeddings=_user_vectors_fingerprint(opts.corpus_embeddings))
+    elif opts.dense:
         d.update(
-            encoder={**vars(opts.encoder), "revision": resolve_model(opts.encoder.model)[1],
-                     "dtype": effective_dtype(opts.encoder.dtype, opts.encoder.device)},
+            encoder=encoder_key(opts.encoder),
             corpus_prompt=opts.corpus_prompt,
             corpus_prompt_name=opts.corpus_prompt_name,
             exact_max_docs=opts.exact_max_docs,
-            corpus_embeddings=_user_vectors_fingerprint(opts.corpus_embeddings),
+            corpus_embeddings=None,
         )
-        d["encoder"].pop("device")
-        d["encoder"].pop("workers")  # process count does not change the vectors
     if opts.bm25:
         d["bm25_options"] = opts.bm25_options
     if opts.candidate_models:
-        d["candidate_models"] = [{"model": m, "revision": resolve_model(m)[1]} for m in opts.candidate_models]
+        d["candidate_models"] = [{"model": m, "revision": resolve_model(m)[1], "dtype": replace(opts.encoder, model=m).resolved_dtype()}
+                                 for m in opts.candidate_models]
     return d
 
 
@@ -99,8 +101,9 @@ def run_index(run: RunDir, opts: IndexOptions, *, force: bool = False, reporter:
         outputs.append("index/dense")
         stats["dense"] = info
         name, revision = resolve_model(opts.encoder.model)
-        models["dense"] = {"name": opts.encoder.model, "path": name, "revision": revision,
-                           "dtype": effective_dtype(opts.encoder.dtype, opts.encoder.device)}
+        models["dense"] = {"name": opts.encoder.model, "path": name, "revision": revision}
+        if opts.corpus_embeddings is None:
+            models["dense"].update(dtype_record(opts.encoder))
     for i, model in enumerate(opts.candidate_models, start=2):
         # Extra candidate sources: each model encodes the corpus once (cached like the main one).
         spec = replace(opts.encoder, model=model)
@@ -111,7 +114,7 @@ def run_index(run: RunDir, opts: IndexOptions, *, force: bool = False, reporter:
         write_json({"type": "exact", "model": model, "embedding_key": cache_key}, folder / "info.json")
         outputs.append(f"index/dense{i}")
         name, revision = resolve_model(model)
-        models[f"dense{i}"] = {"name": model, "path": name, "revision": revision, "dtype": effective_dtype(spec.dtype, spec.device)}
+        models[f"dense{i}"] = {"name": model, "path": name, "revision": revision, **dtype_record(spec)}
     if opts.bm25:
         folder = run / "index/bm25"
         stats["bm25"] = bm25_mod.build(texts, opts.bm25_options, folder, reporter=reporter)

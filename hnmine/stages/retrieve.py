@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 
 from hnmine.io.files import read_parquet
-from hnmine.encode import EncoderSpec, effective_dtype, encode_cached
+from hnmine.encode import EncoderSpec, encode_cached, encoder_key
 from hnmine.errors import OptionError, RunDirError
 from hnmine.io.atomic import write_parquet
 from hnmine.progress import Reporter
@@ -48,9 +48,10 @@ def _key_options(opts: RetrieveOptions) -> dict:
 
     d = {"retriever": opts.retriever, "max_depth": opts.max_depth}
     if needs_dense(opts.retriever):
-        enc = {**vars(opts.encoder), "dtype": effective_dtype(opts.encoder.dtype, opts.encoder.device)}  # "auto" resolved, as in the index key
-        enc.pop("device")
-        enc.pop("workers")  # process count does not change the vectors
+        if opts.query_embeddings is not None:  # the user's query vectors: nothing is encoded
+            enc = {"model": opts.encoder.model, "normalize": opts.encoder.normalize}
+        else:
+            enc = encoder_key(opts.encoder)
         d.update(encoder=enc, query_prompt=opts.query_prompt, query_prompt_name=opts.query_prompt_name,
                  nprobe=opts.nprobe, min_recall=opts.min_recall, query_embeddings=_user_vectors_fingerprint(opts.query_embeddings))
     if opts.retriever == "hybrid":

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hnmine.io.files import read_parquet
-from hnmine.encode import EncoderSpec, doc_texts, effective_dtype, encode_cached, resolve_model
+from hnmine.encode import EncoderSpec, doc_texts, dtype_record, encode_cached, resolve_model
 from hnmine.errors import ModelError
 from hnmine.io.atomic import write_parquet
 from hnmine.progress import Reporter
@@ -39,16 +39,24 @@ class ScoreOptions:
         return self.teachers or (TeacherSpec("bi-encoder", self.encoder.model),)
 
 
-def _key_options(opts: ScoreOptions) -> dict:
+def _runs_model(run: RunDir, t: TeacherSpec, opts: ScoreOptions) -> bool:
+    """False only for the default teacher scoring with vectors the user brought for both sides."""
+    if t.kind != "bi-encoder" or opts.query_embeddings is None or t.model != opts.encoder.model:
+        return True
+    index_opts = (run.manifest("index") or {}).get("options", {})
+    return index_opts.get("corpus_embeddings") is None or index_opts.get("encoder", {}).get("model") != t.model
+
+
+def _key_options(run: RunDir, opts: ScoreOptions) -> dict:
     from hnmine.stages.index import _user_vectors_fingerprint
 
     teachers = []
     for t in opts.effective_teachers():
-        teachers.append({"kind": t.kind, "model": t.model, "revision": resolve_model(t.model)[1]})
-    enc = {**vars(opts.encoder), "dtype": effective_dtype(opts.encoder.dtype, opts.encoder.device)}
-    enc.pop("device")
-    enc.pop("workers")  # process count does not change the vectors
-    enc.pop("model")
+        entry = {"kind": t.kind, "model": t.model, "revision": resolve_model(t.model)[1]}
+        if _runs_model(run, t, opts):  # `auto` is resolved only where a model runs (it may time the model)
+            entry["dtype"] = opts.encoder.resolved_dtype(t.kind, t.model)
+        teachers.append(entry)
+    enc = {k: v for k, v in vars(opts.encoder).items() if k not in ("device", "workers", "threads", "model", "dtype")}
     return {"teachers": teachers, "encoder": enc, "query_prompt": opts.query_prompt, "query_prompt_name": opts.query_prompt_name,
             "corpus_prompt": opts.corpus_prompt, "corpus_prompt_name": opts.corpus_prompt_name,
             "query_embeddings": _user_vectors_fingerprint(opts.query_embeddings)}
@@ -60,7 +68,7 @@ def run_score(run: RunDir, opts: ScoreOptions, *, force: bool = False, reporter:
     teachers = opts.effective_teachers()
     if any(t.kind == "bi-encoder" for t in teachers) and (run / "index/dense/embeddings.npy").exists():
         inputs["index"] = run.output_fingerprint("index")
-    key = stage_key("score", _key_options(opts), inputs)
+    key = stage_key("score", _key_options(run, opts), inputs)
     if not force and run.up_to_date("score", key):
         return run.skipped("score")
     started = time.perf_counter()
@@ -83,6 +91,8 @@ def run_score(run: RunDir, opts: ScoreOptions, *, force: bool = False, reporter:
                 f"teacher '{t.model}' gave a non-finite score for query {table['query_id'][i]} and document {table['doc_id'][i]} (try --dtype float32)"
             )
         models[t.label] = {"kind": t.kind, "name": t.model, "revision": resolve_model(t.model)[1]}
+        if _runs_model(run, t, opts):
+            models[t.label].update(dtype_record(opts.encoder, t.kind, t.model))
     if len(raw) == 1:
         combined = next(iter(raw.values()))
     else:
@@ -99,7 +109,7 @@ def run_score(run: RunDir, opts: ScoreOptions, *, force: bool = False, reporter:
         "teachers": list(raw),
     }
     return run.finish(
-        "score", key, options=_key_options(opts), inputs=inputs, outputs=["scores.parquet"],
+        "score", key, options=_key_options(run, opts), inputs=inputs, outputs=["scores.parquet"],
         counts={"rows_in": candidates.num_rows, "rows_out": table.num_rows}, stats=stats, started=started, models=models,
         packages=("pyarrow", "numpy", "sentence-transformers", "torch", "transformers"),
     )
@@ -168,7 +178,7 @@ def _index_vectors_reusable(run: RunDir, t: TeacherSpec, opts: ScoreOptions) -> 
         index_opts.get("corpus_prompt") == opts.corpus_prompt
         and index_opts.get("corpus_prompt_name") == opts.corpus_prompt_name
         and enc.get("max_length") == opts.encoder.max_length
-        and enc.get("dtype") == effective_dtype(opts.encoder.dtype, opts.encoder.device)
+        and enc.get("dtype") == opts.encoder.resolved_dtype()
     )
 
 
@@ -218,7 +228,8 @@ def _cross_encoder_scores(t: TeacherSpec, opts: ScoreOptions, table: pa.Table, q
         device=opts.encoder.device,
         max_length=opts.encoder.max_length,
         batch_size=opts.encoder.batch_size,
-        dtype=effective_dtype(opts.encoder.dtype, opts.encoder.device),
+        dtype=opts.encoder.resolved_dtype("cross-encoder", t.model),
         workers=opts.encoder.workers,
+        threads=opts.encoder.threads,
         reporter=reporter,
     )

@@ -24,10 +24,13 @@ def load_cross_encoder(model: str, device: str, max_length: int | None):
         raise ModelError(f"cannot load cross-encoder '{model}': {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
 
 
-def score_pairs(ce, queries: list[str], docs: list[str], *, batch_size: int = 64, reporter: Reporter | None = None, dtype: str = "float32") -> np.ndarray:
+def score_pairs(ce, queries: list[str], docs: list[str], *, batch_size: int = 64, reporter: Reporter | None = None, dtype: str = "float32",
+                threads: int | None = None) -> np.ndarray:
     """Scores for (queries[i], docs[i]) in the given order, computed in length-sorted batches."""
     import torch
 
+    if threads is not None:
+        torch.set_num_threads(threads)
     if dtype != "float32":
         ce.model.to(getattr(torch, dtype))
     n = len(queries)
@@ -51,25 +54,28 @@ def _longest_first(queries: list[str], docs: list[str]) -> np.ndarray:
 
 def score_pairs_with_model(
     model: str, queries: list[str], docs: list[str], *, device: str = "cpu", max_length: int | None = None, batch_size: int = 64,
-    dtype: str = "float32", workers: int = 1, reporter: Reporter | None = None,
+    dtype: str = "float32", workers: int = 1, threads: int | None = None, reporter: Reporter | None = None,
 ) -> np.ndarray:
     """score_pairs with the model loaded here, or in worker processes (one device each) when several are asked for.
 
-    Workers get whole length-sorted batches, the very batches one process would run, so the scores do
-    not depend on the number of workers.
+    Workers get whole length-sorted batches, the very batches one process would run, and every process
+    runs torch with the same `threads` (default: the CPUs shared out among the workers), so with a given
+    --threads the scores are the same bytes for any number of workers.
     """
+    from hnmine.encode import available_cpus
     from hnmine.workers import worker_count
 
     n_workers = worker_count(device, workers)
+    threads = threads or max(1, available_cpus() // n_workers)
     if n_workers == 1:
         ce = load_cross_encoder(model, device, max_length)
-        return score_pairs(ce, queries, docs, batch_size=batch_size, reporter=reporter, dtype=dtype)
+        return score_pairs(ce, queries, docs, batch_size=batch_size, reporter=reporter, dtype=dtype, threads=threads)
     from hnmine.workers import split_batches, start_pool, worker_devices
 
     n = len(queries)
     order = _longest_first(queries, docs)
     out = np.empty(n, dtype=np.float32)
-    pool = start_pool(worker_devices(device, workers), _worker_init, (model, max_length, batch_size, dtype))
+    pool = start_pool(worker_devices(device, workers), _worker_init, (model, max_length, batch_size, dtype), threads)
     try:
         with (reporter or Reporter()).task("cross-encoder scoring", total=n) as advance:
             parts = split_batches(n, batch_size, n_workers)
@@ -86,10 +92,13 @@ _worker_state: dict = {}
 
 
 def _worker_init(device: str, model: str, max_length: int | None, batch_size: int, dtype: str) -> None:
-    _worker_state.update(ce=load_cross_encoder(model, device, max_length), batch_size=batch_size, dtype=dtype)
+    import torch
+
+    _worker_state.update(ce=load_cross_encoder(model, device, max_length), batch_size=batch_size, dtype=dtype,
+                         threads=torch.get_num_threads())
 
 
 def _worker_score(queries: list[str], docs: list[str]) -> np.ndarray:
     st = _worker_state
     # The part is already length-sorted (stable), so score_pairs keeps its order and batch boundaries.
-    return score_pairs(st["ce"], queries, docs, batch_size=st["batch_size"], dtype=st["dtype"])
+    return score_pairs(st["ce"], queries, docs, batch_size=st["batch_size"], dtype=st["dtype"], threads=st["threads"])
