@@ -116,7 +116,7 @@ def machine() -> dict:
             if k.strip() in ("Model name", "CPU(s)", "Thread(s) per core", "Flags"):
                 v = v.strip()
                 if k.strip() == "Flags":
-                    v = " ".join(f for f in v.split() if "bf16" in f or "amx" in f or f in ("avx2", "avx512f", "avx512_vnni"))
+                    v = " ".join(f for f in v.split() if "bf16" in f or "fp16" in f or "amx" in f or f.startswith("avx512") or f == "avx2")
                 info[k.strip()] = v
     except OSError:
         pass

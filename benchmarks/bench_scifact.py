@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -50,11 +51,22 @@ def floor_cmd(data: Path, dtype: str, save: Path) -> list[str]:
     return [PY, str(BENCH / "floor_encode.py"), "--data", str(data), "--dtype", dtype, "--batch-size", str(BATCH), "--save", str(save)]
 
 
-def hnmine_dtype() -> str:
-    """The precision `--dtype auto` resolves to on this machine (what the floor must match)."""
-    out = subprocess.run([PY, "-c", "from hnmine.encode import effective_dtype; print(effective_dtype('auto', 'cpu'))"],
-                         capture_output=True, text=True, check=True)
-    return out.stdout.strip()
+CHOICE = ("import json, time; from hnmine.encode import EncoderSpec, dtype_record; t = time.perf_counter(); "
+          "r = dtype_record(EncoderSpec()); r['resolve_s'] = round(time.perf_counter() - t, 2); print(json.dumps(r))")
+
+
+def hnmine_dtype(work: Path) -> tuple[str, dict]:
+    """The precision `--dtype auto` resolves to on this machine (what the floor must match), and how it was chosen.
+
+    The choice is measured once per machine and cached in the user's hnmine cache, where the timed runs
+    find it; a probe into an empty cache is timed too, as what a first-ever run on a machine adds.
+    """
+    fresh = subprocess.run([PY, "-c", CHOICE], capture_output=True, text=True, check=True,
+                           env={**os.environ, "HNMINE_CACHE_DIR": str(work / "fresh-cache")})
+    out = subprocess.run([PY, "-c", CHOICE], capture_output=True, text=True, check=True)
+    record = json.loads(out.stdout.strip().splitlines()[-1])
+    record["first_run_on_a_machine"] = json.loads(fresh.stdout.strip().splitlines()[-1])
+    return record["dtype"], record
 
 
 def git_state() -> dict:
@@ -79,14 +91,15 @@ def main() -> None:
     if args.work.exists():
         shutil.rmtree(args.work)
     args.work.mkdir(parents=True)
-    low = hnmine_dtype()
+    low, choice = hnmine_dtype(args.work)
     info = {"machine": machine(), "git": git_state(), "data": str(args.data), "depth": DEPTH, "num_negatives": NEG,
-            "batch_size": BATCH, "hnmine_dtype": low, "st_dtype": args.st_dtype,
+            "batch_size": BATCH, "hnmine_dtype": low, "hnmine_dtype_choice": choice, "st_dtype": args.st_dtype,
             "commands": {"hnmine": " ".join(hnmine_cmd(Path("../shared/data/scifact"), Path("RUN"))),
                          "sentence-transformers": " ".join(st_cmd(Path("../shared/data/scifact"), Path("OUT"), args.st_dtype)),
                          "floor": " ".join(floor_cmd(Path("../shared/data/scifact"), low, Path("floor.npz")))}}
     print(f"machine: {info['machine'].get('Model name')}, {info['machine'].get('CPU(s)')} CPUs, {info['machine'].get('RAM_GiB')} GiB; "
-          f"hnmine dtype auto = {low}", flush=True)
+          f"hnmine dtype auto = {low} ({choice['dtype_choice']['reason']}; a first probe on a machine takes "
+          f"{choice['first_run_on_a_machine']['resolve_s']} s)", flush=True)
     rounds = []
     last_run = None
     for r in range(args.rounds):
