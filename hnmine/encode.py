@@ -19,25 +19,34 @@ from typing import Sequence
 import numpy as np
 
 from hnmine.errors import ModelError, OptionError
+from hnmine.options import DEFAULT_MODEL, Options
 from hnmine.io.atomic import atomic_path
 from hnmine.progress import Reporter
 from hnmine.workers import split_batches, start_pool, worker_count, worker_devices
 
-DEFAULT_MODEL = "all-MiniLM-L6-v2"
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 CHUNK = 4096
 
 
 @dataclass(frozen=True)
 class EncoderSpec:
-    model: str = DEFAULT_MODEL
-    max_length: int | None = None
-    dtype: str = "auto"
-    device: str = "cpu"
-    batch_size: int = 64
-    normalize: bool = True
-    workers: int = 1  # encoding processes
-    threads: int | None = None  # torch threads per process; None: the CPUs shared out among the workers
+    # Defaults are the options' (hnmine.options), declared there once.
+    model: str = Options.model
+    max_length: int | None = Options.max_length
+    dtype: str = Options.dtype
+    device: str = Options.device
+    batch_size: int = Options.batch_size
+    normalize: bool = Options.normalize
+    workers: int = Options.workers  # encoding processes
+    threads: int | None = Options.threads  # torch threads per process; None: the CPUs shared out among the workers
+
+    @classmethod
+    def from_options(cls, options, model: str | None = None) -> "EncoderSpec":
+        """The encoder settings of a run's options (fields of the same names)."""
+        from dataclasses import fields
+
+        spec = cls(**{f.name: getattr(options, f.name) for f in fields(cls)})
+        return replace(spec, model=model) if model else spec
 
     def resolved_threads(self) -> int:
         """Intra-op threads of every process that runs the model (main or worker).

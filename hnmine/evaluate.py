@@ -29,71 +29,19 @@ from typing import Iterable
 import numpy as np
 import pyarrow as pa
 
-from hnmine.io.files import read_parquet
+from hnmine.coverage import full_queries
 from hnmine.errors import InputError, MissingColumn, OptionError, RunDirError
-
-# The stage that writes each file this module reads, for messages about a missing one.
-MADE_BY = {
-    "negatives.parquet": "filter",
-    "query_summary.parquet": "filter",
-    "scores.parquet": "score",
-    "manifests/filter.json": "filter",
-    "inputs/hidden_qrels.parquet": "inputs",
-}
-
+from hnmine.rundir import RunDir
 
 # -- reading the run -------------------------------------------------------------------------------
 
 
-def _require(run_dir: Path, rel: str) -> Path:
-    path = run_dir / rel
-    if not path.is_file():
-        stage = MADE_BY.get(rel, "an earlier")
-        hint = ""
-        if rel == "inputs/hidden_qrels.parquet":
-            hint = " with --hide-positives"
-        raise RunDirError(
-            f"{path} is missing: it is written by the {stage} stage "
-            f"(run `hnmine mine{hint}` on this run first)"
-        )
-    return path
+def _read(run: RunDir, name: str, columns: list[str], optional: Iterable[str] = ()) -> pa.Table:
+    return run.read_table(name, columns, optional)
 
 
-def _read(run_dir: Path, rel: str, columns: list[str], optional: Iterable[str] = ()) -> pa.Table:
-    import pyarrow.parquet as pq
-
-    path = _require(run_dir, rel)
-    try:
-        names = pq.read_schema(path).names
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise RunDirError(f"{path}: not a readable Parquet file ({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__})") from None
-    for col in columns:
-        if col not in names:
-            raise MissingColumn(str(path), col, names)
-    wanted = list(columns) + [c for c in optional if c in names and c not in columns]
-    try:
-        return read_parquet(path, columns=wanted)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise RunDirError(f"{path}: not a readable Parquet file ({type(exc).__name__})") from None
-
-
-def _manifest(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RunDirError(f"{path}: unreadable manifest ({type(exc).__name__}); rerun that stage with --force") from None
-    if not isinstance(data, dict):
-        raise RunDirError(f"{path}: unreadable manifest (not a JSON object); rerun that stage with --force")
-    return data
-
-
-def _run_seconds(run_dir: Path) -> float:
-    total = 0.0
-    for path in sorted((run_dir / "manifests").glob("*.json")):
-        seconds = _manifest(path).get("seconds")
-        if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and math.isfinite(seconds):
-            total += float(seconds)
-    return round(total, 3)
+def _run_seconds(run: RunDir) -> float:
+    return round(sum(m.seconds for m in run.manifests(strict=True).values()), 3)
 
 
 # -- judgments -------------------------------------------------------------------------------------
@@ -151,19 +99,20 @@ def evaluate_run(
     InputError when the judgments name no query of the run (likely the wrong qrels file).
     """
     run_dir = Path(run_dir)
-    if not run_dir.exists():
-        raise RunDirError(f"run directory '{run_dir}' does not exist")
-    if not run_dir.is_dir():
-        raise RunDirError(f"run directory '{run_dir}' is not a directory")
+    run = RunDir(run_dir)
+    run.check_readable()
     if qrels is not None and hidden:
         raise OptionError("give either judgments (--qrels) or --hidden (the run's hidden positives), not both")
     notes: list[str] = []
 
-    negatives = _read(run_dir, "negatives.parquet", ["query_id", "doc_id", "rank", "teacher_score", "is_random"], ["retrieval_rank", "method"])
-    summary = _read(run_dir, "query_summary.parquet", ["query_id", "n_negatives"], ["shortfall"])
-    scores = _read(run_dir, "scores.parquet", ["is_positive", "teacher_score"])
-    filter_manifest = _manifest(_require(run_dir, "manifests/filter.json"))
-    options = filter_manifest.get("options") if isinstance(filter_manifest.get("options"), dict) else {}
+    negatives = _read(run, "negatives", ["query_id", "doc_id", "rank", "teacher_score", "is_random"], ["retrieval_rank", "method"])
+    summary = _read(run, "query_summary", ["query_id", "n_negatives", "shortfall"])
+    scores = _read(run, "scores", ["is_positive", "teacher_score"])
+    filter_manifest = run.manifests(strict=True).get("filter")
+    if filter_manifest is None:
+        raise RunDirError(f"{run.manifest_path('filter')} is missing: it is written by the filter stage (run `hnmine filter` "
+                          f"or `hnmine mine` on this run first)")
+    options = filter_manifest.options.get("selection", {})
 
     method = options.get("method")
     if method is None and "method" in negatives.column_names and negatives.num_rows:
@@ -175,9 +124,11 @@ def evaluate_run(
     named: set[str] = set()  # every query the judgments name, relevant or not
     query_ids = [str(q) for q in summary.column("query_id").to_pylist()]
     if hidden:
-        path = _require(run_dir, "inputs/hidden_qrels.parquet")
-        table = _read(run_dir, "inputs/hidden_qrels.parquet", ["query_id", "doc_id"])
-        judgments, judged_by = _relevant_pairs(table, str(path), None), "hidden"
+        if not run.exists("hidden_qrels"):
+            raise RunDirError(f"{run.path_of('hidden_qrels')} is missing: it is written by the inputs stage with "
+                              f"--hide-positives (run `hnmine mine --hide-positives` on this run first)")
+        table = _read(run, "hidden_qrels", ["query_id", "doc_id"])
+        judgments, judged_by = _relevant_pairs(table, str(run.path_of("hidden_qrels")), None), "hidden"
         named = set(judgments)
     elif qrels is not None:
         if qrels.num_rows == 0:
@@ -219,22 +170,12 @@ def evaluate_run(
     if measured and mined_total == 0:
         notes.append("no mined negatives: the false-negative rate is undefined")
 
-    # Coverage.
+    # Coverage: the one definition of a full query (hnmine.coverage).
     n_neg = np.array([int(x or 0) for x in summary.column("n_negatives").to_pylist()], dtype=np.int64)
+    shortfall = np.array([int(x or 0) for x in summary.column("shortfall").to_pylist()], dtype=np.int64)
     queries = summary.num_rows
-    num_negatives = options.get("num_negatives")
-    if isinstance(num_negatives, int) and not isinstance(num_negatives, bool):
-        random_negatives = options.get("random_negatives") or 0
-        target = num_negatives + (random_negatives if isinstance(random_negatives, int) else 0)
-        full = n_neg >= target
-    else:
-        target = None
-        if "shortfall" in summary.column_names:
-            full = np.array([(x or 0) == 0 for x in summary.column("shortfall").to_pylist()], dtype=bool)
-            notes.append("manifests/filter.json has no num_negatives option: coverage from query_summary shortfall")
-        else:
-            full = np.zeros(queries, dtype=bool)
-            notes.append("manifests/filter.json has no num_negatives option: coverage unknown")
+    full = full_queries(shortfall)
+    target = int((n_neg + shortfall).max()) if queries else None
     queries_full = int(full.sum())
 
     # Hardness and ranks.
@@ -289,7 +230,7 @@ def evaluate_run(
         "hardness": hardness,
         "mean_rank": mean_of("rank"),
         "mean_retrieval_rank": mean_of("retrieval_rank"),
-        "seconds": _run_seconds(run_dir),
+        "seconds": _run_seconds(run),
         "notes": notes,
     }
     if per_query:

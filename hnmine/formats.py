@@ -17,9 +17,19 @@ from hnmine.registry import Registry
 @dataclass
 class Passage:
     doc_id: str
-    title: str
-    text: str  # the text a model sees: "title text"
+    title: str  # as read
+    body: str  # the document's text as read
     score: float | None
+
+    @property
+    def text(self) -> str:
+        """The text a model sees: title and text joined (the BEIR convention, as the index encodes it)."""
+        return joined_text(self.title, self.body)
+
+
+def joined_text(title: str, body: str) -> str:
+    """'title text' when there is a title, else the text alone, each exactly as read (nothing stripped)."""
+    return f"{title} {body}" if title else body
 
 
 @dataclass
@@ -37,7 +47,7 @@ class FormatSpec:
     description: str
 
 
-FORMATS: Registry[FormatSpec] = Registry("export format")
+EXPORT_FORMATS: Registry[FormatSpec] = Registry("export format")
 
 
 def _scores(passages: list[Passage]) -> list[float | None]:
@@ -129,7 +139,7 @@ def _tevatron(examples: list[Example], num_negatives: int, with_scores: bool) ->
     def passages(group: list[Passage]) -> list[dict]:
         out = []
         for p in group:
-            item = {"docid": p.doc_id, "title": p.title, "text": p.text if not p.title else p.text[len(p.title) :].lstrip()}
+            item = {"docid": p.doc_id, "title": p.title, "text": p.body}  # each field exactly as read
             if with_scores:
                 item["score"] = p.score
             out.append(item)
@@ -144,9 +154,44 @@ def _tevatron(examples: list[Example], num_negatives: int, with_scores: bool) ->
     return pa.table(rows)
 
 
-FORMATS.add("triplet", FormatSpec(_triplet, "parquet", "(anchor, positive, negative) rows: MultipleNegativesRankingLoss, TripletLoss"))
-FORMATS.add("n-tuple", FormatSpec(_n_tuple, "parquet", "(anchor, positive, negative_1..k) rows; queries short of k left out"))
-FORMATS.add("labeled-pair", FormatSpec(_labeled_pair, "parquet", "(anchor, passage, label) rows: binary cross-entropy for rerankers"))
-FORMATS.add("labeled-list", FormatSpec(_labeled_list, "parquet", "(anchor, passages, labels) rows: listwise reranker losses"))
-FORMATS.add("flagembedding", FormatSpec(_flagembedding, "jsonl", "FlagEmbedding JSONL: query, pos, neg (+ pos_scores, neg_scores)"))
-FORMATS.add("tevatron", FormatSpec(_tevatron, "jsonl", "Tevatron JSONL: query_id, query, positive_passages, negative_passages"))
+EXPORT_FORMATS.add("triplet", FormatSpec(_triplet, "parquet", "(anchor, positive, negative) rows: MultipleNegativesRankingLoss, TripletLoss"))
+EXPORT_FORMATS.add("n-tuple", FormatSpec(_n_tuple, "parquet", "(anchor, positive, negative_1..k) rows; queries short of k left out"))
+EXPORT_FORMATS.add("labeled-pair", FormatSpec(_labeled_pair, "parquet", "(anchor, passage, label) rows: binary cross-entropy for rerankers"))
+EXPORT_FORMATS.add("labeled-list", FormatSpec(_labeled_list, "parquet", "(anchor, passages, labels) rows: listwise reranker losses"))
+EXPORT_FORMATS.add("flagembedding", FormatSpec(_flagembedding, "jsonl", "FlagEmbedding JSONL: query, pos, neg (+ pos_scores, neg_scores)"))
+EXPORT_FORMATS.add("tevatron", FormatSpec(_tevatron, "jsonl", "Tevatron JSONL: query_id, query, positive_passages, negative_passages"))
+
+
+def format_names() -> list[str]:
+    return EXPORT_FORMATS.names()
+
+
+def get_format(name: str) -> FormatSpec:
+    return EXPORT_FORMATS.get(name)
+
+
+def build_examples(*, corpus: pa.Table, queries: pa.Table, negatives: pa.Table, summary: pa.Table,
+                   scores: pa.Table) -> tuple[list[Example], int]:
+    """One Example per exported query, in query order, negatives in the filter's order; and the number of
+    negatives a full query has (from query_summary: n_negatives + shortfall)."""
+    import pyarrow.compute as pc
+
+    titles = corpus.column("title").to_pylist()
+    doc = dict(zip(corpus.column("doc_id").to_pylist(), zip(titles, corpus.column("text").to_pylist())))
+    query_text = dict(zip(queries.column("query_id").to_pylist(), queries.column("text").to_pylist()))
+    exported = [q for q, e in zip(summary.column("query_id").to_pylist(), summary.column("exported").to_pylist()) if e]
+    targets = pc.add(summary.column("n_negatives"), summary.column("shortfall"))
+    target = int(pc.max(targets).as_py() or 0) if summary.num_rows else 0
+    pos = scores.filter(scores.column("is_positive"))
+    positives: dict[str, list[Passage]] = {}
+    for q, d, s in zip(pos.column("query_id").to_pylist(), pos.column("doc_id").to_pylist(), pos.column("teacher_score").to_pylist()):
+        positives.setdefault(q, []).append(Passage(d, *doc[d], s))
+    negs: dict[str, list[Passage]] = {}
+    for q, d, s in zip(negatives.column("query_id").to_pylist(), negatives.column("doc_id").to_pylist(), negatives.column("teacher_score").to_pylist()):
+        negs.setdefault(q, []).append(Passage(d, *doc[d], s))
+    examples = []
+    for q in exported:
+        # Positives by teacher score, best first: a stable, meaningful order.
+        ps = sorted(positives.get(q, []), key=lambda p: (-(p.score if p.score is not None else float("-inf")), p.doc_id))
+        examples.append(Example(q, query_text[q], ps, negs.get(q, [])))
+    return examples, target

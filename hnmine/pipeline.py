@@ -1,21 +1,86 @@
-"""The stages in order, and `mine`, which runs them all. Each stage skips itself when up to date."""
+"""The stage contract, and the one place that runs stages: key, skip, timing, outputs, manifest, progress.
+
+A stage (`Stage`) is declared data: its name, the command that runs it alone, what it reads and writes
+(names of `hnmine.rundir.LAYOUT`), the options and resolved settings its key is made of, and a
+function that does the work — tables in (read through the context), tables out (`StageOutput`).
+The pipeline decides whether the stage is up to date, times it, writes its tables, removes outputs
+of an earlier run that this one does not make, and writes the manifest last.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import platform
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-import numpy as np
-
-from hnmine.io.files import read_parquet
-from hnmine.config import PipelineOptions
-from hnmine.io.atomic import write_parquet
+from hnmine import __version__
+from hnmine.manifest import Manifest
+from hnmine.options import Options, check_options
 from hnmine.progress import Reporter
-from hnmine.rundir import STAGES, RunDir, StageOutcome, stage_key
+from hnmine.rundir import RunDir, content_hash
 
-STAGE_ORDER = STAGES
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+
+@dataclass
+class Context:
+    """What a stage's functions see: the run directory, the options, progress, and the engine."""
+
+    run: RunDir
+    options: Options
+    reporter: Reporter = field(default_factory=Reporter)
+    engine: str = "local"
+
+    def table(self, name: str, columns: Sequence[str] | None = None, optional: Sequence[str] = ()) -> "pa.Table":
+        return self.run.read_table(name, columns, optional)
+
+
+@dataclass
+class StageOutput:
+    tables: dict[str, "pa.Table"] = field(default_factory=dict)  # LAYOUT name or run path -> table (written by the pipeline)
+    counts: dict[str, int] = field(default_factory=dict)
+    stats: dict[str, Any] = field(default_factory=dict)
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _nothing(ctx: Context) -> dict:
+    return {}
+
+
+def _no_check(options: Options) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    command: str  # the command that runs this stage on its own
+    makes: tuple[str, ...]  # run paths (or folder prefixes ending in /) that only this stage writes
+    reads: Callable[[Context], Sequence[str]]  # run tables/folders it reads (their content enters the key)
+    writes: Callable[[Options], Sequence[str]]  # what it writes with these options (within `makes`)
+    key: Callable[[Context], dict]  # the options and resolved settings its work depends on
+    work: Callable[[Context], StageOutput]
+    sources: Callable[[Context], dict] = _nothing  # files of the user it reads: name -> content hash
+    check: Callable[[Options], None] = _no_check  # cheap checks before any stage runs (files exist, limits)
+    packages: tuple[str, ...] = ("pyarrow", "numpy")
+
+
+@dataclass
+class StageOutcome:
+    stage: str
+    skipped: bool
+    seconds: float
+    manifest: Manifest | None = None
+
+    def summary(self) -> dict:
+        return {"stage": self.stage, "skipped": self.skipped, "seconds": round(self.seconds, 3),
+                "counts": dict(self.manifest.counts) if self.manifest else {}}
 
 
 @dataclass
@@ -24,123 +89,110 @@ class MineResult:
     outcomes: list[StageOutcome] = field(default_factory=list)
     seconds: float = 0.0
 
+    def outcome(self, stage: str) -> StageOutcome | None:
+        return next((o for o in self.outcomes if o.stage == stage), None)
+
     def summary(self) -> dict:
-        filt = next((o for o in self.outcomes if o.stage == "filter"), None)
-        export = next((o for o in self.outcomes if o.stage == "export"), None)
+        filt, export = self.outcome("filter"), self.outcome("export")
+        export_file = export.manifest.stats.get("file") if export and export.manifest else None
         return {
             "run_dir": str(self.run_dir),
             "seconds": round(self.seconds, 3),
             "stages": [o.summary() for o in self.outcomes],
-            "filter": (filt.manifest.get("stats", {}) if filt else {}),
-            "export": str(self.run_dir / export.manifest["stats"]["file"]) if export and export.manifest.get("stats") else None,
+            "filter": dict(filt.manifest.stats) if filt and filt.manifest else {},
+            "export": str(self.run_dir / export_file) if export_file else None,
         }
 
 
-def run_stage(name: str, run: RunDir, options: PipelineOptions, *, force: bool = False, reporter: Reporter | None = None) -> StageOutcome:
+def jsonable(obj: Any) -> Any:
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return {k: jsonable(v) for k, v in asdict(obj).items()}
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def stage_key(stage: str, options: dict, inputs: dict) -> str:
+    payload = json.dumps({"stage": stage, "version": __version__, "options": jsonable(options), "inputs": jsonable(inputs)},
+                         sort_keys=True, ensure_ascii=True)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def package_versions(names: Sequence[str]) -> dict[str, str]:
+    from importlib import metadata
+
+    out = {"python": platform.python_version(), "hnmine": __version__}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def run_stage(stage: Stage, ctx: Context, *, force: bool = False) -> StageOutcome:
+    run = ctx.run
+    inputs = dict(stage.sources(ctx))
+    inputs.update({run.rel(name): run.fingerprint(name) for name in stage.reads(ctx)})
+    key_options = stage.key(ctx)
+    key = stage_key(stage.name, key_options, inputs)
+    if not force and run.up_to_date(stage.name, key):
+        return StageOutcome(stage.name, skipped=True, seconds=0.0, manifest=run.manifest(stage.name))
+    started = time.perf_counter()
+    writes = [run.rel(w) for w in stage.writes(ctx.options)]
+    run.remove_outputs_not_in(stage.name, writes)
+    out = stage.work(ctx)
+    for name, table in out.tables.items():
+        _write_table(table, run.path_of(name))
+    outputs = {rel: content_hash(run.path_of(rel)) for rel in writes}
+    seconds = time.perf_counter() - started
+    manifest = Manifest(
+        stage=stage.name, hnmine_version=__version__, key=key, options=jsonable(key_options), inputs=inputs,
+        outputs=outputs, counts=out.counts, stats=jsonable(out.stats), warnings=list(out.warnings), seconds=round(seconds, 3),
+        finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), packages=package_versions(stage.packages),
+        models=jsonable(out.models),
+    )
+    run.write_manifest(manifest)
+    return StageOutcome(stage.name, skipped=False, seconds=seconds, manifest=manifest)
+
+
+def _write_table(table: "pa.Table", target: Path) -> None:
+    from hnmine.io.atomic import write_jsonl, write_parquet
+
+    if target.suffix == ".jsonl":
+        write_jsonl(table, target)
+    else:
+        write_parquet(table, target)
+
+
+def mine(run_dir: Path | str, options: Options, *, stages: Sequence[str] | None = None, force: bool = False,
+         reporter: Reporter | None = None) -> MineResult:
+    """Run `stages` (default: all, in order) in `run_dir`; each is skipped when up to date.
+
+    Every option and every cheap precondition is checked before the run directory is touched, so a
+    bad value fails in a second and writes nothing.
+    """
+    from hnmine.stages import STAGES
+
     reporter = reporter or Reporter()
-    run.ensure_writable()
-    if name == "inputs":
-        from hnmine.stages.inputs import run_inputs
-
-        return run_inputs(run, options.inputs, force=force, reporter=reporter)
-    if name == "index":
-        from hnmine.stages.index import run_index
-
-        return run_index(run, options.index, force=force, reporter=reporter)
-    if name == "retrieve":
-        from hnmine.stages.retrieve import run_retrieve
-
-        return run_retrieve(run, options.retrieve, force=force, reporter=reporter)
-    if name == "score":
-        from hnmine.stages.score import run_score
-
-        return run_score(run, options.score, force=force, reporter=reporter)
-    if name == "filter":
-        return run_filter(run, options.filter, force=force, reporter=reporter)
-    if name == "export":
-        from hnmine.stages.export import run_export
-
-        return run_export(run, options.export, force=force, reporter=reporter)
-    raise ValueError(name)
-
-
-def mine(run_dir: Path, options: PipelineOptions, *, force: bool = False, reporter: Reporter | None = None, stages=STAGE_ORDER) -> MineResult:
-    reporter = reporter or Reporter()
+    chosen = [s for s in STAGES if stages is None or s.name in stages]
+    check_options(options)
+    for stage in chosen:
+        stage.check(options)
     started = time.perf_counter()
     run = RunDir(run_dir)
     result = MineResult(run_dir=Path(run_dir))
-    # Check every option before any work, so a bad value fails in a second, not after encoding.
-    _validate(options)
-    for name in stages:
-        outcome = run_stage(name, run, options, force=force, reporter=reporter)
-        verb = "skipped (up to date)" if outcome.skipped else f"done in {outcome.seconds:.1f}s"
-        counts = outcome.manifest.get("counts", {})
-        reporter.info(f"[bold]{name:<8}[/bold] {verb}  rows in {counts.get('rows_in', '-')}, out {counts.get('rows_out', '-')}")
-        result.outcomes.append(outcome)
+    with run.writing():
+        ctx = Context(run=run, options=options, reporter=reporter)
+        for stage in chosen:
+            outcome = run_stage(stage, ctx, force=force)
+            counts = outcome.manifest.counts if outcome.manifest else {}
+            verb = "skipped (up to date)" if outcome.skipped else f"done in {outcome.seconds:.1f}s"
+            reporter.stage_line(stage.name, f"{verb}  rows in {counts.get('rows_in', '-')}, out {counts.get('rows_out', '-')}")
+            result.outcomes.append(outcome)
     result.seconds = time.perf_counter() - started
     return result
-
-
-def _validate(options: PipelineOptions) -> None:
-    from hnmine.methods import resolve_options
-
-    options.retrieve.validate()
-    options.export.validate()
-    resolve_options(options.filter)
-
-
-# --- the filter stage's run-directory wrapper (the selection rules live in hnmine.stages.filter) ---
-
-
-def _doc_vectors(run: RunDir, corpus_ids: list[str]):
-    path = run / "index/dense/embeddings.npy"
-    if not path.exists():
-        return None
-    vectors = np.load(path, mmap_mode="r")
-    row = {d: i for i, d in enumerate(corpus_ids)}
-
-    def lookup(doc_ids: list[str]) -> np.ndarray:
-        return np.asarray(vectors[[row[d] for d in doc_ids]], dtype=np.float32)
-
-    return lookup
-
-
-def run_filter(run: RunDir, opts, *, force: bool = False, reporter: Reporter | None = None) -> StageOutcome:
-    from hnmine.methods import resolve_options
-    from hnmine.stages.filter import filter_candidates
-
-    reporter = reporter or Reporter()
-    effective = resolve_options(opts)
-    inputs = {"inputs": run.output_fingerprint("inputs"), "score": run.output_fingerprint("score")}
-    uses_vectors = effective.dedup_threshold is not None and (run / "index/dense/embeddings.npy").exists()
-    if uses_vectors:
-        inputs["index"] = run.output_fingerprint("index")
-    key = stage_key("filter", effective, inputs)
-    if not force and run.up_to_date("filter", key):
-        return run.skipped("filter")
-    started = time.perf_counter()
-    scores = read_parquet(run.require("scores.parquet"))
-    corpus = read_parquet(run.require("inputs/corpus.parquet"))
-    queries = read_parquet(run.require("inputs/queries.parquet"), columns=["query_id"])
-    query_ids = queries.column("query_id").to_pylist()
-    vectors = _doc_vectors(run, corpus.column("doc_id").to_pylist()) if uses_vectors else None
-    with reporter.task("filtering", total=len(query_ids)) as advance:
-        result = filter_candidates(scores, corpus, opts, doc_vectors=vectors, query_ids=query_ids, progress=advance)
-    write_parquet(result.negatives, run / "negatives.parquet")
-    write_parquet(result.dropped, run / "dropped.parquet")
-    write_parquet(result.query_summary, run / "query_summary.parquet")
-    stats = dict(result.stats)
-    short = stats.get("queries_short", 0)
-    if short:
-        reporter.warn(f"{short} queries have fewer than {effective.num_negatives} negatives (see query_summary.parquet)")
-    return run.finish(
-        "filter", key, options=effective, inputs=inputs,
-        outputs=["negatives.parquet", "dropped.parquet", "query_summary.parquet"],
-        counts={"rows_in": scores.num_rows, "rows_out": result.negatives.num_rows, "dropped": result.dropped.num_rows},
-        stats=stats, started=started,
-    )
-
-
-def summary_json(result: MineResult) -> str:
-    return json.dumps(result.summary(), indent=2, ensure_ascii=False)
-

@@ -1,4 +1,8 @@
-"""Progress reporting is a parameter: stages receive a Reporter; the CLI picks rich-on-stderr or silence."""
+"""Progress reporting is a parameter: stages receive a Reporter; the CLI picks rich-on-stderr or silence.
+
+Messages are plain text: they quote user data (paths, ids, model names) that may hold `[`, so the
+rich reporter never reads them as markup.
+"""
 
 from __future__ import annotations
 
@@ -19,19 +23,8 @@ class Reporter:
     def warn(self, message: str) -> None:
         pass
 
-
-class CollectingReporter(Reporter):
-    """Keeps messages; used by tests."""
-
-    def __init__(self) -> None:
-        self.messages: list[str] = []
-        self.warnings: list[str] = []
-
-    def info(self, message: str) -> None:
-        self.messages.append(message)
-
-    def warn(self, message: str) -> None:
-        self.warnings.append(message)
+    def stage_line(self, stage: str, message: str) -> None:
+        pass
 
 
 class RichReporter(Reporter):
@@ -40,14 +33,14 @@ class RichReporter(Reporter):
     def __init__(self) -> None:
         from rich.console import Console
 
-        self.console = Console(stderr=True)
+        self.console = Console(stderr=True, highlight=False)
 
     @contextlib.contextmanager
     def task(self, description: str, total: int | None) -> Iterator[Callable[[int], None]]:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
         with Progress(
-            TextColumn("[bold]{task.description}"),
+            TextColumn("{task.description}", style="bold", markup=False),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
@@ -58,11 +51,17 @@ class RichReporter(Reporter):
             task_id = bar.add_task(description, total=total)
             yield lambda n=1: bar.advance(task_id, n)
 
+    def _print(self, *parts: tuple[str, str]) -> None:
+        from rich.text import Text
+
+        # one message, one line (no wrapping at 80 columns); Text is never parsed as markup
+        self.console.print(Text.assemble(*parts), soft_wrap=True)
+
     def info(self, message: str) -> None:
-        self.console.print(message, highlight=False, soft_wrap=True)  # one message, one line (no wrapping at 80 columns)
+        self._print((message, ""))
 
     def warn(self, message: str) -> None:
-        from rich.markup import escape
+        self._print(("warning: ", "yellow"), (message, ""))
 
-        # Escaped: a warning quotes user data (ids, paths), which may hold "[...]".
-        self.console.print(f"[yellow]warning:[/yellow] {escape(message)}", highlight=False, soft_wrap=True)
+    def stage_line(self, stage: str, message: str) -> None:
+        self._print((f"{stage:<8} ", "bold"), (message, ""))

@@ -1,36 +1,72 @@
-"""The run directory: paths, fingerprints, manifests, and the skip-if-up-to-date rule.
+"""The run directory: every path in it named once, its marker and lock, tables and manifests.
 
-A stage's manifest is written last, after its outputs. So a stage killed midway leaves either
-no manifest or an older one whose recorded output hashes no longer match: either way the stage
-is redone on the next run, never trusted.
+A run directory is marked as hnmine's when created (`.hnmine-run`). A folder that holds other files
+and no marker is refused as `--out`, so a user's folder is never written into. One process writes a
+run directory at a time (an advisory lock on `.hnmine-lock`); a second is refused with a clear
+message. Temporary files a killed process left are removed only by the lock holder, only in hnmine's
+own folders and only by hnmine's own naming pattern.
+
+A stage's manifest is written last, after its outputs. So a stage killed midway leaves either no
+manifest or an older one whose recorded output hashes no longer match: either way the stage is
+redone on the next run, never trusted.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-import platform
-import time
-from dataclasses import asdict, dataclass, field, is_dataclass
+import os
+import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 from hnmine import __version__
-from hnmine.errors import RunDirError
-from hnmine.io.atomic import check_writable, is_temp_name, write_json
+from hnmine.errors import MissingColumn, RunDirError
+from hnmine.io.atomic import is_temp_name, write_json
+from hnmine.manifest import Manifest
 
-STAGES = ("inputs", "index", "retrieve", "score", "filter", "export")
-# Which earlier stage makes each file, for messages about a missing one.
-MADE_BY = {
-    "inputs/corpus.parquet": "inputs",
-    "inputs/queries.parquet": "inputs",
-    "inputs/qrels.parquet": "inputs",
-    "candidates.parquet": "retrieve",
-    "scores.parquet": "score",
-    "negatives.parquet": "filter",
-    "dropped.parquet": "filter",
-    "query_summary.parquet": "filter",
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+MARKER = ".hnmine-run"
+LOCK = ".hnmine-lock"
+
+# Every file and folder of a run directory, named once. Stages declare what they read and write by
+# these names (the export file is named by export_path); nothing else spells a path of a run.
+LAYOUT: dict[str, str] = {
+    "corpus": "inputs/corpus.parquet",
+    "queries": "inputs/queries.parquet",
+    "qrels": "inputs/qrels.parquet",
+    "hidden_qrels": "inputs/hidden_qrels.parquet",
+    "dense_index": "index/dense",
+    "embeddings": "index/dense/embeddings.npy",
+    "dense_info": "index/dense/info.json",
+    "ann_index": "index/dense/faiss.index",
+    "bm25_index": "index/bm25",
+    "bm25_info": "index/bm25/info.json",
+    "candidates": "candidates.parquet",
+    "scores": "scores.parquet",
+    "negatives": "negatives.parquet",
+    "dropped": "dropped.parquet",
+    "query_summary": "query_summary.parquet",
+    "judgments": "judgments.parquet",
+    "export": "export",
+    "manifests": "manifests",
+    "embedding_cache": "cache/embeddings",
 }
+# Folders hnmine writes into: the stale-temp sweep looks only here and at the run's top level.
+OWN_FOLDERS = ("inputs", "index", "cache", "export", "manifests", "review")
+
+
+def candidate_index(i: int) -> str:
+    """The folder of the i-th extra dense candidate model (i >= 2)."""
+    return f"index/dense{i}"
+
+
+def export_path(fmt: str, file_format: str) -> str:
+    return f"{LAYOUT['export']}/{fmt}.{file_format}"
+
 
 _hash_memo: dict[tuple[str, int, int], str] = {}
 
@@ -52,10 +88,7 @@ def file_hash(path: Path) -> str:
 
 
 def tree_hash(path: Path) -> str:
-    """Fingerprint of a folder's files (names and contents).
-
-    Temporary files a killed process left behind are not part of the output.
-    """
+    """Fingerprint of a folder's files (names and contents); temporary files are not output."""
     h = hashlib.sha256()
     for p in sorted(Path(path).rglob("*")):
         if p.is_file() and not is_temp_name(p.name):
@@ -64,179 +97,263 @@ def tree_hash(path: Path) -> str:
     return h.hexdigest()
 
 
-def jsonable(obj: Any) -> Any:
-    if is_dataclass(obj) and not isinstance(obj, type):
-        return {k: jsonable(v) for k, v in asdict(obj).items()}
-    if isinstance(obj, dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
-
-
-def stage_key(stage: str, options: Any, inputs: dict[str, Any]) -> str:
-    payload = json.dumps(
-        {"stage": stage, "version": __version__, "options": jsonable(options), "inputs": jsonable(inputs)},
-        sort_keys=True,
-        ensure_ascii=True,
-    )
-    return hashlib.sha256(payload.encode()).hexdigest()
-
-
-def package_versions(names: tuple[str, ...] = ("pyarrow", "numpy")) -> dict[str, str]:
-    from importlib import metadata
-
-    out = {"python": platform.python_version(), "hnmine": __version__}
-    for name in names:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
-
-
-@dataclass
-class StageOutcome:
-    stage: str
-    skipped: bool
-    seconds: float
-    manifest: dict = field(default_factory=dict)
-
-    def summary(self) -> dict:
-        return {
-            "stage": self.stage,
-            "skipped": self.skipped,
-            "seconds": round(self.seconds, 3),
-            "counts": self.manifest.get("counts", {}),
-        }
+def content_hash(path: Path) -> str:
+    return tree_hash(path) if Path(path).is_dir() else file_hash(path)
 
 
 class RunDir:
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self._swept = False
+    """One run directory. Reading needs nothing; writing happens inside `writing()`."""
 
-    # paths
-    def __truediv__(self, rel: str) -> Path:
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+
+    # -- paths ------------------------------------------------------------------------------------
+
+    def path_of(self, name: str) -> Path:
+        """A LAYOUT name ('scores') or a run-relative path made by this module (export_path, candidate_index)."""
+        rel = LAYOUT.get(name, name)
         return self.path / rel
 
-    def manifest_path(self, stage: str) -> Path:
-        return self.path / "manifests" / f"{stage}.json"
+    @staticmethod
+    def rel(name: str) -> str:
+        return LAYOUT.get(name, name)
 
-    @property
-    def cache(self) -> Path:
-        return self.path / "cache"
+    def exists(self, name: str) -> bool:
+        return self.path_of(name).exists()
 
-    def ensure_writable(self) -> None:
-        check_writable(self.path)
-        if not self._swept:
-            self.remove_stale_temp_files()
-            self._swept = True
+    # -- reading ----------------------------------------------------------------------------------
 
-    def remove_stale_temp_files(self) -> int:
-        """Delete the temporary files of an earlier, killed process (a partial embeddings file can be
-        gigabytes). One process works in a run directory at a time."""
-        removed = 0
+    def check_readable(self) -> None:
+        if not self.path.exists():
+            raise RunDirError(f"run directory '{self.path}' does not exist")
         if not self.path.is_dir():
-            return 0
-        for p in self.path.rglob(".*.tmp"):
-            if p.is_file() and is_temp_name(p.name):
-                try:
-                    p.unlink()
-                    removed += 1
-                except OSError:
-                    pass
-        return removed
+            raise RunDirError(f"run directory '{self.path}' is not a directory")
 
-    # manifests
-    def manifest(self, stage: str) -> dict | None:
-        p = self.manifest_path(stage)
+    def require(self, name: str) -> Path:
+        """A file or folder an earlier stage made; a clear error naming the command that makes it."""
+        p = self.path_of(name)
         if not p.exists():
-            return None
-        try:
-            m = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-            return None  # a damaged manifest means: redo the stage
-        # A manifest of another shape (another version, or edited by hand) is not trusted either.
-        if not isinstance(m, dict) or not isinstance(m.get("outputs", {}), dict):
-            return None
-        return m
+            from hnmine.stages import command_of, stage_making
 
-    def require(self, rel: str) -> Path:
-        """A file an earlier stage made; a clear error when it is missing."""
-        p = self.path / rel
-        if not p.exists():
-            maker = MADE_BY.get(rel, "an earlier stage")
-            raise RunDirError(f"{p}: missing; run `hnmine {maker}` (or `hnmine mine`) with --out {self.path} first")
+            stage = stage_making(self.rel(name))
+            raise RunDirError(f"{p} is missing: it is written by the {stage} stage; run `hnmine {command_of(stage)}` "
+                              f"(or `hnmine mine`) with --out {self.path} first")
         return p
 
-    def output_fingerprint(self, stage: str) -> str:
-        """A finished stage's output hashes, digested: the input fingerprint of the stages after it.
+    def read_table(self, name: str, columns: Iterable[str] | None = None, optional: Iterable[str] = ()) -> "pa.Table":
+        """`columns` (and whichever of `optional` exist) of one table; all columns when None."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        path = self.require(name)
+        try:
+            pf = pq.ParquetFile(path)
+        except (OSError, pa.ArrowException) as exc:
+            raise RunDirError(f"{path}: not a readable Parquet file ({_one_line(exc)})") from None
+        if columns is None:
+            wanted = None
+        else:
+            present = pf.schema_arrow.names
+            wanted = list(columns)
+            for col in wanted:
+                if col not in present:
+                    raise MissingColumn(str(path), col, list(present))
+            wanted += [c for c in optional if c in present and c not in wanted]
+        try:
+            return pf.read(columns=wanted)
+        except (OSError, pa.ArrowException) as exc:
+            raise RunDirError(f"{path}: could not be read ({_one_line(exc)})") from None
+
+    def read_json(self, name: str) -> dict:
+        path = self.require(name)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise RunDirError(f"{path}: not readable JSON ({_one_line(exc)})") from None
+        if not isinstance(data, dict):
+            raise RunDirError(f"{path}: not a JSON object")
+        return data
+
+    # -- manifests --------------------------------------------------------------------------------
+
+    def manifest_path(self, stage: str) -> Path:
+        return self.path / LAYOUT["manifests"] / f"{stage}.json"
+
+    def manifest(self, stage: str) -> Manifest | None:
+        """The stage's manifest when present and well-formed (else None: the stage counts as not run)."""
+        m = Manifest.read(self.manifest_path(stage))
+        return m if m is not None and m.stage == stage else None
+
+    def manifests(self, strict: bool = False) -> dict[str, Manifest]:
+        """Every trusted manifest, pipeline stages first, then others by name. `strict`: a damaged one
+        is an error (for readers that show a run), not a stage to redo (for the pipeline)."""
+        from hnmine.stages import BY_NAME
+
+        folder = self.path / LAYOUT["manifests"]
+        order = {name: i for i, name in enumerate(BY_NAME)}
+        names = sorted((p.stem for p in folder.glob("*.json")), key=lambda s: (order.get(s, len(order)), s)) if folder.is_dir() else []
+        found = {s: self.manifest(s) for s in names}
+        if strict:
+            for s, m in found.items():
+                if m is None:
+                    from hnmine.stages import command_of
+
+                    raise RunDirError(f"{self.manifest_path(s)} is not a readable JSON manifest (damaged, or of another "
+                                      f"version); rerun `hnmine {command_of(s)}` with --out {self.path}")
+        return {s: m for s, m in found.items() if m is not None}
+
+    def fingerprint(self, name: str) -> str:
+        """The content hash of a file or folder an earlier stage wrote, checked against that stage's manifest.
 
         Content, not the upstream key: an upstream rerun that writes the same bytes invalidates nothing.
         """
+        from hnmine.stages import stage_making
+
+        rel = self.rel(name)
+        stage = stage_making(rel)
         m = self.manifest(stage)
-        if m is None:
-            raise RunDirError(f"{self.path}: stage '{stage}' has not run here; run `hnmine {stage}` (or `hnmine mine`) first")
-        payload = json.dumps(m.get("outputs", {}), sort_keys=True).encode()
-        return hashlib.sha256(payload).hexdigest()
+        if m is None or rel not in m.outputs:
+            from hnmine.stages import command_of
+
+            raise RunDirError(f"{self.path}: stage '{stage}' has not run here; run `hnmine {command_of(stage)}` (or `hnmine mine`) first")
+        path = self.path_of(rel)
+        if not path.exists() or content_hash(path) != m.outputs[rel]:
+            from hnmine.stages import command_of
+
+            raise RunDirError(f"{path} changed since the {stage} stage wrote it; rerun `hnmine {command_of(stage)}` (or `hnmine mine`) with --out {self.path}")
+        return m.outputs[rel]
 
     def up_to_date(self, stage: str, key: str) -> bool:
         m = self.manifest(stage)
-        if m is None or m.get("key") != key or not m.get("outputs"):
+        if m is None or m.key != key or not m.outputs:
             return False  # every stage has outputs: a manifest listing none was not written by it
-        for rel, digest in m.get("outputs", {}).items():
+        root = self.path.resolve()
+        for rel, digest in m.outputs.items():
             p = self.path / rel
-            if not isinstance(digest, str) or not p.resolve().is_relative_to(self.path.resolve()):
-                return False
-            if not p.exists():
-                return False
-            if p.is_dir():
-                if tree_hash(p) != digest:
-                    return False
-            elif file_hash(p) != digest:
+            if not p.resolve().is_relative_to(root) or not p.exists() or content_hash(p) != digest:
                 return False
         return True
 
-    def skipped(self, stage: str) -> StageOutcome:
-        return StageOutcome(stage=stage, skipped=True, seconds=0.0, manifest=self.manifest(stage) or {})
+    def write_manifest(self, manifest: Manifest) -> None:
+        write_json(manifest.to_json(), self.manifest_path(manifest.stage))
 
-    def finish(
-        self,
-        stage: str,
-        key: str,
-        *,
-        options: Any,
-        inputs: dict[str, Any],
-        outputs: list[str],
-        counts: dict,
-        stats: dict | None = None,
-        started: float,
-        models: dict | None = None,
-        packages: tuple[str, ...] = ("pyarrow", "numpy"),
-        warnings: list[str] | None = None,
-    ) -> StageOutcome:
-        seconds = time.perf_counter() - started
-        out_hashes = {}
-        for rel in outputs:
+    def remove_outputs_not_in(self, stage: str, keep: Iterable[str]) -> None:
+        """Outputs of the stage's previous run that this run will not write (a table of an option now off,
+        an export of another format): removed, so nothing out of date stays beside the new outputs."""
+        m = self.manifest(stage)
+        if m is None:
+            return
+        keep = set(keep)
+        root = self.path.resolve()
+        for rel in m.outputs:
             p = self.path / rel
-            out_hashes[rel] = tree_hash(p) if p.is_dir() else file_hash(p)
-        manifest = {
-            "stage": stage,
-            "hnmine_version": __version__,
-            "key": key,
-            "options": jsonable(options),
-            "inputs": jsonable(inputs),
-            "outputs": out_hashes,
-            "counts": counts,
-            "stats": jsonable(stats or {}),
-            "warnings": warnings or [],
-            "seconds": round(seconds, 3),
-            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "packages": package_versions(packages),
-            "models": jsonable(models or {}),
-        }
-        write_json(manifest, self.manifest_path(stage))
-        return StageOutcome(stage=stage, skipped=False, seconds=seconds, manifest=manifest)
+            if rel in keep or not p.resolve().is_relative_to(root) or rel.split("/")[0] not in OWN_FOLDERS + (rel,):
+                continue
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+
+    # -- writing ----------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator["RunDir"]:
+        """Hold the run directory for writing: refuse a foreign folder, create and mark a new one, take
+        the lock, sweep stale temporary files. A folder created here and left with nothing in it
+        (the run failed before writing anything) is removed again."""
+        created = self._prepare()
+        lock = None
+        try:
+            lock = self._lock()
+            marker = self.path / MARKER
+            if not marker.exists():
+                write_json({"hnmine": __version__, "kind": "hnmine run directory"}, marker)
+            self._sweep_stale_temp_files()
+            yield self
+        finally:
+            if lock is not None:
+                lock.close()
+            if created:
+                self._remove_if_untouched()
+
+    def _prepare(self) -> bool:
+        """Check that --out can be used; create it when it does not exist. True when created here."""
+        p = self.path
+        if p.exists() and not p.is_dir():
+            raise RunDirError(f"{p}: is a file, not a run directory")
+        if p.exists():
+            if not (p / MARKER).exists() and not self._is_earlier_run() and any(p.iterdir()):
+                raise RunDirError(
+                    f"{p}: not an hnmine run directory (it holds other files and no {MARKER}); "
+                    f"give --out a new or empty folder"
+                )
+            return False
+        parent = p.parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not parent.is_dir():
+            raise RunDirError(f"{p}: cannot create the run directory ({parent} is a file)")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise RunDirError(f"{p}: cannot create the run directory ({parent} is not writable)")
+        try:
+            p.mkdir(parents=True)
+        except OSError as exc:
+            raise RunDirError(f"{p}: cannot create the run directory ({exc.strerror or exc})") from None
+        return True
+
+    def _is_earlier_run(self) -> bool:
+        """A run directory of an hnmine version that wrote no marker: its inputs manifest says so."""
+        try:
+            data = json.loads((self.path / LAYOUT["manifests"] / "inputs.json").read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            return False
+        return isinstance(data, dict) and isinstance(data.get("hnmine_version"), str)
+
+    def _lock(self):
+        import fcntl
+
+        path = self.path / LOCK
+        try:
+            fh = open(path, "a+", encoding="utf-8")
+        except OSError as exc:
+            raise RunDirError(f"{self.path}: run directory is not writable ({exc.strerror or exc})") from None
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.close()
+            raise RunDirError(f"{self.path}: another hnmine process is working in this run directory; "
+                              f"wait for it to finish, or use another --out") from None
+        return fh  # the lock file stays empty: nothing in the run changes when a command fails
+
+    def _sweep_stale_temp_files(self) -> int:
+        """Delete temporary files an earlier, killed process left (a partial embeddings file can be
+        gigabytes): only hnmine's own names, only at the top level and in hnmine's own folders."""
+        removed = 0
+        candidates = list(self.path.glob(".*.tmp"))
+        for folder in OWN_FOLDERS:
+            if (self.path / folder).is_dir():
+                candidates += (self.path / folder).rglob(".*.tmp")
+        for p in candidates:
+            if p.is_file() and is_temp_name(p.name):
+                with contextlib.suppress(OSError):
+                    p.unlink()
+                    removed += 1
+        return removed
+
+    def _remove_if_untouched(self) -> None:
+        own = {MARKER, LOCK}
+        try:
+            left = [p for p in self.path.iterdir() if p.name not in own]
+        except OSError:
+            return
+        if not left:
+            for name in own:
+                with contextlib.suppress(OSError):
+                    (self.path / name).unlink()
+            with contextlib.suppress(OSError):
+                self.path.rmdir()
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:300] if text else type(exc).__name__

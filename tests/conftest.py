@@ -180,3 +180,11 @@ def assert_same_up_to_tolerance(run_a: Path, run_b: Path) -> None:
         assert len(only_a) == len(only_b), q
         for d in only_a:
             assert any(abs(a[(q, d)] - a.get((q, e), b[(q, e)])) <= 2 * tol for e in only_b), (q, d)
+
+
+def share_cache(done: Path, run: Path) -> None:
+    """Start `run` as a run directory holding `done`'s embedding cache (the model is not run again)."""
+    import shutil
+
+    shutil.copytree(done / "cache", run / "cache")
+    shutil.copy(done / ".hnmine-run", run / ".hnmine-run")

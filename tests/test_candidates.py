@@ -7,7 +7,7 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hnmine.retrievers.fusion import rrf
+from oracles import rrf
 from hnmine.stages.candidates import CANDIDATE_SCHEMA, build_candidates
 
 

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 from hnmine.errors import InputError, MissingColumn, OptionError
-from hnmine.stages.filter import (
+from hnmine.selection_core import (
     DROPPED_SCHEMA,
     NEGATIVES_SCHEMA,
     QUERY_SUMMARY_SCHEMA,

@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hnmine.methods import method_names, resolve_options
-from hnmine.stages import filter as filter_stage
-from hnmine.stages.filter import FilterOptions, filter_candidates
+from hnmine import selection_core as filter_stage
+from hnmine.selection_core import FilterOptions, filter_candidates
 
 REASONS = ("known_positive", "same_text_as_positive", "near_duplicate_of_positive",
            "outside_rank_window", "above_max_score", "below_min_score",

@@ -19,7 +19,7 @@ from hnmine.methods import (
 )
 from hnmine.methods import rules
 from hnmine.methods.samplers import draw_one, get_sampler, query_seed, simans_log_weights, uniform01
-from hnmine.stages.filter import FilterOptions
+from hnmine.selection_core import FilterOptions
 
 
 def test_registered_names():

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from hnmine.cli import app
 
-from conftest import ROOT
+from conftest import ROOT, share_cache
 
 runner = CliRunner()
 SAMPLE = ROOT / "sample_data"
@@ -99,7 +99,7 @@ def test_stage_commands_alone_match_mine(sample_run: Path, tmp_path: Path):
     # Share the embedding cache so the model is not run twice in the test suite.
     import shutil
 
-    shutil.copytree(sample_run / "cache", run / "cache")
+    share_cache(sample_run, run)
     for command in (["index", str(SAMPLE)], ["retrieve"], ["score"], ["filter"], ["export"]):
         result = runner.invoke(app, [*command, "--out", str(run), "--quiet"])
         assert result.exit_code == 0, (command, result.output)
@@ -155,7 +155,7 @@ def test_bm25_and_hybrid_retrievers(sample_run: Path, tmp_path: Path):
 
     for retriever in ("bm25", "hybrid"):
         run = tmp_path / retriever
-        shutil.copytree(sample_run / "cache", run / "cache")
+        share_cache(sample_run, run)
         summary = mine_json(str(SAMPLE), "--out", str(run), "--retriever", retriever)
         cands = pq.read_table(run / "candidates.parquet", columns=["source", "bm25_score"])
         sources = set(cands.column("source").to_pylist())
@@ -172,7 +172,7 @@ def test_a_second_dense_model_as_candidate_source(sample_run: Path, tmp_path: Pa
     from hnmine.encode import resolve_model
 
     run = tmp_path / "two-models"
-    shutil.copytree(sample_run / "cache", run / "cache")
+    share_cache(sample_run, run)
     second = resolve_model("all-MiniLM-L6-v2")[0]  # the same weights under another name: a second source
     summary = mine_json(str(SAMPLE), "--out", str(run), "--retriever", "hybrid", "--candidate-model", second)
     sources = set(pq.read_table(run / "candidates.parquet", columns=["source"]).column("source").to_pylist())

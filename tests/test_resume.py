@@ -49,9 +49,9 @@ if kill_at:
     current = {"stage": None, "writes": 0}
     real_run_stage = pipeline.run_stage
 
-    def run_stage(name, *args, **kwargs):
-        current["stage"] = name
-        return real_run_stage(name, *args, **kwargs)
+    def run_stage(stage_, *args, **kwargs):
+        current["stage"] = stage_.name
+        return real_run_stage(stage_, *args, **kwargs)
 
     pipeline.run_stage = run_stage
 
@@ -60,14 +60,14 @@ if kill_at:
         os.kill(os.getpid(), signal.SIGKILL)
 
     if point == "before-manifest":  # every output written, the manifest not
-        real_finish = rundir.RunDir.finish
+        real_write_manifest = rundir.RunDir.write_manifest
 
-        def finish(self, name, *args, **kwargs):
-            if name == stage:
+        def write_manifest(self, manifest):
+            if manifest.stage == stage:
                 die()
-            return real_finish(self, name, *args, **kwargs)
+            return real_write_manifest(self, manifest)
 
-        rundir.RunDir.finish = finish
+        rundir.RunDir.write_manifest = write_manifest
     elif point == "mid-write":  # the stage's nth atomic rename: a temporary file written, not renamed
         real_replace = os.replace
 
@@ -415,7 +415,7 @@ def test_sampled_method_is_reproducible_by_seed(finished_tiny, tmp_path):
     mine_json(data, c, *opts, "--seed", "6")
     assert (a / "negatives.parquet").read_bytes() == (b / "negatives.parquet").read_bytes()
     assert (a / "export/triplet.parquet").read_bytes() == (b / "export/triplet.parquet").read_bytes()
-    assert json.loads((a / "manifests/filter.json").read_text())["options"]["seed"] == 5
+    assert json.loads((a / "manifests/filter.json").read_text())["options"]["selection"]["seed"] == 5
 
 
 def test_workers_with_the_same_threads_give_the_same_bytes(finished_tiny, tmp_path):
@@ -443,7 +443,7 @@ def command_from_manifests(run: Path) -> list[str]:
     m = {s: json.loads((run / f"manifests/{s}.json").read_text()) for s in STAGES}
     args: list[str] = []
     inputs = m["inputs"]["options"]
-    for role, path in inputs["files"].items():
+    for role, path in m["inputs"]["stats"]["files"].items():
         args += [f"--{role}", path]
     for name, value in inputs["spec"].items():
         if value is not None and name not in ("data", "corpus", "queries", "qrels", "pairs", "split"):
@@ -465,7 +465,7 @@ def command_from_manifests(run: Path) -> list[str]:
             args += [f"--{name.replace('_', '-')}", str(retrieve[name])]
     for teacher in m["score"]["options"]["teachers"]:
         args += ["--teacher", f"{teacher['kind']}:{teacher['model']}"]
-    for name, value in m["filter"]["options"].items():
+    for name, value in m["filter"]["options"]["selection"].items():
         if name == "dedup_threshold" and value is None:
             args += ["--dedup-threshold", "2"]  # off
         elif value is not None:

@@ -11,10 +11,10 @@ from typer.testing import CliRunner
 
 from hnmine.cli import app
 from hnmine.encode import resolve_model
-from hnmine.stages.score import standardise
+from hnmine.teachers.scoring import standardise
 from hnmine.teachers import TeacherSpec
 
-from conftest import ROOT, TINY_DOCS, TINY_QUERIES
+from conftest import ROOT, TINY_DOCS, TINY_QUERIES, share_cache
 
 MODEL_PATH = resolve_model("all-MiniLM-L6-v2")[0]
 
@@ -59,7 +59,7 @@ def test_cross_encoder_and_ensemble_through_the_cli(sample_run, tmp_path, cross_
     ce_dir = tmp_path / "ce"
     cross_encoder.save(str(ce_dir))
     run = tmp_path / "run"
-    shutil.copytree(sample_run / "cache", run / "cache")
+    share_cache(sample_run, run)
     runner = CliRunner()
     args = ["mine", str(ROOT / "sample_data"), "--out", str(run), "--quiet", "--max-depth", "20", "--depth", "20",
             "--teacher", f"bi-encoder:{MODEL_PATH}", "--teacher", f"cross-encoder:{ce_dir}"]
@@ -78,7 +78,7 @@ def test_hidden_positive_protocol_and_eval(sample_run, tmp_path):
     import json
 
     run = tmp_path / "hidden"
-    shutil.copytree(sample_run / "cache", run / "cache")
+    share_cache(sample_run, run)
     runner = CliRunner()
     result = runner.invoke(app, ["mine", str(ROOT / "sample_data"), "--out", str(run), "--hide-positives", "--quiet"])
     assert result.exit_code == 0, result.output

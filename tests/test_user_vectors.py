@@ -77,7 +77,7 @@ def test_score_stage_alone_takes_query_vectors(tmp_path):
         result = _blocked([*argv, "--out", run, "--quiet"])
         assert result.returncode == 0, (argv, result.stderr)
     manifest = json.loads((run / "manifests/score.json").read_text())
-    assert manifest["options"]["query_embeddings"]  # the vectors' fingerprint keys the stage
+    assert manifest["inputs"]["file:query_embeddings"]  # the vectors' fingerprint keys the stage
 
 
 def test_changed_query_vectors_rerun_score(tmp_path):
@@ -99,7 +99,7 @@ def test_changed_query_vectors_rerun_score(tmp_path):
 def test_parquet_vectors_equal_npy_vectors(tmp_path):
     import pyarrow as pa
 
-    from hnmine.stages.index import load_user_vectors, save_user_vectors
+    from hnmine.io.vectors import load_user_vectors, save_user_vectors
 
     rng = np.random.default_rng(1)
     v = rng.normal(size=(70, 5)).astype(np.float32)
@@ -115,14 +115,14 @@ def test_parquet_vectors_equal_npy_vectors(tmp_path):
 
 def test_blockwise_check_names_the_bad_row(tmp_path, monkeypatch):
     from hnmine.errors import InputError
-    from hnmine.stages import index
+    from hnmine.io import vectors
 
-    monkeypatch.setattr(index, "_BLOCK", 4)  # several blocks on a small array
+    monkeypatch.setattr(vectors, "_BLOCK", 4)  # several blocks on a small array
     v = np.ones((10, 3), dtype=np.float32)
     v[6, 1] = np.inf
     np.save(tmp_path / "v.npy", v)
     with pytest.raises(InputError, match=r"v.npy: holds non-finite values \(row 7\)"):
-        index.save_user_vectors(tmp_path / "v.npy", 10, tmp_path / "out.npy", normalize=True)
+        vectors.save_user_vectors(tmp_path / "v.npy", 10, tmp_path / "out.npy", normalize=True)
     assert not (tmp_path / "out.npy").exists() and not list(tmp_path.glob(".out.npy*"))
 
 

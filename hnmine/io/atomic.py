@@ -89,3 +89,14 @@ def check_writable(folder: Path) -> None:
         os.unlink(tmp)
     except OSError as exc:
         raise RunDirError(f"{folder}: run directory is not writable ({exc.strerror or exc})") from None
+
+
+def write_jsonl(table: pa.Table, target: Path) -> None:
+    """One JSON object per row; ensure_ascii=False: non-Latin text stays as its characters, never \\u escapes."""
+    import json
+
+    with atomic_path(target) as tmp:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            for batch in table.to_batches(max_chunksize=4096):
+                for row in batch.to_pylist():
+                    fh.write(json.dumps(row, ensure_ascii=False) + "\n")

@@ -10,7 +10,7 @@ import pyarrow as pa
 
 from hnmine.errors import InputError, MissingColumn
 
-FORMATS = {
+READERS = {  # file suffix -> reader
     ".parquet": "parquet",
     ".pq": "parquet",
     ".jsonl": "jsonl",
@@ -22,11 +22,11 @@ FORMATS = {
 
 
 def detect_format(path: Path) -> str:
-    fmt = FORMATS.get(path.suffix.lower())
+    fmt = READERS.get(path.suffix.lower())
     if fmt is None:
         raise InputError(
             f"{path}: unknown file format '{path.suffix or '(no extension)'}' "
-            f"(valid: {', '.join(sorted(set(FORMATS)))})"
+            f"(valid: {', '.join(sorted(set(READERS)))})"
         )
     return fmt
 

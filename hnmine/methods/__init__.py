@@ -16,6 +16,7 @@ import numbers
 from typing import TYPE_CHECKING, Any
 
 from hnmine.errors import OptionError
+from hnmine.options import Options
 from hnmine.methods import positive_aware, sampled, simans, topk
 from hnmine.methods.base import METHOD_OPTION_FIELDS, Method
 from hnmine.methods.rules import REASONS
@@ -23,7 +24,7 @@ from hnmine.methods.samplers import SAMPLER_OPTION_FIELDS, SAMPLERS, get_sampler
 from hnmine.registry import Registry
 
 if TYPE_CHECKING:  # pragma: no cover
-    from hnmine.stages.filter import FilterOptions
+    from hnmine.selection_core import FilterOptions
 
 __all__ = [
     "DEFAULT_METHOD",
@@ -48,7 +49,7 @@ for _module in (topk, positive_aware, sampled, simans):
 # shifted-by-10 cut the false-negative rate from 26% (naive) to 8% with every query full and 0.85x
 # naive's hardness; the positive-aware margins cut false negatives too but left 11-19% of queries
 # short, because a known positive that scores low rules out every candidate above it.
-DEFAULT_METHOD = "shifted"
+DEFAULT_METHOD = Options.method
 
 POSITIVE_REFERENCES = ("min", "mean", "max")
 

@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow.compute as pc
 
 from hnmine import __version__
+from hnmine.coverage import full_queries
 from hnmine.errors import OptionError, UnknownName
 from hnmine.report import load
 from hnmine.report.histogram import histogram, shared_edges
@@ -152,7 +153,8 @@ def _meta(manifests: dict[str, dict]) -> dict:
 
 def _stages(manifests: dict[str, dict]) -> list[dict]:
     rows = []
-    names = list(load.STAGE_ORDER) + [s for s in manifests if s not in load.STAGE_ORDER]
+    order = load.stage_order()
+    names = order + [s for s in manifests if s not in order]
     for stage in names:
         m = manifests.get(stage)
         if m is None:
@@ -206,7 +208,7 @@ def _coverage(run_dir: Path, summary) -> dict:
     return {
         "queries": int(len(qids)),
         "target": target,
-        "full": int(((shortfall == 0) & (n_neg > 0)).sum()),
+        "full": int(full_queries(shortfall).sum()),
         "short": int((shortfall > 0).sum()),
         "status": statuses,
         "exported": exported,

@@ -17,34 +17,31 @@ import pyarrow.parquet as pq
 
 from hnmine.errors import MissingColumn, RunDirError
 from hnmine.methods.rules import REASONS
-from hnmine.rundir import MADE_BY, STAGES
-
-# One source for the stage order and which stage writes each table.
-STAGE_ORDER = STAGES
+from hnmine.rundir import RunDir
 
 # The filter's rules, in the order they are tried (docs/tables.md, dropped.parquet).
 REASON_ORDER = REASONS
 
 
+def stage_order() -> list[str]:
+    from hnmine.stages import BY_NAME
+
+    return list(BY_NAME)
+
+
 def check_run_dir(run_dir: Path) -> Path:
-    run_dir = Path(run_dir)
-    if not run_dir.exists():
-        raise RunDirError(f"run directory '{run_dir}' does not exist")
-    if not run_dir.is_dir():
-        raise RunDirError(f"run directory '{run_dir}' is not a directory")
-    return run_dir
+    RunDir(run_dir).check_readable()
+    return Path(run_dir)
 
 
 def require(run_dir: Path, *names: str) -> None:
     """Raise for the first missing table, in pipeline order of the stages that make them."""
-    order = {stage: i for i, stage in enumerate(STAGE_ORDER)}
-    for name in sorted(names, key=lambda n: order.get(MADE_BY.get(n, ""), 99)):
-        if not (run_dir / name).is_file():
-            stage = MADE_BY.get(name, "unknown")
-            raise RunDirError(
-                f"{run_dir / name} is missing: it is written by the {stage} stage "
-                f"(run `hnmine {stage}` or `hnmine mine` on this run first)"
-            )
+    from hnmine.stages import BY_NAME, stage_making
+
+    order = {stage: i for i, stage in enumerate(BY_NAME)}
+    run = RunDir(run_dir)
+    for name in sorted(names, key=lambda n: order.get(stage_making(run.rel(n)), 99)):
+        run.require(name)
 
 
 def read(
@@ -103,21 +100,8 @@ def _read_where(pf: pq.ParquetFile, columns: list[str], key: str, values: list[s
 
 
 def read_manifests(run_dir: Path) -> dict[str, dict]:
-    """Every manifests/<stage>.json, pipeline stages first, then any others by name."""
-    folder = run_dir / "manifests"
-    found: dict[str, dict] = {}
-    if not folder.is_dir():
-        return found
-    order = {stage: i for i, stage in enumerate(STAGE_ORDER)}
-    paths = sorted(folder.glob("*.json"), key=lambda p: (order.get(p.stem, 99), p.stem))
-    for path in paths:
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise RunDirError(f"{path} is not a readable JSON manifest: {_one_line(e)}") from None
-        if isinstance(data, dict):
-            found[path.stem] = data
-    return found
+    """Every trusted manifest (as plain dicts), pipeline stages first, then any others by name."""
+    return {stage: m.to_json() for stage, m in RunDir(run_dir).manifests(strict=True).items()}
 
 
 def lookup_texts(run_dir: Path, kind: str, ids: Iterable[str]) -> dict[str, tuple[str, str]]:

@@ -15,7 +15,7 @@ import numpy as np
 from hnmine.errors import UnknownName
 from hnmine.progress import Reporter
 
-METHODS = ("lucene", "robertson", "atire", "bm25l", "bm25+")
+BM25_VARIANTS = ("lucene", "robertson", "atire", "bm25l", "bm25+")
 
 
 @dataclass(frozen=True)
@@ -31,8 +31,8 @@ class BM25Options:
 
         if self.backend not in BM25_BACKENDS:
             raise UnknownName("BM25 backend", self.backend, list(BM25_BACKENDS))
-        if self.method not in METHODS:
-            raise UnknownName("BM25 method", self.method, list(METHODS))
+        if self.method not in BM25_VARIANTS:
+            raise UnknownName("BM25 method", self.method, list(BM25_VARIANTS))
 
 
 def tokenize(texts: list[str], stopwords: str) -> list[list[str]]:

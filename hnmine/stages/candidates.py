@@ -133,3 +133,12 @@ def _take_strings(values, rows: np.ndarray) -> pa.Array:
     """values[rows] as an Arrow string array, gathered in Arrow (no Python object per row)."""
     dictionary = pa.array(list(values) if not isinstance(values, list) else values, pa.string())
     return pa.DictionaryArray.from_arrays(pa.array(rows.astype(np.int32)), dictionary).cast(pa.string())
+
+
+def positives_by_query(qrels: pa.Table) -> dict[str, set[str]]:
+    """query id -> its positive doc ids (from the normalised qrels table)."""
+    pos = qrels.filter(qrels.column("is_positive"))
+    out: dict[str, set[str]] = {}
+    for q, d in zip(pos.column("query_id").to_pylist(), pos.column("doc_id").to_pylist()):
+        out.setdefault(q, set()).add(d)
+    return out

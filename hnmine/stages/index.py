@@ -1,209 +1,162 @@
-"""Stage 1, index: dense embeddings of the corpus (+ a faiss index when the corpus is large), and/or BM25."""
+"""Stage index: dense embeddings of the corpus (+ a faiss IVF index when it is large), and/or BM25.
+
+Each index folder carries an `info.json` that says what it holds (model, revision, dtype, prompt,
+normalisation, search type): the retrieve and score stages read that hand-off, never this stage's key.
+"""
 
 from __future__ import annotations
 
-import json
 import os
-import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
-from hnmine.io.files import read_parquet
-from hnmine.encode import EncoderSpec, doc_texts, dtype_record, encode_cached, encoder_key, resolve_model
-from hnmine.errors import InputError
-from hnmine.io.atomic import write_json
-from hnmine.progress import Reporter
-from hnmine.retrievers import bm25 as bm25_mod
-from hnmine.retrievers import dense as dense_mod
-from hnmine.rundir import RunDir, StageOutcome, stage_key
+from hnmine.options import Options
+from hnmine.pipeline import Context, Stage, StageOutput
+from hnmine.rundir import candidate_index
 
 
-@dataclass(frozen=True)
-class IndexOptions:
-    dense: bool = True
-    bm25: bool = False
-    encoder: EncoderSpec = field(default_factory=EncoderSpec)
-    corpus_prompt: str | None = None
-    corpus_prompt_name: str | None = None
-    bm25_options: bm25_mod.BM25Options = field(default_factory=bm25_mod.BM25Options)
-    exact_max_docs: int = dense_mod.EXACT_MAX_DOCS
-    corpus_embeddings: Path | None = None  # vectors the user already has (npy or Parquet), in corpus order
-    candidate_models: tuple[str, ...] = ()  # more dense models as candidate sources (fused by RRF)
+def needs_dense(options: Options) -> bool:
+    """Dense vectors are built for dense retrieval, and for a bi-encoder teacher (which reuses them)."""
+    from hnmine.retrievers import needs_dense as retriever_needs_dense
+    from hnmine.teachers import teacher_specs
+
+    return retriever_needs_dense(options.retriever) or any(t.kind == "bi-encoder" for t in teacher_specs(options))
 
 
-def input_fingerprints(run: RunDir) -> dict:
-    # The index depends on the corpus alone: new judgments or hidden positives do not re-index.
+def needs_bm25(options: Options) -> bool:
+    from hnmine.retrievers import needs_bm25 as retriever_needs_bm25
+
+    return retriever_needs_bm25(options.retriever)
+
+
+def bm25_options(options: Options):
+    from hnmine.retrievers.bm25 import BM25Options
+
+    return BM25Options(backend=options.bm25_backend, method=options.bm25_method)
+
+
+def _writes(options: Options) -> tuple[str, ...]:
+    out: tuple[str, ...] = ("dense_index",) if needs_dense(options) else ()
+    out += ("bm25_index",) if needs_bm25(options) else ()
+    return out + tuple(candidate_index(i) for i in range(2, 2 + len(options.candidate_model)))
+
+
+def _check(options: Options) -> None:
+    from hnmine.encode import EncoderSpec
+    from hnmine.errors import InputError
+
+    if needs_dense(options) or options.candidate_model:
+        EncoderSpec.from_options(options).validate()
+    if options.corpus_embeddings is not None and not Path(options.corpus_embeddings).is_file():
+        raise InputError(f"{options.corpus_embeddings}: no such file (--corpus-embeddings)")
+
+
+def _sources(ctx: Context) -> dict:
     from hnmine.rundir import file_hash
 
-    run.output_fingerprint("inputs")  # the inputs stage must have run
-    return {"corpus": file_hash(run.require("inputs/corpus.parquet"))}
+    o = ctx.options
+    return {"file:corpus_embeddings": file_hash(o.corpus_embeddings)} if o.corpus_embeddings is not None and needs_dense(o) else {}
 
 
-def _key_options(opts: IndexOptions) -> dict:
-    d = {"dense": opts.dense, "bm25": opts.bm25}
-    if opts.dense and opts.corpus_embeddings is not None:
+def _key(ctx: Context) -> dict:
+    from hnmine.encode import EncoderSpec, encoder_key, resolve_model
+
+    o = ctx.options
+    spec = EncoderSpec.from_options(o)
+    d: dict = {"dense": needs_dense(o), "bm25": needs_bm25(o)}
+    if d["dense"] and o.corpus_embeddings is not None:
         # The user's vectors stand for the model: nothing is encoded, so no dtype is resolved (no torch).
-        d.update(encoder={"model": opts.encoder.model, "normalize": opts.encoder.normalize}, exact_max_docs=opts.exact_max_docs,
-                 corpus_embeddings=_user_vectors_fingerprint(opts.corpus_embeddings))
-    elif opts.dense:
-        d.update(
-            encoder=encoder_key(opts.encoder),
-            corpus_prompt=opts.corpus_prompt,
-            corpus_prompt_name=opts.corpus_prompt_name,
-            exact_max_docs=opts.exact_max_docs,
-            corpus_embeddings=None,
-        )
-    if opts.bm25:
-        d["bm25_options"] = opts.bm25_options
-    if opts.candidate_models:
-        d["candidate_models"] = [{"model": m, "revision": resolve_model(m)[1], "dtype": replace(opts.encoder, model=m).resolved_dtype()}
-                                 for m in opts.candidate_models]
+        d.update(encoder={"model": o.model, "normalize": o.normalize}, exact_max_docs=o.exact_max_docs)
+    elif d["dense"]:
+        d.update(encoder=encoder_key(spec), corpus_prompt=o.corpus_prompt, corpus_prompt_name=o.corpus_prompt_name,
+                 exact_max_docs=o.exact_max_docs)
+    if d["bm25"]:
+        d["bm25_options"] = bm25_options(o)
+    if o.candidate_model:
+        d["candidate_models"] = [{"model": m, "revision": resolve_model(m)[1], "dtype": replace(spec, model=m).resolved_dtype()}
+                                 for m in o.candidate_model]
     return d
 
 
-def _user_vectors_fingerprint(path: Path | None) -> str | None:
-    if path is None:
-        return None
-    from hnmine.rundir import file_hash
+def _work(ctx: Context) -> StageOutput:
+    from hnmine.encode import doc_texts
 
-    if not Path(path).exists():
-        raise InputError(f"{path}: no such file")
-    return file_hash(path)
-
-
-def run_index(run: RunDir, opts: IndexOptions, *, force: bool = False, reporter: Reporter | None = None) -> StageOutcome:
-    reporter = reporter or Reporter()
-    inputs = input_fingerprints(run)
-    key = stage_key("index", _key_options(opts), inputs)
-    if not force and run.up_to_date("index", key):
-        return run.skipped("index")
-    started = time.perf_counter()
-    corpus = read_parquet(run.require("inputs/corpus.parquet"), columns=["doc_id", "title", "text"])
+    o = ctx.options
+    corpus = ctx.table("corpus", ["doc_id", "title", "text"])
     texts = doc_texts(corpus.column("title").to_pylist(), corpus.column("text").to_pylist())
-    outputs, stats, models = [], {}, {}
-    if opts.dense:
-        folder = run / "index/dense"
-        folder.mkdir(parents=True, exist_ok=True)
-        if opts.corpus_embeddings is not None:
-            save_user_vectors(opts.corpus_embeddings, len(texts), folder / "embeddings.npy", normalize=opts.encoder.normalize)
-            cache_key = "user:" + _user_vectors_fingerprint(opts.corpus_embeddings)
-        else:
-            vectors, cache_key = encode_cached(
-                texts, opts.encoder, run.cache / "embeddings", prompt=opts.corpus_prompt,
-                prompt_name=opts.corpus_prompt_name, reporter=reporter, description="encoding corpus",
-            )
-            _link_or_copy(run.cache / "embeddings" / f"{cache_key}.npy", folder / "embeddings.npy")
-        info = dense_mod.build_index(np.load(folder / "embeddings.npy", mmap_mode="r"), folder, exact_max_docs=opts.exact_max_docs, reporter=reporter)
-        info["embedding_key"] = cache_key
-        write_json(info, folder / "info.json")
-        outputs.append("index/dense")
-        stats["dense"] = info
-        name, revision = resolve_model(opts.encoder.model)
-        models["dense"] = {"name": opts.encoder.model, "path": name, "revision": revision}
-        if opts.corpus_embeddings is None:
-            models["dense"].update(dtype_record(opts.encoder))
-    for i, model in enumerate(opts.candidate_models, start=2):
-        # Extra candidate sources: each model encodes the corpus once (cached like the main one).
-        spec = replace(opts.encoder, model=model)
-        _, cache_key = encode_cached(texts, spec, run.cache / "embeddings", reporter=reporter, description=f"encoding corpus (dense{i})")
-        folder = run / f"index/dense{i}"
-        folder.mkdir(parents=True, exist_ok=True)
-        _link_or_copy(run.cache / "embeddings" / f"{cache_key}.npy", folder / "embeddings.npy")
-        write_json({"type": "exact", "model": model, "embedding_key": cache_key}, folder / "info.json")
-        outputs.append(f"index/dense{i}")
-        name, revision = resolve_model(model)
-        models[f"dense{i}"] = {"name": model, "path": name, "revision": revision, **dtype_record(spec)}
-    if opts.bm25:
-        folder = run / "index/bm25"
-        stats["bm25"] = bm25_mod.build(texts, opts.bm25_options, folder, reporter=reporter)
-        outputs.append("index/bm25")
-    return run.finish(
-        "index", key, options=_key_options(opts), inputs=inputs, outputs=outputs,
-        counts={"rows_in": corpus.num_rows, "rows_out": corpus.num_rows}, stats=stats, started=started,
-        models=models, packages=("pyarrow", "numpy", "faiss-cpu", "bm25s", "rank-bm25", "sentence-transformers", "torch", "transformers"),
-    )
+    out = StageOutput(counts={"rows_in": corpus.num_rows, "rows_out": corpus.num_rows})
+    if needs_dense(o):
+        out.stats["dense"], out.models["dense"] = _dense_index(ctx, texts)
+    for i, model in enumerate(o.candidate_model, start=2):
+        out.models[f"dense{i}"] = _candidate_index(ctx, texts, i, model)
+    if needs_bm25(o):
+        from hnmine.io.atomic import write_json
+        from hnmine.retrievers import bm25
 
-
-def _open_user_vectors(path: Path, expected_rows: int) -> np.ndarray:
-    """Vectors a user brings (npy, memory-mapped; or Parquet with one list column), shape-checked."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    if path.suffix == ".npy":
-        try:
-            vectors = np.load(path, mmap_mode="r")
-        except ValueError as exc:
-            raise InputError(f"{path}: not a readable .npy file ({exc})") from None
-        if vectors.dtype.kind not in "fiu":
-            raise InputError(f"{path}: holds {vectors.dtype} values, not numbers")
-    elif path.suffix in (".parquet", ".pq"):
-        vectors = _parquet_vectors(path)
-    else:
-        raise InputError(f"{path}: unknown embeddings format '{path.suffix}' (valid: .npy, .parquet)")
-    if vectors.ndim != 2 or vectors.shape[0] != expected_rows:
-        raise InputError(f"{path}: expected {expected_rows} rows of vectors (one per row, in input order), found shape {tuple(vectors.shape)}")
-    return vectors
-
-
-def _parquet_vectors(path: Path) -> np.ndarray:
-    import pyarrow.compute as pc
-
-    table = read_parquet(path)
-    cols = [c for c in table.column_names if str(table.schema.field(c).type).startswith(("list", "fixed_size_list", "large_list"))]
-    if len(cols) != 1:
-        raise InputError(f"{path}: expected one list column of vectors, found {len(cols)} (columns: {', '.join(table.column_names)})")
-    column = table.column(cols[0]).combine_chunks()
-    if column.null_count:
-        raise InputError(f"{path}: row {int(np.argmax(column.is_null().to_numpy(zero_copy_only=False))) + 1} of column '{cols[0]}' has no vector")
-    lengths = pc.list_value_length(column).to_numpy(zero_copy_only=False)
-    if len(lengths) and (lengths != lengths[0]).any():
-        row = int(np.argmax(lengths != lengths[0]))
-        raise InputError(f"{path}: row {row + 1} of column '{cols[0]}' has {lengths[row]} values, row 1 has {lengths[0]}")
-    # Flattened in Arrow: no Python float per value (a million 384-d vectors would be 384 million).
-    flat = column.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
-    return flat.reshape(len(column), int(lengths[0]) if len(lengths) else 0)
-
-
-_BLOCK = 65536  # rows checked and normalised at a time: memory stays bounded whatever the corpus size
-
-
-def _checked_block(vectors: np.ndarray, start: int, path: Path, normalize: bool) -> np.ndarray:
-    block = np.array(vectors[start : start + _BLOCK], dtype=np.float32)
-    finite = np.isfinite(block).all(axis=1)
-    if not finite.all():
-        raise InputError(f"{path}: holds non-finite values (row {start + int(np.argmin(finite)) + 1})")
-    if normalize:
-        norms = np.linalg.norm(block, axis=1, keepdims=True)
-        norms[norms == 0] = 1.0
-        block /= norms
-    return block
-
-
-def load_user_vectors(path: Path, expected_rows: int, *, normalize: bool) -> np.ndarray:
-    """User vectors in memory (query vectors), checked and normalised."""
-    vectors = _open_user_vectors(path, expected_rows)
-    out = np.empty(vectors.shape, dtype=np.float32)
-    for start in range(0, len(vectors), _BLOCK):
-        out[start : start + _BLOCK] = _checked_block(vectors, start, Path(path), normalize)
+        folder = ctx.run.path_of("bm25_index")
+        info = bm25.build(texts, bm25_options(o), folder, reporter=ctx.reporter)
+        write_json(info, ctx.run.path_of("bm25_info"))
+        out.stats["bm25"] = info
     return out
 
 
-def save_user_vectors(path: Path, expected_rows: int, target: Path, *, normalize: bool) -> None:
-    """User vectors (corpus vectors) checked, normalised and written to `target` block by block."""
-    from hnmine.io.atomic import atomic_path
+def _dense_index(ctx: Context, texts: list[str]) -> tuple[dict, dict]:
+    """Encode (or take the user's vectors), build the search index; write its info.json hand-off."""
+    import numpy as np
 
-    vectors = _open_user_vectors(path, expected_rows)
-    with atomic_path(target) as tmp:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=vectors.shape)
-        for start in range(0, len(vectors), _BLOCK):
-            out[start : start + _BLOCK] = _checked_block(vectors, start, Path(path), normalize)
-        out.flush()
-        del out
+    from hnmine.encode import EncoderSpec, dtype_record, encode_cached, resolve_model
+    from hnmine.io.atomic import write_json
+    from hnmine.retrievers import dense
+
+    o, run = ctx.options, ctx.run
+    spec = EncoderSpec.from_options(o)
+    folder = run.path_of("dense_index")
+    folder.mkdir(parents=True, exist_ok=True)
+    target = run.path_of("embeddings")
+    name, revision = resolve_model(o.model)
+    model = {"name": o.model, "path": name, "revision": revision}
+    if o.corpus_embeddings is not None:
+        from hnmine.io.vectors import save_user_vectors
+        from hnmine.rundir import file_hash
+
+        save_user_vectors(o.corpus_embeddings, len(texts), target, normalize=o.normalize,
+                          rows_of=f"the run's corpus table ({run.path_of('corpus')})")
+        embedding_key = "user:" + file_hash(o.corpus_embeddings)
+        user_vectors = True
+    else:
+        _, embedding_key = encode_cached(texts, spec, run.path_of("embedding_cache"), prompt=o.corpus_prompt,
+                                         prompt_name=o.corpus_prompt_name, reporter=ctx.reporter, description="encoding corpus")
+        link_or_copy(run.path_of("embedding_cache") / f"{embedding_key}.npy", target)
+        model.update(dtype_record(spec))
+        user_vectors = False
+    info = dense.build_index(np.load(target, mmap_mode="r"), folder, exact_max_docs=o.exact_max_docs, reporter=ctx.reporter)
+    info.update(embedding_key=embedding_key, user_vectors=user_vectors, model=o.model, revision=revision,
+                dtype=model.get("dtype"), normalize=o.normalize, max_length=o.max_length, batch_size=o.batch_size,
+                corpus_prompt=o.corpus_prompt, corpus_prompt_name=o.corpus_prompt_name)
+    write_json(info, run.path_of("dense_info"))
+    return info, model
 
 
-def _link_or_copy(src: Path, dst: Path) -> None:
+def _candidate_index(ctx: Context, texts: list[str], i: int, model_name: str) -> dict:
+    """Another dense model as a candidate source: the corpus encoded once (cached like the main one)."""
+    from hnmine.encode import EncoderSpec, dtype_record, encode_cached, resolve_model
+    from hnmine.io.atomic import write_json
+
+    run = ctx.run
+    spec = EncoderSpec.from_options(ctx.options, model=model_name)
+    _, embedding_key = encode_cached(texts, spec, run.path_of("embedding_cache"), reporter=ctx.reporter,
+                                     description=f"encoding corpus (dense{i})")
+    folder = run.path_of(candidate_index(i))
+    folder.mkdir(parents=True, exist_ok=True)
+    link_or_copy(run.path_of("embedding_cache") / f"{embedding_key}.npy", folder / "embeddings.npy")
+    name, revision = resolve_model(model_name)
+    record = dtype_record(spec)
+    write_json({"type": "exact", "model": model_name, "revision": revision, "dtype": record["dtype"], "embedding_key": embedding_key},
+               folder / "info.json")
+    return {"name": model_name, "path": name, "revision": revision, **record}
+
+
+def link_or_copy(src: Path, dst: Path) -> None:
     """Hard-link the cached vectors into the index (no copy on the same filesystem)."""
     if dst.exists() and os.path.samefile(src, dst):
         return  # already linked: renaming a link over itself is a no-op that would leave the temporary name behind
@@ -218,6 +171,8 @@ def _link_or_copy(src: Path, dst: Path) -> None:
     os.replace(tmp, dst)
 
 
-def dense_info(run: RunDir) -> dict | None:
-    p = run / "index/dense/info.json"
-    return json.loads(p.read_text()) if p.exists() else None
+STAGE = Stage(
+    name="index", command="index", makes=("index/",), reads=lambda ctx: ("corpus",), writes=_writes, key=_key, work=_work,
+    sources=_sources, check=_check,
+    packages=("pyarrow", "numpy", "faiss-cpu", "bm25s", "rank-bm25", "sentence-transformers", "torch", "transformers"),
+)

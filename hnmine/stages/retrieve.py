@@ -1,159 +1,174 @@
-"""Stage 2, retrieve: top candidates per query from dense, BM25, or both fused by reciprocal rank."""
+"""Stage retrieve: the top candidates per query from dense search, BM25, and extra dense models,
+fused by reciprocal rank when there are several lists (hnmine.stages.candidates)."""
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import replace
 
-import numpy as np
-import pyarrow as pa
-
-from hnmine.io.files import read_parquet
-from hnmine.encode import EncoderSpec, encode_cached, encoder_key
-from hnmine.errors import OptionError, RunDirError
-from hnmine.io.atomic import write_parquet
-from hnmine.progress import Reporter
-from hnmine.retrievers import check_retriever, needs_bm25, needs_dense
-from hnmine.retrievers import bm25 as bm25_mod
-from hnmine.retrievers import dense as dense_mod
-from hnmine.retrievers.fusion import RRF_K
-from hnmine.rundir import RunDir, StageOutcome, stage_key
-from hnmine.stages.candidates import CANDIDATE_SCHEMA, build_candidates  # noqa: F401 (CANDIDATE_SCHEMA: re-exported)
-
-@dataclass(frozen=True)
-class RetrieveOptions:
-    retriever: str = "dense"
-    max_depth: int = 200
-    encoder: EncoderSpec = field(default_factory=EncoderSpec)
-    query_prompt: str | None = None
-    query_prompt_name: str | None = None
-    rrf_k: int = RRF_K
-    nprobe: int | None = None
-    min_recall: float = dense_mod.MIN_RECALL
-    query_embeddings: Path | None = None
-
-    def validate(self) -> None:
-        check_retriever(self.retriever)
-        if self.max_depth < 1:
-            raise OptionError("--max-depth must be at least 1")
-        if not 0 < self.min_recall <= 1:
-            raise OptionError("--min-recall must be in (0, 1]")
-        if self.nprobe is not None and self.nprobe < 1:
-            raise OptionError("--nprobe must be at least 1")
+from hnmine.options import Options
+from hnmine.pipeline import Context, Stage, StageOutput
+from hnmine.rundir import candidate_index
 
 
-def _key_options(opts: RetrieveOptions) -> dict:
-    from hnmine.stages.index import _user_vectors_fingerprint
+def _dense(options: Options) -> bool:
+    from hnmine.retrievers import needs_dense
 
-    d = {"retriever": opts.retriever, "max_depth": opts.max_depth}
-    if needs_dense(opts.retriever):
-        if opts.query_embeddings is not None:  # the user's query vectors: nothing is encoded
-            enc = {"model": opts.encoder.model, "normalize": opts.encoder.normalize}
+    return needs_dense(options.retriever)
+
+
+def _bm25(options: Options) -> bool:
+    from hnmine.retrievers import needs_bm25
+
+    return needs_bm25(options.retriever)
+
+
+def _list_count(options: Options) -> int:
+    return int(_dense(options)) + int(_bm25(options)) + len(options.candidate_model)
+
+
+def _reads(ctx: Context) -> tuple[str, ...]:
+    o = ctx.options
+    reads: tuple[str, ...] = ("corpus", "queries", "qrels")
+    for part, wanted in (("dense_index", _dense(o)), ("bm25_index", _bm25(o))):
+        if wanted:
+            _require_index_part(ctx, part)
+            reads += (part,)
+    return reads + tuple(candidate_index(i) for i in range(2, 2 + len(o.candidate_model)))
+
+
+def _require_index_part(ctx: Context, part: str) -> None:
+    from hnmine.errors import RunDirError
+
+    m = ctx.run.manifest("index")
+    if m is not None and ctx.run.rel(part) not in m.outputs:
+        kind = "dense" if part == "dense_index" else "BM25"
+        raise RunDirError(f"{ctx.run.path}: the index has no {kind} part; rerun `hnmine index` with --retriever {ctx.options.retriever}")
+
+
+def _check(options: Options) -> None:
+    from pathlib import Path
+
+    from hnmine.errors import InputError
+
+    if options.query_embeddings is not None and not Path(options.query_embeddings).is_file():
+        raise InputError(f"{options.query_embeddings}: no such file (--query-embeddings)")
+
+
+def _sources(ctx: Context) -> dict:
+    from hnmine.rundir import file_hash
+
+    o = ctx.options
+    return {"file:query_embeddings": file_hash(o.query_embeddings)} if o.query_embeddings is not None and _dense(o) else {}
+
+
+def _key(ctx: Context) -> dict:
+    from hnmine.encode import EncoderSpec, encoder_key
+
+    o = ctx.options
+    d: dict = {"retriever": o.retriever, "max_depth": o.max_depth, "candidate_models": list(o.candidate_model)}
+    if _dense(o):
+        if o.query_embeddings is not None:  # the user's query vectors: nothing is encoded
+            enc = {"model": o.model, "normalize": o.normalize}
         else:
-            enc = encoder_key(opts.encoder)
-        d.update(encoder=enc, query_prompt=opts.query_prompt, query_prompt_name=opts.query_prompt_name,
-                 nprobe=opts.nprobe, min_recall=opts.min_recall, query_embeddings=_user_vectors_fingerprint(opts.query_embeddings))
-    if opts.retriever == "hybrid":
-        d["rrf_k"] = opts.rrf_k
+            enc = encoder_key(EncoderSpec.from_options(o))
+        d.update(encoder=enc, query_prompt=o.query_prompt, query_prompt_name=o.query_prompt_name, nprobe=o.nprobe, min_recall=o.min_recall)
+    for m in o.candidate_model:
+        d.setdefault("candidate_encoders", []).append(encoder_key(EncoderSpec.from_options(o, model=m)))
+    if _list_count(o) > 1:
+        d["rrf_k"] = o.rrf_k
     return d
 
 
-def run_retrieve(run: RunDir, opts: RetrieveOptions, *, force: bool = False, reporter: Reporter | None = None) -> StageOutcome:
-    reporter = reporter or Reporter()
-    opts.validate()
-    inputs = {"inputs": run.output_fingerprint("inputs"), "index": run.output_fingerprint("index")}
-    key = stage_key("retrieve", _key_options(opts), inputs)
-    if not force and run.up_to_date("retrieve", key):
-        return run.skipped("retrieve")
-    started = time.perf_counter()
-    index_manifest = run.manifest("index") or {}
-    idx_opts = index_manifest.get("options", {})
-    if needs_dense(opts.retriever) and not idx_opts.get("dense"):
-        raise RunDirError(f"{run.path}: the index has no dense part; rerun `hnmine index` with --retriever {opts.retriever}")
-    if needs_bm25(opts.retriever) and not idx_opts.get("bm25"):
-        raise RunDirError(f"{run.path}: the index has no BM25 part; rerun `hnmine index` with --retriever {opts.retriever}")
-    if needs_dense(opts.retriever) and idx_opts.get("encoder", {}).get("model") not in (None, opts.encoder.model):
-        raise OptionError(
-            f"the index was built with model '{idx_opts['encoder']['model']}', not '{opts.encoder.model}'; rerun `hnmine index` with the same --model"
-        )
-    corpus_ids = read_parquet(run.require("inputs/corpus.parquet"), columns=["doc_id"]).column("doc_id").to_numpy(zero_copy_only=False)
-    queries = read_parquet(run.require("inputs/queries.parquet"))
-    qrels = read_parquet(run.require("inputs/qrels.parquet"))
+def _work(ctx: Context) -> StageOutput:
+    from hnmine.stages.candidates import build_candidates, positives_by_query
+
+    o = ctx.options
+    corpus_ids = ctx.table("corpus", ["doc_id"]).column("doc_id").to_numpy(zero_copy_only=False)
+    queries = ctx.table("queries")
+    positives = positives_by_query(ctx.table("qrels"))
     query_ids = queries.column("query_id").to_pylist()
-    positives = _positives_by_query(qrels)
     # Search deep enough that every query keeps max_depth non-positive candidates, whatever its
     # number of positives (searching depth + 1 short-changes queries with several positives).
-    extra = max((len(v) for v in positives.values()), default=0)
-    k = opts.max_depth + extra
-    lists: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    models = {}
-    if needs_dense(opts.retriever):
-        lists["dense"], plan = _dense_search(run, opts, queries, k, reporter)
-        models["dense"] = index_manifest.get("models", {}).get("dense", {})
-    for i, model in enumerate(m["model"] for m in idx_opts.get("candidate_models", [])):
-        name = f"dense{i + 2}"
-        lists[name] = _extra_dense_search(run, opts, name, model, queries, k, reporter)
-        models[name] = index_manifest.get("models", {}).get(name, {})
-    if needs_bm25(opts.retriever):
-        bopts = bm25_mod.BM25Options(**idx_opts["bm25_options"])
-        lists["bm25"] = bm25_mod.search(queries.column("text").to_pylist(), k, bopts, run / "index/bm25", len(corpus_ids), reporter=reporter,
-                                        workers=opts.encoder.workers)
-    table = build_candidates(query_ids, positives, corpus_ids, lists, opts.max_depth, opts.rrf_k)
-    write_parquet(table, run / "candidates.parquet")
-    stats = {"search_k": int(k), "queries_with_no_candidates": int(len(set(query_ids)) - len(set(table.column("query_id").to_pylist())))}
-    if needs_dense(opts.retriever) and "tried" in plan:
-        stats["dense_search"] = plan
-        stats["ann_recall"] = plan["recall"]
-    return run.finish(
-        "retrieve", key, options=_key_options(opts), inputs=inputs, outputs=["candidates.parquet"],
-        counts={"rows_in": queries.num_rows, "rows_out": table.num_rows}, stats=stats, started=started, models=models,
-        packages=("pyarrow", "numpy", "faiss-cpu", "bm25s", "sentence-transformers", "torch"),
-    )
+    k = o.max_depth + max((len(v) for v in positives.values()), default=0)
+    lists, models, stats = {}, {}, {"search_k": int(k)}
+    if _dense(o):
+        lists["dense"], plan, models["dense"] = _dense_search(ctx, queries, k)
+        if "tried" in plan:
+            stats.update(dense_search=plan, ann_recall=plan["recall"])
+    for i, model in enumerate(o.candidate_model, start=2):
+        lists[f"dense{i}"], models[f"dense{i}"] = _candidate_search(ctx, i, model, queries, k)
+    if _bm25(o):
+        from hnmine.retrievers import bm25
+
+        info = ctx.run.read_json("bm25_info")
+        lists["bm25"] = bm25.search(queries.column("text").to_pylist(), k, bm25.BM25Options(backend=info["backend"], method=info["method"]),
+                                    ctx.run.path_of("bm25_index"), len(corpus_ids), reporter=ctx.reporter, workers=o.workers)
+    table = build_candidates(query_ids, positives, corpus_ids, lists, o.max_depth, o.rrf_k)
+    stats["queries_with_no_candidates"] = len(set(query_ids)) - len(set(table.column("query_id").to_pylist()))
+    return StageOutput(tables={"candidates": table}, counts={"rows_in": queries.num_rows, "rows_out": table.num_rows},
+                       stats=stats, models=models)
 
 
-def _positives_by_query(qrels: pa.Table) -> dict[str, set[str]]:
-    pos = qrels.filter(qrels.column("is_positive"))
-    out: dict[str, set[str]] = {}
-    for q, d in zip(pos.column("query_id").to_pylist(), pos.column("doc_id").to_pylist()):
-        out.setdefault(q, set()).add(d)
-    return out
+def _query_vectors(ctx: Context, queries, info: dict):
+    from hnmine.encode import EncoderSpec, encode_cached
 
+    o = ctx.options
+    if o.query_embeddings is not None:
+        from hnmine.io.vectors import load_user_vectors
 
-def _query_vectors(run: RunDir, opts: RetrieveOptions, queries: pa.Table, reporter: Reporter) -> np.ndarray:
-    if opts.query_embeddings is not None:
-        from hnmine.stages.index import load_user_vectors
-
-        return load_user_vectors(opts.query_embeddings, queries.num_rows, normalize=opts.encoder.normalize)
-    vectors, _ = encode_cached(
-        queries.column("text").to_pylist(), opts.encoder, run.cache / "embeddings",
-        prompt=opts.query_prompt, prompt_name=opts.query_prompt_name, reporter=reporter, description="encoding queries",
-    )
+        return load_user_vectors(o.query_embeddings, queries.num_rows, normalize=o.normalize,
+                                 rows_of=f"the run's queries table ({ctx.run.path_of('queries')})")
+    vectors, _ = encode_cached(queries.column("text").to_pylist(), EncoderSpec.from_options(o), ctx.run.path_of("embedding_cache"),
+                               prompt=o.query_prompt, prompt_name=o.query_prompt_name, reporter=ctx.reporter,
+                               description="encoding queries")
     return vectors
 
 
-def _dense_search(run: RunDir, opts: RetrieveOptions, queries: pa.Table, k: int, reporter: Reporter):
-    folder = run / "index/dense"
-    vectors = np.load(folder / "embeddings.npy", mmap_mode="r")
-    info = (run.manifest("index") or {}).get("stats", {}).get("dense", {"type": "exact"})
-    qv = _query_vectors(run, opts, queries, reporter)
+def _dense_search(ctx: Context, queries, k: int):
+    import numpy as np
+
+    from hnmine.errors import OptionError
+    from hnmine.retrievers import dense
+
+    o, run = ctx.options, ctx.run
+    info = run.read_json("dense_info")
+    if info.get("model") != o.model:
+        raise OptionError(f"the index was built with model '{info.get('model')}', not '{o.model}'; rerun `hnmine index` with the same --model")
+    vectors = np.load(run.path_of("embeddings"), mmap_mode="r")
+    qv = _query_vectors(ctx, queries, info)
     if qv.shape[1] != vectors.shape[1]:
         raise OptionError(f"query vectors have {qv.shape[1]} dimensions, corpus vectors {vectors.shape[1]}")
-    index = dense_mod.read_ann_index(info, folder)  # one read for the plan and the search
-    plan = dense_mod.plan_search(qv, vectors, min(k, 100), index_info=info, folder=folder, nprobe=opts.nprobe,
-                                 min_recall=opts.min_recall, index=index, reporter=reporter)
+    folder = run.path_of("dense_index")
+    index = dense.read_ann_index(info, folder)  # one read for the plan and the search
+    plan = dense.plan_search(qv, vectors, min(k, 100), index_info=info, folder=folder, nprobe=o.nprobe,
+                             min_recall=o.min_recall, index=index, reporter=ctx.reporter)
     if plan["type"] == "ivf":
-        reporter.info(f"IVF search, nprobe {plan['nprobe']} of {info['nlist']} lists: recall@{plan['k']} {plan['recall']:.3f} against exact search on a query sample")
-    found = dense_mod.search(qv, vectors, k, index_info=info, folder=folder, nprobe=plan.get("nprobe"),
-                             exact=plan["type"] == "exact", index=index, reporter=reporter)
-    return found, plan
+        ctx.reporter.info(f"IVF search, nprobe {plan['nprobe']} of {info['nlist']} lists: recall@{plan['k']} {plan['recall']:.3f} "
+                          f"against exact search on a query sample")
+    found = dense.search(qv, vectors, k, index_info=info, folder=folder, nprobe=plan.get("nprobe"),
+                         exact=plan["type"] == "exact", index=index, reporter=ctx.reporter)
+    model = {k2: info.get(k2) for k2 in ("model", "revision", "dtype")}
+    return found, plan, model
 
 
-def _extra_dense_search(run: RunDir, opts: RetrieveOptions, name: str, model: str, queries: pa.Table, k: int, reporter: Reporter):
+def _candidate_search(ctx: Context, i: int, model: str, queries, k: int):
     """Another dense model as a candidate source; queries are encoded without prompts (they belong to the main model)."""
-    from dataclasses import replace
+    import numpy as np
 
-    vectors = np.load(run / f"index/{name}/embeddings.npy", mmap_mode="r")
-    qv, _ = encode_cached(queries.column("text").to_pylist(), replace(opts.encoder, model=model), run.cache / "embeddings",
-                          reporter=reporter, description=f"encoding queries ({name})")
-    return dense_mod.search(qv, vectors, k, index_info={"type": "exact"}, folder=run / f"index/{name}", reporter=reporter)
+    from hnmine.encode import EncoderSpec, dtype_record, encode_cached
+    from hnmine.retrievers import dense
+
+    folder = ctx.run.path_of(candidate_index(i))
+    vectors = np.load(folder / "embeddings.npy", mmap_mode="r")
+    spec = EncoderSpec.from_options(ctx.options, model=model)
+    qv, _ = encode_cached(queries.column("text").to_pylist(), spec, ctx.run.path_of("embedding_cache"),
+                          reporter=ctx.reporter, description=f"encoding queries (dense{i})")
+    found = dense.search(qv, vectors, k, index_info={"type": "exact"}, folder=folder, reporter=ctx.reporter)
+    return found, {"name": model, **dtype_record(replace(spec))}
+
+
+STAGE = Stage(
+    name="retrieve", command="retrieve", makes=("candidates.parquet",), reads=_reads, writes=lambda o: ("candidates",),
+    key=_key, work=_work, sources=_sources, check=_check,
+    packages=("pyarrow", "numpy", "faiss-cpu", "bm25s", "sentence-transformers", "torch"),
+)

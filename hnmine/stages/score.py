@@ -1,98 +1,118 @@
-"""Stage 3, score: a teacher scores every (query, candidate) and (query, positive) pair.
+"""Stage score: a teacher scores every (query, candidate) and (query, positive) pair.
 
-A bi-encoder teacher that is the retriever's model reuses the index's vectors and the cached query
-vectors: scoring is then a dot product per pair, with no model call. Several teachers form an
-ensemble: each teacher's scores are standardised (z-scores over all pairs), then averaged.
+A bi-encoder teacher that is the retriever's model reuses the index's vectors (the index's info.json
+says what they are) and the cached query vectors: scoring is then a dot product per pair. Several
+teachers form an ensemble: each teacher's scores are standardised (z-scores over all pairs), then
+averaged; each teacher's own scores are kept in a column.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field, replace
-from pathlib import Path
-
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-
-from hnmine.io.files import read_parquet
-from hnmine.encode import EncoderSpec, doc_texts, dtype_record, encode_cached, resolve_model
-from hnmine.errors import ModelError
-from hnmine.io.atomic import write_parquet
-from hnmine.progress import Reporter
-from hnmine.rundir import RunDir, StageOutcome, stage_key
-from hnmine.stages.retrieve import CANDIDATE_SCHEMA
-from hnmine.teachers import TeacherSpec
+from hnmine.options import Options
+from hnmine.pipeline import Context, Stage, StageOutput
 
 
-@dataclass(frozen=True)
-class ScoreOptions:
-    teachers: tuple[TeacherSpec, ...] = ()  # empty: a bi-encoder teacher with the encoder's model
-    encoder: EncoderSpec = field(default_factory=EncoderSpec)
-    query_prompt: str | None = None
-    query_prompt_name: str | None = None
-    corpus_prompt: str | None = None
-    corpus_prompt_name: str | None = None
-    query_embeddings: Path | None = None  # the vectors retrieval used for queries, when the user brought them
-
-    def effective_teachers(self) -> tuple[TeacherSpec, ...]:
-        return self.teachers or (TeacherSpec("bi-encoder", self.encoder.model),)
+def _dense_info(ctx: Context) -> dict | None:
+    m = ctx.run.manifest("index")
+    if m is None or ctx.run.rel("dense_index") not in m.outputs:
+        return None
+    return ctx.run.read_json("dense_info")
 
 
-def _runs_model(run: RunDir, t: TeacherSpec, opts: ScoreOptions) -> bool:
-    """False only for the default teacher scoring with vectors the user brought for both sides."""
-    if t.kind != "bi-encoder" or opts.query_embeddings is None or t.model != opts.encoder.model:
+def _teachers(options: Options):
+    from hnmine.teachers import teacher_specs
+
+    return teacher_specs(options)
+
+
+def _reuses_index(info: dict | None, teacher, options: Options) -> bool:
+    """Whether the index's document vectors are what this teacher would compute.
+
+    Vectors the user brought (--corpus-embeddings) stand for the index's model: the default teacher
+    scores with them, as retrieval did, instead of encoding the corpus again.
+    """
+    from hnmine.encode import EncoderSpec
+
+    if info is None or teacher.kind != "bi-encoder" or info.get("model") != teacher.model:
+        return False
+    if info.get("user_vectors"):
         return True
-    index_opts = (run.manifest("index") or {}).get("options", {})
-    return index_opts.get("corpus_embeddings") is None or index_opts.get("encoder", {}).get("model") != t.model
+    o = options
+    same = (info.get("corpus_prompt"), info.get("corpus_prompt_name"), info.get("max_length"), info.get("normalize"), info.get("batch_size"))
+    return same == (o.corpus_prompt, o.corpus_prompt_name, o.max_length, o.normalize, o.batch_size) and \
+        info.get("dtype") == EncoderSpec.from_options(o, model=teacher.model).resolved_dtype()
 
 
-def _key_options(run: RunDir, opts: ScoreOptions) -> dict:
-    from hnmine.stages.index import _user_vectors_fingerprint
+def _user_queries(teacher, options: Options) -> bool:
+    return teacher.kind == "bi-encoder" and options.query_embeddings is not None and teacher.model == options.model
 
+
+def _runs_model(info: dict | None, teacher, options: Options) -> bool:
+    """False only for the default teacher scoring with vectors the user brought for both sides."""
+    return not (_user_queries(teacher, options) and info is not None and info.get("user_vectors") and info.get("model") == teacher.model)
+
+
+def _reads(ctx: Context) -> tuple[str, ...]:
+    reads: tuple[str, ...] = ("candidates", "qrels", "queries", "corpus")
+    if any(t.kind == "bi-encoder" for t in _teachers(ctx.options)) and _dense_info(ctx) is not None:
+        reads += ("dense_index",)
+    return reads
+
+
+def _sources(ctx: Context) -> dict:
+    from hnmine.rundir import file_hash
+
+    o = ctx.options
+    if any(_user_queries(t, o) for t in _teachers(o)):
+        return {"file:query_embeddings": file_hash(o.query_embeddings)}
+    return {}
+
+
+def _key(ctx: Context) -> dict:
+    from hnmine.encode import EncoderSpec, resolve_model
+
+    o = ctx.options
+    info = _dense_info(ctx)
     teachers = []
-    for t in opts.effective_teachers():
+    for t in _teachers(o):
         entry = {"kind": t.kind, "model": t.model, "revision": resolve_model(t.model)[1]}
-        if _runs_model(run, t, opts):  # `auto` is resolved only where a model runs (it may time the model)
-            entry["dtype"] = opts.encoder.resolved_dtype(t.kind, t.model)
+        if _runs_model(info, t, o):  # `auto` is resolved only where a model runs (it may time the model)
+            entry["dtype"] = EncoderSpec.from_options(o, model=t.model).resolved_dtype(t.kind)
         teachers.append(entry)
-    enc = {k: v for k, v in vars(opts.encoder).items() if k not in ("device", "workers", "threads", "model", "dtype")}
-    return {"teachers": teachers, "encoder": enc, "query_prompt": opts.query_prompt, "query_prompt_name": opts.query_prompt_name,
-            "corpus_prompt": opts.corpus_prompt, "corpus_prompt_name": opts.corpus_prompt_name,
-            "query_embeddings": _user_vectors_fingerprint(opts.query_embeddings)}
+    return {"teachers": teachers, "max_length": o.max_length, "batch_size": o.batch_size, "normalize": o.normalize,
+            "query_prompt": o.query_prompt, "query_prompt_name": o.query_prompt_name,
+            "corpus_prompt": o.corpus_prompt, "corpus_prompt_name": o.corpus_prompt_name}
 
 
-def run_score(run: RunDir, opts: ScoreOptions, *, force: bool = False, reporter: Reporter | None = None) -> StageOutcome:
-    reporter = reporter or Reporter()
-    inputs = {"inputs": run.output_fingerprint("inputs"), "retrieve": run.output_fingerprint("retrieve")}
-    teachers = opts.effective_teachers()
-    if any(t.kind == "bi-encoder" for t in teachers) and (run / "index/dense/embeddings.npy").exists():
-        inputs["index"] = run.output_fingerprint("index")
-    key = stage_key("score", _key_options(run, opts), inputs)
-    if not force and run.up_to_date("score", key):
-        return run.skipped("score")
-    started = time.perf_counter()
-    candidates = read_parquet(run.require("candidates.parquet"))
-    qrels = read_parquet(run.require("inputs/qrels.parquet"))
-    table = add_missed_positives(candidates, qrels)
-    queries = read_parquet(run.require("inputs/queries.parquet"))
-    corpus = read_parquet(run.require("inputs/corpus.parquet"))
+def _work(ctx: Context) -> StageOutput:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from hnmine.encode import EncoderSpec, dtype_record, resolve_model
+    from hnmine.errors import ModelError
+    from hnmine.teachers.scoring import add_missed_positives, standardise
+
+    o = ctx.options
+    candidates = ctx.table("candidates")
+    table = add_missed_positives(candidates, ctx.table("qrels"))
+    queries, corpus = ctx.table("queries"), ctx.table("corpus")
+    info = _dense_info(ctx)
     raw: dict[str, np.ndarray] = {}
     models = {}
-    for t in teachers:
+    for t in _teachers(o):
         if t.kind == "bi-encoder":
-            raw[t.label] = _bi_encoder_scores(run, t, opts, table, queries, corpus, reporter)
+            raw[t.label] = _bi_encoder_scores(ctx, t, info, table, queries, corpus)
         else:
-            raw[t.label] = _cross_encoder_scores(t, opts, table, queries, corpus, reporter)
+            raw[t.label] = _cross_encoder_scores(ctx, t, table, queries, corpus)
         bad = ~np.isfinite(raw[t.label])
         if bad.any():
             i = int(np.argmax(bad))
-            raise ModelError(
-                f"teacher '{t.model}' gave a non-finite score for query {table['query_id'][i]} and document {table['doc_id'][i]} (try --dtype float32)"
-            )
+            raise ModelError(f"teacher '{t.model}' gave a non-finite score for query {table['query_id'][i]} and document "
+                             f"{table['doc_id'][i]} (try --dtype float32)")
         models[t.label] = {"kind": t.kind, "name": t.model, "revision": resolve_model(t.model)[1]}
-        if _runs_model(run, t, opts):
-            models[t.label].update(dtype_record(opts.encoder, t.kind, t.model))
+        if _runs_model(info, t, o):
+            models[t.label].update(dtype_record(EncoderSpec.from_options(o), t.kind, t.model))
     if len(raw) == 1:
         combined = next(iter(raw.values()))
     else:
@@ -100,124 +120,54 @@ def run_score(run: RunDir, opts: ScoreOptions, *, force: bool = False, reporter:
         for label, values in raw.items():
             table = table.append_column(f"teacher_{label}", pa.array(values, pa.float32()))
     table = table.append_column("teacher_score", pa.array(combined, pa.float32()))
-    write_parquet(table, run / "scores.parquet")
-    pos = table.filter(table.column("is_positive"))
     stats = {
         "pairs_scored": table.num_rows,
-        "positive_pairs": pos.num_rows,
+        "positive_pairs": int(pc.sum(table.column("is_positive")).as_py() or 0),
         "positives_not_retrieved": int(pc.sum(pc.equal(table.column("source"), "qrels")).as_py() or 0),
         "teachers": list(raw),
     }
-    return run.finish(
-        "score", key, options=_key_options(run, opts), inputs=inputs, outputs=["scores.parquet"],
-        counts={"rows_in": candidates.num_rows, "rows_out": table.num_rows}, stats=stats, started=started, models=models,
-        packages=("pyarrow", "numpy", "sentence-transformers", "torch", "transformers"),
-    )
+    return StageOutput(tables={"scores": table}, counts={"rows_in": candidates.num_rows, "rows_out": table.num_rows},
+                       stats=stats, models=models)
 
 
-def standardise(values: np.ndarray) -> np.ndarray:
-    std = float(values.std())
-    return (values - values.mean()) / (std if std > 0 else 1.0)
+def _bi_encoder_scores(ctx: Context, t, info: dict | None, table, queries, corpus):
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
 
+    from hnmine.encode import EncoderSpec, doc_texts, encode_cached
+    from hnmine.teachers.scoring import dot_scores
 
-def add_missed_positives(candidates: pa.Table, qrels: pa.Table) -> pa.Table:
-    """Append a row per (query, positive) that retrieval did not return, so every positive is scored."""
-    pos = qrels.filter(qrels.column("is_positive")).select(["query_id", "doc_id"])
-    pos = pos.append_column("_order", pa.array(np.arange(pos.num_rows, dtype=np.int64)))
-    # An anti-join in Arrow: no Python tuple per candidate (10 million of them at scale); qrels order kept.
-    missed = pos.join(candidates.select(["query_id", "doc_id"]), keys=["query_id", "doc_id"], join_type="left anti")
-    missed = missed.sort_by("_order")
-    missed_q, missed_d = missed.column("query_id").to_pylist(), missed.column("doc_id").to_pylist()
-    n = len(missed_q)
-    extra = pa.table(
-        {
-            "query_id": pa.array(missed_q, pa.string()),
-            "doc_id": pa.array(missed_d, pa.string()),
-            "rank": pa.nulls(n, pa.int32()),
-            "score": pa.nulls(n, pa.float32()),
-            "source": pa.array(["qrels"] * n, pa.string()),
-            "is_positive": pa.array([True] * n, pa.bool_()),
-            "dense_score": pa.nulls(n, pa.float32()),
-            "bm25_score": pa.nulls(n, pa.float32()),
-        },
-        schema=CANDIDATE_SCHEMA,
-    )
-    return pa.concat_tables([candidates.cast(CANDIDATE_SCHEMA), extra])
+    o = ctx.options
+    spec = EncoderSpec.from_options(o, model=t.model)
+    cache = ctx.run.path_of("embedding_cache")
+    if _user_queries(t, o):
+        from hnmine.io.vectors import load_user_vectors
 
-
-def _row_index(ids: list[str]) -> dict[str, int]:
-    return {x: i for i, x in enumerate(ids)}
-
-
-def _rows_of(values: pa.ChunkedArray, ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """Row of each value in `ids` (every value is there: candidates come from the corpus and queries)."""
-    rows = pc.index_in(values, value_set=ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids)
-    if rows.null_count:
-        from hnmine.errors import RunDirError
-
-        missing = values.filter(pc.is_null(rows))[0]
-        raise RunDirError(f"the candidates name '{missing}', which is not in the run's inputs; rerun the retrieve stage")
-    return rows.to_numpy(zero_copy_only=False).astype(np.int64)
-
-
-def _index_vectors_reusable(run: RunDir, t: TeacherSpec, opts: ScoreOptions) -> bool:
-    """Whether the index's document vectors are what this teacher would compute.
-
-    Vectors the user brought (--corpus-embeddings) stand for the index's model: the default teacher
-    scores with them, as retrieval did, instead of encoding the corpus again.
-    """
-    if not (run / "index/dense/embeddings.npy").exists():
-        return False
-    index_opts = (run.manifest("index") or {}).get("options", {})
-    enc = index_opts.get("encoder", {})
-    if enc.get("model") != t.model:
-        return False
-    if index_opts.get("corpus_embeddings") is not None:
-        return True
-    return (
-        index_opts.get("corpus_prompt") == opts.corpus_prompt
-        and index_opts.get("corpus_prompt_name") == opts.corpus_prompt_name
-        and enc.get("max_length") == opts.encoder.max_length
-        and enc.get("dtype") == opts.encoder.resolved_dtype()
-    )
-
-
-def _bi_encoder_scores(run: RunDir, t: TeacherSpec, opts: ScoreOptions, table: pa.Table, queries: pa.Table, corpus: pa.Table, reporter: Reporter) -> np.ndarray:
-    spec = replace(opts.encoder, model=t.model)
-    if opts.query_embeddings is not None and t.model == opts.encoder.model:
-        from hnmine.stages.index import load_user_vectors
-
-        qv = load_user_vectors(opts.query_embeddings, queries.num_rows, normalize=opts.encoder.normalize)
+        qv = load_user_vectors(o.query_embeddings, queries.num_rows, normalize=o.normalize,
+                               rows_of=f"the run's queries table ({ctx.run.path_of('queries')})")
     else:
-        qv, _ = encode_cached(queries.column("text").to_pylist(), spec, run.cache / "embeddings", prompt=opts.query_prompt,
-                              prompt_name=opts.query_prompt_name, reporter=reporter, description="encoding queries (teacher)")
-    q_ids = queries.column("query_id")
-    doc_ids = corpus.column("doc_id").to_pylist()
-    if _index_vectors_reusable(run, t, opts):
-        dv = np.load(run / "index/dense/embeddings.npy", mmap_mode="r")
+        qv, _ = encode_cached(queries.column("text").to_pylist(), spec, cache, prompt=o.query_prompt,
+                              prompt_name=o.query_prompt_name, reporter=ctx.reporter, description="encoding queries (teacher)")
+    if _reuses_index(info, t, o):
+        dv = np.load(ctx.run.path_of("embeddings"), mmap_mode="r")
         d_ids = corpus.column("doc_id")
-    else:
-        needed = sorted(pc.unique(table.column("doc_id")).to_pylist())
-        pos = _row_index(doc_ids)
-        titles, texts = corpus.column("title").to_pylist(), corpus.column("text").to_pylist()
-        needed_texts = doc_texts([titles[pos[d]] for d in needed], [texts[pos[d]] for d in needed])
-        dv, _ = encode_cached(needed_texts, spec, run.cache / "embeddings", prompt=opts.corpus_prompt,
-                              prompt_name=opts.corpus_prompt_name, reporter=reporter, description="encoding documents (teacher)")
-        d_ids = pa.array(needed, pa.string())
-    if qv.shape[1] != dv.shape[1]:
-        raise ModelError(f"query vectors have {qv.shape[1]} dimensions, document vectors {dv.shape[1]}")
-    qi = _rows_of(table.column("query_id"), q_ids)
-    di = _rows_of(table.column("doc_id"), d_ids)
-    out = np.empty(table.num_rows, dtype=np.float32)
-    step = 1 << 16  # bounded memory: gather and dot in blocks
-    for s in range(0, table.num_rows, step):
-        out[s : s + step] = np.einsum("ij,ij->i", np.asarray(qv[qi[s : s + step]]), np.asarray(dv[di[s : s + step]]))
-    return out
+    else:  # only the documents the table names
+        needed = pc.unique(table.column("doc_id")).sort()
+        rows = pc.index_in(needed, value_set=corpus.column("doc_id").combine_chunks())
+        picked = corpus.take(rows)
+        texts = doc_texts(picked.column("title").to_pylist(), picked.column("text").to_pylist())
+        dv, _ = encode_cached(texts, spec, cache, prompt=o.corpus_prompt, prompt_name=o.corpus_prompt_name,
+                              reporter=ctx.reporter, description="encoding documents (teacher)")
+        d_ids = pa.chunked_array([needed])
+    return dot_scores(table, qv, queries.column("query_id"), dv, d_ids)
 
 
-def _cross_encoder_scores(t: TeacherSpec, opts: ScoreOptions, table: pa.Table, queries: pa.Table, corpus: pa.Table, reporter: Reporter) -> np.ndarray:
+def _cross_encoder_scores(ctx: Context, t, table, queries, corpus):
+    from hnmine.encode import EncoderSpec, doc_texts
     from hnmine.teachers.cross_encoder import score_pairs_with_model
 
+    o = ctx.options
     q_text = dict(zip(queries.column("query_id").to_pylist(), queries.column("text").to_pylist()))
     full = doc_texts(corpus.column("title").to_pylist(), corpus.column("text").to_pylist())
     d_text = dict(zip(corpus.column("doc_id").to_pylist(), full))
@@ -225,11 +175,13 @@ def _cross_encoder_scores(t: TeacherSpec, opts: ScoreOptions, table: pa.Table, q
         t.model,
         [q_text[q] for q in table.column("query_id").to_pylist()],
         [d_text[d] for d in table.column("doc_id").to_pylist()],
-        device=opts.encoder.device,
-        max_length=opts.encoder.max_length,
-        batch_size=opts.encoder.batch_size,
-        dtype=opts.encoder.resolved_dtype("cross-encoder", t.model),
-        workers=opts.encoder.workers,
-        threads=opts.encoder.threads,
-        reporter=reporter,
+        device=o.device, max_length=o.max_length, batch_size=o.batch_size,
+        dtype=EncoderSpec.from_options(o, model=t.model).resolved_dtype("cross-encoder"),
+        workers=o.workers, threads=o.threads, reporter=ctx.reporter,
     )
+
+
+STAGE = Stage(
+    name="score", command="score", makes=("scores.parquet",), reads=_reads, writes=lambda o: ("scores",), key=_key, work=_work,
+    sources=_sources, packages=("pyarrow", "numpy", "sentence-transformers", "torch", "transformers"),
+)

@@ -29,3 +29,11 @@ class TeacherSpec:
     def label(self) -> str:
         short = self.model.rstrip("/").split("/")[-1]
         return f"{self.kind}:{short}"
+
+
+def teacher_specs(options) -> tuple[TeacherSpec, ...]:
+    """The teachers of a run's options: --teacher values (KIND:MODEL or MODEL with --teacher-type), or the
+    --model bi-encoder when none is given."""
+    if not options.teacher:
+        return (TeacherSpec("bi-encoder", options.model),)
+    return tuple(TeacherSpec.parse(t, options.teacher_type, options.model) for t in options.teacher)

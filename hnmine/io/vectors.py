@@ -1,0 +1,93 @@
+"""Vectors the user brings (--corpus-embeddings, --query-embeddings): npy (memory-mapped) or Parquet
+with one list column, checked and L2-normalised block by block, so memory stays bounded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from hnmine.errors import InputError
+from hnmine.io.files import read_parquet
+
+
+def open_user_vectors(path: Path, expected_rows: int, rows_of: str = "") -> np.ndarray:
+    """Vectors a user brings (npy, memory-mapped; or Parquet with one list column), shape-checked.
+
+    `rows_of` says which rows the vectors must match (for the message): the run's normalised table,
+    which leaves out empty and repeated rows of the user's file, not the file itself.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.suffix == ".npy":
+        try:
+            vectors = np.load(path, mmap_mode="r")
+        except ValueError as exc:
+            raise InputError(f"{path}: not a readable .npy file ({exc})") from None
+        if vectors.dtype.kind not in "fiu":
+            raise InputError(f"{path}: holds {vectors.dtype} values, not numbers")
+    elif path.suffix in (".parquet", ".pq"):
+        vectors = _parquet_vectors(path)
+    else:
+        raise InputError(f"{path}: unknown embeddings format '{path.suffix}' (valid: .npy, .parquet)")
+    if vectors.ndim != 2 or vectors.shape[0] != expected_rows:
+        raise InputError(f"{path}: expected {expected_rows} vectors, one per row of {rows_of or 'the input'} in its order, "
+                         f"found shape {tuple(vectors.shape)}")
+    return vectors
+
+
+def _parquet_vectors(path: Path) -> np.ndarray:
+    import pyarrow.compute as pc
+
+    table = read_parquet(path)
+    cols = [c for c in table.column_names if str(table.schema.field(c).type).startswith(("list", "fixed_size_list", "large_list"))]
+    if len(cols) != 1:
+        raise InputError(f"{path}: expected one list column of vectors, found {len(cols)} (columns: {', '.join(table.column_names)})")
+    column = table.column(cols[0]).combine_chunks()
+    if column.null_count:
+        raise InputError(f"{path}: row {int(np.argmax(column.is_null().to_numpy(zero_copy_only=False))) + 1} of column '{cols[0]}' has no vector")
+    lengths = pc.list_value_length(column).to_numpy(zero_copy_only=False)
+    if len(lengths) and (lengths != lengths[0]).any():
+        row = int(np.argmax(lengths != lengths[0]))
+        raise InputError(f"{path}: row {row + 1} of column '{cols[0]}' has {lengths[row]} values, row 1 has {lengths[0]}")
+    # Flattened in Arrow: no Python float per value (a million 384-d vectors would be 384 million).
+    flat = column.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
+    return flat.reshape(len(column), int(lengths[0]) if len(lengths) else 0)
+
+
+_BLOCK = 65536  # rows checked and normalised at a time: memory stays bounded whatever the corpus size
+
+
+def _checked_block(vectors: np.ndarray, start: int, path: Path, normalize: bool) -> np.ndarray:
+    block = np.array(vectors[start : start + _BLOCK], dtype=np.float32)
+    finite = np.isfinite(block).all(axis=1)
+    if not finite.all():
+        raise InputError(f"{path}: holds non-finite values (row {start + int(np.argmin(finite)) + 1})")
+    if normalize:
+        norms = np.linalg.norm(block, axis=1, keepdims=True)
+        norms[norms == 0] = 1.0
+        block /= norms
+    return block
+
+
+def load_user_vectors(path: Path, expected_rows: int, *, normalize: bool, rows_of: str = "") -> np.ndarray:
+    """User vectors in memory (query vectors), checked and normalised."""
+    vectors = open_user_vectors(path, expected_rows, rows_of)
+    out = np.empty(vectors.shape, dtype=np.float32)
+    for start in range(0, len(vectors), _BLOCK):
+        out[start : start + _BLOCK] = _checked_block(vectors, start, Path(path), normalize)
+    return out
+
+
+def save_user_vectors(path: Path, expected_rows: int, target: Path, *, normalize: bool, rows_of: str = "") -> None:
+    """User vectors (corpus vectors) checked, normalised and written to `target` block by block."""
+    from hnmine.io.atomic import atomic_path
+
+    vectors = open_user_vectors(path, expected_rows, rows_of)
+    with atomic_path(target) as tmp:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=vectors.shape)
+        for start in range(0, len(vectors), _BLOCK):
+            out[start : start + _BLOCK] = _checked_block(vectors, start, Path(path), normalize)
+        out.flush()
+        del out

@@ -1,0 +1,311 @@
+"""Every option, declared once: its name, type, default, help, bounds and the stages that read it.
+
+The CLI flags (`hnmine.cli`), the TOML keys of `--config` (`hnmine.config`), the Python API's keyword
+arguments and the checks (`check_options`) all come from the two dataclasses below, so an option
+cannot be spelled, bounded or defaulted two ways. A message names the flag (`--num-negatives`).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import typing
+from dataclasses import MISSING, dataclass, field, fields
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from hnmine.errors import OptionError, UnknownName
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+MAX_SEED = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class Spec:
+    """How one option is offered and checked (kept in the dataclass field's metadata)."""
+
+    help: str
+    stages: tuple[str, ...]  # the stages whose work reads it; () for options of the run itself
+    short: tuple[str, ...] = ()  # extra flags, e.g. "-n"
+    low: float | None = None  # bounds, inclusive unless *_open
+    high: float | None = None
+    low_open: bool = False
+    choices: Callable[[], Sequence[str]] | None = None  # registry names (an unknown one lists them)
+    kind: str = ""  # what a choice is called in messages ("method", "retriever")
+    negatable: bool = False  # a bool shown as --x/--no-x
+    argument: bool = False  # positional (DATA)
+    required: bool = False  # a stage command cannot run without it (--out)
+    metavar: str | None = None
+
+
+def opt(default: Any, help: str, *, stages: Sequence[str] = (), **kw: Any) -> Any:
+    return field(default=default, metadata={"spec": Spec(help, tuple(stages), **kw)})
+
+
+def _names(module: str, attr: str) -> Callable[[], list[str]]:
+    """Registry names, imported only when an option is checked or its help is printed."""
+
+    def names() -> list[str]:
+        import importlib
+
+        obj = getattr(importlib.import_module(module), attr)
+        return list(obj() if callable(obj) else obj)
+
+    return names
+
+
+_IN = ("inputs",)
+_MODEL = ("index", "retrieve", "score")
+_FILTER = ("filter",)
+
+
+@dataclass(frozen=True)
+class Options:
+    """What a run computes. The same names are the CLI flags (dashed), the TOML keys and the API's arguments."""
+
+    # inputs
+    data: Path | None = opt(None, "A BEIR folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv), a pairs file, or a saved `datasets` folder.", stages=_IN, argument=True)
+    split: str | None = opt(None, "Qrels split of a BEIR folder (default: train, or the only one).", stages=_IN)
+    corpus: Path | None = opt(None, "Corpus file (Parquet, JSONL, CSV, TSV, optionally .gz); with pairs: extra documents.", stages=_IN)
+    queries: Path | None = opt(None, "Queries file.", stages=_IN)
+    qrels: Path | None = opt(None, "Judgments file (query id, doc id, relevance).", stages=_IN)
+    pairs: Path | None = opt(None, "(query, positive) pairs file; ids are content hashes.", stages=_IN)
+    doc_id_column: str | None = opt(None, "Corpus id column (default: _id, doc_id, id…).", stages=_IN)
+    doc_text_column: str | None = opt(None, "Corpus text column (default: text, contents…).", stages=_IN)
+    doc_title_column: str | None = opt(None, "Corpus title column (default: title, if present).", stages=_IN)
+    query_id_column: str | None = opt(None, "Query id column.", stages=_IN)
+    query_text_column: str | None = opt(None, "Query text column.", stages=_IN)
+    qrels_query_column: str | None = opt(None, "Qrels query id column.", stages=_IN)
+    qrels_doc_column: str | None = opt(None, "Qrels document id column.", stages=_IN)
+    qrels_score_column: str | None = opt(None, "Qrels relevance column.", stages=_IN)
+    pair_query_column: str | None = opt(None, "Pairs file: query column (default: query, anchor).", stages=_IN)
+    pair_positive_column: str | None = opt(None, "Pairs file: positive column (text or list of texts).", stages=_IN)
+    min_relevance: int = opt(1, "Judgments at or above this grade are positives.", stages=_IN, low=-1000, high=1000)
+    hide_positives: bool = opt(False, "Hidden-positive protocol: keep the best-graded positive per query, hide the rest (for `hnmine eval --hidden`).", stages=_IN)
+    seed: int = opt(42, "Seed for sampling and hidden positives.", stages=("inputs", "filter"), low=0, high=MAX_SEED)
+    # model inference
+    model: str = opt(DEFAULT_MODEL, "Dense model: a sentence-transformers name or local path (default: bundled all-MiniLM-L6-v2).", stages=_MODEL, short=("-m",))
+    query_prompt: str | None = opt(None, "Text prepended to queries (instruction models).", stages=("retrieve", "score"))
+    corpus_prompt: str | None = opt(None, "Text prepended to documents.", stages=("index", "score"))
+    query_prompt_name: str | None = opt(None, "Name of a prompt stored in the model config, for queries.", stages=("retrieve", "score"))
+    corpus_prompt_name: str | None = opt(None, "Name of a prompt stored in the model config, for documents.", stages=("index", "score"))
+    max_length: int | None = opt(None, "Maximum tokens per text (default: the model's; at most its limit).", stages=_MODEL, low=1, high=1_000_000)
+    dtype: str = opt("auto", "auto|float32|bfloat16|float16 (auto: on a CPU the fastest by a timed encode, cached per machine; bf16/fp16 on a GPU).", stages=_MODEL,
+                     choices=lambda: ("auto", "float32", "bfloat16", "float16"), kind="dtype")
+    device: str = opt("cpu", "cpu, cuda, cuda:N, mps, or GPUs to share out (cuda:0,cuda:1).", stages=_MODEL)
+    batch_size: int = opt(64, "Texts per model batch.", stages=_MODEL, low=1, high=65536)
+    workers: int = opt(1, "Processes for encoding, cross-encoder scoring and BM25 search (with --device cuda, spread over the GPUs).", stages=_MODEL, low=1, high=256)
+    threads: int | None = opt(None, "Torch threads per process (default: the CPUs shared out among the workers); with the same --threads, any --workers gives the same bytes.", stages=_MODEL, low=1, high=4096)
+    normalize: bool = opt(True, "L2-normalise embeddings (cosine scores).", stages=_MODEL, negatable=True)
+    # index
+    retriever: str = opt("dense", "dense|bm25|hybrid (hybrid: both lists fused by reciprocal rank).", stages=("index", "retrieve"),
+                         choices=_names("hnmine.retrievers", "RETRIEVERS"), kind="retriever")
+    bm25_backend: str = opt("bm25s", "bm25s (fast) or rank-bm25 (reference).", stages=("index",), choices=_names("hnmine.retrievers", "BM25_BACKENDS"), kind="BM25 backend")
+    bm25_method: str = opt("lucene", "BM25 variant: lucene, robertson, atire, bm25l, bm25+.", stages=("index",), choices=_names("hnmine.retrievers.bm25", "BM25_VARIANTS"), kind="BM25 method")
+    corpus_embeddings: Path | None = opt(None, "Precomputed corpus vectors (npy or Parquet): one per row of the run's corpus table (inputs/corpus.parquet), in its order.", stages=("index",))
+    exact_max_docs: int = opt(200_000, "Exact search up to this many documents; IVF above.", stages=("index",), low=1, high=10**12)
+    candidate_model: tuple[str, ...] = opt((), "Another dense model as a candidate source (repeatable); its list is fused with the others by reciprocal rank.", stages=("index", "retrieve"))
+    # retrieve
+    max_depth: int = opt(200, "Candidates retrieved per query (the cap for looking deeper).", stages=("retrieve", "filter"), low=1, high=100_000)
+    query_embeddings: Path | None = opt(None, "Precomputed query vectors (npy or Parquet): one per row of the run's queries table (inputs/queries.parquet), in its order.", stages=("retrieve", "score"))
+    rrf_k: int = opt(60, "Reciprocal-rank-fusion constant for several candidate lists.", stages=("retrieve",), low=1, high=1_000_000)
+    nprobe: int | None = opt(None, "IVF lists searched (large corpora; default: the fewest that reach --min-recall).", stages=("retrieve",), low=1, high=1_000_000)
+    min_recall: float = opt(0.95, "Recall@k against exact search an IVF search must reach on a query sample; else search is exact.", stages=("retrieve",), low=0.0, high=1.0, low_open=True)
+    # score
+    teacher: tuple[str, ...] = opt((), "Teacher model (repeat for an ensemble; KIND:MODEL sets the kind per teacher). Default: the --model bi-encoder.", stages=("score",))
+    teacher_type: str = opt("bi-encoder", "bi-encoder|cross-encoder, for --teacher values without a KIND: prefix.", stages=("score",),
+                            choices=_names("hnmine.teachers", "TEACHER_KINDS"), kind="teacher type")
+    # filter
+    method: str = opt("shifted", "Selection method (see `hnmine methods`).", stages=_FILTER, choices=_names("hnmine.methods", "method_names"), kind="method")
+    num_negatives: int = opt(5, "Negatives per query.", stages=_FILTER, short=("-n",), low=1, high=1000)
+    depth: int = opt(50, "Candidates considered first; the filter looks deeper (up to --max-depth) for queries left short.", stages=_FILTER, low=1, high=100_000)
+    depth_step: int | None = opt(None, "Look-deeper step (default: --depth).", stages=_FILTER, low=1, high=100_000)
+    min_negatives: int = opt(1, "Queries with fewer negatives are not exported.", stages=_FILTER, low=0, high=2000)
+    range_min: int | None = opt(None, "Rank window start (teacher rank, 1-based).", stages=_FILTER, low=1, high=100_000)
+    range_max: int | None = opt(None, "Rank window end (inclusive).", stages=_FILTER, low=1, high=100_000)
+    max_score: float | None = opt(None, "Drop candidates scoring above this (TopK-Abs).", stages=_FILTER)
+    min_score: float | None = opt(None, "Drop candidates scoring below this.", stages=_FILTER)
+    margin: float | None = opt(None, "Keep n only if s(n) < s(p) − margin (TopK-MarginPos).", stages=_FILTER, low=0.0)
+    relative_margin: float | None = opt(None, "Keep n only if s(n) < s(p) − |s(p)|·m (TopK-PercPos, perc = 1 − m).", stages=_FILTER, low=0.0)
+    sampling: str | None = opt(None, "top|random|softmax|top1-softmax|simans (default: the method's).", stages=_FILTER,
+                               choices=_names("hnmine.methods.samplers", "sampler_names"), kind="sampling")
+    sample_pool: int | None = opt(None, "Pool size for sampled top-k.", stages=_FILTER, low=1, high=100_000)
+    temperature: float | None = opt(None, "Softmax temperature for sampled methods.", stages=_FILTER, low=0.0, low_open=True)
+    simans_a: float | None = opt(None, "SimANS a (default 0.5).", stages=_FILTER, low=0.0, low_open=True)
+    simans_b: float | None = opt(None, "SimANS b (default 0).", stages=_FILTER)
+    positive_reference: str = opt("min", "min|mean|max of the query's positive scores.", stages=_FILTER,
+                                  choices=lambda: ("min", "mean", "max"), kind="positive reference")
+    dedup_threshold: float = opt(0.95, "Drop candidates with cosine ≥ this to a positive (above 1 disables).", stages=_FILTER, low=0.0, high=2.0, low_open=True)
+    random_negatives: int = opt(0, "Extra random negatives from outside the candidates (STAR).", stages=_FILTER, low=0, high=1000)
+    # export
+    format: str = opt("triplet", "triplet|n-tuple|labeled-pair|labeled-list|flagembedding|tevatron.", stages=("export",), short=("-f",),
+                      choices=_names("hnmine.formats", "format_names"), kind="export format")
+    file_format: str | None = opt(None, "parquet|jsonl (default: the format's usual one).", stages=("export",),
+                                  choices=lambda: ("parquet", "jsonl"), kind="file format")
+    with_scores: bool = opt(False, "Include teacher scores (for distillation).", stages=("export",))
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a command runs, not what it computes: never part of a stage key."""
+
+    out: Path | None = opt(None, "Run directory: every stage reads and writes its tables here.", short=("-o",), required=True)
+    config: Path | None = opt(None, "TOML file of options (keys as option names, optionally under [mine], [filter]…); flags override it.")
+    force: bool = opt(False, "Redo the stage(s) even when up to date.")
+    json: bool = opt(False, "Print a machine-readable summary on stdout.")
+    quiet: bool = opt(False, "No progress bars or messages on stderr.", short=("-q",))
+
+
+def spec(f) -> Spec:
+    return f.metadata["spec"]
+
+
+@lru_cache(maxsize=None)
+def option_fields(cls: type = Options) -> tuple:
+    return tuple(fields(cls))
+
+
+@lru_cache(maxsize=None)
+def option_types(cls: type = Options) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def default_of(f) -> Any:
+    return f.default if f.default is not MISSING else None
+
+
+def options_for_stages(stages: Sequence[str]) -> list:
+    """The Options fields a command running `stages` takes (in declaration order)."""
+    wanted = set(stages)
+    return [f for f in option_fields(Options) if wanted & set(spec(f).stages)]
+
+
+# ---------------------------------------------------------------------------------------- checks
+
+_DEVICE = re.compile(r"cpu|mps|cuda(:\d+)?|cuda(:\d+)?(,cuda(:\d+)?)+")
+
+
+def _base_type(tp: Any) -> Any:
+    """int for `int | None`, str for `tuple[str, ...]`."""
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    origin = typing.get_origin(tp)
+    if origin is tuple:
+        return args[0] if args else str
+    if args and origin is not None and origin is not tuple:
+        return args[0]
+    return tp
+
+
+def coerce(name: str, value: Any, cls: type = Options, where: str | None = None) -> Any:
+    """`value` as the option's type, or an OptionError naming the flag (or `where`, e.g. a config key)."""
+    f = next((f for f in option_fields(cls) if f.name == name), None)
+    label = where or flag(name)
+    if f is None:
+        raise OptionError(f"{label}: unknown option")
+    tp = option_types(cls)[name]
+    base = _base_type(tp)
+    if value is None:
+        if type(None) in typing.get_args(tp) or typing.get_origin(tp) is tuple:
+            return () if typing.get_origin(tp) is tuple else None
+        raise OptionError(f"{label} needs a value")
+    if typing.get_origin(tp) is tuple:
+        items = [value] if isinstance(value, (str, Path)) else value
+        if not isinstance(items, (list, tuple)) or not all(isinstance(x, str) for x in items):
+            raise OptionError(f"{label} must be text or a list of texts, got {value!r}")
+        return tuple(items)
+    if base is bool:
+        if not isinstance(value, bool):
+            raise OptionError(f"{label} must be true or false, got {value!r}")
+        return value
+    if base is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise OptionError(f"{label} must be a whole number, got {value!r}")
+        return value
+    if base is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise OptionError(f"{label} must be a number, got {value!r}")
+        return float(value)
+    if base is Path:
+        if not isinstance(value, (str, Path)) or str(value) == "":
+            raise OptionError(f"{label} must be a path, got {value!r}")
+        return Path(value)
+    if not isinstance(value, str):
+        raise OptionError(f"{label} must be text, got {value!r}")
+    return value
+
+
+def _check_field(obj: Any, f) -> None:
+    value = getattr(obj, f.name)
+    s = spec(f)
+    if value is None or isinstance(value, (bool, tuple, Path)):
+        return
+    name = flag(f.name)
+    if isinstance(value, (int, float)):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise OptionError(f"{name} must be a finite number, got {value}")
+        too_low = s.low is not None and (value <= s.low if s.low_open else value < s.low)
+        too_high = s.high is not None and value > s.high
+        if too_low or too_high:
+            raise OptionError(f"{name} must be {_range_text(s)}, got {value}")
+    if isinstance(value, str) and s.choices is not None:
+        valid = list(s.choices())
+        if value not in valid:
+            raise UnknownName(s.kind or f.name, value, valid)
+
+
+def _range_text(s: Spec) -> str:
+    def num(x: float) -> str:
+        return f"{int(x):,}" if float(x).is_integer() else f"{x:g}"
+
+    if s.low is not None and s.high is not None:
+        return f"in ({num(s.low)}, {num(s.high)}]" if s.low_open else f"between {num(s.low)} and {num(s.high)}"
+    if s.low is not None:
+        return f"above {num(s.low)}" if s.low_open else f"at least {num(s.low)}"
+    return f"at most {num(s.high)}"  # type: ignore[arg-type]
+
+
+def check_options(options: Options) -> None:
+    """Every bound and every rule between options, before any work; one-line OptionError/UnknownName."""
+    for f in option_fields(Options):
+        _check_field(options, f)
+    o = options
+    if not _DEVICE.fullmatch(o.device):
+        raise OptionError(f"unknown device '{o.device}' (valid: cpu, cuda, cuda:N, mps, or a list such as cuda:0,cuda:1)")
+    if o.depth > o.max_depth:
+        raise OptionError(f"--depth ({o.depth}) is larger than --max-depth ({o.max_depth})")
+    if o.range_min is not None and o.range_max is not None and o.range_min >= o.range_max:
+        raise OptionError(f"--range-min ({o.range_min}) must be smaller than --range-max ({o.range_max})")
+    if o.range_min is not None and o.range_min > o.max_depth:
+        raise OptionError(f"--range-min ({o.range_min}) is beyond --max-depth ({o.max_depth}): no candidate can be inside the rank window")
+    if o.max_score is not None and o.min_score is not None and o.min_score > o.max_score:
+        raise OptionError(f"--min-score ({o.min_score}) must be at most --max-score ({o.max_score})")
+    total = o.num_negatives + o.random_negatives
+    if o.min_negatives > total:
+        raise OptionError(f"--min-negatives ({o.min_negatives}) exceeds --num-negatives + --random-negatives ({total}): no query could ever be exported")
+    if o.sample_pool is not None and o.sample_pool < o.num_negatives:
+        raise OptionError(f"--sample-pool ({o.sample_pool}) must be at least --num-negatives ({o.num_negatives}): the negatives are drawn from the top --sample-pool eligible candidates")
+    if o.teacher_type == "cross-encoder" and not o.teacher:
+        raise OptionError("--teacher-type cross-encoder needs --teacher MODEL (a cross-encoder name or path)")
+
+
+def check_run_options(run: RunOptions) -> None:
+    if run.out is None:
+        raise OptionError("--out is needed: the run directory")
+
+
+def make_options(values: dict[str, Any]) -> Options:
+    """Options from plain values (API keyword arguments, a config file), coerced, then checked."""
+    known = {f.name for f in option_fields(Options)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise OptionError(f"unknown option(s): {', '.join(unknown)}")
+    options = Options(**{k: coerce(k, v) for k, v in values.items()})
+    check_options(options)
+    return options
