@@ -148,8 +148,8 @@ def test_score_rules():
     s = np.array([0.9, 0.7, 0.5, 0.1])
     assert rules.above_max_score(s, 0.7).tolist() == [True, False, False, False]
     assert rules.below_min_score(s, 0.5).tolist() == [False, False, False, True]
-    assert rules.within_margin(s, 0.75, 0.25).tolist() == [True, True, True, False]
-    assert rules.within_relative_margin(s, -1.0, 0.05).tolist() == [True, True, True, True]
+    assert rules.within_margin_of_positive(s, 0.75, 0.25).tolist() == [True, True, True, False]
+    assert rules.within_relative_margin_of_positive(s, -1.0, 0.05).tolist() == [True, True, True, True]
     assert rules.outside_rank_window(np.arange(1, 6), 2, 4).tolist() == [True, False, False, False, True]
     assert not rules.above_max_score(s, None).any()
 

@@ -23,7 +23,7 @@ from hnmine.methods.samplers import SAMPLER_OPTION_FIELDS, SAMPLERS, get_sampler
 from hnmine.registry import Registry
 
 if TYPE_CHECKING:  # pragma: no cover
-    from hnmine.stages.filter import FilterOptions
+    from hnmine.selection.options import FilterOptions
 
 __all__ = [
     "DEFAULT_METHOD",
