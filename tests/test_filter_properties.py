@@ -15,10 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hnmine.methods import method_names, resolve_options
-from hnmine.selection import make_selector
-from hnmine.selection.prepare import sort_order
+from hnmine.selection import FilterOptions, filter_candidates, make_selector
+from hnmine.selection.prepare import prepare_rows, sort_order
 from hnmine.selection.tables import build_result
-from hnmine.stages.filter import FilterOptions, filter_candidates
 
 REASONS = ("known_positive", "same_text_as_positive", "near_duplicate_of_positive",
            "outside_rank_window", "above_max_score", "below_min_score",
@@ -65,13 +64,13 @@ def problems(draw):
     method = draw(st.sampled_from(method_names()))
     num = draw(st.integers(1, 4))
     depth = draw(st.integers(1, 8))
-    kw = dict(method=method, num_negatives=num, depth=depth,
-              depth_step=draw(st.one_of(st.none(), st.integers(1, 3))),
-              max_depth=draw(st.one_of(st.none(), st.integers(depth, depth + 5))),
-              random_negatives=draw(st.integers(0, 2)),
-              positive_reference=draw(st.sampled_from(["min", "mean", "max"])),
-              dedup_threshold=draw(st.sampled_from([None, 0.95])),
-              seed=draw(st.integers(0, 3)))
+    kw = {"method": method, "num_negatives": num, "depth": depth,
+          "depth_step": draw(st.one_of(st.none(), st.integers(1, 3))),
+          "max_depth": draw(st.one_of(st.none(), st.integers(depth, depth + 5))),
+          "random_negatives": draw(st.integers(0, 2)),
+          "positive_reference": draw(st.sampled_from(["min", "mean", "max"])),
+          "dedup_threshold": draw(st.sampled_from([None, 0.95])),
+          "seed": draw(st.integers(0, 3))}
     kw["min_negatives"] = draw(st.integers(0, num + kw["random_negatives"]))
     if method == "shifted":
         kw["range_min"] = draw(st.one_of(st.none(), st.integers(1, 4)))
@@ -94,7 +93,7 @@ def problems(draw):
 
 
 def build(problem, shuffle_seed=None):
-    rows, corpus_ids, texts, vec_of, query_ids, kw, use_vectors = problem
+    rows, corpus_ids, texts, vec_of, _query_ids, _kw, use_vectors = problem
     rows = list(rows)
     cids = list(corpus_ids)
     if shuffle_seed is not None:
@@ -132,7 +131,7 @@ def cos(problem, a, b):
 def reference(problem):
     """Plain-Python filter: per query, eligible candidates (in teacher order), the reasons of the
     dropped ones, depth used. Sampling is not reproduced; "top" picks the first N eligible."""
-    rows, corpus_ids, texts, vec_of, query_ids, kw, use_vectors = problem
+    rows, _corpus_ids, texts, _vec_of, query_ids, kw, use_vectors = problem
     o = resolve_options(FilterOptions(**kw))
     out = {}
     for q in query_ids:
@@ -315,8 +314,8 @@ def selected(problem, per_query):
     (which sends the queries left short to look_deeper) or by look_deeper alone."""
     scores, corpus, vectors = build(problem)
     opts = resolve_options(FilterOptions(**problem[5]))
-    selector = make_selector(scores, corpus, opts, vectors, problem[4])
-    rows = selector.rows
+    rows = prepare_rows(scores, corpus, problem[4], opts.positive_reference)
+    selector = make_selector(rows, opts, vectors)
     record = selector.new_record()
     if per_query:
         for q in np.flatnonzero(rows.n_positives > 0).tolist():

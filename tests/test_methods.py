@@ -15,11 +15,17 @@ from hnmine.methods import (
     get_method,
     method_names,
     resolve_options,
+    rules,
     sampler_names,
 )
-from hnmine.methods import rules
-from hnmine.methods.samplers import draw_one, get_sampler, query_seed, simans_log_weights, uniform01
-from hnmine.stages.filter import FilterOptions
+from hnmine.methods.samplers import (
+    draw_one,
+    get_sampler,
+    query_seed,
+    simans_log_weights,
+    uniform01,
+)
+from hnmine.selection import FilterOptions
 
 
 def test_registered_names():

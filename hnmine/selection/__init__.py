@@ -49,11 +49,11 @@ from hnmine.selection.tables import (
 
 __all__ = [
     "DROPPED_SCHEMA",
-    "FilterOptions",
-    "FilterResult",
     "NEGATIVES_SCHEMA",
     "QUERY_SUMMARY_SCHEMA",
     "STATUSES",
+    "FilterOptions",
+    "FilterResult",
     "filter_candidates",
     "make_selector",
     "text_keys",

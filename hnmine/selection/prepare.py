@@ -7,8 +7,8 @@ teacher-rank order, so a query's candidates at any depth are a filter of one con
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 import pyarrow as pa

@@ -20,7 +20,11 @@ import pyarrow.compute as pc
 
 from hnmine.methods.rules import near_duplicate_of_positive
 from hnmine.methods.samplers import query_seed, uniform01
-from hnmine.selection.arrays import concatenated_ranges, positions_in_segments, sorted_contains
+from hnmine.selection.arrays import (
+    concatenated_ranges,
+    positions_in_segments,
+    sorted_contains,
+)
 from hnmine.selection.prepare import PreparedRows
 from hnmine.selection.structural import CosineToPositives, has_text_of_a_positive
 

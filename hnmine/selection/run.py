@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -44,8 +44,8 @@ def filter_candidates(
     non-finite teacher score, a candidate missing from the corpus, a (query, doc) pair twice).
     """
     opts = resolve_options(options)
-    selector = make_selector(scores, corpus, opts, doc_vectors, query_ids)
-    rows = selector.rows
+    rows = prepare_rows(scores, corpus, query_ids, opts.positive_reference)
+    selector = make_selector(rows, opts, doc_vectors)
     record = selector.new_record()
     random = None
     if opts.random_negatives > 0:
@@ -60,16 +60,9 @@ def filter_candidates(
     return build_result(rows, opts, record, random, _near_duplicate_check(opts, selector))
 
 
-def make_selector(
-    scores: pa.Table,
-    corpus: pa.Table,
-    opts: FilterOptions,
-    doc_vectors: DocVectors | None = None,
-    query_ids: Sequence[str] | None = None,
-) -> Selector:
-    """Checked, sorted rows and their reason codes, ready to select (`opts`: effective options,
-    from resolve_options)."""
-    rows = prepare_rows(scores, corpus, query_ids, opts.positive_reference)
+def make_selector(rows: PreparedRows, opts: FilterOptions, doc_vectors: DocVectors | None = None) -> Selector:
+    """A Selector over prepared rows (`opts`: effective options, from resolve_options); the
+    near-duplicate rule runs only with doc_vectors and a dedup_threshold."""
     cosine = None
     if doc_vectors is not None and opts.dedup_threshold is not None:
         cosine = CosineToPositives(rows, doc_vectors)

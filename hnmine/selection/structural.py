@@ -7,7 +7,7 @@ themselves are hnmine.methods.rules.same_text_as_positive and near_duplicate_of_
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pyarrow as pa

@@ -1,27 +1,6 @@
-"""Filter stage: the selection core lives in hnmine.selection; this module re-exports it."""
+"""Filter stage. The selection core is hnmine.selection; until this module holds the stage
+declaration and its run-directory wrapper, it re-exports what the rest of hnmine imports here."""
 
-from hnmine.methods import DEFAULT_METHOD, effective_options, resolve_options
-from hnmine.selection import (
-    DROPPED_SCHEMA,
-    NEGATIVES_SCHEMA,
-    QUERY_SUMMARY_SCHEMA,
-    STATUSES,
-    FilterOptions,
-    FilterResult,
-    filter_candidates,
-    text_keys,
-)
+from hnmine.selection import FilterOptions, filter_candidates
 
-__all__ = [
-    "DEFAULT_METHOD",
-    "DROPPED_SCHEMA",
-    "FilterOptions",
-    "FilterResult",
-    "NEGATIVES_SCHEMA",
-    "QUERY_SUMMARY_SCHEMA",
-    "STATUSES",
-    "effective_options",
-    "filter_candidates",
-    "resolve_options",
-    "text_keys",
-]
+__all__ = ["FilterOptions", "filter_candidates"]
