@@ -86,7 +86,9 @@ def same_text_as_positive(
     if positive_text.size == 0 or text.size == 0:
         return np.zeros(text.shape, dtype=bool)
     n_texts = int(max(text.max(), positive_text.max())) + 1
-    return np.isin(query * n_texts + text, positive_query * n_texts + positive_text)
+    pairs = np.unique(positive_query * n_texts + positive_text)  # sorted (query, text) keys
+    key = query * n_texts + text
+    return pairs[np.minimum(np.searchsorted(pairs, key), pairs.size - 1)] == key
 
 
 # ------------------------------------------------------------------ 3. near_duplicate_of_positive

@@ -24,6 +24,20 @@ def concatenated_ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return np.repeat(starts, counts) + positions_in_segments(counts)
 
 
+def distinct(values: np.ndarray, bound: int) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted distinct values, each value's index among them) of integers in [0, bound): what
+    np.unique(values, return_inverse=True) gives, by a mask over [0, bound) when `values` is
+    large enough for that to beat a sort (a filter run's candidates against its corpus)."""
+    if values.size * 8 < bound:
+        return np.unique(values, return_inverse=True)
+    present = np.zeros(bound, dtype=bool)
+    present[values] = True
+    uniq = np.flatnonzero(present)
+    index = np.zeros(bound, dtype=np.int64)
+    index[uniq] = np.arange(uniq.size)
+    return uniq, index[values]
+
+
 def sorted_contains(sorted_values: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Elementwise: x[i] is in the sorted array."""
     if sorted_values.size == 0:

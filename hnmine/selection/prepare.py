@@ -59,6 +59,7 @@ class PreparedRows:
     cand_start: np.ndarray  # ... and per-query offsets into cand_rows
     pos_rows: np.ndarray  # positive rows and their per-query offsets
     pos_start: np.ndarray
+    n_positives: np.ndarray  # per query
     positive_score32: np.ndarray  # reference score s(p) per query (NaN without positives)
     positive_score: np.ndarray  # the same in float64
 
@@ -70,13 +71,10 @@ class PreparedRows:
     def n_corpus(self) -> int:
         return len(self.corpus_doc_ids)
 
-    @property
-    def n_positives(self) -> np.ndarray:
-        return np.diff(self.pos_start)
-
     def positives_of(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(rows, index into `queries`) of every positive of `queries`, grouped by query."""
-        first, count = self.pos_start[queries], np.diff(self.pos_start)[queries]
+        first = self.pos_start[queries]
+        count = self.pos_start[queries + 1] - first
         rows = self.pos_rows[concatenated_ranges(first, count)]
         return rows, np.repeat(np.arange(queries.size), count)
 
@@ -109,14 +107,15 @@ def prepare_rows(
     cand_rows, pos_rows = np.flatnonzero(~is_pos), np.flatnonzero(is_pos)
     nq = len(qarr)
     pos_start = offsets(qidx[pos_rows], nq)
-    ref32 = _reference_scores(qidx[pos_rows], t32[pos_rows].astype(np.float64), np.diff(pos_start),
+    n_positives = np.diff(pos_start)
+    ref32 = _reference_scores(qidx[pos_rows], t32[pos_rows].astype(np.float64), n_positives,
                               positive_reference)
     return PreparedRows(
         query_ids=qarr, corpus=corpus, corpus_doc_ids=cdoc, doc_ids=dcol,
         sources=string_column(scores, "source"), source_row=order, query=qidx, rank=rank,
         score32=t32, score=t32.astype(np.float64), is_positive=is_pos, corpus_row=cidx[order],
         query_start=offsets(qidx, nq), cand_rows=cand_rows, cand_rank=rank[cand_rows],
-        cand_start=offsets(qidx[cand_rows], nq), pos_rows=pos_rows, pos_start=pos_start,
+        cand_start=offsets(qidx[cand_rows], nq), pos_rows=pos_rows, pos_start=pos_start, n_positives=n_positives,
         positive_score32=ref32, positive_score=ref32.astype(np.float64),
     )
 

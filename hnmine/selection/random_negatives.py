@@ -64,7 +64,8 @@ class RandomNegatives:
             return
         rows, nc = self.rows, self.rows.n_corpus
         # every row of the query in scores.parquet is excluded
-        own = concatenated_ranges(rows.query_start[queries], np.diff(rows.query_start)[queries])
+        first = rows.query_start[queries]
+        own = concatenated_ranges(first, rows.query_start[queries + 1] - first)
         own = own[rows.corpus_row[own] >= 0]
         state = _Draws(queries, np.full(queries.size, self.count, dtype=np.int64),
                        np.sort(rows.query[own] * nc + rows.corpus_row[own]))

@@ -53,8 +53,9 @@ class CandidateReasons:
         self._check_near_duplicates(cand_rows)
         structural = self.structural[cand_rows]
         code = np.where(structural != NOT_DROPPED, structural, self.score_reason[cand_rows])
-        window = outside_rank_window(teacher_rank, self.opts.range_min, self.opts.range_max)
-        code[window & (structural == NOT_DROPPED)] = REASON_CODE[OUTSIDE_RANK_WINDOW]
+        if self.opts.range_min is not None or self.opts.range_max is not None:
+            window = outside_rank_window(teacher_rank, self.opts.range_min, self.opts.range_max)
+            code[window & (structural == NOT_DROPPED)] = REASON_CODE[OUTSIDE_RANK_WINDOW]
         return code
 
     def _check_near_duplicates(self, cand_rows: np.ndarray) -> None:

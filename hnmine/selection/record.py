@@ -36,14 +36,13 @@ class SelectionRecord:
     def add(
         self,
         queries: np.ndarray,
-        depth: int | np.ndarray,
+        depth: int,
         cand_rows: np.ndarray,
         teacher_rank: np.ndarray,
         code: np.ndarray,
         chosen: np.ndarray,
     ) -> None:
-        """Record the outcome of `queries` (sorted, each recorded once), at `depth` (one value
-        or one per query).
+        """Record the outcome of `queries` (sorted, each recorded once), all at `depth`.
 
         cand_rows, teacher_rank, code  every candidate of those queries within their depth,
                                        with its teacher rank and reason code (NOT_DROPPED:
@@ -61,11 +60,21 @@ class SelectionRecord:
         self.dropped_rows.append(cand_rows[dropped])
         self.dropped_rank.append(teacher_rank[dropped])
         self.dropped_code.append(code[dropped])
-        prow, owner = self.rows.positives_of(queries)
-        prow = prow[self.rows.rank[prow] <= np.broadcast_to(depth, queries.shape)[owner]]
-        self.dropped_rows.append(prow)
-        self.dropped_rank.append(np.full(prow.size, NO_TEACHER_RANK, np.int64))
-        self.dropped_code.append(np.full(prow.size, REASON_CODE[KNOWN_POSITIVE], np.int8))
+        known = self._known_positives_within(queries, depth)
+        self.dropped_rows.append(known)
+        self.dropped_rank.append(np.full(known.size, NO_TEACHER_RANK, np.int64))
+        self.dropped_code.append(np.full(known.size, REASON_CODE[KNOWN_POSITIVE], np.int8))
+
+    def _known_positives_within(self, queries: np.ndarray, depth: int) -> np.ndarray:
+        """The positive rows of `queries` (sorted) with a retrieval rank within `depth`."""
+        rows = self.rows
+        if queries.size == 0:
+            return np.zeros(0, dtype=np.int64)
+        # the positives of queries[0]..queries[-1], less those of queries not recorded here
+        prow = rows.pos_rows[rows.pos_start[queries[0]]:rows.pos_start[queries[-1] + 1]]
+        prow = prow[rows.rank[prow] <= depth]
+        recorded = queries[np.minimum(np.searchsorted(queries, rows.query[prow]), queries.size - 1)]
+        return prow[recorded == rows.query[prow]]
 
 
 def _count_per_query(query: np.ndarray, queries: np.ndarray) -> np.ndarray:

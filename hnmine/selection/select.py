@@ -95,11 +95,14 @@ class Selector:
         """
         n = self.opts.num_negatives
         eligible = np.flatnonzero(code == NOT_DROPPED)
-        query = self.rows.query[cand_rows[eligible]]
-        first_of_query = np.flatnonzero(np.r_[True, query[1:] != query[:-1]])
-        count = np.diff(np.r_[first_of_query, query.size])
-        position = np.arange(query.size) - np.repeat(first_of_query, count)  # among eligible
         chosen = np.zeros(code.size, dtype=bool)
+        if eligible.size <= n:  # no query has more than n eligible (a short query): keep all
+            chosen[eligible] = True
+            return chosen
+        query = self.rows.query[cand_rows[eligible]]
+        first_of_query = np.flatnonzero(np.concatenate([[True], query[1:] != query[:-1]]))
+        count = np.diff(np.append(first_of_query, query.size))
+        position = np.arange(query.size) - np.repeat(first_of_query, count)  # among eligible
         chosen[eligible] = position < n
         drawn = np.repeat(count, count) > n
         if drawn.any() and self.sampler.name != "top":

@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 
 from hnmine.errors import InputError
 from hnmine.methods.rules import same_text_as_positive, text_keys
-from hnmine.selection.arrays import offsets, string_column
+from hnmine.selection.arrays import distinct, offsets, string_column
 from hnmine.selection.prepare import PreparedRows
 
 DocVectors = Callable[[list[str]], np.ndarray]  # doc ids -> vectors (n x d)
@@ -37,12 +37,11 @@ def text_codes(corpus: pa.Table, corpus_rows: np.ndarray) -> np.ndarray:
 def has_text_of_a_positive(rows: PreparedRows, query: np.ndarray, corpus_row: np.ndarray) -> np.ndarray:
     """Per pair i: corpus document corpus_row[i] has the text of a positive of query[i]."""
     hit = np.zeros(query.size, dtype=bool)
-    prow, _ = rows.positives_of(np.unique(query))
-    prow = prow[rows.corpus_row[prow] >= 0]  # a positive missing from the corpus has no text
+    prow, _ = _positives_in_corpus(rows, distinct(query, rows.n_queries)[0])
     if prow.size == 0 or query.size == 0:
         return hit
     # one text key per distinct document (a document is a candidate of many queries)
-    docs, doc_loc = np.unique(np.concatenate([corpus_row, rows.corpus_row[prow]]), return_inverse=True)
+    docs, doc_loc = distinct(np.concatenate([corpus_row, rows.corpus_row[prow]]), rows.n_corpus)
     all_codes = text_codes(rows.corpus, docs)[doc_loc]
     code, positive_code = all_codes[:query.size], all_codes[query.size:]
     # only pairs whose text is some positive's text need the (query, text) test
@@ -64,46 +63,30 @@ class CosineToPositives:
     def max_cosine(self, query: np.ndarray, corpus_row: np.ndarray) -> np.ndarray:
         """Per pair i: the highest cosine between document corpus_row[i] and a positive of
         query[i] (-inf when the query has none with a vector). One doc_vectors call; row-wise
-        dot products against a table of each query's positives (one matrix product per query
-        when a query has many positives)."""
+        dot products against a padded table of each query's positives, one column at a time
+        (one matrix product per query when a query has many positives)."""
         best = np.full(corpus_row.size, -np.inf)
         if corpus_row.size == 0:
             return best
         queries, qloc = np.unique(query, return_inverse=True)
-        prow, owner = self.rows.positives_of(queries)
-        keep = self.rows.corpus_row[prow] >= 0
-        prow, owner = prow[keep], owner[keep]
+        prow, owner = _positives_in_corpus(self.rows, queries)
         if prow.size == 0:
             return best
         uniq, vecs = self._vectors(np.concatenate([corpus_row, self.rows.corpus_row[prow]]))
         doc_vec = vecs[np.searchsorted(uniq, corpus_row)]
-        pos_vec_index = np.searchsorted(uniq, self.rows.corpus_row[prow])
+        pos_vec = np.searchsorted(uniq, self.rows.corpus_row[prow])  # row of vecs, per positive
         off = offsets(owner, queries.size)
-        heavy = np.diff(off) > _MANY_POSITIVES
-        self._light_queries(best, qloc, doc_vec, vecs, pos_vec_index, owner, off, heavy)
-        for i in np.flatnonzero(heavy).tolist():
-            members = np.flatnonzero(qloc == i)
-            pv = vecs[pos_vec_index[off[i]:off[i + 1]]]
-            best[members] = (doc_vec[members] @ pv.T).max(axis=1)
-        return best
-
-    @staticmethod
-    def _light_queries(best, qloc, doc_vec, vecs, pos_vec_index, owner, off, heavy) -> None:
-        """best = max(best, cosine to each positive) for pairs of queries with few positives:
-        one column of a padded (query x positive) table at a time."""
-        count = np.diff(off)
-        width = int(count[~heavy].max()) if (~heavy).any() else 0
-        if not width:
-            return
-        table = np.full((off.size - 1, width), -1, dtype=np.int64)
-        light = ~heavy[owner]
-        table[owner[light], (np.arange(owner.size) - off[owner])[light]] = pos_vec_index[light]
-        for w in range(width):
-            idx = table[qloc, w]
+        many = np.diff(off) > _MANY_POSITIVES
+        for column in _padded_table(pos_vec, owner, off, ~many[owner]).T:
+            idx = column[qloc]
             has = idx >= 0
             if has.any():
                 sims = np.einsum("ij,ij->i", doc_vec[has], vecs[idx[has]])
                 best[has] = np.maximum(best[has], sims)
+        for i in np.flatnonzero(many).tolist():
+            members = np.flatnonzero(qloc == i)
+            best[members] = (doc_vec[members] @ vecs[pos_vec[off[i]:off[i + 1]]].T).max(axis=1)
+        return best
 
     def _vectors(self, corpus_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(sorted unique corpus rows, their L2-normalised vectors), one doc_vectors call."""
@@ -122,3 +105,20 @@ def _normalise_rows(v: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(v, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
     return v / norms
+
+
+def _positives_in_corpus(rows: PreparedRows, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """PreparedRows.positives_of, less the positives missing from the corpus (they have neither
+    a text nor a vector)."""
+    prow, owner = rows.positives_of(queries)
+    keep = rows.corpus_row[prow] >= 0
+    return prow[keep], owner[keep]
+
+
+def _padded_table(values: np.ndarray, owner: np.ndarray, off: np.ndarray, use: np.ndarray) -> np.ndarray:
+    """(groups x widest group) table of `values` grouped by `owner` (offsets `off`), -1 padded;
+    only the elements where `use` is true are entered (the width is that of those)."""
+    count = np.bincount(owner[use], minlength=off.size - 1)
+    table = np.full((off.size - 1, int(count.max(initial=0))), -1, dtype=np.int64)
+    table[owner[use], (np.arange(owner.size) - off[owner])[use]] = values[use]
+    return table
