@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import unicodedata
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from hnmine.errors import OptionError, UnknownName
@@ -148,6 +150,35 @@ def test_relative_margin_threshold_is_sign_safe():
     assert rules.relative_margin_threshold(0.0, 0.05) == 0.0
     for sp in (-5.0, -0.3, 0.0, 0.3, 5.0):
         assert rules.relative_margin_threshold(sp, 0.1) <= sp
+
+
+def test_known_positive_rule():
+    assert rules.known_positive(np.array([True, False, True])).tolist() == [True, False, True]
+
+
+def test_text_keys_match_the_documented_python_normalisation():
+    titles = ["Fox", None, "", "Cafe\u0301", "A\u00a0b"]
+    texts = [" The  quick\nbrown\tfox ", "body", "  ", "menu\u2003du jour", "C"]
+    got = rules.text_keys(pa.array(titles, pa.string()), pa.array(texts, pa.string())).to_pylist()
+    expected = [" ".join(unicodedata.normalize("NFC", (t or "") + " " + x).split())
+                for t, x in zip(titles, texts)]
+    assert got == expected
+    assert got[0] == "Fox The quick brown fox" and got[3] == "Caf\u00e9 menu du jour"
+
+
+def test_same_text_as_positive_rule_compares_within_the_query():
+    # query 0's positives have texts 3 and 5, query 1's text 7
+    hit = rules.same_text_as_positive(np.array([0, 0, 0, 1, 1, 2]), np.array([3, 5, 7, 3, 7, 3]),
+                                      np.array([0, 0, 1]), np.array([3, 5, 7]))
+    assert hit.tolist() == [True, True, False, False, True, False]
+    none = rules.same_text_as_positive(np.array([0]), np.array([3]), np.zeros(0, np.int64), np.zeros(0, np.int64))
+    assert none.tolist() == [False]
+
+
+def test_near_duplicate_of_positive_rule():
+    cos = np.array([0.99, 0.95, 0.9, -np.inf])
+    assert rules.near_duplicate_of_positive(cos, 0.95).tolist() == [True, True, False, False]
+    assert not rules.near_duplicate_of_positive(cos, None).any()
 
 
 def test_score_rules():
