@@ -63,9 +63,11 @@ class CandidateReasons:
         doc_vectors call) that no earlier rule drops."""
         if self.cosine is None:
             return
-        todo = cand_rows[~self.near_duplicate_checked[cand_rows] & (self.structural[cand_rows] == NOT_DROPPED)]
+        unchecked = ~self.near_duplicate_checked[cand_rows]
+        todo = cand_rows[unchecked & (self.structural[cand_rows] == NOT_DROPPED)]
         if todo.size == 0:
             return
         self.near_duplicate_checked[todo] = True
         cosine = self.cosine.max_cosine(self.rows.query[todo], self.rows.corpus_row[todo])
-        self.structural[todo[near_duplicate_of_positive(cosine, self.opts.dedup_threshold)]] = REASON_CODE[NEAR_DUPLICATE]
+        near = todo[near_duplicate_of_positive(cosine, self.opts.dedup_threshold)]
+        self.structural[near] = REASON_CODE[NEAR_DUPLICATE]

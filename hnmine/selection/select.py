@@ -4,8 +4,8 @@ Most queries have enough eligible candidates at the initial depth; `select_queri
 vectorised, many queries at once. A query left short looks deeper, one query at a time
 (`look_deeper`). Both paths apply the rules through CandidateReasons.codes, pick through
 `_choose` and record through SelectionRecord.add, so they differ only in how many queries and
-depths they handle at once; `look_deeper` on a query gives the same outcome as `select_queries`
-for every query (tests/test_filter_properties.py compares them).
+depths they handle at once: `look_deeper` gives any query the outcome `select_queries` gives it
+(tests/test_filter_properties.py compares the two on every query).
 """
 
 from __future__ import annotations
@@ -39,21 +39,21 @@ class Selector:
         return SelectionRecord(self.rows, self.opts.depth)
 
     def select_queries(self, first: int, last: int, record: SelectionRecord) -> None:
-        """Queries first..last-1 with positives at the initial depth, vectorised; those left
-        short that can look deeper go through `look_deeper`."""
+        """Queries first..last-1 with positives, vectorised at the initial depth; those left
+        short that could look deeper go through `look_deeper`."""
         rows, opts = self.rows, self.opts
-        depth = opts.depth
+        depth, n = opts.depth, last - first
         lo, hi = rows.cand_start[first], rows.cand_start[last]
         cand, cand_rank = rows.cand_rows[lo:hi], rows.cand_rank[lo:hi]
-        local = rows.query[cand] - first  # query within first..last-1
+        cand_query = rows.query[cand] - first  # 0..n-1
         has_positive = rows.n_positives[first:last] > 0
-        within = (cand_rank <= depth) & has_positive[local]
-        in_depth, query = cand[within], local[within]  # grouped by query, teacher order
-        teacher_rank = np.arange(1, in_depth.size + 1) - offsets(query, last - first)[query]
+        within = (cand_rank <= depth) & has_positive[cand_query]
+        in_depth, query = cand[within], cand_query[within]  # grouped by query, teacher order
+        teacher_rank = np.arange(1, in_depth.size + 1) - offsets(query, n)[query]
         code = self.reasons.codes(in_depth, teacher_rank)
-        n_eligible = np.bincount(query[code == NOT_DROPPED], minlength=last - first)
-        short = has_positive & (n_eligible < opts.num_negatives) & \
-            (self._depth_cap(cand_rank, local, last - first) > depth)
+        n_eligible = np.bincount(query[code == NOT_DROPPED], minlength=n)
+        can_look_deeper = self._depth_cap(cand_rank, cand_query, n) > depth
+        short = has_positive & (n_eligible < opts.num_negatives) & can_look_deeper
         done = has_positive & ~short
         keep = done[query]
         in_depth, teacher_rank, code = in_depth[keep], teacher_rank[keep], code[keep]
@@ -81,11 +81,11 @@ class Selector:
         chosen = self._choose(in_depth, code)
         record.add(np.array([query]), depth, in_depth, teacher_rank, code, chosen)
 
-    def _depth_cap(self, cand_rank: np.ndarray, local: np.ndarray, n: int) -> np.ndarray:
-        """How deep each query can look: its deepest retrieval rank (0 without candidates),
-        capped at max_depth."""
+    def _depth_cap(self, cand_rank: np.ndarray, cand_query: np.ndarray, n: int) -> np.ndarray:
+        """How deep each of n queries can look: its deepest retrieval rank (0 without
+        candidates), capped at max_depth."""
         deepest = np.zeros(n, dtype=np.int64)
-        np.maximum.at(deepest, local, cand_rank)
+        np.maximum.at(deepest, cand_query, cand_rank)
         return deepest if self.opts.max_depth is None else np.minimum(deepest, self.opts.max_depth)
 
     def _choose(self, cand_rows: np.ndarray, code: np.ndarray) -> np.ndarray:
