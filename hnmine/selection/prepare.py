@@ -115,8 +115,8 @@ def prepare_rows(
         sources=string_column(scores, "source"), source_row=order, query=qidx, rank=rank,
         score32=t32, score=t32.astype(np.float64), is_positive=is_pos, corpus_row=cidx[order],
         query_start=offsets(qidx, nq), cand_rows=cand_rows, cand_rank=rank[cand_rows],
-        cand_start=offsets(qidx[cand_rows], nq), pos_rows=pos_rows, pos_start=pos_start, n_positives=n_positives,
-        positive_score32=ref32, positive_score=ref32.astype(np.float64),
+        cand_start=offsets(qidx[cand_rows], nq), pos_rows=pos_rows, pos_start=pos_start,
+        n_positives=n_positives, positive_score32=ref32, positive_score=ref32.astype(np.float64),
     )
 
 
