@@ -43,10 +43,14 @@ REASON_CODE = {r: i for i, r in enumerate(REASONS)}
 class ScoreRuleOptions(Protocol):
     """The options the score rules read (an effective FilterOptions has them all)."""
 
-    max_score: float | None
-    min_score: float | None
-    margin: float | None
-    relative_margin: float | None
+    @property
+    def max_score(self) -> float | None: ...
+    @property
+    def min_score(self) -> float | None: ...
+    @property
+    def margin(self) -> float | None: ...
+    @property
+    def relative_margin(self) -> float | None: ...
 
 
 # ------------------------------------------------------------------ 1. known_positive

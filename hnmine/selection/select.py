@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from hnmine.errors import OptionError
 from hnmine.methods import get_sampler
 from hnmine.methods.rules import NOT_SAMPLED, REASON_CODE
 from hnmine.methods.samplers import draw, query_seed
@@ -26,9 +27,12 @@ class Selector:
     """Selection for one filter run: prepared rows, their reason codes, the effective options."""
 
     def __init__(self, rows: PreparedRows, reasons: CandidateReasons, opts: FilterOptions) -> None:
+        if opts.sampling is None or opts.depth_step is None:  # a caller's mistake, not a user's
+            raise OptionError("selection needs effective options (hnmine.methods.resolve_options)")
         self.rows = rows
         self.reasons = reasons
         self.opts = opts
+        self.depth_step: int = opts.depth_step
         self.sampler = get_sampler(opts.sampling)
         self.sample_seed = np.zeros(rows.n_queries, dtype=np.uint64)
         if self.sampler.log_weights is not None:  # only a random sampler needs seeds
@@ -77,7 +81,7 @@ class Selector:
             code = self.reasons.codes(in_depth, teacher_rank)
             if np.count_nonzero(code == NOT_DROPPED) >= opts.num_negatives or depth >= cap:
                 break
-            depth = min(depth + opts.depth_step, cap)
+            depth = min(depth + self.depth_step, cap)
         chosen = self._choose(in_depth, code)
         record.add(np.array([query]), depth, in_depth, teacher_rank, code, chosen)
 
