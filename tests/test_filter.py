@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 from hnmine.errors import InputError, MissingColumn, OptionError
-from hnmine.selection_core import (
+from hnmine.selection import (
     DROPPED_SCHEMA,
     NEGATIVES_SCHEMA,
     QUERY_SUMMARY_SCHEMA,
@@ -467,7 +467,7 @@ def test_random_negatives_do_not_depend_on_corpus_order_or_method():
     r1 = run(scores_table(rows), c1, method="naive", random_negatives=4)
     r2 = run(scores_table(rows), c2, method="naive", random_negatives=4)
     r3 = run(scores_table(rows), c1, method="shifted", random_negatives=4)
-    rand = lambda r: [x["doc_id"] for x in r.negatives.to_pylist() if x["is_random"]]  # noqa: E731
+    rand = lambda r: [x["doc_id"] for x in r.negatives.to_pylist() if x["is_random"]]
     assert rand(r1) == rand(r2) == rand(r3)
     assert len(rand(r1)) == 4
 

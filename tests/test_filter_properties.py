@@ -15,8 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hnmine.methods import method_names, resolve_options
-from hnmine import selection_core as filter_stage
-from hnmine.selection_core import FilterOptions, filter_candidates
+from hnmine.selection import FilterOptions, filter_candidates, make_selector
+from hnmine.selection.prepare import prepare_rows, sort_order
+from hnmine.selection.tables import build_result
 
 REASONS = ("known_positive", "same_text_as_positive", "near_duplicate_of_positive",
            "outside_rank_window", "above_max_score", "below_min_score",
@@ -63,13 +64,13 @@ def problems(draw):
     method = draw(st.sampled_from(method_names()))
     num = draw(st.integers(1, 4))
     depth = draw(st.integers(1, 8))
-    kw = dict(method=method, num_negatives=num, depth=depth,
-              depth_step=draw(st.one_of(st.none(), st.integers(1, 3))),
-              max_depth=draw(st.one_of(st.none(), st.integers(depth, depth + 5))),
-              random_negatives=draw(st.integers(0, 2)),
-              positive_reference=draw(st.sampled_from(["min", "mean", "max"])),
-              dedup_threshold=draw(st.sampled_from([None, 0.95])),
-              seed=draw(st.integers(0, 3)))
+    kw = {"method": method, "num_negatives": num, "depth": depth,
+          "depth_step": draw(st.one_of(st.none(), st.integers(1, 3))),
+          "max_depth": draw(st.one_of(st.none(), st.integers(depth, depth + 5))),
+          "random_negatives": draw(st.integers(0, 2)),
+          "positive_reference": draw(st.sampled_from(["min", "mean", "max"])),
+          "dedup_threshold": draw(st.sampled_from([None, 0.95])),
+          "seed": draw(st.integers(0, 3))}
     kw["min_negatives"] = draw(st.integers(0, num + kw["random_negatives"]))
     if method == "shifted":
         kw["range_min"] = draw(st.one_of(st.none(), st.integers(1, 4)))
@@ -92,7 +93,7 @@ def problems(draw):
 
 
 def build(problem, shuffle_seed=None):
-    rows, corpus_ids, texts, vec_of, query_ids, kw, use_vectors = problem
+    rows, corpus_ids, texts, vec_of, _query_ids, _kw, use_vectors = problem
     rows = list(rows)
     cids = list(corpus_ids)
     if shuffle_seed is not None:
@@ -130,7 +131,7 @@ def cos(problem, a, b):
 def reference(problem):
     """Plain-Python filter: per query, eligible candidates (in teacher order), the reasons of the
     dropped ones, depth used. Sampling is not reproduced; "top" picks the first N eligible."""
-    rows, corpus_ids, texts, vec_of, query_ids, kw, use_vectors = problem
+    rows, _corpus_ids, texts, _vec_of, query_ids, kw, use_vectors = problem
     o = resolve_options(FilterOptions(**kw))
     out = {}
     for q in query_ids:
@@ -308,18 +309,31 @@ def test_deterministic_and_independent_of_row_order(problem, shuffle_seed):
         assert x.stats == y.stats
 
 
+def selected(problem, per_query):
+    """The hard negatives (no random ones) of every query, chosen by the vectorised path
+    (which sends the queries left short to look_deeper) or by look_deeper alone."""
+    scores, corpus, vectors = build(problem)
+    opts = resolve_options(FilterOptions(**problem[5]))
+    rows = prepare_rows(scores, corpus, problem[4], opts.positive_reference)
+    selector = make_selector(rows, opts, vectors)
+    record = selector.new_record()
+    if per_query:
+        for q in np.flatnonzero(rows.n_positives > 0).tolist():
+            selector.look_deeper(q, record)
+    else:
+        selector.select_queries(0, rows.n_queries, record)
+    return build_result(rows, opts, record, None, "")
+
+
 @SETTINGS
 @given(problems())
 def test_vectorised_path_equals_per_query_path(problem):
-    a = run(problem)
-    filter_stage._Filter._per_query_only = True
-    try:
-        b = run(problem)
-    finally:
-        filter_stage._Filter._per_query_only = False
+    a = selected(problem, per_query=False)
+    b = selected(problem, per_query=True)
     assert a.negatives.equals(b.negatives)
     assert a.dropped.equals(b.dropped)
     assert a.query_summary.equals(b.query_summary)
+    assert a.stats == b.stats
 
 
 @settings(max_examples=200, deadline=None)
@@ -337,6 +351,6 @@ def test_packed_sort_matches_lexsort(items):
             keep.append(j)
     qidx, t32, rank = qidx[keep], t32[keep], rank[keep]
     dcol = pa.array([f"d{j}" for j in range(len(keep))])
-    order = filter_stage._sort_order(qidx, t32, rank, np.zeros(len(keep), bool), dcol)
+    order = sort_order(qidx, t32, rank, np.zeros(len(keep), bool), dcol)
     expected = np.lexsort((rank, -t32.astype(np.float64), qidx))
     assert order.tolist() == expected.tolist()

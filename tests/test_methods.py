@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import unicodedata
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from hnmine.errors import OptionError, UnknownName
@@ -15,11 +17,17 @@ from hnmine.methods import (
     get_method,
     method_names,
     resolve_options,
+    rules,
     sampler_names,
 )
-from hnmine.methods import rules
-from hnmine.methods.samplers import draw_one, get_sampler, query_seed, simans_log_weights, uniform01
-from hnmine.selection_core import FilterOptions
+from hnmine.methods.samplers import (
+    draw_one,
+    get_sampler,
+    query_seed,
+    simans_log_weights,
+    uniform01,
+)
+from hnmine.selection import FilterOptions
 
 
 def test_registered_names():
@@ -144,12 +152,41 @@ def test_relative_margin_threshold_is_sign_safe():
         assert rules.relative_margin_threshold(sp, 0.1) <= sp
 
 
+def test_known_positive_rule():
+    assert rules.known_positive(np.array([True, False, True])).tolist() == [True, False, True]
+
+
+def test_text_keys_match_the_documented_python_normalisation():
+    titles = ["Fox", None, "", "Cafe\u0301", "A\u00a0b"]
+    texts = [" The  quick\nbrown\tfox ", "body", "  ", "menu\u2003du jour", "C"]
+    got = rules.text_keys(pa.array(titles, pa.string()), pa.array(texts, pa.string())).to_pylist()
+    expected = [" ".join(unicodedata.normalize("NFC", (t or "") + " " + x).split())
+                for t, x in zip(titles, texts)]
+    assert got == expected
+    assert got[0] == "Fox The quick brown fox" and got[3] == "Caf\u00e9 menu du jour"
+
+
+def test_same_text_as_positive_rule_compares_within_the_query():
+    # query 0's positives have texts 3 and 5, query 1's text 7
+    hit = rules.same_text_as_positive(np.array([0, 0, 0, 1, 1, 2]), np.array([3, 5, 7, 3, 7, 3]),
+                                      np.array([0, 0, 1]), np.array([3, 5, 7]))
+    assert hit.tolist() == [True, True, False, False, True, False]
+    none = rules.same_text_as_positive(np.array([0]), np.array([3]), np.zeros(0, np.int64), np.zeros(0, np.int64))
+    assert none.tolist() == [False]
+
+
+def test_near_duplicate_of_positive_rule():
+    cos = np.array([0.99, 0.95, 0.9, -np.inf])
+    assert rules.near_duplicate_of_positive(cos, 0.95).tolist() == [True, True, False, False]
+    assert not rules.near_duplicate_of_positive(cos, None).any()
+
+
 def test_score_rules():
     s = np.array([0.9, 0.7, 0.5, 0.1])
     assert rules.above_max_score(s, 0.7).tolist() == [True, False, False, False]
     assert rules.below_min_score(s, 0.5).tolist() == [False, False, False, True]
-    assert rules.within_margin(s, 0.75, 0.25).tolist() == [True, True, True, False]
-    assert rules.within_relative_margin(s, -1.0, 0.05).tolist() == [True, True, True, True]
+    assert rules.within_margin_of_positive(s, 0.75, 0.25).tolist() == [True, True, True, False]
+    assert rules.within_relative_margin_of_positive(s, -1.0, 0.05).tolist() == [True, True, True, True]
     assert rules.outside_rank_window(np.arange(1, 6), 2, 4).tolist() == [True, False, False, False, True]
     assert not rules.above_max_score(s, None).any()
 

@@ -20,19 +20,24 @@ from hnmine.options import Options
 from hnmine.methods import positive_aware, sampled, simans, topk
 from hnmine.methods.base import METHOD_OPTION_FIELDS, Method
 from hnmine.methods.rules import REASONS
-from hnmine.methods.samplers import SAMPLER_OPTION_FIELDS, SAMPLERS, get_sampler, sampler_names
+from hnmine.methods.samplers import (
+    SAMPLER_OPTION_FIELDS,
+    SAMPLERS,
+    get_sampler,
+    sampler_names,
+)
 from hnmine.registry import Registry
 
 if TYPE_CHECKING:  # pragma: no cover
-    from hnmine.selection_core import FilterOptions
+    from hnmine.selection.options import FilterOptions
 
 __all__ = [
     "DEFAULT_METHOD",
     "METHODS",
-    "Method",
     "POSITIVE_REFERENCES",
     "REASONS",
     "SAMPLERS",
+    "Method",
     "effective_options",
     "get_method",
     "method_names",
@@ -69,7 +74,7 @@ def _finite(name: str, value: float | None) -> None:
         raise OptionError(f"{name} must be a finite number, got {value}")
 
 
-def resolve_options(options: "FilterOptions") -> "FilterOptions":
+def resolve_options(options: FilterOptions) -> FilterOptions:
     """Effective options: the method's defaults and the sampler's defaults filled in under the
     user's explicit values, then validated.
 
@@ -106,12 +111,12 @@ def resolve_options(options: "FilterOptions") -> "FilterOptions":
     return eff
 
 
-def effective_options(options: "FilterOptions") -> dict[str, Any]:
+def effective_options(options: FilterOptions) -> dict[str, Any]:
     """The resolved options as a plain dict (for manifests)."""
     return dataclasses.asdict(resolve_options(options))
 
 
-def _validate(o: "FilterOptions") -> None:
+def _validate(o: FilterOptions) -> None:
     ints = ("num_negatives", "depth", "depth_step", "max_depth", "min_negatives", "range_min",
             "range_max", "sample_pool", "random_negatives", "seed")
     for name in ints:

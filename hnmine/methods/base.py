@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 # Options a method may set a default for. Each is `None` in FilterOptions, meaning "the method's
 # default"; an explicit user value always wins over the method's default.

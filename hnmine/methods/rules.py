@@ -1,16 +1,20 @@
-"""The filter rules, each in one place.
+"""The filter rules, each in one place, one function each, in the order of REASONS.
 
 A candidate is dropped by the first rule that matches, in the order of REASONS (the order of the
-reasons in docs/tables.md). The first three need data beyond the score (qrels, corpus text,
-embeddings) and are computed by the filter stage; the score rules below are pure, vectorised
-functions of a query's candidates.
+reasons in docs/tables.md). Every rule is a pure, vectorised function of per-candidate values;
+the selection code (hnmine.selection) gathers those values (text codes, cosines, teacher ranks,
+scores) and applies the rules, and never re-implements one.
 
-All comparisons are made in float64 on the float32 teacher scores; thresholds are float64.
+All score comparisons are made in float64 on the float32 teacher scores; thresholds are float64.
 """
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 KNOWN_POSITIVE = "known_positive"
 SAME_TEXT = "same_text_as_positive"
@@ -36,6 +40,77 @@ REASONS: tuple[str, ...] = (
 REASON_CODE = {r: i for i, r in enumerate(REASONS)}
 
 
+class ScoreRuleOptions(Protocol):
+    """The options the score rules read (an effective FilterOptions has them all)."""
+
+    @property
+    def max_score(self) -> float | None: ...
+    @property
+    def min_score(self) -> float | None: ...
+    @property
+    def margin(self) -> float | None: ...
+    @property
+    def relative_margin(self) -> float | None: ...
+
+
+# ------------------------------------------------------------------ 1. known_positive
+
+
+def known_positive(is_positive: np.ndarray) -> np.ndarray:
+    """A known positive (qrels) is never a negative; retrieved ones are written as dropped."""
+    return np.asarray(is_positive, dtype=bool)
+
+
+# ------------------------------------------------------------------ 2. same_text_as_positive
+
+
+def text_keys(titles: pa.Array, texts: pa.Array) -> pa.Array:
+    """Normalised title + text compared by the same-text rule: title and text joined with a
+    space, Unicode NFC, every run of whitespace collapsed to one space, trimmed; case-sensitive
+    (a copy of a passage keeps its casing; case variants are left to the near-duplicate rule).
+
+    Equivalent to Python's `" ".join(unicodedata.normalize("NFC", title + " " + text).split())`.
+    """
+    titles = pc.fill_null(titles, "")
+    texts = pc.fill_null(texts, "")
+    joined = pc.binary_join_element_wise(titles, texts, " ")
+    joined = pc.utf8_normalize(joined, form="NFC")
+    words = pc.utf8_split_whitespace(joined)
+    return pc.utf8_trim_whitespace(pc.binary_join(words, " "))
+
+
+def same_text_as_positive(
+    query: np.ndarray, text: np.ndarray, positive_query: np.ndarray, positive_text: np.ndarray
+) -> np.ndarray:
+    """Per element i: text[i] is the text of one of query[i]'s positives.
+
+    Texts are integer codes of `text_keys` (equal codes for equal keys); positive_query and
+    positive_text list every (query, text) of a positive.
+    """
+    if positive_text.size == 0 or text.size == 0:
+        return np.zeros(text.shape, dtype=bool)
+    n_texts = int(max(text.max(), positive_text.max())) + 1
+    pairs = np.unique(positive_query * n_texts + positive_text)  # sorted (query, text) keys
+    key = query * n_texts + text
+    return pairs[np.minimum(np.searchsorted(pairs, key), pairs.size - 1)] == key
+
+
+# ------------------------------------------------------------------ 3. near_duplicate_of_positive
+
+
+def near_duplicate_of_positive(max_cosine: np.ndarray, threshold: float | None) -> np.ndarray:
+    """Cosine to the closest of the query's positives >= threshold (None: the rule is off).
+
+    `max_cosine` is -inf where the query has no positive with a vector.
+    """
+    if threshold is None:
+        return np.zeros(max_cosine.shape, dtype=bool)
+    return max_cosine >= threshold
+
+
+# ------------------------------------------------------------------ 4. outside_rank_window
+
+
 def outside_rank_window(teacher_rank: np.ndarray, range_min: int | None, range_max: int | None) -> np.ndarray:
     """Teacher rank (1-based) outside [range_min, range_max], both inclusive (shifted top-k)."""
     out = np.zeros(teacher_rank.shape, dtype=bool)
@@ -44,6 +119,9 @@ def outside_rank_window(teacher_rank: np.ndarray, range_min: int | None, range_m
     if range_max is not None:
         out |= teacher_rank > range_max
     return out
+
+
+# ------------------------------------------------------------------ 5.-8. the score rules
 
 
 def above_max_score(s: np.ndarray, max_score: float | None) -> np.ndarray:
@@ -60,12 +138,12 @@ def below_min_score(s: np.ndarray, min_score: float | None) -> np.ndarray:
     return s < min_score
 
 
-def margin_threshold(positive_score, margin: float):
+def margin_threshold(positive_score: np.ndarray | float, margin: float) -> np.ndarray | float:
     """TopK-MarginPos / GISTEmbed absolute: a negative must score below s(p) - margin."""
     return positive_score - margin
 
 
-def relative_margin_threshold(positive_score, relative_margin: float):
+def relative_margin_threshold(positive_score: np.ndarray | float, relative_margin: float) -> np.ndarray | float:
     """TopK-PercPos / GISTEmbed relative, sign-safe: s(p) - |s(p)| * m.
 
     Written as s(p) * (1 - m) the threshold rises *above* s(p) when s(p) < 0 (a published bug);
@@ -74,21 +152,23 @@ def relative_margin_threshold(positive_score, relative_margin: float):
     return positive_score - np.abs(positive_score) * relative_margin
 
 
-def within_margin(s: np.ndarray, positive_score, margin: float | None) -> np.ndarray:
+def within_margin_of_positive(s: np.ndarray, positive_score: np.ndarray | float, margin: float | None) -> np.ndarray:
     """Keep n only when s(n) < s(p) - margin; drop the rest."""
     if margin is None:
         return np.zeros(s.shape, dtype=bool)
     return s >= margin_threshold(positive_score, margin)
 
 
-def within_relative_margin(s: np.ndarray, positive_score, relative_margin: float | None) -> np.ndarray:
+def within_relative_margin_of_positive(
+    s: np.ndarray, positive_score: np.ndarray | float, relative_margin: float | None
+) -> np.ndarray:
     """Keep n only when s(n) < s(p) - |s(p)| * relative_margin; drop the rest."""
     if relative_margin is None:
         return np.zeros(s.shape, dtype=bool)
     return s >= relative_margin_threshold(positive_score, relative_margin)
 
 
-def score_reasons(s: np.ndarray, positive_score: np.ndarray | float, opts) -> np.ndarray:
+def score_reasons(s: np.ndarray, positive_score: np.ndarray | float, opts: ScoreRuleOptions) -> np.ndarray:
     """First matching score rule per candidate, as a reason code (int8; -1 = passes them all).
 
     Covers the rules that depend only on the candidate's and the positive's teacher scores
@@ -100,9 +180,9 @@ def score_reasons(s: np.ndarray, positive_score: np.ndarray | float, opts) -> np
     checks = (
         (ABOVE_MAX_SCORE, opts.max_score, lambda: above_max_score(s, opts.max_score)),
         (BELOW_MIN_SCORE, opts.min_score, lambda: below_min_score(s, opts.min_score)),
-        (WITHIN_MARGIN, opts.margin, lambda: within_margin(s, positive_score, opts.margin)),
+        (WITHIN_MARGIN, opts.margin, lambda: within_margin_of_positive(s, positive_score, opts.margin)),
         (WITHIN_RELATIVE_MARGIN, opts.relative_margin,
-         lambda: within_relative_margin(s, positive_score, opts.relative_margin)),
+         lambda: within_relative_margin_of_positive(s, positive_score, opts.relative_margin)),
     )
     for name, value, mask_fn in checks:
         if value is None:

@@ -21,9 +21,10 @@ and does not depend on query order, batching or input row order.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -102,7 +103,7 @@ _M2 = np.uint64(0x94D049BB133111EB)
 
 def query_seed(seed: int, purpose: str, query_id: str) -> int:
     """A 64-bit seed that depends only on (seed, purpose, query id)."""
-    digest = hashlib.sha256(f"{seed}\x1f{purpose}\x1f{query_id}".encode("utf-8")).digest()
+    digest = hashlib.sha256(f"{seed}\x1f{purpose}\x1f{query_id}".encode()).digest()
     return int.from_bytes(digest[:8], "little")
 
 

@@ -1,5 +1,5 @@
 """Stage filter: choose each query's negatives with a method; every dropped candidate is a row with
-its reason. The selection itself is a pure function of tables (hnmine.selection_core); this module
+its reason. The selection itself is a pure function of tables (hnmine.selection); this module
 reads the run's tables, hands it the index's vectors for the near-duplicate rule, and reports."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ def filter_options(options: Options):
     """The selection's settings from a run's options (fields of the same names), the method's defaults
     filled in and checked (hnmine.methods.resolve_options)."""
     from hnmine.methods import resolve_options
-    from hnmine.selection_core import FilterOptions
+    from hnmine.selection import FilterOptions
 
     values = {f.name: getattr(options, f.name) for f in fields(FilterOptions)}
     if values["dedup_threshold"] is not None and values["dedup_threshold"] > 1:
@@ -48,7 +48,7 @@ def _doc_vectors(ctx: Context, corpus_ids: list[str]):
 
 
 def _work(ctx: Context) -> StageOutput:
-    from hnmine.selection_core import filter_candidates
+    from hnmine.selection import filter_candidates
 
     settings = filter_options(ctx.options)
     scores = ctx.table("scores")
