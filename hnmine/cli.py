@@ -240,8 +240,10 @@ def methods_command() -> None:
 def _register_helper_commands() -> None:
     from hnmine.cli_eval import eval_command
     from hnmine.cli_report import inspect_command, report_command
+    from hnmine.review.command import review_command
 
-    for name, fn in (("eval", eval_command), ("report", report_command), ("inspect", inspect_command)):
+    for name, fn in (("eval", eval_command), ("report", report_command), ("inspect", inspect_command),
+                     ("review", review_command)):
         app.command(name)(_guarded(fn))
 
 

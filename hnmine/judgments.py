@@ -160,11 +160,13 @@ def _parse_qrels(lines: list[str], label: str, source: str) -> pa.Table:
     """BEIR (3 tab-separated fields, a header line) or TREC (4 whitespace-separated fields)."""
     rows = []
     fields_seen = None
+    by_tab = False  # BEIR files are tab-separated (an id may hold a space); TREC ones any whitespace
     for lineno, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        fields = line.split("\t") if "\t" in line else line.split()
-        fields = [f.strip() for f in fields]
+        if fields_seen is None:
+            by_tab = len(line.split("\t")) in (3, 4)
+        fields = [f.strip() for f in (line.split("\t") if by_tab else line.split())]
         if fields_seen is None:
             fields_seen = len(fields)
             if fields_seen not in (3, 4):
