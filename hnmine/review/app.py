@@ -20,10 +20,11 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Input, Static
 
 from hnmine.errors import HnmineError
-from hnmine.report.text import clean, doc_text, trim
+from hnmine.report.text import clean, doc_text, trim, wrap_lines
 from hnmine.review.session import ReviewSession
 
 MAX_CHARS = 10_000  # of one text on screen; `i` (inspect) or the tables hold the rest
+QUERY_LINES = 3  # of the query's text above the panes
 NARROW = 70  # below this many columns the two panes stack
 KEYS = (("r", "relevant"), ("n", "not relevant"), ("s", "skip"), ("u", "undo"), ("b", "back"),
         ("g", "query"), ("i", "inspect"), ("q", "quit"))
@@ -121,8 +122,8 @@ class ReviewApp(App):
     TITLE = "hnmine review"
     CSS = """
     Screen { layout: vertical; }
-    #title { height: 1; background: $panel; }
-    #query { height: auto; max-height: 5; padding: 0 1; border-bottom: solid $primary-darken-2; }
+    #title { height: 1; background: $panel; text-wrap: nowrap; text-overflow: ellipsis; }
+    #query { height: auto; padding: 0 1; border-bottom: solid $primary-darken-2; }
     #panes { height: 1fr; }
     #panes.narrow { layout: vertical; }
     .pane { width: 1fr; height: 1fr; padding: 0 1; }
@@ -168,6 +169,7 @@ class ReviewApp(App):
 
     def on_resize(self, event) -> None:
         self._layout(event.size.width)
+        self.show()  # the query is wrapped to the width
 
     def _layout(self, width: int) -> None:
         self.query_one("#panes").set_class(width < NARROW, "narrow")
@@ -187,9 +189,12 @@ class ReviewApp(App):
             self.query_one("#positives-text", Static).update("")
             self.query_one("#suspect-text", Static).update("")
             return
-        query = Text(f"query {row['query_id']}", style="bold")
+        width = max(10, self.size.width - 2)
+        query = Text(f"query {clean(row['query_id'])}", style="bold")
         query.append(f"   suspect #{row['n']} of the report", style="dim")
-        query.append("\n" + shown(row["query"]))
+        query.truncate(width, overflow="ellipsis")
+        for line in wrap_lines(row["query"], width, QUERY_LINES):  # `i` shows the whole query
+            query.append("\n" + line)
         self.query_one("#query", Static).update(query)
         self.query_one("#positives-text", Static).update(self._positives(row))
         self.query_one("#suspect-text", Static).update(self._suspect(row))

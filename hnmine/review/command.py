@@ -50,14 +50,14 @@ def review_command(
         n = export_qrels(run_judgments(check_run_dir(run)), export, qrels_format)
         print(f"wrote {n:,} judgment(s) to {export} ({qrels_format} qrels)", file=sys.stderr)
         return
-    if not (sys.stdin.isatty() and sys.stdout.isatty()):
-        raise OptionError("hnmine review needs a terminal (stdin and stdout); to write the judgments "
-                          "as qrels use --export FILE")
     from hnmine.review.session import Filters, ReviewSession
 
     session = ReviewSession.open(run, Filters(top=top, reason=reason, query_id=query, min_gap=min_gap))
     if not session.suspects:
         raise OptionError(f"no suspected false negatives in {run} match ({session.filters.describe()})")
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise OptionError("hnmine review needs a terminal (stdin and stdout); to write the judgments "
+                          "as qrels use --export FILE")
     from hnmine.review.app import ReviewApp
 
     ReviewApp(session).run()
