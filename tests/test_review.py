@@ -171,7 +171,10 @@ def test_inspect_and_go_to_query(run):
         assert journal(run) == []
         await pilot.press("escape")
         assert len(app.screen_stack) == 1
-        await pilot.press("g")
+        await pilot.press("right", "right", "left")  # arrows walk too, from the focused pane
+        assert app.session.cursor == 1 and app.focused.id == "suspect"
+        await pilot.press("g", "q", "3", "left", "x")  # ... but edit the text in the prompt
+        assert app.screen.query_one(Input).value == "qx3" and app.session.cursor == 1
         app.screen.query_one(Input).value = "q3"
         await pilot.press("enter")
         assert app.session.current["query_id"] == "q3"

@@ -135,9 +135,12 @@ class ReviewApp(App):
     BINDINGS = [
         Binding("r", "mark(True)", "relevant"),
         Binding("n", "mark(False)", "not relevant"),
-        Binding("s,right", "skip", "skip"),
+        Binding("s", "skip", "skip"),
         Binding("u", "undo", "undo"),
-        Binding("b,left", "back", "back"),
+        Binding("b", "back", "back"),
+        # before the panes' own left/right (horizontal scrolling: the texts wrap, there is none)
+        Binding("right", "skip", "skip", show=False, priority=True),
+        Binding("left", "back", "back", show=False, priority=True),
         Binding("g", "go_to", "go to query"),
         Binding("i", "inspect", "inspect"),
         Binding("q", "quit", "quit"),
@@ -166,6 +169,7 @@ class ReviewApp(App):
     def on_mount(self) -> None:
         self._layout(self.size.width)
         self.show()
+        self.query_one("#suspect").focus()  # ↑↓ PgUp PgDn scroll the suspect; Tab the positives
 
     def on_resize(self, event) -> None:
         self._layout(event.size.width)
