@@ -196,6 +196,22 @@ def run_judgments(run_dir: str | Path) -> pa.Table:
     return table
 
 
+def save_judgments(run_dir: str | Path, table: pa.Table, source: str) -> pa.Table:
+    """Replace the rows of `source` in the run's `judgments.parquet` with `table` (atomically),
+    keeping every other source's rows: how automatic relabelling (source "teacher") and a review
+    session (source "human") share one table without overwriting each other. Returns the table."""
+    from hnmine.io.atomic import write_parquet
+
+    target = Path(run_dir) / JUDGMENTS_FILE
+    existing = read_judgments(target) if target.is_file() else empty_judgments()
+    wrong = set(table.column("source").to_pylist()) - {source}
+    if wrong:
+        raise OptionError(f"judgments to save as source '{source}' hold other sources: {', '.join(sorted(wrong))}")
+    merged = merge_source(existing, table, source)
+    write_parquet(merged, target)
+    return merged
+
+
 def merge_source(table: pa.Table, replacement: pa.Table, source: str = HUMAN) -> pa.Table:
     """`table` with its rows of `source` replaced by `replacement` (other sources kept as they are)."""
     import pyarrow.compute as pc
@@ -321,13 +337,7 @@ class JudgmentLog:
     def save(self) -> pa.Table:
         """Fold the journal into the run's `judgments.parquet` (atomically), keeping the rows
         other sources (the teacher's relabelling, imported files) wrote there. Returns the table."""
-        from hnmine.io.atomic import write_parquet
-
-        target = self.run_dir / JUDGMENTS_FILE
-        existing = read_judgments(target) if target.is_file() else empty_judgments()
-        table = merge_source(existing, self.latest(), self.source)
-        write_parquet(table, target)
-        return table
+        return save_judgments(self.run_dir, self.latest(), self.source)
 
 
 # -- exporting --------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from hnmine.errors import InputError, MissingColumn, RunDirError, UnknownName
+from hnmine.errors import InputError, MissingColumn, OptionError, RunDirError, UnknownName
 from hnmine.judgments import (
     JOURNAL_FILE,
     JUDGMENTS_FILE,
@@ -20,6 +20,7 @@ from hnmine.judgments import (
     judgments_table,
     read_judgments,
     run_judgments,
+    save_judgments,
 )
 
 
@@ -228,3 +229,20 @@ def test_apply_no_judgments_changes_nothing_but_adds_the_columns():
 def test_apply_judgments_needs_the_key_columns():
     with pytest.raises(MissingColumn, match="no column 'is_positive'"):
         apply_judgments(scores_table().drop_columns(["is_positive"]), judgments_table([]))
+
+
+def test_teacher_relabelling_and_review_share_the_table(tmp_path):
+    log = JudgmentLog(tmp_path, clock=clock())
+    log.judge("q1", "a", 0)
+    log.save()
+    teacher = judgments_table([j("q1", "a", 1, "teacher", "2026-02-01T00:00:00Z"),
+                               j("q1", "b", 1, "teacher", "2026-02-01T00:00:00Z")])
+    save_judgments(tmp_path, teacher, "teacher")
+    log.judge("q1", "c", 1)
+    log.save()  # the person's rows are rewritten, the teacher's kept
+    table = read_judgments(tmp_path / JUDGMENTS_FILE)
+    assert sorted((r["doc_id"], r["source"]) for r in table.to_pylist()) == \
+        [("a", "human"), ("a", "teacher"), ("b", "teacher"), ("c", "human")]
+    assert pairs(fold_judgments(table)) == [("q1", "a", 0), ("q1", "b", 1), ("q1", "c", 1)]
+    with pytest.raises(OptionError, match="hold other sources: human"):
+        save_judgments(tmp_path, judgments_table([j("q1", "z", 1, "human")]), "teacher")
