@@ -9,7 +9,7 @@ export TOKENIZERS_PARALLELISM := false
 LOCK   := requirements.lock
 EXTRAS := test,bench
 
-.PHONY: setup demo test test-all bench bench-scale chromium clean lock
+.PHONY: setup demo test test-all bench bench-scale chromium tmux clean lock
 
 # Every version comes from requirements.lock, so each fresh machine installs the same ones.
 # CPU torch first: with torch==2.13.0 already installed, sentence-transformers pulls no CUDA build.
@@ -40,10 +40,14 @@ demo: setup
 chromium:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "chromium not installed: the HTML rendering test will be skipped"
 
-test: setup chromium
+# tmux for the test that drives `hnmine review` in a real terminal (skipped where tmux is missing).
+tmux:
+	@command -v tmux >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq tmux >/dev/null) || echo "tmux not installed: the terminal test of hnmine review will be skipped"
+
+test: setup chromium tmux
 	$(PY) -m pytest -q -m "not slow"
 
-test-all: setup chromium
+test-all: setup chromium tmux
 	$(PY) -m pytest -q
 
 bench: setup

@@ -163,6 +163,7 @@ HELPER_COMMANDS = [
     ("eval", "hnmine.cli_eval", "eval_command"),
     ("report", "hnmine.cli_report", "report_command"),
     ("inspect", "hnmine.cli_report", "inspect_command"),
+    ("review", "hnmine.review.command", "review_command"),
 ]
 
 

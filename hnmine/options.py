@@ -138,6 +138,9 @@ class Options:
                                   choices=lambda: ("min", "mean", "max"), kind="positive reference")
     dedup_threshold: float = opt(0.95, "Drop candidates with cosine ≥ this to a positive (above 1 disables).", stages=_FILTER, low=0.0, high=2.0, low_open=True)
     random_negatives: int = opt(0, "Extra random negatives from outside the candidates (STAR).", stages=_FILTER, low=0, high=1000)
+    judgments: Path | None = opt(None, "Relevance judgments for the filter (judgments.parquet, or a BEIR/TREC qrels file): judged relevant "
+                                       "documents become positives, judged non-relevant ones are never dropped as suspected false negatives. "
+                                       "Default: the run's own (from `hnmine review`), if any.", stages=_FILTER)
     # export
     format: str = opt("triplet", "triplet|n-tuple|labeled-pair|labeled-list|flagembedding|tevatron.", stages=("export",), short=("-f",),
                       choices=_names("hnmine.formats", "format_names"), kind="export format")

@@ -35,6 +35,7 @@ class Context:
     options: Options
     reporter: Reporter = field(default_factory=Reporter)
     engine: str = "local"
+    memo: dict[str, Any] = field(default_factory=dict)  # what a stage computes once for its key and its work
 
     def table(self, name: str, columns: Sequence[str] | None = None, optional: Sequence[str] = ()) -> "pa.Table":
         return self.run.read_table(name, columns, optional)

@@ -51,6 +51,7 @@ LAYOUT: dict[str, str] = {
     "dropped": "dropped.parquet",
     "query_summary": "query_summary.parquet",
     "judgments": "judgments.parquet",
+    "review_journal": "review/journal.jsonl",
     "export": "export",
     "manifests": "manifests",
     "embedding_cache": "cache/embeddings",

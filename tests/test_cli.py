@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from hnmine.cli import app
 
 runner = CliRunner()
-COMMANDS = ["index", "retrieve", "score", "filter", "export", "mine", "methods", "eval", "report", "inspect"]
+COMMANDS = ["index", "retrieve", "score", "filter", "export", "mine", "methods", "eval", "report", "inspect", "review"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -38,6 +38,16 @@ REASONS: tuple[str, ...] = (
     NOT_SAMPLED,
 )
 REASON_CODE = {r: i for i, r in enumerate(REASONS)}
+# The rules that drop a candidate because it may be relevant (a suspected false negative). A candidate
+# a person judged not relevant (hnmine.judgments) is exempt from them; the others still apply.
+FALSE_NEGATIVE_RULES: tuple[str, ...] = (
+    SAME_TEXT,
+    NEAR_DUPLICATE,
+    OUTSIDE_RANK_WINDOW,
+    ABOVE_MAX_SCORE,
+    WITHIN_MARGIN,
+    WITHIN_RELATIVE_MARGIN,
+)
 
 
 class ScoreRuleOptions(Protocol):

@@ -62,6 +62,7 @@ class PreparedRows:
     n_positives: np.ndarray  # per query
     positive_score32: np.ndarray  # reference score s(p) per query (NaN without positives)
     positive_score: np.ndarray  # the same in float64
+    judged_not_relevant: np.ndarray  # a person (or a file) judged the candidate not relevant (hnmine.judgments)
 
     @property
     def n_queries(self) -> int:
@@ -117,7 +118,16 @@ def prepare_rows(
         query_start=offsets(qidx, nq), cand_rows=cand_rows, cand_rank=rank[cand_rows],
         cand_start=offsets(qidx[cand_rows], nq), pos_rows=pos_rows, pos_start=pos_start,
         n_positives=n_positives, positive_score32=ref32, positive_score=ref32.astype(np.float64),
+        judged_not_relevant=_judged_not_relevant(scores)[order],
     )
+
+
+def _judged_not_relevant(scores: pa.Table) -> np.ndarray:
+    """Rows whose optional `judged_relevance` (hnmine.judgments.apply_judgments) is 0 or less."""
+    if "judged_relevance" not in scores.column_names:
+        return np.zeros(scores.num_rows, dtype=bool)
+    col = pc.cast(column(scores, "judged_relevance"), pa.int64())
+    return pc.fill_null(pc.less_equal(col, 0), False).to_numpy(zero_copy_only=False).astype(bool)
 
 
 def _ids(scores: pa.Table) -> tuple[pa.Array, pa.Array]:

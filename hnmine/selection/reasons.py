@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from hnmine.methods.rules import (
+    FALSE_NEGATIVE_RULES,
     KNOWN_POSITIVE,
     NEAR_DUPLICATE,
     OUTSIDE_RANK_WINDOW,
@@ -20,6 +21,7 @@ from hnmine.selection.prepare import PreparedRows
 from hnmine.selection.structural import CosineToPositives, has_text_of_a_positive
 
 NOT_DROPPED = -1  # the reason code of a candidate that passes every rule (eligible)
+_SUSPICION_CODES = np.array([REASON_CODE[r] for r in FALSE_NEGATIVE_RULES], dtype=np.int8)
 
 
 class CandidateReasons:
@@ -43,6 +45,12 @@ class CandidateReasons:
         self.near_duplicate_checked = np.zeros(rows.query.size, dtype=bool)
         with np.errstate(invalid="ignore"):  # s(p) is NaN for queries without positives
             self.score_reason = score_reasons(rows.score, rows.positive_score[rows.query], opts)
+        # A candidate judged not relevant is never dropped as a suspected false negative.
+        self.exempt = rows.judged_not_relevant
+        suspicion = np.isin(self.structural, _SUSPICION_CODES) & self.exempt
+        self.structural[suspicion] = NOT_DROPPED
+        self.score_reason[np.isin(self.score_reason, _SUSPICION_CODES) & self.exempt] = NOT_DROPPED
+        self.near_duplicate_checked[self.exempt] = True
 
     def codes(self, cand_rows: np.ndarray, teacher_rank: np.ndarray) -> np.ndarray:
         """The reason code of each of `cand_rows` (NOT_DROPPED: eligible).
@@ -55,7 +63,7 @@ class CandidateReasons:
         code = np.where(structural != NOT_DROPPED, structural, self.score_reason[cand_rows])
         if self.opts.range_min is not None or self.opts.range_max is not None:
             window = outside_rank_window(teacher_rank, self.opts.range_min, self.opts.range_max)
-            code[window & (structural == NOT_DROPPED)] = REASON_CODE[OUTSIDE_RANK_WINDOW]
+            code[window & (structural == NOT_DROPPED) & ~self.exempt[cand_rows]] = REASON_CODE[OUTSIDE_RANK_WINDOW]
         return code
 
     def _check_near_duplicates(self, cand_rows: np.ndarray) -> None:

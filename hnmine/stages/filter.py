@@ -27,6 +27,42 @@ def _uses_vectors(ctx: Context) -> bool:
     return filter_options(ctx.options).dedup_threshold is not None and m is not None and ctx.run.rel("dense_index") in m.outputs
 
 
+def judgments(ctx: Context):
+    """The judgments the filter applies (hnmine.judgments), or None: --judgments FILE, else the run's own."""
+    if "judgments" not in ctx.memo:
+        from hnmine import judgments as j
+
+        if ctx.options.judgments is not None:
+            table = j.read_judgments(ctx.options.judgments)
+        elif ctx.run.exists("judgments") or ctx.run.exists("review_journal"):
+            table = j.run_judgments(ctx.run.path)
+        else:
+            table = None
+        ctx.memo["judgments"] = j.fold_judgments(table) if table is not None and table.num_rows else None
+    return ctx.memo["judgments"]
+
+
+def _sources(ctx: Context) -> dict:
+    """The judgments' verdicts (not their times) key the stage: a new verdict reruns filter and export."""
+    import hashlib
+
+    table = judgments(ctx)
+    if table is None:
+        return {}
+    rows = sorted(zip(*(table.column(c).to_pylist() for c in ("query_id", "doc_id", "relevance", "source"))))
+    return {"judgments": hashlib.sha256(repr(rows).encode()).hexdigest()}
+
+
+def _check(options: Options) -> None:
+    from pathlib import Path
+
+    from hnmine.errors import InputError
+
+    filter_options(options)
+    if options.judgments is not None and not Path(options.judgments).is_file():
+        raise InputError(f"{options.judgments}: no such file (--judgments)")
+
+
 def _reads(ctx: Context) -> tuple[str, ...]:
     return ("scores", "corpus", "queries") + (("dense_index",) if _uses_vectors(ctx) else ())
 
@@ -53,12 +89,26 @@ def _work(ctx: Context) -> StageOutput:
     settings = filter_options(ctx.options)
     scores = ctx.table("scores")
     corpus = ctx.table("corpus")
+    judged = judgments(ctx)
+    judged_info = None
+    if judged is not None:
+        from hnmine.judgments import apply_judgments
+
+        scores, judged_info = apply_judgments(scores, judged)
     query_ids = ctx.table("queries", ["query_id"]).column("query_id").to_pylist()
     vectors = _doc_vectors(ctx, corpus.column("doc_id").to_pylist()) if _uses_vectors(ctx) else None
     with ctx.reporter.task("filtering", total=len(query_ids)) as advance:
         result = filter_candidates(scores, corpus, settings, doc_vectors=vectors, query_ids=query_ids, progress=advance)
     stats = dict(result.stats)
     warnings = []
+    if judged_info is not None:
+        stats["judgments"] = judged_info["counts"]
+        unscored = judged_info["unscored_positives"].num_rows
+        if unscored:
+            warnings.append(f"{unscored} documents judged relevant are not candidates of this run (the teacher never "
+                            f"scored them): they are not negatives, but are not exported as positives either; add them "
+                            f"to the qrels to train on them")
+            ctx.reporter.warn(warnings[-1])
     if stats.get("queries_short"):
         warnings.append(shortfall_message(result.negatives, result.query_summary, settings))
         ctx.reporter.warn(warnings[-1])
@@ -90,5 +140,5 @@ def shortfall_message(negatives, summary, settings) -> str:
 STAGE = Stage(
     name="filter", command="filter", makes=("negatives.parquet", "dropped.parquet", "query_summary.parquet"), reads=_reads,
     writes=lambda o: ("negatives", "dropped", "query_summary"), key=_key, work=_work,
-    check=lambda o: filter_options(o) and None,
+    sources=_sources, check=_check,
 )

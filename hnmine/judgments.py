@@ -1,0 +1,467 @@
+"""Judgments: verdicts on (query, document) pairs that the next filter obeys.
+
+One table and one rule, shared by the people who review suspects (`hnmine review`, source
+"human") and by automatic relabelling (source "teacher"), and open to qrels files from elsewhere
+(source = the file's name). Columns (JUDGMENTS_SCHEMA):
+
+    query_id   string   as written, never type-inferred ("001" stays "001")
+    doc_id     string
+    relevance  int32    > 0 relevant, <= 0 not relevant
+    source     string   "human", "teacher", or the name of the file it came from
+    time       string   ISO 8601 UTC ("" when a file gave none)
+
+The rule, in one place (`fold_judgments`): one verdict per (query, document); a person's beats any
+other source, any other source beats the teacher's, and within one source the latest wins.
+`apply_judgments` is what the filter does with them: relevant pairs become positives (so never
+negatives), not-relevant ones are never dropped as suspected false negatives.
+
+A review session writes every verdict to an append-only journal (`review/journal.jsonl`, one
+fsynced line each, undo included) before it does anything else, and folds it into the run's
+`judgments.parquet` (written atomically); a crash loses nothing that was acknowledged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterable
+
+import pyarrow as pa
+
+from hnmine.errors import InputError, OptionError, RunDirError
+from hnmine.rundir import LAYOUT
+
+HUMAN = "human"
+TEACHER = "teacher"
+RELEVANT, NOT_RELEVANT = 1, 0
+
+JUDGMENTS_FILE = LAYOUT["judgments"]  # at the run root: what the next filter reads by default
+JOURNAL_FILE = LAYOUT["review_journal"]
+
+JUDGMENTS_SCHEMA = pa.schema([
+    ("query_id", pa.string()),
+    ("doc_id", pa.string()),
+    ("relevance", pa.int32()),
+    ("source", pa.string()),
+    ("time", pa.string()),
+])
+QRELS_FORMATS = ("beir", "trec")
+
+# Which source wins for one pair: a person over any file, any file over the teacher.
+_PRIORITY_HUMAN, _PRIORITY_OTHER, _PRIORITY_TEACHER = 2, 1, 0
+
+
+def now_utc() -> str:
+    """The time a verdict is made: ISO 8601, UTC, to the millisecond."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def empty_judgments() -> pa.Table:
+    return JUDGMENTS_SCHEMA.empty_table()
+
+
+def judgments_table(rows: Iterable[dict]) -> pa.Table:
+    """A judgments table from dicts with the schema's keys."""
+    rows = list(rows)
+    return pa.table({f.name: [r[f.name] for r in rows] for f in JUDGMENTS_SCHEMA}, schema=JUDGMENTS_SCHEMA)
+
+
+# -- the rule ---------------------------------------------------------------------------------
+
+
+def _priority(source: str) -> int:
+    if source == HUMAN:
+        return _PRIORITY_HUMAN
+    return _PRIORITY_TEACHER if source == TEACHER else _PRIORITY_OTHER
+
+
+def fold_judgments(*tables: pa.Table) -> pa.Table:
+    """One verdict per (query, document) from any number of judgments tables: a person's beats any
+    other source, any other beats the teacher's; within a source the latest `time` wins, and among
+    equal times the later row. Rows come out in the order their winning verdict was first seen."""
+    best: dict[tuple[str, str], tuple[tuple, dict]] = {}
+    n = 0
+    for table in tables:
+        for row in table.select(JUDGMENTS_SCHEMA.names).to_pylist():
+            key = (row["query_id"], row["doc_id"])
+            rank = (_priority(row["source"] or ""), row["time"] or "", n)
+            n += 1
+            if key not in best or rank >= best[key][0]:
+                best[key] = (rank, row)
+    return judgments_table(row for _, row in best.values())
+
+
+# -- reading ----------------------------------------------------------------------------------
+
+
+def read_judgments(path: str | Path) -> pa.Table:
+    """Judgments from a file: this module's Parquet table, a BEIR qrels TSV (`query-id corpus-id
+    score` with its header), or a TREC qrels file (`qid 0 docid rel`, whitespace separated).
+    Ids stay text exactly as written. Rows of a qrels file get the file's name as their source."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such judgments file")
+    if path.suffix.lower() == ".parquet":
+        return _read_parquet(path)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            lines = fh.read().splitlines()
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    return _parse_qrels(lines, str(path), path.name)
+
+
+def _read_parquet(path: Path) -> pa.Table:
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from hnmine.errors import MissingColumn
+
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise InputError(f"{path}: not a readable Parquet file ({' '.join(str(exc).split())})") from None
+    for name in ("query_id", "doc_id", "relevance"):
+        if name not in table.column_names:
+            raise MissingColumn(str(path), name, list(table.column_names))
+    n = table.num_rows
+    cols = {}
+    for name in ("query_id", "doc_id", "source", "time"):
+        if name in table.column_names:
+            col = table.column(name)
+            if not pa.types.is_string(col.type) and not pa.types.is_large_string(col.type):
+                # a number column would lose "001" -> 1 long before here: refuse rather than guess
+                raise InputError(f"{path}: column '{name}' must hold text, not {col.type}")
+            cols[name] = pc.cast(col, pa.string())
+        elif name == "source":
+            cols[name] = pa.array([path.name] * n, pa.string())
+        elif name == "time":
+            cols[name] = pa.array([""] * n, pa.string())
+    for name in ("query_id", "doc_id"):
+        if cols[name].null_count:
+            raise InputError(f"{path}: column '{name}' has empty values")
+    rel = table.column("relevance")
+    if not pa.types.is_integer(rel.type) or rel.null_count:
+        raise InputError(f"{path}: column 'relevance' must hold whole numbers (it is {rel.type})")
+    cols["relevance"] = pc.cast(rel, pa.int32())
+    cols["source"] = pc.fill_null(cols["source"], path.name)
+    cols["time"] = pc.fill_null(cols["time"], "")
+    return pa.table({f.name: cols[f.name] for f in JUDGMENTS_SCHEMA}, schema=JUDGMENTS_SCHEMA)
+
+
+_INT = re.compile(r"[+-]?\d+")
+
+
+def _parse_qrels(lines: list[str], label: str, source: str) -> pa.Table:
+    """BEIR (3 tab-separated fields, a header line) or TREC (4 whitespace-separated fields)."""
+    rows = []
+    fields_seen = None
+    by_tab = False  # BEIR files are tab-separated (an id may hold a space); TREC ones any whitespace
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        if fields_seen is None:
+            by_tab = len(line.split("\t")) in (3, 4)
+        fields = [f.strip() for f in (line.split("\t") if by_tab else line.split())]
+        if fields_seen is None:
+            fields_seen = len(fields)
+            if fields_seen not in (3, 4):
+                raise InputError(f"{label}:{lineno}: expected `query-id corpus-id score` (BEIR) or "
+                                 f"`qid 0 docid rel` (TREC), got {len(fields)} field(s)")
+            if not _INT.fullmatch(fields[-1]):
+                continue  # the header line ("query-id corpus-id score")
+        if len(fields) != fields_seen:
+            raise InputError(f"{label}:{lineno}: {len(fields)} field(s), the file's first line has {fields_seen}")
+        query_id, doc_id, rel = (fields[0], fields[2], fields[3]) if fields_seen == 4 else fields
+        if not _INT.fullmatch(rel):
+            raise InputError(f"{label}:{lineno}: relevance '{rel}' is not a whole number")
+        if not query_id or not doc_id:
+            raise InputError(f"{label}:{lineno}: empty query or document id")
+        rows.append({"query_id": query_id, "doc_id": doc_id, "relevance": int(rel), "source": source, "time": ""})
+    return judgments_table(rows)
+
+
+def run_judgments(run_dir: str | Path) -> pa.Table:
+    """The run's own judgments: `judgments.parquet` with the review journal folded in (the journal
+    is newer when a review session was killed before it rewrote the table)."""
+    run_dir = Path(run_dir)
+    path = run_dir / JUDGMENTS_FILE
+    table = read_judgments(path) if path.is_file() else empty_judgments()
+    if (run_dir / JOURNAL_FILE).is_file():
+        table = merge_source(table, JudgmentLog(run_dir).latest())
+    return table
+
+
+def save_judgments(run_dir: str | Path, table: pa.Table, source: str) -> pa.Table:
+    """Replace the rows of `source` in the run's `judgments.parquet` with `table` (atomically),
+    keeping every other source's rows: how automatic relabelling (source "teacher") and a review
+    session (source "human") share one table without overwriting each other. Returns the table."""
+    from hnmine.io.atomic import write_parquet
+
+    target = Path(run_dir) / JUDGMENTS_FILE
+    existing = read_judgments(target) if target.is_file() else empty_judgments()
+    wrong = set(table.column("source").to_pylist()) - {source}
+    if wrong:
+        raise OptionError(f"judgments to save as source '{source}' hold other sources: {', '.join(sorted(wrong))}")
+    merged = merge_source(existing, table, source)
+    write_parquet(merged, target)
+    return merged
+
+
+def merge_source(table: pa.Table, replacement: pa.Table, source: str = HUMAN) -> pa.Table:
+    """`table` with its rows of `source` replaced by `replacement` (other sources kept as they are)."""
+    import pyarrow.compute as pc
+
+    others = table.filter(pc.invert(pc.equal(table.column("source"), source)))
+    return pa.concat_tables([others, replacement.cast(JUDGMENTS_SCHEMA)])
+
+
+# -- the review journal -----------------------------------------------------------------------
+
+
+class JudgmentLog:
+    """Verdicts of one source, appended to `RUN/review/journal.jsonl` as they are made.
+
+    Each `judge` or `undo` is one JSON line, flushed and fsynced before the call returns, so a
+    verdict the reviewer saw acknowledged survives a crash or a killed terminal. `latest()` folds
+    the journal: an undo withdraws the most recent live verdict on its pair, and the last live
+    verdict per pair wins. A line cut short by a crash mid-write (never acknowledged) is trimmed
+    when the journal is opened again.
+    """
+
+    def __init__(self, run_dir: str | Path, source: str = HUMAN, clock: Callable[[], str] = now_utc):
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / JOURNAL_FILE
+        self.source = source
+        self.clock = clock
+
+    # reading
+
+    def entries(self) -> list[dict]:
+        """Every journal entry, oldest first, read afresh (another session may have appended)."""
+        if not self.path.is_file():
+            return []
+        try:
+            data = self.path.read_bytes()
+        except OSError as exc:
+            raise RunDirError(f"{self.path}: cannot read ({exc.strerror or exc})") from None
+        complete = data[: data.rfind(b"\n") + 1]  # a torn last line was never acknowledged
+        entries = []
+        for lineno, raw in enumerate(complete.decode("utf-8", errors="replace").splitlines(), start=1):
+            if not raw.strip():
+                continue
+            try:
+                entry = json.loads(raw)
+                if entry["op"] not in ("judge", "undo"):
+                    raise ValueError(entry["op"])
+                str(entry["query_id"]), str(entry["doc_id"])
+            except (ValueError, KeyError, TypeError):
+                raise RunDirError(f"{self.path}:{lineno}: not a journal entry; fix or remove the line") from None
+            entries.append(entry)
+        return entries
+
+    def live(self) -> list[dict]:
+        """The verdicts not undone, oldest first (the undo stack)."""
+        stack: list[dict] = []
+        for e in self.entries():
+            if e["op"] == "judge":
+                stack.append(e)
+                continue
+            for i in range(len(stack) - 1, -1, -1):
+                if (stack[i]["query_id"], stack[i]["doc_id"]) == (e["query_id"], e["doc_id"]):
+                    del stack[i]
+                    break
+        return stack
+
+    def latest(self) -> pa.Table:
+        """The current verdict per (query, document), in the order they were last made."""
+        last: dict[tuple[str, str], dict] = {}
+        for e in self.live():
+            key = (e["query_id"], e["doc_id"])
+            last.pop(key, None)
+            last[key] = e
+        return judgments_table(
+            {"query_id": e["query_id"], "doc_id": e["doc_id"], "relevance": int(e["relevance"]),
+             "source": e.get("source") or self.source, "time": e.get("time") or ""}
+            for e in last.values()
+        )
+
+    def verdicts(self) -> dict[tuple[str, str], int]:
+        """{(query, document): relevance} of the live verdicts."""
+        return {(e["query_id"], e["doc_id"]): int(e["relevance"]) for e in self.live()}
+
+    # writing
+
+    def judge(self, query_id: str, doc_id: str, relevance: int) -> dict:
+        """Record a verdict; it is on disk when this returns."""
+        if isinstance(relevance, bool) or not isinstance(relevance, int):
+            raise OptionError(f"relevance must be a whole number, not {relevance!r}")
+        entry = {"op": "judge", "query_id": str(query_id), "doc_id": str(doc_id), "relevance": relevance,
+                 "source": self.source, "time": self.clock()}
+        self._append(entry)
+        return entry
+
+    def undo(self) -> dict | None:
+        """Withdraw the most recent live verdict (also one made in an earlier session); None when
+        there is nothing to undo."""
+        stack = self.live()
+        if not stack:
+            return None
+        last = stack[-1]
+        self._append({"op": "undo", "query_id": last["query_id"], "doc_id": last["doc_id"],
+                      "source": self.source, "time": self.clock()})
+        return last
+
+    def _append(self, entry: dict) -> None:
+        line = (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "ab") as fh:
+                size = fh.seek(0, os.SEEK_END)
+                if size:
+                    # bytes after the last newline: a line a killed process did not finish
+                    data = self.path.read_bytes()
+                    torn = len(data) - (data.rfind(b"\n") + 1)
+                    if torn:
+                        fh.truncate(size - torn)
+                fh.write(line)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            raise RunDirError(f"{self.path}: cannot write the verdict ({exc.strerror or exc})") from None
+
+    def save(self) -> pa.Table:
+        """Fold the journal into the run's `judgments.parquet` (atomically), keeping the rows
+        other sources (the teacher's relabelling, imported files) wrote there. Returns the table."""
+        return save_judgments(self.run_dir, self.latest(), self.source)
+
+
+# -- exporting --------------------------------------------------------------------------------
+
+
+def export_qrels(table: pa.Table, path: str | Path, format: str = "beir") -> int:
+    """Write judgments (folded to one per pair first) as a qrels file: `beir` is the TSV with a
+    `query-id corpus-id score` header, `trec` is `qid 0 docid rel`. Returns the rows written."""
+    from hnmine.errors import UnknownName
+    from hnmine.io.atomic import write_text
+
+    if format not in QRELS_FORMATS:
+        raise UnknownName("qrels format", format, list(QRELS_FORMATS))
+    rows = fold_judgments(table).to_pylist()
+    bad = re.compile(r"\s") if format == "trec" else re.compile(r"[\t\r\n]")
+    for r in rows:
+        for name in ("query_id", "doc_id"):
+            if bad.search(r[name]):
+                what = "whitespace" if format == "trec" else "a tab or line break"
+                raise InputError(f"{name} {r[name]!r} holds {what}: it cannot be written as {format} qrels")
+    if format == "beir":
+        lines = ["query-id\tcorpus-id\tscore"] + [f"{r['query_id']}\t{r['doc_id']}\t{r['relevance']}" for r in rows]
+    else:
+        lines = [f"{r['query_id']} 0 {r['doc_id']} {r['relevance']}" for r in rows]
+    write_text("\n".join(lines) + "\n", Path(path))
+    return len(rows)
+
+
+# -- what the filter does with them -----------------------------------------------------------
+
+
+def apply_judgments(scores: pa.Table, judgments: pa.Table) -> tuple[pa.Table, dict]:
+    """Apply judgments to the scores table (pure: neither input is changed).
+
+    Returns `(scores, info)`:
+    - `scores` with judged-relevant pairs (relevance > 0) marked `is_positive = True`, so the filter
+      treats them as positives and never as negatives, and two columns added: `judged` (the
+      verdict's source, null where the pair was not judged) and `judged_relevance` (int32, null
+      where not judged);
+    - `info["unscored_positives"]`: judged-relevant pairs absent from `scores` (not candidates of this
+      run, so the teacher never scored them), as a judgments table;
+    - `info["not_relevant"]`: judged not-relevant pairs (relevance <= 0) present in `scores` and not
+      known positives, as a judgments table: the filter must never drop these as suspected false
+      negatives;
+    - `info["counts"]`: what the judgments did, per source (`by_source`) and summed over `human`
+      and `automatic` (every other source): `new_positives`, `already_positive`,
+      `unscored_positives`, `not_relevant`, `not_relevant_known_positive`, `not_in_run`.
+
+    Judgments are folded first (`fold_judgments`). A not-relevant verdict on a known positive is
+    counted (`not_relevant_known_positive`) but does not demote it: the qrels stay the authority on
+    positives, and the filter never drops a positive as a suspect anyway.
+    """
+    import numpy as np
+    import pyarrow.compute as pc
+
+    from hnmine.errors import MissingColumn
+
+    for name in ("query_id", "doc_id", "is_positive"):
+        if name not in scores.column_names:
+            raise MissingColumn("scores", name, list(scores.column_names))
+    folded = fold_judgments(judgments)
+    n = scores.num_rows
+
+    def text(name: str) -> pa.ChunkedArray:
+        col = scores.column(name)
+        if pa.types.is_dictionary(col.type):
+            col = pc.cast(col, col.type.value_type)
+        return pc.cast(col, pa.string())
+
+    # Which score row each judgment names (scores has one row per (query, document)).
+    left = pa.table({"query_id": text("query_id"), "doc_id": text("doc_id"),
+                     "__row": pa.array(np.arange(n, dtype=np.int64))})
+    right = folded.append_column("__judgment", pa.array(np.arange(folded.num_rows, dtype=np.int64)))
+    hits = left.join(right, keys=["query_id", "doc_id"], join_type="inner") if folded.num_rows else None
+    row_of = np.full(folded.num_rows, -1, dtype=np.int64)
+    if hits is not None and hits.num_rows:
+        row_of[hits.column("__judgment").to_numpy()] = hits.column("__row").to_numpy()
+
+    relevance = folded.column("relevance").to_numpy().astype(np.int64)
+    sources = folded.column("source").to_pylist()
+    present = row_of >= 0
+    was_positive = np.asarray(pc.fill_null(scores.column("is_positive"), False).to_numpy(zero_copy_only=False), bool)
+    positive_before = np.zeros(folded.num_rows, bool)
+    positive_before[present] = was_positive[row_of[present]]
+
+    is_positive = was_positive.copy()
+    promote = present & (relevance > 0)
+    is_positive[row_of[promote]] = True
+    judged_source = np.full(n, None, dtype=object)
+    judged_rel = np.zeros(n, dtype=np.int32)
+    judged_mask = np.zeros(n, dtype=bool)
+    judged_source[row_of[present]] = np.asarray(sources, dtype=object)[present]
+    judged_rel[row_of[present]] = relevance[present]
+    judged_mask[row_of[present]] = True
+
+    out = scores
+    idx = out.column_names.index("is_positive")
+    out = out.set_column(idx, pa.field("is_positive", pa.bool_()), pa.array(is_positive, pa.bool_()))
+    for name, col in (("judged", pa.array(judged_source.tolist(), pa.string())),
+                      ("judged_relevance", pa.array(judged_rel, pa.int32(), mask=~judged_mask))):
+        if name in out.column_names:
+            out = out.set_column(out.column_names.index(name), name, col)
+        else:
+            out = out.append_column(name, col)
+
+    # What each judgment did, by its source.
+    outcome = np.where(
+        relevance > 0,
+        np.where(~present, "unscored_positives", np.where(positive_before, "already_positive", "new_positives")),
+        np.where(~present, "not_in_run", np.where(positive_before, "not_relevant_known_positive", "not_relevant")),
+    )
+    kinds = ("new_positives", "already_positive", "unscored_positives", "not_relevant",
+             "not_relevant_known_positive", "not_in_run")
+    by_source: dict[str, dict[str, int]] = {}
+    for source, what in zip(sources, outcome.tolist()):
+        per = by_source.setdefault(source, dict.fromkeys(kinds, 0))
+        per[what] += 1
+    counts: dict = {"judgments": folded.num_rows, "by_source": by_source}
+    for group, pick in ((HUMAN, lambda s: s == HUMAN), ("automatic", lambda s: s != HUMAN)):
+        counts[group] = {k: sum(per[k] for s, per in by_source.items() if pick(s)) for k in kinds}
+
+    return out, {
+        "unscored_positives": folded.filter(pa.array((relevance > 0) & ~present)),
+        "not_relevant": folded.filter(pa.array((relevance <= 0) & present & ~positive_before)),
+        "counts": counts,
+    }

@@ -1,0 +1,193 @@
+"""`ReviewSession`: the state of one walk through a run's suspected false negatives.
+
+No user interface here, so the walk can be tested and driven without a terminal: which suspects
+(the report's, in the report's order, narrowed by reason, query and minimum Δ), where the cursor is,
+and what the reviewer decided. Every verdict goes to the run's journal first (`JudgmentLog`), then
+into `judgments.parquet`; a session opened on a run that has a journal resumes at the first
+suspect without a human verdict.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hnmine.errors import InputError, OptionError
+from hnmine.judgments import HUMAN, NOT_RELEVANT, RELEVANT, JudgmentLog, run_judgments
+
+DEFAULT_TOP = 100
+ALL_SUSPECTS = 2**62  # build_report's `top` when a query filter must see every suspect
+
+
+@dataclass
+class Filters:
+    """Which suspects to walk: the report's top `top` (all of them with a query filter), only
+    those with `reason`, of `query_id`, with Δ >= `min_gap`."""
+
+    top: int | None = None
+    reason: str | None = None
+    query_id: str | None = None
+    min_gap: float | None = None
+
+    def describe(self) -> str:
+        bits = []
+        if self.reason:
+            bits.append(f"reason {self.reason}")
+        if self.query_id is not None:
+            bits.append(f"query {self.query_id}")
+        if self.min_gap is not None:
+            bits.append(f"Δ ≥ {self.min_gap:+.3f}")
+        return ", ".join(bits) or "all reasons"
+
+
+@dataclass
+class ReviewSession:
+    run_dir: Path
+    filters: Filters
+    suspects: list[dict]
+    considered: int
+    log: JudgmentLog
+    cursor: int = 0
+    skipped: set = field(default_factory=set)
+    other_verdicts: dict = field(default_factory=dict)  # (q, d) -> (relevance, source): teacher, files
+    _positives: dict = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, run_dir: str | Path, filters: Filters | None = None) -> "ReviewSession":
+        """Load the suspects (`build_report`) and the verdicts so far; the cursor goes to the first
+        suspect without a human verdict."""
+        from hnmine.report import build_report
+
+        run_dir = Path(run_dir)
+        filters = filters or Filters()
+        if filters.top is not None and filters.top < 1:
+            raise OptionError(f"--top must be 1 or more, not {filters.top}")
+        # A query's suspects can sit anywhere in the report's order, so a query filter looks at all.
+        top = ALL_SUSPECTS if filters.query_id is not None and filters.top is None else (filters.top or DEFAULT_TOP)
+        report = build_report(run_dir, top=top, reason=filters.reason)
+        rows = report["suspects"]["rows"]
+        if filters.query_id is not None:
+            rows = [r for r in rows if r["query_id"] == filters.query_id]
+        if filters.min_gap is not None:
+            rows = [r for r in rows if r["delta"] is not None and r["delta"] >= filters.min_gap]
+        if filters.reason is not None:
+            filters.reason = report["suspects"]["reason"]  # the table's spelling
+        log = JudgmentLog(run_dir)
+        if log.path.is_file():
+            log.save()  # a session killed after its last verdict may not have rewritten the table
+        others = {}
+        for r in run_judgments(run_dir).to_pylist():
+            if r["source"] != HUMAN:
+                others[(r["query_id"], r["doc_id"])] = (r["relevance"], r["source"])
+        session = cls(run_dir=run_dir, filters=filters, suspects=rows, considered=report["suspects"]["considered"],
+                      log=log, other_verdicts=others)
+        session.cursor = session.first_unjudged()
+        return session
+
+    # -- what there is ------------------------------------------------------------------------
+
+    @property
+    def current(self) -> dict | None:
+        return self.suspects[self.cursor] if self.suspects else None
+
+    def key(self, i: int | None = None) -> tuple[str, str]:
+        row = self.suspects[self.cursor if i is None else i]
+        return row["query_id"], row["doc_id"]
+
+    def verdicts(self) -> dict[tuple[str, str], int]:
+        return self.log.verdicts()
+
+    def verdict_of(self, i: int | None = None) -> tuple[int, str] | None:
+        """(relevance, source) of a suspect: the reviewer's own verdict first, else another source's."""
+        if not self.suspects:
+            return None
+        key = self.key(i)
+        mine = self.verdicts().get(key)
+        return (mine, HUMAN) if mine is not None else self.other_verdicts.get(key)
+
+    def first_unjudged(self, start: int = 0) -> int:
+        verdicts = self.verdicts()
+        for i in range(start, len(self.suspects)):
+            if self.key(i) not in verdicts:
+                return i
+        return min(start, max(0, len(self.suspects) - 1))
+
+    def progress(self) -> dict:
+        verdicts = self.verdicts()
+        mine = [verdicts.get(self.key(i)) for i in range(len(self.suspects))]
+        return {
+            "position": self.cursor + 1 if self.suspects else 0,
+            "total": len(self.suspects),
+            "relevant": sum(1 for v in mine if v is not None and v > 0),
+            "not_relevant": sum(1 for v in mine if v is not None and v <= 0),
+            "skipped": sum(1 for i, v in enumerate(mine) if v is None and self.key(i) in self.skipped),
+            "left": sum(1 for v in mine if v is None),
+        }
+
+    def positives(self, query_id: str) -> list[dict]:
+        """The query's known positives with teacher scores and retrieval ranks (`inspect_query`),
+        read once per query."""
+        if query_id not in self._positives:
+            from hnmine.report import inspect_query
+
+            self._positives[query_id] = inspect_query(self.run_dir, query_id=query_id)["positives"]
+        return self._positives[query_id]
+
+    # -- moving -------------------------------------------------------------------------------
+
+    def move(self, step: int) -> bool:
+        """Go `step` suspects on (or back); False at either end."""
+        target = self.cursor + step
+        if not self.suspects or not 0 <= target < len(self.suspects):
+            return False
+        self.cursor = target
+        return True
+
+    def jump(self, target: str) -> int:
+        """Go to the first suspect of query `target`, or to suspect number `#N`; returns its index.
+        A query of the run without a suspect here raises `InputError` naming it."""
+        target = target.strip()
+        if target.startswith("#") and target[1:].isdigit():
+            n = int(target[1:])
+            if not 1 <= n <= len(self.suspects):
+                raise OptionError(f"suspect #{n} is not in this list (1 to {len(self.suspects)})")
+            self.cursor = n - 1
+            return self.cursor
+        for i, row in enumerate(self.suspects):
+            if row["query_id"] == target:
+                self.cursor = i
+                return i
+        raise InputError(f"query '{target}' has no suspect in this list")
+
+    # -- deciding -----------------------------------------------------------------------------
+
+    def mark(self, relevant: bool) -> dict:
+        """Record the reviewer's verdict on the current suspect (on disk when this returns), then
+        move to the next suspect."""
+        if not self.suspects:
+            raise OptionError("no suspect to judge")
+        q, d = self.key()
+        entry = self.log.judge(q, d, RELEVANT if relevant else NOT_RELEVANT)
+        self.log.save()
+        self.skipped.discard((q, d))
+        self.move(1)
+        return entry
+
+    def skip(self) -> None:
+        """No verdict: remember it was seen, and move on."""
+        if self.suspects:
+            self.skipped.add(self.key())
+            self.move(1)
+
+    def undo(self) -> dict | None:
+        """Withdraw the most recent verdict (this session's or an earlier one's) and go back to
+        its suspect when it is in this list. Returns the withdrawn verdict, or None."""
+        entry = self.log.undo()
+        if entry is None:
+            return None
+        self.log.save()
+        for i in range(len(self.suspects)):
+            if self.key(i) == (entry["query_id"], entry["doc_id"]):
+                self.cursor = i
+                break
+        return entry
