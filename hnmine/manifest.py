@@ -33,7 +33,7 @@ class Manifest:
         return asdict(self)
 
     @classmethod
-    def parse(cls, data: Any) -> "Manifest | None":
+    def parse(cls, data: Any) -> Manifest | None:
         """The manifest in `data` (decoded JSON) when every field has its type; else None."""
         if not isinstance(data, dict):
             return None
@@ -58,7 +58,7 @@ class Manifest:
         return m
 
     @classmethod
-    def read(cls, path: Path) -> "Manifest | None":
+    def read(cls, path: Path) -> Manifest | None:
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, ValueError):

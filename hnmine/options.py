@@ -10,10 +10,11 @@ from __future__ import annotations
 import math
 import re
 import typing
+from collections.abc import Callable, Sequence
 from dataclasses import MISSING, dataclass, field, fields
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from hnmine.errors import OptionError, UnknownName
 
@@ -164,12 +165,12 @@ def spec(f) -> Spec:
     return f.metadata["spec"]
 
 
-@lru_cache(maxsize=None)
+@cache
 def option_fields(cls: type = Options) -> tuple:
     return tuple(fields(cls))
 
 
-@lru_cache(maxsize=None)
+@cache
 def option_types(cls: type = Options) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 

@@ -13,9 +13,10 @@ import hashlib
 import json
 import platform
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from hnmine import __version__
 from hnmine.manifest import Manifest
@@ -37,13 +38,13 @@ class Context:
     engine: str = "local"
     memo: dict[str, Any] = field(default_factory=dict)  # what a stage computes once for its key and its work
 
-    def table(self, name: str, columns: Sequence[str] | None = None, optional: Sequence[str] = ()) -> "pa.Table":
+    def table(self, name: str, columns: Sequence[str] | None = None, optional: Sequence[str] = ()) -> pa.Table:
         return self.run.read_table(name, columns, optional)
 
 
 @dataclass
 class StageOutput:
-    tables: dict[str, "pa.Table"] = field(default_factory=dict)  # LAYOUT name or run path -> table (written by the pipeline)
+    tables: dict[str, pa.Table] = field(default_factory=dict)  # LAYOUT name or run path -> table (written by the pipeline)
     counts: dict[str, int] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -161,7 +162,7 @@ def run_stage(stage: Stage, ctx: Context, *, force: bool = False) -> StageOutcom
     return StageOutcome(stage.name, skipped=False, seconds=seconds, manifest=manifest)
 
 
-def _write_table(table: "pa.Table", target: Path) -> None:
+def _write_table(table: pa.Table, target: Path) -> None:
     from hnmine.io.atomic import write_jsonl, write_parquet
 
     if target.suffix == ".jsonl":

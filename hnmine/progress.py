@@ -7,7 +7,7 @@ rich reporter never reads them as markup.
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 
 class Reporter:
@@ -15,7 +15,10 @@ class Reporter:
 
     @contextlib.contextmanager
     def task(self, description: str, total: int | None) -> Iterator[Callable[[int], None]]:
-        yield lambda n=1: None
+        def advance(n: int = 1) -> None:
+            return None
+
+        yield advance
 
     def info(self, message: str) -> None:
         pass
@@ -49,7 +52,11 @@ class RichReporter(Reporter):
             transient=False,
         ) as bar:
             task_id = bar.add_task(description, total=total)
-            yield lambda n=1: bar.advance(task_id, n)
+
+            def advance(n: int = 1) -> None:
+                bar.advance(task_id, n)
+
+            yield advance
 
     def _print(self, *parts: tuple[str, str]) -> None:
         from rich.text import Text

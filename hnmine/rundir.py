@@ -18,8 +18,9 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from hnmine import __version__
 from hnmine.errors import MissingColumn, RunDirError
@@ -141,7 +142,7 @@ class RunDir:
                               f"(or `hnmine mine`) with --out {self.path} first")
         return p
 
-    def read_table(self, name: str, columns: Iterable[str] | None = None, optional: Iterable[str] = ()) -> "pa.Table":
+    def read_table(self, name: str, columns: Iterable[str] | None = None, optional: Iterable[str] = ()) -> pa.Table:
         """`columns` (and whichever of `optional` exist) of one table; all columns when None."""
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -258,7 +259,7 @@ class RunDir:
     # -- writing ----------------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def writing(self) -> Iterator["RunDir"]:
+    def writing(self) -> Iterator[RunDir]:
         """Hold the run directory for writing: refuse a foreign folder, create and mark a new one, take
         the lock, sweep stale temporary files. A folder created here and left with nothing in it
         (the run failed before writing anything) is removed again."""

@@ -7,7 +7,8 @@ visible GPUs; `--device cuda:0,cuda:2` names them (one worker per listed device 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 def listed_devices(device: str) -> list[str]:

@@ -6,8 +6,8 @@ import numpy as np
 import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from oracles import rrf
+
 from hnmine.stages.candidates import CANDIDATE_SCHEMA, build_candidates
 
 

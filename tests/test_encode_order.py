@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+from conftest import ROOT
 
 from hnmine.encode import EncoderSpec, _token_counts, encoding_order, resolve_model
-
-from conftest import ROOT
 
 
 def _reference_counts(texts, limit):

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from hnmine.cli_eval import eval_command, markdown_table
 from hnmine.errors import HnmineError, InputError, MissingColumn, OptionError, RunDirError
 from hnmine.evaluate import compare_runs, evaluate_run
+from hnmine.manifest import Manifest
 
 # -- a tiny run directory, per docs/tables.md --------------------------------------------------------
 
@@ -82,8 +83,9 @@ def write_run(
         }, schema=QRELS_SCHEMA), run / "inputs/hidden_qrels.parquet")
     seconds = seconds or {"filter": 0.25}
     for stage, secs in seconds.items():
-        options = {"method": method, "num_negatives": num_negatives, "random_negatives": random_negatives} if stage == "filter" else {}
-        (run / "manifests" / f"{stage}.json").write_text(json.dumps({"stage": stage, "options": options, "seconds": secs}))
+        options = {"selection": {"method": method, "num_negatives": num_negatives, "random_negatives": random_negatives}} if stage == "filter" else {}
+        manifest = Manifest(stage=stage, hnmine_version="test", key="k", options=options, inputs={}, outputs={"x": "y"}, seconds=secs)
+        (run / "manifests" / f"{stage}.json").write_text(json.dumps(manifest.to_json()))
     return run
 
 
@@ -301,7 +303,7 @@ def test_missing_column(tmp_path):
 def test_unreadable_manifest(tmp_path):
     run = run_a(tmp_path)
     (run / "manifests/score.json").write_text("{not json")
-    with pytest.raises(RunDirError, match="score.json: unreadable manifest"):
+    with pytest.raises(RunDirError, match="score.json is not a readable JSON manifest"):
         evaluate_run(run)
 
 

@@ -467,7 +467,9 @@ def test_random_negatives_do_not_depend_on_corpus_order_or_method():
     r1 = run(scores_table(rows), c1, method="naive", random_negatives=4)
     r2 = run(scores_table(rows), c2, method="naive", random_negatives=4)
     r3 = run(scores_table(rows), c1, method="shifted", random_negatives=4)
-    rand = lambda r: [x["doc_id"] for x in r.negatives.to_pylist() if x["is_random"]]
+    def rand(r):
+        return [x["doc_id"] for x in r.negatives.to_pylist() if x["is_random"]]
+
     assert rand(r1) == rand(r2) == rand(r3)
     assert len(rand(r1)) == 4
 

@@ -7,11 +7,10 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import TINY_DOCS, write_beir
 
 from hnmine.errors import InputError, MissingColumn, OptionError
 from hnmine.io.inputs import InputSpec, content_id, load_inputs
-
-from conftest import TINY_DOCS, write_beir
 
 
 def test_beir_folder_is_normalised(tiny_beir):

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import BUNDLED_MODEL, mine_json, reran
 
 ALL = ["inputs", "index", "retrieve", "score", "filter", "export"]

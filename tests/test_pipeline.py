@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from conftest import ROOT, share_cache
 from typer.testing import CliRunner
 
 from hnmine.cli import app
-
-from conftest import ROOT, share_cache
 
 runner = CliRunner()
 SAMPLE = ROOT / "sample_data"
@@ -97,7 +96,6 @@ def test_rerun_skips_everything(sample_run: Path):
 def test_stage_commands_alone_match_mine(sample_run: Path, tmp_path: Path):
     run = tmp_path / "staged"
     # Share the embedding cache so the model is not run twice in the test suite.
-    import shutil
 
     share_cache(sample_run, run)
     for command in (["index", str(SAMPLE)], ["retrieve"], ["score"], ["filter"], ["export"]):
@@ -151,7 +149,6 @@ def test_json_summary_is_the_only_stdout(sample_run: Path):
 
 
 def test_bm25_and_hybrid_retrievers(sample_run: Path, tmp_path: Path):
-    import shutil
 
     for retriever in ("bm25", "hybrid"):
         run = tmp_path / retriever
@@ -167,7 +164,6 @@ def test_bm25_and_hybrid_retrievers(sample_run: Path, tmp_path: Path):
 
 
 def test_a_second_dense_model_as_candidate_source(sample_run: Path, tmp_path: Path):
-    import shutil
 
     from hnmine.encode import resolve_model
 

@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import assert_same_up_to_tolerance, invoke, mine_json, reran, synthetic_beir
 
 TABLES = ["inputs/corpus.parquet", "inputs/queries.parquet", "inputs/qrels.parquet", "candidates.parquet", "scores.parquet",

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import TINY_DOCS, TINY_QUERIES
+from oracles import rrf
 
 from hnmine.retrievers import bm25
 from hnmine.retrievers.dense import build_index, search
-from oracles import rrf
 from hnmine.stages.candidates import build_candidates
-
-from conftest import TINY_DOCS, TINY_QUERIES
 
 
 def test_bm25s_matches_rank_bm25_reference(tmp_path):

@@ -196,7 +196,7 @@ def test_80_columns_with_cjk_arabic_long_and_markup_texts(run):
     seen = {}
 
     async def keys(app, pilot):
-        for i in range(len(app.session.suspects)):
+        for _ in range(len(app.session.suspects)):
             lines = screen_lines(app)
             assert len(lines) == 24 and all(cell_len(line) == 80 for line in lines), lines
             assert lines[0].startswith("hnmine review  " + str(run)[:30])  # one line, cut, never wrapped away

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import HNMINE, TINY_DOCS, TINY_QRELS, TINY_QUERIES, invoke, mine_json, reran, snapshot, write_beir
 
 
@@ -145,8 +144,9 @@ def test_export_with_a_damaged_filter_manifest_is_one_line(finished_tiny, tmp_pa
 
 
 def test_hints_name_commands_that_exist(tmp_path):
-    from hnmine.cli import app
     from typer.main import get_command
+
+    from hnmine.cli import app
 
     run = tmp_path / "run"
     run.mkdir()

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from conftest import ROOT, TINY_DOCS, TINY_QUERIES, share_cache
 from typer.testing import CliRunner
 
 from hnmine.cli import app
 from hnmine.encode import resolve_model
-from hnmine.teachers.scoring import standardise
 from hnmine.teachers import TeacherSpec
-
-from conftest import ROOT, TINY_DOCS, TINY_QUERIES, share_cache
+from hnmine.teachers.scoring import standardise
 
 MODEL_PATH = resolve_model("all-MiniLM-L6-v2")[0]
 

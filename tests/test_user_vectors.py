@@ -13,7 +13,6 @@ import sys
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import TINY_DOCS, TINY_QRELS, TINY_QUERIES, write_beir
 
 BLOCKED_RUN = """
@@ -31,7 +30,7 @@ def _vectors(tmp_path, dim: int = 16):
     docs = rng.normal(size=(len(TINY_DOCS), dim)).astype(np.float32)
     queries = rng.normal(size=(len(TINY_QUERIES), dim)).astype(np.float32)
     # make each query close to its positive, so the rules have something to do
-    for row, (q, d, _) in enumerate(TINY_QRELS):
+    for row, (_, d, _) in enumerate(TINY_QRELS):
         queries[row] = docs[[x["_id"] for x in TINY_DOCS].index(d)] + 0.3 * queries[row]
     np.save(tmp_path / "corpus.npy", docs)
     np.save(tmp_path / "queries.npy", queries)

@@ -7,12 +7,11 @@ import time
 
 import numpy as np
 import pytest
+from conftest import TINY_DOCS, TINY_QUERIES
 
 from hnmine.encode import EncoderSpec
 from hnmine.errors import OptionError
 from hnmine.workers import split_batches, start_pool, worker_count, worker_devices
-
-from conftest import TINY_DOCS, TINY_QUERIES
 
 
 def test_plain_cuda_spreads_workers_over_every_visible_gpu():

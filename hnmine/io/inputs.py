@@ -119,25 +119,35 @@ def _beir_qrels(folder: Path, split: str | None) -> Path:
     return qdir / f"{split}.tsv"
 
 
-def _pick(table: pa.Table, path: Path, given: str | None, candidates: list[str], role: str, required: bool = True) -> str | None:
+def _pick_optional(table: pa.Table, path: Path, given: str | None, candidates: list[str]) -> str | None:
+    """The column named by the user (it must exist), else the first of `candidates` present, else None."""
     if given is not None:
         require_columns(table, path, [given])
         return given
-    for name in candidates:
-        if name in table.column_names:
-            return name
-    if required:
+    return next((name for name in candidates if name in table.column_names), None)
+
+
+def _pick(table: pa.Table, path: Path, given: str | None, candidates: list[str], role: str) -> str:
+    name = _pick_optional(table, path, given, candidates)
+    if name is None:
         raise MissingColumn(str(path), f"{role} (tried {'/'.join(candidates)}; name it with an option)", table.column_names)
-    return None
+    return name
+
+
+def _given(files: dict[str, Path | None], role: str) -> Path:
+    path = files[role]
+    if path is None:  # resolve_files already refused this; kept for the type checker
+        raise OptionError(f"no {role} file: give a BEIR folder, --{role} FILE, or a pairs file")
+    return path
 
 
 def load_inputs(spec: InputSpec) -> Inputs:
     files = resolve_files(spec)
     if files["pairs"] is not None:
         return _load_pairs(spec, files["pairs"], files["corpus"])
-    corpus, corpus_stats = read_corpus(spec, files["corpus"])
-    queries, query_stats = read_queries(spec, files["queries"])
-    qrels = read_qrels(spec, files["qrels"])
+    corpus, corpus_stats = read_corpus(spec, _given(files, "corpus"))
+    queries, query_stats = read_queries(spec, _given(files, "queries"))
+    qrels = read_qrels(spec, _given(files, "qrels"))
     return _link(corpus, queries, qrels, files, {**corpus_stats, **query_stats})
 
 
@@ -145,12 +155,15 @@ def read_corpus(spec: InputSpec, path: Path) -> tuple[pa.Table, dict]:
     table = read_table(path)
     id_col = _pick(table, path, spec.doc_id_column, DOC_ID_COLUMNS, "document id")
     text_col = _pick(table, path, spec.doc_text_column, DOC_TEXT_COLUMNS, "document text")
-    title_col = _pick(table, path, spec.doc_title_column, ["title"], "title", required=False)
+    title_col = _pick_optional(table, path, spec.doc_title_column, ["title"])
     ids = string_column(table, path, id_col, what="document id", allow_empty=False)
     texts = string_column(table, path, text_col, what="document text", allow_empty=True)
     titles = string_column(table, path, title_col, what="title", allow_empty=True) if title_col else [""] * len(ids)
     seen: dict[str, int] = {}
-    keep_ids, keep_titles, keep_texts, empty_ids = [], [], [], []
+    keep_ids: list[str] = []
+    keep_titles: list[str] = []
+    keep_texts: list[str] = []
+    empty_ids: list[str] = []
     duplicates = 0
     for row, (doc_id, title, text) in enumerate(zip(ids, titles, texts), start=1):
         doc_id = doc_id.strip()
@@ -206,7 +219,7 @@ def read_qrels(spec: InputSpec, path: Path) -> pa.Table:
     table = read_table(path)
     q_col = _pick(table, path, spec.qrels_query_column, QREL_QUERY_COLUMNS, "query id")
     d_col = _pick(table, path, spec.qrels_doc_column, QREL_DOC_COLUMNS, "document id")
-    s_col = _pick(table, path, spec.qrels_score_column, QREL_SCORE_COLUMNS, "relevance", required=False)
+    s_col = _pick_optional(table, path, spec.qrels_score_column, QREL_SCORE_COLUMNS)
     qids = [q.strip() for q in string_column(table, path, q_col, what="query id", allow_empty=False)]
     dids = [d.strip() for d in string_column(table, path, d_col, what="document id", allow_empty=False)]
     if s_col is None:

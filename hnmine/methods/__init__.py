@@ -16,7 +16,6 @@ import numbers
 from typing import TYPE_CHECKING, Any
 
 from hnmine.errors import OptionError
-from hnmine.options import Options
 from hnmine.methods import positive_aware, sampled, simans, topk
 from hnmine.methods.base import METHOD_OPTION_FIELDS, Method
 from hnmine.methods.rules import REASONS
@@ -26,6 +25,7 @@ from hnmine.methods.samplers import (
     get_sampler,
     sampler_names,
 )
+from hnmine.options import Options
 from hnmine.registry import Registry
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -157,7 +157,7 @@ def _validate(o: FilterOptions) -> None:
         v = getattr(o, name)
         if v is not None and (isinstance(v, bool) or not isinstance(v, numbers.Real)):
             raise OptionError(f"{name} must be a number, got {v!r}")
-        _finite(name, v)
+        _finite(name, None if v is None else float(v))
     if o.max_score is not None and o.min_score is not None and o.min_score > o.max_score:
         raise OptionError(f"min_score ({o.min_score}) must be <= max_score ({o.max_score})")
     if o.margin is not None and o.margin < 0:

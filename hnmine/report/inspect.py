@@ -6,11 +6,9 @@ import difflib
 from pathlib import Path
 
 import numpy as np
-from rich import box
-from rich.console import Console, Group
-from rich.rule import Rule
 from rich.cells import cell_len
-from rich.table import Table
+from rich.console import Console
+from rich.rule import Rule
 from rich.text import Text
 
 from hnmine.errors import InputError, OptionError
@@ -34,7 +32,7 @@ def find_query(run_dir: Path, query_id: str | None = None, query_text: str | Non
         hint = f"did you mean {', '.join(close)}?" if close else f"ids look like {', '.join(ids[:3])}"
         raise InputError(f"no query '{query_id}' in {run_dir / QUERIES} ({len(ids):,} queries; {hint})")
 
-    needle = " ".join(query_text.split()).casefold()
+    needle = " ".join((query_text or "").split()).casefold()
     if not needle:
         raise OptionError("--query needs some text to look for")
     table = load.read(run_dir, QUERIES, ["query_id", "text"])

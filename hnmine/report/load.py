@@ -6,13 +6,11 @@ column raises `MissingColumn` listing the columns that exist.
 
 from __future__ import annotations
 
-import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from hnmine.errors import MissingColumn, RunDirError

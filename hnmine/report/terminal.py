@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rich import box
-from rich.console import Console, Group
+from rich.console import Console, Group, RenderableType
 from rich.padding import Padding
 from rich.rule import Rule
 from rich.table import Table
@@ -98,7 +98,7 @@ def _coverage(report: dict, width: int) -> Group:
         hist.append(f"{k}:", style="dim")
         hist.append(_n(c), style="bold" if c == peak and c else "")
         hist.append("  ")
-    parts = [Text(f"{_n(total)} queries, target {target} negatives each"), Padding(table, (0, 0, 0, 2)), hist]
+    parts: list[RenderableType] = [Text(f"{_n(total)} queries, target {target} negatives each"), Padding(table, (0, 0, 0, 2)), hist]
 
     if cov["shortest"]:
         short = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, title=None)

@@ -128,12 +128,13 @@ class SparseBM25:
         values = np.concatenate([self.data[a:b] for a, b in spans])
         if len(term_ids) == 1:
             order = np.argsort(rows, kind="stable")
-            docs, total = rows[order].astype(np.int64), values[order].astype(np.float64)
+            docs: np.ndarray = rows[order].astype(np.int64)
+            total: np.ndarray = values[order].astype(np.float64)
         else:
             summed = np.bincount(rows, weights=values, minlength=self.n_docs)
             hit = np.zeros(self.n_docs, dtype=bool)
             hit[rows] = True
-            docs = np.flatnonzero(hit)
+            docs = np.flatnonzero(hit).astype(np.int64)
             total = summed[docs]
         if self.nonoccurrence is not None:
             total = total + float(self.nonoccurrence[term_ids].sum())

@@ -10,6 +10,7 @@ wraps by terminal cells, so CJK takes two cells a character and nothing is cut m
 from __future__ import annotations
 
 import io
+from typing import Literal
 
 from rich.console import Console
 from rich.text import Text
@@ -101,11 +102,12 @@ class InspectScreen(Screen):
     def compose(self) -> ComposeResult:
         from hnmine.report import render_inspect
 
-        console = Console(file=io.StringIO(), width=max(20, self.width_ - 2), force_terminal=True,
+        buffer = io.StringIO()
+        console = Console(file=buffer, width=max(20, self.width_ - 2), force_terminal=True,
                           color_system="standard", legacy_windows=False, emoji=False)
         render_inspect(self.data, console)
         with VerticalScroll(id="inspect-body"):
-            yield Static(Text.from_ansi(console.file.getvalue()), id="inspect-text")
+            yield Static(Text.from_ansi(buffer.getvalue()), id="inspect-text")
         yield Static(Text("↑↓ PgUp PgDn scroll · Esc/q/i back to the suspect"), id="inspect-keys")
 
     def on_mount(self) -> None:
@@ -248,7 +250,7 @@ class ReviewApp(App):
         width = max(10, self.size.width)
         return Text(trim(t.plain, width), style="") if t.cell_len > width else t
 
-    def say(self, message: str, severity: str = "information") -> None:
+    def say(self, message: str, severity: Literal["information", "warning", "error"] = "information") -> None:
         self.notify(message, severity=severity, timeout=3, markup=False)
 
     # -- keys ---------------------------------------------------------------------------------
@@ -282,7 +284,7 @@ class ReviewApp(App):
             self.session.skip()
         self.show()
 
-    def action_back(self) -> None:
+    def action_back(self) -> None:  # type: ignore[override]  # the review's "previous suspect", not the screen stack
         if not self.session.move(-1):
             self.say("first suspect")
         self.show()

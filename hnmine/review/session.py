@@ -53,7 +53,7 @@ class ReviewSession:
     _positives: dict = field(default_factory=dict)
 
     @classmethod
-    def open(cls, run_dir: str | Path, filters: Filters | None = None) -> "ReviewSession":
+    def open(cls, run_dir: str | Path, filters: Filters | None = None) -> ReviewSession:
         """Load the suspects (`build_report`) and the verdicts so far; the cursor goes to the first
         suspect without a human verdict."""
         from hnmine.report import build_report

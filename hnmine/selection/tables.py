@@ -9,7 +9,6 @@ import numpy as np
 import pyarrow as pa
 
 from hnmine.coverage import full_queries
-
 from hnmine.methods.rules import REASONS
 from hnmine.selection.options import FilterOptions
 from hnmine.selection.prepare import PreparedRows

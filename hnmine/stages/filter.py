@@ -4,7 +4,7 @@ reads the run's tables, hands it the index's vectors for the near-duplicate rule
 
 from __future__ import annotations
 
-from dataclasses import fields, replace
+from dataclasses import fields
 
 from hnmine.options import Options
 from hnmine.pipeline import Context, Stage, StageOutput

@@ -63,7 +63,7 @@ def _sources(ctx: Context) -> dict:
     from hnmine.rundir import file_hash
 
     o = ctx.options
-    if any(_user_queries(t, o) for t in _teachers(o)):
+    if o.query_embeddings is not None and any(_user_queries(t, o) for t in _teachers(o)):
         return {"file:query_embeddings": file_hash(o.query_embeddings)}
     return {}
 
@@ -141,7 +141,7 @@ def _bi_encoder_scores(ctx: Context, t, info: dict | None, table, queries, corpu
     o = ctx.options
     spec = EncoderSpec.from_options(o, model=t.model)
     cache = ctx.run.path_of("embedding_cache")
-    if _user_queries(t, o):
+    if _user_queries(t, o) and o.query_embeddings is not None:
         from hnmine.io.vectors import load_user_vectors
 
         qv = load_user_vectors(o.query_embeddings, queries.num_rows, normalize=o.normalize,

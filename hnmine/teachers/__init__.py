@@ -15,7 +15,7 @@ class TeacherSpec:
     model: str
 
     @classmethod
-    def parse(cls, text: str, default_kind: str, default_model: str) -> "TeacherSpec":
+    def parse(cls, text: str, default_kind: str, default_model: str) -> TeacherSpec:
         """'MODEL', 'KIND:MODEL', or '' (the retriever's model)."""
         kind, model = default_kind, text
         for k in TEACHER_KINDS:

@@ -16,7 +16,7 @@ def load_cross_encoder(model: str, device: str, max_length: int | None):
 
     path, _ = resolve_model(model)
     try:
-        kwargs = {"device": device}
+        kwargs: dict[str, object] = {"device": device}
         if max_length is not None:
             kwargs["max_length"] = max_length
         return CrossEncoder(path, **kwargs)
