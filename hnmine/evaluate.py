@@ -102,7 +102,6 @@ def evaluate_run(
     if qrels is not None and hidden:
         raise OptionError("give either judgments (--qrels) or --hidden (the run's hidden positives), not both")
     notes: list[str] = []
-
     negatives = _read(run, "negatives", ["query_id", "doc_id", "rank", "teacher_score", "is_random"], ["retrieval_rank", "method"])
     summary = _read(run, "query_summary", ["query_id", "n_negatives", "shortfall"])
     scores = _read(run, "scores", ["is_positive", "teacher_score"])
@@ -110,17 +109,50 @@ def evaluate_run(
     if filter_manifest is None:
         raise RunDirError(f"{run.manifest_path('filter')} is missing: it is written by the filter stage (run `hnmine filter` "
                           f"or `hnmine mine` on this run first)")
-    options = filter_manifest.options.get("selection", {})
-
-    method = options.get("method")
+    method = filter_manifest.options.get("selection", {}).get("method")
     if method is None and "method" in negatives.column_names and negatives.num_rows:
         method = negatives.column("method")[0].as_py()
 
-    # Judgments: query id -> relevant doc ids.
-    judgments: dict[str, set[str]] | None = None
-    judged_by: str | None = None
-    named: set[str] = set()  # every query the judgments name, relevant or not
     query_ids = [str(q) for q in summary.column("query_id").to_pylist()]
+    judgments, judged_by = _judgments(run, qrels, hidden, min_relevance, query_ids, notes)
+    fn = _false_negatives(negatives, judgments, query_ids, hidden, min_relevance, notes)
+    coverage = _coverage(summary)
+    hardness = _hardness(negatives, scores, fn["mined_mask"], notes)
+    measured = fn["measured"]
+    result = {
+        "run": run_dir.name,
+        "run_dir": str(run_dir),
+        "method": method,
+        "judgments": judged_by,
+        "queries": coverage["queries"],
+        "judged_queries": fn["judged_queries"] if judgments is not None else None,
+        "num_negatives": coverage["target"],
+        "queries_full": coverage["queries_full"],
+        "coverage": _ratio(coverage["queries_full"], coverage["queries"]),
+        "negatives_total": negatives.num_rows,
+        "mined_negatives": fn["mined_total"],
+        "random_negatives": fn["random_total"],
+        "mean_negatives_per_query": negatives.num_rows / coverage["queries"] if coverage["queries"] else None,
+        "false_negatives": fn["fn_mined"] if measured else None,
+        "false_negative_rate": _ratio(fn["fn_mined"], fn["mined_total"]) if measured else None,
+        "false_negative_rate_judged_queries": _ratio(fn["fn_mined"], fn["mined_judged"]) if measured else None,
+        "queries_with_false_negatives": fn["queries_with_fn"] if measured else None,
+        "random_false_negatives": fn["fn_random"] if measured else None,
+        "random_false_negative_rate": _ratio(fn["fn_random"], fn["random_total"]) if measured else None,
+        **hardness,
+        "seconds": _run_seconds(run),
+        "notes": notes,
+    }
+    if per_query:
+        result["per_query"] = _per_query(query_ids, coverage["n_neg"], coverage["full"], fn["neg_q"], fn["is_fn"],
+                                         fn["mined_mask"], judgments, measured)
+    return result
+
+
+def _judgments(run: RunDir, qrels: pa.Table | None, hidden: bool, min_relevance: int, query_ids: list[str],
+               notes: list[str]) -> tuple[dict[str, set[str]] | None, str | None]:
+    """(query id -> relevant doc ids, what judged them), from the hidden positives or the user's qrels."""
+    named: set[str] = set()  # every query the judgments name, relevant or not
     if hidden:
         if not run.exists("hidden_qrels"):
             raise RunDirError(f"{run.path_of('hidden_qrels')} is missing: it is written by the inputs stage with "
@@ -135,11 +167,18 @@ def evaluate_run(
         named = {str(q) for q in qrels.column("query_id").to_pylist() if q is not None}
     else:
         notes.append("no judgments given (qrels or hidden): false negatives not measured")
+        return None, None
     if named and not named & set(query_ids):
         raise InputError(
-            f"the {'hidden positives' if hidden else 'qrels'} name no query of run {run_dir} "
+            f"the {'hidden positives' if hidden else 'qrels'} name no query of run {run.path} "
             f"({len(named)} judged queries, {len(query_ids)} in the run): wrong qrels file or split?"
         )
+    return judgments, judged_by
+
+
+def _false_negatives(negatives: pa.Table, judgments: dict[str, set[str]] | None, query_ids: list[str], hidden: bool,
+                     min_relevance: int, notes: list[str]) -> dict:
+    """Mined negatives that the judgments call relevant, and random ones apart."""
     judged_set = {q for q in query_ids if judgments and judgments.get(q)}
     measured = bool(judged_set)
     if judgments is not None and not measured:
@@ -148,9 +187,6 @@ def evaluate_run(
             if hidden else
             f"no judgment with relevance >= {min_relevance} for this run's queries: false negatives not measured"
         )
-
-    # Negatives.
-    n_rows = negatives.num_rows
     neg_q = [str(q) for q in negatives.column("query_id").to_pylist()]
     neg_d = [str(d) for d in negatives.column("doc_id").to_pylist()]
     is_random = np.array([bool(x) for x in negatives.column("is_random").to_pylist()], dtype=bool)
@@ -158,27 +194,34 @@ def evaluate_run(
     if measured and judgments is not None:
         is_fn = np.array([d in judgments.get(q, ()) for q, d in zip(neg_q, neg_d)], dtype=bool)
     else:
-        is_fn = np.zeros(n_rows, dtype=bool)
-    mined_total = int(mined_mask.sum())
-    random_total = int(is_random.sum())
-    fn_mined = int((is_fn & mined_mask).sum())
-    fn_random = int((is_fn & is_random).sum())
-    in_judged = np.fromiter((q in judged_set for q in neg_q), dtype=bool, count=n_rows)
-    mined_judged = int((mined_mask & in_judged).sum())
-    if measured and mined_total == 0:
+        is_fn = np.zeros(negatives.num_rows, dtype=bool)
+    in_judged = np.array([q in judged_set for q in neg_q], dtype=bool)
+    out = {
+        "measured": measured, "judged_queries": len(judged_set), "neg_q": neg_q, "is_fn": is_fn, "mined_mask": mined_mask,
+        "mined_total": int(mined_mask.sum()), "random_total": int(is_random.sum()),
+        "fn_mined": int((is_fn & mined_mask).sum()), "fn_random": int((is_fn & is_random).sum()),
+        "mined_judged": int((mined_mask & in_judged).sum()),
+        "queries_with_fn": len({q for q, f, m in zip(neg_q, is_fn, mined_mask) if f and m}),
+    }
+    if measured and out["mined_total"] == 0:
         notes.append("no mined negatives: the false-negative rate is undefined")
+    return out
 
-    # Coverage: the one definition of a full query (hnmine.coverage).
+
+def _coverage(summary: pa.Table) -> dict:
+    """Full queries, by the one definition of a full query (hnmine.coverage)."""
     n_neg = np.array([int(x or 0) for x in summary.column("n_negatives").to_pylist()], dtype=np.int64)
     shortfall = np.array([int(x or 0) for x in summary.column("shortfall").to_pylist()], dtype=np.int64)
     queries = summary.num_rows
     full = full_queries(shortfall)
-    target = int((n_neg + shortfall).max()) if queries else None
-    queries_full = int(full.sum())
+    return {"queries": queries, "n_neg": n_neg, "full": full, "queries_full": int(full.sum()),
+            "target": int((n_neg + shortfall).max()) if queries else None}
 
-    # Hardness and ranks.
+
+def _hardness(negatives: pa.Table, scores: pa.Table, mined_mask: np.ndarray, notes: list[str]) -> dict:
+    """Median scores of mined negatives and positives, their ratio where it means something, mean ranks."""
     tscore = negatives.column("teacher_score").to_numpy(zero_copy_only=False).astype(np.float64)
-    median_neg = _median(tscore[mined_mask]) if n_rows else None
+    median_neg = _median(tscore[mined_mask]) if negatives.num_rows else None
     pos_mask = np.array([bool(x) for x in scores.column("is_positive").to_pylist()], dtype=bool)
     pos_scores = scores.column("teacher_score").to_numpy(zero_copy_only=False).astype(np.float64)[pos_mask] if scores.num_rows else np.array([])
     median_pos = _median(pos_scores)
@@ -203,37 +246,8 @@ def evaluate_run(
         values = values[~np.isnan(values)]
         return float(values.mean()) if values.size else None
 
-    result = {
-        "run": run_dir.name,
-        "run_dir": str(run_dir),
-        "method": method,
-        "judgments": judged_by,
-        "queries": queries,
-        "judged_queries": len(judged_set) if judgments is not None else None,
-        "num_negatives": target,
-        "queries_full": queries_full,
-        "coverage": _ratio(queries_full, queries),
-        "negatives_total": n_rows,
-        "mined_negatives": mined_total,
-        "random_negatives": random_total,
-        "mean_negatives_per_query": n_rows / queries if queries else None,
-        "false_negatives": fn_mined if measured else None,
-        "false_negative_rate": _ratio(fn_mined, mined_total) if measured else None,
-        "false_negative_rate_judged_queries": _ratio(fn_mined, mined_judged) if measured else None,
-        "queries_with_false_negatives": len({q for q, f, m in zip(neg_q, is_fn, mined_mask) if f and m}) if measured else None,
-        "random_false_negatives": fn_random if measured else None,
-        "random_false_negative_rate": _ratio(fn_random, random_total) if measured else None,
-        "median_negative_score": median_neg,
-        "median_positive_score": median_pos,
-        "hardness": hardness,
-        "mean_rank": mean_of("rank"),
-        "mean_retrieval_rank": mean_of("retrieval_rank"),
-        "seconds": _run_seconds(run),
-        "notes": notes,
-    }
-    if per_query:
-        result["per_query"] = _per_query(query_ids, n_neg, full, neg_q, is_fn, mined_mask, judgments, measured)
-    return result
+    return {"median_negative_score": median_neg, "median_positive_score": median_pos, "hardness": hardness,
+            "mean_rank": mean_of("rank"), "mean_retrieval_rank": mean_of("retrieval_rank")}
 
 
 def _per_query(query_ids, n_neg, full, neg_q, is_fn, mined_mask, judgments, measured) -> list[dict]:

@@ -444,7 +444,18 @@ def apply_judgments(scores: pa.Table, judgments: pa.Table) -> tuple[pa.Table, di
         else:
             out = out.append_column(name, col)
 
-    # What each judgment did, by its source.
+    counts = _judgment_counts(relevance, present, positive_before, sources, folded.num_rows)
+    return out, {
+        "unscored_positives": folded.filter(pa.array((relevance > 0) & ~present)),
+        "not_relevant": folded.filter(pa.array((relevance <= 0) & present & ~positive_before)),
+        "counts": counts,
+    }
+
+
+def _judgment_counts(relevance, present, positive_before, sources: list[str], total: int) -> dict:
+    """What each judgment did, per source and summed over human and automatic verdicts."""
+    import numpy as np
+
     outcome = np.where(
         relevance > 0,
         np.where(~present, "unscored_positives", np.where(positive_before, "already_positive", "new_positives")),
@@ -456,12 +467,7 @@ def apply_judgments(scores: pa.Table, judgments: pa.Table) -> tuple[pa.Table, di
     for source, what in zip(sources, outcome.tolist()):
         per = by_source.setdefault(source, dict.fromkeys(kinds, 0))
         per[what] += 1
-    counts: dict = {"judgments": folded.num_rows, "by_source": by_source}
+    counts: dict = {"judgments": total, "by_source": by_source}
     for group, pick in ((HUMAN, lambda s: s == HUMAN), ("automatic", lambda s: s != HUMAN)):
         counts[group] = {k: sum(per[k] for s, per in by_source.items() if pick(s)) for k in kinds}
-
-    return out, {
-        "unscored_positives": folded.filter(pa.array((relevance > 0) & ~present)),
-        "not_relevant": folded.filter(pa.array((relevance <= 0) & present & ~positive_before)),
-        "counts": counts,
-    }
+    return counts

@@ -246,18 +246,30 @@ def coerce(name: str, value: Any, cls: type = Options, where: str | None = None)
 
 
 def _check_field(obj: Any, f) -> None:
+    """One declared option's value on `obj` (Options, or any settings object with fields of the same
+    names, such as the filter's): its type, bounds and registry names."""
     value = getattr(obj, f.name)
     s = spec(f)
-    if value is None or isinstance(value, (bool, tuple, Path)):
+    if value is None or isinstance(value, (tuple, Path)):
         return
     name = flag(f.name)
-    if isinstance(value, (int, float)):
+    base = _base_type(option_types(Options)[f.name])
+    if base is bool:
+        if not isinstance(value, bool):
+            raise OptionError(f"{name} must be true or false, got {value!r}")
+        return
+    if base in (int, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (base is int and not isinstance(value, int)):
+            raise OptionError(f"{name} must be {'a whole number' if base is int else 'a number'}, got {value!r}")
         if isinstance(value, float) and not math.isfinite(value):
             raise OptionError(f"{name} must be a finite number, got {value}")
         too_low = s.low is not None and (value <= s.low if s.low_open else value < s.low)
         too_high = s.high is not None and value > s.high
         if too_low or too_high:
             raise OptionError(f"{name} must be {_range_text(s)}, got {value}")
+        return
+    if base is str and not isinstance(value, str):
+        raise OptionError(f"{name} must be text, got {value!r}")
     if isinstance(value, str) and s.choices is not None:
         valid = list(s.choices())
         if value not in valid:
@@ -275,28 +287,82 @@ def _range_text(s: Spec) -> str:
     return f"at most {num(s.high)}"  # type: ignore[arg-type]
 
 
-def check_options(options: Options) -> None:
-    """Every bound and every rule between options, before any work; one-line OptionError/UnknownName."""
+def check_values(obj: Any) -> None:
+    """Every declared option `obj` has (Options, or the filter's settings): types, bounds, names, and the
+    rules between them. The one place options are checked; messages name the flag."""
     for f in option_fields(Options):
-        _check_field(options, f)
-    o = options
-    if not _DEVICE.fullmatch(o.device):
-        raise OptionError(f"unknown device '{o.device}' (valid: cpu, cuda, cuda:N, mps, or a list such as cuda:0,cuda:1)")
+        if hasattr(obj, f.name):
+            _check_field(obj, f)
+    for needs, rule in _RULES:
+        if all(getattr(obj, n, None) is not None for n in needs):
+            rule(obj)
+
+
+def _rule(*needs: str):
+    def register(fn):
+        _RULES.append((needs, fn))
+        return fn
+
+    return register
+
+
+_RULES: list = []
+
+
+@_rule("depth", "max_depth")
+def _depth_within_max_depth(o: Any) -> None:
     if o.depth > o.max_depth:
         raise OptionError(f"--depth ({o.depth}) is larger than --max-depth ({o.max_depth})")
-    if o.range_min is not None and o.range_max is not None and o.range_min >= o.range_max:
+
+
+@_rule("range_min", "range_max")
+def _window_not_empty(o: Any) -> None:
+    if o.range_min >= o.range_max:
         raise OptionError(f"--range-min ({o.range_min}) must be smaller than --range-max ({o.range_max})")
-    if o.range_min is not None and o.range_min > o.max_depth:
+
+
+@_rule("range_min", "max_depth")
+def _window_within_max_depth(o: Any) -> None:
+    if o.range_min > o.max_depth:
         raise OptionError(f"--range-min ({o.range_min}) is beyond --max-depth ({o.max_depth}): no candidate can be inside the rank window")
-    if o.max_score is not None and o.min_score is not None and o.min_score > o.max_score:
+
+
+@_rule("min_score", "max_score")
+def _score_range_not_empty(o: Any) -> None:
+    if o.min_score > o.max_score:
         raise OptionError(f"--min-score ({o.min_score}) must be at most --max-score ({o.max_score})")
+
+
+@_rule("min_negatives", "num_negatives", "random_negatives")
+def _min_negatives_reachable(o: Any) -> None:
     total = o.num_negatives + o.random_negatives
     if o.min_negatives > total:
-        raise OptionError(f"--min-negatives ({o.min_negatives}) exceeds --num-negatives + --random-negatives ({total}): no query could ever be exported")
-    if o.sample_pool is not None and o.sample_pool < o.num_negatives:
-        raise OptionError(f"--sample-pool ({o.sample_pool}) must be at least --num-negatives ({o.num_negatives}): the negatives are drawn from the top --sample-pool eligible candidates")
+        raise OptionError(f"--min-negatives ({o.min_negatives}) exceeds --num-negatives + --random-negatives ({total}): "
+                          f"no query could ever be exported")
+
+
+@_rule("sample_pool", "num_negatives")
+def _pool_holds_the_negatives(o: Any) -> None:
+    if o.sample_pool < o.num_negatives:
+        raise OptionError(f"--sample-pool ({o.sample_pool}) must be at least --num-negatives ({o.num_negatives}): "
+                          f"the negatives are drawn from the top --sample-pool eligible candidates")
+
+
+@_rule("device")
+def _known_device(o: Any) -> None:
+    if not _DEVICE.fullmatch(o.device):
+        raise OptionError(f"unknown device '{o.device}' (valid: cpu, cuda, cuda:N, mps, or a list such as cuda:0,cuda:1)")
+
+
+@_rule("teacher_type", "teacher")
+def _cross_encoder_named(o: Any) -> None:
     if o.teacher_type == "cross-encoder" and not o.teacher:
         raise OptionError("--teacher-type cross-encoder needs --teacher MODEL (a cross-encoder name or path)")
+
+
+def check_options(options: Options) -> None:
+    """Every bound and every rule between options, before any work; one-line OptionError/UnknownName."""
+    check_values(options)
 
 
 def check_run_options(run: RunOptions) -> None:

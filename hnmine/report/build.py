@@ -55,28 +55,7 @@ def build_report(
     run_dir = load.check_run_dir(Path(run_dir))
     load.require(run_dir, *REQUIRED)
     manifests = load.read_manifests(run_dir)
-
-    summary = load.read(
-        run_dir,
-        "query_summary.parquet",
-        ["query_id", "n_negatives", "shortfall", "status"],
-        optional=["n_positives", "n_candidates", "depth_used", "exported", "positive_score"],
-    )
-    neg = load.read(
-        run_dir,
-        "negatives.parquet",
-        ["query_id", "doc_id", "teacher_score", "positive_score"],
-        optional=["rank", "retrieval_rank", "source", "is_random"],
-    )
-    drop = load.read(
-        run_dir,
-        "dropped.parquet",
-        ["query_id", "doc_id", "teacher_score", "positive_score", "reason"],
-        optional=["rank", "retrieval_rank", "source"],
-    )
-    scores = load.read(run_dir, "scores.parquet", ["query_id", "doc_id", "is_positive", "teacher_score"])
-
-    reasons = load.strings(drop, "reason")
+    summary, neg, drop, scores = _tables(run_dir)
     reason_counts = _reason_counts(drop)
     if reason is not None:
         wanted = normalise_reason(reason)
@@ -84,49 +63,56 @@ def build_report(
         if wanted not in valid:
             raise UnknownName("reason", reason, valid)
         reason = wanted
-
-    is_pos = load.bools(scores, "is_positive")
-    teacher = load.floats(scores, "teacher_score")
-    pos_scores = teacher[is_pos]
-    kept_scores = load.floats(neg, "teacher_score")
-    drop_scores = load.floats(drop, "teacher_score")
-    not_known = reasons != "known_positive"
-
-    is_random = load.bools(neg, "is_random") if "is_random" in neg.column_names else np.zeros(neg.num_rows, bool)
-    n_candidates = int((~is_pos).sum())
-    n_kept = int((~is_random).sum())
-    n_dropped = int(not_known.sum())
-    funnel = {
-        "scored_rows": scores.num_rows,
-        "positives": int(is_pos.sum()),
-        "candidates": n_candidates,
-        "kept": n_kept,
-        "random": int(is_random.sum()),
-        "dropped": n_dropped,
-        "unused": max(0, n_candidates - n_kept - n_dropped),
-    }
-
-    series = {"positives": pos_scores, "kept": kept_scores, "dropped": drop_scores[not_known]}
-    edges = shared_edges(list(series.values()), bins)
-    distributions = {
-        "edges": [_f(e) for e in edges],
-        "series": {name: {**_stats(vals), "counts": histogram(vals, edges)} for name, vals in series.items()},
-    }
-
+    not_known = load.strings(drop, "reason") != "known_positive"
     report = {
         "run": str(run_dir),
         "hnmine_version": __version__,
         "meta": _meta(manifests),
         "stages": _stages(manifests),
         "coverage": _coverage(run_dir, summary),
-        "funnel": funnel,
-        "scores": distributions,
+        "funnel": _funnel(neg, drop, scores, not_known),
+        "scores": _distributions(neg, drop, scores, not_known, bins),
         "drop_reasons": reason_counts,
+        "judgments": _judgments(manifests),
         "suspects": _suspects(run_dir, neg, drop, scores, top, reason),
     }
     if include_points:
         report["points"] = _points(neg, drop, not_known)
     return report
+
+
+def _tables(run_dir: Path):
+    """(query_summary, negatives, dropped, scores): only the columns the report uses."""
+    summary = load.read(run_dir, "query_summary.parquet", ["query_id", "n_negatives", "shortfall", "status"],
+                        optional=["n_positives", "n_candidates", "depth_used", "exported", "positive_score"])
+    neg = load.read(run_dir, "negatives.parquet", ["query_id", "doc_id", "teacher_score", "positive_score"],
+                    optional=["rank", "retrieval_rank", "source", "is_random"])
+    drop = load.read(run_dir, "dropped.parquet", ["query_id", "doc_id", "teacher_score", "positive_score", "reason"],
+                     optional=["rank", "retrieval_rank", "source"])
+    scores = load.read(run_dir, "scores.parquet", ["query_id", "doc_id", "is_positive", "teacher_score"])
+    return summary, neg, drop, scores
+
+
+def _funnel(neg, drop, scores, not_known) -> dict:
+    is_pos = load.bools(scores, "is_positive")
+    is_random = load.bools(neg, "is_random") if "is_random" in neg.column_names else np.zeros(neg.num_rows, bool)
+    n_candidates, n_kept, n_dropped = int((~is_pos).sum()), int((~is_random).sum()), int(not_known.sum())
+    return {"scored_rows": scores.num_rows, "positives": int(is_pos.sum()), "candidates": n_candidates, "kept": n_kept,
+            "random": int(is_random.sum()), "dropped": n_dropped, "unused": max(0, n_candidates - n_kept - n_dropped)}
+
+
+def _distributions(neg, drop, scores, not_known, bins: int) -> dict:
+    pos_scores = load.floats(scores, "teacher_score")[load.bools(scores, "is_positive")]
+    series = {"positives": pos_scores, "kept": load.floats(neg, "teacher_score"),
+              "dropped": load.floats(drop, "teacher_score")[not_known]}
+    edges = shared_edges(list(series.values()), bins)
+    return {"edges": [_f(e) for e in edges],
+            "series": {name: {**_stats(vals), "counts": histogram(vals, edges)} for name, vals in series.items()}}
+
+
+def _judgments(manifests: dict[str, dict]) -> dict | None:
+    """What relevance verdicts did in the filter (hnmine.judgments): human ones apart from automatic ones."""
+    return ((manifests.get("filter") or {}).get("stats") or {}).get("judgments")
 
 
 # -- sections ---------------------------------------------------------------------------------

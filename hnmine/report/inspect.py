@@ -54,46 +54,47 @@ def inspect_query(run_dir: str | Path, query_id: str | None = None, query_text: 
     load.require(run_dir, QUERIES, "inputs/corpus.parquet", "scores.parquet")
     qid, qtext = find_query(run_dir, query_id, query_text)
     where = ("query_id", [qid])
-
     scores = load.read(run_dir, "scores.parquet", ["doc_id", "rank", "source", "is_positive", "teacher_score"],
                        optional=["score", "dense_score", "bm25_score"], where=where)
     filtered = all((run_dir / n).is_file() for n in ("negatives.parquet", "dropped.parquet"))
-    kept: dict[str, dict] = {}
-    dropped: dict[str, dict] = {}
-    summary = None
-    if filtered:
-        neg = load.read(run_dir, "negatives.parquet", ["doc_id", "teacher_score"],
-                        optional=["rank", "is_random", "source", "positive_score"], where=where)
-        kept = {r["doc_id"]: r for r in neg.to_pylist()}
-        drop = load.read(run_dir, "dropped.parquet", ["doc_id", "reason"], optional=["rank", "positive_score"],
-                         where=where)
-        dropped = {r["doc_id"]: r for r in drop.to_pylist()}
-        if (run_dir / "query_summary.parquet").is_file():
-            rows = load.read(run_dir, "query_summary.parquet", ["query_id"],
-                             optional=["n_positives", "positive_score", "n_candidates", "depth_used",
-                                       "n_negatives", "shortfall", "exported", "status"], where=where).to_pylist()
-            summary = {k: (_f(v) if isinstance(v, float) else v) for k, v in rows[0].items()} if rows else None
-
+    kept, dropped, summary = _filter_rows(run_dir, where) if filtered else ({}, {}, None)
     ref = summary.get("positive_score") if summary else None
     if ref is None:
         refs = [r.get("positive_score") for r in [*kept.values(), *dropped.values()] if r.get("positive_score") is not None]
         ref = _f(refs[0]) if refs else None
-
     qrels_pos: dict[str, int | None] = {}
     if (run_dir / "inputs/qrels.parquet").is_file():
-        qrels = load.read(run_dir, "inputs/qrels.parquet", ["doc_id", "is_positive"], optional=["relevance"],
-                          where=where).to_pylist()
+        qrels = load.read(run_dir, "inputs/qrels.parquet", ["doc_id", "is_positive"], optional=["relevance"], where=where).to_pylist()
         qrels_pos = {r["doc_id"]: r.get("relevance") for r in qrels if r["is_positive"]}
-
     score_rows = scores.to_pylist()
-    doc_ids = [r["doc_id"] for r in score_rows] + list(kept) + list(qrels_pos)
-    docs = load.lookup_texts(run_dir, "corpus", doc_ids)
+    docs = load.lookup_texts(run_dir, "corpus", [r["doc_id"] for r in score_rows] + list(kept) + list(qrels_pos))
+    candidates = _candidates(score_rows, kept, dropped, filtered, ref, docs)
+    positives = _positives(candidates, qrels_pos, docs)
+    counts = {v: sum(1 for c in candidates if c["verdict"] == v) for v in ("positive", "kept", "dropped", "unused")}
+    counts["random"] = sum(1 for c in candidates if c["verdict"] == "kept" and c["rank"] is None)
+    return {"run": str(run_dir), "query_id": qid, "query": qtext, "filtered": filtered, "summary": summary,
+            "positive_score": ref, "positives": positives, "candidates": candidates, "counts": counts}
 
+
+def _filter_rows(run_dir: Path, where) -> tuple[dict[str, dict], dict[str, dict], dict | None]:
+    """(kept negatives, dropped candidates, the query_summary row) of one query, by doc id."""
+    neg = load.read(run_dir, "negatives.parquet", ["doc_id", "teacher_score"],
+                    optional=["rank", "is_random", "source", "positive_score"], where=where)
+    drop = load.read(run_dir, "dropped.parquet", ["doc_id", "reason"], optional=["rank", "positive_score"], where=where)
+    summary = None
+    if (run_dir / "query_summary.parquet").is_file():
+        rows = load.read(run_dir, "query_summary.parquet", ["query_id"],
+                         optional=["n_positives", "positive_score", "n_candidates", "depth_used",
+                                   "n_negatives", "shortfall", "exported", "status"], where=where).to_pylist()
+        summary = {k: (_f(v) if isinstance(v, float) else v) for k, v in rows[0].items()} if rows else None
+    return {r["doc_id"]: r for r in neg.to_pylist()}, {r["doc_id"]: r for r in drop.to_pylist()}, summary
+
+
+def _candidates(score_rows: list[dict], kept: dict, dropped: dict, filtered: bool, ref, docs: dict) -> list[dict]:
+    """Every scored row of the query with its verdict, plus random negatives (not in scores.parquet)."""
     candidates = []
-    seen = set()
     for r in score_rows:
         d = r["doc_id"]
-        seen.add(d)
         teacher = _f(r["teacher_score"])
         if r["is_positive"]:
             verdict, reason, teacher_rank = "positive", None, None
@@ -103,60 +104,37 @@ def inspect_query(run_dir: str | Path, query_id: str | None = None, query_text: 
             verdict, reason, teacher_rank = "dropped", dropped[d]["reason"], dropped[d].get("rank")
         else:
             verdict, reason, teacher_rank = ("unused" if filtered else "unfiltered"), None, None
-        candidates.append({
-            "rank": r["rank"],
-            "doc_id": d,
-            "source": r["source"],
-            "score": _f(r.get("score")),
-            "dense_score": _f(r.get("dense_score")),
-            "bm25_score": _f(r.get("bm25_score")),
-            "teacher_score": teacher,
-            "delta": _f(teacher - ref) if teacher is not None and ref is not None and not r["is_positive"] else None,
-            "teacher_rank": teacher_rank,
-            "is_positive": bool(r["is_positive"]),
-            "verdict": verdict,
-            "reason": reason,
-            "title": docs.get(d, ("", ""))[0],
-            "text": docs.get(d, ("", ""))[1],
-        })
-    for d, r in kept.items():  # random negatives are not candidates, so not in scores.parquet
+        delta = _f(teacher - ref) if teacher is not None and ref is not None and not r["is_positive"] else None
+        candidates.append(_candidate(r["rank"], d, r["source"], teacher, delta, teacher_rank, bool(r["is_positive"]), verdict,
+                                     reason, docs, score=_f(r.get("score")), dense=_f(r.get("dense_score")),
+                                     bm25=_f(r.get("bm25_score"))))
+    seen = {r["doc_id"] for r in score_rows}
+    for d, r in kept.items():
         if d not in seen:
-            candidates.append({
-                "rank": None, "doc_id": d, "source": r.get("source") or "random", "score": None,
-                "dense_score": None, "bm25_score": None, "teacher_score": _f(r.get("teacher_score")),
-                "delta": None, "teacher_rank": r.get("rank"), "is_positive": False, "verdict": "kept",
-                "reason": None, "title": docs.get(d, ("", ""))[0], "text": docs.get(d, ("", ""))[1],
-            })
+            candidates.append(_candidate(None, d, r.get("source") or "random", _f(r.get("teacher_score")), None, r.get("rank"),
+                                         False, "kept", None, docs))
     candidates.sort(key=lambda c: (c["rank"] is None, c["rank"] or 0,
                                    -(c["teacher_score"] if c["teacher_score"] is not None else -np.inf)))
+    return candidates
 
+
+def _candidate(rank, doc_id, source, teacher, delta, teacher_rank, is_positive, verdict, reason, docs, *, score=None,
+               dense=None, bm25=None) -> dict:
+    title, text = docs.get(doc_id, ("", ""))
+    return {"rank": rank, "doc_id": doc_id, "source": source, "score": score, "dense_score": dense, "bm25_score": bm25,
+            "teacher_score": teacher, "delta": delta, "teacher_rank": teacher_rank, "is_positive": is_positive,
+            "verdict": verdict, "reason": reason, "title": title, "text": text}
+
+
+def _positives(candidates: list[dict], qrels_pos: dict, docs: dict) -> list[dict]:
     by_doc = {c["doc_id"]: c for c in candidates}
     pos_ids = list(qrels_pos) or [c["doc_id"] for c in candidates if c["is_positive"]]
-    positives = []
+    out = []
     for d in pos_ids:
         c = by_doc.get(d, {})
-        positives.append({
-            "doc_id": d,
-            "relevance": qrels_pos.get(d),
-            "rank": c.get("rank"),
-            "source": c.get("source"),
-            "teacher_score": c.get("teacher_score"),
-            "title": docs.get(d, ("", ""))[0],
-            "text": docs.get(d, ("", ""))[1],
-        })
-    counts = {v: sum(1 for c in candidates if c["verdict"] == v) for v in ("positive", "kept", "dropped", "unused")}
-    counts["random"] = sum(1 for c in candidates if c["verdict"] == "kept" and c["rank"] is None)
-    return {
-        "run": str(run_dir),
-        "query_id": qid,
-        "query": qtext,
-        "filtered": filtered,
-        "summary": summary,
-        "positive_score": ref,
-        "positives": positives,
-        "candidates": candidates,
-        "counts": counts,
-    }
+        out.append({"doc_id": d, "relevance": qrels_pos.get(d), "rank": c.get("rank"), "source": c.get("source"),
+                    "teacher_score": c.get("teacher_score"), "title": docs.get(d, ("", ""))[0], "text": docs.get(d, ("", ""))[1]})
+    return out
 
 
 # -- terminal ---------------------------------------------------------------------------------

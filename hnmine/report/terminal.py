@@ -156,9 +156,10 @@ def _drops(report: dict, width: int) -> Group:
     line.append(f" · {_n(f['unused'])} unused (passed, not needed)")
     if f["random"]:
         line.append(f" · {_n(f['random'])} random added")
+    lines = [line] + _judgment_lines(report.get("judgments"))
     reasons = report["drop_reasons"]
     if not reasons:
-        return Group(line, Text("nothing was dropped", style="dim"))
+        return Group(*lines, Text("nothing was dropped", style="dim"))
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
     table.add_column("reason")
     table.add_column("count", justify="right")
@@ -170,7 +171,22 @@ def _drops(report: dict, width: int) -> Group:
         style = "dim" if r["reason"] == "known_positive" else ""
         table.add_row(Text(r["reason"], style=style), _n(r["count"]), f"{r['share'] * 100:.1f}%",
                       Text(bar(r["count"] / peak, bar_w), style="red"))
-    return Group(line, table)
+    return Group(*lines, table)
+
+
+def _judgment_lines(judgments: dict | None) -> list[Text]:
+    """Human verdicts counted apart from automatic ones (hnmine review vs relabelling)."""
+    if not judgments:
+        return []
+    out = []
+    for group, label in (("human", "human verdicts"), ("automatic", "automatic verdicts")):
+        c = judgments.get(group) or {}
+        total = sum(v for v in c.values() if isinstance(v, int))
+        if total:
+            out.append(Text(f"{label}: {total:,} — {c.get('new_positives', 0):,} made positives, "
+                            f"{c.get('not_relevant', 0):,} kept out of the false-negative rules, "
+                            f"{c.get('unscored_positives', 0) + c.get('not_in_run', 0):,} not candidates of this run", style="dim"))
+    return out
 
 
 def _suspects_title(report: dict) -> str:

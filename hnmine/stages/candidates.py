@@ -38,52 +38,14 @@ def build_candidates(
     `rank` is the position in the fused list, counting candidates past the cap too.
     """
     names = list(lists)
-    n_docs = len(corpus_ids)
-    q_parts, d_parts, s_parts, r_parts, src_parts = [], [], [], [], []
-    for s_idx, name in enumerate(names):
-        ids, scores = lists[name]
-        valid = ids >= 0  # faiss and BM25 pad missing results with -1: never an id
-        rank = np.cumsum(valid, axis=1)
-        q_row = np.broadcast_to(np.arange(ids.shape[0])[:, None], ids.shape)
-        q_parts.append(q_row[valid])
-        d_parts.append(ids[valid])
-        s_parts.append(scores[valid].astype(np.float32))
-        r_parts.append(rank[valid])
-        src_parts.append(np.full(int(valid.sum()), s_idx, dtype=np.int8))
-    q = np.concatenate(q_parts).astype(np.int64)
-    d = np.concatenate(d_parts).astype(np.int64)
-    raw = np.concatenate(s_parts)
-    list_rank = np.concatenate(r_parts)
-    src = np.concatenate(src_parts)
-
-    if not len(q):
+    entries = _list_entries(lists)
+    if not len(entries["q"]):
         return CANDIDATE_SCHEMA.empty_table()
-    # One row per (query, document); the lists' entries for it, in list order (the sort is stable).
-    pair = q * n_docs + d
-    order = np.argsort(pair, kind="stable")
-    pair, q, d, raw, list_rank, src = pair[order], q[order], d[order], raw[order], list_rank[order], src[order]
-    first = np.flatnonzero(np.r_[True, pair[1:] != pair[:-1]])
-    uq, ud = q[first], d[first]
-    per_list = {}
-    rrf_sum = np.zeros(len(first), dtype=np.float64)
-    source_code = np.zeros(len(first), dtype=np.int64)
-    for s_idx, name in enumerate(names):
-        at = src == s_idx
-        values = np.zeros(len(first), dtype=np.float32)
-        present = np.zeros(len(first), dtype=bool)
-        group = np.searchsorted(first, np.flatnonzero(at), side="right") - 1  # each pair at most once per list
-        values[group] = raw[at]
-        present[group] = True
-        per_list[name] = (values, present)
-        # A running sum list by list: the same float64 rounding as adding the lists one after another
-        # (np.add.reduceat may add in another order, and a last-bit difference reorders ties).
-        rrf_sum[group] += 1.0 / (rrf_k + list_rank[at].astype(np.float64))
-        source_code[group] |= 1 << s_idx
-    fused = raw[first].astype(np.float64) if len(names) == 1 else rrf_sum
-
+    uq, ud, fused, source_code, per_list, first_rank = _fuse(entries, names, len(corpus_ids), rrf_k)
     if len(names) == 1:  # a single list keeps its own order
-        ranked = np.lexsort((list_rank[first], uq))
+        ranked = np.lexsort((first_rank, uq))
     else:  # best first within each query; equal scores by doc id (its place in sorted id order)
+        n_docs = len(corpus_ids)
         id_order = np.empty(n_docs, dtype=np.int64)
         id_order[np.argsort(corpus_ids, kind="stable")] = np.arange(n_docs)
         ranked = np.lexsort((id_order[ud], -fused, uq))
@@ -114,6 +76,50 @@ def build_candidates(
         else:
             cols[column] = pa.nulls(int(keep.sum()), pa.float32())
     return pa.table(cols, schema=CANDIDATE_SCHEMA)
+
+
+def _list_entries(lists: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Every valid entry of every list: query row, doc row, score, 1-based rank in its list, list index."""
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("q", "d", "raw", "rank", "src")}
+    for s_idx, (ids, scores) in enumerate(lists.values()):
+        valid = ids >= 0  # faiss and BM25 pad missing results with -1: never an id
+        rank = np.cumsum(valid, axis=1)
+        q_row = np.broadcast_to(np.arange(ids.shape[0])[:, None], ids.shape)
+        parts["q"].append(q_row[valid])
+        parts["d"].append(ids[valid])
+        parts["raw"].append(scores[valid].astype(np.float32))
+        parts["rank"].append(rank[valid])
+        parts["src"].append(np.full(int(valid.sum()), s_idx, dtype=np.int8))
+    out = {k: np.concatenate(v) if v else np.zeros(0) for k, v in parts.items()}
+    out["q"], out["d"] = out["q"].astype(np.int64), out["d"].astype(np.int64)
+    return out
+
+
+def _fuse(e: dict[str, np.ndarray], names: list[str], n_docs: int, rrf_k: int):
+    """One row per (query, document): the fused score (a single list's own score, or reciprocal rank
+    fusion), which lists held it (bitmask), each list's score of it, and its rank in the first list holding it."""
+    # The lists' entries for each pair, in list order (the sort is stable).
+    pair = e["q"] * n_docs + e["d"]
+    order = np.argsort(pair, kind="stable")
+    pair, q, d, raw, list_rank, src = pair[order], e["q"][order], e["d"][order], e["raw"][order], e["rank"][order], e["src"][order]
+    first = np.flatnonzero(np.r_[True, pair[1:] != pair[:-1]])
+    per_list = {}
+    rrf_sum = np.zeros(len(first), dtype=np.float64)
+    source_code = np.zeros(len(first), dtype=np.int64)
+    for s_idx, name in enumerate(names):
+        at = src == s_idx
+        values = np.zeros(len(first), dtype=np.float32)
+        present = np.zeros(len(first), dtype=bool)
+        group = np.searchsorted(first, np.flatnonzero(at), side="right") - 1  # each pair at most once per list
+        values[group] = raw[at]
+        present[group] = True
+        per_list[name] = (values, present)
+        # A running sum list by list: the same float64 rounding as adding the lists one after another
+        # (np.add.reduceat may add in another order, and a last-bit difference reorders ties).
+        rrf_sum[group] += 1.0 / (rrf_k + list_rank[at].astype(np.float64))
+        source_code[group] |= 1 << s_idx
+    fused = raw[first].astype(np.float64) if len(names) == 1 else rrf_sum
+    return q[first], d[first], fused, source_code, per_list, list_rank[first]
 
 
 def _source_label(names: list[str], code: int) -> str:
