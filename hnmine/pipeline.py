@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hnmine import __version__
+from hnmine.errors import RunDirError
 from hnmine.manifest import Manifest
 from hnmine.options import Options, check_options
 from hnmine.progress import Reporter
@@ -147,9 +148,13 @@ def run_stage(stage: Stage, ctx: Context, *, force: bool = False) -> StageOutcom
     started = time.perf_counter()
     writes = [run.rel(w) for w in stage.writes(ctx.options)]
     run.remove_outputs_not_in(stage.name, writes)
-    out = stage.work(ctx)
-    for name, table in out.tables.items():
-        _write_table(table, run.path_of(name))
+    try:
+        out = stage.work(ctx)
+        for name, table in out.tables.items():
+            _write_table(table, run.path_of(name))
+    except OSError as exc:  # a full disk or a vanished folder while writing: one line, never a traceback
+        where = exc.filename or run.path
+        raise RunDirError(f"{where}: cannot write ({exc.strerror or exc}) while the {stage.name} stage ran") from None
     outputs = {rel: content_hash(run.path_of(rel)) for rel in writes}
     seconds = time.perf_counter() - started
     manifest = Manifest(

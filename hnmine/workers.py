@@ -51,10 +51,42 @@ def start_pool(devices: list[str], initializer: Callable[..., None], initargs: t
 
 
 def _init(queue, threads: int, initializer: Callable[..., None], initargs: tuple[Any, ...]) -> None:
+    quiet_worker()
     import torch
 
     torch.set_num_threads(threads)
     initializer(queue.get(), *initargs)
+
+
+def quiet_worker() -> None:
+    """A worker ends with its parent, quietly.
+
+    Ctrl-C reaches every process of the terminal's process group: the parent turns it into one line
+    and stops the workers, so a worker ignores SIGINT instead of printing its own traceback. If the
+    parent dies without stopping them (SIGKILL), Linux sends the worker SIGTERM (PR_SET_PDEATHSIG).
+    """
+    import os
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        pass
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(0)
+
+
+def stop_pool(pool, *, now: bool) -> None:
+    """Shut a pool down; `now` (an error or a signal in the parent): terminate its workers at once
+    instead of waiting for the batches they are running."""
+    if now:
+        # ProcessPoolExecutor has no public way to kill its workers; its process table is stable API in practice.
+        for process in list(getattr(pool, "_processes", {}).values()):
+            process.terminate()
+    pool.shutdown(wait=not now, cancel_futures=True)
 
 
 def split_batches(n_items: int, batch_size: int, workers: int) -> list[tuple[int, int]]:

@@ -304,11 +304,18 @@ def test_inspect_narrow_terminal_puts_text_under_row(run):
 
 
 def test_inspect_before_filter(run):
-    for name in ("negatives.parquet", "dropped.parquet", "query_summary.parquet"):
-        (run / name).unlink()
+    for name in ("negatives.parquet", "dropped.parquet", "query_summary.parquet", "manifests/filter.json"):
+        (run / name).unlink(missing_ok=True)
     d = inspect_query(run, "q1")
     assert d["filtered"] is False and {c["verdict"] for c in d["candidates"]} == {"positive", "unfiltered"}
     assert "not filtered yet" in rendered(render_inspect, d)
+
+
+def test_inspect_after_a_filter_table_was_deleted_names_the_file(run):
+    """Not "the filter has not run": the filter ran, and one of its tables is gone."""
+    (run / "negatives.parquet").unlink()
+    with pytest.raises(RunDirError, match=r"negatives.parquet is missing: it is written by the filter stage; run `hnmine filter`"):
+        inspect_query(run, "q1")
 
 
 # -- errors -----------------------------------------------------------------------------------

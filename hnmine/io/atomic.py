@@ -8,10 +8,14 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
 from hnmine.errors import RunDirError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @contextlib.contextmanager
@@ -65,38 +69,41 @@ def write_json(obj, target: Path) -> None:
     write_text(json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False) + "\n", target)
 
 
-def check_writable(folder: Path) -> None:
-    """Fail early, before any work, when the run directory cannot be written.
-
-    A folder that does not exist yet is not created here (a run that fails on its inputs leaves
-    nothing behind); its nearest existing parent must be a writable folder.
-    """
-    folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise RunDirError(f"{folder}: is a file, not a run directory")
-    if not folder.exists():
-        parent = folder.parent
-        while not parent.exists() and parent != parent.parent:
-            parent = parent.parent
-        if not parent.is_dir():
-            raise RunDirError(f"{folder}: cannot create the run directory ({parent} is a file)")
-        if not os.access(parent, os.W_OK | os.X_OK):
-            raise RunDirError(f"{folder}: cannot create the run directory ({parent} is not writable)")
-        return
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".hnmine-write-check.", suffix=".tmp", dir=folder)
-        os.close(fd)
-        os.unlink(tmp)
-    except OSError as exc:
-        raise RunDirError(f"{folder}: run directory is not writable ({exc.strerror or exc})") from None
-
-
 def write_jsonl(table: pa.Table, target: Path) -> None:
-    """One JSON object per row; ensure_ascii=False: non-Latin text stays as its characters, never \\u escapes."""
+    """One JSON object per line. Non-Latin text stays as its characters (ensure_ascii=False), never \\u
+    escapes, except the three characters that some JSONL readers take for line breaks (str.splitlines
+    splits on U+0085, U+2028 and U+2029): those are escaped, so every reader sees one object per line
+    and the same strings."""
     import json
 
     with atomic_path(target) as tmp:
         with open(tmp, "w", encoding="utf-8") as fh:
             for batch in table.to_batches(max_chunksize=4096):
                 for row in batch.to_pylist():
-                    fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+                    fh.write(json.dumps(row, ensure_ascii=False).translate(_LINE_BREAKS) + "\n")
+
+
+_LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
+def open_npy_for_writing(path: Path, shape: tuple[int, ...], dtype) -> np.memmap:
+    """A new .npy file at `path`, memory-mapped for writing, its blocks reserved on disk first.
+
+    A memory map over a sparse file that the disk cannot back kills the process with SIGBUS, with no
+    message and the sparse file left holding the space. Reserving the blocks first turns a full disk
+    into an OSError (ENOSPC) here, which atomic_path reports in one line and cleans up.
+    """
+    import numpy as np
+
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+    size = os.path.getsize(path)
+    fd = os.open(path, os.O_RDWR)
+    try:
+        if hasattr(os, "posix_fallocate") and size:
+            os.posix_fallocate(fd, 0, size)
+    except OSError:
+        del out
+        raise
+    finally:
+        os.close(fd)
+    return out

@@ -1,10 +1,18 @@
-"""Reading tabular files (Parquet, JSONL, CSV, TSV) into Arrow tables, with row-precise errors."""
+"""Reading tabular files (Parquet, JSONL, CSV, TSV; the text ones optionally gzip-compressed) into Arrow
+tables, with row-precise errors.
+
+Nothing is type-inferred: a CSV/TSV cell is read as the text written in the file, and a JSON number
+keeps its spelling (`"0001"` and `0001` in a TSV are the same id; `1.50` stays `1.50`). Columns that
+must be numbers (a relevance grade) are parsed by whoever reads them, with a message naming the row.
+"""
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import pyarrow as pa
 
@@ -19,16 +27,25 @@ READERS = {  # file suffix -> reader
     ".csv": "csv",
     ".tsv": "tsv",
 }
+COMPRESSED = (".gz",)  # text formats may be gzip-compressed, as BEIR and many datasets ship them
 
 
 def detect_format(path: Path) -> str:
-    fmt = READERS.get(path.suffix.lower())
-    if fmt is None:
-        raise InputError(
-            f"{path}: unknown file format '{path.suffix or '(no extension)'}' "
-            f"(valid: {', '.join(sorted(set(READERS)))})"
-        )
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] in COMPRESSED:
+        suffixes = suffixes[:-1]
+        compressed = True
+    else:
+        compressed = False
+    fmt = READERS.get(suffixes[-1]) if suffixes else None
+    if fmt is None or (compressed and fmt == "parquet"):
+        valid = sorted(set(READERS)) + [f"{s}.gz" for s in sorted(READERS) if READERS[s] != "parquet"]
+        raise InputError(f"{path}: unknown file format '{''.join(path.suffixes) or '(no extension)'}' (valid: {', '.join(valid)})")
     return fmt
+
+
+def is_gzip(path: Path) -> bool:
+    return path.suffix.lower() in COMPRESSED
 
 
 def read_table(path: Path) -> pa.Table:
@@ -46,9 +63,12 @@ def read_table(path: Path) -> pa.Table:
             return pq.ParquetFile(path).read()
         except (pa.ArrowInvalid, OSError) as exc:
             raise InputError(f"{path}: not a readable Parquet file ({_first_line(exc)})") from None
-    if fmt == "jsonl":
-        return _read_jsonl(path)
-    return _read_delimited(path, "," if fmt == "csv" else "\t")
+    try:
+        if fmt == "jsonl":
+            return _read_jsonl(path)
+        return _read_delimited(path, "," if fmt == "csv" else "\t")
+    except (OSError, EOFError) as exc:  # a damaged .gz file
+        raise InputError(f"{path}: cannot be read ({_first_line(exc)})") from None
 
 
 def read_parquet(path: Path, columns: list[str] | None = None) -> pa.Table:
@@ -62,10 +82,15 @@ def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
+def _open_binary(path: Path) -> BinaryIO:
+    return gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")  # type: ignore[return-value]
+
+
 def _read_jsonl(path: Path) -> pa.Table:
-    # Parsed line by line so that an error names its line; json is fast enough for millions of rows.
+    # Parsed line by line so that an error names its line. Numbers are kept as the text written
+    # (parse_int/parse_float): an id 0001 in a JSON string and 1.50 as a number keep their spelling.
     rows: list[dict] = []
-    with open(path, "rb") as fh:
+    with _open_binary(path) as fh:
         for lineno, raw in enumerate(fh, start=1):
             if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]  # a UTF-8 byte-order mark (Windows editors write one): not part of the data
@@ -78,7 +103,7 @@ def _read_jsonl(path: Path) -> pa.Table:
             if not line.strip():
                 continue
             try:
-                obj = json.loads(line)
+                obj = json.loads(line, parse_int=str, parse_float=_json_float)
             except json.JSONDecodeError as exc:
                 raise InputError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from None
             if not isinstance(obj, dict):
@@ -92,10 +117,12 @@ def _read_jsonl(path: Path) -> pa.Table:
             columns.setdefault(key, [])
     for key in columns:
         columns[key] = [obj.get(key) for obj in rows]
-    arrays = {}
-    for key, values in columns.items():
-        arrays[key] = _to_array(values)
-    return pa.table(arrays)
+    return pa.table({key: _to_array(values) for key, values in columns.items()})
+
+
+def _json_float(text: str) -> str:
+    """A JSON number with a fraction or exponent, kept as written; NaN and infinities are missing values."""
+    return text
 
 
 def _to_array(values: list) -> pa.Array:
@@ -110,42 +137,55 @@ def _to_array(values: list) -> pa.Array:
             return pa.array([None if _missing(v) else (v if isinstance(v, list) else [v]) for v in values])
         except (pa.ArrowInvalid, pa.ArrowTypeError):
             return pa.array([None if _missing(v) else [None if _missing(x) else str(x) for x in (v if isinstance(v, list) else [v])] for v in values])
-    # Mixed scalar types (ids that are sometimes numbers, sometimes strings): keep them as text.
-    # NaN (JSON allows it) is a missing value, never the text "nan".
+    # Mixed scalar types (a flag that is sometimes a string): keep them as text.
     return pa.array([None if _missing(v) else (json.dumps(v, ensure_ascii=False) if isinstance(v, dict) else str(v)) for v in values])
 
 
-def _missing(v) -> bool:
+def _missing(v: Any) -> bool:
     return v is None or (isinstance(v, float) and math.isnan(v))
 
 
 def _read_delimited(path: Path, delimiter: str) -> pa.Table:
+    """Every column as text, exactly as written (no type inference: `001` stays `001`)."""
     import pyarrow.csv as pacsv
 
+    quoted = delimiter == ","
+    parse = pacsv.ParseOptions(delimiter=delimiter, quote_char='"' if quoted else False,
+                               newlines_in_values=quoted)  # a quoted CSV cell may hold line breaks
+    names: list[str] = []
     try:
-        table = pacsv.read_csv(
-            path,
-            read_options=pacsv.ReadOptions(use_threads=True),
-            parse_options=pacsv.ParseOptions(delimiter=delimiter, quote_char='"' if delimiter == "," else False),
-            convert_options=pacsv.ConvertOptions(strings_can_be_null=False, auto_dict_encode=False),
-        )
+        names = _header(path, parse)
+        convert = pacsv.ConvertOptions(column_types={n: pa.string() for n in names}, strings_can_be_null=False,
+                                       auto_dict_encode=False, quoted_strings_can_be_null=False)
+        table = pacsv.read_csv(path, read_options=pacsv.ReadOptions(use_threads=True), parse_options=parse, convert_options=convert)
     except pa.ArrowInvalid as exc:
         msg = _first_line(exc)
         if "UTF8" in msg or "utf8" in msg.lower():
-            raise InputError(f"{path}:{_bad_utf8_line(path)}: not valid UTF-8") from None
+            import re
+
+            col = re.search(r"column #(\d+)", msg)
+            where = f" (column '{names[int(col.group(1))]}')" if col and int(col.group(1)) < len(names) else ""
+            raise InputError(f"{path}:{_bad_utf8_line(path)}: not valid UTF-8{where}") from None
         if "Empty CSV file" in msg:
             raise InputError(f"{path}: file is empty") from None
         raise InputError(f"{path}: cannot parse ({msg})") from None
-    # Arrow reads a column holding bytes that are not UTF-8 as binary instead of failing: never
-    # turn those into "b'...'" strings.
-    for name, column_type in zip(table.column_names, table.schema.types):
-        if pa.types.is_binary(column_type) or pa.types.is_large_binary(column_type):
-            raise InputError(f"{path}:{_bad_utf8_line(path)}: not valid UTF-8 (column '{name}')")
     return table
 
 
+def _header(path: Path, parse) -> list[str]:
+    """The column names (the first row), read alone so every column can be declared text."""
+    import pyarrow.csv as pacsv
+
+    reader = pacsv.open_csv(path, parse_options=parse,
+                            convert_options=pacsv.ConvertOptions(auto_dict_encode=False),
+                            read_options=pacsv.ReadOptions(block_size=1 << 16))
+    names = list(reader.schema.names)
+    reader.close() if hasattr(reader, "close") else None
+    return names
+
+
 def _bad_utf8_line(path: Path) -> int:
-    with open(path, "rb") as fh:
+    with _open_binary(path) as fh:
         for lineno, raw in enumerate(fh, start=1):
             try:
                 raw.decode("utf-8")
@@ -158,6 +198,18 @@ def require_columns(table: pa.Table, path: Path | str, columns: list[str]) -> No
     for col in columns:
         if col not in table.column_names:
             raise MissingColumn(str(path), col, table.column_names)
+
+
+def id_text(value: Any) -> str:
+    """An id as text, the one rule for every reader: text as written; an integer in decimal; a float
+    that is a whole number (a Parquet/pandas integer column with nulls becomes float) without '.0'."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def string_column(table: pa.Table, path: Path | str, column: str, *, what: str, allow_empty: bool) -> list[str]:
@@ -177,9 +229,7 @@ def string_column(table: pa.Table, path: Path | str, column: str, *, what: str, 
                 raise InputError(f"{path}: row {i + 1}: {what} column '{column}' is not valid UTF-8") from None
         if isinstance(v, (list, dict)):
             raise InputError(f"{path}: row {i + 1}: {what} column '{column}' holds a {type(v).__name__}, expected text")
-        if isinstance(v, float) and v.is_integer():
-            v = int(v)
-        s = v if isinstance(v, str) else str(v)
+        s = id_text(v)
         if not allow_empty and not s.strip():
             raise InputError(f"{path}: row {i + 1}: {what} column '{column}' is empty")
         out.append(s)

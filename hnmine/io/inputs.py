@@ -72,8 +72,8 @@ def resolve_files(spec: InputSpec) -> dict[str, Path | None]:
         if not data.exists():
             raise InputError(f"{data}: no such file or folder")
         if data.is_dir():
-            files["corpus"] = files["corpus"] or _first_existing(data, ["corpus.jsonl", "corpus.parquet", "corpus.tsv", "corpus.csv"])
-            files["queries"] = files["queries"] or _first_existing(data, ["queries.jsonl", "queries.parquet", "queries.tsv", "queries.csv"])
+            files["corpus"] = files["corpus"] or _first_existing(data, _names("corpus"))
+            files["queries"] = files["queries"] or _first_existing(data, _names("queries"))
             files["qrels"] = files["qrels"] or _beir_qrels(data, spec.split)
         else:
             files["pairs"] = data
@@ -98,6 +98,11 @@ def _check_file(path: Path, role: str) -> None:
         raise InputError(f"{path}: is a folder, expected a {role} file")
 
 
+def _names(stem: str) -> list[str]:
+    """A BEIR folder's file names for `stem`, in the order they are looked for (gzip-compressed ones too)."""
+    return [f"{stem}{ext}" for ext in (".jsonl", ".jsonl.gz", ".parquet", ".tsv", ".tsv.gz", ".csv", ".csv.gz")]
+
+
 def _first_existing(folder: Path, names: list[str]) -> Path:
     for name in names:
         if (folder / name).exists():
@@ -107,7 +112,8 @@ def _first_existing(folder: Path, names: list[str]) -> Path:
 
 def _beir_qrels(folder: Path, split: str | None) -> Path:
     qdir = folder / "qrels"
-    splits = sorted(p.stem for p in qdir.glob("*.tsv")) if qdir.is_dir() else []
+    found = {p.name[: -len(ext)]: p for ext in (".tsv", ".tsv.gz") for p in (qdir.glob(f"*{ext}") if qdir.is_dir() else [])}
+    splits = sorted(found)
     if not splits:
         raise InputError(f"{qdir}: no qrels/<split>.tsv files")
     if split is None:
@@ -116,7 +122,7 @@ def _beir_qrels(folder: Path, split: str | None) -> Path:
             raise OptionError(f"{folder}: several splits ({', '.join(splits)}); choose one with --split")
     if split not in splits:
         raise InputError(f"{qdir}: no split '{split}' (splits: {', '.join(splits)})")
-    return qdir / f"{split}.tsv"
+    return found[split]
 
 
 def _pick_optional(table: pa.Table, path: Path, given: str | None, candidates: list[str]) -> str | None:
@@ -166,7 +172,6 @@ def read_corpus(spec: InputSpec, path: Path) -> tuple[pa.Table, dict]:
     empty_ids: list[str] = []
     duplicates = 0
     for row, (doc_id, title, text) in enumerate(zip(ids, titles, texts), start=1):
-        doc_id = doc_id.strip()
         if doc_id in seen:
             first = seen[doc_id]
             if (keep_titles[first], keep_texts[first]) != (title, text):
@@ -194,7 +199,7 @@ def read_queries(spec: InputSpec, path: Path) -> tuple[pa.Table, dict]:
     table = read_table(path)
     id_col = _pick(table, path, spec.query_id_column, QUERY_ID_COLUMNS, "query id")
     text_col = _pick(table, path, spec.query_text_column, QUERY_TEXT_COLUMNS, "query text")
-    ids = [i.strip() for i in string_column(table, path, id_col, what="query id", allow_empty=False)]
+    ids = string_column(table, path, id_col, what="query id", allow_empty=False)
     texts = string_column(table, path, text_col, what="query text", allow_empty=True)
     seen: dict[str, str] = {}
     out_ids, out_texts, empty_ids = [], [], []
@@ -220,8 +225,8 @@ def read_qrels(spec: InputSpec, path: Path) -> pa.Table:
     q_col = _pick(table, path, spec.qrels_query_column, QREL_QUERY_COLUMNS, "query id")
     d_col = _pick(table, path, spec.qrels_doc_column, QREL_DOC_COLUMNS, "document id")
     s_col = _pick_optional(table, path, spec.qrels_score_column, QREL_SCORE_COLUMNS)
-    qids = [q.strip() for q in string_column(table, path, q_col, what="query id", allow_empty=False)]
-    dids = [d.strip() for d in string_column(table, path, d_col, what="document id", allow_empty=False)]
+    qids = string_column(table, path, q_col, what="query id", allow_empty=False)
+    dids = string_column(table, path, d_col, what="document id", allow_empty=False)
     if s_col is None:
         rel = [1] * len(qids)
     else:
@@ -246,7 +251,6 @@ def read_qrels(spec: InputSpec, path: Path) -> pa.Table:
 
 def _link(corpus: pa.Table, queries: pa.Table, qrels: pa.Table, files: dict, corpus_stats: dict) -> Inputs:
     """Keep judgments whose ids exist; keep queries that have a positive. Report what was left out."""
-    warnings: list[str] = []
     corpus_stats = dict(corpus_stats)
     empty_queries = corpus_stats.pop("_empty_query_ids", set())
     doc_ids = set(corpus.column("doc_id").to_pylist())
@@ -258,66 +262,92 @@ def _link(corpus: pa.Table, queries: pa.Table, qrels: pa.Table, files: dict, cor
     known_d = [x in doc_ids for x in d]
     # Judgments of an empty query (left out, reported on its own) are not "unknown".
     unknown_q_ids = [x for x, k in zip(q, known_q) if not k and x not in empty_queries]
-    unknown_q = len(unknown_q_ids)
     unknown_d_ids = [y for kq, kd, y in zip(known_q, known_d, d) if kq and not kd]
-    unknown_d = len(unknown_d_ids)
-    if len(q) and unknown_q == len(q) and not empty_queries:
-        raise InputError(f"{files['qrels']}: no judgment names a query of {files['queries']} (wrong file or split?)")
-    keep = pa.array([kq and kd for kq, kd in zip(known_q, known_d)])
-    qrels = qrels.filter(keep)
-    # Duplicate judgments: keep the highest grade once.
-    qrels = _dedupe_qrels(qrels)
+    if len(q) and len(unknown_q_ids) == len(q) and not empty_queries:
+        raise InputError(f"{files['qrels']}: no judgment names a query of {files['queries']} (wrong file or split?"
+                         f"{_spelling_hint(unknown_q_ids, query_set, 'queries')})")
+    qrels = _dedupe_qrels(qrels.filter(pa.array([kq and kd for kq, kd in zip(known_q, known_d)])))  # highest grade once
     positive_queries = set(qrels.filter(qrels.column("is_positive")).column("query_id").to_pylist())
     if not positive_queries:
-        raise InputError(f"{files['qrels']}: no positive judgment left (check --min-relevance and the ids)")
+        raise InputError(f"{files['qrels']}: no positive judgment left (check --min-relevance and the ids"
+                         f"{_spelling_hint(unknown_d_ids, doc_ids, 'corpus')})")
     judged = set(qrels.column("query_id").to_pylist())
-    keep_q = [qid in positive_queries for qid in query_ids]
-    without_positive = sum(1 for qid in query_ids if qid in judged and qid not in positive_queries)
-    queries = queries.filter(pa.array(keep_q))
+    queries = queries.filter(pa.array([qid in positive_queries for qid in query_ids]))
     qrels = qrels.filter(pa.array([x in positive_queries for x in qrels.column("query_id").to_pylist()]))
     raw_judged = set(q)
-    unjudged = [qid for qid in query_ids if qid not in raw_judged]
-    # Judged queries whose every judgment named a document the corpus lacks.
-    lost = [qid for qid in query_ids if qid in raw_judged and qid not in judged]
-    if unknown_q:
-        warnings.append(
-            f"{files['qrels']}: {unknown_q} judgments name queries not in {files['queries']} ({_examples(unknown_q_ids)}); left out"
-        )
-    if unknown_d:
-        warnings.append(
-            f"{files['qrels']}: {unknown_d} judgments name documents not in the corpus (or empty ones) ({_examples(unknown_d_ids)}); left out"
-        )
-    if without_positive:
-        warnings.append(
-            f"{files['qrels']}: {without_positive} judged queries have no positive at --min-relevance "
-            f"({_examples([x for x in query_ids if x in judged and x not in positive_queries])}); left out"
-        )
-    if lost:
-        warnings.append(f"{files['qrels']}: {len(lost)} queries have no judged document in the corpus ({_examples(lost)}); left out")
-    if unjudged:
-        warnings.append(f"{files['queries']}: {len(unjudged)} queries have no judgment in {files['qrels']} ({_examples(unjudged)}); left out")
-    if corpus_stats.get("queries_empty"):
-        warnings.append(
-            f"{files['queries']}: {corpus_stats['queries_empty']} empty queries left out ({_examples(corpus_stats['queries_empty_ids'])})"
-        )
-    if corpus_stats.get("corpus_empty_documents"):
-        warnings.append(
-            f"{files['corpus']}: {corpus_stats['corpus_empty_documents']} empty documents left out "
-            f"({', '.join(corpus_stats['corpus_empty_ids'][:5])})"
-        )
+    left_out = {
+        "unknown_q_ids": unknown_q_ids, "unknown_d_ids": unknown_d_ids,
+        "without_positive": [x for x in query_ids if x in judged and x not in positive_queries],
+        "unjudged": [qid for qid in query_ids if qid not in raw_judged],
+        # Judged queries whose every judgment named a document the corpus lacks.
+        "lost": [qid for qid in query_ids if qid in raw_judged and qid not in judged],
+    }
+    warnings = _link_warnings(files, left_out, corpus_stats, query_set, doc_ids)
     stats = {
         **{k: v for k, v in corpus_stats.items() if k not in ("corpus_empty_ids", "queries_empty_ids")},
-        "qrels_unknown_query": unknown_q,
-        "qrels_unknown_doc": unknown_d,
-        "queries_without_positive": without_positive,
-        "queries_unjudged": len(unjudged),
-        "queries_without_judged_document": len(lost),
+        "qrels_unknown_query": len(unknown_q_ids),
+        "qrels_unknown_doc": len(unknown_d_ids),
+        "queries_without_positive": len(left_out["without_positive"]),
+        "queries_unjudged": len(left_out["unjudged"]),
+        "queries_without_judged_document": len(left_out["lost"]),
         "documents": corpus.num_rows,
         "queries": queries.num_rows,
         "judgments": qrels.num_rows,
         "positives": int(pa.compute.sum(qrels.column("is_positive")).as_py() or 0),
     }
     return Inputs(corpus=corpus, queries=queries, qrels=qrels, stats=stats, warnings=warnings)
+
+
+def _link_warnings(files: dict, left_out: dict, corpus_stats: dict, query_set: set, doc_ids: set) -> list[str]:
+    """One warning per kind of row left out, with a few examples each."""
+    warnings = []
+    uq, ud = left_out["unknown_q_ids"], left_out["unknown_d_ids"]
+    if uq:
+        warnings.append(f"{files['qrels']}: {len(uq)} judgments name queries not in {files['queries']} "
+                        f"({_examples(uq)}{_spelling_hint(uq, query_set, 'queries')}); left out")
+    if ud:
+        warnings.append(f"{files['qrels']}: {len(ud)} judgments name documents not in the corpus (or empty ones) "
+                        f"({_examples(ud)}{_spelling_hint(ud, doc_ids, 'corpus')}); left out")
+    if left_out["without_positive"]:
+        warnings.append(f"{files['qrels']}: {len(left_out['without_positive'])} judged queries have no positive at --min-relevance "
+                        f"({_examples(left_out['without_positive'])}); left out")
+    if left_out["lost"]:
+        warnings.append(f"{files['qrels']}: {len(left_out['lost'])} queries have no judged document in the corpus "
+                        f"({_examples(left_out['lost'])}); left out")
+    if left_out["unjudged"]:
+        warnings.append(f"{files['queries']}: {len(left_out['unjudged'])} queries have no judgment in {files['qrels']} "
+                        f"({_examples(left_out['unjudged'])}); left out")
+    if corpus_stats.get("queries_empty"):
+        warnings.append(f"{files['queries']}: {corpus_stats['queries_empty']} empty queries left out "
+                        f"({_examples(corpus_stats['queries_empty_ids'])})")
+    if corpus_stats.get("corpus_empty_documents"):
+        warnings.append(f"{files['corpus']}: {corpus_stats['corpus_empty_documents']} empty documents left out "
+                        f"({', '.join(corpus_stats['corpus_empty_ids'][:5])})")
+    return warnings
+
+
+def _loose(id_: str) -> str:
+    """An id without what differs most often between files of one dataset: surrounding spaces and
+    leading zeros of a number. Only for hints: ids are always compared exactly."""
+    s = id_.strip()
+    return s.lstrip("0") or "0" if s.isdigit() else s
+
+
+def _spelling_hint(unknown: list[str], known: set, where: str) -> str:
+    """'; the corpus has '0001' for '1'': when unknown ids match known ones but for their spelling."""
+    by_loose: dict[str, str] = {}
+    for k in known:
+        by_loose.setdefault(_loose(k), k)
+    pairs = []
+    for u in dict.fromkeys(unknown):
+        k = by_loose.get(_loose(u))
+        if k is not None and k != u:
+            pairs.append(f"'{k}' for '{u}'")
+        if len(pairs) == 3:
+            break
+    if not pairs:
+        return ""
+    return f"; the {where} has {', '.join(pairs)}: ids are text and must be spelled the same in every file"
 
 
 def _examples(ids: list[str], n: int = 5) -> str:

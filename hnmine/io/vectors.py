@@ -82,11 +82,11 @@ def load_user_vectors(path: Path, expected_rows: int, *, normalize: bool, rows_o
 
 def save_user_vectors(path: Path, expected_rows: int, target: Path, *, normalize: bool, rows_of: str = "") -> None:
     """User vectors (corpus vectors) checked, normalised and written to `target` block by block."""
-    from hnmine.io.atomic import atomic_path
+    from hnmine.io.atomic import atomic_path, open_npy_for_writing
 
     vectors = open_user_vectors(path, expected_rows, rows_of)
     with atomic_path(target) as tmp:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=vectors.shape)
+        out = open_npy_for_writing(tmp, tuple(vectors.shape), np.float32)
         for start in range(0, len(vectors), _BLOCK):
             out[start : start + _BLOCK] = _checked_block(vectors, start, Path(path), normalize)
         out.flush()

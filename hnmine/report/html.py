@@ -58,12 +58,11 @@ table.suspects td { font-size: 13px; }
 def render_html(report: dict, path: str | Path) -> Path:
     """Write `report` (from `build_report`, with `include_points=True` for the scatter plot) as
     a self-contained HTML page at `path`; returns the path."""
+    from hnmine.io.atomic import write_text
+
     path = Path(path)
     page = html_page(report)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(path)
+    write_text(page, path)  # atomic; a folder that cannot be written is a one-line RunDirError
     return path
 
 

@@ -15,6 +15,7 @@ from hnmine.errors import InputError, OptionError
 from hnmine.report import load
 from hnmine.report.build import _f
 from hnmine.report.text import doc_text, trim, wrap_lines
+from hnmine.rundir import RunDir
 
 QUERIES = "inputs/queries.parquet"
 
@@ -57,6 +58,9 @@ def inspect_query(run_dir: str | Path, query_id: str | None = None, query_text: 
     scores = load.read(run_dir, "scores.parquet", ["doc_id", "rank", "source", "is_positive", "teacher_score"],
                        optional=["score", "dense_score", "bm25_score"], where=where)
     filtered = all((run_dir / n).is_file() for n in ("negatives.parquet", "dropped.parquet"))
+    if not filtered and RunDir(run_dir).manifest("filter") is not None:
+        # the filter ran, but a table of it is gone: say which, not "the filter has not run"
+        load.require(run_dir, "negatives.parquet", "dropped.parquet")
     kept, dropped, summary = _filter_rows(run_dir, where) if filtered else ({}, {}, None)
     ref = summary.get("positive_score") if summary else None
     if ref is None:

@@ -109,7 +109,7 @@ def _coverage(report: dict, width: int) -> Group:
         short.add_column("text", no_wrap=True, overflow="ellipsis")
         text_w = max(10, width - 44)
         for r in cov["shortest"]:
-            short.add_row(r["query_id"], f"{r['n_negatives']}/{target}", _n(r.get("n_candidates")), r["status"],
+            short.add_row(Text(r["query_id"]), f"{r['n_negatives']}/{target}", _n(r.get("n_candidates")), r["status"],
                           Text(trim(doc_text("", r["query"]), text_w)))
         more = cov["short"] - len(cov["shortest"])
         caption = f"shortest {len(cov['shortest'])} of {cov['short']}" if more > 0 else "short queries"

@@ -176,9 +176,16 @@ def _search_bm25s_processes(tokens, k, folder, ids, scores, advance, workers: in
 
     chunk = max(1, min(5000, -(-len(tokens) // (4 * workers))))
     starts = list(range(0, len(tokens), chunk))
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    from hnmine.workers import quiet_worker, stop_pool
+
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=quiet_worker)
+    try:
         jobs = [(str(folder), tokens[s : s + chunk], k) for s in starts]
         for s, (part_ids, part_scores) in zip(starts, pool.map(_search_chunk, jobs)):
             ids[s : s + len(part_ids)] = part_ids
             scores[s : s + len(part_ids)] = part_scores
             advance(len(part_ids))
+    except BaseException:
+        stop_pool(pool, now=True)
+        raise
+    stop_pool(pool, now=False)

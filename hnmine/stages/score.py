@@ -52,6 +52,18 @@ def _runs_model(info: dict | None, teacher, options: Options) -> bool:
     return not (_user_queries(teacher, options) and info is not None and info.get("user_vectors") and info.get("model") == teacher.model)
 
 
+def _check(options: Options) -> None:
+    """Before any work: every teacher model can be what it is used as."""
+    from hnmine.encode import EncoderSpec
+    from hnmine.teachers.cross_encoder import check_cross_encoder
+
+    for t in _teachers(options):
+        if t.kind == "cross-encoder":
+            check_cross_encoder(t.model, options.max_length)
+        else:
+            EncoderSpec.from_options(options, model=t.model).validate()
+
+
 def _reads(ctx: Context) -> tuple[str, ...]:
     reads: tuple[str, ...] = ("candidates", "qrels", "queries", "corpus")
     if any(t.kind == "bi-encoder" for t in _teachers(ctx.options)) and _dense_info(ctx) is not None:
@@ -183,5 +195,5 @@ def _cross_encoder_scores(ctx: Context, t, table, queries, corpus):
 
 STAGE = Stage(
     name="score", command="score", makes=("scores.parquet",), reads=_reads, writes=lambda o: ("scores",), key=_key, work=_work,
-    sources=_sources, packages=("pyarrow", "numpy", "sentence-transformers", "torch", "transformers"),
+    sources=_sources, check=_check, packages=("pyarrow", "numpy", "sentence-transformers", "torch", "transformers"),
 )

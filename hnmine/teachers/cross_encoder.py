@@ -8,6 +8,30 @@ from hnmine.errors import ModelError
 from hnmine.progress import Reporter
 
 
+def check_cross_encoder(model: str, max_length: int | None = None) -> None:
+    """Refuse a checkpoint without a trained classifier head: loaded as a cross-encoder, a bi-encoder gets a
+    freshly initialised head and gives random scores, different on every run (only a library warning says so)."""
+    import json
+    from pathlib import Path
+
+    from hnmine.encode import check_max_length, resolve_model
+
+    path = Path(resolve_model(model)[0])
+    config = path / "config.json"
+    if not config.is_file():
+        return  # not a local checkpoint: loading it will say what is wrong
+    check_max_length(model, max_length)
+    try:
+        architectures = json.loads(config.read_text(encoding="utf-8")).get("architectures") or []
+    except (OSError, ValueError):
+        architectures = []
+    if not any(str(a).endswith("ForSequenceClassification") for a in architectures):
+        found = ", ".join(map(str, architectures)) or "none"
+        raise ModelError(f"{model}: not a cross-encoder: its checkpoint has no classifier head (architectures: {found}), "
+                         f"so its scores would be random; give a cross-encoder (such as cross-encoder/ms-marco-MiniLM-L6-v2) "
+                         f"or use --teacher-type bi-encoder")
+
+
 def load_cross_encoder(model: str, device: str, max_length: int | None):
     from hnmine.encode import quiet_model_loading, resolve_model
 
@@ -70,7 +94,7 @@ def score_pairs_with_model(
     if n_workers == 1:
         ce = load_cross_encoder(model, device, max_length)
         return score_pairs(ce, queries, docs, batch_size=batch_size, reporter=reporter, dtype=dtype, threads=threads)
-    from hnmine.workers import split_batches, start_pool, worker_devices
+    from hnmine.workers import split_batches, start_pool, stop_pool, worker_devices
 
     n = len(queries)
     order = _longest_first(queries, docs)
@@ -83,8 +107,10 @@ def score_pairs_with_model(
             for (a, b), fut in zip(parts, futures):
                 out[order[a:b]] = fut.result()
                 advance(b - a)
-    finally:
-        pool.shutdown(cancel_futures=True)
+    except BaseException:
+        stop_pool(pool, now=True)
+        raise
+    stop_pool(pool, now=False)
     return out
 
 
