@@ -97,7 +97,8 @@ def _stage_command(name: str, stages: tuple[str, ...]) -> Callable:
             merged = {**from_file, **{k: values[k] for k in given}}
             run = {f.name: merged.get(f.name, values[f.name]) for f in run_fs}
             options = make_options({f.name: merged[f.name] for f in option_fs if f.name in merged})
-            result = mine(run["out"], options, stages=stages, force=run["force"], reporter=_reporter(run["quiet"]))
+            result = mine(run["out"], options, stages=stages, force=run["force"], reporter=_reporter(run["quiet"]),
+                          engine=run["engine"], ray_address=run["ray_address"])
         except HnmineError as exc:
             _fail(exc)
         except KeyboardInterrupt:

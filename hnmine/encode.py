@@ -244,9 +244,19 @@ def encoding_order(texts: Sequence[str], spec: EncoderSpec) -> np.ndarray:
     text, so sorting by characters still pads: on SciFact (MiniLM, 256 tokens) 4.8 % of the tokens a
     character sort feeds the model are padding, against 0.4 % with a token sort.
     """
+    return order_from_counts(text_lengths(texts, spec))
+
+
+def text_lengths(texts: Sequence[str], spec: EncoderSpec) -> np.ndarray:
+    """What encoding_order sorts by: token counts where the model's fast tokenizer can be read, else characters."""
     counts = _token_counts(texts, spec.model, spec.max_length)
     if counts is None:
         counts = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
+    return counts
+
+
+def order_from_counts(counts: np.ndarray) -> np.ndarray:
+    """Text positions, longest first (equal lengths: later positions first), from per-text lengths."""
     return np.argsort(counts, kind="stable")[::-1].copy()
 
 
@@ -288,13 +298,13 @@ def _tokenizer_for(model: str, max_length: int | None):
     return tokenizer, (int(limit) if limit else None)
 
 
-def _save_npy(array: np.ndarray, target: Path) -> None:
+def save_npy(array: np.ndarray, target: Path) -> None:
     with atomic_path(target) as tmp:
         with open(tmp, "wb") as fh:
             np.save(fh, array)
 
 
-def _saved_order(parts: Path, n: int) -> np.ndarray | None:
+def saved_order(parts: Path, n: int) -> np.ndarray | None:
     """The order an interrupted encode of these texts used, when it is intact."""
     try:
         order = np.load(parts / "order.npy")
@@ -307,15 +317,23 @@ def _saved_order(parts: Path, n: int) -> np.ndarray | None:
 
 def texts_digest(texts: Sequence[str]) -> str:
     h = hashlib.sha256()
+    update_texts_digest(h, texts)
+    return h.hexdigest()
+
+
+def update_texts_digest(h, texts: Sequence[str]) -> None:
+    """Feed texts to a texts_digest in order (the digest of a long list, part by part)."""
     for t in texts:
         b = t.encode("utf-8")
         h.update(len(b).to_bytes(8, "little"))
         h.update(b)
-    return h.hexdigest()
 
 
-def embedding_key(spec: EncoderSpec, prompt: str | None, prompt_name: str | None, texts: Sequence[str]) -> str:
+def embedding_key(spec: EncoderSpec, prompt: str | None, prompt_name: str | None, texts: Sequence[str] | None,
+                  *, digest: tuple[str, int] | None = None) -> str:
+    """The cache key of these texts' vectors; `digest`: (texts_digest, count) when the texts are not at hand."""
     _, revision = resolve_model(spec.model)
+    text_digest, n = digest if digest is not None else (texts_digest(texts or ()), len(texts or ()))
     payload = {
         "model": spec.model,
         "revision": revision,
@@ -327,8 +345,8 @@ def embedding_key(spec: EncoderSpec, prompt: str | None, prompt_name: str | None
         # Batch composition changes the last bits of the vectors (measured up to 2e-3 in bf16).
         "batch_size": spec.batch_size,
         "batch_order": BATCH_ORDER,
-        "texts": texts_digest(texts),
-        "n": len(texts),
+        "texts": text_digest,
+        "n": n,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
 
@@ -348,14 +366,14 @@ def encode_cached(
     spec.validate()
     key = embedding_key(spec, prompt, prompt_name, texts)
     final = Path(cache_dir) / f"{key}.npy"
-    cached = _load_verified(final, len(texts))
+    cached = load_verified(final, len(texts))
     if cached is not None:
         return cached, key
-    parts = Path(cache_dir) / f"{key}.parts"
+    parts = cache_parts(cache_dir, key)
     parts.mkdir(parents=True, exist_ok=True)
     # Length-sorted order: batches of similar length waste little padding. Chunk boundaries are fixed
     # by this order, and it is saved with the chunks, so a resumed run finds the same chunks.
-    order = _saved_order(parts, len(texts))
+    order = saved_order(parts, len(texts))
     order_saved = order is not None
     if order is None:
         for stale in parts.glob("chunk-*.npy"):  # made in an order no longer known: cannot be placed
@@ -368,8 +386,8 @@ def encode_cached(
         with reporter.task(description, total=len(texts)) as advance:
             for c in range(n_chunks):
                 idx = order[c * CHUNK : (c + 1) * CHUNK]
-                chunk_file = parts / f"chunk-{c:06d}.npy"
-                if _chunk_ok(chunk_file, len(idx)):
+                target = chunk_file(parts, c)
+                if chunk_ok(target, len(idx)):
                     advance(len(idx))
                     continue
                 chunk_texts = [texts[i] for i in idx]
@@ -381,21 +399,36 @@ def encode_cached(
                         model = load_sentence_transformer(spec)
                     vectors = _encode_batches(model, chunk_texts, spec, prompt, prompt_name, advance)
                 if not order_saved:  # saved with the first chunk: nothing is written before a vector is
-                    _save_npy(order, parts / "order.npy")
+                    save_npy(order, parts / "order.npy")
                     order_saved = True
-                _save_npy(vectors, chunk_file)
+                save_npy(vectors, target)
     except BaseException:
         if pool is not None:
             stop_pool(pool, now=True)
         raise
     if pool is not None:
         stop_pool(pool, now=False)
-    dim = np.load(parts / "chunk-000000.npy", mmap_mode="r").shape[1] if n_chunks else 0
+    return finish_cache(parts, final, order), key
+
+
+def cache_parts(cache_dir: Path, key: str) -> Path:
+    """The folder of an unfinished encode's chunks (and its order.npy)."""
+    return Path(cache_dir) / f"{key}.parts"
+
+
+def chunk_file(parts: Path, c: int) -> Path:
+    return parts / f"chunk-{c:06d}.npy"
+
+
+def finish_cache(parts: Path, final: Path, order: np.ndarray) -> np.ndarray:
+    """Every chunk encoded: the vectors put back in text order, written with their digest; parts removed."""
+    n_chunks = (len(order) + CHUNK - 1) // CHUNK
+    dim = np.load(chunk_file(parts, 0), mmap_mode="r").shape[1] if n_chunks else 0
     with atomic_path(final) as tmp:
-        out = open_npy_for_writing(tmp, (len(texts), dim), np.float32)
+        out = open_npy_for_writing(tmp, (len(order), dim), np.float32)
         for c in range(n_chunks):
             idx = order[c * CHUNK : (c + 1) * CHUNK]
-            out[idx] = np.load(parts / f"chunk-{c:06d}.npy")
+            out[idx] = np.load(chunk_file(parts, c))
         out.flush()
         del out
     # The digest is written after the vectors: a cache file without one (a killed process, an
@@ -405,7 +438,7 @@ def encode_cached(
     with atomic_path(_digest_path(final)) as tmp:
         tmp.write_text(file_hash(final) + "\n", encoding="utf-8")
     shutil.rmtree(parts, ignore_errors=True)
-    return np.load(final, mmap_mode="r"), key
+    return np.load(final, mmap_mode="r")
 
 
 # --- several encoding processes -------------------------------------------------------------
@@ -444,7 +477,7 @@ def _digest_path(final: Path) -> Path:
     return final.with_name(final.name + ".sha256")
 
 
-def _load_verified(final: Path, n_rows: int) -> np.ndarray | None:
+def load_verified(final: Path, n_rows: int) -> np.ndarray | None:
     """The cached vectors when their bytes match the recorded sha256 and their shape the texts; else None."""
     from hnmine.rundir import file_hash
 
@@ -462,7 +495,7 @@ def _load_verified(final: Path, n_rows: int) -> np.ndarray | None:
     return vectors
 
 
-def _chunk_ok(chunk_file: Path, n_rows: int) -> bool:
+def chunk_ok(chunk_file: Path, n_rows: int) -> bool:
     """A chunk of an interrupted encode is reused only when it loads whole, with the right shape."""
     if not chunk_file.exists():
         return False

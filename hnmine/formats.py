@@ -171,17 +171,18 @@ def get_format(name: str) -> FormatSpec:
 
 
 def build_examples(*, corpus: pa.Table, queries: pa.Table, negatives: pa.Table, summary: pa.Table,
-                   scores: pa.Table) -> tuple[list[Example], int]:
+                   scores: pa.Table, target: int | None = None) -> tuple[list[Example], int]:
     """One Example per exported query, in query order, negatives in the filter's order; and the number of
-    negatives a full query has (from query_summary: n_negatives + shortfall)."""
+    negatives a full query has (from query_summary: n_negatives + shortfall; `target` when the summary
+    is a part of the run's, computed over the whole)."""
     import pyarrow.compute as pc
 
     titles = corpus.column("title").to_pylist()
     doc = dict(zip(corpus.column("doc_id").to_pylist(), zip(titles, corpus.column("text").to_pylist())))
     query_text = dict(zip(queries.column("query_id").to_pylist(), queries.column("text").to_pylist()))
     exported = [q for q, e in zip(summary.column("query_id").to_pylist(), summary.column("exported").to_pylist()) if e]
-    targets = pc.add(summary.column("n_negatives"), summary.column("shortfall"))
-    target = int(pc.max(targets).as_py() or 0) if summary.num_rows else 0
+    if target is None:
+        target = negatives_target(summary)
     pos = scores.filter(scores.column("is_positive"))
     positives: dict[str, list[Passage]] = {}
     for q, d, s in zip(pos.column("query_id").to_pylist(), pos.column("doc_id").to_pylist(), pos.column("teacher_score").to_pylist()):
@@ -195,3 +196,12 @@ def build_examples(*, corpus: pa.Table, queries: pa.Table, negatives: pa.Table, 
         ps = sorted(positives.get(q, []), key=lambda p: (-(p.score if p.score is not None else float("-inf")), p.doc_id))
         examples.append(Example(q, query_text[q], ps, negs.get(q, [])))
     return examples, target
+
+
+def negatives_target(summary: pa.Table) -> int:
+    """The number of negatives a full query has: the largest n_negatives + shortfall of query_summary."""
+    import pyarrow.compute as pc
+
+    if not summary.num_rows:
+        return 0
+    return int(pc.max(pc.add(summary.column("n_negatives"), summary.column("shortfall"))).as_py() or 0)

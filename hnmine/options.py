@@ -159,6 +159,11 @@ class RunOptions:
     force: bool = opt(False, "Redo the stage(s) even when up to date.")
     json: bool = opt(False, "Print a machine-readable summary on stdout.")
     quiet: bool = opt(False, "No progress bars or messages on stderr.", short=("-q",))
+    engine: str = opt("local", "Where the stages run: local (this machine's processes) or ray (a Ray cluster: Ray Data pipelines over the same tables; "
+                               "needs `pip install hnmine[ray]`). The same run directory, keys and skip rules for both.",
+                      choices=_names("hnmine.engines", "engine_names"), kind="engine")
+    ray_address: str | None = opt(None, "With --engine ray: the cluster to join (host:port of its head, or 'auto'); default $RAY_ADDRESS, "
+                                        "else a Ray started on this machine for the run and stopped after it.")
 
 
 def spec(f) -> Spec:
@@ -368,6 +373,14 @@ def check_options(options: Options) -> None:
 def check_run_options(run: RunOptions) -> None:
     if run.out is None:
         raise OptionError("--out is needed: the run directory")
+    check_engine(run.engine)
+
+
+def check_engine(name: str) -> None:
+    """An engine name from the registry (hnmine.engines); an unknown one lists the valid names."""
+    valid = _names("hnmine.engines", "engine_names")()
+    if name not in valid:
+        raise UnknownName("engine", name, valid)
 
 
 def make_options(values: dict[str, Any]) -> Options:

@@ -38,6 +38,7 @@ class Context:
     reporter: Reporter = field(default_factory=Reporter)
     engine: str = "local"
     memo: dict[str, Any] = field(default_factory=dict)  # what a stage computes once for its key and its work
+    engine_session: Any = None  # hnmine.engines.EngineSession of the run (started by the first stage that needs it)
 
     def table(self, name: str, columns: Sequence[str] | None = None, optional: Sequence[str] = ()) -> pa.Table:
         return self.run.read_table(name, columns, optional)
@@ -177,7 +178,7 @@ def _write_table(table: pa.Table, target: Path) -> None:
 
 
 def mine(run_dir: Path | str, options: Options, *, stages: Sequence[str] | None = None, force: bool = False,
-         reporter: Reporter | None = None) -> MineResult:
+         reporter: Reporter | None = None, engine: str = "local", ray_address: str | None = None) -> MineResult:
     """Run `stages` (default: all, in order) in `run_dir`; each is skipped when up to date.
 
     Every option and every cheap precondition is checked before the run directory is touched, so a
@@ -185,16 +186,20 @@ def mine(run_dir: Path | str, options: Options, *, stages: Sequence[str] | None 
     """
     from hnmine.stages import STAGES
 
+    from hnmine.engines import EngineSession
+    from hnmine.options import check_engine
+
     reporter = reporter or Reporter()
     chosen = [s for s in STAGES if stages is None or s.name in stages]
+    check_engine(engine)
     check_options(options)
     for stage in chosen:
         stage.check(options)
     started = time.perf_counter()
     run = RunDir(run_dir)
     result = MineResult(run_dir=Path(run_dir))
-    with run.writing():
-        ctx = Context(run=run, options=options, reporter=reporter)
+    with run.writing(), EngineSession(engine, ray_address, reporter) as session:
+        ctx = Context(run=run, options=options, reporter=reporter, engine=engine, engine_session=session)
         for stage in chosen:
             outcome = run_stage(stage, ctx, force=force)
             counts = outcome.manifest.counts if outcome.manifest else {}

@@ -74,13 +74,17 @@ def write_jsonl(table: pa.Table, target: Path) -> None:
     escapes, except the three characters that some JSONL readers take for line breaks (str.splitlines
     splits on U+0085, U+2028 and U+2029): those are escaped, so every reader sees one object per line
     and the same strings."""
-    import json
-
     with atomic_path(target) as tmp:
         with open(tmp, "w", encoding="utf-8") as fh:
-            for batch in table.to_batches(max_chunksize=4096):
-                for row in batch.to_pylist():
-                    fh.write(json.dumps(row, ensure_ascii=False).translate(_LINE_BREAKS) + "\n")
+            for line in jsonl_lines(table):
+                fh.write(line)
+
+
+def jsonl_lines(table: pa.Table) -> Iterator[str]:
+    """The lines write_jsonl writes for `table` (each ends with a newline)."""
+    for batch in table.to_batches(max_chunksize=4096):
+        for row in batch.to_pylist():
+            yield json.dumps(row, ensure_ascii=False).translate(_LINE_BREAKS) + "\n"
 
 
 _LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}

@@ -59,8 +59,9 @@ def _parquet_vectors(path: Path) -> np.ndarray:
 _BLOCK = 65536  # rows checked and normalised at a time: memory stays bounded whatever the corpus size
 
 
-def _checked_block(vectors: np.ndarray, start: int, path: Path, normalize: bool) -> np.ndarray:
-    block = np.array(vectors[start : start + _BLOCK], dtype=np.float32)
+def checked_block(vectors: np.ndarray, start: int, path: Path, normalize: bool, stop: int | None = None) -> np.ndarray:
+    """Rows [start, stop) (default: one _BLOCK) as float32, checked finite, L2-normalised row by row."""
+    block = np.array(vectors[start : start + _BLOCK if stop is None else stop], dtype=np.float32)
     finite = np.isfinite(block).all(axis=1)
     if not finite.all():
         raise InputError(f"{path}: holds non-finite values (row {start + int(np.argmin(finite)) + 1})")
@@ -76,7 +77,7 @@ def load_user_vectors(path: Path, expected_rows: int, *, normalize: bool, rows_o
     vectors = open_user_vectors(path, expected_rows, rows_of)
     out = np.empty(vectors.shape, dtype=np.float32)
     for start in range(0, len(vectors), _BLOCK):
-        out[start : start + _BLOCK] = _checked_block(vectors, start, Path(path), normalize)
+        out[start : start + _BLOCK] = checked_block(vectors, start, Path(path), normalize)
     return out
 
 
@@ -88,6 +89,6 @@ def save_user_vectors(path: Path, expected_rows: int, target: Path, *, normalize
     with atomic_path(target) as tmp:
         out = open_npy_for_writing(tmp, tuple(vectors.shape), np.float32)
         for start in range(0, len(vectors), _BLOCK):
-            out[start : start + _BLOCK] = _checked_block(vectors, start, Path(path), normalize)
+            out[start : start + _BLOCK] = checked_block(vectors, start, Path(path), normalize)
         out.flush()
         del out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from hnmine.options import Options
+from hnmine.engines import on_engine
 from hnmine.pipeline import Context, Stage, StageOutput
 
 
@@ -18,6 +19,7 @@ def _key(ctx: Context) -> dict:
     return {"format": o.format, "file_format": o.file_format, "with_scores": o.with_scores}
 
 
+@on_engine("export")
 def _work(ctx: Context) -> StageOutput:
     from hnmine.formats import build_examples, get_format
 

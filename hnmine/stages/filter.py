@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import fields
 
 from hnmine.options import Options
+from hnmine.engines import on_engine
 from hnmine.pipeline import Context, Stage, StageOutput
 
 
@@ -83,6 +84,7 @@ def _doc_vectors(ctx: Context, corpus_ids: list[str]):
     return lookup
 
 
+@on_engine("filter")
 def _work(ctx: Context) -> StageOutput:
     from hnmine.selection import filter_candidates
 

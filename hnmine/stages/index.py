@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from hnmine.options import Options
+from hnmine.engines import on_engine
 from hnmine.pipeline import Context, Stage, StageOutput
 from hnmine.rundir import candidate_index
 
@@ -78,6 +79,7 @@ def _key(ctx: Context) -> dict:
     return d
 
 
+@on_engine("index")
 def _work(ctx: Context) -> StageOutput:
     from hnmine.encode import doc_texts
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import fields, replace
 
 from hnmine.options import Options
+from hnmine.engines import on_engine
 from hnmine.pipeline import Context, Stage, StageOutput
 
 
@@ -44,6 +45,7 @@ def _writes(options: Options) -> tuple[str, ...]:
     return ("corpus", "queries", "qrels") + (("hidden_qrels",) if options.hide_positives else ())
 
 
+@on_engine("inputs")
 def _work(ctx: Context) -> StageOutput:
     from hnmine.io.inputs import load_inputs, resolve_files
 

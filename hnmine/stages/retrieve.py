@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from hnmine.options import Options
+from hnmine.engines import on_engine
 from hnmine.pipeline import Context, Stage, StageOutput
 from hnmine.rundir import candidate_index
 
@@ -79,6 +80,7 @@ def _key(ctx: Context) -> dict:
     return d
 
 
+@on_engine("retrieve")
 def _work(ctx: Context) -> StageOutput:
     from hnmine.stages.candidates import build_candidates, positives_by_query
 

@@ -9,6 +9,7 @@ averaged; each teacher's own scores are kept in a column.
 from __future__ import annotations
 
 from hnmine.options import Options
+from hnmine.engines import on_engine
 from hnmine.pipeline import Context, Stage, StageOutput
 
 
@@ -96,6 +97,7 @@ def _key(ctx: Context) -> dict:
             "corpus_prompt": o.corpus_prompt, "corpus_prompt_name": o.corpus_prompt_name}
 
 
+@on_engine("score")
 def _work(ctx: Context) -> StageOutput:
     import numpy as np
     import pyarrow as pa
