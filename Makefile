@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
 LOCK   := requirements.lock
-EXTRAS := test,bench
+EXTRAS := test,bench,ray
 
 .PHONY: setup demo test test-all lint docs bench bench-scale chromium tmux clean lock
 

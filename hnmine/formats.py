@@ -175,7 +175,6 @@ def build_examples(*, corpus: pa.Table, queries: pa.Table, negatives: pa.Table, 
     """One Example per exported query, in query order, negatives in the filter's order; and the number of
     negatives a full query has (from query_summary: n_negatives + shortfall; `target` when the summary
     is a part of the run's, computed over the whole)."""
-    import pyarrow.compute as pc
 
     titles = corpus.column("title").to_pylist()
     doc = dict(zip(corpus.column("doc_id").to_pylist(), zip(titles, corpus.column("text").to_pylist())))

@@ -184,10 +184,9 @@ def mine(run_dir: Path | str, options: Options, *, stages: Sequence[str] | None 
     Every option and every cheap precondition is checked before the run directory is touched, so a
     bad value fails in a second and writes nothing.
     """
-    from hnmine.stages import STAGES
-
     from hnmine.engines import EngineSession
     from hnmine.options import check_engine
+    from hnmine.stages import STAGES
 
     reporter = reporter or Reporter()
     chosen = [s for s in STAGES if stages is None or s.name in stages]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from hnmine.options import Options
 from hnmine.engines import on_engine
+from hnmine.options import Options
 from hnmine.pipeline import Context, Stage, StageOutput
 
 

@@ -10,8 +10,8 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from hnmine.options import Options
 from hnmine.engines import on_engine
+from hnmine.options import Options
 from hnmine.pipeline import Context, Stage, StageOutput
 from hnmine.rundir import candidate_index
 

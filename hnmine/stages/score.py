@@ -8,8 +8,8 @@ averaged; each teacher's own scores are kept in a column.
 
 from __future__ import annotations
 
-from hnmine.options import Options
 from hnmine.engines import on_engine
+from hnmine.options import Options
 from hnmine.pipeline import Context, Stage, StageOutput
 
 

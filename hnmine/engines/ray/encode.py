@@ -68,8 +68,12 @@ def pool_layout(spec: EncoderSpec) -> tuple[int, dict]:
     if spec.device.startswith("cuda"):
         gpus = max(1, cluster_gpus())
         return max(1, min(gpus, spec.workers if spec.workers > 1 else gpus)), {"num_gpus": 1, "num_cpus": 1}
-    threads = spec.resolved_threads()
-    return max(1, cluster_cpus() // threads), {"num_cpus": threads}
+    import ray
+
+    threads = spec.resolved_threads()  # the local run's thread count: the same batches give the same bytes
+    per_node = max([int(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n.get("Alive")] or [1])
+    cpus = max(1, min(threads, per_node))  # an actor must fit on one node
+    return max(1, cluster_cpus() // cpus), {"num_cpus": cpus}
 
 
 def driver_spec(spec: EncoderSpec) -> EncoderSpec:

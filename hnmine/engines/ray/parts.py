@@ -39,10 +39,15 @@ def read_part(folder: Path, index: int, name: str = "part") -> pa.Table:
 
 
 class OrderedParquetWriter:
-    """Append tables in order; the file gets write_table's row groups (same bytes as one write_table)."""
+    """Append tables in order; the file gets write_table's row groups (same bytes as one write_table).
 
-    def __init__(self, tmp: Path, schema: pa.Schema):
-        self.schema = schema
+    The writer decides pages and dictionary fallback batch by batch within each Arrow chunk, so the
+    chunks must be cut where the local table's are: `one_chunk` for a table the local engine builds
+    in one piece (the export), parts as they come for one it concatenates (candidates, then the rest).
+    """
+
+    def __init__(self, tmp: Path, schema: pa.Schema, one_chunk: bool = False):
+        self.schema, self.one_chunk = schema, one_chunk
         self.writer = pq.ParquetWriter(tmp, schema, compression="zstd")
         self.pending: list[pa.Table] = []
         self.pending_rows = 0
@@ -56,21 +61,24 @@ class OrderedParquetWriter:
         self.rows += table.num_rows
         while self.pending_rows >= ROW_GROUP:
             whole = pa.concat_tables(self.pending)
-            self.writer.write_table(whole.slice(0, ROW_GROUP), row_group_size=ROW_GROUP)
+            self._write(whole.slice(0, ROW_GROUP))
             rest = whole.slice(ROW_GROUP)
             self.pending, self.pending_rows = ([rest] if rest.num_rows else []), rest.num_rows
 
     def close(self) -> None:
         if self.pending_rows or self.rows == 0:
             table = pa.concat_tables(self.pending) if self.pending else self.schema.empty_table()
-            self.writer.write_table(table, row_group_size=ROW_GROUP)
+            self._write(table)
         self.writer.close()
 
+    def _write(self, table: pa.Table) -> None:
+        self.writer.write_table(table.combine_chunks() if self.one_chunk else table, row_group_size=ROW_GROUP)
 
-def write_parquet_from(tables: Iterable[pa.Table], target: Path, schema: pa.Schema) -> int:
+
+def write_parquet_from(tables: Iterable[pa.Table], target: Path, schema: pa.Schema, one_chunk: bool = False) -> int:
     """Stream `tables` (in order) into `target` atomically; returns the rows written."""
     with atomic_path(target) as tmp:
-        w = OrderedParquetWriter(tmp, schema)
+        w = OrderedParquetWriter(tmp, schema, one_chunk)
         try:
             for t in tables:
                 w.write(t)

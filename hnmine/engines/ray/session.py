@@ -60,7 +60,6 @@ def _data_context() -> None:
     ctx.print_on_execution_start = _verbose()
     ctx.execution_options.preserve_order = True  # parts come back in input order
     ctx.execution_options.verbose_progress = False
-    ctx.log_internal_stack_trace_to_stdout = False
 
 
 def start(address: str | None, reporter: Reporter | None = None) -> RaySession:

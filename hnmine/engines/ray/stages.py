@@ -846,7 +846,7 @@ def _export(ctx: Context, local_work) -> StageOutput:
         rows = write_jsonl_from(tables, target_path)
     else:
         schema = tables[0].schema
-        rows = write_parquet_from((t.cast(schema) for t in tables), target_path, schema)
+        rows = write_parquet_from((t.cast(schema) for t in tables), target_path, schema, one_chunk=True)
     _drop_scratch(ctx)
     stats = {"file": rel, "queries": n_examples, "negatives_per_query": target}
     if o.format == "n-tuple":
