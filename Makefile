@@ -63,6 +63,7 @@ docs: setup
 bench: setup
 	$(PY) benchmarks/bench_scifact.py
 	$(PY) benchmarks/bench_cross_encoder.py
+	$(PY) benchmarks/bench_ray.py
 
 bench-scale: setup
 	$(PY) benchmarks/bench_scale.py

@@ -29,9 +29,9 @@ from _common import BENCH, PY, bench_env, machine, manifest_seconds, measure, wr
 DEPTH = 100
 
 
-def stage_commands(data: Path, run: Path, retrieve_with: str = "hybrid", workers: int = 1) -> list[tuple[str, list[str]]]:
+def stage_commands(data: Path, run: Path, retrieve_with: str = "hybrid", workers: int = 1, engine: str = "local") -> list[tuple[str, list[str]]]:
     ce, qe = str(data / "corpus_emb.npy"), str(data / "query_emb.npy")
-    common = ["--out", str(run), "--quiet"]
+    common = ["--out", str(run), "--quiet"] + (["--engine", engine] if engine != "local" else [])
     par = ["--workers", str(workers)] if workers > 1 else []  # the model-option stages take --workers
     return [
         ("inputs+index", ["index", str(data), "--split", "train", "--retriever", "hybrid", "--corpus-embeddings", ce, *par, *common]),
@@ -57,6 +57,7 @@ def main() -> None:
     ap.add_argument("--retrieve-with", default="hybrid", choices=["hybrid", "dense", "bm25"],
                     help="retriever for the retrieve stage (the index always holds both parts)")
     ap.add_argument("--workers", type=int, default=2, help="hnmine --workers (BM25 search runs in that many processes)")
+    ap.add_argument("--engine", default="local", choices=["local", "ray"], help="hnmine --engine (ray: each stage command starts its own local Ray)")
     ap.add_argument("--allow-model", action="store_true", help="do not block model imports")
     ap.add_argument("--timeout", type=float, default=3 * 3600, help="per stage, seconds")
     ap.add_argument("--profile", type=Path, default=None, help="folder: run each stage under cProfile, write STAGE.prof and a top-25 text")
@@ -64,8 +65,8 @@ def main() -> None:
     args = ap.parse_args()
     data = args.data or Path(f"/tmp/hnmine-scale-{args.docs}")
     run = args.run or Path(f"/tmp/hnmine-scale-run-{args.docs}")
-    results = args.results or BENCH / "results" / f"scale-{args.docs}.json"
-    out = {"machine": machine(), "workers": args.workers, "docs": args.docs, "queries": args.queries, "depth": DEPTH, "retrieve_with": args.retrieve_with,
+    results = args.results or BENCH / "results" / f"scale-{args.docs}{'' if args.engine == 'local' else '-' + args.engine}.json"
+    out = {"machine": machine(), "engine": args.engine, "workers": args.workers, "docs": args.docs, "queries": args.queries, "depth": DEPTH, "retrieve_with": args.retrieve_with,
            "equivalent_mine_command": " ".join(mine_command(data, run, args.workers)), "stages": []}
     if not (data / "qrels" / "train.tsv").exists():
         t = time.perf_counter()
@@ -76,7 +77,7 @@ def main() -> None:
         shutil.rmtree(run)
     block = [] if args.allow_model else ["--block", "sentence_transformers,transformers"]
     blocked_at = None
-    for label, argv in stage_commands(data, run, args.retrieve_with, args.workers):
+    for label, argv in stage_commands(data, run, args.retrieve_with, args.workers, args.engine):
         mods = run.parent / f".{run.name}-{label}-modules.json"
         cmd = [PY, str(BENCH / "hnmine_traced.py"), str(mods), *block, "--", *argv]
         if args.profile:
@@ -84,7 +85,7 @@ def main() -> None:
             cmd = [PY, "-m", "cProfile", "-o", str(args.profile / f"{label}.prof"), *cmd[1:]]
         m = measure(label, cmd, check=False, timeout=args.timeout)
         info = json.loads(mods.read_text()) if mods.exists() else {}
-        row = {"stage": label, "command": "hnmine " + " ".join(argv), "wall_s": m.seconds, "peak_rss_mb": m.peak_rss_mb, "rc": m.rc,
+        row = {"stage": label, "command": "hnmine " + " ".join(argv), "wall_s": m.seconds, "cpu_s": m.cpu_s, "peak_rss_mb": m.peak_rss_mb, "rc": m.rc,
                "manifest_s": manifest_seconds(run), "heavy_modules_imported": info.get("heavy_modules_imported")}
         if m.rc != 0:
             row["error"] = m.stderr_tail.strip().splitlines()[-3:]

@@ -11,8 +11,16 @@ import pyarrow.parquet as pq
 from hnmine.options import make_options
 from hnmine.pipeline import mine
 
-TABLES = ("inputs/corpus.parquet", "inputs/queries.parquet", "inputs/qrels.parquet", "candidates.parquet", "scores.parquet",
-          "negatives.parquet", "dropped.parquet", "query_summary.parquet")
+TABLES = (
+    "inputs/corpus.parquet",
+    "inputs/queries.parquet",
+    "inputs/qrels.parquet",
+    "candidates.parquet",
+    "scores.parquet",
+    "negatives.parquet",
+    "dropped.parquet",
+    "query_summary.parquet",
+)
 
 
 def sha(path: Path) -> str:

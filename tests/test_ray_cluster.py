@@ -38,7 +38,13 @@ def _free_port() -> int:
 
 def _env() -> dict:
     # A throwaway local cluster: no token to share between its nodes.
-    return {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    return {
+        **os.environ,
+        "RAY_AUTH_MODE": "disabled",
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "HF_HUB_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
 
 
 def _cluster_processes(temp: str) -> list:
@@ -61,8 +67,13 @@ def two_nodes():
     address = f"127.0.0.1:{port}"
     common = ["--num-cpus", "1", "--object-store-memory", str(300 * 2**20), "--disable-usage-stats"]
     try:
-        subprocess.run([str(RAY), "start", "--head", "--port", str(port), "--include-dashboard", "false", "--temp-dir", temp, *common],
-                       env=_env(), check=True, capture_output=True, timeout=120)
+        subprocess.run(
+            [str(RAY), "start", "--head", "--port", str(port), "--include-dashboard", "false", "--temp-dir", temp, *common],
+            env=_env(),
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
         subprocess.run([str(RAY), "start", "--address", address, *common], env=_env(), check=True, capture_output=True, timeout=120)
         yield address, temp
     finally:
@@ -102,9 +113,29 @@ def test_a_run_submitted_to_a_two_node_cluster_gives_the_same_export(two_nodes, 
     vectors = seeded_vectors(local, data, tmp_path / "vectors", 11, split="test")
     mine(local, make_options({"data": data, "split": "test", "retriever": "hybrid", "max_depth": 50, "depth": 30, **vectors}))
     run = tmp_path / "cluster"
-    cmd = [str(HNMINE), "mine", str(data), "--split", "test", "--out", str(run), "--retriever", "hybrid", "--max-depth", "50", "--depth", "30",
-           "--corpus-embeddings", str(vectors["corpus_embeddings"]), "--query-embeddings", str(vectors["query_embeddings"]),
-           "--engine", "ray", "--ray-address", address]
+    cmd = [
+        str(HNMINE),
+        "mine",
+        str(data),
+        "--split",
+        "test",
+        "--out",
+        str(run),
+        "--retriever",
+        "hybrid",
+        "--max-depth",
+        "50",
+        "--depth",
+        "30",
+        "--corpus-embeddings",
+        str(vectors["corpus_embeddings"]),
+        "--query-embeddings",
+        str(vectors["query_embeddings"]),
+        "--engine",
+        "ray",
+        "--ray-address",
+        address,
+    ]
     done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "ray: joining the cluster at" in done.stderr

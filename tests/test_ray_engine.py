@@ -26,8 +26,14 @@ ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'hnmi
 def small_ray():
     temp = tempfile.mkdtemp(prefix="hnr-")  # short: Ray's socket paths must stay under 108 bytes
     env = {k: v for k, v in os.environ.items() if k.startswith(("HF_", "HNMINE_", "TOKENIZERS_"))}
-    ray.init(num_cpus=2, object_store_memory=500 * 2**20, include_dashboard=False, log_to_driver=False, _temp_dir=temp,
-             runtime_env={"env_vars": env})
+    ray.init(
+        num_cpus=2,
+        object_store_memory=500 * 2**20,
+        include_dashboard=False,
+        log_to_driver=False,
+        _temp_dir=temp,
+        runtime_env={"env_vars": env},
+    )
     try:
         yield
     finally:
@@ -56,7 +62,9 @@ def test_merged_shard_lists_are_the_single_search():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((5000, 32)).astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
-    q = np.concatenate([x[10:20] + 0.05 * rng.standard_normal((10, 32)).astype(np.float32), rng.standard_normal((1014, 32)).astype(np.float32)])
+    q = np.concatenate(
+        [x[10:20] + 0.05 * rng.standard_normal((10, 32)).astype(np.float32), rng.standard_normal((1014, 32)).astype(np.float32)]
+    )
     for duplicates in (False, True):
         if duplicates:
             x[4000:4010] = x[10:20]
@@ -170,8 +178,10 @@ def test_help_and_local_runs_do_not_import_ray():
     import subprocess
     import sys
 
-    code = ("import sys; from typer.testing import CliRunner; from hnmine.cli import app; "
-            "r = CliRunner().invoke(app, ['mine', '--help']); assert '--engine' in r.output and '--ray-address' in r.output; "
-            "print('ray' in sys.modules)")
+    code = (
+        "import sys; from typer.testing import CliRunner; from hnmine.cli import app; "
+        "r = CliRunner().invoke(app, ['mine', '--help']); assert '--engine' in r.output and '--ray-address' in r.output; "
+        "print('ray' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "False"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -107,7 +108,7 @@ def build_ray(corpus_path: Path, n_docs: int, options, folder: Path, scratch: Pa
         f"BM25 index ({options.backend}, {options.method}) over {n_docs:,} documents, {len(row_ranges(n_docs, BLOCK_ROWS))} blocks on Ray"
     )
     blocks = row_ranges(n_docs, BLOCK_ROWS)
-    stats = ray.remote(_block_stats)
+    stats: Any = ray.remote(_block_stats)
     df: dict[str, int] = {}
     total_len = 0
     with reporter.task("BM25 statistics", total=n_docs) as advance:
@@ -153,11 +154,9 @@ def build_ray(corpus_path: Path, n_docs: int, options, folder: Path, scratch: Pa
         )
     del df
     refs = [ray.put(x) for x in (vocab, idf, nonocc)]
-    score = ray.remote(_block_scores)
+    score: Any = ray.remote(_block_scores)
     parts = [str(scratch / f"bm25-{i:06d}.npz") for i in range(len(blocks))]
-    pending = [
-        score.remote(str(corpus_path), a, b, options.stopwords, *refs, avg_len, params, p) for (a, b), p in zip(blocks, parts)
-    ]
+    pending = [score.remote(str(corpus_path), a, b, options.stopwords, *refs, avg_len, params, p) for (a, b), p in zip(blocks, parts)]
     totals = np.zeros(len(vocab), dtype=np.int64)
     with reporter.task("BM25 scores", total=n_docs) as advance:
         for (a, b), ref in zip(blocks, pending):
@@ -173,8 +172,8 @@ def build_ray(corpus_path: Path, n_docs: int, options, folder: Path, scratch: Pa
     out = open_npy_for_writing(tmp_rows, (nnz,), np.dtype(model.int_dtype))
     del out
     running = indptr[:-1].copy()
-    write = ray.remote(_block_write)
-    writes = []
+    write: Any = ray.remote(_block_write)
+    writes: list = []
     for ref in pending:  # each block's places: after every earlier block's pairs of the same term
         terms, counts = ray.get(ref)
         writes.append(write.remote(parts[len(writes)], running[terms].copy(), str(scratch)))

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -75,7 +76,7 @@ class CorpusShard:
         self.titles = table.column("title").to_pylist()
         self.bodies = table.column("text").to_pylist()
         self.index = pd.Index(self.doc_ids.to_pylist())
-        self.vectors = None
+        self.vectors: np.ndarray | None = None
         if embeddings_path is not None:
             self.vectors = np.ascontiguousarray(np.load(embeddings_path, mmap_mode="r")[start:stop], dtype=np.float32)
         self.threads = threads
@@ -123,6 +124,7 @@ class CorpusShard:
         """Top-k of this shard for each query (faiss exact inner product), ids as global rows."""
         import faiss
 
+        assert self.vectors is not None, "a shard started without vectors cannot search"
         faiss.omp_set_num_threads(self.threads)
         k = min(k, self.stop - self.start)
         d, i = faiss.knn(np.ascontiguousarray(queries, dtype=np.float32), self.vectors, k, metric=faiss.METRIC_INNER_PRODUCT)
@@ -147,8 +149,8 @@ class Corpus:
 
         self.ranges = shard_ranges(n_rows, n_workers, max_rows)
         self.bounds = np.array([a for a, _ in self.ranges] + [n_rows], dtype=np.int64)
-        actor = ray.remote(CorpusShard)
-        self.shards = [
+        actor: Any = ray.remote(CorpusShard)
+        self.shards: list[Any] = [
             actor.options(num_cpus=0).remote(str(corpus_path), a, b, str(embeddings_path) if embeddings_path else None, threads)
             for a, b in self.ranges
         ]

@@ -16,6 +16,7 @@ import logging
 import os
 import tempfile
 from dataclasses import dataclass
+from typing import Any
 
 from hnmine.errors import OptionError
 from hnmine.progress import Reporter
@@ -70,7 +71,11 @@ def start(address: str | None, reporter: Reporter | None = None) -> RaySession:
     reporter = reporter or Reporter()
     os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "0" if _verbose() else "1")
     quiet_ray_logging()
-    quiet = {"log_to_driver": _verbose(), "logging_level": logging.INFO if _verbose() else logging.ERROR, "configure_logging": True}
+    quiet: dict[str, Any] = {
+        "log_to_driver": _verbose(),
+        "logging_level": logging.INFO if _verbose() else logging.ERROR,
+        "configure_logging": True,
+    }
     if ray.is_initialized():  # the caller's own Ray (a test, a notebook): used as is, left running
         _data_context()
         return RaySession(connected_here=False)

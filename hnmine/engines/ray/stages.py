@@ -24,6 +24,7 @@ vocabulary), never the corpus embeddings, the candidate table or the scores.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -37,7 +38,7 @@ PARTITION_ROWS = 1 << 17  # scores rows per filter/export partition (whole queri
 def stage_work(stage: str, ctx: Context, local_work) -> StageOutput:
     from hnmine.engines.ray.session import unwrapped
 
-    work = {"index": _index, "retrieve": _retrieve, "score": _score, "filter": _filter, "export": _export}.get(stage)
+    work: Any = {"index": _index, "retrieve": _retrieve, "score": _score, "filter": _filter, "export": _export}.get(stage)
     reason = "its checks are global" if work is None else _left_to_driver(stage, ctx)
     if reason:
         ctx.reporter.info(f"ray: the {stage} stage runs on the driver ({reason})")
@@ -289,7 +290,7 @@ class RetrieveBatch:
         quiet_ray_logging()
         self.plan, self.shards, self.bounds = plan, shards, bounds
         self.queries_ref, self.positives_ref = queries_ref, positives_ref
-        self.bm25 = None
+        self.bm25: Any = None
 
     def __call__(self, batch: dict) -> dict:
         import ray
@@ -472,6 +473,7 @@ def _score(ctx: Context, local_work) -> StageOutput:
     teacher = score_stage._teachers(o)[0]
     info = score_stage._dense_info(ctx)
     queries = ctx.table("queries")
+    source: dict | None
     if score_stage._user_queries(teacher, o):
         source = query_vectors_source(ctx, queries)
     else:
