@@ -122,46 +122,102 @@ def test_sample_data_gives_the_same_tables_with_the_bundled_model(sample_run, sm
     assert sha(sample_run / "index/dense/embeddings.npy") == sha(run / "index/dense/embeddings.npy")
 
 
-@pytest.mark.parametrize("name", ["cranfield", "scifact"])
-def test_shared_collections_give_the_same_tables(name, small_ray, small_parts, tmp_path):
-    """Cranfield and SciFact with vectors from a fixed seed, hybrid retrieval (BM25 built from blocks
-    with global statistics): the same candidates, scores, negatives and export."""
-    data = SHARED_DATA / name
-    if not data.exists():
-        pytest.skip(f"{data} is not here (../shared/data)")
-    split = {"cranfield": "test", "scifact": "train"}[name]
-    local, ray_run = run_both(data, tmp_path, {"split": split, "retriever": "hybrid", "max_depth": 100, "depth": 30})
-    assert_same_tables(local, ray_run)
-    import pyarrow.parquet as pq
-
-    assert pq.read_table(local / "negatives.parquet").num_rows > 0
+CRANFIELD = {"split": "test", "retriever": "hybrid", "max_depth": 100, "depth": 30}
 
 
-def test_a_run_of_one_engine_is_reused_by_the_other(small_ray, small_parts, tmp_path):
-    """Nothing changed: every stage skipped on the other engine (Ray not even used); a filter option
-    changed on Ray over a local run: filter and export only, the same bytes as the local engine's."""
-    from hnmine.options import make_options
-    from hnmine.pipeline import mine
+@pytest.fixture(scope="module")
+def cranfield_runs(small_ray, tmp_path_factory):
+    """Cranfield with vectors from a fixed seed and hybrid retrieval, by each engine (small parts on Ray)."""
+    from hnmine.engines.ray import bm25, stages
 
     data = SHARED_DATA / "cranfield"
     if not data.exists():
         pytest.skip(f"{data} is not here (../shared/data)")
-    local, ray_run = run_both(data, tmp_path, {"split": "test", "retriever": "hybrid", "max_depth": 60, "depth": 30})
-    from tests.ray_helpers import seeded_vectors  # noqa: F401  (the vectors are the run's own files)
+    tmp = tmp_path_factory.mktemp("cranfield")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(bm25, "BLOCK_ROWS", 500)
+        mp.setattr(stages, "SCORE_ROWS", 7000)
+        mp.setattr(stages, "PARTITION_ROWS", 9000)
+        local, ray_run = run_both(data, tmp, CRANFIELD)
+    return data, tmp, local, ray_run
 
-    vectors = {"corpus_embeddings": tmp_path / "vectors/corpus_emb.npy", "query_embeddings": tmp_path / "vectors/query_emb.npy"}
-    base = {"data": data, "split": "test", "retriever": "hybrid", "max_depth": 60, "depth": 30, **vectors}
-    again = mine(ray_run, make_options(base), engine="local")
-    assert all(o.skipped for o in again.outcomes)
-    again = mine(local, make_options(base), engine="ray")
-    assert all(o.skipped for o in again.outcomes)
+
+def test_cranfield_gives_the_same_tables(cranfield_runs):
+    """BM25 built from three blocks with global statistics, two corpus shards, several score blocks and
+    filter partitions: the same candidates, scores, negatives and export."""
+    import pyarrow.parquet as pq
+
+    _, _, local, ray_run = cranfield_runs
+    assert_same_tables(local, ray_run)
+    assert pq.read_table(local / "negatives.parquet").num_rows > 0
+
+
+def test_scifact_gives_the_same_tables(small_ray, small_parts, tmp_path):
+    data = SHARED_DATA / "scifact"
+    if not data.exists():
+        pytest.skip(f"{data} is not here (../shared/data)")
+    local, ray_run = run_both(data, tmp_path, {"split": "train", "retriever": "hybrid", "max_depth": 50, "depth": 30})
+    assert_same_tables(local, ray_run)
+
+
+def test_a_run_of_one_engine_is_reused_by_the_other(cranfield_runs, small_parts, tmp_path):
+    """Nothing changed: every stage skipped on the other engine; a filter option changed on Ray over a
+    local run: filter and export only, the same bytes as the local engine's."""
+    from hnmine.options import make_options
+    from hnmine.pipeline import mine
+
+    data, tmp, local, ray_run = cranfield_runs
+    vectors = {"corpus_embeddings": tmp / "vectors/corpus_emb.npy", "query_embeddings": tmp / "vectors/query_emb.npy"}
+    base = {"data": data, **CRANFIELD, **vectors}
+    assert all(o.skipped for o in mine(ray_run, make_options(base), engine="local").outcomes)
+    assert all(o.skipped for o in mine(local, make_options(base), engine="ray").outcomes)
     changed = {**base, "method": "topk-percpos"}
-    other = tmp_path / "local-percpos"
-    shutil.copytree(local, other)
-    on_ray = mine(local, make_options(changed), engine="ray")
-    assert [o.stage for o in on_ray.outcomes if not o.skipped] == ["filter", "export"]
-    mine(other, make_options(changed))
-    assert_same_tables(other, local)
+    on_ray, on_local = tmp_path / "on-ray", tmp_path / "on-local"
+    shutil.copytree(local, on_ray)
+    shutil.copytree(local, on_local)
+    result = mine(on_ray, make_options(changed), engine="ray")
+    assert [o.stage for o in result.outcomes if not o.skipped] == ["filter", "export"]
+    mine(on_local, make_options(changed))
+    assert_same_tables(on_local, on_ray)
+
+
+def test_cross_encoder_and_ensemble_teachers_agree_within_the_tolerance(sample_run, small_ray, tmp_path):
+    """A cross-encoder in the actor pool, with the index's bi-encoder as an ensemble: candidates the same
+    bytes; each pair's batch differs from the local run's (length-sorted per block, not over the whole
+    table), so scores agree within the reproducibility contract's tolerance and the negatives are the same."""
+    import pyarrow.parquet as pq
+    import torch
+    from sentence_transformers import CrossEncoder
+
+    from hnmine.encode import resolve_model
+    from hnmine.options import make_options
+    from hnmine.pipeline import mine
+    from hnmine.reproducibility import score_tolerance
+
+    torch.manual_seed(0)
+    ce_dir = tmp_path / "ce"
+    CrossEncoder(resolve_model("all-MiniLM-L6-v2")[0], num_labels=1, device="cpu").save(str(ce_dir))
+    values = {
+        "data": ROOT / "sample_data",
+        "max_depth": 5,
+        "method": "naive",
+        "depth": 5,
+        "teacher": (f"cross-encoder:{ce_dir}", "bi-encoder:all-MiniLM-L6-v2"),
+    }
+    runs = {}
+    for engine in ("local", "ray"):
+        runs[engine] = tmp_path / engine
+        shutil.copytree(sample_run, runs[engine])  # the index is reused: retrieve, score, filter and export run
+        mine(runs[engine], make_options(values), engine=engine)
+    assert sha(runs["local"] / "candidates.parquet") == sha(runs["ray"] / "candidates.parquet")
+    a, b = (pq.read_table(runs[e] / "scores.parquet") for e in ("local", "ray"))
+    assert a.column_names == b.column_names and a.num_rows == b.num_rows
+    assert a.select(["query_id", "doc_id"]).equals(b.select(["query_id", "doc_id"]))
+    ce = [c for c in a.column_names if c.startswith("teacher_cross")][0]
+    x, y = a.column(ce).to_numpy(), b.column(ce).to_numpy()
+    assert np.abs(x - y).max() <= score_tolerance("bfloat16") * max(1.0, np.abs(x).max())
+    na, nb = (pq.read_table(runs[e] / "negatives.parquet", columns=["query_id", "doc_id"]) for e in ("local", "ray"))
+    assert na.equals(nb)
 
 
 def test_an_unknown_engine_lists_the_valid_ones(tmp_path):

@@ -69,13 +69,6 @@ def _left_to_driver(stage: str, ctx: Context) -> str | None:
         if needs_bm25(o.retriever) and ctx.run.read_json("bm25_info").get("backend") != "bm25s":
             return "--bm25-backend rank-bm25"
         return None
-    if stage == "score":
-        from hnmine.stages import score
-
-        teachers = score._teachers(o)
-        if len(teachers) != 1 or not score._reuses_index(score._dense_info(ctx), teachers[0], o):
-            return "a teacher other than the index's bi-encoder"
-        return None
     if stage == "filter":
         from hnmine.stages import filter as filter_stage
 
@@ -407,53 +400,122 @@ def _retrieve(ctx: Context, local_work) -> StageOutput:
 
 
 class ScoreBlock:
-    """Rows [start, stop) of candidates.parquet scored by the local dot_scores, written as a part."""
+    """Rows [start, stop) of a table (candidates.parquet, or the missed positives) scored by every
+    teacher, written as a part: bi-encoder scores by the local dot_scores, cross-encoder scores by the
+    local score_pairs with the model held by this actor."""
 
-    def __init__(self, plan: dict, shards, query_ids_ref):
+    def __init__(self, plan: dict, shards, bounds, queries_ref):
         from hnmine.engines.ray.session import quiet_ray_logging
 
         quiet_ray_logging()
-        self.plan, self.shards, self.query_ids_ref = plan, shards, query_ids_ref
+        self.plan, self.shards, self.bounds, self.queries_ref = plan, shards, bounds, queries_ref
+        self.models: dict = {}
 
     def __call__(self, batch: dict) -> dict:
+        import pyarrow as pa
+
         from hnmine.engines.ray.parts import read_rows, write_part
 
         p = self.plan
-        n_pos = []
-        for i, start, stop in zip(batch["part"].tolist(), batch["start"].tolist(), batch["stop"].tolist()):
-            table = read_rows(Path(p["candidates"]), start, stop)
-            scores = score_rows(table, p, self.shards, self.query_ids_ref)
-            write_part(table.append_column("teacher_score", scores), Path(p["parts"]), i)
+        n_pos, sums = [], []
+        for i, path, start, stop in zip(batch["part"].tolist(), batch["path"].tolist(), batch["start"].tolist(), batch["stop"].tolist()):
+            table = read_rows(Path(path), start, stop)
+            raw = {t["label"]: self._scores(t, table) for t in p["teachers"]}
+            if len(raw) == 1:
+                table = table.append_column("teacher_score", pa.array(next(iter(raw.values())), pa.float32()))
+            else:  # raw scores now; the combined score once every block's are known (mean and spread over all pairs)
+                for label, values in raw.items():
+                    table = table.append_column(f"teacher_{label}", pa.array(values, pa.float32()))
+            write_part(table, Path(p["parts"]), i)
             n_pos.append(int(np.asarray(table.column("is_positive").to_numpy(zero_copy_only=False)).sum()))
-        return {"part": batch["part"], "rows": batch["stop"] - batch["start"], "positives": np.array(n_pos)}
+            sums.append([[float(v.astype(np.float64).sum()), float(np.square(v.astype(np.float64)).sum())] for v in raw.values()])
+        return {"part": batch["part"], "rows": batch["stop"] - batch["start"], "positives": np.array(n_pos), "sums": np.array(sums)}
+
+    def _scores(self, teacher: dict, table) -> np.ndarray:
+        from hnmine.errors import ModelError
+
+        if teacher["kind"] == "bi-encoder":
+            values = dot_rows(table, self.plan, self.shards, self.queries_ref)
+        else:
+            values = self._cross_encoder(teacher, table)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ModelError(
+                f"teacher '{teacher['model']}' gave a non-finite score for query {table['query_id'][i]} and document "
+                f"{table['doc_id'][i]} (try --dtype float32)"
+            )
+        return values
+
+    def _cross_encoder(self, teacher: dict, table) -> np.ndarray:
+        import pyarrow.compute as pc
+        import ray
+
+        from hnmine.engines.ray.corpus import lookup_rows, model_texts
+        from hnmine.teachers.cross_encoder import load_cross_encoder, score_pairs
+
+        if teacher["label"] not in self.models:
+            self.models[teacher["label"]] = load_cross_encoder(teacher["model"], teacher["device"], teacher["max_length"])
+        queries = ray.get(self.queries_ref[0])
+        q_rows = pc.index_in(table.column("query_id"), value_set=queries.column("query_id").combine_chunks())
+        q_texts = queries.column("text").take(q_rows).to_pylist()
+        d_ids = pc.unique(table.column("doc_id"))
+        d_rows = lookup_rows(self.shards, d_ids.to_pylist())
+        texts = model_texts(self.shards, self.bounds, d_rows)
+        d_texts = [texts[i] for i in pc.index_in(table.column("doc_id"), value_set=d_ids).to_numpy(zero_copy_only=False).tolist()]
+        return score_pairs(
+            self.models[teacher["label"]],
+            q_texts,
+            d_texts,
+            batch_size=teacher["batch_size"],
+            dtype=teacher["dtype"],
+            threads=teacher["threads"],
+        )
 
 
-def score_rows(table, plan: dict, shards, query_ids_ref):
-    """The teacher's scores of a block's rows: query and document vectors of that block only."""
+def dot_rows(table, plan: dict, shards, queries_ref) -> np.ndarray:
+    """Bi-encoder scores of a block's rows (the local dot_scores), with the vectors of that block's queries and documents only."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import ray
 
     from hnmine.engines.ray.corpus import lookup_rows
-    from hnmine.errors import ModelError
     from hnmine.teachers.scoring import dot_scores
 
-    query_ids = ray.get(query_ids_ref[0])
+    query_ids = ray.get(queries_ref[0]).column("query_id").combine_chunks()
     q_needed = pc.unique(table.column("query_id"))
     q_rows = np.asarray(pc.index_in(q_needed, value_set=query_ids).to_numpy(zero_copy_only=False), dtype=np.int64)
     qv = np.stack([read_query_vectors(plan["vectors"], r, r + 1)[0] for r in q_rows]) if len(q_rows) else np.zeros((0, 1), np.float32)
     d_needed = pc.unique(table.column("doc_id"))
     d_rows = lookup_rows(shards, d_needed.to_pylist())
     dv = np.asarray(np.load(plan["embeddings"], mmap_mode="r")[np.sort(d_rows)], dtype=np.float32)[np.argsort(np.argsort(d_rows))]
-    values = dot_scores(table, qv, pa.chunked_array([q_needed]), dv, pa.chunked_array([d_needed]))
-    bad = ~np.isfinite(values)
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise ModelError(
-            f"teacher '{plan['model']}' gave a non-finite score for query {table['query_id'][i]} and document "
-            f"{table['doc_id'][i]} (try --dtype float32)"
-        )
-    return pa.array(values, pa.float32())
+    return dot_scores(table, qv, pa.chunked_array([q_needed]), dv, pa.chunked_array([d_needed]))
+
+
+def _score_teachers(ctx: Context) -> list[dict] | None:
+    """What each teacher needs on a worker; None when one of them is left to the driver (a bi-encoder
+    that is not the index's model: it would encode the documents again)."""
+    from hnmine.encode import EncoderSpec, available_cpus
+    from hnmine.stages import score as score_stage
+    from hnmine.workers import worker_count
+
+    o = ctx.options
+    info = score_stage._dense_info(ctx)
+    out = []
+    for t in score_stage._teachers(o):
+        if t.kind == "bi-encoder" and not score_stage._reuses_index(info, t, o):
+            return None
+        entry = {"kind": t.kind, "model": t.model, "label": t.label}
+        if t.kind == "cross-encoder":
+            entry.update(
+                dtype=EncoderSpec.from_options(o, model=t.model).resolved_dtype("cross-encoder"),
+                max_length=o.max_length,
+                batch_size=o.batch_size,
+                device="cuda" if o.device.startswith("cuda") else o.device,
+                threads=o.threads or max(1, available_cpus() // worker_count(o.device, o.workers)),
+            )
+        out.append(entry)
+    return out
 
 
 def _score(ctx: Context, local_work) -> StageOutput:
@@ -465,71 +527,77 @@ def _score(ctx: Context, local_work) -> StageOutput:
     from hnmine.encode import EncoderSpec, dtype_record, resolve_model
     from hnmine.engines.ray.parts import num_rows, parts_in_order, row_ranges, write_parquet_from
     from hnmine.engines.ray.session import cluster_cpus
+    from hnmine.io.atomic import write_parquet
     from hnmine.stages import score as score_stage
     from hnmine.stages.candidates import CANDIDATE_SCHEMA
     from hnmine.teachers.scoring import add_missed_positives
 
     o, run = ctx.options, ctx.run
-    teacher = score_stage._teachers(o)[0]
+    teachers = _score_teachers(ctx)
+    if teachers is None:
+        ctx.reporter.info("ray: the score stage runs on the driver (a bi-encoder teacher other than the index's model)")
+        return local_work(ctx)
     info = score_stage._dense_info(ctx)
     queries = ctx.table("queries")
-    source: dict | None
-    if score_stage._user_queries(teacher, o):
-        source = query_vectors_source(ctx, queries)
-    else:
-        source = query_vectors_source(ctx, queries) if o.query_embeddings is None else None
-        if source is None:  # --query-embeddings given for another model: the teacher encodes its own
-            return local_work(ctx)
+    source = None
+    if any(t["kind"] == "bi-encoder" for t in teachers):
+        source = query_vectors_source(ctx, queries)  # the user's query vectors, or the cached encoded queries
     cand_path = run.path_of("candidates")
     n_cand = num_rows(cand_path)
     corpus = _corpus(ctx, vectors=False)
     scratch = _scratch(ctx, "score")
-    plan = {
-        "candidates": str(cand_path),
-        "parts": str(scratch),
-        "vectors": source,
-        "embeddings": str(run.path_of("embeddings")),
-        "model": teacher.model,
-    }
-    query_ids_ref = [ray.put(queries.column("query_id").combine_chunks())]
+    plan = {"parts": str(scratch), "vectors": source, "embeddings": str(run.path_of("embeddings")), "teachers": teachers}
+    # The positives retrieval missed: from the retrieved positives only (one row or so per query), scored like a block.
+    found = pq.read_table(cand_path, filters=[("is_positive", "==", True)]).cast(CANDIDATE_SCHEMA)
+    extra = add_missed_positives(found, ctx.table("qrels")).slice(found.num_rows)
+    extra_path = scratch / "missed-positives.parquet"
+    write_parquet(extra, extra_path)
     blocks = row_ranges(n_cand, SCORE_ROWS)
-    items = [{"part": i, "start": a, "stop": b} for i, (a, b) in enumerate(blocks)]
+    items = [{"part": i, "path": str(cand_path), "start": a, "stop": b} for i, (a, b) in enumerate(blocks)]
+    if extra.num_rows:
+        items.append({"part": len(items), "path": str(extra_path), "start": 0, "stop": extra.num_rows})
     positive_pairs = 0
+    sums = np.zeros((len(teachers), 2))
     if items:
         ds = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
             ScoreBlock,
-            fn_constructor_args=(plan, corpus.shards, query_ids_ref),
+            fn_constructor_args=(plan, corpus.shards, corpus.bounds, [ray.put(queries)]),
             batch_size=1,
             compute=ray.data.ActorPoolStrategy(size=max(1, min(cluster_cpus(), len(items)))),
             num_cpus=1,
         )
-        with ctx.reporter.task("scoring (ray)", total=n_cand) as advance:
+        with ctx.reporter.task("scoring (ray)", total=n_cand + extra.num_rows) as advance:
             for row in ds.iter_rows():
                 positive_pairs += int(row["positives"])
+                sums += np.asarray(row["sums"], dtype=np.float64)
                 advance(int(row["rows"]))
-    # The positives retrieval missed: from the retrieved positives only (one row or so per query).
-    found = pq.read_table(cand_path, filters=[("is_positive", "==", True)]).cast(CANDIDATE_SCHEMA)
-    extra = add_missed_positives(found, ctx.table("qrels")).slice(found.num_rows)
-    if extra.num_rows:
-        extra = extra.append_column("teacher_score", score_rows(extra, plan, corpus.shards, query_ids_ref))
-    schema = CANDIDATE_SCHEMA.append(pa.field("teacher_score", pa.float32()))
+    labels = [t["label"] for t in teachers]
+    n = n_cand + extra.num_rows
+    schema = CANDIDATE_SCHEMA
+    if len(teachers) > 1:
+        schema = pa.schema(list(CANDIDATE_SCHEMA) + [pa.field(f"teacher_{label}", pa.float32()) for label in labels])
+    schema = schema.append(pa.field("teacher_score", pa.float32()))
+    mean = sums[:, 0] / max(1, n)
+    spread = np.sqrt(np.maximum(sums[:, 1] / max(1, n) - mean**2, 0.0))
+    spread[spread == 0] = 1.0
 
     def tables():
-        yield from parts_in_order(scratch, len(blocks))
-        if extra.num_rows:
-            yield extra
+        for part in parts_in_order(scratch, len(items)):
+            if len(teachers) > 1:  # the ensemble: the mean of each teacher's standardised score (hnmine.teachers.scoring.standardise)
+                z = [
+                    (part.column(f"teacher_{label}").to_numpy().astype(np.float64) - mean[j]) / spread[j] for j, label in enumerate(labels)
+                ]
+                part = part.append_column("teacher_score", pa.array(np.mean(z, axis=0).astype(np.float32), pa.float32()))
+            yield part
 
     rows = write_parquet_from(tables(), run.path_of("scores"), schema)
     _drop_scratch(ctx)
-    models = {teacher.label: {"kind": teacher.kind, "name": teacher.model, "revision": resolve_model(teacher.model)[1]}}
-    if score_stage._runs_model(info, teacher, o):
-        models[teacher.label].update(dtype_record(EncoderSpec.from_options(o), teacher.kind, teacher.model))
-    stats = {
-        "pairs_scored": rows,
-        "positive_pairs": positive_pairs + extra.num_rows,
-        "positives_not_retrieved": extra.num_rows,
-        "teachers": [teacher.label],
-    }
+    models = {}
+    for t in score_stage._teachers(o):
+        models[t.label] = {"kind": t.kind, "name": t.model, "revision": resolve_model(t.model)[1]}
+        if score_stage._runs_model(info, t, o):
+            models[t.label].update(dtype_record(EncoderSpec.from_options(o), t.kind, t.model))
+    stats = {"pairs_scored": rows, "positive_pairs": positive_pairs, "positives_not_retrieved": extra.num_rows, "teachers": labels}
     return StageOutput(counts={"rows_in": n_cand, "rows_out": rows}, stats=stats, models=models)
 
 
