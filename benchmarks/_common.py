@@ -49,6 +49,23 @@ class Measured:
         return asdict(self)
 
 
+def _tree_cpu(proc, seen: dict) -> None:
+    """Record the CPU seconds of every process in the tree (the last value seen per process): Ray's own
+    processes are not waited children of the measured one, so getrusage misses them."""
+    import psutil
+
+    try:
+        procs = [proc] + proc.children(recursive=True)
+    except psutil.Error:
+        return
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            seen[p.pid] = t.user + t.system
+        except psutil.Error:
+            pass
+
+
 def _tree_rss(proc) -> int:
     import psutil
 
@@ -77,11 +94,16 @@ def measure(label: str, cmd: list[str], *, env: dict | None = None, cwd: Path | 
     ps = psutil.Process(proc.pid)
     peak = 0
     stop = threading.Event()
+    cpu_seen: dict[int, float] = {}
+    polls = 0
 
     def poll() -> None:
-        nonlocal peak
+        nonlocal peak, polls
         while not stop.is_set():
             peak = max(peak, _tree_rss(ps))
+            if polls % 10 == 0:  # every half second
+                _tree_cpu(ps, cpu_seen)
+            polls += 1
             stop.wait(0.05)
 
     t = threading.Thread(target=poll, daemon=True)
@@ -102,6 +124,7 @@ def measure(label: str, cmd: list[str], *, env: dict | None = None, cwd: Path | 
     m = Measured(label, cmd, round(seconds, 2), round(peak / 2**20, 1), round(maxrss, 1), proc.returncode,
                  stderr_tail=(err or "")[-3000:], cpu_s=round(cpu, 2))
     m.extra["stdout_tail"] = (out or "")[-3000:]
+    m.extra["tree_cpu_s"] = round(sum(cpu_seen.values()), 2)  # polled: every process of the tree, Ray's included
     if check and proc.returncode != 0:
         raise RuntimeError(f"{label} failed (exit {proc.returncode}):\n{' '.join(cmd)}\n{m.stderr_tail}")
     return m

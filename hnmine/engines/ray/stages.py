@@ -124,7 +124,9 @@ def _index(ctx: Context, local_work) -> StageOutput:
     from hnmine.stages import index as index_stage
 
     o, run = ctx.options, ctx.run
-    n_docs = run.read_table("corpus", ["doc_id"]).num_rows
+    from hnmine.engines.ray.parts import num_rows
+
+    n_docs = num_rows(run.path_of("corpus"))  # from the file's metadata: no column read
     out = StageOutput(counts={"rows_in": n_docs, "rows_out": n_docs})
     if index_stage.needs_dense(o):
         out.stats["dense"], out.models["dense"] = _dense_index(ctx, n_docs)
