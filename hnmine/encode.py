@@ -81,7 +81,6 @@ class EncoderSpec:
         check_max_length(self.model, self.max_length)
 
 
-@cache
 def resolve_model(name: str) -> tuple[str, str]:
     """(what to load, a revision fingerprint). The default name maps to the bundled offline copy."""
     if name in (DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"):
@@ -214,7 +213,8 @@ def quiet_model_loading() -> None:
 def load_sentence_transformer(spec: EncoderSpec):
     """Load (once per process) a SentenceTransformer, offline-first."""
     dtype = spec.resolved_dtype()
-    key = (spec.model, spec.device, dtype, spec.max_length)
+    # The revision is part of the key: a folder changed on disk in a long-lived process (a notebook) is loaded afresh.
+    key = (spec.model, resolve_model(spec.model)[1], spec.device, dtype, spec.max_length)
     if key in _models:
         return _models[key]
     quiet_model_loading()
@@ -251,7 +251,7 @@ def encoding_order(texts: Sequence[str], spec: EncoderSpec) -> np.ndarray:
 
 
 def _token_counts(texts: Sequence[str], model: str, max_length: int | None) -> np.ndarray | None:
-    tokenizer, limit = _tokenizer_for(model, max_length)
+    tokenizer, limit = _tokenizer_for(model, max_length, resolve_model(model)[1])
     if tokenizer is None:
         return None
     counts = np.full(len(texts), limit or 0, dtype=np.int64)
@@ -266,7 +266,7 @@ def _token_counts(texts: Sequence[str], model: str, max_length: int | None) -> n
 
 
 @cache
-def _tokenizer_for(model: str, max_length: int | None):
+def _tokenizer_for(model: str, max_length: int | None, revision: str):
     """(the model's fast tokenizer, the token limit it is cut at), or (None, None) when it cannot be read."""
     try:
         quiet_model_loading()

@@ -52,13 +52,15 @@ LAYOUT: dict[str, str] = {
     "dropped": "dropped.parquet",
     "query_summary": "query_summary.parquet",
     "judgments": "judgments.parquet",
+    "sources": "sources",  # inputs handed to the Python API in memory, written once as files
     "review_journal": "review/journal.jsonl",
     "export": "export",
     "manifests": "manifests",
     "embedding_cache": "cache/embeddings",
 }
 # Folders hnmine writes into: the stale-temp sweep looks only here and at the run's top level.
-OWN_FOLDERS = ("inputs", "index", "cache", "export", "manifests", "review")
+OWN_FOLDERS = ("inputs", "index", "cache", "export", "manifests", "review", "sources")
+_HELD: dict[str, int] = {}  # run directories this process holds, and how many writing() blocks hold each
 
 
 def candidate_index(i: int) -> str:
@@ -263,10 +265,19 @@ class RunDir:
         """Hold the run directory for writing: refuse a foreign folder, create and mark a new one, take
         the lock, sweep stale temporary files. A folder created here and left with nothing in it
         (the run failed before writing anything) is removed again."""
+        key = str(self.path.resolve())
+        if _HELD.get(key):  # already held by this process (the Python API stages its inputs, then runs)
+            _HELD[key] += 1
+            try:
+                yield self
+            finally:
+                _HELD[key] -= 1
+            return
         created = self._prepare()
         lock = None
         try:
             lock = self._lock()
+            _HELD[key] = 1
             marker = self.path / MARKER
             if not marker.exists():
                 write_json({"hnmine": __version__, "kind": "hnmine run directory"}, marker)
@@ -274,6 +285,7 @@ class RunDir:
             yield self
         finally:
             if lock is not None:
+                _HELD.pop(key, None)
                 lock.close()
             if created:
                 self._remove_if_untouched()

@@ -48,11 +48,19 @@ def is_gzip(path: Path) -> bool:
     return path.suffix.lower() in COMPRESSED
 
 
-def read_table(path: Path) -> pa.Table:
-    """Read a whole file as an Arrow table. Every failure becomes an InputError naming the file."""
+def is_saved_dataset(path: Path) -> bool:
+    """A folder written by `datasets`' save_to_disk (a Dataset, or a DatasetDict of splits)."""
+    return path.is_dir() and ((path / "state.json").is_file() or (path / "dataset_dict.json").is_file())
+
+
+def read_table(path: Path, split: str | None = None) -> pa.Table:
+    """Read a whole file (or a saved `datasets` folder) as an Arrow table. Every failure becomes an
+    InputError naming the file."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file")
+    if is_saved_dataset(path):
+        return _read_saved_dataset(path, split)
     if path.is_dir():
         raise InputError(f"{path}: is a directory, expected a file")
     fmt = detect_format(path)
@@ -69,6 +77,34 @@ def read_table(path: Path) -> pa.Table:
         return _read_delimited(path, "," if fmt == "csv" else "\t")
     except (OSError, EOFError) as exc:  # a damaged .gz file
         raise InputError(f"{path}: cannot be read ({_first_line(exc)})") from None
+
+
+def _read_saved_dataset(path: Path, split: str | None) -> pa.Table:
+    """The Arrow shards of a save_to_disk folder, read with pyarrow alone (no `datasets` needed)."""
+    if (path / "dataset_dict.json").is_file():
+        try:
+            splits = list(json.loads((path / "dataset_dict.json").read_text(encoding="utf-8"))["splits"])
+        except (OSError, ValueError, KeyError, TypeError):
+            raise InputError(f"{path}: dataset_dict.json is not readable") from None
+        if split is None:
+            split = "train" if "train" in splits else splits[0] if len(splits) == 1 else None
+            if split is None:
+                raise InputError(f"{path}: several splits ({', '.join(splits)}); choose one with --split")
+        if split not in splits:
+            raise InputError(f"{path}: no split '{split}' (splits: {', '.join(splits)})")
+        path = path / split
+    try:
+        state = json.loads((path / "state.json").read_text(encoding="utf-8"))
+        shards = [path / f["filename"] for f in state["_data_files"]]
+        tables = []
+        for shard in shards:
+            with pa.memory_map(str(shard)) as source:
+                tables.append(pa.ipc.open_stream(source).read_all())
+    except (OSError, ValueError, KeyError, TypeError, pa.ArrowInvalid) as exc:
+        raise InputError(f"{path}: not a readable saved dataset ({_first_line(exc)})") from None
+    if not tables:
+        raise InputError(f"{path}: the saved dataset holds no data")
+    return pa.concat_tables(tables)
 
 
 def read_parquet(path: Path, columns: list[str] | None = None) -> pa.Table:

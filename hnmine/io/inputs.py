@@ -14,7 +14,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from hnmine.errors import InputError, MissingColumn, OptionError
-from hnmine.io.files import read_table, require_columns, string_column
+from hnmine.io.files import is_saved_dataset, read_table, require_columns, string_column
 
 # Column names tried, in order, when the user names none.
 DOC_ID_COLUMNS = ["_id", "doc_id", "docid", "id", "corpus_id", "pid"]
@@ -71,7 +71,9 @@ def resolve_files(spec: InputSpec) -> dict[str, Path | None]:
         data = Path(spec.data)
         if not data.exists():
             raise InputError(f"{data}: no such file or folder")
-        if data.is_dir():
+        if is_saved_dataset(data):  # (anchor, positive) pairs saved with datasets' save_to_disk
+            files["pairs"] = data
+        elif data.is_dir():
             files["corpus"] = files["corpus"] or _first_existing(data, _names("corpus"))
             files["queries"] = files["queries"] or _first_existing(data, _names("queries"))
             files["qrels"] = files["qrels"] or _beir_qrels(data, spec.split)
@@ -94,7 +96,7 @@ def _check_file(path: Path, role: str) -> None:
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file ({role})")
-    if path.is_dir():
+    if path.is_dir() and not is_saved_dataset(path):
         raise InputError(f"{path}: is a folder, expected a {role} file")
 
 
@@ -399,7 +401,7 @@ def _json_list(value) -> list | None:
 
 def _load_pairs(spec: InputSpec, path: Path, extra_corpus: Path | None) -> Inputs:
     """(query text, positive text[s]) rows → tables with content-hash ids."""
-    table = read_table(path)
+    table = read_table(path, split=spec.split)
     q_col = _pick(table, path, spec.pair_query_column, PAIR_QUERY_COLUMNS, "query text")
     p_col = _pick(table, path, spec.pair_positive_column, PAIR_POSITIVE_COLUMNS, "positive text")
     queries_text = string_column(table, path, q_col, what="query", allow_empty=False)
