@@ -239,9 +239,10 @@ def methods_command() -> None:
 
 def _register_helper_commands() -> None:
     from hnmine.cli_eval import eval_command
+    from hnmine.cli_finetune import finetune_command
     from hnmine.cli_report import inspect_command, report_command
 
-    for name, fn in (("eval", eval_command), ("report", report_command), ("inspect", inspect_command)):
+    for name, fn in (("eval", eval_command), ("report", report_command), ("inspect", inspect_command), ("finetune", finetune_command)):
         app.command(name)(_guarded(fn))
 
 

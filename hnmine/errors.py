@@ -38,3 +38,7 @@ class RunDirError(HnmineError):
 
 class ModelError(HnmineError):
     """A model could not be loaded or produced unusable scores."""
+
+
+class MissingDependency(HnmineError):
+    """An optional extra (e.g. the training packages) is not installed; the message says what to install."""
