@@ -87,23 +87,23 @@ def compare_arms(
     if any(kind in opts.arms for kind in (IN_BATCH, MINED)):
         require_training_extras()  # before minutes of reading and encoding, not after
     opts = replace(opts, device=pin_device(opts.device))
-    import torch
-
-    if opts.threads is not None:
-        torch.set_num_threads(opts.threads)
-    threads = torch.get_num_threads()
     loaded = [load_source(Path(p)) for p in sources]
-    eval_set = load_eval_set(Path(eval_data), eval_split, min_relevance)
-    warnings = list(eval_set.warnings) + _overlap_warnings(loaded, eval_set)
-    for w in warnings:
-        reporter.warn(w)
-    model_name = run_model_name(loaded) if opts.model == RUN_MODEL else opts.model
-    model_path, revision = resolve_model(model_name)
-    eval_dtype = _eval_dtype(opts, model_name)
     arms = build_arms(loaded, opts.arms)
     for arm in arms:
         if arm.kind == MINED and opts.negatives and not any(len(p.negatives) >= opts.negatives for p in arm.pairs):
             raise InputError(f"{arm.source.file}: no (anchor, positive) pair has {opts.negatives} negative(s) to train with (--negatives)")
+    eval_set = load_eval_set(Path(eval_data), eval_split, min_relevance)
+    warnings = list(eval_set.warnings) + _overlap_warnings(loaded, eval_set)
+    for w in warnings:
+        reporter.warn(w)
+    import torch
+
+    if opts.threads is not None:
+        torch.set_num_threads(opts.threads)  # before the dtype probe and any model: all of them run with it
+    threads = torch.get_num_threads()
+    model_name = run_model_name(loaded) if opts.model == RUN_MODEL else opts.model
+    model_path, revision = resolve_model(model_name)
+    eval_dtype = _eval_dtype(opts, model_name)
 
     budget = opts.budget()
     common = {
