@@ -169,3 +169,38 @@ def test_unknown_names_and_parsing():
     with pytest.raises(OptionError, match="'x' is not an integer"):
         parse_seeds(["1,x"])
     assert parse_list(["untrained,mined", "mined"]) == ("untrained", "mined")
+
+
+def test_model_run_reads_the_runs_dense_model(tmp_path):
+    from hnmine.finetune.compare import run_model_name
+
+    def run(name: str, model: str | None) -> "TrainingSource":
+        from hnmine.finetune.sources import TrainingSource
+
+        d = tmp_path / name
+        (d / "manifests").mkdir(parents=True)
+        if model is not None:
+            (d / "manifests" / "index.json").write_text(json.dumps({"models": {"dense": {"name": model}}}))
+        return TrainingSource(label=name, path=d, file=d / "x.parquet", shape="triplet", pairs=[], run_dir=d)
+
+    assert run_model_name([run("a", "m1"), run("b", "m1")]) == "m1"
+    with pytest.raises(OptionError, match="mined with different models"):
+        run_model_name([run("c", "m1"), run("d", "m2")])
+    with pytest.raises(RunDirError, match="no dense model in manifests/index.json"):
+        run_model_name([run("e", None)])
+    with pytest.raises(OptionError, match="needs a run directory"):
+        run_model_name([_source("file", [])])
+
+
+def test_one_gpu_is_pinned_through_cuda_visible_devices(monkeypatch):
+    import os
+
+    from hnmine.finetune.device import pin_device
+
+    assert pin_device("cpu") == "cpu"
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    assert pin_device("cuda:1") == "cuda:0"
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "5"
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    with pytest.raises(OptionError, match="shows 2 GPU"):
+        pin_device("cuda:2")
