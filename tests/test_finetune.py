@@ -106,6 +106,7 @@ def test_finetune_end_to_end(sample_run, eval_beir):
     assert [r["negatives"] for r in trained] == [0, 0, 1, 1]
     assert rows[0]["steps"] == 0 and rows[0]["batch_size"] is None
     assert {r["eval_queries"] for r in rows} == {3} and {r["eval_documents"] for r in rows} == {12}
+    assert {r["max_length"] for r in rows} == {256}  # the bundled model's own, recorded when not given
     assert all(0 <= r[m] <= 1 for r in rows for m in ("ndcg_at_10", "recall_at_100", "mrr_at_10"))
     # sample_run exports 70 (query, positive) pairs, each with 5 negatives.
     assert {r["train_pairs"] for r in trained} == {70} and {r["train_rows"] for r in trained} == {70}

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from hnmine.errors import InputError, OptionError, RunDirError
-from hnmine.finetune.arms import IN_BATCH, MINED, build_arms, training_rows
+from hnmine.finetune.arms import IN_BATCH, MINED, Arm, build_arms, training_rows
 from hnmine.finetune.evalset import EvalSet, load_eval_set
 from hnmine.finetune.options import RUN_MODEL, FinetuneOptions
 from hnmine.finetune.results import summarize, write_results
@@ -77,8 +77,7 @@ def compare_arms(
     from hnmine.encode import resolve_model
     from hnmine.finetune.device import pin_device
     from hnmine.finetune.extras import require_training_extras
-    from hnmine.finetune.retrieval import measure
-    from hnmine.finetune.train import LOSSES, load_model, train_copy
+    from hnmine.finetune.train import LOSSES
 
     reporter = reporter or Reporter()
     opts.validate()
@@ -116,30 +115,8 @@ def compare_arms(
     rows: list[dict] = []
     for arm in arms:
         for seed in (opts.seeds if arm.trained else (None,)):
-            label = arm.name if seed is None else f"{arm.name} (seed {seed})"
-            row = {**common, "arm": arm.name, "kind": arm.kind, "seed": seed,
-                   "source": str(arm.source.path) if arm.source else None, "train_pairs": len(arm.pairs)}
-            if arm.trained:
-                cols, left_out = training_rows(arm, opts.negatives, seed)
-                trained = train_copy(model_path, cols, opts, seed, reporter=reporter, label=arm.name)
-                model = trained.model
-                row.update(train_rows=len(cols["anchor"]), pairs_left_out=left_out,
-                           negatives=opts.negatives if arm.kind == MINED else 0, steps=trained.steps,
-                           precision=trained.precision, train_seconds=round(trained.seconds, 2))
-            else:
-                model = load_model(model_path, opts)
-                row.update(train_rows=0, pairs_left_out=0, negatives=0, steps=0, train_seconds=0.0)
-            measured = measure(model, eval_set, dtype=eval_dtype, batch_size=opts.eval_batch_size, reporter=reporter, label=label)
-            del model
-            gc.collect()  # one model at a time: a trained copy is freed before the next one is loaded
-            row.update(measured.scores.as_dict(), eval_seconds=round(measured.seconds, 2),
-                       finished_at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
-            if not arm.trained:
-                for key in ("epochs", "max_steps", "batch_size", "learning_rate", "warmup_ratio", "loss", "batch_sampler"):
-                    row[key] = None
-            reporter.info(f"{label}: nDCG@10 {row['ndcg_at_10']:.4f}  Recall@100 {row['recall_at_100']:.4f}  "
-                          f"MRR@10 {row['mrr_at_10']:.4f}  ({row['train_seconds'] + row['eval_seconds']:.0f} s)")
-            rows.append(row)
+            row = _run_cell(arm, seed, model_path, eval_set, eval_dtype, opts, reporter)
+            rows.append({**common, **row})
 
     files = []
     if write:
@@ -156,6 +133,36 @@ def compare_arms(
         results_files=files,
         warnings=warnings,
     )
+
+
+def _run_cell(arm: Arm, seed: int | None, model_path: str, eval_set: EvalSet, eval_dtype: str,
+              opts: FinetuneOptions, reporter: Reporter) -> dict:
+    """Train (unless untrained) and measure one arm at one seed: the row's own columns."""
+    from hnmine.finetune.retrieval import measure
+    from hnmine.finetune.train import load_model, train_copy
+
+    label = arm.name if seed is None else f"{arm.name} (seed {seed})"
+    row = {"arm": arm.name, "kind": arm.kind, "seed": seed, "source": str(arm.source.path) if arm.source else None,
+           "train_pairs": len(arm.pairs)}
+    if arm.trained:
+        cols, left_out = training_rows(arm, opts.negatives, seed)
+        trained = train_copy(model_path, cols, opts, seed, reporter=reporter, label=arm.name)
+        model = trained.model
+        row.update(train_rows=len(cols["anchor"]), pairs_left_out=left_out, negatives=opts.negatives if arm.kind == MINED else 0,
+                   steps=trained.steps, precision=trained.precision, train_seconds=round(trained.seconds, 2))
+    else:
+        model = load_model(model_path, opts)
+        row.update(train_rows=0, pairs_left_out=0, negatives=0, steps=0, train_seconds=0.0,
+                   **dict.fromkeys(("epochs", "max_steps", "batch_size", "learning_rate", "warmup_ratio", "loss", "batch_sampler")))
+    row["max_length"] = int(model.max_seq_length)  # the model's own when --max-length is not given
+    measured = measure(model, eval_set, dtype=eval_dtype, batch_size=opts.eval_batch_size, reporter=reporter, label=label)
+    del model
+    gc.collect()  # one model at a time: a trained copy is freed before the next one is loaded
+    row.update(measured.scores.as_dict(), eval_seconds=round(measured.seconds, 2),
+               finished_at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    reporter.info(f"{label}: nDCG@10 {row['ndcg_at_10']:.4f}  Recall@100 {row['recall_at_100']:.4f}  "
+                  f"MRR@10 {row['mrr_at_10']:.4f}  ({row['train_seconds'] + row['eval_seconds']:.0f} s)")
+    return row
 
 
 def _overlap_warnings(sources: list[TrainingSource], eval_set: EvalSet) -> list[str]:
