@@ -165,6 +165,7 @@ HELPER_COMMANDS = [
     ("report", "hnmine.cli_report", "report_command"),
     ("inspect", "hnmine.cli_report", "inspect_command"),
     ("review", "hnmine.review.command", "review_command"),
+    ("finetune", "hnmine.cli_finetune", "finetune_command"),
 ]
 
 

@@ -52,14 +52,15 @@ LAYOUT: dict[str, str] = {
     "dropped": "dropped.parquet",
     "query_summary": "query_summary.parquet",
     "judgments": "judgments.parquet",
-    "sources": "sources",  # inputs handed to the Python API in memory, written once as files
+    "sources": "sources",
+    "finetune_results": "finetune/results.parquet",  # hnmine finetune  # inputs handed to the Python API in memory, written once as files
     "review_journal": "review/journal.jsonl",
     "export": "export",
     "manifests": "manifests",
     "embedding_cache": "cache/embeddings",
 }
 # Folders hnmine writes into: the stale-temp sweep looks only here and at the run's top level.
-OWN_FOLDERS = ("inputs", "index", "cache", "export", "manifests", "review", "sources")
+OWN_FOLDERS = ("inputs", "index", "cache", "export", "manifests", "review", "sources", "finetune")
 _HELD: dict[str, int] = {}  # run directories this process holds, and how many writing() blocks hold each
 
 
