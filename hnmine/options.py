@@ -139,6 +139,12 @@ class Options:
                                   choices=lambda: ("min", "mean", "max"), kind="positive reference")
     dedup_threshold: float = opt(0.95, "Drop candidates with cosine ≥ this to a positive (above 1 disables).", stages=_FILTER, low=0.0, high=2.0, low_open=True)
     random_negatives: int = opt(0, "Extra random negatives from outside the candidates (STAR).", stages=_FILTER, low=0, high=1000)
+    relabel: bool = opt(False, "Turn candidates the teacher scores at least --relabel-margin above the query's best known positive into "
+                               "positives (exported as such, reason relabelled_positive) instead of only keeping them out of the negatives.",
+                        stages=_FILTER)
+    relabel_margin: float = opt(0.0, "How far above the best known positive's score a candidate must score to be relabelled (teacher's scale).",
+                                stages=_FILTER, low=-1e6, high=1e6)
+    relabel_max: int = opt(1, "Most candidates relabelled per query (the highest-scoring first).", stages=_FILTER, low=1, high=100)
     judgments: Path | None = opt(None, "Relevance judgments for the filter (judgments.parquet, or a BEIR/TREC qrels file): judged relevant "
                                        "documents become positives, judged non-relevant ones are never dropped as suspected false negatives. "
                                        "Default: the run's own (from `hnmine review`), if any.", stages=_FILTER)

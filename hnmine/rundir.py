@@ -51,6 +51,7 @@ LAYOUT: dict[str, str] = {
     "negatives": "negatives.parquet",
     "dropped": "dropped.parquet",
     "query_summary": "query_summary.parquet",
+    "positives": "positives.parquet",
     "judgments": "judgments.parquet",
     "sources": "sources",
     "finetune_results": "finetune/results.parquet",  # hnmine finetune  # inputs handed to the Python API in memory, written once as files

@@ -24,7 +24,7 @@ def _work(ctx: Context) -> StageOutput:
     o = ctx.options
     examples, target = build_examples(
         corpus=ctx.table("corpus"), queries=ctx.table("queries"), negatives=ctx.table("negatives"),
-        summary=ctx.table("query_summary"), scores=ctx.table("scores", ["query_id", "doc_id", "is_positive", "teacher_score"]),
+        summary=ctx.table("query_summary"), positives=ctx.table("positives"),
     )
     table = get_format(o.format).build(examples, target, o.with_scores)
     rel = export_file(o)
@@ -50,6 +50,6 @@ def _empty_export_message(ctx: Context, examples) -> str:
 
 STAGE = Stage(
     name="export", command="export", makes=("export/",),
-    reads=lambda ctx: ("corpus", "queries", "negatives", "query_summary", "scores"),
+    reads=lambda ctx: ("corpus", "queries", "negatives", "query_summary", "positives"),
     writes=lambda o: (export_file(o),), key=_key, work=_work,
 )
