@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import TINY_DOCS, TINY_QRELS, TINY_QUERIES, invoke, mine_json, reran, write_beir
 
 DOC_IDS = [d["_id"] for d in TINY_DOCS]
