@@ -14,7 +14,7 @@ import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from hnmine.errors import OptionError
-from hnmine.methods import positive_aware, sampled, simans, topk
+from hnmine.methods import calibrated, positive_aware, sampled, simans, topk
 from hnmine.methods.base import METHOD_OPTION_FIELDS, Method
 from hnmine.methods.rules import REASONS
 from hnmine.methods.samplers import (
@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 METHODS: Registry[Method] = Registry("method")
-for _module in (topk, positive_aware, sampled, simans):
+for _module in (topk, positive_aware, sampled, simans, calibrated):
     for _method in _module.METHODS:
         METHODS.add(_method.name, _method)
 

@@ -64,7 +64,10 @@ def _check(options: Options) -> None:
 
 
 def _reads(ctx: Context) -> tuple[str, ...]:
-    return ("scores", "corpus", "queries") + (("dense_index",) if _uses_vectors(ctx) else ())
+    reads: tuple[str, ...] = ("scores", "corpus", "queries")
+    if ctx.options.method == "auto":  # the calibration keeps each query's best-graded positive
+        reads += ("qrels",)
+    return reads + (("dense_index",) if _uses_vectors(ctx) else ())
 
 
 def _key(ctx: Context) -> dict:
@@ -94,9 +97,19 @@ def _work(ctx: Context) -> StageOutput:
     scores, judged_info, relabelled = _with_verdicts(ctx, original)
     query_ids = ctx.table("queries", ["query_id"]).column("query_id").to_pylist()
     vectors = _doc_vectors(ctx, corpus.column("doc_id").to_pylist()) if _uses_vectors(ctx) else None
+    calibration = None
+    if settings.method == "auto":
+        from hnmine.options import Options
+        from hnmine.selection.calibrate import calibrate
+
+        settings, calibration = calibrate(scores, ctx.table("qrels"), corpus, settings, default_method=Options.method,
+                                          doc_vectors=vectors)
+        ctx.reporter.info(f"method auto: {settings.method} ({calibration['reason']})")
     with ctx.reporter.task("filtering", total=len(query_ids)) as advance:
         result = filter_candidates(scores, corpus, settings, doc_vectors=vectors, query_ids=query_ids, progress=advance)
     stats = dict(result.stats)
+    if calibration is not None:
+        stats["calibration"] = calibration
     warnings = []
     if judged_info is not None:
         stats["judgments"] = judged_info["counts"]
