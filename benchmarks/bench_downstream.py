@@ -8,6 +8,7 @@ test split (300 queries, the whole 5,183-document corpus):
   <method>               `hnmine mine --method <method>` at its defaults, for every method `hnmine methods` lists
   st-naive               sentence-transformers' mine_hard_negatives, top 5 of the first 50 (benchmarks/st_mine.py)
   st-relative-margin     the same with relative_margin=0.05
+  shifted-relabel        shifted, with --relabel (candidates scored above the best positive become positives)
 
 hnmine mines once (runs/downstream/base); each method's run is a copy of it where only filter and
 export rerun. Each (arm, seed) cell is one `hnmine finetune` process; its row goes into the results
@@ -39,6 +40,8 @@ from _common import BENCH, HNMINE, PY, ROOT, SCIFACT, bench_env, machine  # noqa
 RESULTS = BENCH / "results" / "downstream.json"
 TABLE = BENCH / "results" / "downstream.md"
 ST_ARMS = {"st-naive": [], "st-relative-margin": ["--relative-margin", "0.05"]}
+# hnmine runs beyond one per method: options that change the training data, measured the same way.
+VARIANTS = {"shifted-relabel": ["--method", "shifted", "--relabel"]}
 
 
 def log(message: str) -> None:
@@ -71,6 +74,12 @@ def prepare_runs(args, env: dict) -> dict[str, Path]:
             shutil.copytree(base, target)
         run([HNMINE, "mine", str(args.data), "--split", "train", "--out", str(target), "--method", method, "--quiet"], env)
         runs[method] = target
+    for name, extra in VARIANTS.items():
+        target = out / name
+        if not target.exists():
+            shutil.copytree(base, target)
+        run([HNMINE, "mine", str(args.data), "--split", "train", "--out", str(target), *extra, "--quiet"], env)
+        runs[name] = target
     return runs
 
 
@@ -127,7 +136,8 @@ def run_cell(arm: str, seed: int | None, runs: dict[str, Path], args, env: dict)
     elif arm == "in-batch":
         # The union of the runs' pairs: every train pair (sentence-transformers' files hold the same
         # pairs). Export files, not run directories, so no run gets this cell's results table.
-        srcs, kind = [p / "export" / "triplet.parquet" for p in runs.values()], ["--arms", "in-batch"]
+        # Variants are left out: relabelling adds pairs the other arms do not have.
+        srcs, kind = [p / "export" / "triplet.parquet" for name, p in runs.items() if name not in VARIANTS], ["--arms", "in-batch"]
     elif arm in ST_ARMS:
         srcs, kind = [st_source(arm, args, env)], ["--arms", "mined"]
     else:
