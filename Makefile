@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
 LOCK   := requirements.lock
-EXTRAS := test,bench
+EXTRAS := test,bench,openvino
 
 .PHONY: setup demo test test-all bench bench-scale chromium clean lock
 

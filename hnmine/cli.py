@@ -89,6 +89,7 @@ MODEL_OPTS = [
     _opt("corpus_prompt_name", Optional[str], None, "--corpus-prompt-name", help="Name of a prompt stored in the model config, for documents."),
     _opt("max_length", Optional[int], None, "--max-length", help="Maximum tokens per text (default: the model's)."),
     _opt("dtype", str, "auto", "--dtype", help="auto|float32|bfloat16|float16 (auto: on a CPU, the fastest by a timed encode, cached per machine; bf16/fp16 on a GPU)."),
+    _opt("backend", str, "torch", "--backend", help="torch|openvino: what runs the bi-encoder (openvino: CPU only, float32 or bfloat16; pip install 'hnmine[openvino]'). Cross-encoders run on torch."),
     _opt("device", str, "cpu", "--device", help="cpu, cuda, cuda:N, mps, or GPUs to share out (cuda:0,cuda:1)."),
     _opt("batch_size", int, 64, "--batch-size", help="Texts per model batch."),
     _opt("workers", int, 1, "--workers", help="Processes for encoding, cross-encoder scoring and BM25 search (with --device cuda, spread over the GPUs)."),

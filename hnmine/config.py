@@ -78,7 +78,7 @@ def pipeline_options(o: dict[str, Any]) -> PipelineOptions:
     encoder = EncoderSpec(
         model=get("model", EncoderSpec.model), max_length=o.get("max_length"), dtype=get("dtype", "auto"),
         device=get("device", "cpu"), batch_size=int(get("batch_size", 64)), normalize=bool(get("normalize", True)),
-        workers=int(get("workers", 1)), threads=o.get("threads"),
+        workers=int(get("workers", 1)), threads=o.get("threads"), backend=get("backend", "torch"),
     )
     encoder.validate()
     retriever = get("retriever", "dense")

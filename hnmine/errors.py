@@ -38,3 +38,7 @@ class RunDirError(HnmineError):
 
 class ModelError(HnmineError):
     """A model could not be loaded or produced unusable scores."""
+
+
+class MissingExtra(HnmineError):
+    """An optional dependency (a pip extra such as hnmine[openvino]) that an option needs is not installed."""

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hnmine.io.files import read_parquet
-from hnmine.encode import EncoderSpec, doc_texts, dtype_record, encode_cached, resolve_model
+from hnmine.encode import EncoderSpec, backend_key, doc_texts, dtype_record, encode_cached, resolve_model
 from hnmine.errors import ModelError
 from hnmine.io.atomic import write_parquet
 from hnmine.progress import Reporter
@@ -56,7 +56,8 @@ def _key_options(run: RunDir, opts: ScoreOptions) -> dict:
         if _runs_model(run, t, opts):  # `auto` is resolved only where a model runs (it may time the model)
             entry["dtype"] = opts.encoder.resolved_dtype(t.kind, t.model)
         teachers.append(entry)
-    enc = {k: v for k, v in vars(opts.encoder).items() if k not in ("device", "workers", "threads", "model", "dtype")}
+    enc = {k: v for k, v in vars(opts.encoder).items() if k not in ("device", "workers", "threads", "model", "dtype", "backend")}
+    enc.update(backend_key(opts.encoder))  # nothing for torch: its keys stay what they were
     return {"teachers": teachers, "encoder": enc, "query_prompt": opts.query_prompt, "query_prompt_name": opts.query_prompt_name,
             "corpus_prompt": opts.corpus_prompt, "corpus_prompt_name": opts.corpus_prompt_name,
             "query_embeddings": _user_vectors_fingerprint(opts.query_embeddings)}
@@ -179,6 +180,7 @@ def _index_vectors_reusable(run: RunDir, t: TeacherSpec, opts: ScoreOptions) -> 
         and index_opts.get("corpus_prompt_name") == opts.corpus_prompt_name
         and enc.get("max_length") == opts.encoder.max_length
         and enc.get("dtype") == opts.encoder.resolved_dtype()
+        and enc.get("backend", "torch") == opts.encoder.backend
     )
 
 
