@@ -47,7 +47,8 @@ test-all: setup chromium
 	$(PY) -m pytest -q
 
 bench: setup
-	$(PY) benchmarks/bench_scifact.py
+	$(PY) benchmarks/bench_scifact.py --backend openvino
+	$(PY) benchmarks/bench_backend_quality.py --backend openvino
 	$(PY) benchmarks/bench_cross_encoder.py
 
 bench-scale: setup
