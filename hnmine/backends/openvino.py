@@ -77,6 +77,7 @@ def attach(st_model, model: str, dtype: str, threads: int):
     compiled = _compile(str(xml), dtype, threads)
     # sentence-transformers reads the transformer's config (model type) when it tokenizes: keep it.
     module.model = _runner_class()(compiled, names, output, config=getattr(module.model, "config", None))
+    module.model.ir = str(xml)  # where the converted model is (benchmarks start from it)
     return st_model
 
 
