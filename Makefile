@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
 LOCK   := requirements.lock
-EXTRAS := test,bench,train
+EXTRAS := test,bench,train,openvino
 
 .PHONY: setup demo test test-all lint docs bench bench-scale bench-downstream chromium tmux clean lock
 
@@ -61,7 +61,8 @@ docs: setup
 	$(PY) -m hnmine.clidoc > docs/cli.md
 
 bench: setup
-	$(PY) benchmarks/bench_scifact.py
+	$(PY) benchmarks/bench_scifact.py --backend openvino
+	$(PY) benchmarks/bench_backend_quality.py --backend openvino
 	$(PY) benchmarks/bench_cross_encoder.py
 
 bench-scale: setup

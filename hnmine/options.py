@@ -94,6 +94,9 @@ class Options:
     max_length: int | None = opt(None, "Maximum tokens per text (default: the model's; at most its limit).", stages=_MODEL, low=1, high=1_000_000)
     dtype: str = opt("auto", "auto|float32|bfloat16|float16 (auto: on a CPU the fastest by a timed encode, cached per machine; bf16/fp16 on a GPU).", stages=_MODEL,
                      choices=lambda: ("auto", "float32", "bfloat16", "float16"), kind="dtype")
+    backend: str = opt("torch", "torch|openvino: what runs the bi-encoder (openvino: CPU only, float32 or bfloat16; pip install "
+                                "'hnmine[openvino]'). Cross-encoders run on torch.", stages=_MODEL,
+                       choices=_names("hnmine.backends", "BACKENDS"), kind="backend")
     device: str = opt("cpu", "cpu, cuda, cuda:N, mps, or GPUs to share out (cuda:0,cuda:1).", stages=_MODEL)
     batch_size: int = opt(64, "Texts per model batch.", stages=_MODEL, low=1, high=65536)
     workers: int = opt(1, "Processes for encoding, cross-encoder scoring and BM25 search (with --device cuda, spread over the GPUs).", stages=_MODEL, low=1, high=256)

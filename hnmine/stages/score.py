@@ -40,7 +40,8 @@ def _reuses_index(info: dict | None, teacher, options: Options) -> bool:
     o = options
     same = (info.get("corpus_prompt"), info.get("corpus_prompt_name"), info.get("max_length"), info.get("normalize"), info.get("batch_size"))
     return same == (o.corpus_prompt, o.corpus_prompt_name, o.max_length, o.normalize, o.batch_size) and \
-        info.get("dtype") == EncoderSpec.from_options(o, model=teacher.model).resolved_dtype()
+        info.get("dtype") == EncoderSpec.from_options(o, model=teacher.model).resolved_dtype() and \
+        info.get("backend", "torch") == o.backend
 
 
 def _user_queries(teacher, options: Options) -> bool:
@@ -81,7 +82,7 @@ def _sources(ctx: Context) -> dict:
 
 
 def _key(ctx: Context) -> dict:
-    from hnmine.encode import EncoderSpec, resolve_model
+    from hnmine.encode import EncoderSpec, backend_key, resolve_model
 
     o = ctx.options
     info = _dense_info(ctx)
@@ -89,7 +90,9 @@ def _key(ctx: Context) -> dict:
     for t in _teachers(o):
         entry = {"kind": t.kind, "model": t.model, "revision": resolve_model(t.model)[1]}
         if _runs_model(info, t, o):  # `auto` is resolved only where a model runs (it may time the model)
-            entry["dtype"] = EncoderSpec.from_options(o, model=t.model).resolved_dtype(t.kind)
+            spec = EncoderSpec.from_options(o, model=t.model)
+            entry["dtype"] = spec.resolved_dtype(t.kind)
+            entry.update(backend_key(spec, t.kind))  # nothing for torch: its keys stay what they were
         teachers.append(entry)
     return {"teachers": teachers, "max_length": o.max_length, "batch_size": o.batch_size, "normalize": o.normalize,
             "query_prompt": o.query_prompt, "query_prompt_name": o.query_prompt_name,
