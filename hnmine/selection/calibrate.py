@@ -6,7 +6,8 @@ that have several positives, one positive is kept (the best graded; ties by a se
 `--hide-positives` does) and the others are hidden: they become candidates again, and a rule that
 mines one of them as a negative has mined a false negative. Each candidate rule of CANDIDATES runs on
 those queries; the one with the lowest false-negative rate wins among those that keep at least
-MIN_COVERAGE of the queries full and their negatives hard (HARDNESS_KEPT of naive top-k's hardness).
+MIN_COVERAGE of the queries full and their negatives hard: HARDNESS_KEPT of naive top-k's hardness, or
+as hard as the default method's negatives on these queries if that is lower.
 With fewer than MIN_QUERIES such queries there is nothing to measure, and the default method is used,
 saying so. Everything tried is recorded (manifest stats `calibration`, and the report).
 """
@@ -57,10 +58,19 @@ def calibrate(scores: pa.Table, qrels: pa.Table, corpus: pa.Table, base: FilterO
                              f"to measure false negatives): the default method {default_method} is used")
         return chosen, record
     tried = [_measure(cal_scores, corpus, base, name, params, hidden, doc_vectors) for name, params in CANDIDATES]
+    if not any(t["method"] == default_method and not t["params"] for t in tried):
+        tried.append(_measure(cal_scores, corpus, base, default_method, {}, hidden, doc_vectors))
     naive = tried[0]
     for t in tried:
         t["hardness_vs_naive"] = _ratio(t["hardness"], naive["hardness"])
-        t["eligible"] = bool(t["coverage"] >= MIN_COVERAGE and (t["hardness_vs_naive"] or 0) >= HARDNESS_KEPT)
+    # Hard enough: HARDNESS_KEPT of naive's, or as hard as the default method here (the default is the
+    # standing recommendation; a rule as hard as it is never refused for its hardness).
+    default = next(t for t in tried if t["method"] == default_method and not t["params"] or
+                   t["method"] == default_method and t["params"] == _defaults(default_method))
+    floor = min(HARDNESS_KEPT, default["hardness_vs_naive"] or HARDNESS_KEPT)
+    record["hardness_floor"] = floor
+    for t in tried:
+        t["eligible"] = bool(t["coverage"] >= MIN_COVERAGE and (t["hardness_vs_naive"] or 0) >= floor)
     eligible = [t for t in tried if t["eligible"] and t["false_negative_rate"] is not None]
     if eligible:
         best = min(eligible, key=lambda t: (t["false_negative_rate"], -(t["hardness_vs_naive"] or 0)))
@@ -68,9 +78,11 @@ def calibrate(scores: pa.Table, qrels: pa.Table, corpus: pa.Table, base: FilterO
         reason = (f"lowest estimated false-negative rate ({best['false_negative_rate']:.1%} vs naive "
                   f"{naive['false_negative_rate']:.1%}) with {best['coverage']:.0%} of queries full and "
                   f"{best['hardness_vs_naive']:.2f}× naive's hardness, on {n_queries} queries with hidden positives")
+        if (best["method"], best["params"]) == (default["method"], default["params"]) or best is default:
+            name, params = default_method, {}
     else:
         name, params = default_method, {}
-        reason = (f"no candidate rule kept {MIN_COVERAGE:.0%} of the queries full and {HARDNESS_KEPT}× naive's hardness: "
+        reason = (f"no candidate rule kept {MIN_COVERAGE:.0%} of the queries full and {floor:.2f}× naive's hardness: "
                   f"the default method {default_method} is used")
     record.update(tried=tried, chosen=_describe(name, params), reason=reason)
     return resolve_options(dataclasses.replace(base, method=name, **params)), record
@@ -147,6 +159,14 @@ def _hardness(neg_median: float | None, pos_median: float | None, scores: pa.Tab
     if middle is None or pos_median <= middle:
         return None
     return (neg_median - middle) / (pos_median - middle)
+
+
+def _defaults(method: str) -> dict:
+    """The rule parameters a method sets by default (as CANDIDATES writes them)."""
+    from hnmine.methods import get_method
+
+    keys = ("range_min", "range_max", "max_score", "margin", "relative_margin")
+    return {k: v for k, v in get_method(method).defaults.items() if k in keys}
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
