@@ -32,21 +32,21 @@ from hnmine.selection import FilterOptions
 
 def test_registered_names():
     assert method_names() == ["naive", "shifted", "topk-abs", "topk-marginpos", "topk-percpos",
-                              "sampled", "top1-sampled", "simans"]
+                              "sampled", "top1-sampled", "simans", "auto"]
     assert sampler_names() == ["top", "random", "softmax", "top1-softmax", "simans"]
     assert DEFAULT_METHOD in method_names()
     assert FilterOptions().method == DEFAULT_METHOD
 
 
 def test_reasons_follow_the_tables_contract_order():
-    assert REASONS == ("known_positive", "same_text_as_positive", "near_duplicate_of_positive",
+    assert REASONS == ("known_positive", "judged_relevant", "relabelled_positive", "same_text_as_positive", "near_duplicate_of_positive",
                        "outside_rank_window", "above_max_score", "below_min_score",
                        "within_margin_of_positive", "within_relative_margin_of_positive",
                        "not_sampled")
 
 
 def test_unknown_method_and_sampling_list_valid_names():
-    with pytest.raises(UnknownName, match=r"unknown method 'nope' \(valid: naive, sampled, shifted"):
+    with pytest.raises(UnknownName, match=r"unknown method 'nope' \(valid: auto, naive, sampled, shifted"):
         resolve_options(FilterOptions(method="nope"))
     with pytest.raises(UnknownName, match=r"unknown sampling 'gibbs' \(valid: random, simans, softmax"):
         resolve_options(FilterOptions(method="naive", sampling="gibbs"))
