@@ -354,6 +354,28 @@ def _known_device(o: Any) -> None:
         raise OptionError(f"unknown device '{o.device}' (valid: cpu, cuda, cuda:N, mps, or a list such as cuda:0,cuda:1)")
 
 
+@_rule("model")
+def _model_named(o: Any) -> None:
+    if not o.model.strip():  # an empty path is the current folder: it would be loaded as a model
+        raise OptionError("--model needs a model name or path, got an empty text")
+
+
+@_rule("candidate_model")
+def _candidate_models_named(o: Any) -> None:
+    if any(not m.strip() for m in o.candidate_model):
+        raise OptionError("--candidate-model needs a model name or path, got an empty text")
+
+
+@_rule("query_prompt", "query_prompt_name")
+def _one_query_prompt(o: Any) -> None:
+    raise OptionError("--query-prompt and --query-prompt-name: give one (a text, or the name of a prompt stored in the model)")
+
+
+@_rule("corpus_prompt", "corpus_prompt_name")
+def _one_corpus_prompt(o: Any) -> None:
+    raise OptionError("--corpus-prompt and --corpus-prompt-name: give one (a text, or the name of a prompt stored in the model)")
+
+
 @_rule("teacher_type", "teacher")
 def _cross_encoder_named(o: Any) -> None:
     if o.teacher_type == "cross-encoder" and not o.teacher:

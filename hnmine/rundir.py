@@ -131,6 +131,28 @@ class RunDir:
         if not self.path.is_dir():
             raise RunDirError(f"run directory '{self.path}' is not a directory")
 
+    def check_is_run(self) -> None:
+        """A folder hnmine made (its marker, or an earlier version's manifests), for commands that only read
+        a run: a user's other folder is named as such, not read as a run with nothing in it."""
+        self.check_readable()
+        if not (self.path / MARKER).exists() and not self._is_earlier_run():
+            raise RunDirError(f"{self.path}: not an hnmine run directory (no {MARKER}); give the --out of `hnmine mine`")
+
+    def check_unchanged(self, name: str) -> None:
+        """A table a reader is about to show must be the one its stage's manifest records: one edited or
+        replaced since (or half-written by a killed rerun) would mix two runs in one report."""
+        from hnmine.stages import BY_NAME, command_of, stage_making
+
+        rel = self.rel(name)
+        stage = stage_making(rel)
+        m = self.manifest(stage) if stage in BY_NAME else None
+        path = self.path_of(rel)
+        if m is None or rel not in m.outputs or not path.exists():
+            return
+        if content_hash(path) != m.outputs[rel]:
+            raise RunDirError(f"{path} changed since the {stage} stage wrote it; rerun `hnmine {command_of(stage)}` "
+                              f"(or `hnmine mine`) with --out {self.path}")
+
     def require(self, name: str) -> Path:
         """A file or folder an earlier stage made; a clear error naming the command that makes it."""
         p = self.path_of(name)
@@ -222,7 +244,8 @@ class RunDir:
         if not path.exists() or content_hash(path) != m.outputs[rel]:
             from hnmine.stages import command_of
 
-            raise RunDirError(f"{path} changed since the {stage} stage wrote it; rerun `hnmine {command_of(stage)}` (or `hnmine mine`) with --out {self.path}")
+            what = "changed since" if path.exists() else "is missing: it was deleted after"
+            raise RunDirError(f"{path} {what} the {stage} stage wrote it; rerun `hnmine {command_of(stage)}` (or `hnmine mine`) with --out {self.path}")
         return m.outputs[rel]
 
     def up_to_date(self, stage: str, key: str) -> bool:
@@ -281,6 +304,8 @@ class RunDir:
     def _prepare(self) -> bool:
         """Check that --out can be used; create it when it does not exist. True when created here."""
         p = self.path
+        if p.is_symlink() and not p.exists():
+            raise RunDirError(f"{p}: a link to {os.readlink(p)}, which does not exist; create that folder or give --out another path")
         if p.exists() and not p.is_dir():
             raise RunDirError(f"{p}: is a file, not a run directory")
         if p.exists():
