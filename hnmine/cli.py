@@ -130,7 +130,7 @@ def _stage_command(name: str, stages: tuple[str, ...]) -> Callable:
                 from hnmine.errors import OptionError
 
                 raise OptionError("--out is needed: the run directory (a flag, or `out` in the --config file)")
-            options = make_options({f.name: merged[f.name] for f in option_fs if f.name in merged})
+            options = make_options({f.name: merged[f.name] for f in option_fs if f.name in merged}, stages)
             result = mine(run["out"], options, stages=stages, force=run["force"], reporter=_reporter(run["quiet"]))
         except HnmineError as exc:
             _fail(exc)

@@ -287,15 +287,24 @@ def _range_text(s: Spec) -> str:
     return f"at most {num(s.high)}"  # type: ignore[arg-type]
 
 
-def check_values(obj: Any) -> None:
+def check_values(obj: Any, stages: Sequence[str] | None = None) -> None:
     """Every declared option `obj` has (Options, or the filter's settings): types, bounds, names, and the
-    rules between them. The one place options are checked; messages name the flag."""
+    rules between them. The one place options are checked; messages name the flag.
+
+    `stages`: the stages about to run. A rule between options applies only when those stages read every
+    option it names: `hnmine retrieve --max-depth 30` is not refused for --depth (50), a filter option
+    that command neither takes nor uses."""
     for f in option_fields(Options):
         if hasattr(obj, f.name):
             _check_field(obj, f)
     for needs, rule in _RULES:
-        if all(getattr(obj, n, None) is not None for n in needs):
+        if all(getattr(obj, n, None) is not None for n in needs) and (stages is None or _read_by(needs, stages)):
             rule(obj)
+
+
+def _read_by(names: Sequence[str], stages: Sequence[str]) -> bool:
+    declared = {f.name: f for f in option_fields(Options)}
+    return all(n not in declared or set(spec(declared[n]).stages) & set(stages) for n in names)
 
 
 def _rule(*needs: str):
@@ -382,9 +391,10 @@ def _cross_encoder_named(o: Any) -> None:
         raise OptionError("--teacher-type cross-encoder needs --teacher MODEL (a cross-encoder name or path)")
 
 
-def check_options(options: Options) -> None:
-    """Every bound and every rule between options, before any work; one-line OptionError/UnknownName."""
-    check_values(options)
+def check_options(options: Options, stages: Sequence[str] | None = None) -> None:
+    """Every bound and every rule between options (those the stages read), before any work; one-line
+    OptionError/UnknownName."""
+    check_values(options, stages)
 
 
 def check_run_options(run: RunOptions) -> None:
@@ -392,12 +402,13 @@ def check_run_options(run: RunOptions) -> None:
         raise OptionError("--out is needed: the run directory")
 
 
-def make_options(values: dict[str, Any]) -> Options:
-    """Options from plain values (API keyword arguments, a config file), coerced, then checked."""
+def make_options(values: dict[str, Any], stages: Sequence[str] | None = None) -> Options:
+    """Options from plain values (API keyword arguments, a config file), coerced, then checked (the rules
+    between options: those the `stages` read, all of them when None)."""
     known = {f.name for f in option_fields(Options)}
     unknown = sorted(set(values) - known)
     if unknown:
         raise OptionError(f"unknown option(s): {', '.join(unknown)}")
     options = Options(**{k: coerce(k, v) for k, v in values.items()})
-    check_options(options)
+    check_options(options, stages)
     return options

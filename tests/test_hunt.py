@@ -508,3 +508,43 @@ def test_a_model_that_cannot_load_in_workers_is_one_line(tmp_path):
     proc = run_script(["mine", data, "--out", tmp_path / "run", "--quiet", "--model", folder, "--workers", "2", "--dtype", "float32"])
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert len(proc.stderr.strip().splitlines()) == 1 and proc.stderr.startswith(f"hnmine: error: cannot load model '{folder}'")
+
+
+# --- stage commands run one by one -----------------------------------------------------------------
+
+
+def test_retrieve_alone_takes_a_max_depth_below_the_filters_depth(tmp_path, finished_tiny):
+    """`hnmine retrieve --max-depth 8` was refused with "--depth (50) is larger than --max-depth (8)": a rule
+    on --depth, an option of the filter that the retrieve command neither takes nor uses."""
+    _, run = copy_run(finished_tiny, tmp_path)
+    result = invoke(["retrieve", "--out", run, "--max-depth", "8", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "manifests/retrieve.json").read_text())["options"]["max_depth"] == 8
+
+
+def test_a_later_stage_refuses_outputs_made_from_replaced_tables(tmp_path, finished_tiny):
+    """After `hnmine retrieve` alone wrote new candidates, `hnmine filter` chose negatives from scores.parquet,
+    the teacher scores of the old candidates: scores.parquet still matched the score stage's manifest,
+    and nothing checked that the score stage was made from the candidates now in the run."""
+    _, run = copy_run(finished_tiny, tmp_path)
+    before = (run / "candidates.parquet").read_bytes()
+    assert invoke(["retrieve", "--out", run, "--query-prompt", "query: ", "--quiet"]).exit_code == 0
+    assert (run / "candidates.parquet").read_bytes() != before
+    negatives = snapshot(run)["negatives.parquet"]
+    one_line_error(invoke(["filter", "--out", run, "--method", "naive", "--quiet"]),
+                   "the score stage's outputs are out of date: candidates.parquet changed since it ran", "rerun `hnmine score`")
+    assert snapshot(run)["negatives.parquet"] == negatives
+
+
+@pytest.mark.parametrize("command", ["report", "inspect", "eval"])
+def test_readers_refuse_a_run_whose_inputs_were_replaced(tmp_path, finished_tiny, command):
+    """`hnmine index NEWDATA --out RUN` rewrote the run's queries; `inspect RUN q1` then showed the new q1's
+    text above the old q1's candidates and negatives (and `report`, `eval` mixed them the same way)."""
+    data, run = copy_run(finished_tiny, tmp_path)
+    other = tmp_path / "other"
+    shutil.copytree(data, other)
+    queries = [dict(q, text="Which volcanoes erupt explosively?") if q["_id"] == "q1" else q for q in TINY_QUERIES]
+    (other / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in queries))
+    assert invoke(["index", other, "--out", run, "--quiet"]).exit_code == 0
+    args = {"report": ["report", run], "inspect": ["inspect", run, "q1"], "eval": ["eval", run]}[command]
+    one_line_error(invoke(args), "the retrieve stage's outputs are out of date: inputs/queries.parquet changed since it ran")
