@@ -118,6 +118,30 @@ def model_token_limit(model: str) -> int | None:
     return int(value) if isinstance(value, int) and value > 0 else None
 
 
+def check_prompt_name(model: str, prompt_name: str | None, flag: str) -> None:
+    """A prompt name the model does not have fails when the first text is encoded: for --query-prompt-name,
+    after the whole corpus was. Checked before any work where the model's files are here (a hub model not
+    yet downloaded is checked when it loads)."""
+    if prompt_name is None:
+        return
+    folder = Path(resolve_model(model)[0])
+    if not folder.is_dir():
+        return
+    try:
+        config = json.loads((folder / "config_sentence_transformers.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        config = {}
+    except (OSError, ValueError):
+        return  # unreadable: sentence-transformers says what is wrong when it loads the model
+    saved = config.get("prompts") if isinstance(config, dict) else None
+    from sentence_transformers import SentenceTransformer
+
+    names = set(getattr(SentenceTransformer, "_default_prompts", None) or {}) | set(saved if isinstance(saved, dict) else {})
+    if prompt_name not in names:
+        raise OptionError(f"{flag} '{prompt_name}': model '{model}' has no prompt of that name "
+                          f"(prompts: {', '.join(sorted(names)) or '(none)'})")
+
+
 def check_max_length(model: str, max_length: int | None) -> None:
     """--max-length above what the model can take would crash inside it with a tensor-size traceback."""
     if max_length is None:

@@ -32,6 +32,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from hnmine.errors import InputError, OptionError, RunDirError
+from hnmine.io.inputs import RELEVANCE_MAX, RELEVANCE_MIN
 from hnmine.rundir import LAYOUT
 
 HUMAN = "human"
@@ -148,6 +149,10 @@ def _read_parquet(path: Path) -> pa.Table:
     rel = table.column("relevance")
     if not pa.types.is_integer(rel.type) or rel.null_count:
         raise InputError(f"{path}: column 'relevance' must hold whole numbers (it is {rel.type})")
+    bounds = pc.min_max(rel)
+    low, high = bounds["min"].as_py(), bounds["max"].as_py()
+    if low is not None and (low < RELEVANCE_MIN or high > RELEVANCE_MAX):
+        raise InputError(f"{path}: column 'relevance' holds values out of range ({RELEVANCE_MIN:,} to {RELEVANCE_MAX:,})")
     cols["relevance"] = pc.cast(rel, pa.int32())
     cols["source"] = pc.fill_null(cols["source"], path.name)
     cols["time"] = pc.fill_null(cols["time"], "")
@@ -180,6 +185,8 @@ def _parse_qrels(lines: list[str], label: str, source: str) -> pa.Table:
         query_id, doc_id, rel = (fields[0], fields[2], fields[3]) if fields_seen == 4 else fields
         if not _INT.fullmatch(rel):
             raise InputError(f"{label}:{lineno}: relevance '{rel}' is not a whole number")
+        if not RELEVANCE_MIN <= int(rel) <= RELEVANCE_MAX:
+            raise InputError(f"{label}:{lineno}: relevance {rel} is out of range ({RELEVANCE_MIN:,} to {RELEVANCE_MAX:,})")
         if not query_id or not doc_id:
             raise InputError(f"{label}:{lineno}: empty query or document id")
         rows.append({"query_id": query_id, "doc_id": doc_id, "relevance": int(rel), "source": source, "time": ""})
@@ -348,7 +355,7 @@ def export_qrels(table: pa.Table, path: str | Path, format: str = "beir") -> int
     """Write judgments (folded to one per pair first) as a qrels file: `beir` is the TSV with a
     `query-id corpus-id score` header, `trec` is `qid 0 docid rel`. Returns the rows written."""
     from hnmine.errors import UnknownName
-    from hnmine.io.atomic import write_text
+    from hnmine.io.atomic import write_user_text
 
     if format not in QRELS_FORMATS:
         raise UnknownName("qrels format", format, list(QRELS_FORMATS))
@@ -363,7 +370,7 @@ def export_qrels(table: pa.Table, path: str | Path, format: str = "beir") -> int
         lines = ["query-id\tcorpus-id\tscore"] + [f"{r['query_id']}\t{r['doc_id']}\t{r['relevance']}" for r in rows]
     else:
         lines = [f"{r['query_id']} 0 {r['doc_id']} {r['relevance']}" for r in rows]
-    write_text("\n".join(lines) + "\n", Path(path))
+    write_user_text("\n".join(lines) + "\n", Path(path))
     return len(rows)
 
 

@@ -296,15 +296,24 @@ def _range_text(s: Spec) -> str:
     return f"at most {num(s.high)}"  # type: ignore[arg-type]
 
 
-def check_values(obj: Any) -> None:
+def check_values(obj: Any, stages: Sequence[str] | None = None) -> None:
     """Every declared option `obj` has (Options, or the filter's settings): types, bounds, names, and the
-    rules between them. The one place options are checked; messages name the flag."""
+    rules between them. The one place options are checked; messages name the flag.
+
+    `stages`: the stages about to run. A rule between options applies only when those stages read every
+    option it names: `hnmine retrieve --max-depth 30` is not refused for --depth (50), a filter option
+    that command neither takes nor uses."""
     for f in option_fields(Options):
         if hasattr(obj, f.name):
             _check_field(obj, f)
     for needs, rule in _RULES:
-        if all(getattr(obj, n, None) is not None for n in needs):
+        if all(getattr(obj, n, None) is not None for n in needs) and (stages is None or _read_by(needs, stages)):
             rule(obj)
+
+
+def _read_by(names: Sequence[str], stages: Sequence[str]) -> bool:
+    declared = {f.name: f for f in option_fields(Options)}
+    return all(n not in declared or set(spec(declared[n]).stages) & set(stages) for n in names)
 
 
 def _rule(*needs: str):
@@ -363,15 +372,38 @@ def _known_device(o: Any) -> None:
         raise OptionError(f"unknown device '{o.device}' (valid: cpu, cuda, cuda:N, mps, or a list such as cuda:0,cuda:1)")
 
 
+@_rule("model")
+def _model_named(o: Any) -> None:
+    if not o.model.strip():  # an empty path is the current folder: it would be loaded as a model
+        raise OptionError("--model needs a model name or path, got an empty text")
+
+
+@_rule("candidate_model")
+def _candidate_models_named(o: Any) -> None:
+    if any(not m.strip() for m in o.candidate_model):
+        raise OptionError("--candidate-model needs a model name or path, got an empty text")
+
+
+@_rule("query_prompt", "query_prompt_name")
+def _one_query_prompt(o: Any) -> None:
+    raise OptionError("--query-prompt and --query-prompt-name: give one (a text, or the name of a prompt stored in the model)")
+
+
+@_rule("corpus_prompt", "corpus_prompt_name")
+def _one_corpus_prompt(o: Any) -> None:
+    raise OptionError("--corpus-prompt and --corpus-prompt-name: give one (a text, or the name of a prompt stored in the model)")
+
+
 @_rule("teacher_type", "teacher")
 def _cross_encoder_named(o: Any) -> None:
     if o.teacher_type == "cross-encoder" and not o.teacher:
         raise OptionError("--teacher-type cross-encoder needs --teacher MODEL (a cross-encoder name or path)")
 
 
-def check_options(options: Options) -> None:
-    """Every bound and every rule between options, before any work; one-line OptionError/UnknownName."""
-    check_values(options)
+def check_options(options: Options, stages: Sequence[str] | None = None) -> None:
+    """Every bound and every rule between options (those the stages read), before any work; one-line
+    OptionError/UnknownName."""
+    check_values(options, stages)
 
 
 def check_run_options(run: RunOptions) -> None:
@@ -379,12 +411,13 @@ def check_run_options(run: RunOptions) -> None:
         raise OptionError("--out is needed: the run directory")
 
 
-def make_options(values: dict[str, Any]) -> Options:
-    """Options from plain values (API keyword arguments, a config file), coerced, then checked."""
+def make_options(values: dict[str, Any], stages: Sequence[str] | None = None) -> Options:
+    """Options from plain values (API keyword arguments, a config file), coerced, then checked (the rules
+    between options: those the `stages` read, all of them when None)."""
     known = {f.name for f in option_fields(Options)}
     unknown = sorted(set(values) - known)
     if unknown:
         raise OptionError(f"unknown option(s): {', '.join(unknown)}")
     options = Options(**{k: coerce(k, v) for k, v in values.items()})
-    check_options(options)
+    check_options(options, stages)
     return options

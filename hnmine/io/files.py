@@ -68,13 +68,14 @@ def read_table(path: Path, split: str | None = None) -> pa.Table:
         import pyarrow.parquet as pq
 
         try:
-            return pq.ParquetFile(path).read()
+            table = pq.ParquetFile(path).read()
         except (pa.ArrowInvalid, OSError) as exc:
             raise InputError(f"{path}: not a readable Parquet file ({_first_line(exc)})") from None
+        return _unique_columns(table, path)
     try:
         if fmt == "jsonl":
             return _read_jsonl(path)
-        return _read_delimited(path, "," if fmt == "csv" else "\t")
+        return _unique_columns(_read_delimited(path, "," if fmt == "csv" else "\t"), path)
     except (OSError, EOFError) as exc:  # a damaged .gz file
         raise InputError(f"{path}: cannot be read ({_first_line(exc)})") from None
 
@@ -105,6 +106,16 @@ def _read_saved_dataset(path: Path, split: str | None) -> pa.Table:
     if not tables:
         raise InputError(f"{path}: the saved dataset holds no data")
     return pa.concat_tables(tables)
+
+
+def _unique_columns(table: pa.Table, path: Path) -> pa.Table:
+    """A header that names a column twice: which one holds the ids or texts is a guess, so it is refused."""
+    seen: set[str] = set()
+    for name in table.column_names:
+        if name in seen:
+            raise InputError(f"{path}: column '{name}' appears twice in the header")
+        seen.add(name)
+    return table
 
 
 def read_parquet(path: Path, columns: list[str] | None = None) -> pa.Table:
@@ -139,9 +150,11 @@ def _read_jsonl(path: Path) -> pa.Table:
             if not line.strip():
                 continue
             try:
-                obj = json.loads(line, parse_int=str, parse_float=_json_float)
+                obj = json.loads(line, parse_int=str, parse_float=_json_float, object_pairs_hook=_object)
             except json.JSONDecodeError as exc:
                 raise InputError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from None
+            except _DuplicateKey as exc:
+                raise InputError(f"{path}:{lineno}: key '{exc.key}' appears twice in one object") from None
             if not isinstance(obj, dict):
                 raise InputError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
             rows.append(obj)
@@ -154,6 +167,24 @@ def _read_jsonl(path: Path) -> pa.Table:
     for key in columns:
         columns[key] = [obj.get(key) for obj in rows]
     return pa.table({key: _to_array(values) for key, values in columns.items()})
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str):
+        super().__init__(key)
+        self.key = key
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict:
+    """A JSON object; a key written twice is refused (json.loads would keep the last value silently)."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return obj
 
 
 def _json_float(text: str) -> str:

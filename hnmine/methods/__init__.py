@@ -23,7 +23,7 @@ from hnmine.methods.samplers import (
     get_sampler,
     sampler_names,
 )
-from hnmine.options import Options, check_values
+from hnmine.options import Options, check_values, flag
 from hnmine.registry import Registry
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -92,8 +92,8 @@ def resolve_options(options: FilterOptions) -> FilterOptions:
         elif getattr(options, name) is not None:
             readers = [s for s in sampler_names() if name in SAMPLERS.get(s).defaults]
             raise OptionError(
-                f"{name} has no effect with sampling '{sampler.name}' "
-                f"(it applies to: {', '.join(readers)})"
+                f"{flag(name)} has no effect with sampling '{sampler.name}' "
+                f"(it applies to --sampling {', '.join(readers)})"
             )
         else:
             merged[name] = None  # a method default the chosen sampler does not read

@@ -34,12 +34,25 @@ def judgments(ctx: Context):
 
         if ctx.options.judgments is not None:
             table = j.read_judgments(ctx.options.judgments)
+            _check_names_the_run(ctx, table)
         elif ctx.run.exists("judgments") or ctx.run.exists("review_journal"):
             table = j.run_judgments(ctx.run.path)
         else:
             table = None
         ctx.memo["judgments"] = j.fold_judgments(table) if table is not None and table.num_rows else None
     return ctx.memo["judgments"]
+
+
+def _check_names_the_run(ctx: Context, table) -> None:
+    """A --judgments file none of whose rows names a query of this run is another dataset's (or split's)."""
+    from hnmine.errors import InputError
+
+    if not table.num_rows:
+        return
+    queries = set(ctx.table("queries", ["query_id"]).column("query_id").to_pylist())
+    if not queries & set(table.column("query_id").to_pylist()):
+        raise InputError(f"{ctx.options.judgments}: no judgment names a query of this run "
+                         f"({ctx.run.path_of('queries')}): wrong file or split?")
 
 
 def _sources(ctx: Context) -> dict:
@@ -59,6 +72,8 @@ def _check(options: Options) -> None:
     from hnmine.errors import InputError
 
     filter_options(options)
+    if options.judgments is not None and Path(options.judgments).is_dir():
+        raise InputError(f"{options.judgments}: is a folder, expected a judgments file (--judgments)")
     if options.judgments is not None and not Path(options.judgments).is_file():
         raise InputError(f"{options.judgments}: no such file (--judgments)")
 

@@ -47,6 +47,10 @@ def _check(options: Options) -> None:
 
     if needs_dense(options) or options.candidate_model:
         EncoderSpec.from_options(options).validate()
+    if needs_dense(options) and options.corpus_embeddings is None:
+        from hnmine.encode import check_prompt_name
+
+        check_prompt_name(options.model, options.corpus_prompt_name, "--corpus-prompt-name")
     if options.corpus_embeddings is not None and not Path(options.corpus_embeddings).is_file():
         raise InputError(f"{options.corpus_embeddings}: no such file (--corpus-embeddings)")
 

@@ -55,7 +55,7 @@ def _runs_model(info: dict | None, teacher, options: Options) -> bool:
 
 def _check(options: Options) -> None:
     """Before any work: every teacher model can be what it is used as."""
-    from hnmine.encode import EncoderSpec
+    from hnmine.encode import EncoderSpec, check_prompt_name
     from hnmine.teachers.cross_encoder import check_cross_encoder
 
     for t in _teachers(options):
@@ -63,6 +63,8 @@ def _check(options: Options) -> None:
             check_cross_encoder(t.model, options.max_length)
         else:
             EncoderSpec.from_options(options, model=t.model).validate()
+            check_prompt_name(t.model, options.query_prompt_name, "--query-prompt-name")
+            check_prompt_name(t.model, options.corpus_prompt_name, "--corpus-prompt-name")
 
 
 def _reads(ctx: Context) -> tuple[str, ...]:
