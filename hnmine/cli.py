@@ -95,6 +95,15 @@ def _parameter(f, cls: type) -> P:
     return P(f.name + ("_" if f.name in ("json", "format") else ""), P.KEYWORD_ONLY, default=option, annotation=_annotation(tp))
 
 
+def _fail_or_stop(exc: BaseException, resume: str = "") -> None:
+    """A named error: its one line, exit 2. Ctrl-C or SIGTERM: one line, exit 130 or 143."""
+    if isinstance(exc, HnmineError):
+        _fail(exc)
+    word, code = ("interrupted", 130) if isinstance(exc, KeyboardInterrupt) else ("terminated", 143)
+    typer.echo(f"hnmine: {word}{resume}", err=True)
+    raise typer.Exit(code) from None
+
+
 def _fail(exc: HnmineError) -> None:
     typer.echo(f"hnmine: error: {exc}", err=True)
     raise typer.Exit(exc.exit_code)
@@ -132,14 +141,8 @@ def _stage_command(name: str, stages: tuple[str, ...]) -> Callable:
                 raise OptionError("--out is needed: the run directory (a flag, or `out` in the --config file)")
             options = make_options({f.name: merged[f.name] for f in option_fs if f.name in merged}, stages)
             result = mine(run["out"], options, stages=stages, force=run["force"], reporter=_reporter(run["quiet"]))
-        except HnmineError as exc:
-            _fail(exc)
-        except KeyboardInterrupt:
-            typer.echo("hnmine: interrupted; finished stages are kept, rerun the same command to resume", err=True)
-            raise typer.Exit(130) from None
-        except Terminated:
-            typer.echo("hnmine: terminated; finished stages are kept, rerun the same command to resume", err=True)
-            raise typer.Exit(143) from None
+        except (HnmineError, KeyboardInterrupt, Terminated) as exc:
+            _fail_or_stop(exc, "; finished stages are kept, rerun the same command to resume")
         _print_result(result, run["json"], run["quiet"])
 
     params = [P("ctx", P.POSITIONAL_OR_KEYWORD, annotation=typer.Context)]
@@ -218,14 +221,8 @@ def _guarded(fn: Callable) -> Callable:
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except HnmineError as exc:
-            _fail(exc)
-        except KeyboardInterrupt:
-            typer.echo("hnmine: interrupted", err=True)
-            raise typer.Exit(130) from None
-        except Terminated:
-            typer.echo("hnmine: terminated", err=True)
-            raise typer.Exit(143) from None
+        except (HnmineError, KeyboardInterrupt, Terminated) as exc:
+            _fail_or_stop(exc)
 
     return wrapper
 

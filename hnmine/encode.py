@@ -409,6 +409,15 @@ def encode_cached(
         return cached, key
     parts = Path(cache_dir) / f"{key}.parts"
     parts.mkdir(parents=True, exist_ok=True)
+    order = _encode_chunks(texts, spec, parts, prompt=prompt, prompt_name=prompt_name, reporter=reporter, description=description)
+    _assemble(parts, order, final)
+    shutil.rmtree(parts, ignore_errors=True)
+    return np.load(final, mmap_mode="r"), key
+
+
+def _encode_chunks(texts: Sequence[str], spec: EncoderSpec, parts: Path, *, prompt: str | None, prompt_name: str | None,
+                   reporter: Reporter, description: str) -> np.ndarray:
+    """Encode into `parts` every chunk not already there (a resumed run skips the finished ones); the order."""
     # Length-sorted order: batches of similar length waste little padding. Chunk boundaries are fixed
     # by this order, and it is saved with the chunks, so a resumed run finds the same chunks.
     order = _saved_order(parts, len(texts))
@@ -417,12 +426,11 @@ def encode_cached(
         for stale in parts.glob("chunk-*.npy"):  # made in an order no longer known: cannot be placed
             stale.unlink()
         order = encoding_order(texts, spec)
-    n_chunks = (len(texts) + CHUNK - 1) // CHUNK
     model = None
     pool = None
     try:
         with reporter.task(description, total=len(texts)) as advance:
-            for c in range(n_chunks):
+            for c in range((len(texts) + CHUNK - 1) // CHUNK):
                 idx = order[c * CHUNK : (c + 1) * CHUNK]
                 chunk_file = parts / f"chunk-{c:06d}.npy"
                 if _chunk_ok(chunk_file, len(idx)):
@@ -446,9 +454,15 @@ def encode_cached(
         raise
     if pool is not None:
         stop_pool(pool, now=False)
+    return order
+
+
+def _assemble(parts: Path, order: np.ndarray, final: Path) -> None:
+    """The chunks, put back in the texts' order, as one .npy file; its digest written after it."""
+    n_chunks = (len(order) + CHUNK - 1) // CHUNK
     dim = np.load(parts / "chunk-000000.npy", mmap_mode="r").shape[1] if n_chunks else 0
     with atomic_path(final) as tmp:
-        out = open_npy_for_writing(tmp, (len(texts), dim), np.float32)
+        out = open_npy_for_writing(tmp, (len(order), dim), np.float32)
         for c in range(n_chunks):
             idx = order[c * CHUNK : (c + 1) * CHUNK]
             out[idx] = np.load(parts / f"chunk-{c:06d}.npy")
@@ -460,8 +474,6 @@ def encode_cached(
 
     with atomic_path(_digest_path(final)) as tmp:
         tmp.write_text(file_hash(final) + "\n", encoding="utf-8")
-    shutil.rmtree(parts, ignore_errors=True)
-    return np.load(final, mmap_mode="r"), key
 
 
 # --- several encoding processes -------------------------------------------------------------

@@ -75,24 +75,11 @@ def compare_arms(
     write: bool = True,
 ) -> Comparison:
     """Run every arm for every seed and measure it (see the module docstring and hnmine.finetune.arms)."""
-    from hnmine import __version__
     from hnmine.encode import resolve_model
-    from hnmine.finetune.device import pin_device
-    from hnmine.finetune.extras import require_training_extras
-    from hnmine.finetune.train import LOSSES
 
     reporter = reporter or Reporter()
     opts.validate()
-    if not sources:
-        raise OptionError("give at least one run directory or training file")
-    if any(kind in opts.arms for kind in (IN_BATCH, MINED)):
-        require_training_extras()  # before minutes of reading and encoding, not after
-    opts = replace(opts, device=pin_device(opts.device))
-    loaded = [load_source(Path(p)) for p in sources]
-    arms = build_arms(loaded, opts.arms)
-    for arm in arms:
-        if arm.kind == MINED and opts.negatives and not any(len(p.negatives) >= opts.negatives for p in arm.pairs):
-            raise InputError(f"{arm.source.file if arm.source else 'the runs'}: no (anchor, positive) pair has {opts.negatives} negative(s) to train with (--negatives)")
+    opts, loaded, arms = _prepare_arms(sources, opts)
     eval_set = load_eval_set(Path(eval_data), eval_split, min_relevance)
     warnings = list(eval_set.warnings) + _overlap_warnings(loaded, eval_set)
     for w in warnings:
@@ -101,19 +88,10 @@ def compare_arms(
 
     if opts.threads is not None:
         torch.set_num_threads(opts.threads)  # before the dtype probe and any model: all of them run with it
-    threads = torch.get_num_threads()
     model_name = run_model_name(loaded) if opts.model == RUN_MODEL else opts.model
     model_path, revision = resolve_model(model_name)
     eval_dtype = _eval_dtype(opts, model_name)
-
-    budget = opts.budget()
-    common = {
-        **{k: budget[k] for k in ("epochs", "max_steps", "batch_size", "learning_rate", "warmup_ratio", "loss")},
-        "batch_sampler": LOSSES.get(opts.loss).batch_sampler,
-        "model": model_name, "model_revision": revision, "max_length": opts.max_length, "device": opts.device, "threads": threads,
-        "eval_data": str(eval_set.data), "eval_split": eval_split, "eval_queries": len(eval_set.query_ids),
-        "eval_documents": len(eval_set.doc_ids), "eval_dtype": eval_dtype, "hnmine_version": __version__,
-    }
+    common = _common_fields(opts, model_name, revision, eval_set, eval_split, eval_dtype, torch.get_num_threads())
     rows: list[dict] = []
     for arm in arms:
         for seed in (opts.seeds if arm.trained else (None,)):
@@ -135,6 +113,40 @@ def compare_arms(
         results_files=files,
         warnings=warnings,
     )
+
+
+def _prepare_arms(sources: list[Path], opts: FinetuneOptions) -> tuple[FinetuneOptions, list, list]:
+    """Check the sources and options that fail fast, load the sources and build the arms."""
+    from hnmine.finetune.device import pin_device
+    from hnmine.finetune.extras import require_training_extras
+
+    if not sources:
+        raise OptionError("give at least one run directory or training file")
+    if any(kind in opts.arms for kind in (IN_BATCH, MINED)):
+        require_training_extras()  # before minutes of reading and encoding, not after
+    opts = replace(opts, device=pin_device(opts.device))
+    loaded = [load_source(Path(p)) for p in sources]
+    arms = build_arms(loaded, opts.arms)
+    for arm in arms:
+        if arm.kind == MINED and opts.negatives and not any(len(p.negatives) >= opts.negatives for p in arm.pairs):
+            raise InputError(f"{arm.source.file if arm.source else 'the runs'}: no (anchor, positive) pair has {opts.negatives} negative(s) to train with (--negatives)")
+    return opts, loaded, arms
+
+
+def _common_fields(opts: FinetuneOptions, model_name: str, revision: str | None, eval_set, eval_split: str,
+                   eval_dtype: str, threads: int) -> dict:
+    """The fields every result row shares: the training budget, the model and the evaluation set."""
+    from hnmine import __version__
+    from hnmine.finetune.train import LOSSES
+
+    budget = opts.budget()
+    return {
+        **{k: budget[k] for k in ("epochs", "max_steps", "batch_size", "learning_rate", "warmup_ratio", "loss")},
+        "batch_sampler": LOSSES.get(opts.loss).batch_sampler,
+        "model": model_name, "model_revision": revision, "max_length": opts.max_length, "device": opts.device, "threads": threads,
+        "eval_data": str(eval_set.data), "eval_split": eval_split, "eval_queries": len(eval_set.query_ids),
+        "eval_documents": len(eval_set.doc_ids), "eval_dtype": eval_dtype, "hnmine_version": __version__,
+    }
 
 
 def _run_cell(arm: Arm, seed: int | None, model_path: str, eval_set: EvalSet, eval_dtype: str,

@@ -16,7 +16,7 @@ from typing import Any, BinaryIO
 
 import pyarrow as pa
 
-from hnmine.errors import InputError, MissingColumn
+from hnmine.errors import InputError, MissingColumn, OptionError
 
 READERS = {  # file suffix -> reader
     ".parquet": "parquet",
@@ -80,6 +80,17 @@ def read_table(path: Path, split: str | None = None) -> pa.Table:
         raise InputError(f"{path}: cannot be read ({_first_line(exc)})") from None
 
 
+def choose_split(splits: list[str], split: str | None, where: Path) -> str:
+    """The split to read: the one asked for, else `train`, else the only one (BEIR folders and saved DatasetDicts alike)."""
+    if split is None:
+        if "train" in splits or len(splits) == 1:
+            return "train" if "train" in splits else splits[0]
+        raise OptionError(f"{where}: several splits ({', '.join(splits)}); choose one with --split")
+    if split not in splits:
+        raise InputError(f"{where}: no split '{split}' (splits: {', '.join(splits)})")
+    return split
+
+
 def _read_saved_dataset(path: Path, split: str | None) -> pa.Table:
     """The Arrow shards of a save_to_disk folder, read with pyarrow alone (no `datasets` needed)."""
     if (path / "dataset_dict.json").is_file():
@@ -87,13 +98,7 @@ def _read_saved_dataset(path: Path, split: str | None) -> pa.Table:
             splits = list(json.loads((path / "dataset_dict.json").read_text(encoding="utf-8"))["splits"])
         except (OSError, ValueError, KeyError, TypeError):
             raise InputError(f"{path}: dataset_dict.json is not readable") from None
-        if split is None:
-            split = "train" if "train" in splits else splits[0] if len(splits) == 1 else None
-            if split is None:
-                raise InputError(f"{path}: several splits ({', '.join(splits)}); choose one with --split")
-        if split not in splits:
-            raise InputError(f"{path}: no split '{split}' (splits: {', '.join(splits)})")
-        path = path / split
+        path = path / choose_split(splits, split, path)
     try:
         state = json.loads((path / "state.json").read_text(encoding="utf-8"))
         shards = [path / f["filename"] for f in state["_data_files"]]

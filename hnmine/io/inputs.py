@@ -14,7 +14,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from hnmine.errors import InputError, MissingColumn, OptionError
-from hnmine.io.files import is_saved_dataset, read_table, require_columns, string_column
+from hnmine.io.files import choose_split, is_saved_dataset, read_table, require_columns, string_column
 
 # Column names tried, in order, when the user names none.
 DOC_ID_COLUMNS = ["_id", "doc_id", "docid", "id", "corpus_id", "pid"]
@@ -147,12 +147,9 @@ def _beir_qrels(folder: Path, split: str | None) -> Path:
     splits = sorted(found)
     if not splits:
         raise InputError(f"{qdir}: no qrels/<split>.tsv files")
-    if split is None:
-        split = "train" if "train" in splits else splits[0] if len(splits) == 1 else None
-        if split is None:
-            raise OptionError(f"{folder}: several splits ({', '.join(splits)}); choose one with --split")
-    if split not in splits:
+    if split is not None and split not in splits:
         raise InputError(f"{qdir}: no split '{split}' (splits: {', '.join(splits)})")
+    split = choose_split(splits, split, folder)
     if len(found[split]) > 1:  # which one is current is a guess: refuse rather than read a stale copy
         raise InputError(f"{qdir}: several files for split '{split}' ({', '.join(p.name for p in found[split])}); "
                          f"keep one, or name it with --qrels")
