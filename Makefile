@@ -7,9 +7,9 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
 LOCK   := requirements.lock
-EXTRAS := test,bench,ray
+EXTRAS := test,bench,train,openvino,ray
 
-.PHONY: setup demo test test-all lint docs bench bench-scale chromium tmux clean lock
+.PHONY: setup demo test test-all lint docs bench bench-scale bench-downstream chromium tmux clean lock
 
 # Every version comes from requirements.lock, so each fresh machine installs the same ones.
 # CPU torch first: with torch==2.13.0 already installed, sentence-transformers pulls no CUDA build.
@@ -61,12 +61,17 @@ docs: setup
 	$(PY) -m hnmine.clidoc > docs/cli.md
 
 bench: setup
-	$(PY) benchmarks/bench_scifact.py
+	$(PY) benchmarks/bench_scifact.py --backend openvino
+	$(PY) benchmarks/bench_backend_quality.py --backend openvino
 	$(PY) benchmarks/bench_cross_encoder.py
 	$(PY) benchmarks/bench_ray.py
 
 bench-scale: setup
 	$(PY) benchmarks/bench_scale.py
+
+# Fine-tune on each method's SciFact train export, measure on SciFact test, 3 seeds (hours on 2 CPU cores; resumable).
+bench-downstream: setup
+	$(PY) benchmarks/bench_downstream.py
 
 clean:
 	rm -rf runs .pytest_cache .hypothesis

@@ -5,6 +5,10 @@ size, normalised, texts sorted by length (SentenceTransformer.encode sorts by le
 loading and imports are timed separately and are not part of the floor.
 
   python benchmarks/floor_encode.py --dtype bfloat16 --save /tmp/floor-bf16.npz
+  python benchmarks/floor_encode.py --dtype bfloat16 --backend openvino   # the transformer run by OpenVINO (hnmine.backends)
+
+With --backend openvino the model load (not part of the floor) includes reading and compiling the cached
+OpenVINO IR (built first if this machine has none).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ def main() -> None:
     ap.add_argument("--split", default="train")
     ap.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16", "float16"])
     ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--backend", default="torch", choices=["torch", "openvino"])
     ap.add_argument("--save", default=None, help="npz with doc_ids, query_ids, doc and query vectors")
     args = ap.parse_args()
 
@@ -46,7 +51,11 @@ def main() -> None:
     uniq_q = list(dict.fromkeys(q_texts))
     t0 = time.perf_counter()
     model = SentenceTransformer(str(bundled.get_model_path()), device="cpu")
-    if args.dtype != "float32":
+    if args.backend != "torch":
+        from hnmine.backends import attach_backend
+
+        model = attach_backend(args.backend, model, "all-MiniLM-L6-v2", args.dtype, torch.get_num_threads())
+    elif args.dtype != "float32":
         model = model.to(getattr(torch, args.dtype))
     loaded = time.perf_counter()
     c0 = time.process_time()
@@ -63,7 +72,7 @@ def main() -> None:
         qv = qv.float().numpy()[[qrow[t] for t in q_texts]]
         np.savez(args.save, doc_ids=np.array(doc_ids), query_ids=np.array(qids), docs=dv, queries=qv)
     print(json.dumps({
-        "dtype": args.dtype, "batch_size": args.batch_size, "unique_docs": len(uniq_docs), "unique_queries": len(uniq_q),
+        "dtype": args.dtype, "backend": args.backend, "batch_size": args.batch_size, "unique_docs": len(uniq_docs), "unique_queries": len(uniq_q),
         "import_s": round(imported - t_import, 2), "model_load_s": round(loaded - t0, 2),
         "encode_docs_s": round(t_docs - loaded, 2), "encode_queries_s": round(done - t_docs, 2),
         "floor_s": round(done - loaded, 2), "floor_cpu_s": round(cpu, 2), "torch_threads": torch.get_num_threads(),

@@ -27,6 +27,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     ap.add_argument("--no-faiss", action="store_true")
+    ap.add_argument("--relative-margin", type=float, default=None, help="ST's relative_margin (0.05 = the PercPos rule at 95%%)")
     args = ap.parse_args()
 
     import sys
@@ -58,11 +59,12 @@ def main() -> None:
     out = mine_hard_negatives(
         ds, model, corpus=doc_texts, num_negatives=args.num_negatives, range_max=args.range_max,
         sampling_strategy="top", output_format="triplet", batch_size=args.batch_size, use_faiss=use_faiss, verbose=False,
+        relative_margin=args.relative_margin,
     )
     mined = time.perf_counter()
     Path(args.out).mkdir(parents=True, exist_ok=True)
     out.to_parquet(str(Path(args.out) / "triplets.parquet"))
-    print(json.dumps({"rows_in": len(ds), "rows_out": len(out), "use_faiss": use_faiss, "dtype": args.dtype,
+    print(json.dumps({"rows_in": len(ds), "rows_out": len(out), "use_faiss": use_faiss, "dtype": args.dtype, "relative_margin": args.relative_margin,
                       "until_model_loaded_s": round(loaded - T0, 2), "mine_s": round(mined - loaded, 2),
                       "total_in_process_s": round(time.perf_counter() - T0, 2)}))
 

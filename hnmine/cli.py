@@ -10,12 +10,40 @@ from __future__ import annotations
 
 import inspect
 import json
+import sys
 from typing import Any, Callable, List, Optional
 
 import typer
+from typer.core import TyperGroup
 
 from hnmine.errors import HnmineError, Terminated
 from hnmine.options import Options, RunOptions, default_of, flag, option_fields, option_types, options_for_stages, spec
+
+
+class _Group(TyperGroup):
+    """The command group, with click's usage errors (a value that is not a number, an unknown option, a
+    missing argument) printed like every other error: one line `hnmine: error: ...`, exit code 2, where
+    click prints a usage block, a hint and the error on four lines."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # type: ignore[override]
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, False, **extra)
+        except typer.TyperException as exc:  # click's ClickException and its usage errors
+            if type(exc).__name__ == "NoArgsIsHelpError":  # `hnmine` alone: the help, as click shows it
+                exc.show()  # type: ignore[attr-defined]
+                sys.exit(getattr(exc, "exit_code", 2))
+            message = " ".join(exc.format_message().split()) if hasattr(exc, "format_message") else str(exc)
+            ctx = getattr(exc, "ctx", None)
+            hint = f" (see `{ctx.command_path} --help`)" if ctx is not None and getattr(ctx, "command_path", "") else ""
+            typer.echo(f"hnmine: error: {message}{hint}", err=True)
+            sys.exit(2)
+        except typer.Abort:
+            typer.echo("hnmine: interrupted", err=True)
+            sys.exit(130)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
 
 app = typer.Typer(
     name="hnmine",
@@ -24,6 +52,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    cls=_Group,
 )
 
 P = inspect.Parameter
@@ -59,10 +88,20 @@ def _parameter(f, cls: type) -> P:
         argument = typer.Argument(default, help=s.help, show_default=False, metavar=f.name.upper())
         return P(f.name, P.POSITIONAL_OR_KEYWORD, default=argument, annotation=_annotation(tp))
     flags = [f"{flag(f.name)}/--no-{f.name.replace('_', '-')}"] if s.negatable else [flag(f.name)]
-    if s.required:
-        default = ...
-    option = typer.Option(default, *flags, *s.short, help=s.help, show_default=default not in (None, ..., False))
+    # A required option (--out) is checked after the --config file is read (it may come from there),
+    # not by click, which would refuse it before the file is read.
+    help_text = s.help + ("  [required]" if s.required else "")
+    option = typer.Option(default, *flags, *s.short, help=help_text, show_default=default not in (None, ..., False))
     return P(f.name + ("_" if f.name in ("json", "format") else ""), P.KEYWORD_ONLY, default=option, annotation=_annotation(tp))
+
+
+def _fail_or_stop(exc: BaseException, resume: str = "") -> None:
+    """A named error: its one line, exit 2. Ctrl-C or SIGTERM: one line, exit 130 or 143."""
+    if isinstance(exc, HnmineError):
+        _fail(exc)
+    word, code = ("interrupted", 130) if isinstance(exc, KeyboardInterrupt) else ("terminated", 143)
+    typer.echo(f"hnmine: {word}{resume}", err=True)
+    raise typer.Exit(code) from None
 
 
 def _fail(exc: HnmineError) -> None:
@@ -96,17 +135,15 @@ def _stage_command(name: str, stages: tuple[str, ...]) -> Callable:
                 from_file = config_values(values["config"], name, stages, list(commands()) + ["mine"])
             merged = {**from_file, **{k: values[k] for k in given}}
             run = {f.name: merged.get(f.name, values[f.name]) for f in run_fs}
-            options = make_options({f.name: merged[f.name] for f in option_fs if f.name in merged})
+            if run["out"] is None:
+                from hnmine.errors import OptionError
+
+                raise OptionError("--out is needed: the run directory (a flag, or `out` in the --config file)")
+            options = make_options({f.name: merged[f.name] for f in option_fs if f.name in merged}, stages)
             result = mine(run["out"], options, stages=stages, force=run["force"], reporter=_reporter(run["quiet"]),
                           engine=run["engine"], ray_address=run["ray_address"])
-        except HnmineError as exc:
-            _fail(exc)
-        except KeyboardInterrupt:
-            typer.echo("hnmine: interrupted; finished stages are kept, rerun the same command to resume", err=True)
-            raise typer.Exit(130) from None
-        except Terminated:
-            typer.echo("hnmine: terminated; finished stages are kept, rerun the same command to resume", err=True)
-            raise typer.Exit(143) from None
+        except (HnmineError, KeyboardInterrupt, Terminated) as exc:
+            _fail_or_stop(exc, "; finished stages are kept, rerun the same command to resume")
         _print_result(result, run["json"], run["quiet"])
 
     params = [P("ctx", P.POSITIONAL_OR_KEYWORD, annotation=typer.Context)]
@@ -166,6 +203,7 @@ HELPER_COMMANDS = [
     ("report", "hnmine.cli_report", "report_command"),
     ("inspect", "hnmine.cli_report", "inspect_command"),
     ("review", "hnmine.review.command", "review_command"),
+    ("finetune", "hnmine.cli_finetune", "finetune_command"),
 ]
 
 
@@ -184,8 +222,8 @@ def _guarded(fn: Callable) -> Callable:
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except HnmineError as exc:
-            _fail(exc)
+        except (HnmineError, KeyboardInterrupt, Terminated) as exc:
+            _fail_or_stop(exc)
 
     return wrapper
 

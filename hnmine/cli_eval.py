@@ -93,8 +93,7 @@ def _print_rich(results: list[dict]) -> None:
     if not out.is_terminal:
         out = Console(width=1000)  # piped: never fold a run name or a number
     out.print(table)
-    # Notes go to stderr so stdout holds only the table.
-    err = Console(stderr=True)
+    # Notes go to stderr so stdout holds only the table; one line each, never folded at the terminal's width.
     for r in results:
         for note in r.get("notes", []):
-            err.print(f"{r['run']}: {note}", markup=False, highlight=False)
+            typer.echo(f"{r['run']}: {note}", err=True)

@@ -92,12 +92,14 @@ def _machine() -> str:
     return f"{name or 'unknown CPU'} (flags {digest}, {os.cpu_count()} CPUs)"
 
 
-def _choice_path(model: str, revision: str, kind: str, threads: int) -> Path:
-    payload = json.dumps(
-        {"machine": _machine(), "torch": _torch_version(), "model": model, "revision": revision, "kind": kind,
-         "threads": threads, "candidates": native_cpu_dtypes(), "min_gain": MIN_GAIN},
-        sort_keys=True,
-    )
+def _choice_path(model: str, revision: str, kind: str, threads: int, backend: str = "torch") -> Path:
+    fields = {"machine": _machine(), "torch": _torch_version(), "model": model, "revision": revision, "kind": kind,
+              "threads": threads, "candidates": _candidates(backend), "min_gain": MIN_GAIN}
+    if backend != "torch":  # torch choices keep the file names they always had
+        from hnmine.backends import backend_versions
+
+        fields.update(backend=backend, backend_versions=backend_versions(backend))
+    payload = json.dumps(fields, sort_keys=True)
     return cache_dir() / "dtype-choice" / (hashlib.sha256(payload.encode()).hexdigest()[:32] + ".json")
 
 
@@ -107,16 +109,24 @@ def probe_texts() -> list[str]:
     return [" ".join(_WORDS[(i * 7 + j * 3) % n] for j in range(300)) for i in range(PROBE_TEXTS)]
 
 
+def _candidates(backend: str) -> tuple[str, ...]:
+    """The native dtypes of this CPU that `backend` runs (int8 is never a candidate: `auto` does not quantise)."""
+    from hnmine.backends import backend_dtypes
+
+    runs = backend_dtypes(backend)
+    return tuple(d for d in native_cpu_dtypes() if runs is None or d in runs)
+
+
 @cache
-def choose_cpu_dtype(model: str, kind: str, threads: int) -> DtypeChoice:
-    """The dtype `auto` means for this model on this CPU (see the module docstring)."""
+def choose_cpu_dtype(model: str, kind: str, threads: int, backend: str = "torch") -> DtypeChoice:
+    """The dtype `auto` means for this model on this CPU and backend (see the module docstring)."""
     from hnmine.encode import resolve_model
 
-    candidates = native_cpu_dtypes()
+    candidates = _candidates(backend)
     if candidates == ("float32",):
         return DtypeChoice("float32", reason="no native bfloat16 or float16 on this CPU", machine=_machine())
     revision = resolve_model(model)[1]
-    path = _choice_path(model, revision, kind, threads)
+    path = _choice_path(model, revision, kind, threads, backend)
     try:
         saved = json.loads(path.read_text(encoding="utf-8"))
         if saved.get("dtype") in candidates:
@@ -124,7 +134,7 @@ def choose_cpu_dtype(model: str, kind: str, threads: int) -> DtypeChoice:
                                saved.get("machine", ""), cached=True)
     except (OSError, ValueError, AttributeError):
         pass  # no choice saved yet (or an unreadable one): measure
-    seconds = _time_dtypes(model, kind, candidates, threads)
+    seconds = _time_dtypes(model, kind, candidates, threads, backend)
     best = min(seconds, key=lambda d: seconds[d])
     if best != "float32" and seconds[best] <= (1 - MIN_GAIN) * seconds["float32"]:
         dtype, reason = best, f"{seconds['float32'] / seconds[best]:.2f}x faster than float32 on this CPU"
@@ -148,7 +158,7 @@ def _encoder_run(model, texts: list[str]) -> Callable[[], object]:
     return lambda: model.encode(texts, batch_size=len(texts), show_progress_bar=False)
 
 
-def _time_dtypes(model: str, kind: str, candidates: tuple[str, ...], threads: int) -> dict[str, float]:
+def _time_dtypes(model: str, kind: str, candidates: tuple[str, ...], threads: int, backend: str = "torch") -> dict[str, float]:
     """The fastest of PROBE_ROUNDS timed batches per dtype, dtypes alternating (drift hits all alike)."""
     import torch
 
@@ -164,7 +174,7 @@ def _time_dtypes(model: str, kind: str, candidates: tuple[str, ...], threads: in
             ce.model.to(getattr(torch, dtype))
             runners[dtype] = _cross_encoder_run(ce, [(t[:200], t) for t in texts])
         else:
-            runners[dtype] = _encoder_run(load_sentence_transformer(EncoderSpec(model=model, dtype=dtype)), texts)
+            runners[dtype] = _encoder_run(load_sentence_transformer(EncoderSpec(model=model, dtype=dtype, backend=backend, threads=threads)), texts)
     best = {d: float("inf") for d in candidates}
     with torch.inference_mode():
         for run in runners.values():

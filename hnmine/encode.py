@@ -39,6 +39,7 @@ class EncoderSpec:
     normalize: bool = Options.normalize
     workers: int = Options.workers  # encoding processes
     threads: int | None = Options.threads  # torch threads per process; None: the CPUs shared out among the workers
+    backend: str = Options.backend  # what runs the transformer (hnmine.backends); part of every key when not torch
 
     @classmethod
     def from_options(cls, options, model: str | None = None) -> EncoderSpec:
@@ -56,7 +57,12 @@ class EncoderSpec:
         return self.threads or max(1, available_cpus() // worker_count(self.device, self.workers))
 
     def resolved_dtype(self, kind: str = "bi-encoder", model: str | None = None) -> str:
-        return effective_dtype(self.dtype, self.device, model or self.model, kind=kind, threads=self.resolved_threads())
+        return effective_dtype(self.dtype, self.device, model or self.model, kind=kind, threads=self.resolved_threads(),
+                               backend=self.backend_for(kind))
+
+    def backend_for(self, kind: str = "bi-encoder") -> str:
+        """--backend runs bi-encoders; cross-encoders run on torch (their manifests say so)."""
+        return self.backend if kind == "bi-encoder" else "torch"
 
     def validate(self) -> None:
         if self.dtype not in DTYPES:
@@ -71,6 +77,9 @@ class EncoderSpec:
             raise OptionError("--max-length must be at least 1")
         if self.threads is not None and self.threads < 1:
             raise OptionError("--threads must be at least 1")
+        from hnmine.backends import check_backend
+
+        check_backend(self.backend, self.device, self.dtype)
         # Checked here, before any stage runs, so a typo fails in a second and writes nothing.
         import re
 
@@ -81,7 +90,6 @@ class EncoderSpec:
         check_max_length(self.model, self.max_length)
 
 
-@cache
 def resolve_model(name: str) -> tuple[str, str]:
     """(what to load, a revision fingerprint). The default name maps to the bundled offline copy."""
     if name in (DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"):
@@ -108,6 +116,30 @@ def model_token_limit(model: str) -> int | None:
     except (OSError, ValueError, AttributeError):
         return None
     return int(value) if isinstance(value, int) and value > 0 else None
+
+
+def check_prompt_name(model: str, prompt_name: str | None, flag: str) -> None:
+    """A prompt name the model does not have fails when the first text is encoded: for --query-prompt-name,
+    after the whole corpus was. Checked before any work where the model's files are here (a hub model not
+    yet downloaded is checked when it loads)."""
+    if prompt_name is None:
+        return
+    folder = Path(resolve_model(model)[0])
+    if not folder.is_dir():
+        return
+    try:
+        config = json.loads((folder / "config_sentence_transformers.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        config = {}
+    except (OSError, ValueError):
+        return  # unreadable: sentence-transformers says what is wrong when it loads the model
+    saved = config.get("prompts") if isinstance(config, dict) else None
+    from sentence_transformers import SentenceTransformer
+
+    names = set(getattr(SentenceTransformer, "_default_prompts", None) or {}) | set(saved if isinstance(saved, dict) else {})
+    if prompt_name not in names:
+        raise OptionError(f"{flag} '{prompt_name}': model '{model}' has no prompt of that name "
+                          f"(prompts: {', '.join(sorted(names)) or '(none)'})")
 
 
 def check_max_length(model: str, max_length: int | None) -> None:
@@ -151,14 +183,15 @@ def _hub_snapshot(name: str) -> tuple[str, str] | None:
     return None
 
 
-def effective_dtype(dtype: str, device: str, model: str = DEFAULT_MODEL, *, kind: str = "bi-encoder", threads: int | None = None) -> str:
+def effective_dtype(dtype: str, device: str, model: str = DEFAULT_MODEL, *, kind: str = "bi-encoder", threads: int | None = None,
+                    backend: str = "torch") -> str:
     """What `dtype` means on `device`: 'auto' is measured on a CPU (hnmine.dtype_choice), bf16 or fp16 on a GPU."""
     if dtype != "auto":
         return dtype
     if device == "cpu":
         from hnmine.dtype_choice import choose_cpu_dtype
 
-        return choose_cpu_dtype(model, kind, threads or available_cpus()).dtype
+        return choose_cpu_dtype(model, kind, threads or available_cpus(), backend).dtype
     if device.startswith("cuda"):
         import torch
 
@@ -173,20 +206,35 @@ def encoder_key(spec: EncoderSpec, kind: str = "bi-encoder") -> dict:
     Resolving `auto` may time the model once on this machine (hnmine.dtype_choice); call this only
     for a stage that runs the model.
     """
-    d = {k: v for k, v in vars(spec).items() if k not in ("device", "workers", "threads")}
+    d = {k: v for k, v in vars(spec).items() if k not in ("device", "workers", "threads", "backend")}
     d["revision"] = resolve_model(spec.model)[1]
     d["dtype"] = spec.resolved_dtype(kind)
+    d.update(backend_key(spec, kind))
     return d
 
 
+def backend_key(spec: EncoderSpec, kind: str = "bi-encoder") -> dict:
+    """The backend's part of a key: nothing for torch (so torch keys are what they were), else its name and versions."""
+    backend = spec.backend_for(kind)
+    if backend == "torch":
+        return {}
+    from hnmine.backends import backend_versions
+
+    return {"backend": backend, "backend_versions": backend_versions(backend)}
+
+
 def dtype_record(spec: EncoderSpec, kind: str = "bi-encoder", model: str | None = None) -> dict:
-    """For a manifest: the dtype used and, for `auto` on a CPU, how it was chosen."""
+    """For a manifest: the backend, the dtype used and, for `auto` on a CPU, how it was chosen."""
     dtype = spec.resolved_dtype(kind, model)
+    backend = spec.backend_for(kind)
+    from hnmine.backends import backend_record
+
+    rec = {"backend": backend, **backend_record(backend, dtype), "dtype": dtype}
     if spec.dtype != "auto" or spec.device != "cpu":
-        return {"dtype": dtype, "dtype_choice": "given" if spec.dtype != "auto" else "device default"}
+        return {**rec, "dtype_choice": "given" if spec.dtype != "auto" else "device default"}
     from hnmine.dtype_choice import choose_cpu_dtype
 
-    return {"dtype": dtype, "dtype_choice": choose_cpu_dtype(model or spec.model, kind, spec.resolved_threads()).record()}
+    return {**rec, "dtype_choice": choose_cpu_dtype(model or spec.model, kind, spec.resolved_threads(), backend).record()}
 
 
 def available_cpus() -> int:
@@ -214,7 +262,10 @@ def quiet_model_loading() -> None:
 def load_sentence_transformer(spec: EncoderSpec):
     """Load (once per process) a SentenceTransformer, offline-first."""
     dtype = spec.resolved_dtype()
-    key = (spec.model, spec.device, dtype, spec.max_length)
+    # The revision is part of the key: a folder changed on disk in a long-lived process (a notebook) is loaded
+    # afresh; a backend other than torch fixes its thread count when it compiles the model.
+    key = (spec.model, resolve_model(spec.model)[1], spec.device, dtype, spec.max_length, spec.backend,
+           spec.resolved_threads() if spec.backend != "torch" else None)
     if key in _models:
         return _models[key]
     quiet_model_loading()
@@ -226,7 +277,11 @@ def load_sentence_transformer(spec: EncoderSpec):
         model = SentenceTransformer(path, device=spec.device)
     except Exception as exc:  # noqa: BLE001 - any load failure is reported as one line
         raise ModelError(f"cannot load model '{spec.model}': {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
-    if dtype != "float32":
+    if spec.backend != "torch":
+        from hnmine.backends import attach_backend
+
+        model = attach_backend(spec.backend, model, spec.model, dtype, spec.resolved_threads())
+    elif dtype != "float32":
         model = model.to(getattr(torch, dtype))
     if spec.max_length is not None:
         model.max_seq_length = spec.max_length
@@ -261,7 +316,7 @@ def order_from_counts(counts: np.ndarray) -> np.ndarray:
 
 
 def _token_counts(texts: Sequence[str], model: str, max_length: int | None) -> np.ndarray | None:
-    tokenizer, limit = _tokenizer_for(model, max_length)
+    tokenizer, limit = _tokenizer_for(model, max_length, resolve_model(model)[1])
     if tokenizer is None:
         return None
     counts = np.full(len(texts), limit or 0, dtype=np.int64)
@@ -276,7 +331,7 @@ def _token_counts(texts: Sequence[str], model: str, max_length: int | None) -> n
 
 
 @cache
-def _tokenizer_for(model: str, max_length: int | None):
+def _tokenizer_for(model: str, max_length: int | None, revision: str):
     """(the model's fast tokenizer, the token limit it is cut at), or (None, None) when it cannot be read."""
     try:
         quiet_model_loading()
@@ -347,6 +402,7 @@ def embedding_key(spec: EncoderSpec, prompt: str | None, prompt_name: str | None
         "batch_order": BATCH_ORDER,
         "texts": text_digest,
         "n": n,
+        **backend_key(spec),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
 
@@ -371,6 +427,13 @@ def encode_cached(
         return cached, key
     parts = cache_parts(cache_dir, key)
     parts.mkdir(parents=True, exist_ok=True)
+    order = _encode_chunks(texts, spec, parts, prompt=prompt, prompt_name=prompt_name, reporter=reporter, description=description)
+    return finish_cache(parts, final, order), key
+
+
+def _encode_chunks(texts: Sequence[str], spec: EncoderSpec, parts: Path, *, prompt: str | None, prompt_name: str | None,
+                   reporter: Reporter, description: str) -> np.ndarray:
+    """Encode into `parts` every chunk not already there (a resumed run skips the finished ones); the order."""
     # Length-sorted order: batches of similar length waste little padding. Chunk boundaries are fixed
     # by this order, and it is saved with the chunks, so a resumed run finds the same chunks.
     order = saved_order(parts, len(texts))
@@ -379,12 +442,11 @@ def encode_cached(
         for stale in parts.glob("chunk-*.npy"):  # made in an order no longer known: cannot be placed
             stale.unlink()
         order = encoding_order(texts, spec)
-    n_chunks = (len(texts) + CHUNK - 1) // CHUNK
     model = None
     pool = None
     try:
         with reporter.task(description, total=len(texts)) as advance:
-            for c in range(n_chunks):
+            for c in range((len(texts) + CHUNK - 1) // CHUNK):
                 idx = order[c * CHUNK : (c + 1) * CHUNK]
                 target = chunk_file(parts, c)
                 if chunk_ok(target, len(idx)):
@@ -408,7 +470,7 @@ def encode_cached(
         raise
     if pool is not None:
         stop_pool(pool, now=False)
-    return finish_cache(parts, final, order), key
+    return order
 
 
 def cache_parts(cache_dir: Path, key: str) -> Path:

@@ -40,6 +40,10 @@ class ModelError(HnmineError):
     """A model could not be loaded or produced unusable scores."""
 
 
+class MissingDependency(HnmineError):
+    """An optional extra that a feature needs is not installed; the message names what to install."""
+
+
 class Terminated(BaseException):
     """SIGTERM reached the CLI: unwinds like Ctrl-C (temporary files removed, workers stopped), then
     the CLI exits with 143. A BaseException, so no library `except Exception` swallows it."""

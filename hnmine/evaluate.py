@@ -35,6 +35,8 @@ from hnmine.rundir import RunDir
 
 
 def _read(run: RunDir, name: str, columns: list[str], optional: Iterable[str] = ()) -> pa.Table:
+    run.require(name)
+    run.check_unchanged(name)
     return run.read_table(name, columns, optional)
 
 

@@ -171,7 +171,7 @@ def get_format(name: str) -> FormatSpec:
 
 
 def build_examples(*, corpus: pa.Table, queries: pa.Table, negatives: pa.Table, summary: pa.Table,
-                   scores: pa.Table, target: int | None = None) -> tuple[list[Example], int]:
+                   positives: pa.Table, target: int | None = None) -> tuple[list[Example], int]:
     """One Example per exported query, in query order, negatives in the filter's order; and the number of
     negatives a full query has (from query_summary: n_negatives + shortfall; `target` when the summary
     is a part of the run's, computed over the whole)."""
@@ -182,17 +182,18 @@ def build_examples(*, corpus: pa.Table, queries: pa.Table, negatives: pa.Table, 
     exported = [q for q, e in zip(summary.column("query_id").to_pylist(), summary.column("exported").to_pylist()) if e]
     if target is None:
         target = negatives_target(summary)
-    pos = scores.filter(scores.column("is_positive"))
-    positives: dict[str, list[Passage]] = {}
-    for q, d, s in zip(pos.column("query_id").to_pylist(), pos.column("doc_id").to_pylist(), pos.column("teacher_score").to_pylist()):
-        positives.setdefault(q, []).append(Passage(d, doc[d][0], doc[d][1], s))
+    by_query: dict[str, list[Passage]] = {}
+    for q, d, s in zip(positives.column("query_id").to_pylist(), positives.column("doc_id").to_pylist(),
+                       positives.column("teacher_score").to_pylist()):
+        if d in doc:  # a positive the corpus lacks (left out of the inputs) has no text to train on
+            by_query.setdefault(q, []).append(Passage(d, doc[d][0], doc[d][1], s))
     negs: dict[str, list[Passage]] = {}
     for q, d, s in zip(negatives.column("query_id").to_pylist(), negatives.column("doc_id").to_pylist(), negatives.column("teacher_score").to_pylist()):
         negs.setdefault(q, []).append(Passage(d, doc[d][0], doc[d][1], s))
     examples = []
     for q in exported:
         # Positives by teacher score, best first: a stable, meaningful order.
-        ps = sorted(positives.get(q, []), key=lambda p: (-(p.score if p.score is not None else float("-inf")), p.doc_id))
+        ps = sorted(by_query.get(q, []), key=lambda p: (-(p.score if p.score is not None else float("-inf")), p.doc_id))
         examples.append(Example(q, query_text[q], ps, negs.get(q, [])))
     return examples, target
 

@@ -28,11 +28,16 @@ import re
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
 from hnmine.errors import InputError, OptionError, RunDirError
+from hnmine.io.inputs import RELEVANCE_MAX, RELEVANCE_MIN
 from hnmine.rundir import LAYOUT
+
+if TYPE_CHECKING:
+    import numpy as np
 
 HUMAN = "human"
 TEACHER = "teacher"
@@ -148,6 +153,10 @@ def _read_parquet(path: Path) -> pa.Table:
     rel = table.column("relevance")
     if not pa.types.is_integer(rel.type) or rel.null_count:
         raise InputError(f"{path}: column 'relevance' must hold whole numbers (it is {rel.type})")
+    bounds = pc.min_max(rel)
+    low, high = bounds["min"].as_py(), bounds["max"].as_py()
+    if low is not None and (low < RELEVANCE_MIN or high > RELEVANCE_MAX):
+        raise InputError(f"{path}: column 'relevance' holds values out of range ({RELEVANCE_MIN:,} to {RELEVANCE_MAX:,})")
     cols["relevance"] = pc.cast(rel, pa.int32())
     cols["source"] = pc.fill_null(cols["source"], path.name)
     cols["time"] = pc.fill_null(cols["time"], "")
@@ -180,6 +189,8 @@ def _parse_qrels(lines: list[str], label: str, source: str) -> pa.Table:
         query_id, doc_id, rel = (fields[0], fields[2], fields[3]) if fields_seen == 4 else fields
         if not _INT.fullmatch(rel):
             raise InputError(f"{label}:{lineno}: relevance '{rel}' is not a whole number")
+        if not RELEVANCE_MIN <= int(rel) <= RELEVANCE_MAX:
+            raise InputError(f"{label}:{lineno}: relevance {rel} is out of range ({RELEVANCE_MIN:,} to {RELEVANCE_MAX:,})")
         if not query_id or not doc_id:
             raise InputError(f"{label}:{lineno}: empty query or document id")
         rows.append({"query_id": query_id, "doc_id": doc_id, "relevance": int(rel), "source": source, "time": ""})
@@ -348,7 +359,7 @@ def export_qrels(table: pa.Table, path: str | Path, format: str = "beir") -> int
     """Write judgments (folded to one per pair first) as a qrels file: `beir` is the TSV with a
     `query-id corpus-id score` header, `trec` is `qid 0 docid rel`. Returns the rows written."""
     from hnmine.errors import UnknownName
-    from hnmine.io.atomic import write_text
+    from hnmine.io.atomic import write_user_text
 
     if format not in QRELS_FORMATS:
         raise UnknownName("qrels format", format, list(QRELS_FORMATS))
@@ -363,7 +374,7 @@ def export_qrels(table: pa.Table, path: str | Path, format: str = "beir") -> int
         lines = ["query-id\tcorpus-id\tscore"] + [f"{r['query_id']}\t{r['doc_id']}\t{r['relevance']}" for r in rows]
     else:
         lines = [f"{r['query_id']} 0 {r['doc_id']} {r['relevance']}" for r in rows]
-    write_text("\n".join(lines) + "\n", Path(path))
+    write_user_text("\n".join(lines) + "\n", Path(path))
     return len(rows)
 
 
@@ -400,23 +411,7 @@ def apply_judgments(scores: pa.Table, judgments: pa.Table) -> tuple[pa.Table, di
         if name not in scores.column_names:
             raise MissingColumn("scores", name, list(scores.column_names))
     folded = fold_judgments(judgments)
-    n = scores.num_rows
-
-    def text(name: str) -> pa.ChunkedArray:
-        col = scores.column(name)
-        if pa.types.is_dictionary(col.type):
-            col = pc.cast(col, col.type.value_type)
-        return pc.cast(col, pa.string())
-
-    # Which score row each judgment names (scores has one row per (query, document)).
-    left = pa.table({"query_id": text("query_id"), "doc_id": text("doc_id"),
-                     "__row": pa.array(np.arange(n, dtype=np.int64))})
-    right = folded.append_column("__judgment", pa.array(np.arange(folded.num_rows, dtype=np.int64)))
-    hits = left.join(right, keys=["query_id", "doc_id"], join_type="inner") if folded.num_rows else None
-    row_of = np.full(folded.num_rows, -1, dtype=np.int64)
-    if hits is not None and hits.num_rows:
-        row_of[hits.column("__judgment").to_numpy()] = hits.column("__row").to_numpy()
-
+    row_of = _score_rows_of(scores, folded)
     relevance = folded.column("relevance").to_numpy().astype(np.int64)
     sources = folded.column("source").to_pylist()
     present = row_of >= 0
@@ -425,31 +420,61 @@ def apply_judgments(scores: pa.Table, judgments: pa.Table) -> tuple[pa.Table, di
     positive_before[present] = was_positive[row_of[present]]
 
     is_positive = was_positive.copy()
-    promote = present & (relevance > 0)
-    is_positive[row_of[promote]] = True
-    judged_source = np.full(n, None, dtype=object)
-    judged_rel = np.zeros(n, dtype=np.int32)
-    judged_mask = np.zeros(n, dtype=bool)
-    judged_source[row_of[present]] = np.asarray(sources, dtype=object)[present]
-    judged_rel[row_of[present]] = relevance[present]
-    judged_mask[row_of[present]] = True
-
-    out = scores
-    idx = out.column_names.index("is_positive")
-    out = out.set_column(idx, pa.field("is_positive", pa.bool_()), pa.array(is_positive, pa.bool_()))
-    for name, col in (("judged", pa.array(judged_source.tolist(), pa.string())),
-                      ("judged_relevance", pa.array(judged_rel, pa.int32(), mask=~judged_mask))):
-        if name in out.column_names:
-            out = out.set_column(out.column_names.index(name), name, col)
-        else:
-            out = out.append_column(name, col)
-
+    is_positive[row_of[present & (relevance > 0)]] = True
+    out = _with_verdict_columns(scores, is_positive, row_of[present],
+                                np.asarray(sources, dtype=object)[present], relevance[present])
     counts = _judgment_counts(relevance, present, positive_before, sources, folded.num_rows)
     return out, {
         "unscored_positives": folded.filter(pa.array((relevance > 0) & ~present)),
         "not_relevant": folded.filter(pa.array((relevance <= 0) & present & ~positive_before)),
         "counts": counts,
     }
+
+
+def _score_rows_of(scores: pa.Table, folded: pa.Table) -> np.ndarray:
+    """For each folded judgment, the row of `scores` with its (query, document), or -1 if none."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    def text(name: str) -> pa.ChunkedArray:
+        col = scores.column(name)
+        if pa.types.is_dictionary(col.type):
+            col = pc.cast(col, col.type.value_type)
+        return pc.cast(col, pa.string())
+
+    row_of = np.full(folded.num_rows, -1, dtype=np.int64)
+    if not folded.num_rows:
+        return row_of
+    left = pa.table({"query_id": text("query_id"), "doc_id": text("doc_id"),
+                     "__row": pa.array(np.arange(scores.num_rows, dtype=np.int64))})
+    right = folded.append_column("__judgment", pa.array(np.arange(folded.num_rows, dtype=np.int64)))
+    hits = left.join(right, keys=["query_id", "doc_id"], join_type="inner")
+    if hits.num_rows:
+        row_of[hits.column("__judgment").to_numpy()] = hits.column("__row").to_numpy()
+    return row_of
+
+
+def _with_verdict_columns(scores: pa.Table, is_positive: np.ndarray, rows: np.ndarray,
+                          sources: np.ndarray, relevance: np.ndarray) -> pa.Table:
+    """`scores` with `is_positive` replaced and `judged` / `judged_relevance` set on `rows`."""
+    import numpy as np
+
+    n = scores.num_rows
+    judged_source = np.full(n, None, dtype=object)
+    judged_rel = np.zeros(n, dtype=np.int32)
+    judged_mask = np.zeros(n, dtype=bool)
+    judged_source[rows] = sources
+    judged_rel[rows] = relevance
+    judged_mask[rows] = True
+    out = scores.set_column(scores.column_names.index("is_positive"), pa.field("is_positive", pa.bool_()),
+                            pa.array(is_positive, pa.bool_()))
+    for name, col in (("judged", pa.array(judged_source.tolist(), pa.string())),
+                      ("judged_relevance", pa.array(judged_rel, pa.int32(), mask=~judged_mask))):
+        if name in out.column_names:
+            out = out.set_column(out.column_names.index(name), name, col)
+        else:
+            out = out.append_column(name, col)
+    return out
 
 
 def _judgment_counts(relevance, present, positive_before, sources: list[str], total: int) -> dict:

@@ -94,6 +94,9 @@ class Options:
     max_length: int | None = opt(None, "Maximum tokens per text (default: the model's; at most its limit).", stages=_MODEL, low=1, high=1_000_000)
     dtype: str = opt("auto", "auto|float32|bfloat16|float16 (auto: on a CPU the fastest by a timed encode, cached per machine; bf16/fp16 on a GPU).", stages=_MODEL,
                      choices=lambda: ("auto", "float32", "bfloat16", "float16"), kind="dtype")
+    backend: str = opt("torch", "torch|openvino: what runs the bi-encoder (openvino: CPU only, float32 or bfloat16; pip install "
+                                "'hnmine[openvino]'). Cross-encoders run on torch.", stages=_MODEL,
+                       choices=_names("hnmine.backends", "BACKENDS"), kind="backend")
     device: str = opt("cpu", "cpu, cuda, cuda:N, mps, or GPUs to share out (cuda:0,cuda:1).", stages=_MODEL)
     batch_size: int = opt(64, "Texts per model batch.", stages=_MODEL, low=1, high=65536)
     workers: int = opt(1, "Processes for encoding, cross-encoder scoring and BM25 search (with --device cuda, spread over the GPUs).", stages=_MODEL, low=1, high=256)
@@ -139,6 +142,12 @@ class Options:
                                   choices=lambda: ("min", "mean", "max"), kind="positive reference")
     dedup_threshold: float = opt(0.95, "Drop candidates with cosine ≥ this to a positive (above 1 disables).", stages=_FILTER, low=0.0, high=2.0, low_open=True)
     random_negatives: int = opt(0, "Extra random negatives from outside the candidates (STAR).", stages=_FILTER, low=0, high=1000)
+    relabel: bool = opt(False, "Turn candidates the teacher scores at least --relabel-margin above the query's best known positive into "
+                               "positives (exported as such, reason relabelled_positive) instead of only keeping them out of the negatives.",
+                        stages=_FILTER)
+    relabel_margin: float = opt(0.0, "How far above the best known positive's score a candidate must score to be relabelled (teacher's scale).",
+                                stages=_FILTER, low=-1e6, high=1e6)
+    relabel_max: int = opt(1, "Most candidates relabelled per query (the highest-scoring first).", stages=_FILTER, low=1, high=100)
     judgments: Path | None = opt(None, "Relevance judgments for the filter (judgments.parquet, or a BEIR/TREC qrels file): judged relevant "
                                        "documents become positives, judged non-relevant ones are never dropped as suspected false negatives. "
                                        "Default: the run's own (from `hnmine review`), if any.", stages=_FILTER)
@@ -292,15 +301,24 @@ def _range_text(s: Spec) -> str:
     return f"at most {num(s.high)}"  # type: ignore[arg-type]
 
 
-def check_values(obj: Any) -> None:
+def check_values(obj: Any, stages: Sequence[str] | None = None) -> None:
     """Every declared option `obj` has (Options, or the filter's settings): types, bounds, names, and the
-    rules between them. The one place options are checked; messages name the flag."""
+    rules between them. The one place options are checked; messages name the flag.
+
+    `stages`: the stages about to run. A rule between options applies only when those stages read every
+    option it names: `hnmine retrieve --max-depth 30` is not refused for --depth (50), a filter option
+    that command neither takes nor uses."""
     for f in option_fields(Options):
         if hasattr(obj, f.name):
             _check_field(obj, f)
     for needs, rule in _RULES:
-        if all(getattr(obj, n, None) is not None for n in needs):
+        if all(getattr(obj, n, None) is not None for n in needs) and (stages is None or _read_by(needs, stages)):
             rule(obj)
+
+
+def _read_by(names: Sequence[str], stages: Sequence[str]) -> bool:
+    declared = {f.name: f for f in option_fields(Options)}
+    return all(n not in declared or set(spec(declared[n]).stages) & set(stages) for n in names)
 
 
 def _rule(*needs: str):
@@ -359,15 +377,38 @@ def _known_device(o: Any) -> None:
         raise OptionError(f"unknown device '{o.device}' (valid: cpu, cuda, cuda:N, mps, or a list such as cuda:0,cuda:1)")
 
 
+@_rule("model")
+def _model_named(o: Any) -> None:
+    if not o.model.strip():  # an empty path is the current folder: it would be loaded as a model
+        raise OptionError("--model needs a model name or path, got an empty text")
+
+
+@_rule("candidate_model")
+def _candidate_models_named(o: Any) -> None:
+    if any(not m.strip() for m in o.candidate_model):
+        raise OptionError("--candidate-model needs a model name or path, got an empty text")
+
+
+@_rule("query_prompt", "query_prompt_name")
+def _one_query_prompt(o: Any) -> None:
+    raise OptionError("--query-prompt and --query-prompt-name: give one (a text, or the name of a prompt stored in the model)")
+
+
+@_rule("corpus_prompt", "corpus_prompt_name")
+def _one_corpus_prompt(o: Any) -> None:
+    raise OptionError("--corpus-prompt and --corpus-prompt-name: give one (a text, or the name of a prompt stored in the model)")
+
+
 @_rule("teacher_type", "teacher")
 def _cross_encoder_named(o: Any) -> None:
     if o.teacher_type == "cross-encoder" and not o.teacher:
         raise OptionError("--teacher-type cross-encoder needs --teacher MODEL (a cross-encoder name or path)")
 
 
-def check_options(options: Options) -> None:
-    """Every bound and every rule between options, before any work; one-line OptionError/UnknownName."""
-    check_values(options)
+def check_options(options: Options, stages: Sequence[str] | None = None) -> None:
+    """Every bound and every rule between options (those the stages read), before any work; one-line
+    OptionError/UnknownName."""
+    check_values(options, stages)
 
 
 def check_run_options(run: RunOptions) -> None:
@@ -383,12 +424,13 @@ def check_engine(name: str) -> None:
         raise UnknownName("engine", name, valid)
 
 
-def make_options(values: dict[str, Any]) -> Options:
-    """Options from plain values (API keyword arguments, a config file), coerced, then checked."""
+def make_options(values: dict[str, Any], stages: Sequence[str] | None = None) -> Options:
+    """Options from plain values (API keyword arguments, a config file), coerced, then checked (the rules
+    between options: those the `stages` read, all of them when None)."""
     known = {f.name for f in option_fields(Options)}
     unknown = sorted(set(values) - known)
     if unknown:
         raise OptionError(f"unknown option(s): {', '.join(unknown)}")
     options = Options(**{k: coerce(k, v) for k, v in values.items()})
-    check_options(options)
+    check_options(options, stages)
     return options

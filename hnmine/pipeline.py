@@ -191,7 +191,7 @@ def mine(run_dir: Path | str, options: Options, *, stages: Sequence[str] | None 
     reporter = reporter or Reporter()
     chosen = [s for s in STAGES if stages is None or s.name in stages]
     check_engine(engine)
-    check_options(options)
+    check_options(options, [s.name for s in chosen])
     for stage in chosen:
         stage.check(options)
     started = time.perf_counter()

@@ -51,14 +51,18 @@ LAYOUT: dict[str, str] = {
     "negatives": "negatives.parquet",
     "dropped": "dropped.parquet",
     "query_summary": "query_summary.parquet",
+    "positives": "positives.parquet",
     "judgments": "judgments.parquet",
+    "sources": "sources",
+    "finetune_results": "finetune/results.parquet",  # hnmine finetune  # inputs handed to the Python API in memory, written once as files
     "review_journal": "review/journal.jsonl",
     "export": "export",
     "manifests": "manifests",
     "embedding_cache": "cache/embeddings",
 }
 # Folders hnmine writes into: the stale-temp sweep looks only here and at the run's top level.
-OWN_FOLDERS = ("inputs", "index", "cache", "export", "manifests", "review")
+OWN_FOLDERS = ("inputs", "index", "cache", "export", "manifests", "review", "sources", "finetune")
+_HELD: dict[str, int] = {}  # run directories this process holds, and how many writing() blocks hold each
 
 
 def candidate_index(i: int) -> str:
@@ -130,6 +134,30 @@ class RunDir:
             raise RunDirError(f"run directory '{self.path}' does not exist")
         if not self.path.is_dir():
             raise RunDirError(f"run directory '{self.path}' is not a directory")
+
+    def check_is_run(self) -> None:
+        """A folder hnmine made (its marker, or an earlier version's manifests), for commands that only read
+        a run: a user's other folder is named as such, not read as a run with nothing in it."""
+        self.check_readable()
+        if not (self.path / MARKER).exists() and not self._is_earlier_run():
+            raise RunDirError(f"{self.path}: not an hnmine run directory (no {MARKER}); give the --out of `hnmine mine`")
+
+    def check_unchanged(self, name: str) -> None:
+        """A table a reader is about to show must be the one its stage's manifest records: one edited or
+        replaced since (or half-written by a killed rerun) would mix two runs in one report. And it must
+        be current: made from the tables now in the run (an earlier stage rerun alone leaves it stale)."""
+        from hnmine.stages import BY_NAME, command_of, stage_making
+
+        rel = self.rel(name)
+        stage = stage_making(rel)
+        m = self.manifest(stage) if stage in BY_NAME else None
+        path = self.path_of(rel)
+        if m is None or rel not in m.outputs or not path.exists():
+            return
+        if content_hash(path) != m.outputs[rel]:
+            raise RunDirError(f"{path} changed since the {stage} stage wrote it; rerun `hnmine {command_of(stage)}` "
+                              f"(or `hnmine mine`) with --out {self.path}")
+        self._check_current(stage, m, set())
 
     def require(self, name: str) -> Path:
         """A file or folder an earlier stage made; a clear error naming the command that makes it."""
@@ -222,8 +250,32 @@ class RunDir:
         if not path.exists() or content_hash(path) != m.outputs[rel]:
             from hnmine.stages import command_of
 
-            raise RunDirError(f"{path} changed since the {stage} stage wrote it; rerun `hnmine {command_of(stage)}` (or `hnmine mine`) with --out {self.path}")
+            what = "changed since" if path.exists() else "is missing: it was deleted after"
+            raise RunDirError(f"{path} {what} the {stage} stage wrote it; rerun `hnmine {command_of(stage)}` (or `hnmine mine`) with --out {self.path}")
+        self._check_current(stage, m, set())
         return m.outputs[rel]
+
+    def _check_current(self, stage: str, m: Manifest, checked: set[str]) -> None:
+        """The stage's outputs were made from what is in the run now: every run table or folder its manifest
+        says it read still has the content it read, and so on up the pipeline. An earlier stage rerun on its
+        own (`hnmine retrieve --max-depth 60`) leaves the later ones' outputs made from the old tables: they
+        are out of date, not something to build on."""
+        from hnmine.stages import BY_NAME, command_of, stage_making
+
+        if stage in checked:
+            return
+        checked.add(stage)
+        reads = [(rel, digest, stage_making(rel)) for rel, digest in m.inputs.items() if not rel.startswith("file:")]
+        reads = [(rel, digest, upstream) for rel, digest, upstream in reads if upstream in BY_NAME]
+        for _, _, upstream in reads:  # the earliest stage out of date is the one to name
+            um = self.manifest(upstream)
+            if um is not None:
+                self._check_current(upstream, um, checked)
+        for rel, digest, _ in reads:  # (the user's files and the judgments key the stage itself: not checked here)
+            path = self.path_of(rel)
+            if not path.exists() or content_hash(path) != digest:
+                raise RunDirError(f"{self.path}: the {stage} stage's outputs are out of date: {rel} changed since it ran; "
+                                  f"rerun `hnmine {command_of(stage)}` (or `hnmine mine`) with --out {self.path}")
 
     def up_to_date(self, stage: str, key: str) -> bool:
         m = self.manifest(stage)
@@ -263,10 +315,19 @@ class RunDir:
         """Hold the run directory for writing: refuse a foreign folder, create and mark a new one, take
         the lock, sweep stale temporary files. A folder created here and left with nothing in it
         (the run failed before writing anything) is removed again."""
+        key = str(self.path.resolve())
+        if _HELD.get(key):  # already held by this process (the Python API stages its inputs, then runs)
+            _HELD[key] += 1
+            try:
+                yield self
+            finally:
+                _HELD[key] -= 1
+            return
         created = self._prepare()
         lock = None
         try:
             lock = self._lock()
+            _HELD[key] = 1
             marker = self.path / MARKER
             if not marker.exists():
                 write_json({"hnmine": __version__, "kind": "hnmine run directory"}, marker)
@@ -274,6 +335,7 @@ class RunDir:
             yield self
         finally:
             if lock is not None:
+                _HELD.pop(key, None)
                 lock.close()
             if created:
                 self._remove_if_untouched()
@@ -281,6 +343,8 @@ class RunDir:
     def _prepare(self) -> bool:
         """Check that --out can be used; create it when it does not exist. True when created here."""
         p = self.path
+        if p.is_symlink() and not p.exists():
+            raise RunDirError(f"{p}: a link to {os.readlink(p)}, which does not exist; create that folder or give --out another path")
         if p.exists() and not p.is_dir():
             raise RunDirError(f"{p}: is a file, not a run directory")
         if p.exists():

@@ -43,19 +43,42 @@ def start_pool(devices: list[str], initializer: Callable[..., None], initargs: t
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
+    class Pool(ProcessPoolExecutor):
+        def submit(self, fn, /, *args, **kwargs):  # type: ignore[override]
+            return super().submit(_call, fn, *args, **kwargs)
+
     ctx = multiprocessing.get_context("spawn")  # no fork of a process that holds torch threads
     queue = ctx.Queue()
     for d in devices:
         queue.put(d)
-    return ProcessPoolExecutor(max_workers=len(devices), mp_context=ctx, initializer=_init, initargs=(queue, threads, initializer, initargs))
+    return Pool(max_workers=len(devices), mp_context=ctx, initializer=_init, initargs=(queue, threads, initializer, initargs))
+
+
+# A worker whose initializer failed with a named error (a model that cannot load) keeps the message and
+# raises it from its first task, so the parent prints it as one line; an exception escaping the
+# initializer would be printed by every worker as a traceback and break the pool.
+_init_error: list[str] = []
 
 
 def _init(queue, threads: int, initializer: Callable[..., None], initargs: tuple[Any, ...]) -> None:
     quiet_worker()
     import torch
 
+    from hnmine.errors import HnmineError
+
     torch.set_num_threads(threads)
-    initializer(queue.get(), *initargs)
+    try:
+        initializer(queue.get(), *initargs)
+    except HnmineError as exc:
+        _init_error.append(str(exc))
+
+
+def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    if _init_error:
+        from hnmine.errors import HnmineError
+
+        raise HnmineError(_init_error[0])  # the base class: it travels back to the parent whole (one argument)
+    return fn(*args, **kwargs)
 
 
 def quiet_worker() -> None:

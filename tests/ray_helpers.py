@@ -20,6 +20,7 @@ TABLES = (
     "negatives.parquet",
     "dropped.parquet",
     "query_summary.parquet",
+    "positives.parquet",
 )
 
 

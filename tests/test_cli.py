@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from hnmine.cli import app
 
 runner = CliRunner()
-COMMANDS = ["index", "retrieve", "score", "filter", "export", "mine", "methods", "eval", "report", "inspect", "review"]
+COMMANDS = ["index", "retrieve", "score", "filter", "export", "mine", "methods", "eval", "report", "inspect", "review", "finetune"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

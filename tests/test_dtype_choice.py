@@ -22,7 +22,7 @@ def _fake_cpu(monkeypatch, flags: set[str], timings: dict[str, float] | None = N
     monkeypatch.setattr(dtype_choice, "cpu_info", lambda: ("Test CPU", frozenset(flags)))
     calls = []
 
-    def timed(model, kind, candidates, threads):
+    def timed(model, kind, candidates, threads, backend="torch"):
         calls.append(candidates)
         return {d: timings[d] for d in candidates}
 

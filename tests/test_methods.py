@@ -32,21 +32,21 @@ from hnmine.selection import FilterOptions
 
 def test_registered_names():
     assert method_names() == ["naive", "shifted", "topk-abs", "topk-marginpos", "topk-percpos",
-                              "sampled", "top1-sampled", "simans"]
+                              "sampled", "top1-sampled", "simans", "auto"]
     assert sampler_names() == ["top", "random", "softmax", "top1-softmax", "simans"]
     assert DEFAULT_METHOD in method_names()
     assert FilterOptions().method == DEFAULT_METHOD
 
 
 def test_reasons_follow_the_tables_contract_order():
-    assert REASONS == ("known_positive", "same_text_as_positive", "near_duplicate_of_positive",
+    assert REASONS == ("known_positive", "judged_relevant", "relabelled_positive", "same_text_as_positive", "near_duplicate_of_positive",
                        "outside_rank_window", "above_max_score", "below_min_score",
                        "within_margin_of_positive", "within_relative_margin_of_positive",
                        "not_sampled")
 
 
 def test_unknown_method_and_sampling_list_valid_names():
-    with pytest.raises(UnknownName, match=r"unknown method 'nope' \(valid: naive, sampled, shifted"):
+    with pytest.raises(UnknownName, match=r"unknown method 'nope' \(valid: auto, naive, sampled, shifted"):
         resolve_options(FilterOptions(method="nope"))
     with pytest.raises(UnknownName, match=r"unknown sampling 'gibbs' \(valid: random, simans, softmax"):
         resolve_options(FilterOptions(method="naive", sampling="gibbs"))
@@ -120,9 +120,9 @@ def test_effective_options_is_a_plain_dict():
     ({"method": "sampled", "temperature": 0.0}, "--temperature must be above 0"),
     ({"method": "simans", "simans_a": 0.0}, "--simans-a must be above 0"),
     ({"method": "sampled", "num_negatives": 20}, r"--sample-pool \(10\) must be at least --num-negatives \(20\)"),
-    ({"method": "naive", "temperature": 0.5}, "temperature has no effect with sampling 'top'"),
-    ({"method": "sampled", "simans_a": 0.5}, "simans_a has no effect with sampling 'softmax'"),
-    ({"method": "naive", "sample_pool": 10}, "sample_pool has no effect"),
+    ({"method": "naive", "temperature": 0.5}, "--temperature has no effect with sampling 'top'"),
+    ({"method": "sampled", "simans_a": 0.5}, "--simans-a has no effect with sampling 'softmax'"),
+    ({"method": "naive", "sample_pool": 10}, "--sample-pool has no effect"),
     ({"num_negatives": 2, "min_negatives": 3}, r"--min-negatives \(3\) exceeds"),
     ({"random_negatives": -1}, "--random-negatives must be between 0 and 1,000, got -1"),
     ({"min_negatives": -1}, "--min-negatives must be between 0 and"),

@@ -145,7 +145,14 @@ def test_a_run_submitted_to_a_two_node_cluster_gives_the_same_export(two_nodes, 
 
 
 def _encode_workers(temp: str) -> list:
-    return [p for p in _cluster_processes(temp) if "EncodeActor" in " ".join(p.cmdline() if p.is_running() else [])]
+    return [p for p in _cluster_processes(temp) if "EncodeActor" in " ".join(_cmdline(p))]
+
+
+def _cmdline(p) -> list[str]:
+    try:
+        return p.cmdline()
+    except psutil.Error:  # exited (or a zombie) since it was listed
+        return []
 
 
 def test_a_worker_killed_mid_encode_finishes_with_the_same_export(two_nodes, sample_run, tmp_path):

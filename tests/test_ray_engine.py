@@ -179,6 +179,16 @@ def test_a_run_of_one_engine_is_reused_by_the_other(cranfield_runs, small_parts,
     assert [o.stage for o in result.outcomes if not o.skipped] == ["filter", "export"]
     mine(on_local, make_options(changed))
     assert_same_tables(on_local, on_ray)
+    # --relabel: the filter runs on the driver (it compares each query's candidates with its positives),
+    # the export on Ray reads the promoted positives from positives.parquet, as the local one does.
+    relabel = {**changed, "relabel": True, "relabel_margin": -0.05}
+    result = mine(on_ray, make_options(relabel), engine="ray")
+    assert [o.stage for o in result.outcomes if not o.skipped] == ["filter", "export"]
+    mine(on_local, make_options(relabel))
+    import pyarrow.parquet as pq
+
+    assert "relabelled" in pq.read_table(on_ray / "positives.parquet").column("origin").to_pylist()
+    assert_same_tables(on_local, on_ray)
 
 
 def test_cross_encoder_and_ensemble_teachers_agree_within_the_tolerance(sample_run, small_ray, tmp_path):

@@ -65,6 +65,29 @@ def write_text(text: str, target: Path) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def write_user_text(text: str, target: Path) -> Path:
+    """A file the user named (`report --html FILE`, `review --export FILE`): a link is written through,
+    never replaced by a file (`/dev/stdout` is a link too); a pipe or a device is written to as it is
+    (renaming over it would replace it). A regular file is written atomically. Returns the path written."""
+    import stat
+
+    target = Path(target)
+    try:
+        mode = target.stat().st_mode  # of what a link points to
+    except OSError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+        try:
+            with open(target, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        except OSError as exc:
+            raise RunDirError(f"{target}: cannot write ({exc.strerror or exc})") from None
+        return target
+    real = Path(os.path.realpath(target)) if target.is_symlink() else target
+    write_text(text, real)
+    return real
+
+
 def write_json(obj, target: Path) -> None:
     write_text(json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False) + "\n", target)
 

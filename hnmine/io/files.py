@@ -16,7 +16,7 @@ from typing import Any, BinaryIO
 
 import pyarrow as pa
 
-from hnmine.errors import InputError, MissingColumn
+from hnmine.errors import InputError, MissingColumn, OptionError
 
 READERS = {  # file suffix -> reader
     ".parquet": "parquet",
@@ -48,11 +48,19 @@ def is_gzip(path: Path) -> bool:
     return path.suffix.lower() in COMPRESSED
 
 
-def read_table(path: Path) -> pa.Table:
-    """Read a whole file as an Arrow table. Every failure becomes an InputError naming the file."""
+def is_saved_dataset(path: Path) -> bool:
+    """A folder written by `datasets`' save_to_disk (a Dataset, or a DatasetDict of splits)."""
+    return path.is_dir() and ((path / "state.json").is_file() or (path / "dataset_dict.json").is_file())
+
+
+def read_table(path: Path, split: str | None = None) -> pa.Table:
+    """Read a whole file (or a saved `datasets` folder) as an Arrow table. Every failure becomes an
+    InputError naming the file."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file")
+    if is_saved_dataset(path):
+        return _read_saved_dataset(path, split)
     if path.is_dir():
         raise InputError(f"{path}: is a directory, expected a file")
     fmt = detect_format(path)
@@ -60,15 +68,59 @@ def read_table(path: Path) -> pa.Table:
         import pyarrow.parquet as pq
 
         try:
-            return pq.ParquetFile(path).read()
+            table = pq.ParquetFile(path).read()
         except (pa.ArrowInvalid, OSError) as exc:
             raise InputError(f"{path}: not a readable Parquet file ({_first_line(exc)})") from None
+        return _unique_columns(table, path)
     try:
         if fmt == "jsonl":
             return _read_jsonl(path)
-        return _read_delimited(path, "," if fmt == "csv" else "\t")
+        return _unique_columns(_read_delimited(path, "," if fmt == "csv" else "\t"), path)
     except (OSError, EOFError) as exc:  # a damaged .gz file
         raise InputError(f"{path}: cannot be read ({_first_line(exc)})") from None
+
+
+def choose_split(splits: list[str], split: str | None, where: Path) -> str:
+    """The split to read: the one asked for, else `train`, else the only one (BEIR folders and saved DatasetDicts alike)."""
+    if split is None:
+        if "train" in splits or len(splits) == 1:
+            return "train" if "train" in splits else splits[0]
+        raise OptionError(f"{where}: several splits ({', '.join(splits)}); choose one with --split")
+    if split not in splits:
+        raise InputError(f"{where}: no split '{split}' (splits: {', '.join(splits)})")
+    return split
+
+
+def _read_saved_dataset(path: Path, split: str | None) -> pa.Table:
+    """The Arrow shards of a save_to_disk folder, read with pyarrow alone (no `datasets` needed)."""
+    if (path / "dataset_dict.json").is_file():
+        try:
+            splits = list(json.loads((path / "dataset_dict.json").read_text(encoding="utf-8"))["splits"])
+        except (OSError, ValueError, KeyError, TypeError):
+            raise InputError(f"{path}: dataset_dict.json is not readable") from None
+        path = path / choose_split(splits, split, path)
+    try:
+        state = json.loads((path / "state.json").read_text(encoding="utf-8"))
+        shards = [path / f["filename"] for f in state["_data_files"]]
+        tables = []
+        for shard in shards:
+            with pa.memory_map(str(shard)) as source:
+                tables.append(pa.ipc.open_stream(source).read_all())
+    except (OSError, ValueError, KeyError, TypeError, pa.ArrowInvalid) as exc:
+        raise InputError(f"{path}: not a readable saved dataset ({_first_line(exc)})") from None
+    if not tables:
+        raise InputError(f"{path}: the saved dataset holds no data")
+    return pa.concat_tables(tables)
+
+
+def _unique_columns(table: pa.Table, path: Path) -> pa.Table:
+    """A header that names a column twice: which one holds the ids or texts is a guess, so it is refused."""
+    seen: set[str] = set()
+    for name in table.column_names:
+        if name in seen:
+            raise InputError(f"{path}: column '{name}' appears twice in the header")
+        seen.add(name)
+    return table
 
 
 def read_parquet(path: Path, columns: list[str] | None = None) -> pa.Table:
@@ -103,9 +155,11 @@ def _read_jsonl(path: Path) -> pa.Table:
             if not line.strip():
                 continue
             try:
-                obj = json.loads(line, parse_int=str, parse_float=_json_float)
+                obj = json.loads(line, parse_int=str, parse_float=_json_float, object_pairs_hook=_object)
             except json.JSONDecodeError as exc:
                 raise InputError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from None
+            except _DuplicateKey as exc:
+                raise InputError(f"{path}:{lineno}: key '{exc.key}' appears twice in one object") from None
             if not isinstance(obj, dict):
                 raise InputError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
             rows.append(obj)
@@ -118,6 +172,24 @@ def _read_jsonl(path: Path) -> pa.Table:
     for key in columns:
         columns[key] = [obj.get(key) for obj in rows]
     return pa.table({key: _to_array(values) for key, values in columns.items()})
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str):
+        super().__init__(key)
+        self.key = key
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict:
+    """A JSON object; a key written twice is refused (json.loads would keep the last value silently)."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return obj
 
 
 def _json_float(text: str) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from hnmine.errors import InputError, MissingColumn, OptionError
-from hnmine.io.files import read_table, require_columns, string_column
+from hnmine.io.files import choose_split, is_saved_dataset, read_table, require_columns, string_column
 
 # Column names tried, in order, when the user names none.
 DOC_ID_COLUMNS = ["_id", "doc_id", "docid", "id", "corpus_id", "pid"]
@@ -26,6 +26,8 @@ QREL_DOC_COLUMNS = ["corpus-id", "doc_id", "docid", "corpus_id", "pid"]
 QREL_SCORE_COLUMNS = ["score", "relevance", "label", "rel"]
 PAIR_QUERY_COLUMNS = ["query", "anchor", "question"]
 PAIR_POSITIVE_COLUMNS = ["positive", "pos", "positives", "answer", "document"]
+# Relevance grades are stored as int32 (inputs/qrels.parquet, judgments.parquet).
+RELEVANCE_MIN, RELEVANCE_MAX = -(2**31), 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -67,16 +69,27 @@ class Inputs:
 def resolve_files(spec: InputSpec) -> dict[str, Path | None]:
     """Which files to read: from --data (folder or pairs file) or the explicit options."""
     files: dict[str, Path | None] = {"corpus": spec.corpus, "queries": spec.queries, "qrels": spec.qrels, "pairs": spec.pairs}
+    folder = False
     if spec.data is not None:
         data = Path(spec.data)
         if not data.exists():
             raise InputError(f"{data}: no such file or folder")
-        if data.is_dir():
+        if spec.pairs is not None:
+            raise OptionError(f"{data} and --pairs {spec.pairs}: give the data once, as DATA or as --pairs")
+        if is_saved_dataset(data):  # (anchor, positive) pairs saved with datasets' save_to_disk
+            files["pairs"] = data
+            folder = (data / "dataset_dict.json").is_file()  # --split chooses one of its splits
+        elif data.is_dir():
+            folder = True
             files["corpus"] = files["corpus"] or _first_existing(data, _names("corpus"))
             files["queries"] = files["queries"] or _first_existing(data, _names("queries"))
             files["qrels"] = files["qrels"] or _beir_qrels(data, spec.split)
         else:
             files["pairs"] = data
+    if spec.split is not None and not folder:
+        raise OptionError(f"--split '{spec.split}' chooses the qrels file of a BEIR folder (or a split of a saved DatasetDict), and none is given"
+                          f"{' (--qrels names the file)' if spec.qrels is not None else ''}")
+    _check_column_options(spec, pairs=files["pairs"] is not None, corpus=files["corpus"] is not None)
     for role, given in files.items():
         if given is not None:
             _check_file(given, role)
@@ -90,11 +103,23 @@ def resolve_files(spec: InputSpec) -> dict[str, Path | None]:
     return files
 
 
+def _check_column_options(spec: InputSpec, *, pairs: bool, corpus: bool) -> None:
+    """A column option for a file that is not read would be silently unused: refused."""
+    groups = [("a pairs file", ("pair_query_column", "pair_positive_column"), not pairs),
+              ("a queries or qrels file (a pairs file replaces them)",
+               ("query_id_column", "query_text_column", "qrels_query_column", "qrels_doc_column", "qrels_score_column"), pairs),
+              ("a corpus file (with a pairs file: --corpus)", ("doc_id_column", "doc_text_column", "doc_title_column"), not corpus)]
+    for what, names, unread in groups:
+        given = ["--" + n.replace("_", "-") for n in names if getattr(spec, n) is not None]
+        if unread and given:
+            raise OptionError(f"{', '.join(given)} names a column of {what}, and none is read: the option would be unused")
+
+
 def _check_file(path: Path, role: str) -> None:
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file ({role})")
-    if path.is_dir():
+    if path.is_dir() and not is_saved_dataset(path):
         raise InputError(f"{path}: is a folder, expected a {role} file")
 
 
@@ -104,25 +129,31 @@ def _names(stem: str) -> list[str]:
 
 
 def _first_existing(folder: Path, names: list[str]) -> Path:
-    for name in names:
-        if (folder / name).exists():
-            return folder / name
+    present = [name for name in names if (folder / name).exists()]
+    if len(present) > 1:  # which one is current is a guess: refuse rather than read a stale copy
+        raise InputError(f"{folder}: several {names[0].split('.')[0]} files ({', '.join(present)}); "
+                         f"keep one, or name it with --{names[0].split('.')[0]}")
+    if present:
+        return folder / present[0]
     raise InputError(f"{folder}: no {names[0].split('.')[0]} file (looked for {', '.join(names)})")
 
 
 def _beir_qrels(folder: Path, split: str | None) -> Path:
     qdir = folder / "qrels"
-    found = {p.name[: -len(ext)]: p for ext in (".tsv", ".tsv.gz") for p in (qdir.glob(f"*{ext}") if qdir.is_dir() else [])}
+    found: dict[str, list[Path]] = {}
+    for ext in (".tsv", ".tsv.gz"):
+        for p in sorted(qdir.glob(f"*{ext}")) if qdir.is_dir() else []:
+            found.setdefault(p.name[: -len(ext)], []).append(p)
     splits = sorted(found)
     if not splits:
         raise InputError(f"{qdir}: no qrels/<split>.tsv files")
-    if split is None:
-        split = "train" if "train" in splits else splits[0] if len(splits) == 1 else None
-        if split is None:
-            raise OptionError(f"{folder}: several splits ({', '.join(splits)}); choose one with --split")
-    if split not in splits:
+    if split is not None and split not in splits:
         raise InputError(f"{qdir}: no split '{split}' (splits: {', '.join(splits)})")
-    return found[split]
+    split = choose_split(splits, split, folder)
+    if len(found[split]) > 1:  # which one is current is a guess: refuse rather than read a stale copy
+        raise InputError(f"{qdir}: several files for split '{split}' ({', '.join(p.name for p in found[split])}); "
+                         f"keep one, or name it with --qrels")
+    return found[split][0]
 
 
 def _pick_optional(table: pa.Table, path: Path, given: str | None, candidates: list[str]) -> str | None:
@@ -234,11 +265,12 @@ def read_qrels(spec: InputSpec, path: Path) -> pa.Table:
         for row, v in enumerate(table.column(s_col).to_pylist(), start=1):
             try:
                 f = float(v)
-                if f != f or f in (float("inf"), float("-inf")) or not f.is_integer():
+                if f != f or f in (float("inf"), float("-inf")) or not f.is_integer() or not RELEVANCE_MIN <= f <= RELEVANCE_MAX:
                     raise ValueError
                 rel.append(int(f))
             except (TypeError, ValueError):
-                raise InputError(f"{path}: row {row}: relevance column '{s_col}' holds {v!r}, expected an integer") from None
+                raise InputError(f"{path}: row {row}: relevance column '{s_col}' holds {v!r}, expected an integer "
+                                 f"(from {RELEVANCE_MIN:,} to {RELEVANCE_MAX:,})") from None
     return pa.table(
         {
             "query_id": pa.array(qids, pa.string()),
@@ -399,7 +431,7 @@ def _json_list(value) -> list | None:
 
 def _load_pairs(spec: InputSpec, path: Path, extra_corpus: Path | None) -> Inputs:
     """(query text, positive text[s]) rows → tables with content-hash ids."""
-    table = read_table(path)
+    table = read_table(path, split=spec.split)
     q_col = _pick(table, path, spec.pair_query_column, PAIR_QUERY_COLUMNS, "query text")
     p_col = _pick(table, path, spec.pair_positive_column, PAIR_POSITIVE_COLUMNS, "positive text")
     queries_text = string_column(table, path, q_col, what="query", allow_empty=False)

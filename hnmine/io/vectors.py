@@ -21,6 +21,9 @@ def open_user_vectors(path: Path, expected_rows: int, rows_of: str = "") -> np.n
     if not path.exists():
         raise InputError(f"{path}: no such file")
     if path.suffix == ".npy":
+        with open(path, "rb") as fh:
+            if fh.read(6) != b"\x93NUMPY":  # numpy would say it holds pickled data, whatever it holds
+                raise InputError(f"{path}: not a .npy file (it does not start with the NumPy header; save it with numpy.save)")
         try:
             vectors = np.load(path, mmap_mode="r")
         except ValueError as exc:
@@ -34,6 +37,8 @@ def open_user_vectors(path: Path, expected_rows: int, rows_of: str = "") -> np.n
     if vectors.ndim != 2 or vectors.shape[0] != expected_rows:
         raise InputError(f"{path}: expected {expected_rows} vectors, one per row of {rows_of or 'the input'} in its order, "
                          f"found shape {tuple(vectors.shape)}")
+    if vectors.shape[1] == 0:  # every score would be 0 and every ranking arbitrary
+        raise InputError(f"{path}: the vectors have no values (shape {tuple(vectors.shape)})")
     return vectors
 
 

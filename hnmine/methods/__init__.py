@@ -14,7 +14,7 @@ import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from hnmine.errors import OptionError
-from hnmine.methods import positive_aware, sampled, simans, topk
+from hnmine.methods import calibrated, positive_aware, sampled, simans, topk
 from hnmine.methods.base import METHOD_OPTION_FIELDS, Method
 from hnmine.methods.rules import REASONS
 from hnmine.methods.samplers import (
@@ -23,7 +23,7 @@ from hnmine.methods.samplers import (
     get_sampler,
     sampler_names,
 )
-from hnmine.options import Options, check_values
+from hnmine.options import Options, check_values, flag
 from hnmine.registry import Registry
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 METHODS: Registry[Method] = Registry("method")
-for _module in (topk, positive_aware, sampled, simans):
+for _module in (topk, positive_aware, sampled, simans, calibrated):
     for _method in _module.METHODS:
         METHODS.add(_method.name, _method)
 
@@ -92,8 +92,8 @@ def resolve_options(options: FilterOptions) -> FilterOptions:
         elif getattr(options, name) is not None:
             readers = [s for s in sampler_names() if name in SAMPLERS.get(s).defaults]
             raise OptionError(
-                f"{name} has no effect with sampling '{sampler.name}' "
-                f"(it applies to: {', '.join(readers)})"
+                f"{flag(name)} has no effect with sampling '{sampler.name}' "
+                f"(it applies to --sampling {', '.join(readers)})"
             )
         else:
             merged[name] = None  # a method default the chosen sampler does not read

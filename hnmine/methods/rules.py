@@ -17,6 +17,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 KNOWN_POSITIVE = "known_positive"
+# Candidates that became positives by a verdict (hnmine.judgments): a person's or a file's, or the teacher's
+# (--relabel). The selection sees them as known positives; the filter stage names why they are positives.
+JUDGED_RELEVANT = "judged_relevant"
+RELABELLED = "relabelled_positive"
 SAME_TEXT = "same_text_as_positive"
 NEAR_DUPLICATE = "near_duplicate_of_positive"
 OUTSIDE_RANK_WINDOW = "outside_rank_window"
@@ -28,6 +32,8 @@ NOT_SAMPLED = "not_sampled"
 
 REASONS: tuple[str, ...] = (
     KNOWN_POSITIVE,
+    JUDGED_RELEVANT,
+    RELABELLED,
     SAME_TEXT,
     NEAR_DUPLICATE,
     OUTSIDE_RANK_WINDOW,

@@ -130,11 +130,12 @@ def _meta(manifests: dict[str, dict]) -> dict:
                      "name": str(info["name"])}
             if entry not in models:
                 models.append(entry)
-    options = (manifests.get("filter") or {}).get("options") or {}
+    options = ((manifests.get("filter") or {}).get("options") or {}).get("selection") or {}
     method = options.get("method") if isinstance(options, dict) else None
+    calibration = ((manifests.get("filter") or {}).get("stats") or {}).get("calibration")
     warnings = [{"stage": stage, "message": str(w)} for stage, m in manifests.items()
                 for w in (m.get("warnings") or [])]
-    return {"method": method, "models": models, "warnings": warnings}
+    return {"method": method, "models": models, "warnings": warnings, "calibration": calibration}
 
 
 def _stages(manifests: dict[str, dict]) -> list[dict]:

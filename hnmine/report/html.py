@@ -58,11 +58,11 @@ table.suspects td { font-size: 13px; }
 def render_html(report: dict, path: str | Path) -> Path:
     """Write `report` (from `build_report`, with `include_points=True` for the scatter plot) as
     a self-contained HTML page at `path`; returns the path."""
-    from hnmine.io.atomic import write_text
+    from hnmine.io.atomic import write_user_text
 
     path = Path(path)
     page = html_page(report)
-    write_text(page, path)  # atomic; a folder that cannot be written is a one-line RunDirError
+    write_user_text(page, path)  # atomic (through a link); a folder that cannot be written is a one-line RunDirError
     return path
 
 

@@ -53,6 +53,7 @@ def read(
     `where=(column, values)`, only the rows whose `column` is one of `values` (first-appearance
     order of the file)."""
     require(run_dir, name)
+    RunDir(run_dir).check_unchanged(name)
     path = run_dir / name
     try:
         pf = pq.ParquetFile(path)

@@ -42,6 +42,10 @@ def _header(report: dict) -> Text:
     meta = report.get("meta") or {}
     if meta.get("method"):
         t.append(f"\nmethod   {meta['method']}", style="dim")
+        cal = meta.get("calibration")
+        if cal and cal.get("chosen"):
+            params = ", ".join(f"{k} {v}" for k, v in cal["chosen"].get("params", {}).items())
+            t.append(f" → {cal['chosen']['method']}{' (' + params + ')' if params else ''}: {cal.get('reason', '')}", style="dim")
     for m in meta.get("models") or []:
         t.append(f"\n{m['role']:<8} {model_name(m)}", style="dim")
     return t

@@ -45,9 +45,15 @@ def review_command(
 
     if export is not None:
         from hnmine.judgments import export_qrels, run_judgments
-        from hnmine.report.load import check_run_dir
+        from hnmine.rundir import RunDir
 
-        n = export_qrels(run_judgments(check_run_dir(run)), export, qrels_format)
+        chosen = [flag for flag, value in (("--top", top), ("--reason", reason), ("--query", query), ("--min-gap", min_gap))
+                  if value is not None]
+        if chosen:
+            raise OptionError(f"{', '.join(chosen)} chooses suspects to review; --export writes every judgment of the run, "
+                              f"so it takes none of them")
+        RunDir(run).check_is_run()
+        n = export_qrels(run_judgments(run), export, qrels_format)
         print(f"wrote {n:,} judgment(s) to {export} ({qrels_format} qrels)", file=sys.stderr)
         return
     from hnmine.review.session import Filters, ReviewSession

@@ -26,7 +26,7 @@ def _work(ctx: Context) -> StageOutput:
     o = ctx.options
     examples, target = build_examples(
         corpus=ctx.table("corpus"), queries=ctx.table("queries"), negatives=ctx.table("negatives"),
-        summary=ctx.table("query_summary"), scores=ctx.table("scores", ["query_id", "doc_id", "is_positive", "teacher_score"]),
+        summary=ctx.table("query_summary"), positives=ctx.table("positives"),
     )
     table = get_format(o.format).build(examples, target, o.with_scores)
     rel = export_file(o)
@@ -35,23 +35,31 @@ def _work(ctx: Context) -> StageOutput:
         stats["queries_left_out_short"] = sum(1 for ex in examples if len(ex.negatives) < target)
     warnings = []
     if table.num_rows == 0:
-        warnings.append(_empty_export_message(ctx, examples))
+        warnings.append(_empty_export_message(ctx, examples, target))
         ctx.reporter.warn(warnings[-1])
     return StageOutput(tables={rel: table}, counts={"rows_in": len(examples), "rows_out": table.num_rows}, stats=stats, warnings=warnings)
 
 
-def _empty_export_message(ctx: Context, examples) -> str:
+def _empty_export_message(ctx: Context, examples, target: int) -> str:
+    """Why the training file is empty, in numbers that hold whichever command runs the export: `hnmine
+    export` on its own has the defaults of the filter's options, not the values the filter ran with."""
+    import pyarrow.compute as pc
+
     o = ctx.options
     if not examples:
-        return ("the training file is empty: no query has at least --min-negatives "
-                f"({o.min_negatives}) negatives; see `hnmine report {ctx.run.path}` for the drop reasons, then lower "
+        most = pc.max(ctx.table("query_summary", ["n_negatives"]).column("n_negatives")).as_py() or 0
+        if o.min_negatives > most:  # these options explain it (they are the filter's, or agree with its tables)
+            why = f"no query has at least --min-negatives ({o.min_negatives}) negatives"
+        else:
+            why = f"no query has the filter's --min-negatives negatives (the most any query has is {most})"
+        return (f"the training file is empty: {why}; see `hnmine report {ctx.run.path}` for the drop reasons, then lower "
                 "--min-negatives, use a method with a smaller window or margin, or retrieve deeper (--max-depth)")
-    return (f"the training file is empty: no query has the full {o.num_negatives + o.random_negatives} negatives the "
+    return (f"the training file is empty: no query has the full {target} negatives the "
             f"{o.format} format needs; lower --num-negatives or use another --format")
 
 
 STAGE = Stage(
     name="export", command="export", makes=("export/",),
-    reads=lambda ctx: ("corpus", "queries", "negatives", "query_summary", "scores"),
+    reads=lambda ctx: ("corpus", "queries", "negatives", "query_summary", "positives"),
     writes=lambda o: (export_file(o),), key=_key, work=_work,
 )

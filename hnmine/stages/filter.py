@@ -35,12 +35,25 @@ def judgments(ctx: Context):
 
         if ctx.options.judgments is not None:
             table = j.read_judgments(ctx.options.judgments)
+            _check_names_the_run(ctx, table)
         elif ctx.run.exists("judgments") or ctx.run.exists("review_journal"):
             table = j.run_judgments(ctx.run.path)
         else:
             table = None
         ctx.memo["judgments"] = j.fold_judgments(table) if table is not None and table.num_rows else None
     return ctx.memo["judgments"]
+
+
+def _check_names_the_run(ctx: Context, table) -> None:
+    """A --judgments file none of whose rows names a query of this run is another dataset's (or split's)."""
+    from hnmine.errors import InputError
+
+    if not table.num_rows:
+        return
+    queries = set(ctx.table("queries", ["query_id"]).column("query_id").to_pylist())
+    if not queries & set(table.column("query_id").to_pylist()):
+        raise InputError(f"{ctx.options.judgments}: no judgment names a query of this run "
+                         f"({ctx.run.path_of('queries')}): wrong file or split?")
 
 
 def _sources(ctx: Context) -> dict:
@@ -60,16 +73,23 @@ def _check(options: Options) -> None:
     from hnmine.errors import InputError
 
     filter_options(options)
+    if options.judgments is not None and Path(options.judgments).is_dir():
+        raise InputError(f"{options.judgments}: is a folder, expected a judgments file (--judgments)")
     if options.judgments is not None and not Path(options.judgments).is_file():
         raise InputError(f"{options.judgments}: no such file (--judgments)")
 
 
 def _reads(ctx: Context) -> tuple[str, ...]:
-    return ("scores", "corpus", "queries") + (("dense_index",) if _uses_vectors(ctx) else ())
+    reads: tuple[str, ...] = ("scores", "corpus", "queries")
+    if ctx.options.method == "auto":  # the calibration keeps each query's best-graded positive
+        reads += ("qrels",)
+    return reads + (("dense_index",) if _uses_vectors(ctx) else ())
 
 
 def _key(ctx: Context) -> dict:
-    return {"selection": filter_options(ctx.options)}
+    o = ctx.options
+    relabel = {"margin": o.relabel_margin, "max_per_query": o.relabel_max} if o.relabel else None
+    return {"selection": filter_options(o), "relabel": relabel}
 
 
 def _doc_vectors(ctx: Context, corpus_ids: list[str]):
@@ -89,22 +109,28 @@ def _work(ctx: Context) -> StageOutput:
     from hnmine.selection import filter_candidates
 
     settings = filter_options(ctx.options)
-    scores = ctx.table("scores")
+    original = ctx.table("scores")
     corpus = ctx.table("corpus")
-    judged = judgments(ctx)
-    judged_info = None
-    if judged is not None:
-        from hnmine.judgments import apply_judgments
-
-        scores, judged_info = apply_judgments(scores, judged)
+    scores, judged_info, relabelled = _with_verdicts(ctx, original)
     query_ids = ctx.table("queries", ["query_id"]).column("query_id").to_pylist()
     vectors = _doc_vectors(ctx, corpus.column("doc_id").to_pylist()) if _uses_vectors(ctx) else None
+    calibration = None
+    if settings.method == "auto":
+        from hnmine.options import Options
+        from hnmine.selection.calibrate import calibrate
+
+        settings, calibration = calibrate(scores, ctx.table("qrels"), corpus, settings, default_method=Options.method,
+                                          doc_vectors=vectors)
+        ctx.reporter.info(f"method auto: {settings.method} ({calibration['reason']})")
     with ctx.reporter.task("filtering", total=len(query_ids)) as advance:
         result = filter_candidates(scores, corpus, settings, doc_vectors=vectors, query_ids=query_ids, progress=advance)
     stats = dict(result.stats)
+    if calibration is not None:
+        stats["calibration"] = calibration
     warnings = []
     if judged_info is not None:
         stats["judgments"] = judged_info["counts"]
+        stats["relabelled"] = relabelled
         unscored = judged_info["unscored_positives"].num_rows
         if unscored:
             warnings.append(f"{unscored} documents judged relevant are not candidates of this run (the teacher never "
@@ -114,11 +140,69 @@ def _work(ctx: Context) -> StageOutput:
     if stats.get("queries_short"):
         warnings.append(shortfall_message(result.negatives, result.query_summary, settings))
         ctx.reporter.warn(warnings[-1])
+    dropped = _name_promoted(result.dropped, scores) if judged_info is not None else result.dropped
     return StageOutput(
-        tables={"negatives": result.negatives, "dropped": result.dropped, "query_summary": result.query_summary},
-        counts={"rows_in": scores.num_rows, "rows_out": result.negatives.num_rows, "dropped": result.dropped.num_rows},
+        tables={"negatives": result.negatives, "dropped": dropped, "query_summary": result.query_summary,
+                "positives": positives_table(scores)},
+        counts={"rows_in": original.num_rows, "rows_out": result.negatives.num_rows, "dropped": dropped.num_rows},
         stats=stats, warnings=warnings,
     )
+
+
+def _with_verdicts(ctx: Context, scores):
+    """The scores with every verdict applied (hnmine.judgments): the run's or --judgments, and with --relabel
+    the teacher's own (a person's verdict on the same pair wins). Returns (scores, info or None, relabelled count)."""
+    from hnmine.judgments import apply_judgments, fold_judgments
+
+    judged = judgments(ctx)
+    tables = [judged] if judged is not None else []
+    relabelled = 0
+    if ctx.options.relabel:
+        from hnmine.selection.relabel import relabel_judgments
+
+        teacher = relabel_judgments(scores, ctx.options.relabel_margin, ctx.options.relabel_max, time="")
+        relabelled = teacher.num_rows
+        tables.append(teacher)
+    if not tables:
+        return scores, None, 0
+    applied, info = apply_judgments(scores, fold_judgments(*tables))
+    return applied, info, relabelled
+
+
+def _name_promoted(dropped, scores):
+    """Known positives that a verdict made positive are dropped as judged_relevant or relabelled_positive."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from hnmine.methods.rules import JUDGED_RELEVANT, KNOWN_POSITIVE, RELABELLED
+
+    judged = scores.filter(pc.and_(pc.greater(pc.fill_null(scores.column("judged_relevance"), 0), 0),
+                                   pc.is_valid(scores.column("judged"))))
+    source = {(q, d): s for q, d, s in zip(*(judged.column(c).to_pylist() for c in ("query_id", "doc_id", "judged")))}
+    reasons = dropped.column("reason").to_pylist()
+    keys = zip(dropped.column("query_id").to_pylist(), dropped.column("doc_id").to_pylist())
+    renamed = [(RELABELLED if source[k] == "teacher" else JUDGED_RELEVANT) if r == KNOWN_POSITIVE and k in source else r
+               for r, k in zip(reasons, keys)]
+    return dropped.set_column(dropped.column_names.index("reason"), "reason", pa.array(renamed, pa.string()))
+
+
+def positives_table(scores):
+    """The positives the export trains on (docs/tables.md, positives.parquet): the known ones and those a
+    verdict added, with their teacher scores and where each comes from."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    pos = scores.filter(pc.fill_null(scores.column("is_positive"), False))
+    judged = pos.column("judged").to_pylist() if "judged" in pos.column_names else [None] * pos.num_rows
+    relevance = pos.column("judged_relevance").to_pylist() if "judged_relevance" in pos.column_names else [None] * pos.num_rows
+    origin = ["relabelled" if j == "teacher" and (r or 0) > 0 else f"judged:{j}" if j and (r or 0) > 0 else "qrels"
+              for j, r in zip(judged, relevance)]
+    return pa.table({
+        "query_id": pc.cast(pos.column("query_id"), pa.string()),
+        "doc_id": pc.cast(pos.column("doc_id"), pa.string()),
+        "teacher_score": pc.cast(pos.column("teacher_score"), pa.float32()),
+        "origin": pa.array(origin, pa.string()),
+    })
 
 
 def shortfall_message(negatives, summary, settings) -> str:
@@ -140,7 +224,7 @@ def shortfall_message(negatives, summary, settings) -> str:
 
 
 STAGE = Stage(
-    name="filter", command="filter", makes=("negatives.parquet", "dropped.parquet", "query_summary.parquet"), reads=_reads,
-    writes=lambda o: ("negatives", "dropped", "query_summary"), key=_key, work=_work,
+    name="filter", command="filter", makes=("negatives.parquet", "dropped.parquet", "query_summary.parquet", "positives.parquet"),
+    reads=_reads, writes=lambda o: ("negatives", "dropped", "query_summary", "positives"), key=_key, work=_work,
     sources=_sources, check=_check,
 )

@@ -48,6 +48,10 @@ def _check(options: Options) -> None:
 
     if needs_dense(options) or options.candidate_model:
         EncoderSpec.from_options(options).validate()
+    if needs_dense(options) and options.corpus_embeddings is None:
+        from hnmine.encode import check_prompt_name
+
+        check_prompt_name(options.model, options.corpus_prompt_name, "--corpus-prompt-name")
     if options.corpus_embeddings is not None and not Path(options.corpus_embeddings).is_file():
         raise InputError(f"{options.corpus_embeddings}: no such file (--corpus-embeddings)")
 
@@ -134,7 +138,8 @@ def _dense_index(ctx: Context, texts: list[str]) -> tuple[dict, dict]:
     info = dense.build_index(np.load(target, mmap_mode="r"), folder, exact_max_docs=o.exact_max_docs, reporter=ctx.reporter)
     info.update(embedding_key=embedding_key, user_vectors=user_vectors, model=o.model, revision=revision,
                 dtype=model.get("dtype"), normalize=o.normalize, max_length=o.max_length, batch_size=o.batch_size,
-                corpus_prompt=o.corpus_prompt, corpus_prompt_name=o.corpus_prompt_name)
+                corpus_prompt=o.corpus_prompt, corpus_prompt_name=o.corpus_prompt_name,
+                backend=None if user_vectors else o.backend)
     write_json(info, run.path_of("dense_info"))
     return info, model
 

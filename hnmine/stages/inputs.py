@@ -27,10 +27,10 @@ def _check(options: Options) -> None:
 
 def _sources(ctx: Context) -> dict:
     from hnmine.io.inputs import resolve_files
-    from hnmine.rundir import file_hash
+    from hnmine.rundir import content_hash
 
     files = resolve_files(input_spec(ctx.options))
-    return {f"file:{role}": file_hash(path) for role, path in files.items() if path is not None}
+    return {f"file:{role}": content_hash(path) for role, path in files.items() if path is not None}
 
 
 def _key(ctx: Context) -> dict:

@@ -53,6 +53,10 @@ def _check(options: Options) -> None:
 
     if options.query_embeddings is not None and not Path(options.query_embeddings).is_file():
         raise InputError(f"{options.query_embeddings}: no such file (--query-embeddings)")
+    if _dense(options) and options.query_embeddings is None:
+        from hnmine.encode import check_prompt_name
+
+        check_prompt_name(options.model, options.query_prompt_name, "--query-prompt-name")
 
 
 def _sources(ctx: Context) -> dict:

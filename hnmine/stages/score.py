@@ -41,7 +41,8 @@ def _reuses_index(info: dict | None, teacher, options: Options) -> bool:
     o = options
     same = (info.get("corpus_prompt"), info.get("corpus_prompt_name"), info.get("max_length"), info.get("normalize"), info.get("batch_size"))
     return same == (o.corpus_prompt, o.corpus_prompt_name, o.max_length, o.normalize, o.batch_size) and \
-        info.get("dtype") == EncoderSpec.from_options(o, model=teacher.model).resolved_dtype()
+        info.get("dtype") == EncoderSpec.from_options(o, model=teacher.model).resolved_dtype() and \
+        info.get("backend", "torch") == o.backend
 
 
 def _user_queries(teacher, options: Options) -> bool:
@@ -55,7 +56,7 @@ def _runs_model(info: dict | None, teacher, options: Options) -> bool:
 
 def _check(options: Options) -> None:
     """Before any work: every teacher model can be what it is used as."""
-    from hnmine.encode import EncoderSpec
+    from hnmine.encode import EncoderSpec, check_prompt_name
     from hnmine.teachers.cross_encoder import check_cross_encoder
 
     for t in _teachers(options):
@@ -63,6 +64,8 @@ def _check(options: Options) -> None:
             check_cross_encoder(t.model, options.max_length)
         else:
             EncoderSpec.from_options(options, model=t.model).validate()
+            check_prompt_name(t.model, options.query_prompt_name, "--query-prompt-name")
+            check_prompt_name(t.model, options.corpus_prompt_name, "--corpus-prompt-name")
 
 
 def _reads(ctx: Context) -> tuple[str, ...]:
@@ -82,7 +85,7 @@ def _sources(ctx: Context) -> dict:
 
 
 def _key(ctx: Context) -> dict:
-    from hnmine.encode import EncoderSpec, resolve_model
+    from hnmine.encode import EncoderSpec, backend_key, resolve_model
 
     o = ctx.options
     info = _dense_info(ctx)
@@ -90,7 +93,9 @@ def _key(ctx: Context) -> dict:
     for t in _teachers(o):
         entry = {"kind": t.kind, "model": t.model, "revision": resolve_model(t.model)[1]}
         if _runs_model(info, t, o):  # `auto` is resolved only where a model runs (it may time the model)
-            entry["dtype"] = EncoderSpec.from_options(o, model=t.model).resolved_dtype(t.kind)
+            spec = EncoderSpec.from_options(o, model=t.model)
+            entry["dtype"] = spec.resolved_dtype(t.kind)
+            entry.update(backend_key(spec, t.kind))  # nothing for torch: its keys stay what they were
         teachers.append(entry)
     return {"teachers": teachers, "max_length": o.max_length, "batch_size": o.batch_size, "normalize": o.normalize,
             "query_prompt": o.query_prompt, "query_prompt_name": o.query_prompt_name,

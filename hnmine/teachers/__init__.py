@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from hnmine.errors import UnknownName
 
@@ -13,6 +13,7 @@ TEACHER_KINDS = ("bi-encoder", "cross-encoder")
 class TeacherSpec:
     kind: str
     model: str
+    name: str = ""  # the label's model part when the last path part is shared with another teacher
 
     @classmethod
     def parse(cls, text: str, default_kind: str, default_model: str) -> TeacherSpec:
@@ -27,7 +28,7 @@ class TeacherSpec:
 
     @property
     def label(self) -> str:
-        short = self.model.rstrip("/").split("/")[-1]
+        short = self.name or self.model.rstrip("/").split("/")[-1]
         return f"{self.kind}:{short}"
 
 
@@ -36,4 +37,19 @@ def teacher_specs(options) -> tuple[TeacherSpec, ...]:
     --model bi-encoder when none is given."""
     if not options.teacher:
         return (TeacherSpec("bi-encoder", options.model),)
-    return tuple(TeacherSpec.parse(t, options.teacher_type, options.model) for t in options.teacher)
+    specs = list(dict.fromkeys(TeacherSpec.parse(t, options.teacher_type, options.model) for t in options.teacher))
+    return tuple(_distinct_labels(specs))
+
+
+def _distinct_labels(specs: list[TeacherSpec]) -> list[TeacherSpec]:
+    """Each teacher's label names its scores column and its manifest entry: two checkpoints in folders of
+    the same name (runs/a/model, runs/b/model) must not share one, or one teacher's scores replace the
+    other's. A shared label takes as many path parts as it needs to be told apart."""
+    out = list(specs)
+    for depth in range(2, 64):
+        labels = [t.label for t in out]
+        clash = {lab for lab in labels if labels.count(lab) > 1}
+        if not clash:
+            return out
+        out = [replace(t, name="/".join(t.model.rstrip("/").split("/")[-depth:])) if t.label in clash else t for t in out]
+    return [replace(t, name=f"{t.model.rstrip('/').split('/')[-1]}#{i}") for i, t in enumerate(out, start=1)]

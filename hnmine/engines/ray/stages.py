@@ -76,6 +76,10 @@ def _left_to_driver(stage: str, ctx: Context) -> str | None:
             return "--random-negatives draws from the whole corpus"
         if filter_stage.judgments(ctx) is not None:
             return "judgments"
+        if o.relabel:
+            return "--relabel compares each query's candidates with its positives"
+        if o.method == "auto":
+            return "--method auto calibrates on every query at once"
     return None
 
 
@@ -720,6 +724,7 @@ class FilterPartition:
 def _filter(ctx: Context, local_work) -> StageOutput:
     import json
 
+    import pyarrow.parquet as pq
     import ray
     import ray.data
 
@@ -763,6 +768,10 @@ def _filter(ctx: Context, local_work) -> StageOutput:
         name: write_parquet_from(parts_in_order(scratch, len(parts), name), run.path_of(name), schema)
         for name, schema in (("negatives", NEGATIVES_SCHEMA), ("dropped", DROPPED_SCHEMA), ("query_summary", QUERY_SUMMARY_SCHEMA))
     }
+    # No verdicts here (judgments and --relabel run on the driver): the positives are the known ones, in
+    # the scores' row order as the local filter writes them.
+    known = pq.read_table(scores_path, columns=["query_id", "doc_id", "is_positive", "teacher_score"],
+                          filters=[("is_positive", "==", True)])
     _drop_scratch(ctx)
     warnings = []
     if stats.get("queries_short"):
@@ -770,6 +779,7 @@ def _filter(ctx: Context, local_work) -> StageOutput:
         warnings.append(filter_stage.shortfall_message(negatives, ctx.table("query_summary"), settings))
         ctx.reporter.warn(warnings[-1])
     return StageOutput(
+        tables={"positives": filter_stage.positives_table(known)},
         counts={"rows_in": int(count.sum()) + len(tails), "rows_out": written["negatives"], "dropped": written["dropped"]},
         stats=stats,
         warnings=warnings,
@@ -828,7 +838,7 @@ class ExportPartition:
             rows = lookup_rows(self.shards, docs.to_pylist())
             corpus = documents_of(self.shards, self.bounds, rows[rows >= 0])
             examples, _ = build_examples(
-                corpus=corpus, queries=queries.slice(a, b - a), negatives=negatives, summary=summary, scores=positives, target=p["target"]
+                corpus=corpus, queries=queries.slice(a, b - a), negatives=negatives, summary=summary, positives=positives, target=p["target"]
             )
             table = get_format(p["format"]).build(examples, p["target"], p["with_scores"])
             write_part(table, Path(p["parts"]), i)
@@ -854,10 +864,8 @@ def _export(ctx: Context, local_work) -> StageOutput:
     queries = ctx.table("queries")
     target = negatives_target(summary)
     scratch = _scratch(ctx, "export")
-    # Positives (a few per query) sorted into query order, in one small file the partitions read from.
-    pos = pq.read_table(
-        run.path_of("scores"), columns=["query_id", "doc_id", "is_positive", "teacher_score"], filters=[("is_positive", "==", True)]
-    )
+    # Positives (a few per query; the filter's, verdicts included) in query order, in one small file the partitions read from.
+    pos = pq.read_table(run.path_of("positives"), columns=["query_id", "doc_id", "teacher_score"])
     q_index = pc.index_in(pos.column("query_id"), value_set=queries.column("query_id").combine_chunks())
     pos = (
         pos.append_column("_q", q_index)
@@ -925,6 +933,6 @@ def _export(ctx: Context, local_work) -> StageOutput:
         stats["queries_left_out_short"] = short
     warnings = []
     if rows == 0:
-        warnings.append(_empty_export_message(ctx, range(n_examples)))
+        warnings.append(_empty_export_message(ctx, range(n_examples), target))
         ctx.reporter.warn(warnings[-1])
     return StageOutput(counts={"rows_in": n_examples, "rows_out": rows}, stats=stats, warnings=warnings)

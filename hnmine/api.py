@@ -1,0 +1,209 @@
+"""The Python API: `hnmine.mine(...)`, the same pipeline the CLI runs, from a notebook in one line.
+
+    import hnmine
+    result = hnmine.mine(pairs_dataset, corpus=more_texts, num_negatives=5)   # like util.mine_hard_negatives
+    trainer = SentenceTransformerTrainer(model=model, train_dataset=result.dataset, ...)
+
+It takes what the CLI takes (paths: a BEIR folder, a pairs file, a saved `datasets` folder, separate
+files) and in-memory inputs (a `datasets.Dataset`, a pandas DataFrame, a pyarrow Table or a list of
+dicts of (anchor, positive) pairs; a corpus as a list of texts or a table), a model name or path or a
+loaded `SentenceTransformer`, and every option of `hnmine mine` under the same name and default
+(hnmine.options). In-memory inputs are written once to the run directory's `sources/` folder as
+Parquet, so the stages read files as always and a rerun with the same data skips what is done.
+There is no second implementation: this calls hnmine.pipeline.mine, as the CLI does.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from hnmine.errors import InputError, MissingDependency, OptionError
+from hnmine.options import option_fields
+from hnmine.pipeline import MineResult
+from hnmine.rundir import RunDir
+
+PATH_ROLES = ("corpus", "queries", "qrels")
+
+
+@dataclass
+class MiningResult:
+    """What `hnmine.mine` gives back: the run directory, its summary, and the training data."""
+
+    run_dir: Path
+    summary: dict
+    table: pa.Table  # the export, in the chosen format (in memory: it outlives a temporary run directory)
+    export_file: Path | None
+    temporary: bool = False
+    _cleanup: Any = field(default=None, repr=False)
+
+    @property
+    def dataset(self):
+        """The export as a `datasets.Dataset`, ready for SentenceTransformerTrainer (needs `datasets`)."""
+        try:
+            import datasets
+        except ImportError:
+            raise MissingDependency("result.dataset needs datasets: pip install datasets (or use result.table)") from None
+        return datasets.Dataset(self.table)
+
+    def read(self, table: str) -> pa.Table:
+        """One of the run's tables by name: corpus, queries, qrels, candidates, scores, negatives, dropped, query_summary."""
+        if self.temporary and not self.run_dir.exists():
+            raise InputError("the temporary run directory is gone; pass out=... to keep the run")
+        return RunDir(self.run_dir).read_table(table)
+
+
+def mine(
+    data: Any = None,
+    *,
+    corpus: Any = None,
+    queries: Any = None,
+    qrels: Any = None,
+    model: Any = None,
+    out: str | Path | None = None,
+    force: bool = False,
+    progress: bool = True,
+    **options: Any,
+) -> MiningResult:
+    """Mine hard negatives; see the module docstring. `options` are `hnmine mine`'s options by name
+    (num_negatives=5, method="shifted", format="triplet", …); an unknown name is an OptionError."""
+    from hnmine.options import make_options
+    from hnmine.pipeline import mine as run_pipeline
+    from hnmine.progress import Reporter, RichReporter
+
+    known = {f.name for f in option_fields()}
+    for name in ("data", "corpus", "queries", "qrels", "model", "pairs"):
+        if name in options:
+            raise OptionError(f"give {name} as its own argument of hnmine.mine, not among the options")
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise OptionError(f"unknown option(s) of hnmine.mine: {', '.join(unknown)} (they are the options of `hnmine mine`)")
+    make_options(dict(options))  # every option checked before anything is written
+    temporary = out is None
+    run_dir = Path(tempfile.mkdtemp(prefix="hnmine-")) if temporary else Path(out)  # type: ignore[arg-type]
+    run = RunDir(run_dir)
+    with run.writing():  # held across staging and the run: no other process writes here meanwhile
+        staging = run.path_of("sources")
+        values = dict(options)
+        values.update(_inputs(data, corpus, queries, qrels, staging))
+        if model is not None:
+            values["model"] = _model(model, staging)
+        result = run_pipeline(run_dir, make_options(values), force=force, reporter=RichReporter() if progress else Reporter())
+    return _result(result, run_dir, temporary)
+
+
+def _inputs(data: Any, corpus: Any, queries: Any, qrels: Any, staging: Path) -> dict[str, Any]:
+    """Paths as they are; in-memory tables written to `sources/` (Parquet, the same bytes for the same data)."""
+    values: dict[str, Any] = {}
+    if data is not None:
+        if isinstance(data, (str, Path)):
+            values["data"] = Path(data)
+        else:
+            values["pairs"] = _stage_table(_as_table(data, "data"), staging / "pairs.parquet")
+    for role, value in (("corpus", corpus), ("queries", queries), ("qrels", qrels)):
+        if value is None:
+            continue
+        if isinstance(value, (str, Path)):
+            values[role] = Path(value)
+        elif role == "corpus" and isinstance(value, (list, tuple)) and all(isinstance(t, str) for t in value):
+            values[role] = _stage_table(_texts_table(list(value)), staging / "corpus.parquet")
+        else:
+            values[role] = _stage_table(_as_table(value, role), staging / f"{role}.parquet")
+    return values
+
+
+def _as_table(value: Any, role: str) -> pa.Table:
+    """A pyarrow Table from a datasets.Dataset, a pandas DataFrame, a pyarrow Table or a list of dicts."""
+    if isinstance(value, pa.Table):
+        return value
+    if hasattr(value, "data") and hasattr(value.data, "table"):  # datasets.Dataset: its Arrow table, no copy
+        table = value.data.table
+        indices = getattr(value, "_indices", None)
+        return table.take(indices.column(0)) if indices is not None else table
+    if hasattr(value, "to_arrow"):  # polars and friends
+        return value.to_arrow()
+    if type(value).__name__ == "DataFrame" and hasattr(value, "to_dict"):  # pandas
+        return pa.Table.from_pandas(value, preserve_index=False)
+    if isinstance(value, (list, tuple)) and all(isinstance(r, dict) for r in value):
+        return pa.Table.from_pylist(list(value))
+    raise InputError(f"{role}: cannot read a {type(value).__name__} (give a path, a datasets.Dataset, a pandas DataFrame, "
+                     f"a pyarrow Table or a list of dicts)")
+
+
+def _texts_table(texts: list[str]) -> pa.Table:
+    """A corpus given as a list of texts: ids are content hashes, as for a pairs file's documents."""
+    from hnmine.io.inputs import content_id
+
+    return pa.table({"_id": pa.array([content_id("d", t) for t in texts], pa.string()), "text": pa.array(texts, pa.string())})
+
+
+def _stage_table(table: pa.Table, target: Path) -> Path:
+    """Write `table` where the inputs stage will read it, unless the same bytes are there already."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    from hnmine.io.atomic import write_parquet
+
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd")
+    if not (target.is_file() and target.read_bytes() == buf.getvalue()):
+        write_parquet(table, target)
+    return target
+
+
+def _model(model: Any, staging: Path) -> str:
+    """A model name or path as given; a loaded SentenceTransformer saved once to `sources/model/` (keyed
+    by a hash of its weights, so an unchanged model is not saved or encoded again)."""
+    if isinstance(model, (str, Path)):
+        return str(model)
+    if not hasattr(model, "save") or not hasattr(model, "state_dict"):
+        raise InputError(f"model: cannot use a {type(model).__name__} (give a name, a path or a SentenceTransformer)")
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().view(-1).view(dtype=__import__("torch").uint8).numpy().tobytes())
+    digest = h.hexdigest()
+    folder = staging / "model"
+    stamp = folder / ".hnmine-weights-sha256"
+    if not (stamp.is_file() and stamp.read_text().strip() == digest):
+        if folder.exists():
+            shutil.rmtree(folder)
+        model.save(str(folder))
+        stamp.write_text(digest + "\n")
+    return str(folder)
+
+
+def _result(result: MineResult, run_dir: Path, temporary: bool) -> MiningResult:
+    summary = result.summary()
+    export = Path(summary["export"]) if summary.get("export") else None
+    if export is not None and export.suffix == ".jsonl":
+        import pyarrow.json as pajson
+
+        table = pajson.read_json(export)
+    elif export is not None:
+        import pyarrow.parquet as pq
+
+        table = pq.ParquetFile(export).read()
+    else:
+        table = pa.table({})
+    out = MiningResult(run_dir=run_dir, summary=summary, table=table, export_file=export, temporary=temporary)
+    if temporary:  # removed with the result object (or at exit): the table above stays in memory
+        out._cleanup = weakref.finalize(out, shutil.rmtree, str(run_dir), True)
+    return out
+
+
+def default_model_path() -> str:
+    """Where the bundled default model (all-MiniLM-L6-v2) lies: load it with SentenceTransformer(path)."""
+    from hnmine.encode import resolve_model
+    from hnmine.options import DEFAULT_MODEL
+
+    return resolve_model(DEFAULT_MODEL)[0]

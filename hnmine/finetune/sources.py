@@ -1,0 +1,183 @@
+"""Training data for a fine-tune: the export of a run, or any training file, read as (anchor, positive, negatives).
+
+Every export shape of hnmine.formats is accepted (and the same shapes written by other tools, e.g.
+sentence-transformers' `mine_hard_negatives`, whose anchor column is named after the input's):
+
+shape          columns                                      one (anchor, positive) gets
+triplet        anchor, positive, negative                   the negatives of all its rows
+n-tuple        anchor, positive, negative_1..negative_k     the row's negatives
+labeled-pair   anchor, passage, label                       label 1 rows are positives, label 0 negatives
+labeled-list   anchor, passages, labels                     as labeled-pair, within one row
+flagembedding  query, pos, neg                              every pos with the row's neg
+tevatron       query, positive_passages, negative_passages  the same, texts as "title text"
+pairs          anchor, positive                             no negatives (in-batch training only)
+
+Negatives of an anchor are grouped per (anchor, positive) in first-seen order (the export's
+order, i.e. the filter's: hardest first). A "negative" whose text equals one of the anchor's
+positives is left out and counted: trained on, it would teach the model to push a positive away.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hnmine.errors import InputError, RunDirError
+from hnmine.io.files import READERS as FILE_SUFFIXES
+from hnmine.io.files import read_table
+
+ANCHOR_COLUMNS = ("anchor", "query", "question")
+POSITIVE_COLUMNS = ("positive", "pos")
+_NEGATIVE_N = re.compile(r"negative_(\d+)$")
+
+
+@dataclass(frozen=True)
+class TrainingPair:
+    anchor: str
+    positive: str
+    negatives: tuple[str, ...]
+
+
+@dataclass
+class TrainingSource:
+    """One arm's training data: where it came from and its (anchor, positive, negatives) pairs."""
+
+    label: str  # the arm's name in the results: the run directory's or the file's name
+    path: Path  # what the user gave: a run directory or a file
+    file: Path  # the file read
+    shape: str
+    pairs: list[TrainingPair]
+    run_dir: Path | None = None  # set when path is a run directory (results are written there)
+    stats: dict = field(default_factory=dict)
+
+
+def load_source(path: Path) -> TrainingSource:
+    """Read a run directory's export (the file its export manifest names) or a training file."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such run directory or training file")
+    run_dir = path if path.is_dir() else None
+    file = export_file(path) if run_dir else path
+    table = read_table(file)
+    shape, pairs, stats = read_pairs(table, file)
+    if not pairs:
+        raise InputError(f"{file}: no (anchor, positive) pair to train on")
+    label = path.name if run_dir else path.stem
+    return TrainingSource(label=label, path=path, file=file, shape=shape, pairs=pairs, run_dir=run_dir, stats=stats)
+
+
+def export_file(run_dir: Path) -> Path:
+    """The training file of a run: the one its export manifest names, else the only file in export/."""
+    from hnmine.rundir import LAYOUT, RunDir
+
+    manifest = RunDir(run_dir).manifest("export")
+    named = manifest.stats.get("file") if manifest is not None else None
+    if isinstance(named, str) and (run_dir / named).is_file():
+        return run_dir / named
+    folder = run_dir / LAYOUT["export"]
+    files = sorted(p for p in folder.glob("*") if p.is_file() and p.suffix.lower() in FILE_SUFFIXES) if folder.is_dir() else []
+    if not files:
+        raise RunDirError(f"{run_dir}: no training file in export/ (run `hnmine export` or `hnmine mine` with --out {run_dir} first)")
+    if len(files) > 1:
+        names = ", ".join(p.name for p in files)
+        raise RunDirError(f"{run_dir}: several training files in export/ ({names}) and no export manifest naming one; give the file itself")
+    return files[0]
+
+
+def _first(names: list[str], candidates: tuple[str, ...]) -> str | None:
+    return next((c for c in candidates if c in names), None)
+
+
+def _text(value) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, dict):  # Tevatron passage
+        title, text = value.get("title") or "", value.get("text") or ""
+        return f"{title} {text}".strip() if title else text
+    return str(value)
+
+
+def read_pairs(table, source: Path) -> tuple[str, list[TrainingPair], dict]:
+    """(shape, pairs, stats) of a training table; an InputError names the columns when no shape fits."""
+    names = table.column_names
+    anchor_col = _first(names, ANCHOR_COLUMNS)
+    rows: list[tuple[str | None, list[str], list[str]]] = []  # (anchor, positives, negatives) per table row
+    if anchor_col is None:
+        raise InputError(f"{source}: no anchor column (tried {'/'.join(ANCHOR_COLUMNS)}; columns: {', '.join(names)})")
+    anchors = [_text(a) for a in table.column(anchor_col).to_pylist()]
+
+    def col(name: str) -> list:
+        return table.column(name).to_pylist()
+
+    def texts(values) -> list[str]:
+        return [t for t in (_text(v) for v in (values or [])) if t]
+
+    if "positive_passages" in names and "negative_passages" in names:
+        shape = "tevatron"
+        rows = [(a, texts(p), texts(n)) for a, p, n in zip(anchors, col("positive_passages"), col("negative_passages"))]
+    elif "pos" in names and "neg" in names:
+        shape = "flagembedding"
+        rows = [(a, texts(p), texts(n)) for a, p, n in zip(anchors, col("pos"), col("neg"))]
+    elif "passages" in names and "labels" in names:
+        shape = "labeled-list"
+        for a, ps, ls in zip(anchors, col("passages"), col("labels")):
+            ps, ls = list(ps or []), list(ls or [])
+            rows.append((a, [str(p) for p, lab in zip(ps, ls) if lab], [str(p) for p, lab in zip(ps, ls) if not lab]))
+    elif "passage" in names and "label" in names:
+        shape = "labeled-pair"
+        for a, p, lab in zip(anchors, col("passage"), col("label")):
+            rows.append((a, [str(p)], []) if lab else (a, [], [str(p)]))
+    else:
+        pos_col = _first(names, POSITIVE_COLUMNS)
+        if pos_col is None:
+            raise InputError(
+                f"{source}: not a training file of a known shape (columns: {', '.join(names)}); "
+                "expected e.g. anchor/positive/negative (triplet) or anchor/passage/label"
+            )
+        numbered = sorted((int(m.group(1)), n) for n in names if (m := _NEGATIVE_N.match(n)))
+        neg_cols = ["negative"] if "negative" in names else [n for _, n in numbered]
+        shape = "triplet" if neg_cols == ["negative"] else "n-tuple" if neg_cols else "pairs"
+        negs = [col(n) for n in neg_cols]
+        for i, (a, p) in enumerate(zip(anchors, col(pos_col))):
+            rows.append((a, texts([p]), texts([n[i] for n in negs])))
+    return (shape, *_group(rows))
+
+
+def _group(rows: list[tuple[str | None, list[str], list[str]]]) -> tuple[list[TrainingPair], dict]:
+    """Group rows into one TrainingPair per (anchor, positive), negatives in first-seen order.
+
+    Labeled shapes spread an anchor's positives and negatives over rows, so negatives are gathered
+    per anchor, and the rows that name a positive say which (anchor, positive) pairs exist.
+    """
+    positives: dict[str, list[str]] = {}
+    negatives: dict[str, dict[str, None]] = {}  # dicts as ordered sets
+    per_pair: dict[tuple[str, str], dict[str, None]] = {}
+    for anchor, pos, neg in rows:
+        if not anchor:
+            continue
+        positives.setdefault(anchor, [])
+        for p in pos:
+            if p not in positives[anchor]:
+                positives[anchor].append(p)
+        if pos and neg:
+            for p in pos:
+                per_pair.setdefault((anchor, p), {}).update(dict.fromkeys(neg))
+        elif neg:
+            negatives.setdefault(anchor, {}).update(dict.fromkeys(neg))
+    pairs: list[TrainingPair] = []
+    dropped_equal_to_positive = 0
+    for anchor, pos_list in positives.items():
+        own = set(pos_list)
+        for p in pos_list:
+            found = list(per_pair.get((anchor, p), {})) + [n for n in negatives.get(anchor, {}) if n not in per_pair.get((anchor, p), {})]
+            kept = tuple(n for n in found if n not in own)
+            dropped_equal_to_positive += len(found) - len(kept)
+            pairs.append(TrainingPair(anchor, p, kept))
+    stats = {
+        "anchors": sum(1 for a in positives if positives[a]),
+        "pairs": len(pairs),
+        "pairs_without_negatives": sum(1 for p in pairs if not p.negatives),
+        "negatives_equal_to_a_positive": dropped_equal_to_positive,
+    }
+    return pairs, stats

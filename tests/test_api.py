@@ -1,0 +1,127 @@
+"""The Python API: hnmine.mine, the same pipeline as the CLI, from in-memory inputs or paths."""
+
+from __future__ import annotations
+
+import gc
+import json
+import re
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from conftest import ROOT, TINY_DOCS, TINY_QRELS, TINY_QUERIES, invoke, write_beir
+
+import hnmine
+from hnmine.errors import OptionError
+
+DOC = ROOT / "docs" / "python.md"
+
+
+def test_the_docs_example_runs(tmp_path, monkeypatch):
+    """Every python block of docs/python.md, in order, in one namespace (so the page cannot rot)."""
+    monkeypatch.chdir(tmp_path)
+    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(encoding="utf-8"), flags=re.S)
+    assert len(blocks) >= 3
+    namespace: dict = {}
+    for block in blocks:
+        exec(compile(block, str(DOC), "exec"), namespace)
+    assert namespace["train_dataset"].column_names == ["anchor", "positive", "negative"]
+    assert [s["stage"] for s in namespace["again"].summary["stages"] if not s["skipped"]] == ["filter", "export"]
+    assert namespace["dropped"].num_rows > 0
+
+
+def _pairs():
+    return [{"anchor": q["text"], "positive": next(d["text"] for d in TINY_DOCS if d["_id"] == qr[1])}
+            for q, qr in zip(TINY_QUERIES, TINY_QRELS)]
+
+
+@pytest.mark.parametrize("kind", ["dataset", "pandas", "arrow", "dicts"])
+def test_in_memory_pairs_of_every_kind_give_the_same_export(tmp_path, kind):
+    import datasets
+    import pandas as pd
+
+    rows = _pairs()
+    data = {"dataset": datasets.Dataset.from_list(rows), "pandas": pd.DataFrame(rows), "arrow": pa.Table.from_pylist(rows),
+            "dicts": rows}[kind]
+    corpus = [d["text"] for d in TINY_DOCS]
+    result = hnmine.mine(data, corpus=corpus, out=tmp_path / kind, num_negatives=2, method="naive", progress=False)
+    reference = hnmine.mine(pa.Table.from_pylist(rows), corpus=corpus, out=tmp_path / "ref", num_negatives=2, method="naive",
+                            progress=False)
+    assert result.table.equals(reference.table)
+    assert set(result.table.column("anchor").to_pylist()) == {q["text"] for q in TINY_QUERIES}
+
+
+def test_the_same_data_again_skips_every_stage(tmp_path):
+    rows = _pairs()
+    kw = dict(corpus=[d["text"] for d in TINY_DOCS], out=tmp_path / "run", num_negatives=2, progress=False)
+    hnmine.mine(rows, **kw)
+    again = hnmine.mine(rows, **kw)
+    assert all(s["skipped"] for s in again.summary["stages"])
+
+
+def test_a_loaded_model_is_used_and_keyed_by_its_weights(tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(hnmine.api.default_model_path(), device="cpu")
+    rows = _pairs()
+    kw = dict(corpus=[d["text"] for d in TINY_DOCS], out=tmp_path / "run", num_negatives=2, progress=False)
+    first = hnmine.mine(rows, model=model, **kw)
+    assert (tmp_path / "run/sources/model/.hnmine-weights-sha256").is_file()
+    assert all(s["skipped"] for s in hnmine.mine(rows, model=model, **kw).summary["stages"])
+    import torch
+
+    with torch.no_grad():  # other weights: another model, everything from the index on is redone
+        next(model.parameters()).add_(0.01)
+    changed = hnmine.mine(rows, model=model, **kw)
+    assert not [s for s in changed.summary["stages"] if s["stage"] == "index"][0]["skipped"]
+    assert first.table.num_rows > 0
+
+
+def test_paths_work_as_in_the_cli(tmp_path):
+    data = write_beir(tmp_path / "tiny", TINY_DOCS, TINY_QUERIES, TINY_QRELS)
+    result = hnmine.mine(data, out=tmp_path / "run", num_negatives=2, format="tevatron", progress=False)
+    assert result.export_file.name == "tevatron.jsonl"
+    assert set(result.table.column("query_id").to_pylist()) == {"q1", "q2", "q3"}
+
+
+def test_a_temporary_run_directory_goes_with_the_result(tmp_path):
+    result = hnmine.mine(_pairs(), corpus=[d["text"] for d in TINY_DOCS], num_negatives=2, progress=False)
+    run = result.run_dir
+    assert run.is_dir() and result.temporary
+    table = result.table
+    del result
+    gc.collect()
+    assert not run.exists() and table.num_rows > 0
+
+
+def test_options_have_the_cli_names_and_checks():
+    with pytest.raises(OptionError, match="unknown option\\(s\\) of hnmine.mine: num_negativs"):
+        hnmine.mine(_pairs(), num_negativs=2)
+    with pytest.raises(OptionError, match="--num-negatives must be between 1 and 1,000, got 0"):
+        hnmine.mine(_pairs(), num_negatives=0)
+
+
+def test_the_cli_reads_a_saved_dataset_folder(tmp_path):
+    import datasets
+
+    folder = tmp_path / "saved"
+    datasets.DatasetDict({"train": datasets.Dataset.from_list(_pairs()), "dev": datasets.Dataset.from_list(_pairs()[:1])}).save_to_disk(str(folder))
+    run = tmp_path / "run"
+    result = invoke(["mine", folder, "--split", "train", "--corpus", write_beir(tmp_path / "c", TINY_DOCS, TINY_QUERIES, TINY_QRELS) / "corpus.jsonl",
+                     "--out", run, "--num-negatives", "2", "--quiet", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "manifests/inputs.json").read_text())["counts"]["queries"] == 3
+    two = tmp_path / "two"
+    datasets.DatasetDict({"a": datasets.Dataset.from_list(_pairs()), "b": datasets.Dataset.from_list(_pairs())}).save_to_disk(str(two))
+    missing = invoke(["mine", two, "--out", tmp_path / "r2", "--quiet"])
+    assert missing.exit_code == 2 and "several splits (a, b); choose one with --split" in missing.stderr
+
+
+def test_import_hnmine_stays_light():
+    import subprocess
+    import sys
+
+    code = "import sys, hnmine; assert 'pyarrow' not in sys.modules and 'torch' not in sys.modules; print(hnmine.mine.__module__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "hnmine.api"
+    assert Path(hnmine.__file__).is_file()
