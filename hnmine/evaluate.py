@@ -107,14 +107,7 @@ def evaluate_run(
     negatives = _read(run, "negatives", ["query_id", "doc_id", "rank", "teacher_score", "is_random"], ["retrieval_rank", "method"])
     summary = _read(run, "query_summary", ["query_id", "n_negatives", "shortfall"])
     scores = _read(run, "scores", ["is_positive", "teacher_score"])
-    filter_manifest = run.manifests(strict=True).get("filter")
-    if filter_manifest is None:
-        raise RunDirError(f"{run.manifest_path('filter')} is missing: it is written by the filter stage (run `hnmine filter` "
-                          f"or `hnmine mine` on this run first)")
-    method = filter_manifest.options.get("selection", {}).get("method")
-    if method is None and "method" in negatives.column_names and negatives.num_rows:
-        method = negatives.column("method")[0].as_py()
-
+    method = _method_of(run, negatives)
     query_ids = [str(q) for q in summary.column("query_id").to_pylist()]
     judgments, judged_by = _judgments(run, qrels, hidden, min_relevance, query_ids, notes)
     fn = _false_negatives(negatives, judgments, query_ids, hidden, min_relevance, notes)
@@ -131,16 +124,7 @@ def evaluate_run(
         "num_negatives": coverage["target"],
         "queries_full": coverage["queries_full"],
         "coverage": _ratio(coverage["queries_full"], coverage["queries"]),
-        "negatives_total": negatives.num_rows,
-        "mined_negatives": fn["mined_total"],
-        "random_negatives": fn["random_total"],
-        "mean_negatives_per_query": negatives.num_rows / coverage["queries"] if coverage["queries"] else None,
-        "false_negatives": fn["fn_mined"] if measured else None,
-        "false_negative_rate": _ratio(fn["fn_mined"], fn["mined_total"]) if measured else None,
-        "false_negative_rate_judged_queries": _ratio(fn["fn_mined"], fn["mined_judged"]) if measured else None,
-        "queries_with_false_negatives": fn["queries_with_fn"] if measured else None,
-        "random_false_negatives": fn["fn_random"] if measured else None,
-        "random_false_negative_rate": _ratio(fn["fn_random"], fn["random_total"]) if measured else None,
+        **_negative_counts(negatives.num_rows, coverage["queries"], fn),
         **hardness,
         "seconds": _run_seconds(run),
         "notes": notes,
@@ -149,6 +133,35 @@ def evaluate_run(
         result["per_query"] = _per_query(query_ids, coverage["n_neg"], coverage["full"], fn["neg_q"], fn["is_fn"],
                                          fn["mined_mask"], judgments, measured)
     return result
+
+
+def _method_of(run: RunDir, negatives: pa.Table) -> str | None:
+    """The selection method the filter ran with (its manifest), else the one its negatives name."""
+    filter_manifest = run.manifests(strict=True).get("filter")
+    if filter_manifest is None:
+        raise RunDirError(f"{run.manifest_path('filter')} is missing: it is written by the filter stage (run `hnmine filter` "
+                          f"or `hnmine mine` on this run first)")
+    method = filter_manifest.options.get("selection", {}).get("method")
+    if method is None and "method" in negatives.column_names and negatives.num_rows:
+        method = negatives.column("method")[0].as_py()
+    return method
+
+
+def _negative_counts(total: int, queries: int, fn: dict) -> dict:
+    """The negatives' counts, and the false-negative fields (null when nothing judged them)."""
+    measured = fn["measured"]
+    return {
+        "negatives_total": total,
+        "mined_negatives": fn["mined_total"],
+        "random_negatives": fn["random_total"],
+        "mean_negatives_per_query": total / queries if queries else None,
+        "false_negatives": fn["fn_mined"] if measured else None,
+        "false_negative_rate": _ratio(fn["fn_mined"], fn["mined_total"]) if measured else None,
+        "false_negative_rate_judged_queries": _ratio(fn["fn_mined"], fn["mined_judged"]) if measured else None,
+        "queries_with_false_negatives": fn["queries_with_fn"] if measured else None,
+        "random_false_negatives": fn["fn_random"] if measured else None,
+        "random_false_negative_rate": _ratio(fn["fn_random"], fn["random_total"]) if measured else None,
+    }
 
 
 def _judgments(run: RunDir, qrels: pa.Table | None, hidden: bool, min_relevance: int, query_ids: list[str],

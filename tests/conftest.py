@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -13,6 +15,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # The user's hnmine cache (the measured `--dtype auto` choice) is not shared with the tests.
 os.environ["HNMINE_CACHE_DIR"] = tempfile.mkdtemp(prefix="hnmine-test-cache-")
+atexit.register(shutil.rmtree, os.environ["HNMINE_CACHE_DIR"], ignore_errors=True)  # one per session, not left in /tmp
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"

@@ -107,10 +107,23 @@ def _work(ctx: Context) -> StageOutput:
 
 
 def _dense_index(ctx: Context, texts: list[str]) -> tuple[dict, dict]:
-    """Encode (or take the user's vectors), build the search index; write its info.json hand-off."""
+    from hnmine.encode import encode_cached
+
+    def encode(spec) -> str:
+        o = ctx.options
+        _, key = encode_cached(texts, spec, ctx.run.path_of("embedding_cache"), prompt=o.corpus_prompt,
+                               prompt_name=o.corpus_prompt_name, reporter=ctx.reporter, description="encoding corpus")
+        return key
+
+    return dense_index(ctx, len(texts), encode)
+
+
+def dense_index(ctx: Context, n_docs: int, encode) -> tuple[dict, dict]:
+    """Encode the corpus into the embedding cache (`encode(spec)` returns the cache key; each engine has
+    its own) or take the user's vectors; build the search index; write its info.json hand-off."""
     import numpy as np
 
-    from hnmine.encode import EncoderSpec, dtype_record, encode_cached, resolve_model
+    from hnmine.encode import EncoderSpec, dtype_record, resolve_model
     from hnmine.io.atomic import write_json
     from hnmine.retrievers import dense
 
@@ -121,17 +134,16 @@ def _dense_index(ctx: Context, texts: list[str]) -> tuple[dict, dict]:
     target = run.path_of("embeddings")
     name, revision = resolve_model(o.model)
     model = {"name": o.model, "path": name, "revision": revision}
-    if o.corpus_embeddings is not None:
+    if o.corpus_embeddings is not None:  # checked and normalised block by block (bounded memory)
         from hnmine.io.vectors import save_user_vectors
         from hnmine.rundir import file_hash
 
-        save_user_vectors(o.corpus_embeddings, len(texts), target, normalize=o.normalize,
+        save_user_vectors(o.corpus_embeddings, n_docs, target, normalize=o.normalize,
                           rows_of=f"the run's corpus table ({run.path_of('corpus')})")
         embedding_key = "user:" + file_hash(o.corpus_embeddings)
         user_vectors = True
     else:
-        _, embedding_key = encode_cached(texts, spec, run.path_of("embedding_cache"), prompt=o.corpus_prompt,
-                                         prompt_name=o.corpus_prompt_name, reporter=ctx.reporter, description="encoding corpus")
+        embedding_key = encode(spec)
         link_or_copy(run.path_of("embedding_cache") / f"{embedding_key}.npy", target)
         model.update(dtype_record(spec))
         user_vectors = False

@@ -91,28 +91,49 @@ def _block_write(part: str, offsets: np.ndarray, folder: str) -> int:
 
 
 def build_ray(corpus_path: Path, n_docs: int, options, folder: Path, scratch: Path, reporter=None) -> dict:
-    """hnmine.retrievers.bm25.build (bm25s backend) on Ray; returns the same info."""
+    """hnmine.retrievers.bm25.build (bm25s backend) on Ray; returns the same info.
+
+    Three passes over the corpus blocks: document frequencies (the global statistics), each block's
+    term scores, then each block's pairs written into their places of the one CSC matrix."""
     import bm25s
-    import ray
-    from bm25s.scoring import _build_idf_array, _build_nonoccurrence_array, _select_idf_scorer, _select_tfc_scorer
 
     from hnmine.engines.ray.parts import row_ranges
-    from hnmine.io.atomic import atomic_path, open_npy_for_writing, write_json
     from hnmine.progress import Reporter
 
     reporter = reporter or Reporter()
     options.validate()
     folder.mkdir(parents=True, exist_ok=True)
     scratch.mkdir(parents=True, exist_ok=True)
-    reporter.info(
-        f"BM25 index ({options.backend}, {options.method}) over {n_docs:,} documents, {len(row_ranges(n_docs, BLOCK_ROWS))} blocks on Ray"
-    )
     blocks = row_ranges(n_docs, BLOCK_ROWS)
+    reporter.info(f"BM25 index ({options.backend}, {options.method}) over {n_docs:,} documents, {len(blocks)} blocks on Ray")
+    df, total_len = _document_frequencies(corpus_path, blocks, options, n_docs, reporter)
+    model = bm25s.BM25(k1=options.k1, b=options.b, method=options.method)
+    params = {k: getattr(model, k) for k in ("k1", "b", "delta", "method", "idf_method", "dtype", "int_dtype")}
+    vocab = {t: i for i, t in enumerate(sorted(df))}
+    freqs = {vocab[t]: c for t, c in df.items()}
+    del df
+    # numpy's mean of the lengths (an exact integer sum), as a numpy float64: a Python float would let
+    # bm25s's term-frequency arithmetic run in float32 (NEP 50) and change the scores' last bits.
+    avg_len = np.float64(total_len) / np.float64(n_docs)
+    idf, nonocc = _idf_arrays(model, freqs, n_docs, avg_len)
+    parts = [str(scratch / f"bm25-{i:06d}.npz") for i in range(len(blocks))]
+    indptr = _score_and_write_blocks(corpus_path, blocks, parts, options, (vocab, idf, nonocc), avg_len, params, model,
+                                     folder, scratch, reporter)
+    _save_index_files(folder, indptr, vocab, nonocc, params, n_docs, bm25s.__version__)
+    for p in parts:
+        Path(p).unlink(missing_ok=True)
+    return {"backend": options.backend, "method": options.method, "documents": n_docs}
+
+
+def _document_frequencies(corpus_path: Path, blocks, options, n_docs: int, reporter) -> tuple[dict[str, int], int]:
+    """Each term's document frequency and the corpus's total length, summed over the blocks."""
+    import ray
+
     stats: Any = ray.remote(_block_stats)
     df: dict[str, int] = {}
     total_len = 0
     with reporter.task("BM25 statistics", total=n_docs) as advance:
-        for _block, ref in zip(blocks, [stats.remote(str(corpus_path), a, b, options.stopwords) for a, b in blocks]):
+        for ref in [stats.remote(str(corpus_path), a, b, options.stopwords) for a, b in blocks]:
             n, length, terms, counts = ray.get(ref)
             total_len += length
             for t, c in zip(terms, counts.tolist()):
@@ -122,43 +143,38 @@ def build_ray(corpus_path: Path, n_docs: int, options, folder: Path, scratch: Pa
         from hnmine.errors import InputError
 
         raise InputError("the corpus has no word BM25 can index (only stopwords or punctuation); use --retriever dense")
-    model = bm25s.BM25(k1=options.k1, b=options.b, method=options.method)
-    params = {
-        "k1": model.k1,
-        "b": model.b,
-        "delta": model.delta,
-        "method": model.method,
-        "idf_method": model.idf_method,
-        "dtype": model.dtype,
-        "int_dtype": model.int_dtype,
-    }
-    vocab = {t: i for i, t in enumerate(sorted(df))}
-    freqs = {vocab[t]: c for t, c in df.items()}
-    # numpy's mean of the lengths (an exact integer sum), as a numpy float64: a Python float would let
-    # bm25s's term-frequency arithmetic run in float32 (NEP 50) and change the scores' last bits.
-    avg_len = np.float64(total_len) / np.float64(n_docs)
+    return df, total_len
+
+
+def _idf_arrays(model, freqs: dict[int, int], n_docs: int, avg_len):
+    """bm25s's own IDF (and, for the methods that need it, non-occurrence) arrays from the global counts."""
+    from bm25s.scoring import _build_idf_array, _build_nonoccurrence_array, _select_idf_scorer, _select_tfc_scorer
+
     idf = _build_idf_array(doc_frequencies=freqs, n_docs=n_docs, compute_idf_fn=_select_idf_scorer(model.idf_method), dtype=model.dtype)
-    nonocc = None
-    if model.method in model.methods_requiring_nonoccurrence:
-        nonocc = _build_nonoccurrence_array(
-            doc_frequencies=freqs,
-            n_docs=n_docs,
-            compute_idf_fn=_select_idf_scorer(model.idf_method),
-            calculate_tfc_fn=_select_tfc_scorer(model.method),
-            l_d=avg_len,
-            l_avg=avg_len,
-            k1=model.k1,
-            b=model.b,
-            delta=model.delta,
-            dtype=model.dtype,
-        )
-    del df
-    refs = [ray.put(x) for x in (vocab, idf, nonocc)]
+    if model.method not in model.methods_requiring_nonoccurrence:
+        return idf, None
+    nonocc = _build_nonoccurrence_array(
+        doc_frequencies=freqs, n_docs=n_docs, compute_idf_fn=_select_idf_scorer(model.idf_method),
+        calculate_tfc_fn=_select_tfc_scorer(model.method), l_d=avg_len, l_avg=avg_len, k1=model.k1, b=model.b,
+        delta=model.delta, dtype=model.dtype,
+    )
+    return idf, nonocc
+
+
+def _score_and_write_blocks(corpus_path: Path, blocks, parts: list[str], options, arrays, avg_len, params: dict, model,
+                            folder: Path, scratch: Path, reporter) -> np.ndarray:
+    """Every block's term scores (saved as parts), then written into the CSC matrix; returns its indptr."""
+    import os
+
+    import ray
+
+    from hnmine.io.atomic import open_npy_for_writing
+
+    refs = [ray.put(x) for x in arrays]
     score: Any = ray.remote(_block_scores)
-    parts = [str(scratch / f"bm25-{i:06d}.npz") for i in range(len(blocks))]
     pending = [score.remote(str(corpus_path), a, b, options.stopwords, *refs, avg_len, params, p) for (a, b), p in zip(blocks, parts)]
-    totals = np.zeros(len(vocab), dtype=np.int64)
-    with reporter.task("BM25 scores", total=n_docs) as advance:
+    totals = np.zeros(len(arrays[0]), dtype=np.int64)
+    with reporter.task("BM25 scores", total=sum(b - a for a, b in blocks)) as advance:
         for (a, b), ref in zip(blocks, pending):
             terms, counts = ray.get(ref)
             np.add.at(totals, terms, counts)
@@ -167,10 +183,8 @@ def build_ray(corpus_path: Path, n_docs: int, options, folder: Path, scratch: Pa
     nnz = int(indptr[-1])
     # Filled in place (each block writes its own places), then renamed: the folder never holds a half-written matrix under its name.
     tmp_data, tmp_rows = scratch / "data.csc.index.npy", scratch / "indices.csc.index.npy"
-    out = open_npy_for_writing(tmp_data, (nnz,), np.dtype(model.dtype))
-    del out
-    out = open_npy_for_writing(tmp_rows, (nnz,), np.dtype(model.int_dtype))
-    del out
+    for path, dtype in ((tmp_data, model.dtype), (tmp_rows, model.int_dtype)):
+        open_npy_for_writing(path, (nnz,), np.dtype(dtype))  # made at full size (its map closed at once); the blocks fill it
     running = indptr[:-1].copy()
     write: Any = ray.remote(_block_write)
     writes: list = []
@@ -179,10 +193,15 @@ def build_ray(corpus_path: Path, n_docs: int, options, folder: Path, scratch: Pa
         writes.append(write.remote(parts[len(writes)], running[terms].copy(), str(scratch)))
         running[terms] += counts
     ray.get(writes)
-    import os
-
     os.replace(tmp_data, folder / "data.csc.index.npy")
     os.replace(tmp_rows, folder / "indices.csc.index.npy")
+    return indptr
+
+
+def _save_index_files(folder: Path, indptr: np.ndarray, vocab: dict[str, int], nonocc, params: dict, n_docs: int, version: str) -> None:
+    """The rest of bm25s's saved index, as bm25s.BM25.save writes it."""
+    from hnmine.io.atomic import atomic_path, write_json
+
     with atomic_path(folder / "indptr.csc.index.npy") as tmp, open(tmp, "wb") as fh:
         np.save(fh, indptr)
     vocab[""] = len(vocab)  # as bm25s adds it: the empty token, with no column
@@ -191,7 +210,4 @@ def build_ray(corpus_path: Path, n_docs: int, options, folder: Path, scratch: Pa
     if nonocc is not None:
         with atomic_path(folder / "nonoccurrence_array.index.npy") as tmp, open(tmp, "wb") as fh:
             np.save(fh, nonocc)
-    write_json({**params, "num_docs": n_docs, "version": bm25s.__version__, "backend": "numpy"}, folder / "params.index.json")
-    for p in parts:
-        Path(p).unlink(missing_ok=True)
-    return {"backend": options.backend, "method": options.method, "documents": n_docs}
+    write_json({**params, "num_docs": n_docs, "version": version, "backend": "numpy"}, folder / "params.index.json")

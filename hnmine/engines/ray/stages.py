@@ -83,6 +83,22 @@ def _left_to_driver(stage: str, ctx: Context) -> str | None:
     return None
 
 
+def _actor_map(items: list[dict], actor, args: tuple):
+    """A Ray dataset of `items`, one per block, each passed alone to an `actor(*args)` of a pool of one
+    actor per cluster CPU (at most one per item): the pattern of every stage's parallel work."""
+    import ray.data
+
+    from hnmine.engines.ray.session import cluster_cpus
+
+    return ray.data.from_items(items, override_num_blocks=max(1, len(items))).map_batches(
+        actor,
+        fn_constructor_args=args,
+        batch_size=1,
+        compute=ray.data.ActorPoolStrategy(size=max(1, min(cluster_cpus(), len(items)))),
+        num_cpus=1,
+    )
+
+
 # ------------------------------------------------------------------------------------------------ shards
 
 
@@ -198,46 +214,10 @@ def encode_corpus(ctx: Context, spec, prompt, prompt_name, description: str):
 
 
 def _dense_index(ctx: Context, n_docs: int) -> tuple[dict, dict]:
-    from hnmine.encode import EncoderSpec, dtype_record, resolve_model
-    from hnmine.io.atomic import write_json
-    from hnmine.retrievers import dense
-    from hnmine.stages.index import link_or_copy
+    from hnmine.stages.index import dense_index
 
-    o, run = ctx.options, ctx.run
-    spec = EncoderSpec.from_options(o)
-    folder = run.path_of("dense_index")
-    folder.mkdir(parents=True, exist_ok=True)
-    target = run.path_of("embeddings")
-    name, revision = resolve_model(o.model)
-    model = {"name": o.model, "path": name, "revision": revision}
-    if o.corpus_embeddings is not None:  # checked and normalised block by block (the local code, bounded memory)
-        from hnmine.io.vectors import save_user_vectors
-        from hnmine.rundir import file_hash
-
-        save_user_vectors(
-            o.corpus_embeddings, n_docs, target, normalize=o.normalize, rows_of=f"the run's corpus table ({run.path_of('corpus')})"
-        )
-        embedding_key, user_vectors = "user:" + file_hash(o.corpus_embeddings), True
-    else:
-        _, embedding_key = encode_corpus(ctx, spec, o.corpus_prompt, o.corpus_prompt_name, "encoding corpus")
-        link_or_copy(run.path_of("embedding_cache") / f"{embedding_key}.npy", target)
-        model.update(dtype_record(spec))
-        user_vectors = False
-    info = dense.build_index(np.load(target, mmap_mode="r"), folder, exact_max_docs=o.exact_max_docs, reporter=ctx.reporter)
-    info.update(
-        embedding_key=embedding_key,
-        user_vectors=user_vectors,
-        model=o.model,
-        revision=revision,
-        dtype=model.get("dtype"),
-        normalize=o.normalize,
-        max_length=o.max_length,
-        batch_size=o.batch_size,
-        corpus_prompt=o.corpus_prompt,
-        corpus_prompt_name=o.corpus_prompt_name,
-    )
-    write_json(info, run.path_of("dense_info"))
-    return info, model
+    o = ctx.options
+    return dense_index(ctx, n_docs, lambda spec: encode_corpus(ctx, spec, o.corpus_prompt, o.corpus_prompt_name, "encoding corpus")[1])
 
 
 # ------------------------------------------------------------------------------------------------ retrieve
@@ -355,19 +335,7 @@ def _retrieve(ctx: Context, local_work) -> StageOutput:
     plan: dict = {"dense": dense, "bm25": lexical, "k": int(k), "n_docs": n_docs, "max_depth": o.max_depth, "rrf_k": o.rrf_k}
     models, stats = {}, {"search_k": int(k)}
     if dense:
-        from hnmine.errors import OptionError
-
-        info = run.read_json("dense_info")
-        if info.get("model") != o.model:
-            raise OptionError(
-                f"the index was built with model '{info.get('model')}', not '{o.model}'; rerun `hnmine index` with the same --model"
-            )
-        plan["vectors"] = query_vectors_source(ctx, queries)
-        dim = np.load(run.path_of("embeddings"), mmap_mode="r").shape[1]
-        qdim = read_query_vectors(plan["vectors"], 0, 1).shape[1] if queries.num_rows else dim
-        if qdim != dim:
-            raise OptionError(f"query vectors have {qdim} dimensions, corpus vectors {dim}")
-        models["dense"] = {k2: info.get(k2) for k2 in ("model", "revision", "dtype")}
+        plan["vectors"], models["dense"] = _dense_query_side(ctx, queries)
     if lexical:
         info = run.read_json("bm25_info")
         from hnmine.retrievers.bm25 import BM25Options
@@ -381,16 +349,9 @@ def _retrieve(ctx: Context, local_work) -> StageOutput:
     queries_ref = [ray.put({"query_id": query_ids, "text": queries.column("text").to_pylist()})]
     positives_ref = [ray.put(positives)]
     batches = row_ranges(len(query_ids), QUERY_BATCH)
-    from hnmine.engines.ray.session import cluster_cpus
 
     items = [{"batch": i, "start": a, "stop": b} for i, (a, b) in enumerate(batches)]
-    ds = ray.data.from_items(items, override_num_blocks=max(1, len(items))).map_batches(
-        RetrieveBatch,
-        fn_constructor_args=(plan, corpus.shards, corpus.bounds, queries_ref, positives_ref),
-        batch_size=1,
-        compute=ray.data.ActorPoolStrategy(size=max(1, min(cluster_cpus(), len(items)))),
-        num_cpus=1,
-    )
+    ds = _actor_map(items, RetrieveBatch, (plan, corpus.shards, corpus.bounds, queries_ref, positives_ref))
     no_candidates = 0
     with ctx.reporter.task("retrieving (ray)", total=len(query_ids)) as advance:
         for row in ds.iter_rows():
@@ -400,6 +361,22 @@ def _retrieve(ctx: Context, local_work) -> StageOutput:
     stats["queries_with_no_candidates"] = no_candidates
     _drop_scratch(ctx)
     return StageOutput(counts={"rows_in": queries.num_rows, "rows_out": rows}, stats=stats, models=models)
+
+
+def _dense_query_side(ctx: Context, queries) -> tuple:
+    """The query vectors' source (checked against the index's model and dimension) and the dense model's record."""
+    from hnmine.errors import OptionError
+
+    o, run = ctx.options, ctx.run
+    info = run.read_json("dense_info")
+    if info.get("model") != o.model:
+        raise OptionError(f"the index was built with model '{info.get('model')}', not '{o.model}'; rerun `hnmine index` with the same --model")
+    source = query_vectors_source(ctx, queries)
+    dim = np.load(run.path_of("embeddings"), mmap_mode="r").shape[1]
+    qdim = read_query_vectors(source, 0, 1).shape[1] if queries.num_rows else dim
+    if qdim != dim:
+        raise OptionError(f"query vectors have {qdim} dimensions, corpus vectors {dim}")
+    return source, {key: info.get(key) for key in ("model", "revision", "dtype")}
 
 
 # ------------------------------------------------------------------------------------------------ score
@@ -525,14 +502,10 @@ def _score_teachers(ctx: Context) -> list[dict] | None:
 
 
 def _score(ctx: Context, local_work) -> StageOutput:
-    import pyarrow as pa
     import pyarrow.parquet as pq
-    import ray
-    import ray.data
 
     from hnmine.encode import EncoderSpec, dtype_record, resolve_model
-    from hnmine.engines.ray.parts import num_rows, parts_in_order, row_ranges, write_parquet_from
-    from hnmine.engines.ray.session import cluster_cpus
+    from hnmine.engines.ray.parts import num_rows, row_ranges
     from hnmine.io.atomic import write_parquet
     from hnmine.stages import score as score_stage
     from hnmine.stages.candidates import CANDIDATE_SCHEMA
@@ -562,25 +535,47 @@ def _score(ctx: Context, local_work) -> StageOutput:
     items = [{"part": i, "path": str(cand_path), "start": a, "stop": b} for i, (a, b) in enumerate(blocks)]
     if extra.num_rows:
         items.append({"part": len(items), "path": str(extra_path), "start": 0, "stop": extra.num_rows})
+    positive_pairs, sums = _score_blocks(ctx, items, plan, corpus, queries, len(teachers), n_cand + extra.num_rows)
+    rows = _write_scores(run.path_of("scores"), scratch, len(items), [t["label"] for t in teachers], sums, n_cand + extra.num_rows)
+    _drop_scratch(ctx)
+    models = {}
+    for t in score_stage._teachers(o):
+        models[t.label] = {"kind": t.kind, "name": t.model, "revision": resolve_model(t.model)[1]}
+        if score_stage._runs_model(info, t, o):
+            models[t.label].update(dtype_record(EncoderSpec.from_options(o), t.kind, t.model))
+    stats = {"pairs_scored": rows, "positive_pairs": positive_pairs, "positives_not_retrieved": extra.num_rows,
+             "teachers": [t["label"] for t in teachers]}
+    return StageOutput(counts={"rows_in": n_cand, "rows_out": rows}, stats=stats, models=models)
+
+
+def _score_blocks(ctx: Context, items: list[dict], plan: dict, corpus, queries, n_teachers: int, total: int):
+    """Every block scored by the actor pool; (positive pairs, each teacher's sum and sum of squares)."""
+    import ray
+    import ray.data
+
+
     positive_pairs = 0
-    sums = np.zeros((len(teachers), 2))
-    if items:
-        ds = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
-            ScoreBlock,
-            fn_constructor_args=(plan, corpus.shards, corpus.bounds, [ray.put(queries)]),
-            batch_size=1,
-            compute=ray.data.ActorPoolStrategy(size=max(1, min(cluster_cpus(), len(items)))),
-            num_cpus=1,
-        )
-        with ctx.reporter.task("scoring (ray)", total=n_cand + extra.num_rows) as advance:
-            for row in ds.iter_rows():
-                positive_pairs += int(row["positives"])
-                sums += np.asarray(row["sums"], dtype=np.float64)
-                advance(int(row["rows"]))
-    labels = [t["label"] for t in teachers]
-    n = n_cand + extra.num_rows
+    sums = np.zeros((n_teachers, 2))
+    if not items:
+        return positive_pairs, sums
+    ds = _actor_map(items, ScoreBlock, (plan, corpus.shards, corpus.bounds, [ray.put(queries)]))
+    with ctx.reporter.task("scoring (ray)", total=total) as advance:
+        for row in ds.iter_rows():
+            positive_pairs += int(row["positives"])
+            sums += np.asarray(row["sums"], dtype=np.float64)
+            advance(int(row["rows"]))
+    return positive_pairs, sums
+
+
+def _write_scores(target: Path, scratch: Path, n_parts: int, labels: list[str], sums: np.ndarray, n: int) -> int:
+    """The scored parts streamed into scores.parquet, an ensemble's score added from the global mean and spread."""
+    import pyarrow as pa
+
+    from hnmine.engines.ray.parts import parts_in_order, write_parquet_from
+    from hnmine.stages.candidates import CANDIDATE_SCHEMA
+
     schema = CANDIDATE_SCHEMA
-    if len(teachers) > 1:
+    if len(labels) > 1:
         schema = pa.schema(list(CANDIDATE_SCHEMA) + [pa.field(f"teacher_{label}", pa.float32()) for label in labels])
     schema = schema.append(pa.field("teacher_score", pa.float32()))
     mean = sums[:, 0] / max(1, n)
@@ -588,23 +583,15 @@ def _score(ctx: Context, local_work) -> StageOutput:
     spread[spread == 0] = 1.0
 
     def tables():
-        for part in parts_in_order(scratch, len(items)):
-            if len(teachers) > 1:  # the ensemble: the mean of each teacher's standardised score (hnmine.teachers.scoring.standardise)
+        for part in parts_in_order(scratch, n_parts):
+            if len(labels) > 1:  # the ensemble: the mean of each teacher's standardised score (hnmine.teachers.scoring.standardise)
                 z = [
                     (part.column(f"teacher_{label}").to_numpy().astype(np.float64) - mean[j]) / spread[j] for j, label in enumerate(labels)
                 ]
                 part = part.append_column("teacher_score", pa.array(np.mean(z, axis=0).astype(np.float32), pa.float32()))
             yield part
 
-    rows = write_parquet_from(tables(), run.path_of("scores"), schema)
-    _drop_scratch(ctx)
-    models = {}
-    for t in score_stage._teachers(o):
-        models[t.label] = {"kind": t.kind, "name": t.model, "revision": resolve_model(t.model)[1]}
-        if score_stage._runs_model(info, t, o):
-            models[t.label].update(dtype_record(EncoderSpec.from_options(o), t.kind, t.model))
-    stats = {"pairs_scored": rows, "positive_pairs": positive_pairs, "positives_not_retrieved": extra.num_rows, "teachers": labels}
-    return StageOutput(counts={"rows_in": n_cand, "rows_out": rows}, stats=stats, models=models)
+    return write_parquet_from(tables(), target, schema)
 
 
 # ------------------------------------------------------------------------------------------------ partitions
@@ -724,12 +711,10 @@ class FilterPartition:
 def _filter(ctx: Context, local_work) -> StageOutput:
     import json
 
-    import pyarrow.parquet as pq
     import ray
     import ray.data
 
     from hnmine.engines.ray.parts import parts_in_order, write_parquet_from
-    from hnmine.engines.ray.session import cluster_cpus
     from hnmine.selection import DROPPED_SCHEMA, NEGATIVES_SCHEMA, QUERY_SUMMARY_SCHEMA
     from hnmine.stages import filter as filter_stage
 
@@ -751,13 +736,7 @@ def _filter(ctx: Context, local_work) -> StageOutput:
     }
     items = [{"part": i, "a": a, "b": b, "first": first[a:b], "count": count[a:b]} for i, (a, b) in enumerate(parts)]
     refs = ([ray.put(query_ids)], [ray.put((tail_query, tails))])
-    ds = ray.data.from_items(items, override_num_blocks=max(1, len(items))).map_batches(
-        FilterPartition,
-        fn_constructor_args=(plan, corpus.shards, corpus.bounds, *refs),
-        batch_size=1,
-        compute=ray.data.ActorPoolStrategy(size=max(1, min(cluster_cpus(), len(items)))),
-        num_cpus=1,
-    )
+    ds = _actor_map(items, FilterPartition, (plan, corpus.shards, corpus.bounds, *refs))
     stats: dict = {}
     with ctx.reporter.task("filtering (ray)", total=len(query_ids)) as advance:
         for row in ds.iter_rows():
@@ -768,10 +747,6 @@ def _filter(ctx: Context, local_work) -> StageOutput:
         name: write_parquet_from(parts_in_order(scratch, len(parts), name), run.path_of(name), schema)
         for name, schema in (("negatives", NEGATIVES_SCHEMA), ("dropped", DROPPED_SCHEMA), ("query_summary", QUERY_SUMMARY_SCHEMA))
     }
-    # No verdicts here (judgments and --relabel run on the driver): the positives are the known ones, in
-    # the scores' row order as the local filter writes them.
-    known = pq.read_table(scores_path, columns=["query_id", "doc_id", "is_positive", "teacher_score"],
-                          filters=[("is_positive", "==", True)])
     _drop_scratch(ctx)
     warnings = []
     if stats.get("queries_short"):
@@ -779,11 +754,22 @@ def _filter(ctx: Context, local_work) -> StageOutput:
         warnings.append(filter_stage.shortfall_message(negatives, ctx.table("query_summary"), settings))
         ctx.reporter.warn(warnings[-1])
     return StageOutput(
-        tables={"positives": filter_stage.positives_table(known)},
+        tables={"positives": _known_positives(scores_path)},
         counts={"rows_in": int(count.sum()) + len(tails), "rows_out": written["negatives"], "dropped": written["dropped"]},
         stats=stats,
         warnings=warnings,
     )
+
+
+def _known_positives(scores_path: Path):
+    """positives.parquet without verdicts (judgments and --relabel run on the driver): the known positives,
+    in the scores' row order, as the local filter writes them."""
+    import pyarrow.parquet as pq
+
+    from hnmine.stages.filter import positives_table
+
+    columns = ["query_id", "doc_id", "is_positive", "teacher_score"]
+    return positives_table(pq.read_table(scores_path, columns=columns, filters=[("is_positive", "==", True)]))
 
 
 def _tail_queries(path: Path, tails: np.ndarray, query_ids: list[str]) -> np.ndarray:
@@ -848,15 +834,7 @@ class ExportPartition:
 
 
 def _export(ctx: Context, local_work) -> StageOutput:
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-    import ray
-    import ray.data
-
-    from hnmine.engines.ray.parts import parts_in_order, write_jsonl_from, write_parquet_from
-    from hnmine.engines.ray.session import cluster_cpus
-    from hnmine.formats import get_format, negatives_target
+    from hnmine.formats import negatives_target
     from hnmine.stages.export import _empty_export_message, export_file
 
     o, run = ctx.options, ctx.run
@@ -864,36 +842,7 @@ def _export(ctx: Context, local_work) -> StageOutput:
     queries = ctx.table("queries")
     target = negatives_target(summary)
     scratch = _scratch(ctx, "export")
-    # Positives (a few per query; the filter's, verdicts included) in query order, in one small file the partitions read from.
-    pos = pq.read_table(run.path_of("positives"), columns=["query_id", "doc_id", "teacher_score"])
-    q_index = pc.index_in(pos.column("query_id"), value_set=queries.column("query_id").combine_chunks())
-    pos = (
-        pos.append_column("_q", q_index)
-        .append_column("_i", pa.array(np.arange(pos.num_rows)))
-        .sort_by([("_q", "ascending"), ("_i", "ascending")])
-    )
-    pos_q = pos.column("_q").to_numpy(zero_copy_only=False)
-    pos_path = scratch / "positives.parquet"
-    pq.write_table(pos.drop_columns(["_q", "_i"]), pos_path)
-    neg_q = pc.index_in(ctx.table("negatives", ["query_id"]).column("query_id"), value_set=queries.column("query_id").combine_chunks())
-    neg_q = neg_q.to_numpy(zero_copy_only=False)
-    bounds = np.arange(0, summary.num_rows + PARTITION_ROWS // 64, PARTITION_ROWS // 64)
-    bounds[-1] = summary.num_rows
-    bounds = np.unique(np.r_[bounds, summary.num_rows])
-    items = []
-    for i, (a, b) in enumerate(zip(bounds[:-1].tolist(), bounds[1:].tolist())):
-        items.append(
-            {
-                "part": i,
-                "a": a,
-                "b": b,
-                "na": int(np.searchsorted(neg_q, a)),
-                "nb": int(np.searchsorted(neg_q, b)),
-                "pa": int(np.searchsorted(pos_q, a)),
-                "pb": int(np.searchsorted(pos_q, b)),
-            }
-        )
-    corpus = _corpus(ctx, vectors=False)
+    items, pos_path = _export_partitions(ctx, queries, scratch)
     plan = {
         "query_summary": str(run.path_of("query_summary")),
         "negatives": str(run.path_of("negatives")),
@@ -903,30 +852,9 @@ def _export(ctx: Context, local_work) -> StageOutput:
         "format": o.format,
         "with_scores": o.with_scores,
     }
-    n_examples = short = 0
-    if items:
-        ds = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
-            ExportPartition,
-            fn_constructor_args=(plan, corpus.shards, corpus.bounds, [ray.put(queries)]),
-            batch_size=1,
-            compute=ray.data.ActorPoolStrategy(size=max(1, min(cluster_cpus(), len(items)))),
-            num_cpus=1,
-        )
-        with ctx.reporter.task("exporting (ray)", total=summary.num_rows) as advance:
-            for row in ds.iter_rows():
-                n_examples += int(row["examples"])
-                short += int(row["short"])
-                advance(int(row["queries"]))
+    n_examples, short = _export_examples(ctx, items, plan, queries, summary.num_rows)
     rel = export_file(o)
-    target_path = run.path_of(rel)
-    fmt = get_format(o.format)
-    empty = fmt.build([], target, o.with_scores)
-    tables = [t for t in parts_in_order(scratch, len(items)) if t.num_rows] or [empty]
-    if target_path.suffix == ".jsonl":
-        rows = write_jsonl_from(tables, target_path)
-    else:
-        schema = tables[0].schema
-        rows = write_parquet_from((t.cast(schema) for t in tables), target_path, schema, one_chunk=True)
+    rows = _write_export(run.path_of(rel), scratch, len(items), o, target)
     _drop_scratch(ctx)
     stats = {"file": rel, "queries": n_examples, "negatives_per_query": target}
     if o.format == "n-tuple":
@@ -936,3 +864,67 @@ def _export(ctx: Context, local_work) -> StageOutput:
         warnings.append(_empty_export_message(ctx, range(n_examples), target))
         ctx.reporter.warn(warnings[-1])
     return StageOutput(counts={"rows_in": n_examples, "rows_out": rows}, stats=stats, warnings=warnings)
+
+
+def _export_partitions(ctx: Context, queries, scratch: Path) -> tuple[list[dict], Path]:
+    """Query partitions, each with its rows of query_summary, negatives and positives (all three in query
+    order); the positives (a few per query, the filter's, verdicts included) in one small file."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    query_ids = queries.column("query_id").combine_chunks()
+    pos = pq.read_table(ctx.run.path_of("positives"), columns=["query_id", "doc_id", "teacher_score"])
+    pos = (
+        pos.append_column("_q", pc.index_in(pos.column("query_id"), value_set=query_ids))
+        .append_column("_i", pa.array(np.arange(pos.num_rows)))
+        .sort_by([("_q", "ascending"), ("_i", "ascending")])
+    )
+    pos_q = pos.column("_q").to_numpy(zero_copy_only=False)
+    pos_path = scratch / "positives.parquet"
+    pq.write_table(pos.drop_columns(["_q", "_i"]), pos_path)
+    neg_q = pc.index_in(ctx.table("negatives", ["query_id"]).column("query_id"), value_set=query_ids).to_numpy(zero_copy_only=False)
+    n = queries.num_rows
+    bounds = np.unique(np.r_[np.arange(0, n, PARTITION_ROWS // 64), n])
+    items = []
+    for i, (a, b) in enumerate(zip(bounds[:-1].tolist(), bounds[1:].tolist())):
+        na, nb = np.searchsorted(neg_q, [a, b]).tolist()
+        pa_, pb = np.searchsorted(pos_q, [a, b]).tolist()
+        items.append({"part": i, "a": a, "b": b, "na": na, "nb": nb, "pa": pa_, "pb": pb})
+    return items, pos_path
+
+
+def _export_examples(ctx: Context, items: list[dict], plan: dict, queries, total: int) -> tuple[int, int]:
+    """Every partition turned into its part of the training file; (examples, examples short of negatives)."""
+    import ray
+    import ray.data
+
+
+    n_examples = short = 0
+    if not items:
+        return n_examples, short
+    corpus = _corpus(ctx, vectors=False)
+    ds = _actor_map(items, ExportPartition, (plan, corpus.shards, corpus.bounds, [ray.put(queries)]))
+    with ctx.reporter.task("exporting (ray)", total=total) as advance:
+        for row in ds.iter_rows():
+            n_examples += int(row["examples"])
+            short += int(row["short"])
+            advance(int(row["queries"]))
+    return n_examples, short
+
+
+def _write_export(target_path: Path, scratch: Path, n_parts: int, o, target: int) -> int:
+    """The parts streamed into the training file, one part in memory at a time; the rows written."""
+    from hnmine.engines.ray.parts import num_rows, part_path, read_part, write_jsonl_from, write_parquet_from
+    from hnmine.formats import get_format
+
+    filled = [i for i in range(n_parts) if num_rows(part_path(scratch, i))]
+    if not filled:
+        tables = iter([get_format(o.format).build([], target, o.with_scores)])
+    else:
+        tables = (read_part(scratch, i) for i in filled)
+    if target_path.suffix == ".jsonl":
+        return write_jsonl_from(tables, target_path)
+    # An empty part's list columns may have null types: every part takes the first filled part's schema.
+    schema = read_part(scratch, filled[0]).schema if filled else get_format(o.format).build([], target, o.with_scores).schema
+    return write_parquet_from((t.cast(schema) for t in tables), target_path, schema, one_chunk=True)
