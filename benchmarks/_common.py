@@ -82,8 +82,9 @@ def _tree_rss(proc) -> int:
     return total
 
 
-def measure(label: str, cmd: list[str], *, env: dict | None = None, cwd: Path | None = None, timeout: float | None = None,
-            check: bool = True) -> Measured:
+def measure(
+    label: str, cmd: list[str], *, env: dict | None = None, cwd: Path | None = None, timeout: float | None = None, check: bool = True
+) -> Measured:
     """Run cmd; wall seconds and peak RSS (MB) of its process tree."""
     import psutil
 
@@ -121,8 +122,16 @@ def measure(label: str, cmd: list[str], *, env: dict | None = None, cwd: Path | 
     after = ru1.ru_maxrss
     maxrss = after / 1024.0 if after > before else float("nan")  # KiB on Linux; only meaningful if it grew
     cpu = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
-    m = Measured(label, cmd, round(seconds, 2), round(peak / 2**20, 1), round(maxrss, 1), proc.returncode,
-                 stderr_tail=(err or "")[-3000:], cpu_s=round(cpu, 2))
+    m = Measured(
+        label,
+        cmd,
+        round(seconds, 2),
+        round(peak / 2**20, 1),
+        round(maxrss, 1),
+        proc.returncode,
+        stderr_tail=(err or "")[-3000:],
+        cpu_s=round(cpu, 2),
+    )
     m.extra["stdout_tail"] = (out or "")[-3000:]
     m.extra["tree_cpu_s"] = round(sum(cpu_seen.values()), 2)  # polled: every process of the tree, Ray's included
     if check and proc.returncode != 0:

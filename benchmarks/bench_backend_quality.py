@@ -34,8 +34,9 @@ def mine(data: Path, run: Path, seed: int, backend: str) -> float:
 
 
 def evaluate(runs: list[Path]) -> list[dict]:
-    out = subprocess.run([HNMINE, "eval", *map(str, runs), "--hidden", "--json"], check=True, capture_output=True, text=True,
-                         env=bench_env(), cwd=ROOT)
+    out = subprocess.run(
+        [HNMINE, "eval", *map(str, runs), "--hidden", "--json"], check=True, capture_output=True, text=True, env=bench_env(), cwd=ROOT
+    )
     return json.loads(out.stdout)
 
 
@@ -65,22 +66,43 @@ def main() -> None:
         row = {"seed": seed}
         for backend, m in zip(backends, metrics):
             row[backend] = {k: m.get(k) for k in (*METRICS, "negatives_total", "hardness")}
-            row[backend]["dtype"] = json.loads((args.work / f"{backend}-seed{seed}" / "manifests/index.json").read_text())["models"]["dense"]["dtype"]
+            row[backend]["dtype"] = json.loads((args.work / f"{backend}-seed{seed}" / "manifests/index.json").read_text())["models"][
+                "dense"
+            ]["dtype"]
         rows.append(row)
-        print(f"seed {seed}: " + "; ".join(f"{b}: FN rate {row[b]['false_negative_rate']:.2%}, coverage {row[b]['coverage']:.2%}" for b in backends), flush=True)
+        print(
+            f"seed {seed}: "
+            + "; ".join(f"{b}: FN rate {row[b]['false_negative_rate']:.2%}, coverage {row[b]['coverage']:.2%}" for b in backends),
+            flush=True,
+        )
 
     summary = {}
     for k in METRICS:
         default = [r["torch"][k] for r in rows]
         diffs = [r[args.backend][k] - r["torch"][k] for r in rows]
         spread = max(default) - min(default)
-        summary[k] = {"default_by_seed": default, f"{args.backend}_by_seed": [r[args.backend][k] for r in rows],
-                      "difference_by_seed": [round(d, 5) for d in diffs], "seed_spread_default": round(spread, 5),
-                      "within_noise": all(abs(d) <= spread for d in diffs)}
-        print(f"{k}: {args.backend} - torch by seed {[f'{d:+.2%}' for d in diffs]}; spread across seeds (torch) {spread:.2%}: "
-              f"{'within noise' if summary[k]['within_noise'] else 'NOT within noise'}")
-    write_results(args.results, {"data": str(args.data), "backend": args.backend, "seeds": args.seeds, "rows": rows, "summary": summary,
-                                 "finished_at": time.strftime("%Y-%m-%d %H:%M:%S")})
+        summary[k] = {
+            "default_by_seed": default,
+            f"{args.backend}_by_seed": [r[args.backend][k] for r in rows],
+            "difference_by_seed": [round(d, 5) for d in diffs],
+            "seed_spread_default": round(spread, 5),
+            "within_noise": all(abs(d) <= spread for d in diffs),
+        }
+        print(
+            f"{k}: {args.backend} - torch by seed {[f'{d:+.2%}' for d in diffs]}; spread across seeds (torch) {spread:.2%}: "
+            f"{'within noise' if summary[k]['within_noise'] else 'NOT within noise'}"
+        )
+    write_results(
+        args.results,
+        {
+            "data": str(args.data),
+            "backend": args.backend,
+            "seeds": args.seeds,
+            "rows": rows,
+            "summary": summary,
+            "finished_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -93,10 +93,16 @@ def _export_onnx(st, folder: Path) -> Path:
     path = folder / "model.onnx"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(Traced(st[0].model.eval()), (f["input_ids"], f["attention_mask"], f["token_type_ids"]), str(path),
-                          input_names=["input_ids", "attention_mask", "token_type_ids"], output_names=["last_hidden_state"],
-                          dynamic_axes={k: {0: "batch", 1: "seq"} for k in ["input_ids", "attention_mask", "token_type_ids", "last_hidden_state"]},
-                          opset_version=17, dynamo=False)
+        torch.onnx.export(
+            Traced(st[0].model.eval()),
+            (f["input_ids"], f["attention_mask"], f["token_type_ids"]),
+            str(path),
+            input_names=["input_ids", "attention_mask", "token_type_ids"],
+            output_names=["last_hidden_state"],
+            dynamic_axes={k: {0: "batch", 1: "seq"} for k in ["input_ids", "attention_mask", "token_type_ids", "last_hidden_state"]},
+            opset_version=17,
+            dynamo=False,
+        )
     return path
 
 
@@ -124,8 +130,16 @@ def _openvino_int8(threads: int):
 
     xml = _hnmine_model("float32", "openvino", threads)[0].model.ir  # the cached IR hnmine runs
     model = nncf.compress_weights(ov.Core().read_model(xml), mode=nncf.CompressWeightsMode.INT8_ASYM)
-    compiled = _core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "bf16", "INFERENCE_NUM_THREADS": threads,
-                                                    "DYNAMIC_QUANTIZATION_GROUP_SIZE": 32, "PERFORMANCE_HINT": "LATENCY"})
+    compiled = _core().compile_model(
+        model,
+        "CPU",
+        {
+            "INFERENCE_PRECISION_HINT": "bf16",
+            "INFERENCE_NUM_THREADS": threads,
+            "DYNAMIC_QUANTIZATION_GROUP_SIZE": 32,
+            "PERFORMANCE_HINT": "LATENCY",
+        },
+    )
     req = compiled.create_infer_request()
     fresh = _plain_fp32()
     return _swap(fresh, lambda feeds: req.infer(feeds)[0].copy(), [i.get_any_name() for i in compiled.inputs], fresh[0].model.config)
@@ -185,19 +199,36 @@ def main() -> None:
     rows = {}
     for name in variants:
         cos = np.sum(vectors[name] * ref, axis=1) / np.linalg.norm(vectors[name], axis=1)
-        rows[name] = {"wall_s": round(wall[name], 3), "cpu_s": round(cpu[name], 3),
-                      "wall_over_torch_bf16": round(wall[name] / wall["torch-bf16"], 3), "cpu_over_torch_bf16": round(cpu[name] / cpu["torch-bf16"], 3),
-                      "s_per_1000_texts": round(1000 * wall[name] / len(texts), 2),
-                      "cosine_to_torch_fp32_min": round(float(cos.min()), 5), "cosine_to_torch_fp32_mean": round(float(cos.mean()), 6)}
+        rows[name] = {
+            "wall_s": round(wall[name], 3),
+            "cpu_s": round(cpu[name], 3),
+            "wall_over_torch_bf16": round(wall[name] / wall["torch-bf16"], 3),
+            "cpu_over_torch_bf16": round(cpu[name] / cpu["torch-bf16"], 3),
+            "s_per_1000_texts": round(1000 * wall[name] / len(texts), 2),
+            "cosine_to_torch_fp32_min": round(float(cos.min()), 5),
+            "cosine_to_torch_fp32_mean": round(float(cos.mean()), 6),
+        }
     print(f"\n{len(texts)} SciFact texts, batch 64, {threads} threads, best of {args.rounds} alternating rounds")
     print(f"{'variant':<26}{'s/1000':>8}{'wall/bf16':>11}{'CPU/bf16':>10}{'cos min':>10}{'cos mean':>11}")
     for name, x in rows.items():
-        print(f"{name:<26}{x['s_per_1000_texts']:>8.1f}{x['wall_over_torch_bf16']:>11.3f}{x['cpu_over_torch_bf16']:>10.3f}"
-              f"{x['cosine_to_torch_fp32_min']:>10.5f}{x['cosine_to_torch_fp32_mean']:>11.6f}")
+        print(
+            f"{name:<26}{x['s_per_1000_texts']:>8.1f}{x['wall_over_torch_bf16']:>11.3f}{x['cpu_over_torch_bf16']:>10.3f}"
+            f"{x['cosine_to_torch_fp32_min']:>10.5f}{x['cosine_to_torch_fp32_mean']:>11.6f}"
+        )
     for name, why in skipped.items():
         print(f"skipped {name}: {why}")
-    write_results(args.results, {"machine": machine(), "texts": len(texts), "rounds": args.rounds, "threads": threads, "variants": rows,
-                                 "skipped": skipped, "finished_at": time.strftime("%Y-%m-%d %H:%M:%S")})
+    write_results(
+        args.results,
+        {
+            "machine": machine(),
+            "texts": len(texts),
+            "rounds": args.rounds,
+            "threads": threads,
+            "variants": rows,
+            "skipped": skipped,
+            "finished_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+        },
+    )
 
 
 if __name__ == "__main__":

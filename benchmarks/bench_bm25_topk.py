@@ -56,11 +56,18 @@ def main() -> None:
     ranked_a = -np.sort(-scores_a, axis=1)
     same_scores = float(np.mean(np.all(np.abs(ranked_a - scores_b) <= 1e-5 * np.maximum(1, np.abs(scores_b)), axis=1)))
     res = {
-        "run": str(args.run), "documents": n_docs, "queries_sampled": len(sample), "k": args.k,
-        "bm25s_retrieve_s": round(bm25s_s, 2), "bm25s_ms_per_query": round(1000 * bm25s_s / len(sample), 2),
-        "hnmine_search_s": round(hnmine_s, 2), "hnmine_ms_per_query": round(1000 * hnmine_s / len(sample), 2),
-        "share_of_docs_sharing_a_term_mean": round(float(np.mean(nonzero)), 4), "same_top_k_ids_share": same,
-        "same_ranked_scores_share": same_scores, "speedup": round(bm25s_s / hnmine_s, 1),
+        "run": str(args.run),
+        "documents": n_docs,
+        "queries_sampled": len(sample),
+        "k": args.k,
+        "bm25s_retrieve_s": round(bm25s_s, 2),
+        "bm25s_ms_per_query": round(1000 * bm25s_s / len(sample), 2),
+        "hnmine_search_s": round(hnmine_s, 2),
+        "hnmine_ms_per_query": round(1000 * hnmine_s / len(sample), 2),
+        "share_of_docs_sharing_a_term_mean": round(float(np.mean(nonzero)), 4),
+        "same_top_k_ids_share": same,
+        "same_ranked_scores_share": same_scores,
+        "speedup": round(bm25s_s / hnmine_s, 1),
     }
     print(res)
     write_results(args.results or BENCH / "results" / f"bm25_topk-{n_docs}.json", res)

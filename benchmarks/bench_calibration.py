@@ -42,8 +42,11 @@ def rule_args(chosen: dict) -> list[str]:
 def every_method(work: Path) -> list[dict]:
     """Every method of `hnmine methods` at its defaults on each collection's hidden-positive run (only the
     filter and export rerun from one method to the next)."""
-    names = [line.split(":", 1)[0].split(" ")[0] for line in
-             subprocess.run([str(HNMINE), "methods"], capture_output=True, text=True, check=True).stdout.splitlines() if ":" in line]
+    names = [
+        line.split(":", 1)[0].split(" ")[0]
+        for line in subprocess.run([str(HNMINE), "methods"], capture_output=True, text=True, check=True).stdout.splitlines()
+        if ":" in line
+    ]
     rows = []
     for name, (data, split) in COLLECTIONS.items():
         run = work / f"{name}-hidden"
@@ -51,8 +54,16 @@ def every_method(work: Path) -> list[dict]:
             hnmine("mine", data, "--split", split, "--out", run, "--hide-positives", "--method", method)
             out = subprocess.run([str(HNMINE), "eval", str(run), "--hidden", "--json"], capture_output=True, text=True, check=True)
             m = json.loads(out.stdout)[0]
-            rows.append({"collection": name, "method": method, "false_negative_rate": m["false_negative_rate"],
-                         "coverage": m["coverage"], "hardness": m["hardness"], "mean_rank": m["mean_rank"]})
+            rows.append(
+                {
+                    "collection": name,
+                    "method": method,
+                    "false_negative_rate": m["false_negative_rate"],
+                    "coverage": m["coverage"],
+                    "hardness": m["hardness"],
+                    "mean_rank": m["mean_rank"],
+                }
+            )
             print(f"{name:10} {method:16} FN {m['false_negative_rate']:.3f}  coverage {m['coverage']:.3f}", flush=True)
     for r in rows:
         naive = next(x for x in rows if x["collection"] == r["collection"] and x["method"] == "naive")
@@ -82,10 +93,22 @@ def main() -> None:
             hnmine("mine", data, "--split", split, "--out", run, "--hide-positives", *extra)
             out = subprocess.run([str(HNMINE), "eval", str(run), "--hidden", "--json"], capture_output=True, text=True, check=True)
             m = json.loads(out.stdout)[0]
-            rows.append({"collection": name, "arm": arm, "rule": " ".join(extra), "false_negative_rate": m["false_negative_rate"],
-                         "coverage": m["coverage"], "hardness": m["hardness"], "negatives": m["mined_negatives"]})
-            print(f"{name:10} {arm:22} {' '.join(extra):40} FN {m['false_negative_rate']:.3f}  coverage {m['coverage']:.3f}  "
-                  f"hardness {m['hardness']}", flush=True)
+            rows.append(
+                {
+                    "collection": name,
+                    "arm": arm,
+                    "rule": " ".join(extra),
+                    "false_negative_rate": m["false_negative_rate"],
+                    "coverage": m["coverage"],
+                    "hardness": m["hardness"],
+                    "negatives": m["mined_negatives"],
+                }
+            )
+            print(
+                f"{name:10} {arm:22} {' '.join(extra):40} FN {m['false_negative_rate']:.3f}  coverage {m['coverage']:.3f}  "
+                f"hardness {m['hardness']}",
+                flush=True,
+            )
     for r in rows:
         naive = next(x for x in rows if x["collection"] == r["collection"] and x["arm"] == "naive")
         r["fn_vs_naive"] = r["false_negative_rate"] / naive["false_negative_rate"] if naive["false_negative_rate"] else None
@@ -93,18 +116,27 @@ def main() -> None:
     every = every_method(args.work)
     result = {"machine": machine(), "chosen": chosen, "calibration": estimates, "rows": rows, "every_method": every}
     write_results(args.results, result)
-    md = ["| collection | rule | FN rate (hidden positives) | × naive | queries full | hardness | target (≤ 0.5× naive, ≥ 95% full) |",
-          "| --- | --- | ---: | ---: | ---: | ---: | --- |"]
+    md = [
+        "| collection | rule | FN rate (hidden positives) | × naive | queries full | hardness | target (≤ 0.5× naive, ≥ 95% full) |",
+        "| --- | --- | ---: | ---: | ---: | ---: | --- |",
+    ]
     for r in rows:
         ratio = "" if r["arm"] == "naive" else f"{r['fn_vs_naive']:.2f}"
         target = "—" if r["arm"] == "naive" else ("met" if r["target_met"] else "not met")
-        md.append(f"| {r['collection']} | {r['arm']}: `{r['rule']}` | {r['false_negative_rate']:.1%} | {ratio} | {r['coverage']:.1%} | "
-                  f"{r['hardness']:.3f} | {target} |")
-    md += ["", "| collection | method (defaults) | FN rate (hidden positives) | × naive | queries full | hardness | mean teacher rank |",
-           "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+        md.append(
+            f"| {r['collection']} | {r['arm']}: `{r['rule']}` | {r['false_negative_rate']:.1%} | {ratio} | {r['coverage']:.1%} | "
+            f"{r['hardness']:.3f} | {target} |"
+        )
+    md += [
+        "",
+        "| collection | method (defaults) | FN rate (hidden positives) | × naive | queries full | hardness | mean teacher rank |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for r in every:
-        md.append(f"| {r['collection']} | {r['method']} | {r['false_negative_rate']:.1%} | {r['fn_vs_naive']:.2f} | {r['coverage']:.1%} | "
-                  f"{r['hardness']:.3f} | {r['mean_rank']:.1f} |")
+        md.append(
+            f"| {r['collection']} | {r['method']} | {r['false_negative_rate']:.1%} | {r['fn_vs_naive']:.2f} | {r['coverage']:.1%} | "
+            f"{r['hardness']:.3f} | {r['mean_rank']:.1f} |"
+        )
     args.results.with_suffix(".md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
 

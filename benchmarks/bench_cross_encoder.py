@@ -76,7 +76,9 @@ def main() -> None:
         out = []
         with torch.inference_mode():
             for q, c in zip(qs, cands):
-                out.append(ce_st.predict(list(zip([q] * len(c), c)), batch_size=args.batch_size, show_progress_bar=False, convert_to_numpy=True))
+                out.append(
+                    ce_st.predict(list(zip([q] * len(c), c)), batch_size=args.batch_size, show_progress_bar=False, convert_to_numpy=True)
+                )
         return np.concatenate(out).astype(np.float32)
 
     variants = {
@@ -95,11 +97,19 @@ def main() -> None:
             scores[name] = variants[name]()
             times[name].append(time.perf_counter() - t)
             cpu[name].append(time.process_time() - c)
-            print(f"repeat {r + 1}: {name:<22} {times[name][-1]:8.1f} s wall {cpu[name][-1]:8.1f} s CPU  ({len(flat_q) / times[name][-1]:.1f} pairs/s)", flush=True)
+            print(
+                f"repeat {r + 1}: {name:<22} {times[name][-1]:8.1f} s wall {cpu[name][-1]:8.1f} s CPU  ({len(flat_q) / times[name][-1]:.1f} pairs/s)",
+                flush=True,
+            )
     ref = scores["st_per_query"]
     res = {
-        "machine": machine(), "pairs": len(flat_q), "queries": len(qs), "candidates_per_query": args.candidates,
-        "batch_size": args.batch_size, "max_length": ce_st.max_seq_length, "repeats": args.repeats,
+        "machine": machine(),
+        "pairs": len(flat_q),
+        "queries": len(qs),
+        "candidates_per_query": args.candidates,
+        "batch_size": args.batch_size,
+        "max_length": ce_st.max_seq_length,
+        "repeats": args.repeats,
         "seconds": {k: [round(x, 2) for x in v] for k, v in times.items()},
         "median_s": {k: round(statistics.median(v), 2) for k, v in times.items()},
         "cpu_s": {k: [round(x, 2) for x in v] for k, v in cpu.items()},
@@ -107,11 +117,17 @@ def main() -> None:
         "target_speedup": TARGET,
     }
     # speedup per repeat (same repeat = same background load), then the median
-    res["speedup_vs_st"] = {k: round(statistics.median(a / b for a, b in zip(times["st_per_query"], times[k])), 2) for k in names if k != "st_per_query"}
-    res["speedup_vs_st_cpu"] = {k: round(statistics.median(a / b for a, b in zip(cpu["st_per_query"], cpu[k])), 2) for k in names if k != "st_per_query"}
+    res["speedup_vs_st"] = {
+        k: round(statistics.median(a / b for a, b in zip(times["st_per_query"], times[k])), 2) for k in names if k != "st_per_query"
+    }
+    res["speedup_vs_st_cpu"] = {
+        k: round(statistics.median(a / b for a, b in zip(cpu["st_per_query"], cpu[k])), 2) for k in names if k != "st_per_query"
+    }
     res["met"] = res["speedup_vs_st"][f"hnmine_auto({auto})"] >= TARGET
     for k, v in res["speedup_vs_st"].items():
-        print(f"{k}: {v}× faster than ST per-query by wall time, {res['speedup_vs_st_cpu'][k]}× by CPU time (target ≥ {TARGET}×); max |score diff| vs ST {res['max_abs_diff_vs_st'][k]:.2e}")
+        print(
+            f"{k}: {v}× faster than ST per-query by wall time, {res['speedup_vs_st_cpu'][k]}× by CPU time (target ≥ {TARGET}×); max |score diff| vs ST {res['max_abs_diff_vs_st'][k]:.2e}"
+        )
     write_results(args.results, res)
 
 

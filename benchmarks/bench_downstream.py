@@ -97,9 +97,22 @@ def st_source(name: str, args, env: dict) -> Path:
 
 
 def budget_flags(args) -> list[str]:
-    flags = ["--batch-size", str(args.batch_size), "--learning-rate", str(args.learning_rate),
-             "--warmup-ratio", str(args.warmup_ratio), "--negatives", str(args.negatives),
-             "--precision", args.precision, "--eval-dtype", args.eval_dtype, "--threads", str(args.threads)]
+    flags = [
+        "--batch-size",
+        str(args.batch_size),
+        "--learning-rate",
+        str(args.learning_rate),
+        "--warmup-ratio",
+        str(args.warmup_ratio),
+        "--negatives",
+        str(args.negatives),
+        "--precision",
+        args.precision,
+        "--eval-dtype",
+        args.eval_dtype,
+        "--threads",
+        str(args.threads),
+    ]
     flags += ["--max-steps", str(args.max_steps)] if args.max_steps else ["--epochs", str(args.epochs)]
     if args.max_length:
         flags += ["--max-length", str(args.max_length)]
@@ -142,8 +155,21 @@ def run_cell(arm: str, seed: int | None, runs: dict[str, Path], args, env: dict)
         srcs, kind = [st_source(arm, args, env)], ["--arms", "mined"]
     else:
         srcs, kind = [runs[arm]], ["--arms", "mined"]
-    cmd = [HNMINE, "finetune", *map(str, srcs), "--eval", str(args.data), "--eval-split", "test", *kind,
-           "--seeds", str(seed if seed is not None else 1), *budget_flags(args), "--json", "--quiet"]
+    cmd = [
+        HNMINE,
+        "finetune",
+        *map(str, srcs),
+        "--eval",
+        str(args.data),
+        "--eval-split",
+        "test",
+        *kind,
+        "--seeds",
+        str(seed if seed is not None else 1),
+        *budget_flags(args),
+        "--json",
+        "--quiet",
+    ]
     started = time.perf_counter()
     out = json.loads(run(cmd, env).stdout)
     row = out["rows"][0]
@@ -206,8 +232,21 @@ def main() -> None:
 
     if args.max_steps is not None:
         args.epochs = None  # --max-steps replaces the default epoch budget
-    budget = {k: getattr(args, k) for k in ("max_steps", "epochs", "batch_size", "learning_rate", "warmup_ratio",
-                                            "negatives", "max_length", "precision", "eval_dtype", "threads")}
+    budget = {
+        k: getattr(args, k)
+        for k in (
+            "max_steps",
+            "epochs",
+            "batch_size",
+            "learning_rate",
+            "warmup_ratio",
+            "negatives",
+            "max_length",
+            "precision",
+            "eval_dtype",
+            "threads",
+        )
+    }
     results = load_results(budget)
     env = bench_env(OMP_WAIT_POLICY="PASSIVE")  # other jobs share the cores: waiting threads sleep instead of spinning
     runs = {} if args.report else prepare_runs(args, env)
@@ -234,9 +273,11 @@ def main() -> None:
             save(results)
             spent.append(row["wall_seconds"])
             eta = (len(todo) - i) * sum(spent) / len(spent) / 60
-            log(f"  nDCG@10 {row['ndcg_at_10']:.4f}  R@100 {row['recall_at_100']:.4f}  MRR@10 {row['mrr_at_10']:.4f}  "
+            log(
+                f"  nDCG@10 {row['ndcg_at_10']:.4f}  R@100 {row['recall_at_100']:.4f}  MRR@10 {row['mrr_at_10']:.4f}  "
                 f"train {row['train_seconds']:.0f} s  eval {row['eval_seconds']:.0f} s  wall {row['wall_seconds']:.0f} s  "
-                f"(about {eta:.0f} min left)")
+                f"(about {eta:.0f} min left)"
+            )
             write_table(results, arms)
     write_table(results, arms)
 

@@ -95,8 +95,10 @@ def main() -> None:
             setattr(args, attr, p)
     res = agreement(args.low, args.fp32, run=args.run)
     res["low_dtype"] = args.low_dtype
-    print(f"top-10 agreement {args.low_dtype} vs float32: {res['agreement_all_docs']:.2%} (all docs), "
-          f"{res['agreement_positives_left_out']:.2%} (positives left out); target ≥ {TARGET:.0%}: {'met' if res['met'] else 'NOT met'}")
+    print(
+        f"top-10 agreement {args.low_dtype} vs float32: {res['agreement_all_docs']:.2%} (all docs), "
+        f"{res['agreement_positives_left_out']:.2%} (positives left out); target ≥ {TARGET:.0%}: {'met' if res['met'] else 'NOT met'}"
+    )
     write_results(args.results, res)
 
 

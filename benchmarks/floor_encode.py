@@ -71,12 +71,24 @@ def main() -> None:
         dv = dv.float().numpy()[[row[t] for t in doc_texts]]
         qv = qv.float().numpy()[[qrow[t] for t in q_texts]]
         np.savez(args.save, doc_ids=np.array(doc_ids), query_ids=np.array(qids), docs=dv, queries=qv)
-    print(json.dumps({
-        "dtype": args.dtype, "backend": args.backend, "batch_size": args.batch_size, "unique_docs": len(uniq_docs), "unique_queries": len(uniq_q),
-        "import_s": round(imported - t_import, 2), "model_load_s": round(loaded - t0, 2),
-        "encode_docs_s": round(t_docs - loaded, 2), "encode_queries_s": round(done - t_docs, 2),
-        "floor_s": round(done - loaded, 2), "floor_cpu_s": round(cpu, 2), "torch_threads": torch.get_num_threads(),
-    }))
+    print(
+        json.dumps(
+            {
+                "dtype": args.dtype,
+                "backend": args.backend,
+                "batch_size": args.batch_size,
+                "unique_docs": len(uniq_docs),
+                "unique_queries": len(uniq_q),
+                "import_s": round(imported - t_import, 2),
+                "model_load_s": round(loaded - t0, 2),
+                "encode_docs_s": round(t_docs - loaded, 2),
+                "encode_queries_s": round(done - t_docs, 2),
+                "floor_s": round(done - loaded, 2),
+                "floor_cpu_s": round(cpu, 2),
+                "torch_threads": torch.get_num_threads(),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -57,16 +57,35 @@ def main() -> None:
         model = model.to(getattr(torch, args.dtype))
     loaded = time.perf_counter()
     out = mine_hard_negatives(
-        ds, model, corpus=doc_texts, num_negatives=args.num_negatives, range_max=args.range_max,
-        sampling_strategy="top", output_format="triplet", batch_size=args.batch_size, use_faiss=use_faiss, verbose=False,
+        ds,
+        model,
+        corpus=doc_texts,
+        num_negatives=args.num_negatives,
+        range_max=args.range_max,
+        sampling_strategy="top",
+        output_format="triplet",
+        batch_size=args.batch_size,
+        use_faiss=use_faiss,
+        verbose=False,
         relative_margin=args.relative_margin,
     )
     mined = time.perf_counter()
     Path(args.out).mkdir(parents=True, exist_ok=True)
     out.to_parquet(str(Path(args.out) / "triplets.parquet"))
-    print(json.dumps({"rows_in": len(ds), "rows_out": len(out), "use_faiss": use_faiss, "dtype": args.dtype, "relative_margin": args.relative_margin,
-                      "until_model_loaded_s": round(loaded - T0, 2), "mine_s": round(mined - loaded, 2),
-                      "total_in_process_s": round(time.perf_counter() - T0, 2)}))
+    print(
+        json.dumps(
+            {
+                "rows_in": len(ds),
+                "rows_out": len(out),
+                "use_faiss": use_faiss,
+                "dtype": args.dtype,
+                "relative_margin": args.relative_margin,
+                "until_model_loaded_s": round(loaded - T0, 2),
+                "mine_s": round(mined - loaded, 2),
+                "total_in_process_s": round(time.perf_counter() - T0, 2),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

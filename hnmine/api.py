@@ -132,8 +132,10 @@ def _as_table(value: Any, role: str) -> pa.Table:
         return pa.Table.from_pandas(value, preserve_index=False)
     if isinstance(value, (list, tuple)) and all(isinstance(r, dict) for r in value):
         return pa.Table.from_pylist(list(value))
-    raise InputError(f"{role}: cannot read a {type(value).__name__} (give a path, a datasets.Dataset, a pandas DataFrame, "
-                     f"a pyarrow Table or a list of dicts)")
+    raise InputError(
+        f"{role}: cannot read a {type(value).__name__} (give a path, a datasets.Dataset, a pandas DataFrame, "
+        f"a pyarrow Table or a list of dicts)"
+    )
 
 
 def _texts_table(texts: list[str]) -> pa.Table:

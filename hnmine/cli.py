@@ -140,8 +140,15 @@ def _stage_command(name: str, stages: tuple[str, ...]) -> Callable:
 
                 raise OptionError("--out is needed: the run directory (a flag, or `out` in the --config file)")
             options = make_options({f.name: merged[f.name] for f in option_fs if f.name in merged}, stages)
-            result = mine(run["out"], options, stages=stages, force=run["force"], reporter=_reporter(run["quiet"]),
-                          engine=run["engine"], ray_address=run["ray_address"])
+            result = mine(
+                run["out"],
+                options,
+                stages=stages,
+                force=run["force"],
+                reporter=_reporter(run["quiet"]),
+                engine=run["engine"],
+                ray_address=run["ray_address"],
+            )
         except (HnmineError, KeyboardInterrupt, Terminated) as exc:
             _fail_or_stop(exc, "; finished stages are kept, rerun the same command to resume")
         _print_result(result, run["json"], run["quiet"])
@@ -170,8 +177,10 @@ def _print_result(result, json_: bool, quiet: bool) -> None:
     f = summary.get("filter") or {}
     if f:
         dropped = sum(v for k, v in f.items() if k.startswith("dropped_") and isinstance(v, int))
-        rep.info(f"negatives: {f.get('negatives_total', '?')} for {f.get('queries_full', '?')} full + "
-                 f"{f.get('queries_short', '?')} short queries; dropped candidates: {dropped}")
+        rep.info(
+            f"negatives: {f.get('negatives_total', '?')} for {f.get('queries_full', '?')} full + "
+            f"{f.get('queries_short', '?')} short queries; dropped candidates: {dropped}"
+        )
     rep.info(f"run directory: {summary['run_dir']}")
     if summary.get("export"):
         rep.info(f"training file: {summary['export']}")

@@ -24,9 +24,15 @@ COLUMNS = [
 
 
 def eval_command(
-    runs: Annotated[List[Path], typer.Argument(help="Run directories (after the filter stage); several are compared in one table.", show_default=False)],
-    qrels: Annotated[Optional[Path], typer.Option("--qrels", help="Judgments file (BEIR qrels TSV `query-id corpus-id score`, or JSONL/CSV/Parquet).")] = None,
-    hidden: Annotated[bool, typer.Option("--hidden", help="Judge against the run's hidden positives (runs mined with --hide-positives).")] = False,
+    runs: Annotated[
+        List[Path], typer.Argument(help="Run directories (after the filter stage); several are compared in one table.", show_default=False)
+    ],
+    qrels: Annotated[
+        Optional[Path], typer.Option("--qrels", help="Judgments file (BEIR qrels TSV `query-id corpus-id score`, or JSONL/CSV/Parquet).")
+    ] = None,
+    hidden: Annotated[
+        bool, typer.Option("--hidden", help="Judge against the run's hidden positives (runs mined with --hide-positives).")
+    ] = False,
     min_relevance: Annotated[int, typer.Option("--min-relevance", help="A judgment with relevance >= this is relevant.")] = 1,
     json_: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
     markdown: Annotated[bool, typer.Option("--markdown", help="Print a Markdown table (for docs/methods.md).")] = False,

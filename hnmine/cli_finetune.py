@@ -12,25 +12,80 @@ import typer
 
 
 def finetune_command(
-    sources: Annotated[List[Path], typer.Argument(help="Run directories (their export/ training file) or training files (Parquet, JSONL, CSV) to compare.", show_default=False)],
-    eval_data: Annotated[Path, typer.Option("--eval", help="BEIR folder with the held-out judgments (corpus.jsonl, queries.jsonl, qrels/<split>.tsv).", show_default=False)],
-    eval_split: Annotated[str, typer.Option("--eval-split", help="Qrels split to measure on; never the split the runs were mined from.")] = "test",
-    model: Annotated[str, typer.Option("--model", "-m", help="Model to fine-tune: a sentence-transformers name or path, or 'run' (the runs' dense model).")] = "all-MiniLM-L6-v2",
+    sources: Annotated[
+        List[Path],
+        typer.Argument(
+            help="Run directories (their export/ training file) or training files (Parquet, JSONL, CSV) to compare.", show_default=False
+        ),
+    ],
+    eval_data: Annotated[
+        Path,
+        typer.Option(
+            "--eval", help="BEIR folder with the held-out judgments (corpus.jsonl, queries.jsonl, qrels/<split>.tsv).", show_default=False
+        ),
+    ],
+    eval_split: Annotated[
+        str, typer.Option("--eval-split", help="Qrels split to measure on; never the split the runs were mined from.")
+    ] = "test",
+    model: Annotated[
+        str,
+        typer.Option("--model", "-m", help="Model to fine-tune: a sentence-transformers name or path, or 'run' (the runs' dense model)."),
+    ] = "all-MiniLM-L6-v2",
     epochs: Annotated[Optional[float], typer.Option("--epochs", help="Training epochs (default 1); or give --max-steps.")] = None,
-    max_steps: Annotated[Optional[int], typer.Option("--max-steps", help="Training steps (instead of --epochs): the same number for every arm.")] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Training rows per batch (the in-batch negatives of a row are the others).")] = 32,
+    max_steps: Annotated[
+        Optional[int], typer.Option("--max-steps", help="Training steps (instead of --epochs): the same number for every arm.")
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", help="Training rows per batch (the in-batch negatives of a row are the others).")
+    ] = 32,
     learning_rate: Annotated[float, typer.Option("--learning-rate", help="Peak learning rate (linear decay after warm-up).")] = 2e-5,
     warmup_ratio: Annotated[float, typer.Option("--warmup-ratio", help="Share of the steps spent warming up the learning rate.")] = 0.1,
-    seeds: Annotated[Optional[List[str]], typer.Option("--seeds", help="Seeds, comma-separated or repeated (1,2,3): each trained arm once per seed; mean and spread per arm.")] = None,
-    negatives: Annotated[int, typer.Option("--negatives", help="Hard negatives per training row, drawn (seeded) from each (anchor, positive)'s exported negatives.")] = 1,
-    loss: Annotated[str, typer.Option("--loss", help="Training loss: mnrl (MultipleNegativesRankingLoss, no-duplicates batches).")] = "mnrl",
-    max_length: Annotated[Optional[int], typer.Option("--max-length", help="Maximum tokens per text, in training and evaluation (default: the model's).")] = None,
+    seeds: Annotated[
+        Optional[List[str]],
+        typer.Option(
+            "--seeds", help="Seeds, comma-separated or repeated (1,2,3): each trained arm once per seed; mean and spread per arm."
+        ),
+    ] = None,
+    negatives: Annotated[
+        int,
+        typer.Option(
+            "--negatives", help="Hard negatives per training row, drawn (seeded) from each (anchor, positive)'s exported negatives."
+        ),
+    ] = 1,
+    loss: Annotated[
+        str, typer.Option("--loss", help="Training loss: mnrl (MultipleNegativesRankingLoss, no-duplicates batches).")
+    ] = "mnrl",
+    max_length: Annotated[
+        Optional[int], typer.Option("--max-length", help="Maximum tokens per text, in training and evaluation (default: the model's).")
+    ] = None,
     device: Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:N or mps: the one device for training and evaluation.")] = "cpu",
-    threads: Annotated[Optional[int], typer.Option("--threads", help="Torch threads (default: torch's, the CPUs); the same seed gives the same model with the same count.")] = None,
-    precision: Annotated[str, typer.Option("--precision", help="Training precision: auto (float32 on a CPU, bf16/fp16 mixed on a GPU), float32, bfloat16, float16.")] = "auto",
-    eval_dtype: Annotated[str, typer.Option("--eval-dtype", help="Evaluation encoding dtype, the same for every arm: auto (as `mine --dtype auto`), float32, bfloat16, float16.")] = "auto",
+    threads: Annotated[
+        Optional[int],
+        typer.Option(
+            "--threads", help="Torch threads (default: torch's, the CPUs); the same seed gives the same model with the same count."
+        ),
+    ] = None,
+    precision: Annotated[
+        str,
+        typer.Option(
+            "--precision", help="Training precision: auto (float32 on a CPU, bf16/fp16 mixed on a GPU), float32, bfloat16, float16."
+        ),
+    ] = "auto",
+    eval_dtype: Annotated[
+        str,
+        typer.Option(
+            "--eval-dtype",
+            help="Evaluation encoding dtype, the same for every arm: auto (as `mine --dtype auto`), float32, bfloat16, float16.",
+        ),
+    ] = "auto",
     eval_batch_size: Annotated[int, typer.Option("--eval-batch-size", help="Texts per batch when encoding the evaluation set.")] = 64,
-    arms: Annotated[Optional[List[str]], typer.Option("--arms", help="Arms to run, comma-separated: untrained, in-batch (the sources' pairs, no mined negatives), mined (each source).")] = None,
+    arms: Annotated[
+        Optional[List[str]],
+        typer.Option(
+            "--arms",
+            help="Arms to run, comma-separated: untrained, in-batch (the sources' pairs, no mined negatives), mined (each source).",
+        ),
+    ] = None,
     min_relevance: Annotated[int, typer.Option("--min-relevance", help="A judgment with relevance >= this is relevant.")] = 1,
     json_: Annotated[bool, typer.Option("--json", help="Print every row and the per-arm summary as JSON.")] = False,
     markdown: Annotated[bool, typer.Option("--markdown", help="Print the per-arm summary as a Markdown table.")] = False,
@@ -46,9 +101,21 @@ def finetune_command(
     if json_ and markdown:
         raise OptionError("--json and --markdown: choose one output format")
     opts = FinetuneOptions(
-        model=model, epochs=epochs, max_steps=max_steps, batch_size=batch_size, learning_rate=learning_rate,
-        warmup_ratio=warmup_ratio, seeds=parse_seeds(seeds) if seeds else (1,), negatives=negatives, loss=loss,
-        max_length=max_length, device=device, threads=threads, precision=precision, eval_dtype=eval_dtype, eval_batch_size=eval_batch_size,
+        model=model,
+        epochs=epochs,
+        max_steps=max_steps,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        warmup_ratio=warmup_ratio,
+        seeds=parse_seeds(seeds) if seeds else (1,),
+        negatives=negatives,
+        loss=loss,
+        max_length=max_length,
+        device=device,
+        threads=threads,
+        precision=precision,
+        eval_dtype=eval_dtype,
+        eval_batch_size=eval_batch_size,
         arms=parse_list(arms) if arms else ARMS,
     )
     from hnmine.finetune.compare import compare_arms
@@ -72,7 +139,9 @@ def _print_rich(result) -> None:
     from hnmine.finetune.metrics import METRICS
     from hnmine.finetune.results import METRIC_HEADERS, format_stat
 
-    table = Table(show_header=True, header_style="bold", title=f"{result.eval['data']} · {result.eval['split']} · {result.eval['queries']} queries")
+    table = Table(
+        show_header=True, header_style="bold", title=f"{result.eval['data']} · {result.eval['split']} · {result.eval['queries']} queries"
+    )
     table.add_column("arm", no_wrap=True)
     table.add_column("runs", justify="right")
     for m in METRICS:

@@ -26,8 +26,7 @@ def report_command(
     json_: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout, for scripts.")] = False,
     html: Annotated[
         Optional[Path],
-        typer.Option("--html", help="Also write a self-contained HTML page with plots to this file.",
-                     dir_okay=False, show_default=False),
+        typer.Option("--html", help="Also write a self-contained HTML page with plots to this file.", dir_okay=False, show_default=False),
     ] = None,
 ) -> None:
     """Report on a run: stages, coverage, score distributions, drop reasons, suspected false negatives."""
@@ -50,12 +49,8 @@ def report_command(
 
 def inspect_command(
     run: Annotated[Path, typer.Argument(help="Run directory.", show_default=False)],
-    query_id: Annotated[
-        Optional[str], typer.Argument(help="The query's id (or use --query).", show_default=False)
-    ] = None,
-    query: Annotated[
-        Optional[str], typer.Option("--query", help="Find the query whose text contains this (case-insensitive).")
-    ] = None,
+    query_id: Annotated[Optional[str], typer.Argument(help="The query's id (or use --query).", show_default=False)] = None,
+    query: Annotated[Optional[str], typer.Option("--query", help="Find the query whose text contains this (case-insensitive).")] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print the query's story as JSON on stdout.")] = False,
 ) -> None:
     """One query's whole story: its positives and every candidate, kept or dropped and why."""

@@ -19,8 +19,11 @@ def command_help(name: str | None) -> str:
     group = get_command(app)
     command = group if name is None else group.commands[name]  # type: ignore[attr-defined]
     parent = group.context_class(group, info_name="hnmine", terminal_width=WIDTH, max_content_width=WIDTH)
-    ctx = parent if name is None else command.context_class(command, info_name=name, parent=parent, terminal_width=WIDTH,
-                                                            max_content_width=WIDTH)
+    ctx = (
+        parent
+        if name is None
+        else command.context_class(command, info_name=name, parent=parent, terminal_width=WIDTH, max_content_width=WIDTH)
+    )
     return command.get_help(ctx).rstrip() + "\n"
 
 

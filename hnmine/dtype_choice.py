@@ -93,8 +93,16 @@ def _machine() -> str:
 
 
 def _choice_path(model: str, revision: str, kind: str, threads: int, backend: str = "torch") -> Path:
-    fields = {"machine": _machine(), "torch": _torch_version(), "model": model, "revision": revision, "kind": kind,
-              "threads": threads, "candidates": _candidates(backend), "min_gain": MIN_GAIN}
+    fields = {
+        "machine": _machine(),
+        "torch": _torch_version(),
+        "model": model,
+        "revision": revision,
+        "kind": kind,
+        "threads": threads,
+        "candidates": _candidates(backend),
+        "min_gain": MIN_GAIN,
+    }
     if backend != "torch":  # torch choices keep the file names they always had
         from hnmine.backends import backend_versions
 
@@ -130,8 +138,9 @@ def choose_cpu_dtype(model: str, kind: str, threads: int, backend: str = "torch"
     try:
         saved = json.loads(path.read_text(encoding="utf-8"))
         if saved.get("dtype") in candidates:
-            return DtypeChoice(saved["dtype"], dict(saved.get("seconds") or {}), saved.get("reason", ""),
-                               saved.get("machine", ""), cached=True)
+            return DtypeChoice(
+                saved["dtype"], dict(saved.get("seconds") or {}), saved.get("reason", ""), saved.get("machine", ""), cached=True
+            )
     except (OSError, ValueError, AttributeError):
         pass  # no choice saved yet (or an unreadable one): measure
     seconds = _time_dtypes(model, kind, candidates, threads, backend)
@@ -139,7 +148,7 @@ def choose_cpu_dtype(model: str, kind: str, threads: int, backend: str = "torch"
     if best != "float32" and seconds[best] <= (1 - MIN_GAIN) * seconds["float32"]:
         dtype, reason = best, f"{seconds['float32'] / seconds[best]:.2f}x faster than float32 on this CPU"
     else:
-        dtype, reason = "float32", "no other dtype was at least " f"{MIN_GAIN:.0%} faster than float32 on this CPU"
+        dtype, reason = "float32", f"no other dtype was at least {MIN_GAIN:.0%} faster than float32 on this CPU"
     choice = DtypeChoice(dtype, seconds, reason, _machine())
     try:
         from hnmine.io.atomic import write_json
@@ -174,7 +183,9 @@ def _time_dtypes(model: str, kind: str, candidates: tuple[str, ...], threads: in
             ce.model.to(getattr(torch, dtype))
             runners[dtype] = _cross_encoder_run(ce, [(t[:200], t) for t in texts])
         else:
-            runners[dtype] = _encoder_run(load_sentence_transformer(EncoderSpec(model=model, dtype=dtype, backend=backend, threads=threads)), texts)
+            runners[dtype] = _encoder_run(
+                load_sentence_transformer(EncoderSpec(model=model, dtype=dtype, backend=backend, threads=threads)), texts
+            )
     best = {d: float("inf") for d in candidates}
     with torch.inference_mode():
         for run in runners.values():

@@ -57,8 +57,9 @@ class EncoderSpec:
         return self.threads or max(1, available_cpus() // worker_count(self.device, self.workers))
 
     def resolved_dtype(self, kind: str = "bi-encoder", model: str | None = None) -> str:
-        return effective_dtype(self.dtype, self.device, model or self.model, kind=kind, threads=self.resolved_threads(),
-                               backend=self.backend_for(kind))
+        return effective_dtype(
+            self.dtype, self.device, model or self.model, kind=kind, threads=self.resolved_threads(), backend=self.backend_for(kind)
+        )
 
     def backend_for(self, kind: str = "bi-encoder") -> str:
         """--backend runs bi-encoders; cross-encoders run on torch (their manifests say so)."""
@@ -138,8 +139,9 @@ def check_prompt_name(model: str, prompt_name: str | None, flag: str) -> None:
 
     names = set(getattr(SentenceTransformer, "_default_prompts", None) or {}) | set(saved if isinstance(saved, dict) else {})
     if prompt_name not in names:
-        raise OptionError(f"{flag} '{prompt_name}': model '{model}' has no prompt of that name "
-                          f"(prompts: {', '.join(sorted(names)) or '(none)'})")
+        raise OptionError(
+            f"{flag} '{prompt_name}': model '{model}' has no prompt of that name (prompts: {', '.join(sorted(names)) or '(none)'})"
+        )
 
 
 def check_max_length(model: str, max_length: int | None) -> None:
@@ -183,8 +185,9 @@ def _hub_snapshot(name: str) -> tuple[str, str] | None:
     return None
 
 
-def effective_dtype(dtype: str, device: str, model: str = DEFAULT_MODEL, *, kind: str = "bi-encoder", threads: int | None = None,
-                    backend: str = "torch") -> str:
+def effective_dtype(
+    dtype: str, device: str, model: str = DEFAULT_MODEL, *, kind: str = "bi-encoder", threads: int | None = None, backend: str = "torch"
+) -> str:
     """What `dtype` means on `device`: 'auto' is measured on a CPU (hnmine.dtype_choice), bf16 or fp16 on a GPU."""
     if dtype != "auto":
         return dtype
@@ -264,8 +267,15 @@ def load_sentence_transformer(spec: EncoderSpec):
     dtype = spec.resolved_dtype()
     # The revision is part of the key: a folder changed on disk in a long-lived process (a notebook) is loaded
     # afresh; a backend other than torch fixes its thread count when it compiles the model.
-    key = (spec.model, resolve_model(spec.model)[1], spec.device, dtype, spec.max_length, spec.backend,
-           spec.resolved_threads() if spec.backend != "torch" else None)
+    key = (
+        spec.model,
+        resolve_model(spec.model)[1],
+        spec.device,
+        dtype,
+        spec.max_length,
+        spec.backend,
+        spec.resolved_threads() if spec.backend != "torch" else None,
+    )
     if key in _models:
         return _models[key]
     quiet_model_loading()
@@ -384,8 +394,9 @@ def update_texts_digest(h, texts: Sequence[str]) -> None:
         h.update(b)
 
 
-def embedding_key(spec: EncoderSpec, prompt: str | None, prompt_name: str | None, texts: Sequence[str] | None,
-                  *, digest: tuple[str, int] | None = None) -> str:
+def embedding_key(
+    spec: EncoderSpec, prompt: str | None, prompt_name: str | None, texts: Sequence[str] | None, *, digest: tuple[str, int] | None = None
+) -> str:
     """The cache key of these texts' vectors; `digest`: (texts_digest, count) when the texts are not at hand."""
     _, revision = resolve_model(spec.model)
     text_digest, n = digest if digest is not None else (texts_digest(texts or ()), len(texts or ()))
@@ -431,8 +442,16 @@ def encode_cached(
     return finish_cache(parts, final, order), key
 
 
-def _encode_chunks(texts: Sequence[str], spec: EncoderSpec, parts: Path, *, prompt: str | None, prompt_name: str | None,
-                   reporter: Reporter, description: str) -> np.ndarray:
+def _encode_chunks(
+    texts: Sequence[str],
+    spec: EncoderSpec,
+    parts: Path,
+    *,
+    prompt: str | None,
+    prompt_name: str | None,
+    reporter: Reporter,
+    description: str,
+) -> np.ndarray:
     """Encode into `parts` every chunk not already there (a resumed run skips the finished ones); the order."""
     # Length-sorted order: batches of similar length waste little padding. Chunk boundaries are fixed
     # by this order, and it is saved with the chunks, so a resumed run finds the same chunks.

@@ -130,8 +130,9 @@ def evaluate_run(
         "notes": notes,
     }
     if per_query:
-        result["per_query"] = _per_query(query_ids, coverage["n_neg"], coverage["full"], fn["neg_q"], fn["is_fn"],
-                                         fn["mined_mask"], judgments, measured)
+        result["per_query"] = _per_query(
+            query_ids, coverage["n_neg"], coverage["full"], fn["neg_q"], fn["is_fn"], fn["mined_mask"], judgments, measured
+        )
     return result
 
 
@@ -139,8 +140,10 @@ def _method_of(run: RunDir, negatives: pa.Table) -> str | None:
     """The selection method the filter ran with (its manifest), else the one its negatives name."""
     filter_manifest = run.manifests(strict=True).get("filter")
     if filter_manifest is None:
-        raise RunDirError(f"{run.manifest_path('filter')} is missing: it is written by the filter stage (run `hnmine filter` "
-                          f"or `hnmine mine` on this run first)")
+        raise RunDirError(
+            f"{run.manifest_path('filter')} is missing: it is written by the filter stage (run `hnmine filter` "
+            f"or `hnmine mine` on this run first)"
+        )
     method = filter_manifest.options.get("selection", {}).get("method")
     if method is None and "method" in negatives.column_names and negatives.num_rows:
         method = negatives.column("method")[0].as_py()
@@ -164,14 +167,17 @@ def _negative_counts(total: int, queries: int, fn: dict) -> dict:
     }
 
 
-def _judgments(run: RunDir, qrels: pa.Table | None, hidden: bool, min_relevance: int, query_ids: list[str],
-               notes: list[str]) -> tuple[dict[str, set[str]] | None, str | None]:
+def _judgments(
+    run: RunDir, qrels: pa.Table | None, hidden: bool, min_relevance: int, query_ids: list[str], notes: list[str]
+) -> tuple[dict[str, set[str]] | None, str | None]:
     """(query id -> relevant doc ids, what judged them), from the hidden positives or the user's qrels."""
     named: set[str] = set()  # every query the judgments name, relevant or not
     if hidden:
         if not run.exists("hidden_qrels"):
-            raise RunDirError(f"{run.path_of('hidden_qrels')} is missing: it is written by the inputs stage with "
-                              f"--hide-positives (run `hnmine mine --hide-positives` on this run first)")
+            raise RunDirError(
+                f"{run.path_of('hidden_qrels')} is missing: it is written by the inputs stage with "
+                f"--hide-positives (run `hnmine mine --hide-positives` on this run first)"
+            )
         table = _read(run, "hidden_qrels", ["query_id", "doc_id"])
         judgments, judged_by = _relevant_pairs(table, str(run.path_of("hidden_qrels")), None), "hidden"
         named = set(judgments)
@@ -191,16 +197,17 @@ def _judgments(run: RunDir, qrels: pa.Table | None, hidden: bool, min_relevance:
     return judgments, judged_by
 
 
-def _false_negatives(negatives: pa.Table, judgments: dict[str, set[str]] | None, query_ids: list[str], hidden: bool,
-                     min_relevance: int, notes: list[str]) -> dict:
+def _false_negatives(
+    negatives: pa.Table, judgments: dict[str, set[str]] | None, query_ids: list[str], hidden: bool, min_relevance: int, notes: list[str]
+) -> dict:
     """Mined negatives that the judgments call relevant, and random ones apart."""
     judged_set = {q for q in query_ids if judgments and judgments.get(q)}
     measured = bool(judged_set)
     if judgments is not None and not measured:
         notes.append(
             "no hidden positives in this run (no query had two or more positives): false negatives not measured"
-            if hidden else
-            f"no judgment with relevance >= {min_relevance} for this run's queries: false negatives not measured"
+            if hidden
+            else f"no judgment with relevance >= {min_relevance} for this run's queries: false negatives not measured"
         )
     neg_q = [str(q) for q in negatives.column("query_id").to_pylist()]
     neg_d = [str(d) for d in negatives.column("doc_id").to_pylist()]
@@ -212,9 +219,15 @@ def _false_negatives(negatives: pa.Table, judgments: dict[str, set[str]] | None,
         is_fn = np.zeros(negatives.num_rows, dtype=bool)
     in_judged = np.array([q in judged_set for q in neg_q], dtype=bool)
     out = {
-        "measured": measured, "judged_queries": len(judged_set), "neg_q": neg_q, "is_fn": is_fn, "mined_mask": mined_mask,
-        "mined_total": int(mined_mask.sum()), "random_total": int(is_random.sum()),
-        "fn_mined": int((is_fn & mined_mask).sum()), "fn_random": int((is_fn & is_random).sum()),
+        "measured": measured,
+        "judged_queries": len(judged_set),
+        "neg_q": neg_q,
+        "is_fn": is_fn,
+        "mined_mask": mined_mask,
+        "mined_total": int(mined_mask.sum()),
+        "random_total": int(is_random.sum()),
+        "fn_mined": int((is_fn & mined_mask).sum()),
+        "fn_random": int((is_fn & is_random).sum()),
         "mined_judged": int((mined_mask & in_judged).sum()),
         "queries_with_fn": len({q for q, f, m in zip(neg_q, is_fn, mined_mask) if f and m}),
     }
@@ -229,8 +242,13 @@ def _coverage(summary: pa.Table) -> dict:
     shortfall = np.array([int(x or 0) for x in summary.column("shortfall").to_pylist()], dtype=np.int64)
     queries = summary.num_rows
     full = full_queries(shortfall)
-    return {"queries": queries, "n_neg": n_neg, "full": full, "queries_full": int(full.sum()),
-            "target": int((n_neg + shortfall).max()) if queries else None}
+    return {
+        "queries": queries,
+        "n_neg": n_neg,
+        "full": full,
+        "queries_full": int(full.sum()),
+        "target": int((n_neg + shortfall).max()) if queries else None,
+    }
 
 
 def _hardness(negatives: pa.Table, scores: pa.Table, mined_mask: np.ndarray, notes: list[str]) -> dict:
@@ -238,7 +256,9 @@ def _hardness(negatives: pa.Table, scores: pa.Table, mined_mask: np.ndarray, not
     tscore = negatives.column("teacher_score").to_numpy(zero_copy_only=False).astype(np.float64)
     median_neg = _median(tscore[mined_mask]) if negatives.num_rows else None
     pos_mask = np.array([bool(x) for x in scores.column("is_positive").to_pylist()], dtype=bool)
-    pos_scores = scores.column("teacher_score").to_numpy(zero_copy_only=False).astype(np.float64)[pos_mask] if scores.num_rows else np.array([])
+    pos_scores = (
+        scores.column("teacher_score").to_numpy(zero_copy_only=False).astype(np.float64)[pos_mask] if scores.num_rows else np.array([])
+    )
     median_pos = _median(pos_scores)
     hardness = None
     if median_neg is None:
@@ -246,11 +266,13 @@ def _hardness(negatives: pa.Table, scores: pa.Table, mined_mask: np.ndarray, not
     elif median_pos is None:
         notes.append("hardness: no scored positives in scores.parquet")
     elif median_pos <= 0:
-        notes.append(f"hardness: the median positive score is {median_pos:.4g} (<= 0), a ratio means nothing; "
-                     "compare median_negative_score instead")
+        notes.append(
+            f"hardness: the median positive score is {median_pos:.4g} (<= 0), a ratio means nothing; compare median_negative_score instead"
+        )
     elif median_neg < 0:
-        notes.append(f"hardness: the median negative score is {median_neg:.4g} (< 0), a ratio means nothing; "
-                     "compare median_negative_score instead")
+        notes.append(
+            f"hardness: the median negative score is {median_neg:.4g} (< 0), a ratio means nothing; compare median_negative_score instead"
+        )
     else:
         hardness = median_neg / median_pos
 
@@ -261,8 +283,13 @@ def _hardness(negatives: pa.Table, scores: pa.Table, mined_mask: np.ndarray, not
         values = values[~np.isnan(values)]
         return float(values.mean()) if values.size else None
 
-    return {"median_negative_score": median_neg, "median_positive_score": median_pos, "hardness": hardness,
-            "mean_rank": mean_of("rank"), "mean_retrieval_rank": mean_of("retrieval_rank")}
+    return {
+        "median_negative_score": median_neg,
+        "median_positive_score": median_pos,
+        "hardness": hardness,
+        "mean_rank": mean_of("rank"),
+        "mean_retrieval_rank": mean_of("retrieval_rank"),
+    }
 
 
 def _per_query(query_ids, n_neg, full, neg_q, is_fn, mined_mask, judgments, measured) -> list[dict]:

@@ -154,9 +154,13 @@ def _tevatron(examples: list[Example], num_negatives: int, with_scores: bool) ->
     return pa.table(rows)
 
 
-EXPORT_FORMATS.add("triplet", FormatSpec(_triplet, "parquet", "(anchor, positive, negative) rows: MultipleNegativesRankingLoss, TripletLoss"))
+EXPORT_FORMATS.add(
+    "triplet", FormatSpec(_triplet, "parquet", "(anchor, positive, negative) rows: MultipleNegativesRankingLoss, TripletLoss")
+)
 EXPORT_FORMATS.add("n-tuple", FormatSpec(_n_tuple, "parquet", "(anchor, positive, negative_1..k) rows; queries short of k left out"))
-EXPORT_FORMATS.add("labeled-pair", FormatSpec(_labeled_pair, "parquet", "(anchor, passage, label) rows: binary cross-entropy for rerankers"))
+EXPORT_FORMATS.add(
+    "labeled-pair", FormatSpec(_labeled_pair, "parquet", "(anchor, passage, label) rows: binary cross-entropy for rerankers")
+)
 EXPORT_FORMATS.add("labeled-list", FormatSpec(_labeled_list, "parquet", "(anchor, passages, labels) rows: listwise reranker losses"))
 EXPORT_FORMATS.add("flagembedding", FormatSpec(_flagembedding, "jsonl", "FlagEmbedding JSONL: query, pos, neg (+ pos_scores, neg_scores)"))
 EXPORT_FORMATS.add("tevatron", FormatSpec(_tevatron, "jsonl", "Tevatron JSONL: query_id, query, positive_passages, negative_passages"))
@@ -170,8 +174,9 @@ def get_format(name: str) -> FormatSpec:
     return EXPORT_FORMATS.get(name)
 
 
-def build_examples(*, corpus: pa.Table, queries: pa.Table, negatives: pa.Table, summary: pa.Table,
-                   positives: pa.Table, target: int | None = None) -> tuple[list[Example], int]:
+def build_examples(
+    *, corpus: pa.Table, queries: pa.Table, negatives: pa.Table, summary: pa.Table, positives: pa.Table, target: int | None = None
+) -> tuple[list[Example], int]:
     """One Example per exported query, in query order, negatives in the filter's order; and the number of
     negatives a full query has (from query_summary: n_negatives + shortfall; `target` when the summary
     is a part of the run's, computed over the whole)."""
@@ -183,12 +188,15 @@ def build_examples(*, corpus: pa.Table, queries: pa.Table, negatives: pa.Table, 
     if target is None:
         target = negatives_target(summary)
     by_query: dict[str, list[Passage]] = {}
-    for q, d, s in zip(positives.column("query_id").to_pylist(), positives.column("doc_id").to_pylist(),
-                       positives.column("teacher_score").to_pylist()):
+    for q, d, s in zip(
+        positives.column("query_id").to_pylist(), positives.column("doc_id").to_pylist(), positives.column("teacher_score").to_pylist()
+    ):
         if d in doc:  # a positive the corpus lacks (left out of the inputs) has no text to train on
             by_query.setdefault(q, []).append(Passage(d, doc[d][0], doc[d][1], s))
     negs: dict[str, list[Passage]] = {}
-    for q, d, s in zip(negatives.column("query_id").to_pylist(), negatives.column("doc_id").to_pylist(), negatives.column("teacher_score").to_pylist()):
+    for q, d, s in zip(
+        negatives.column("query_id").to_pylist(), negatives.column("doc_id").to_pylist(), negatives.column("teacher_score").to_pylist()
+    ):
         negs.setdefault(q, []).append(Passage(d, doc[d][0], doc[d][1], s))
     examples = []
     for q in exported:

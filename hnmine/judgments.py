@@ -46,13 +46,15 @@ RELEVANT, NOT_RELEVANT = 1, 0
 JUDGMENTS_FILE = LAYOUT["judgments"]  # at the run root: what the next filter reads by default
 JOURNAL_FILE = LAYOUT["review_journal"]
 
-JUDGMENTS_SCHEMA = pa.schema([
-    ("query_id", pa.string()),
-    ("doc_id", pa.string()),
-    ("relevance", pa.int32()),
-    ("source", pa.string()),
-    ("time", pa.string()),
-])
+JUDGMENTS_SCHEMA = pa.schema(
+    [
+        ("query_id", pa.string()),
+        ("doc_id", pa.string()),
+        ("relevance", pa.int32()),
+        ("source", pa.string()),
+        ("time", pa.string()),
+    ]
+)
 QRELS_FORMATS = ("beir", "trec")
 
 # Which source wins for one pair: a person over any file, any file over the teacher.
@@ -180,8 +182,9 @@ def _parse_qrels(lines: list[str], label: str, source: str) -> pa.Table:
         if fields_seen is None:
             fields_seen = len(fields)
             if fields_seen not in (3, 4):
-                raise InputError(f"{label}:{lineno}: expected `query-id corpus-id score` (BEIR) or "
-                                 f"`qid 0 docid rel` (TREC), got {len(fields)} field(s)")
+                raise InputError(
+                    f"{label}:{lineno}: expected `query-id corpus-id score` (BEIR) or `qid 0 docid rel` (TREC), got {len(fields)} field(s)"
+                )
             if not _INT.fullmatch(fields[-1]):
                 continue  # the header line ("query-id corpus-id score")
         if len(fields) != fields_seen:
@@ -297,8 +300,13 @@ class JudgmentLog:
             last.pop(key, None)
             last[key] = e
         return judgments_table(
-            {"query_id": e["query_id"], "doc_id": e["doc_id"], "relevance": int(e["relevance"]),
-             "source": e.get("source") or self.source, "time": e.get("time") or ""}
+            {
+                "query_id": e["query_id"],
+                "doc_id": e["doc_id"],
+                "relevance": int(e["relevance"]),
+                "source": e.get("source") or self.source,
+                "time": e.get("time") or "",
+            }
             for e in last.values()
         )
 
@@ -312,8 +320,14 @@ class JudgmentLog:
         """Record a verdict; it is on disk when this returns."""
         if isinstance(relevance, bool) or not isinstance(relevance, int):
             raise OptionError(f"relevance must be a whole number, not {relevance!r}")
-        entry = {"op": "judge", "query_id": str(query_id), "doc_id": str(doc_id), "relevance": relevance,
-                 "source": self.source, "time": self.clock()}
+        entry = {
+            "op": "judge",
+            "query_id": str(query_id),
+            "doc_id": str(doc_id),
+            "relevance": relevance,
+            "source": self.source,
+            "time": self.clock(),
+        }
         self._append(entry)
         return entry
 
@@ -324,8 +338,7 @@ class JudgmentLog:
         if not stack:
             return None
         last = stack[-1]
-        self._append({"op": "undo", "query_id": last["query_id"], "doc_id": last["doc_id"],
-                      "source": self.source, "time": self.clock()})
+        self._append({"op": "undo", "query_id": last["query_id"], "doc_id": last["doc_id"], "source": self.source, "time": self.clock()})
         return last
 
     def _append(self, entry: dict) -> None:
@@ -421,8 +434,7 @@ def apply_judgments(scores: pa.Table, judgments: pa.Table) -> tuple[pa.Table, di
 
     is_positive = was_positive.copy()
     is_positive[row_of[present & (relevance > 0)]] = True
-    out = _with_verdict_columns(scores, is_positive, row_of[present],
-                                np.asarray(sources, dtype=object)[present], relevance[present])
+    out = _with_verdict_columns(scores, is_positive, row_of[present], np.asarray(sources, dtype=object)[present], relevance[present])
     counts = _judgment_counts(relevance, present, positive_before, sources, folded.num_rows)
     return out, {
         "unscored_positives": folded.filter(pa.array((relevance > 0) & ~present)),
@@ -445,8 +457,7 @@ def _score_rows_of(scores: pa.Table, folded: pa.Table) -> np.ndarray:
     row_of = np.full(folded.num_rows, -1, dtype=np.int64)
     if not folded.num_rows:
         return row_of
-    left = pa.table({"query_id": text("query_id"), "doc_id": text("doc_id"),
-                     "__row": pa.array(np.arange(scores.num_rows, dtype=np.int64))})
+    left = pa.table({"query_id": text("query_id"), "doc_id": text("doc_id"), "__row": pa.array(np.arange(scores.num_rows, dtype=np.int64))})
     right = folded.append_column("__judgment", pa.array(np.arange(folded.num_rows, dtype=np.int64)))
     hits = left.join(right, keys=["query_id", "doc_id"], join_type="inner")
     if hits.num_rows:
@@ -454,8 +465,9 @@ def _score_rows_of(scores: pa.Table, folded: pa.Table) -> np.ndarray:
     return row_of
 
 
-def _with_verdict_columns(scores: pa.Table, is_positive: np.ndarray, rows: np.ndarray,
-                          sources: np.ndarray, relevance: np.ndarray) -> pa.Table:
+def _with_verdict_columns(
+    scores: pa.Table, is_positive: np.ndarray, rows: np.ndarray, sources: np.ndarray, relevance: np.ndarray
+) -> pa.Table:
     """`scores` with `is_positive` replaced and `judged` / `judged_relevance` set on `rows`."""
     import numpy as np
 
@@ -466,10 +478,13 @@ def _with_verdict_columns(scores: pa.Table, is_positive: np.ndarray, rows: np.nd
     judged_source[rows] = sources
     judged_rel[rows] = relevance
     judged_mask[rows] = True
-    out = scores.set_column(scores.column_names.index("is_positive"), pa.field("is_positive", pa.bool_()),
-                            pa.array(is_positive, pa.bool_()))
-    for name, col in (("judged", pa.array(judged_source.tolist(), pa.string())),
-                      ("judged_relevance", pa.array(judged_rel, pa.int32(), mask=~judged_mask))):
+    out = scores.set_column(
+        scores.column_names.index("is_positive"), pa.field("is_positive", pa.bool_()), pa.array(is_positive, pa.bool_())
+    )
+    for name, col in (
+        ("judged", pa.array(judged_source.tolist(), pa.string())),
+        ("judged_relevance", pa.array(judged_rel, pa.int32(), mask=~judged_mask)),
+    ):
         if name in out.column_names:
             out = out.set_column(out.column_names.index(name), name, col)
         else:
@@ -486,8 +501,7 @@ def _judgment_counts(relevance, present, positive_before, sources: list[str], to
         np.where(~present, "unscored_positives", np.where(positive_before, "already_positive", "new_positives")),
         np.where(~present, "not_in_run", np.where(positive_before, "not_relevant_known_positive", "not_relevant")),
     )
-    kinds = ("new_positives", "already_positive", "unscored_positives", "not_relevant",
-             "not_relevant_known_positive", "not_in_run")
+    kinds = ("new_positives", "already_positive", "unscored_positives", "not_relevant", "not_relevant_known_positive", "not_in_run")
     by_source: dict[str, dict[str, int]] = {}
     for source, what in zip(sources, outcome.tolist()):
         per = by_source.setdefault(source, dict.fromkeys(kinds, 0))

@@ -66,7 +66,12 @@ class Options:
     """What a run computes. The same names are the CLI flags (dashed), the TOML keys and the API's arguments."""
 
     # inputs
-    data: Path | None = opt(None, "A BEIR folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv), a pairs file, or a saved `datasets` folder.", stages=_IN, argument=True)
+    data: Path | None = opt(
+        None,
+        "A BEIR folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv), a pairs file, or a saved `datasets` folder.",
+        stages=_IN,
+        argument=True,
+    )
     split: str | None = opt(None, "Qrels split of a BEIR folder (default: train, or the only one).", stages=_IN)
     corpus: Path | None = opt(None, "Corpus file (Parquet, JSONL, CSV, TSV, optionally .gz); with pairs: extra documents.", stages=_IN)
     queries: Path | None = opt(None, "Queries file.", stages=_IN)
@@ -83,47 +88,143 @@ class Options:
     pair_query_column: str | None = opt(None, "Pairs file: query column (default: query, anchor).", stages=_IN)
     pair_positive_column: str | None = opt(None, "Pairs file: positive column (text or list of texts).", stages=_IN)
     min_relevance: int = opt(1, "Judgments at or above this grade are positives.", stages=_IN, low=-1000, high=1000)
-    hide_positives: bool = opt(False, "Hidden-positive protocol: keep the best-graded positive per query, hide the rest (for `hnmine eval --hidden`).", stages=_IN)
+    hide_positives: bool = opt(
+        False, "Hidden-positive protocol: keep the best-graded positive per query, hide the rest (for `hnmine eval --hidden`).", stages=_IN
+    )
     seed: int = opt(42, "Seed for sampling and hidden positives.", stages=("inputs", "filter"), low=0, high=MAX_SEED)
     # model inference
-    model: str = opt(DEFAULT_MODEL, "Dense model: a sentence-transformers name or local path (default: bundled all-MiniLM-L6-v2).", stages=_MODEL, short=("-m",))
+    model: str = opt(
+        DEFAULT_MODEL,
+        "Dense model: a sentence-transformers name or local path (default: bundled all-MiniLM-L6-v2).",
+        stages=_MODEL,
+        short=("-m",),
+    )
     query_prompt: str | None = opt(None, "Text prepended to queries (instruction models).", stages=("retrieve", "score"))
     corpus_prompt: str | None = opt(None, "Text prepended to documents.", stages=("index", "score"))
     query_prompt_name: str | None = opt(None, "Name of a prompt stored in the model config, for queries.", stages=("retrieve", "score"))
     corpus_prompt_name: str | None = opt(None, "Name of a prompt stored in the model config, for documents.", stages=("index", "score"))
-    max_length: int | None = opt(None, "Maximum tokens per text (default: the model's; at most its limit).", stages=_MODEL, low=1, high=1_000_000)
-    dtype: str = opt("auto", "auto|float32|bfloat16|float16 (auto: on a CPU the fastest by a timed encode, cached per machine; bf16/fp16 on a GPU).", stages=_MODEL,
-                     choices=lambda: ("auto", "float32", "bfloat16", "float16"), kind="dtype")
-    backend: str = opt("torch", "torch|openvino: what runs the bi-encoder (openvino: CPU only, float32 or bfloat16; pip install "
-                                "'hnmine[openvino]'). Cross-encoders run on torch.", stages=_MODEL,
-                       choices=_names("hnmine.backends", "BACKENDS"), kind="backend")
+    max_length: int | None = opt(
+        None, "Maximum tokens per text (default: the model's; at most its limit).", stages=_MODEL, low=1, high=1_000_000
+    )
+    dtype: str = opt(
+        "auto",
+        "auto|float32|bfloat16|float16 (auto: on a CPU the fastest by a timed encode, cached per machine; bf16/fp16 on a GPU).",
+        stages=_MODEL,
+        choices=lambda: ("auto", "float32", "bfloat16", "float16"),
+        kind="dtype",
+    )
+    backend: str = opt(
+        "torch",
+        "torch|openvino: what runs the bi-encoder (openvino: CPU only, float32 or bfloat16; pip install "
+        "'hnmine[openvino]'). Cross-encoders run on torch.",
+        stages=_MODEL,
+        choices=_names("hnmine.backends", "BACKENDS"),
+        kind="backend",
+    )
     device: str = opt("cpu", "cpu, cuda, cuda:N, mps, or GPUs to share out (cuda:0,cuda:1).", stages=_MODEL)
     batch_size: int = opt(64, "Texts per model batch.", stages=_MODEL, low=1, high=65536)
-    workers: int = opt(1, "Processes for encoding, cross-encoder scoring and BM25 search (with --device cuda, spread over the GPUs).", stages=_MODEL, low=1, high=256)
-    threads: int | None = opt(None, "Torch threads per process (default: the CPUs shared out among the workers); with the same --threads, any --workers gives the same bytes.", stages=_MODEL, low=1, high=4096)
+    workers: int = opt(
+        1,
+        "Processes for encoding, cross-encoder scoring and BM25 search (with --device cuda, spread over the GPUs).",
+        stages=_MODEL,
+        low=1,
+        high=256,
+    )
+    threads: int | None = opt(
+        None,
+        "Torch threads per process (default: the CPUs shared out among the workers); with the same --threads, any --workers gives the same bytes.",
+        stages=_MODEL,
+        low=1,
+        high=4096,
+    )
     normalize: bool = opt(True, "L2-normalise embeddings (cosine scores).", stages=_MODEL, negatable=True)
     # index
-    retriever: str = opt("dense", "dense|bm25|hybrid (hybrid: both lists fused by reciprocal rank).", stages=("index", "retrieve"),
-                         choices=_names("hnmine.retrievers", "RETRIEVERS"), kind="retriever")
-    bm25_backend: str = opt("bm25s", "bm25s (fast) or rank-bm25 (reference).", stages=("index",), choices=_names("hnmine.retrievers", "BM25_BACKENDS"), kind="BM25 backend")
-    bm25_method: str = opt("lucene", "BM25 variant: lucene, robertson, atire, bm25l, bm25+.", stages=("index",), choices=_names("hnmine.retrievers.bm25", "BM25_VARIANTS"), kind="BM25 method")
-    corpus_embeddings: Path | None = opt(None, "Precomputed corpus vectors (npy or Parquet): one per row of the run's corpus table (inputs/corpus.parquet), in its order.", stages=("index",))
+    retriever: str = opt(
+        "dense",
+        "dense|bm25|hybrid (hybrid: both lists fused by reciprocal rank).",
+        stages=("index", "retrieve"),
+        choices=_names("hnmine.retrievers", "RETRIEVERS"),
+        kind="retriever",
+    )
+    bm25_backend: str = opt(
+        "bm25s",
+        "bm25s (fast) or rank-bm25 (reference).",
+        stages=("index",),
+        choices=_names("hnmine.retrievers", "BM25_BACKENDS"),
+        kind="BM25 backend",
+    )
+    bm25_method: str = opt(
+        "lucene",
+        "BM25 variant: lucene, robertson, atire, bm25l, bm25+.",
+        stages=("index",),
+        choices=_names("hnmine.retrievers.bm25", "BM25_VARIANTS"),
+        kind="BM25 method",
+    )
+    corpus_embeddings: Path | None = opt(
+        None,
+        "Precomputed corpus vectors (npy or Parquet): one per row of the run's corpus table (inputs/corpus.parquet), in its order.",
+        stages=("index",),
+    )
     exact_max_docs: int = opt(200_000, "Exact search up to this many documents; IVF above.", stages=("index",), low=1, high=10**12)
-    candidate_model: tuple[str, ...] = opt((), "Another dense model as a candidate source (repeatable); its list is fused with the others by reciprocal rank.", stages=("index", "retrieve"))
+    candidate_model: tuple[str, ...] = opt(
+        (),
+        "Another dense model as a candidate source (repeatable); its list is fused with the others by reciprocal rank.",
+        stages=("index", "retrieve"),
+    )
     # retrieve
-    max_depth: int = opt(200, "Candidates retrieved per query (the cap for looking deeper).", stages=("retrieve", "filter"), low=1, high=100_000)
-    query_embeddings: Path | None = opt(None, "Precomputed query vectors (npy or Parquet): one per row of the run's queries table (inputs/queries.parquet), in its order.", stages=("retrieve", "score"))
+    max_depth: int = opt(
+        200, "Candidates retrieved per query (the cap for looking deeper).", stages=("retrieve", "filter"), low=1, high=100_000
+    )
+    query_embeddings: Path | None = opt(
+        None,
+        "Precomputed query vectors (npy or Parquet): one per row of the run's queries table (inputs/queries.parquet), in its order.",
+        stages=("retrieve", "score"),
+    )
     rrf_k: int = opt(60, "Reciprocal-rank-fusion constant for several candidate lists.", stages=("retrieve",), low=1, high=1_000_000)
-    nprobe: int | None = opt(None, "IVF lists searched (large corpora; default: the fewest that reach --min-recall).", stages=("retrieve",), low=1, high=1_000_000)
-    min_recall: float = opt(0.95, "Recall@k against exact search an IVF search must reach on a query sample; else search is exact.", stages=("retrieve",), low=0.0, high=1.0, low_open=True)
+    nprobe: int | None = opt(
+        None,
+        "IVF lists searched (large corpora; default: the fewest that reach --min-recall).",
+        stages=("retrieve",),
+        low=1,
+        high=1_000_000,
+    )
+    min_recall: float = opt(
+        0.95,
+        "Recall@k against exact search an IVF search must reach on a query sample; else search is exact.",
+        stages=("retrieve",),
+        low=0.0,
+        high=1.0,
+        low_open=True,
+    )
     # score
-    teacher: tuple[str, ...] = opt((), "Teacher model (repeat for an ensemble; KIND:MODEL sets the kind per teacher). Default: the --model bi-encoder.", stages=("score",))
-    teacher_type: str = opt("bi-encoder", "bi-encoder|cross-encoder, for --teacher values without a KIND: prefix.", stages=("score",),
-                            choices=_names("hnmine.teachers", "TEACHER_KINDS"), kind="teacher type")
+    teacher: tuple[str, ...] = opt(
+        (),
+        "Teacher model (repeat for an ensemble; KIND:MODEL sets the kind per teacher). Default: the --model bi-encoder.",
+        stages=("score",),
+    )
+    teacher_type: str = opt(
+        "bi-encoder",
+        "bi-encoder|cross-encoder, for --teacher values without a KIND: prefix.",
+        stages=("score",),
+        choices=_names("hnmine.teachers", "TEACHER_KINDS"),
+        kind="teacher type",
+    )
     # filter
-    method: str = opt("shifted", "Selection method (see `hnmine methods`).", stages=_FILTER, choices=_names("hnmine.methods", "method_names"), kind="method")
+    method: str = opt(
+        "shifted",
+        "Selection method (see `hnmine methods`).",
+        stages=_FILTER,
+        choices=_names("hnmine.methods", "method_names"),
+        kind="method",
+    )
     num_negatives: int = opt(5, "Negatives per query.", stages=_FILTER, short=("-n",), low=1, high=1000)
-    depth: int = opt(50, "Candidates considered first; the filter looks deeper (up to --max-depth) for queries left short.", stages=_FILTER, low=1, high=100_000)
+    depth: int = opt(
+        50,
+        "Candidates considered first; the filter looks deeper (up to --max-depth) for queries left short.",
+        stages=_FILTER,
+        low=1,
+        high=100_000,
+    )
     depth_step: int | None = opt(None, "Look-deeper step (default: --depth).", stages=_FILTER, low=1, high=100_000)
     min_negatives: int = opt(1, "Queries with fewer negatives are not exported.", stages=_FILTER, low=0, high=2000)
     range_min: int | None = opt(None, "Rank window start (teacher rank, 1-based).", stages=_FILTER, low=1, high=100_000)
@@ -131,31 +232,68 @@ class Options:
     max_score: float | None = opt(None, "Drop candidates scoring above this (TopK-Abs).", stages=_FILTER)
     min_score: float | None = opt(None, "Drop candidates scoring below this.", stages=_FILTER)
     margin: float | None = opt(None, "Keep n only if s(n) < s(p) − margin (TopK-MarginPos).", stages=_FILTER, low=0.0)
-    relative_margin: float | None = opt(None, "Keep n only if s(n) < s(p) − |s(p)|·m (TopK-PercPos, perc = 1 − m).", stages=_FILTER, low=0.0)
-    sampling: str | None = opt(None, "top|random|softmax|top1-softmax|simans (default: the method's).", stages=_FILTER,
-                               choices=_names("hnmine.methods.samplers", "sampler_names"), kind="sampling")
+    relative_margin: float | None = opt(
+        None, "Keep n only if s(n) < s(p) − |s(p)|·m (TopK-PercPos, perc = 1 − m).", stages=_FILTER, low=0.0
+    )
+    sampling: str | None = opt(
+        None,
+        "top|random|softmax|top1-softmax|simans (default: the method's).",
+        stages=_FILTER,
+        choices=_names("hnmine.methods.samplers", "sampler_names"),
+        kind="sampling",
+    )
     sample_pool: int | None = opt(None, "Pool size for sampled top-k.", stages=_FILTER, low=1, high=100_000)
     temperature: float | None = opt(None, "Softmax temperature for sampled methods.", stages=_FILTER, low=0.0, low_open=True)
     simans_a: float | None = opt(None, "SimANS a (default 0.5).", stages=_FILTER, low=0.0, low_open=True)
     simans_b: float | None = opt(None, "SimANS b (default 0).", stages=_FILTER)
-    positive_reference: str = opt("min", "min|mean|max of the query's positive scores.", stages=_FILTER,
-                                  choices=lambda: ("min", "mean", "max"), kind="positive reference")
-    dedup_threshold: float = opt(0.95, "Drop candidates with cosine ≥ this to a positive (above 1 disables).", stages=_FILTER, low=0.0, high=2.0, low_open=True)
+    positive_reference: str = opt(
+        "min",
+        "min|mean|max of the query's positive scores.",
+        stages=_FILTER,
+        choices=lambda: ("min", "mean", "max"),
+        kind="positive reference",
+    )
+    dedup_threshold: float = opt(
+        0.95, "Drop candidates with cosine ≥ this to a positive (above 1 disables).", stages=_FILTER, low=0.0, high=2.0, low_open=True
+    )
     random_negatives: int = opt(0, "Extra random negatives from outside the candidates (STAR).", stages=_FILTER, low=0, high=1000)
-    relabel: bool = opt(False, "Turn candidates the teacher scores at least --relabel-margin above the query's best known positive into "
-                               "positives (exported as such, reason relabelled_positive) instead of only keeping them out of the negatives.",
-                        stages=_FILTER)
-    relabel_margin: float = opt(0.0, "How far above the best known positive's score a candidate must score to be relabelled (teacher's scale).",
-                                stages=_FILTER, low=-1e6, high=1e6)
+    relabel: bool = opt(
+        False,
+        "Turn candidates the teacher scores at least --relabel-margin above the query's best known positive into "
+        "positives (exported as such, reason relabelled_positive) instead of only keeping them out of the negatives.",
+        stages=_FILTER,
+    )
+    relabel_margin: float = opt(
+        0.0,
+        "How far above the best known positive's score a candidate must score to be relabelled (teacher's scale).",
+        stages=_FILTER,
+        low=-1e6,
+        high=1e6,
+    )
     relabel_max: int = opt(1, "Most candidates relabelled per query (the highest-scoring first).", stages=_FILTER, low=1, high=100)
-    judgments: Path | None = opt(None, "Relevance judgments for the filter (judgments.parquet, or a BEIR/TREC qrels file): judged relevant "
-                                       "documents become positives, judged non-relevant ones are never dropped as suspected false negatives. "
-                                       "Default: the run's own (from `hnmine review`), if any.", stages=_FILTER)
+    judgments: Path | None = opt(
+        None,
+        "Relevance judgments for the filter (judgments.parquet, or a BEIR/TREC qrels file): judged relevant "
+        "documents become positives, judged non-relevant ones are never dropped as suspected false negatives. "
+        "Default: the run's own (from `hnmine review`), if any.",
+        stages=_FILTER,
+    )
     # export
-    format: str = opt("triplet", "triplet|n-tuple|labeled-pair|labeled-list|flagembedding|tevatron.", stages=("export",), short=("-f",),
-                      choices=_names("hnmine.formats", "format_names"), kind="export format")
-    file_format: str | None = opt(None, "parquet|jsonl (default: the format's usual one).", stages=("export",),
-                                  choices=lambda: ("parquet", "jsonl"), kind="file format")
+    format: str = opt(
+        "triplet",
+        "triplet|n-tuple|labeled-pair|labeled-list|flagembedding|tevatron.",
+        stages=("export",),
+        short=("-f",),
+        choices=_names("hnmine.formats", "format_names"),
+        kind="export format",
+    )
+    file_format: str | None = opt(
+        None,
+        "parquet|jsonl (default: the format's usual one).",
+        stages=("export",),
+        choices=lambda: ("parquet", "jsonl"),
+        kind="file format",
+    )
     with_scores: bool = opt(False, "Include teacher scores (for distillation).", stages=("export",))
 
 
@@ -168,11 +306,18 @@ class RunOptions:
     force: bool = opt(False, "Redo the stage(s) even when up to date.")
     json: bool = opt(False, "Print a machine-readable summary on stdout.")
     quiet: bool = opt(False, "No progress bars or messages on stderr.", short=("-q",))
-    engine: str = opt("local", "Where the stages run: local (this machine's processes) or ray (a Ray cluster: Ray Data pipelines over the same tables; "
-                               "needs `pip install hnmine[ray]`). The same run directory, keys and skip rules for both.",
-                      choices=_names("hnmine.engines", "engine_names"), kind="engine")
-    ray_address: str | None = opt(None, "With --engine ray: the cluster to join (host:port of its head, or 'auto'); default $RAY_ADDRESS, "
-                                        "else a Ray started on this machine for the run and stopped after it.")
+    engine: str = opt(
+        "local",
+        "Where the stages run: local (this machine's processes) or ray (a Ray cluster: Ray Data pipelines over the same tables; "
+        "needs `pip install hnmine[ray]`). The same run directory, keys and skip rules for both.",
+        choices=_names("hnmine.engines", "engine_names"),
+        kind="engine",
+    )
+    ray_address: str | None = opt(
+        None,
+        "With --engine ray: the cluster to join (host:port of its head, or 'auto'); default $RAY_ADDRESS, "
+        "else a Ray started on this machine for the run and stopped after it.",
+    )
 
 
 def spec(f) -> Spec:
@@ -360,15 +505,18 @@ def _score_range_not_empty(o: Any) -> None:
 def _min_negatives_reachable(o: Any) -> None:
     total = o.num_negatives + o.random_negatives
     if o.min_negatives > total:
-        raise OptionError(f"--min-negatives ({o.min_negatives}) exceeds --num-negatives + --random-negatives ({total}): "
-                          f"no query could ever be exported")
+        raise OptionError(
+            f"--min-negatives ({o.min_negatives}) exceeds --num-negatives + --random-negatives ({total}): no query could ever be exported"
+        )
 
 
 @_rule("sample_pool", "num_negatives")
 def _pool_holds_the_negatives(o: Any) -> None:
     if o.sample_pool < o.num_negatives:
-        raise OptionError(f"--sample-pool ({o.sample_pool}) must be at least --num-negatives ({o.num_negatives}): "
-                          f"the negatives are drawn from the top --sample-pool eligible candidates")
+        raise OptionError(
+            f"--sample-pool ({o.sample_pool}) must be at least --num-negatives ({o.num_negatives}): "
+            f"the negatives are drawn from the top --sample-pool eligible candidates"
+        )
 
 
 @_rule("device")

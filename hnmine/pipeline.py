@@ -83,8 +83,12 @@ class StageOutcome:
     manifest: Manifest | None = None
 
     def summary(self) -> dict:
-        return {"stage": self.stage, "skipped": self.skipped, "seconds": round(self.seconds, 3),
-                "counts": dict(self.manifest.counts) if self.manifest else {}}
+        return {
+            "stage": self.stage,
+            "skipped": self.skipped,
+            "seconds": round(self.seconds, 3),
+            "counts": dict(self.manifest.counts) if self.manifest else {},
+        }
 
 
 @dataclass
@@ -121,8 +125,11 @@ def jsonable(obj: Any) -> Any:
 
 
 def stage_key(stage: str, options: dict, inputs: dict) -> str:
-    payload = json.dumps({"stage": stage, "version": __version__, "options": jsonable(options), "inputs": jsonable(inputs)},
-                         sort_keys=True, ensure_ascii=True)
+    payload = json.dumps(
+        {"stage": stage, "version": __version__, "options": jsonable(options), "inputs": jsonable(inputs)},
+        sort_keys=True,
+        ensure_ascii=True,
+    )
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -159,9 +166,18 @@ def run_stage(stage: Stage, ctx: Context, *, force: bool = False) -> StageOutcom
     outputs = {rel: content_hash(run.path_of(rel)) for rel in writes}
     seconds = time.perf_counter() - started
     manifest = Manifest(
-        stage=stage.name, hnmine_version=__version__, key=key, options=jsonable(key_options), inputs=inputs,
-        outputs=outputs, counts=out.counts, stats=jsonable(out.stats), warnings=list(out.warnings), seconds=round(seconds, 3),
-        finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), packages=package_versions(stage.packages),
+        stage=stage.name,
+        hnmine_version=__version__,
+        key=key,
+        options=jsonable(key_options),
+        inputs=inputs,
+        outputs=outputs,
+        counts=out.counts,
+        stats=jsonable(out.stats),
+        warnings=list(out.warnings),
+        seconds=round(seconds, 3),
+        finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        packages=package_versions(stage.packages),
         models=jsonable(out.models),
     )
     run.write_manifest(manifest)
@@ -177,8 +193,16 @@ def _write_table(table: pa.Table, target: Path) -> None:
         write_parquet(table, target)
 
 
-def mine(run_dir: Path | str, options: Options, *, stages: Sequence[str] | None = None, force: bool = False,
-         reporter: Reporter | None = None, engine: str = "local", ray_address: str | None = None) -> MineResult:
+def mine(
+    run_dir: Path | str,
+    options: Options,
+    *,
+    stages: Sequence[str] | None = None,
+    force: bool = False,
+    reporter: Reporter | None = None,
+    engine: str = "local",
+    ray_address: str | None = None,
+) -> MineResult:
     """Run `stages` (default: all, in order) in `run_dir`; each is skipped when up to date.
 
     Every option and every cheap precondition is checked before the run directory is touched, so a

@@ -155,8 +155,10 @@ class RunDir:
         if m is None or rel not in m.outputs or not path.exists():
             return
         if content_hash(path) != m.outputs[rel]:
-            raise RunDirError(f"{path} changed since the {stage} stage wrote it; rerun `hnmine {command_of(stage)}` "
-                              f"(or `hnmine mine`) with --out {self.path}")
+            raise RunDirError(
+                f"{path} changed since the {stage} stage wrote it; rerun `hnmine {command_of(stage)}` "
+                f"(or `hnmine mine`) with --out {self.path}"
+            )
         self._check_current(stage, m, set())
 
     def require(self, name: str) -> Path:
@@ -166,8 +168,10 @@ class RunDir:
             from hnmine.stages import command_of, stage_making
 
             stage = stage_making(self.rel(name))
-            raise RunDirError(f"{p} is missing: it is written by the {stage} stage; run `hnmine {command_of(stage)}` "
-                              f"(or `hnmine mine`) with --out {self.path} first")
+            raise RunDirError(
+                f"{p} is missing: it is written by the {stage} stage; run `hnmine {command_of(stage)}` "
+                f"(or `hnmine mine`) with --out {self.path} first"
+            )
         return p
 
     def read_table(self, name: str, columns: Iterable[str] | None = None, optional: Iterable[str] = ()) -> pa.Table:
@@ -228,8 +232,10 @@ class RunDir:
                 if m is None:
                     from hnmine.stages import command_of
 
-                    raise RunDirError(f"{self.manifest_path(s)} is not a readable JSON manifest (damaged, or of another "
-                                      f"version); rerun `hnmine {command_of(s)}` with --out {self.path}")
+                    raise RunDirError(
+                        f"{self.manifest_path(s)} is not a readable JSON manifest (damaged, or of another "
+                        f"version); rerun `hnmine {command_of(s)}` with --out {self.path}"
+                    )
         return {s: m for s, m in found.items() if m is not None}
 
     def fingerprint(self, name: str) -> str:
@@ -251,7 +257,9 @@ class RunDir:
             from hnmine.stages import command_of
 
             what = "changed since" if path.exists() else "is missing: it was deleted after"
-            raise RunDirError(f"{path} {what} the {stage} stage wrote it; rerun `hnmine {command_of(stage)}` (or `hnmine mine`) with --out {self.path}")
+            raise RunDirError(
+                f"{path} {what} the {stage} stage wrote it; rerun `hnmine {command_of(stage)}` (or `hnmine mine`) with --out {self.path}"
+            )
         self._check_current(stage, m, set())
         return m.outputs[rel]
 
@@ -274,8 +282,10 @@ class RunDir:
         for rel, digest, _ in reads:  # (the user's files and the judgments key the stage itself: not checked here)
             path = self.path_of(rel)
             if not path.exists() or content_hash(path) != digest:
-                raise RunDirError(f"{self.path}: the {stage} stage's outputs are out of date: {rel} changed since it ran; "
-                                  f"rerun `hnmine {command_of(stage)}` (or `hnmine mine`) with --out {self.path}")
+                raise RunDirError(
+                    f"{self.path}: the {stage} stage's outputs are out of date: {rel} changed since it ran; "
+                    f"rerun `hnmine {command_of(stage)}` (or `hnmine mine`) with --out {self.path}"
+                )
 
     def up_to_date(self, stage: str, key: str) -> bool:
         m = self.manifest(stage)
@@ -350,8 +360,7 @@ class RunDir:
         if p.exists():
             if not (p / MARKER).exists() and not self._is_earlier_run() and any(p.iterdir()):
                 raise RunDirError(
-                    f"{p}: not an hnmine run directory (it holds other files and no {MARKER}); "
-                    f"give --out a new or empty folder"
+                    f"{p}: not an hnmine run directory (it holds other files and no {MARKER}); give --out a new or empty folder"
                 )
             return False
         parent = p.parent
@@ -387,8 +396,9 @@ class RunDir:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             fh.close()
-            raise RunDirError(f"{self.path}: another hnmine process is working in this run directory; "
-                              f"wait for it to finish, or use another --out") from None
+            raise RunDirError(
+                f"{self.path}: another hnmine process is working in this run directory; wait for it to finish, or use another --out"
+            ) from None
         return fh  # the lock file stays empty: nothing in the run changes when a command fails
 
     def _sweep_stale_temp_files(self) -> int:

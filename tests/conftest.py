@@ -48,7 +48,11 @@ TINY_DOCS = [
     {"_id": "d7", "title": "Brakes", "text": "Disc brakes stop a bicycle reliably in wet weather."},
     {"_id": "d8", "title": "Volcanoes", "text": "Shield volcanoes are built by fluid lava flows that spread widely."},
     {"_id": "d9", "title": "Eruptions", "text": "Explosive eruptions happen when viscous magma traps gas until pressure releases it."},
-    {"_id": "d10", "title": "Espresso machines", "text": "An espresso machine pushes pressurised hot water through a puck of fine coffee grounds."},
+    {
+        "_id": "d10",
+        "title": "Espresso machines",
+        "text": "An espresso machine pushes pressurised hot water through a puck of fine coffee grounds.",
+    },
     {"_id": "d11", "title": "Moka pot", "text": "A moka pot uses steam pressure to push water up through coffee grounds on a stove."},
     {"_id": "d12", "title": "Chain wear", "text": "A worn bicycle chain stretches and wears out the cassette if it is not replaced."},
 ]
@@ -91,11 +95,7 @@ def snapshot(folder: Path) -> dict[str, str]:
     folder = Path(folder)
     if not folder.exists():
         return {}
-    return {
-        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def invoke(args: list[str]):
@@ -119,11 +119,35 @@ def reran(summary: dict) -> list[str]:
     return [s["stage"] for s in summary["stages"] if not s["skipped"]]
 
 
-SYNTH_SUBJECTS = ["The espresso machine", "A bicycle chain", "The shield volcano", "Green tea", "A road tyre", "The moka pot",
-                  "A disc brake", "Viscous magma", "Cold brew coffee", "The cassette", "A paper filter", "Fluid lava"]
+SYNTH_SUBJECTS = [
+    "The espresso machine",
+    "A bicycle chain",
+    "The shield volcano",
+    "Green tea",
+    "A road tyre",
+    "The moka pot",
+    "A disc brake",
+    "Viscous magma",
+    "Cold brew coffee",
+    "The cassette",
+    "A paper filter",
+    "Fluid lava",
+]
 SYNTH_VERBS = ["needs", "produces", "depends on", "is known for", "avoids", "resembles", "wears out without", "releases"]
-SYNTH_OBJECTS = ["high pressure", "regular cleaning", "fine grounds", "trapped gas", "lower temperatures", "wet weather",
-                 "a clean cup", "steam", "careful lubrication", "wide lava flows", "twelve hours", "eight bar"]
+SYNTH_OBJECTS = [
+    "high pressure",
+    "regular cleaning",
+    "fine grounds",
+    "trapped gas",
+    "lower temperatures",
+    "wet weather",
+    "a clean cup",
+    "steam",
+    "careful lubrication",
+    "wide lava flows",
+    "twelve hours",
+    "eight bar",
+]
 
 
 def synthetic_beir(folder: Path, n_docs: int, n_queries: int, *, words: int = 1) -> Path:

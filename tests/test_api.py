@@ -31,8 +31,10 @@ def test_the_docs_example_runs(tmp_path, monkeypatch):
 
 
 def _pairs():
-    return [{"anchor": q["text"], "positive": next(d["text"] for d in TINY_DOCS if d["_id"] == qr[1])}
-            for q, qr in zip(TINY_QUERIES, TINY_QRELS)]
+    return [
+        {"anchor": q["text"], "positive": next(d["text"] for d in TINY_DOCS if d["_id"] == qr[1])}
+        for q, qr in zip(TINY_QUERIES, TINY_QRELS)
+    ]
 
 
 @pytest.mark.parametrize("kind", ["dataset", "pandas", "arrow", "dicts"])
@@ -41,12 +43,14 @@ def test_in_memory_pairs_of_every_kind_give_the_same_export(tmp_path, kind):
     import pandas as pd
 
     rows = _pairs()
-    data = {"dataset": datasets.Dataset.from_list(rows), "pandas": pd.DataFrame(rows), "arrow": pa.Table.from_pylist(rows),
-            "dicts": rows}[kind]
+    data = {"dataset": datasets.Dataset.from_list(rows), "pandas": pd.DataFrame(rows), "arrow": pa.Table.from_pylist(rows), "dicts": rows}[
+        kind
+    ]
     corpus = [d["text"] for d in TINY_DOCS]
     result = hnmine.mine(data, corpus=corpus, out=tmp_path / kind, num_negatives=2, method="naive", progress=False)
-    reference = hnmine.mine(pa.Table.from_pylist(rows), corpus=corpus, out=tmp_path / "ref", num_negatives=2, method="naive",
-                            progress=False)
+    reference = hnmine.mine(
+        pa.Table.from_pylist(rows), corpus=corpus, out=tmp_path / "ref", num_negatives=2, method="naive", progress=False
+    )
     assert result.table.equals(reference.table)
     assert set(result.table.column("anchor").to_pylist()) == {q["text"] for q in TINY_QUERIES}
 
@@ -105,10 +109,26 @@ def test_the_cli_reads_a_saved_dataset_folder(tmp_path):
     import datasets
 
     folder = tmp_path / "saved"
-    datasets.DatasetDict({"train": datasets.Dataset.from_list(_pairs()), "dev": datasets.Dataset.from_list(_pairs()[:1])}).save_to_disk(str(folder))
+    datasets.DatasetDict({"train": datasets.Dataset.from_list(_pairs()), "dev": datasets.Dataset.from_list(_pairs()[:1])}).save_to_disk(
+        str(folder)
+    )
     run = tmp_path / "run"
-    result = invoke(["mine", folder, "--split", "train", "--corpus", write_beir(tmp_path / "c", TINY_DOCS, TINY_QUERIES, TINY_QRELS) / "corpus.jsonl",
-                     "--out", run, "--num-negatives", "2", "--quiet", "--json"])
+    result = invoke(
+        [
+            "mine",
+            folder,
+            "--split",
+            "train",
+            "--corpus",
+            write_beir(tmp_path / "c", TINY_DOCS, TINY_QUERIES, TINY_QRELS) / "corpus.jsonl",
+            "--out",
+            run,
+            "--num-negatives",
+            "2",
+            "--quiet",
+            "--json",
+        ]
+    )
     assert result.exit_code == 0, result.output
     assert json.loads((run / "manifests/inputs.json").read_text())["counts"]["queries"] == 3
     two = tmp_path / "two"

@@ -28,9 +28,11 @@ OV32 = replace(FP32, backend="openvino")
 
 # --- keys ----------------------------------------------------------------------------------------
 
+
 def test_embedding_keys_differ_by_backend_and_by_dtype():
-    keys = {embedding_key(replace(FP32, backend=b, dtype=d), None, None, TEXTS)
-            for b in ("torch", "openvino") for d in ("float32", "bfloat16")}
+    keys = {
+        embedding_key(replace(FP32, backend=b, dtype=d), None, None, TEXTS) for b in ("torch", "openvino") for d in ("float32", "bfloat16")
+    }
     assert len(keys) == 4
 
 
@@ -57,15 +59,19 @@ def test_cross_encoders_run_on_torch_whatever_the_backend():
 
 # --- options and the missing extra --------------------------------------------------------------
 
+
 def test_unknown_backend_lists_the_valid_names():
     with pytest.raises(UnknownName, match=r"unknown backend 'onnx' \(valid: openvino, torch\)"):
         EncoderSpec(backend="onnx").validate()
 
 
-@pytest.mark.parametrize("spec, message", [
-    (EncoderSpec(backend="openvino", device="cuda"), "--backend openvino runs on the CPU only"),
-    (EncoderSpec(backend="openvino", dtype="float16"), r"--backend openvino runs at float32 or bfloat16 \(got --dtype float16\)"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        (EncoderSpec(backend="openvino", device="cuda"), "--backend openvino runs on the CPU only"),
+        (EncoderSpec(backend="openvino", dtype="float16"), r"--backend openvino runs at float32 or bfloat16 \(got --dtype float16\)"),
+    ],
+)
 def test_openvino_refuses_what_it_cannot_run(spec, message):
     with pytest.raises(OptionError, match=message):
         spec.validate()
@@ -85,14 +91,18 @@ def test_missing_extra_is_a_named_error(without_openvino):
 def test_missing_extra_is_one_line_and_exit_2_before_any_stage(without_openvino, tmp_path):
     result = invoke(["mine", ROOT / "sample_data", "--out", tmp_path / "run", "--backend", "openvino"])
     assert result.exit_code == 2
-    assert result.output.strip().splitlines() == ["hnmine: error: --backend openvino needs the 'openvino' extra: pip install 'hnmine[openvino]'"]
+    assert result.output.strip().splitlines() == [
+        "hnmine: error: --backend openvino needs the 'openvino' extra: pip install 'hnmine[openvino]'"
+    ]
     assert not (tmp_path / "run").exists()
 
 
 def test_help_and_keys_do_not_import_the_backend():
-    code = ("import sys; from hnmine.cli import app; from hnmine.encode import EncoderSpec, encoder_key; "
-            "encoder_key(EncoderSpec(dtype='float32', backend='openvino')); "
-            "assert 'openvino' not in sys.modules and 'torch' not in sys.modules, sorted(m for m in sys.modules if 'openvino' in m)")
+    code = (
+        "import sys; from hnmine.cli import app; from hnmine.encode import EncoderSpec, encoder_key; "
+        "encoder_key(EncoderSpec(dtype='float32', backend='openvino')); "
+        "assert 'openvino' not in sys.modules and 'torch' not in sys.modules, sorted(m for m in sys.modules if 'openvino' in m)"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
 
@@ -120,11 +130,13 @@ def test_auto_never_picks_a_dtype_the_backend_cannot_run(monkeypatch, tmp_path):
 
 # --- the IR cache (no OpenVINO needed: the build is a stand-in) -----------------------------------
 
+
 def _fake_build(calls):
     def build(target: Path) -> None:
         calls.append(target)
         (target / "model.xml").write_text("<net/>")
         (target / "model.bin").write_bytes(b"\0" * 64)
+
     return build
 
 
@@ -160,6 +172,7 @@ def test_damaged_ir_is_rebuilt_and_a_failed_build_leaves_nothing(tmp_path):
 
 
 # --- OpenVINO itself ------------------------------------------------------------------------------
+
 
 def _encode(spec: EncoderSpec, texts: list[str]) -> np.ndarray:
     from hnmine.encode import _encode_batches, load_sentence_transformer

@@ -47,8 +47,14 @@ def write_jsonl(path: Path, rows: list) -> Path:
 
 def files(good: Path, corpus: Path | None = None, queries: Path | None = None, qrels: Path | None = None) -> list[str]:
     """--corpus/--queries/--qrels, the good tiny files except those given."""
-    return ["--corpus", corpus or good / "corpus.jsonl", "--queries", queries or good / "queries.jsonl",
-            "--qrels", qrels or good / "qrels" / "train.tsv"]
+    return [
+        "--corpus",
+        corpus or good / "corpus.jsonl",
+        "--queries",
+        queries or good / "queries.jsonl",
+        "--qrels",
+        qrels or good / "qrels" / "train.tsv",
+    ]
 
 
 def assert_clean_error(result, fragments: list[str]) -> str:
@@ -293,6 +299,7 @@ def c_unknown_split(t, g):
 def opt(*flags):
     def build(t, g):
         return [g, *flags], []
+
     return build
 
 
@@ -356,7 +363,11 @@ FAILING: list[tuple[str, Case, list[str]]] = [
     ("unknown-file-format-option", opt("--file-format", "xml"), ["unknown file format 'xml' (valid: jsonl, parquet)"]),
     ("unknown-dtype", opt("--dtype", "int4"), ["unknown dtype 'int4' (valid: auto, bfloat16, float16, float32)"]),
     ("unknown-teacher-type", opt("--teacher-type", "oracle"), ["unknown teacher type 'oracle' (valid: bi-encoder, cross-encoder)"]),
-    ("unknown-bm25-backend", opt("--retriever", "bm25", "--bm25-backend", "lucene"), ["unknown BM25 backend 'lucene' (valid: bm25s, rank-bm25)"]),
+    (
+        "unknown-bm25-backend",
+        opt("--retriever", "bm25", "--bm25-backend", "lucene"),
+        ["unknown BM25 backend 'lucene' (valid: bm25s, rank-bm25)"],
+    ),
     ("unknown-bm25-method", opt("--retriever", "bm25", "--bm25-method", "okapi"), ["unknown BM25 method 'okapi' (valid: "]),
     ("unknown-sampling", opt("--sampling", "greedy"), ["unknown sampling 'greedy' (valid: "]),
     ("unknown-positive-reference", opt("--positive-reference", "median"), ["unknown positive reference 'median' (valid: max, mean, min)"]),
@@ -407,7 +418,9 @@ def test_real_process_prints_one_line_and_nothing_on_stdout(tmp_path, finished_t
         ([str(tmp_path / "nope")], f"hnmine: error: {tmp_path / 'nope'}: no such file or folder"),
         ([str(good), "--retriever", "sparse"], "hnmine: error: unknown retriever 'sparse' (valid: bm25, dense, hybrid)"),
     ):
-        proc = subprocess.run([str(HNMINE), "mine", *args, "--out", str(tmp_path / "run")], capture_output=True, text=True, env=env, timeout=120)
+        proc = subprocess.run(
+            [str(HNMINE), "mine", *args, "--out", str(tmp_path / "run")], capture_output=True, text=True, env=env, timeout=120
+        )
         assert proc.returncode == 2
         assert proc.stdout == ""
         assert proc.stderr.strip() == expected
@@ -420,8 +433,12 @@ def test_real_process_prints_one_line_and_nothing_on_stdout(tmp_path, finished_t
 
 def test_bm25_on_a_corpus_of_stopwords(tmp_path, finished_tiny):
     good, done = finished_tiny
-    data = beir(tmp_path, docs=[{"_id": "d1", "text": "the"}, {"_id": "d2", "text": "a an of"}], queries=[{"_id": "q1", "text": "the"}],
-                qrels=[("q1", "d1", 1)])
+    data = beir(
+        tmp_path,
+        docs=[{"_id": "d1", "text": "the"}, {"_id": "d2", "text": "a an of"}],
+        queries=[{"_id": "q1", "text": "the"}],
+        qrels=[("q1", "d1", 1)],
+    )
     run = tmp_path / "run"
     shutil.copytree(done, run)
     before = snapshot(run)
@@ -537,7 +554,7 @@ def test_read_only_parent_of_a_new_run_directory(tmp_path, finished_tiny):
     good, _ = finished_tiny
     parent = tmp_path / "parent"
     parent.mkdir()
-    with (read_only(parent) if os.geteuid() == 0 else contextlib.nullcontext(parent)):
+    with read_only(parent) if os.geteuid() == 0 else contextlib.nullcontext(parent):
         if os.geteuid() != 0:
             parent.chmod(0o555)
         result = invoke(["mine", good, "--out", parent / "new" / "run"])
@@ -592,80 +609,122 @@ def w_empty_documents(t):
     docs[6] = {"_id": "d7", "title": None, "text": None}
     docs[7] = {"_id": "d8", "text": float("nan")}
     data = beir(t, docs=docs)
-    return [data], [f"{data / 'corpus.jsonl'}: 3 empty documents left out (d4, d7, d8)"], \
-        lambda run: set(table(run, "inputs/corpus.parquet", "doc_id")) == {d["_id"] for d in TINY_DOCS} - {"d4", "d7", "d8"}
+    return (
+        [data],
+        [f"{data / 'corpus.jsonl'}: 3 empty documents left out (d4, d7, d8)"],
+        lambda run: set(table(run, "inputs/corpus.parquet", "doc_id")) == {d["_id"] for d in TINY_DOCS} - {"d4", "d7", "d8"},
+    )
 
 
 def w_empty_queries(t):
     queries = [{"_id": "q1", "text": "  "}, TINY_QUERIES[1], TINY_QUERIES[2], {"_id": "q4", "text": None}]
     data = beir(t, queries=queries, qrels=TINY_QRELS + [("q4", "d2", 1)])
-    return [data], [f"{data / 'queries.jsonl'}: 2 empty queries left out (q1, q4)"], \
-        lambda run: table(run, "inputs/queries.parquet", "query_id") == ["q2", "q3"] and not any(
-            "judgments name queries not in" in w for w in json.loads((run / "manifests/inputs.json").read_text())["warnings"])
+    return (
+        [data],
+        [f"{data / 'queries.jsonl'}: 2 empty queries left out (q1, q4)"],
+        lambda run: (
+            table(run, "inputs/queries.parquet", "query_id") == ["q2", "q3"]
+            and not any("judgments name queries not in" in w for w in json.loads((run / "manifests/inputs.json").read_text())["warnings"])
+        ),
+    )
 
 
 def w_duplicate_rows_same_text(t):
     data = beir(t, docs=TINY_DOCS + [TINY_DOCS[0]], queries=TINY_QUERIES + [TINY_QUERIES[0]])
-    return [data], [], lambda run: (
-        table(run, "inputs/corpus.parquet", "doc_id") == [d["_id"] for d in TINY_DOCS]
-        and table(run, "inputs/queries.parquet", "query_id") == ["q1", "q2", "q3"]
-        and json.loads((run / "manifests/inputs.json").read_text())["stats"]["corpus_duplicate_rows"] == 1
+    return (
+        [data],
+        [],
+        lambda run: (
+            table(run, "inputs/corpus.parquet", "doc_id") == [d["_id"] for d in TINY_DOCS]
+            and table(run, "inputs/queries.parquet", "query_id") == ["q1", "q2", "q3"]
+            and json.loads((run / "manifests/inputs.json").read_text())["stats"]["corpus_duplicate_rows"] == 1
+        ),
     )
 
 
 def w_qrels_unknown_queries(t):
     data = beir(t, qrels=TINY_QRELS + [("q99", "d1", 1), ("q98", "d2", 1)])
-    return [data], [f"{data / 'qrels' / 'train.tsv'}: 2 judgments name queries not in {data / 'queries.jsonl'} (q99, q98); left out"], \
-        lambda run: sorted(table(run, "inputs/qrels.parquet", "query_id")) == ["q1", "q2", "q3"]
+    return (
+        [data],
+        [f"{data / 'qrels' / 'train.tsv'}: 2 judgments name queries not in {data / 'queries.jsonl'} (q99, q98); left out"],
+        lambda run: sorted(table(run, "inputs/qrels.parquet", "query_id")) == ["q1", "q2", "q3"],
+    )
 
 
 def w_qrels_unknown_documents(t):
     # q1 keeps one positive in the corpus; q2's only positive is absent: q2 is left out.
     data = beir(t, qrels=[("q1", "d1", 1), ("q1", "dX", 1), ("q2", "dY", 1), ("q3", "d9", 1)])
     qrels = data / "qrels" / "train.tsv"
-    return [data], [
-        f"{qrels}: 2 judgments name documents not in the corpus (or empty ones) (dX, dY); left out",
-        f"{qrels}: 1 queries have no judged document in the corpus (q2); left out",
-    ], lambda run: table(run, "inputs/queries.parquet", "query_id") == ["q1", "q3"] and "q2" not in table(run, "negatives.parquet", "query_id")
+    return (
+        [data],
+        [
+            f"{qrels}: 2 judgments name documents not in the corpus (or empty ones) (dX, dY); left out",
+            f"{qrels}: 1 queries have no judged document in the corpus (q2); left out",
+        ],
+        lambda run: (
+            table(run, "inputs/queries.parquet", "query_id") == ["q1", "q3"] and "q2" not in table(run, "negatives.parquet", "query_id")
+        ),
+    )
 
 
 def w_queries_without_positive(t):
     data = beir(t, qrels=[("q1", "d1", 1), ("q2", "d5", 0)])
-    return [data], [
-        f"{data / 'qrels' / 'train.tsv'}: 1 judged queries have no positive at --min-relevance (q2); left out",
-        f"{data / 'queries.jsonl'}: 1 queries have no judgment in {data / 'qrels' / 'train.tsv'} (q3); left out",
-    ], lambda run: table(run, "inputs/queries.parquet", "query_id") == ["q1"]
+    return (
+        [data],
+        [
+            f"{data / 'qrels' / 'train.tsv'}: 1 judged queries have no positive at --min-relevance (q2); left out",
+            f"{data / 'queries.jsonl'}: 1 queries have no judgment in {data / 'qrels' / 'train.tsv'} (q3); left out",
+        ],
+        lambda run: table(run, "inputs/queries.parquet", "query_id") == ["q1"],
+    )
 
 
 def w_positive_is_an_empty_document(t):
     docs = [dict(d) for d in TINY_DOCS]
     docs[0] = {"_id": "d1", "title": "", "text": " "}
     data = beir(t, docs=docs)
-    return [data], [f"{data / 'corpus.jsonl'}: 1 empty documents left out (d1)", "(d1); left out"], \
-        lambda run: "q1" not in table(run, "inputs/queries.parquet", "query_id")
+    return (
+        [data],
+        [f"{data / 'corpus.jsonl'}: 1 empty documents left out (d1)", "(d1); left out"],
+        lambda run: "q1" not in table(run, "inputs/queries.parquet", "query_id"),
+    )
 
 
 def w_corpus_smaller_than_depth(t):
     data = beir(t)
+
     def sane(run):
         summary = pq.read_table(run / "query_summary.parquet").to_pylist()
-        return all(
-            s["status"] == "short" and s["n_negatives"] + s["shortfall"] == 40 and s["n_candidates"] == len(TINY_DOCS) - 1
-            and s["n_negatives"] == table(run, "negatives.parquet", "query_id").count(s["query_id"]) >= 8
-            for s in summary
-        ) and len(summary) == 3
+        return (
+            all(
+                s["status"] == "short"
+                and s["n_negatives"] + s["shortfall"] == 40
+                and s["n_candidates"] == len(TINY_DOCS) - 1
+                and s["n_negatives"] == table(run, "negatives.parquet", "query_id").count(s["query_id"]) >= 8
+                for s in summary
+            )
+            and len(summary) == 3
+        )
 
-    return [data, "--method", "naive", "--depth", "500", "--max-depth", "1000", "--num-negatives", "40"], [
-        "3 queries have fewer than 40 negatives (see query_summary.parquet)"
-    ], sane
+    return (
+        [data, "--method", "naive", "--depth", "500", "--max-depth", "1000", "--num-negatives", "40"],
+        ["3 queries have fewer than 40 negatives (see query_summary.parquet)"],
+        sane,
+    )
 
 
 def w_numeric_ids(t):
     docs = [{"_id": i + 1, "title": d["title"], "text": d["text"]} for i, d in enumerate(TINY_DOCS)]
     queries = [{"_id": i + 1, "text": q["text"]} for i, q in enumerate(TINY_QUERIES)]
     data = beir(t, docs=docs, queries=queries, qrels=[("1", "1", 1), ("2", "5", 1), ("3", "9", 1)])
-    return [data], [], lambda run: table(run, "inputs/corpus.parquet", "doc_id")[:3] == ["1", "2", "3"] and \
-        pq.read_table(run / "inputs/corpus.parquet").schema.field("doc_id").type == pa.string()
+    return (
+        [data],
+        [],
+        lambda run: (
+            table(run, "inputs/corpus.parquet", "doc_id")[:3] == ["1", "2", "3"]
+            and pq.read_table(run / "inputs/corpus.parquet").schema.field("doc_id").type == pa.string()
+        ),
+    )
 
 
 def w_byte_order_mark(t):
@@ -677,25 +736,47 @@ def w_byte_order_mark(t):
 
 
 def w_pairs_positive_as_string(t):
-    p = write_jsonl(t / "pairs.jsonl", [
-        {"query": "How is espresso made?", "positive": "Espresso is brewed by forcing hot water through coffee."},
-        {"query": "Bike chain care?", "positive": ["Clean the chain.", "Lubricate the chain every few hundred kilometres."]},
-    ])
+    p = write_jsonl(
+        t / "pairs.jsonl",
+        [
+            {"query": "How is espresso made?", "positive": "Espresso is brewed by forcing hot water through coffee."},
+            {"query": "Bike chain care?", "positive": ["Clean the chain.", "Lubricate the chain every few hundred kilometres."]},
+        ],
+    )
     extra = write_jsonl(t / "extra.jsonl", [{"_id": d["_id"], "text": d["text"]} for d in TINY_DOCS])
-    return [p, "--corpus", extra], [], lambda run: (
-        # a string is one positive (never a list of characters); a list is several
-        sorted(pq.read_table(run / "inputs/qrels.parquet").group_by("query_id").aggregate([("doc_id", "count")])
-               .column("doc_id_count").to_pylist()) == [1, 2]
-        and "Espresso is brewed by forcing hot water through coffee." in table(run, "inputs/corpus.parquet", "text")
+    return (
+        [p, "--corpus", extra],
+        [],
+        lambda run: (
+            # a string is one positive (never a list of characters); a list is several
+            sorted(
+                pq.read_table(run / "inputs/qrels.parquet")
+                .group_by("query_id")
+                .aggregate([("doc_id", "count")])
+                .column("doc_id_count")
+                .to_pylist()
+            )
+            == [1, 2]
+            and "Espresso is brewed by forcing hot water through coffee." in table(run, "inputs/corpus.parquet", "text")
+        ),
     )
 
 
 def w_pairs_json_list_in_csv(t):
     p = t / "pairs.csv"
-    p.write_text('query,positive\n"How is espresso made?","[""Hot water under pressure."", ""Finely ground coffee.""]"\n'
-                 '"Bike chain care?","Clean it, then oil it."\n', encoding="utf-8")
-    return [p, "--retriever", "bm25"], [], lambda run: sorted(table(run, "inputs/corpus.parquet", "text")) == [
-        "Clean it, then oil it.", "Finely ground coffee.", "Hot water under pressure."]
+    p.write_text(
+        'query,positive\n"How is espresso made?","[""Hot water under pressure."", ""Finely ground coffee.""]"\n'
+        '"Bike chain care?","Clean it, then oil it."\n',
+        encoding="utf-8",
+    )
+    return (
+        [p, "--retriever", "bm25"],
+        [],
+        lambda run: (
+            sorted(table(run, "inputs/corpus.parquet", "text"))
+            == ["Clean it, then oil it.", "Finely ground coffee.", "Hot water under pressure."]
+        ),
+    )
 
 
 WARNING_CASES = [

@@ -30,13 +30,24 @@ def _collection(n_queries: int):
     for q in range(n_queries):
         mine = sorted([r for r in rows if r[0] == f"q{q}"], key=lambda r: -r[3])
         ranked += [(r[0], r[1], i + 1, r[3], r[4]) for i, r in enumerate(mine)]
-    scores = pa.table({
-        "query_id": [r[0] for r in ranked], "doc_id": [r[1] for r in ranked],
-        "rank": pa.array([r[2] for r in ranked], pa.int32()), "source": ["dense"] * len(ranked),
-        "is_positive": [r[4] for r in ranked], "teacher_score": pa.array([r[3] for r in ranked], pa.float32()),
-    })
-    qrels_t = pa.table({"query_id": [r[0] for r in qrels], "doc_id": [r[1] for r in qrels],
-                        "relevance": pa.array([r[2] for r in qrels], pa.int32()), "is_positive": [True] * len(qrels)})
+    scores = pa.table(
+        {
+            "query_id": [r[0] for r in ranked],
+            "doc_id": [r[1] for r in ranked],
+            "rank": pa.array([r[2] for r in ranked], pa.int32()),
+            "source": ["dense"] * len(ranked),
+            "is_positive": [r[4] for r in ranked],
+            "teacher_score": pa.array([r[3] for r in ranked], pa.float32()),
+        }
+    )
+    qrels_t = pa.table(
+        {
+            "query_id": [r[0] for r in qrels],
+            "doc_id": [r[1] for r in qrels],
+            "relevance": pa.array([r[2] for r in qrels], pa.int32()),
+            "is_positive": [True] * len(qrels),
+        }
+    )
     corpus = pa.table({"doc_id": docs, "title": [""] * len(docs), "text": [f"text of {d}" for d in docs]})
     return scores, qrels_t, corpus
 

@@ -35,9 +35,16 @@ def reference_candidates(query_ids, positives, corpus_ids, lists, max_depth, rrf
                 if kept_neg >= max_depth:
                     continue
                 kept_neg += 1
-            for col, value in (("query_id", qid), ("doc_id", doc_id), ("rank", rank), ("score", score), ("source", source),
-                               ("is_positive", is_pos), ("dense_score", per_source.get("dense", {}).get(doc_id)),
-                               ("bm25_score", per_source.get("bm25", {}).get(doc_id))):
+            for col, value in (
+                ("query_id", qid),
+                ("doc_id", doc_id),
+                ("rank", rank),
+                ("score", score),
+                ("source", source),
+                ("is_positive", is_pos),
+                ("dense_score", per_source.get("dense", {}).get(doc_id)),
+                ("bm25_score", per_source.get("bm25", {}).get(doc_id)),
+            ):
                 cols[col].append(value)
     return pa.table(cols, schema=CANDIDATE_SCHEMA)
 
@@ -55,14 +62,21 @@ def _ranked_lists(rng, n_queries, n_docs, k, pad):
 
 
 @settings(max_examples=150, deadline=None)
-@given(seed=st.integers(0, 10_000), n_queries=st.integers(1, 6), n_docs=st.integers(1, 30), k=st.integers(1, 12),
-       sources=st.sampled_from([("dense",), ("bm25",), ("dense", "bm25"), ("dense", "dense2", "bm25")]),
-       max_depth=st.integers(1, 10), rrf_k=st.sampled_from([1, 60]), pad=st.booleans())
+@given(
+    seed=st.integers(0, 10_000),
+    n_queries=st.integers(1, 6),
+    n_docs=st.integers(1, 30),
+    k=st.integers(1, 12),
+    sources=st.sampled_from([("dense",), ("bm25",), ("dense", "bm25"), ("dense", "dense2", "bm25")]),
+    max_depth=st.integers(1, 10),
+    rrf_k=st.sampled_from([1, 60]),
+    pad=st.booleans(),
+)
 def test_vectorised_candidates_equal_the_reference(seed, n_queries, n_docs, k, sources, max_depth, rrf_k, pad):
     rng = np.random.default_rng(seed)
     k = min(k, n_docs)
     # ids with mixed lengths, so sorting by id string differs from sorting by row
-    corpus_ids = np.array([f"doc-{rng.integers(0, 10**rng.integers(1, 4))}-{i}" for i in range(n_docs)], dtype=object)
+    corpus_ids = np.array([f"doc-{rng.integers(0, 10 ** rng.integers(1, 4))}-{i}" for i in range(n_docs)], dtype=object)
     query_ids = [f"q{i}" for i in range(n_queries)]
     lists = {name: _ranked_lists(rng, n_queries, n_docs, k, pad) for name in sources}
     positives = {q: set(rng.choice(corpus_ids, size=rng.integers(0, 4)).tolist()) for q in query_ids if rng.random() < 0.8}
@@ -73,5 +87,7 @@ def test_vectorised_candidates_equal_the_reference(seed, n_queries, n_docs, k, s
 
 def test_no_candidates_at_all_gives_an_empty_table():
     ids = np.full((2, 3), -1, dtype=np.int64)
-    table = build_candidates(["a", "b"], {}, np.array(["d1", "d2", "d3"], dtype=object), {"bm25": (ids, np.zeros((2, 3), np.float32))}, 5, 60)
+    table = build_candidates(
+        ["a", "b"], {}, np.array(["d1", "d2", "d3"], dtype=object), {"bm25": (ids, np.zeros((2, 3), np.float32))}, 5, 60
+    )
     assert table.num_rows == 0 and table.schema == CANDIDATE_SCHEMA

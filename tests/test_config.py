@@ -28,7 +28,7 @@ def test_a_stage_table_applies_under_mine_and_the_command_table_wins(finished_ti
     data, done = finished_tiny
     run = tmp_path / "run"
     shutil.copytree(done, run)
-    cfg = _config(tmp_path, "num_negatives = 4\n[filter]\nnum-negatives = 3\nmethod = \"naive\"\n[mine]\nnum_negatives = 2\n")
+    cfg = _config(tmp_path, 'num_negatives = 4\n[filter]\nnum-negatives = 3\nmethod = "naive"\n[mine]\nnum_negatives = 2\n')
     summary = json.loads(invoke(["mine", data, "--out", run, "--quiet", "--json", "--config", cfg]).stdout)
     assert reran(summary) == ["filter", "export"]
     options = json.loads((run / "manifests/filter.json").read_text())["options"]["selection"]
@@ -52,12 +52,12 @@ def test_a_flag_beats_the_config_file(finished_tiny, tmp_path):
     [
         ("batch_size = true\n", "batch_size must be a whole number, got True"),
         ('num_negatives = "abc"\n', "num_negatives must be a whole number, got 'abc'"),
-        ("margin = \"x\"\n", "margin must be a number, got 'x'"),
+        ('margin = "x"\n', "margin must be a number, got 'x'"),
         ("[filtre]\nnum_negatives = 2\n", "unknown table [filtre] (valid:"),
-        ("[filter]\nmodel = \"x\"\n", "[filter] model: not an option of the filter stage"),
+        ('[filter]\nmodel = "x"\n', "[filter] model: not an option of the filter stage"),
         ("no_such_option = 1\n", "no_such_option: unknown option"),
         ("candidate_model = 3\n", "candidate_model must be text or a list of texts, got 3"),
-        ("json = \"yes\"\n", "json must be true or false, got 'yes'"),
+        ('json = "yes"\n', "json must be true or false, got 'yes'"),
         ("num_negatives = 0\n", "--num-negatives must be between 1 and 1,000, got 0"),
     ],
 )

@@ -18,11 +18,19 @@ from hnmine.manifest import Manifest
 
 # -- a tiny run directory, per docs/tables.md --------------------------------------------------------
 
-NEG_SCHEMA = pa.schema([
-    ("query_id", pa.string()), ("doc_id", pa.string()), ("rank", pa.int32()), ("retrieval_rank", pa.int32()),
-    ("teacher_score", pa.float32()), ("positive_score", pa.float32()), ("source", pa.string()),
-    ("is_random", pa.bool_()), ("method", pa.string()),
-])
+NEG_SCHEMA = pa.schema(
+    [
+        ("query_id", pa.string()),
+        ("doc_id", pa.string()),
+        ("rank", pa.int32()),
+        ("retrieval_rank", pa.int32()),
+        ("teacher_score", pa.float32()),
+        ("positive_score", pa.float32()),
+        ("source", pa.string()),
+        ("is_random", pa.bool_()),
+        ("method", pa.string()),
+    ]
+)
 QRELS_SCHEMA = pa.schema([("query_id", pa.string()), ("doc_id", pa.string()), ("relevance", pa.int32()), ("is_positive", pa.bool_())])
 
 
@@ -42,48 +50,76 @@ def write_run(
     (run / "inputs").mkdir()
     queries = list(dict.fromkeys([q for q, _, _ in positives]))
     pos_score = {q: s for q, _, s in positives}
-    pq.write_table(pa.table({
-        "query_id": [n[0] for n in negatives],
-        "doc_id": [n[1] for n in negatives],
-        "rank": [n[2] for n in negatives],
-        "retrieval_rank": [n[3] for n in negatives],
-        "teacher_score": [n[4] for n in negatives],
-        "positive_score": [pos_score[n[0]] for n in negatives],
-        "source": ["random" if n[5] else "dense" for n in negatives],
-        "is_random": [n[5] for n in negatives],
-        "method": [method] * len(negatives),
-    }, schema=NEG_SCHEMA), run / "negatives.parquet")
+    pq.write_table(
+        pa.table(
+            {
+                "query_id": [n[0] for n in negatives],
+                "doc_id": [n[1] for n in negatives],
+                "rank": [n[2] for n in negatives],
+                "retrieval_rank": [n[3] for n in negatives],
+                "teacher_score": [n[4] for n in negatives],
+                "positive_score": [pos_score[n[0]] for n in negatives],
+                "source": ["random" if n[5] else "dense" for n in negatives],
+                "is_random": [n[5] for n in negatives],
+                "method": [method] * len(negatives),
+            },
+            schema=NEG_SCHEMA,
+        ),
+        run / "negatives.parquet",
+    )
     n_neg = {q: sum(1 for n in negatives if n[0] == q) for q in queries}
     target = num_negatives + random_negatives
-    pq.write_table(pa.table({
-        "query_id": pa.array(queries, pa.string()),
-        "n_positives": pa.array([1] * len(queries), pa.int32()),
-        "positive_score": pa.array([pos_score[q] for q in queries], pa.float32()),
-        "n_candidates": pa.array([10] * len(queries), pa.int32()),
-        "depth_used": pa.array([50] * len(queries), pa.int32()),
-        "n_negatives": pa.array([n_neg[q] for q in queries], pa.int32()),
-        "shortfall": pa.array([max(0, target - n_neg[q]) for q in queries], pa.int32()),
-        "exported": pa.array([n_neg[q] > 0 for q in queries], pa.bool_()),
-        "status": pa.array(["ok" if n_neg[q] >= target else "short" for q in queries], pa.string()),
-    }), run / "query_summary.parquet")
+    pq.write_table(
+        pa.table(
+            {
+                "query_id": pa.array(queries, pa.string()),
+                "n_positives": pa.array([1] * len(queries), pa.int32()),
+                "positive_score": pa.array([pos_score[q] for q in queries], pa.float32()),
+                "n_candidates": pa.array([10] * len(queries), pa.int32()),
+                "depth_used": pa.array([50] * len(queries), pa.int32()),
+                "n_negatives": pa.array([n_neg[q] for q in queries], pa.int32()),
+                "shortfall": pa.array([max(0, target - n_neg[q]) for q in queries], pa.int32()),
+                "exported": pa.array([n_neg[q] > 0 for q in queries], pa.bool_()),
+                "status": pa.array(["ok" if n_neg[q] >= target else "short" for q in queries], pa.string()),
+            }
+        ),
+        run / "query_summary.parquet",
+    )
     rows = [(q, d, s, True) for q, d, s in positives] + [(q, d, s, False) for q, d, s in others]
-    pq.write_table(pa.table({
-        "query_id": pa.array([r[0] for r in rows], pa.string()),
-        "doc_id": pa.array([r[1] for r in rows], pa.string()),
-        "rank": pa.array(list(range(1, len(rows) + 1)), pa.int32()),
-        "score": pa.array([r[2] for r in rows], pa.float32()),
-        "source": pa.array(["dense"] * len(rows), pa.string()),
-        "is_positive": pa.array([r[3] for r in rows], pa.bool_()),
-        "teacher_score": pa.array([r[2] for r in rows], pa.float32()),
-    }), run / "scores.parquet")
+    pq.write_table(
+        pa.table(
+            {
+                "query_id": pa.array([r[0] for r in rows], pa.string()),
+                "doc_id": pa.array([r[1] for r in rows], pa.string()),
+                "rank": pa.array(list(range(1, len(rows) + 1)), pa.int32()),
+                "score": pa.array([r[2] for r in rows], pa.float32()),
+                "source": pa.array(["dense"] * len(rows), pa.string()),
+                "is_positive": pa.array([r[3] for r in rows], pa.bool_()),
+                "teacher_score": pa.array([r[2] for r in rows], pa.float32()),
+            }
+        ),
+        run / "scores.parquet",
+    )
     if hidden is not None:
-        pq.write_table(pa.table({
-            "query_id": [h[0] for h in hidden], "doc_id": [h[1] for h in hidden],
-            "relevance": [h[2] for h in hidden], "is_positive": [True] * len(hidden),
-        }, schema=QRELS_SCHEMA), run / "inputs/hidden_qrels.parquet")
+        pq.write_table(
+            pa.table(
+                {
+                    "query_id": [h[0] for h in hidden],
+                    "doc_id": [h[1] for h in hidden],
+                    "relevance": [h[2] for h in hidden],
+                    "is_positive": [True] * len(hidden),
+                },
+                schema=QRELS_SCHEMA,
+            ),
+            run / "inputs/hidden_qrels.parquet",
+        )
     seconds = seconds or {"filter": 0.25}
     for stage, secs in seconds.items():
-        options = {"selection": {"method": method, "num_negatives": num_negatives, "random_negatives": random_negatives}} if stage == "filter" else {}
+        options = (
+            {"selection": {"method": method, "num_negatives": num_negatives, "random_negatives": random_negatives}}
+            if stage == "filter"
+            else {}
+        )
         manifest = Manifest(stage=stage, hnmine_version="test", key="k", options=options, inputs={}, outputs={"x": "y"}, seconds=secs)
         (run / "manifests" / f"{stage}.json").write_text(json.dumps(manifest.to_json()))
     return run
@@ -93,11 +129,18 @@ def run_a(tmp_path: Path, name: str = "run_a") -> Path:
     """3 queries, 3 negatives wanted. h1 and h2a are hidden positives mined as negatives."""
     return write_run(
         tmp_path / name,
-        method="topk_margin", num_negatives=3, random_negatives=0,
+        method="topk_margin",
+        num_negatives=3,
+        random_negatives=0,
         negatives=[
-            ("q1", "n1", 1, 2, 0.6, False), ("q1", "h1", 2, 3, 0.5, False), ("q1", "n2", 3, 5, 0.4, False),
-            ("q2", "h2a", 1, 1, 0.7, False), ("q2", "n3", 2, 4, 0.3, False),  # short: 2 of 3
-            ("q3", "n4", 1, 1, 0.2, False), ("q3", "n5", 2, 2, 0.1, False), ("q3", "n6", 3, 6, 0.05, False),
+            ("q1", "n1", 1, 2, 0.6, False),
+            ("q1", "h1", 2, 3, 0.5, False),
+            ("q1", "n2", 3, 5, 0.4, False),
+            ("q2", "h2a", 1, 1, 0.7, False),
+            ("q2", "n3", 2, 4, 0.3, False),  # short: 2 of 3
+            ("q3", "n4", 1, 1, 0.2, False),
+            ("q3", "n5", 2, 2, 0.1, False),
+            ("q3", "n6", 3, 6, 0.05, False),
         ],
         positives=[("q1", "p1", 0.8), ("q2", "p2", 0.9), ("q3", "p3", 0.6)],
         # Hidden positives are scored as ordinary candidates: they must not count as positives.
@@ -111,10 +154,15 @@ def run_b(tmp_path: Path, name: str = "run_b") -> Path:
     """2 queries, 2 mined + 1 random negative wanted; one random negative is a hidden positive."""
     return write_run(
         tmp_path / name,
-        method="naive_topk", num_negatives=2, random_negatives=1,
+        method="naive_topk",
+        num_negatives=2,
+        random_negatives=1,
         negatives=[
-            ("q1", "n1", 1, 1, 0.6, False), ("q1", "h1", 2, 2, 0.5, False), ("q1", "r1", None, None, None, True),
-            ("q2", "h2b", 1, 3, 0.65, False), ("q2", "h2a", None, None, None, True),  # short: 2 of 3
+            ("q1", "n1", 1, 1, 0.6, False),
+            ("q1", "h1", 2, 2, 0.5, False),
+            ("q1", "r1", None, None, None, True),
+            ("q2", "h2b", 1, 3, 0.65, False),
+            ("q2", "h2a", None, None, None, True),  # short: 2 of 3
         ],
         positives=[("q1", "p1", 0.8), ("q2", "p2", 0.9)],
         others=[("q1", "h1", 0.5), ("q2", "h2b", 0.65)],
@@ -124,10 +172,15 @@ def run_b(tmp_path: Path, name: str = "run_b") -> Path:
 
 
 def user_qrels(rows: list[tuple[str, str, int]]) -> pa.Table:
-    return pa.table({
-        "query_id": [r[0] for r in rows], "doc_id": [r[1] for r in rows],
-        "relevance": [r[2] for r in rows], "is_positive": [r[2] >= 1 for r in rows],
-    }, schema=QRELS_SCHEMA)
+    return pa.table(
+        {
+            "query_id": [r[0] for r in rows],
+            "doc_id": [r[1] for r in rows],
+            "relevance": [r[2] for r in rows],
+            "is_positive": [r[2] >= 1 for r in rows],
+        },
+        schema=QRELS_SCHEMA,
+    )
 
 
 # -- one run -----------------------------------------------------------------------------------------
@@ -173,11 +226,16 @@ def test_random_negatives_counted_separately(tmp_path):
 
 def test_user_qrels_and_min_relevance(tmp_path):
     run = run_a(tmp_path)
-    qrels = user_qrels([
-        ("q1", "p1", 2), ("q1", "h1", 1), ("q1", "n2", 0),  # n2 judged, not relevant
-        ("q2", "p2", 1), ("q2", "n3", 1),  # n3 is relevant: a false negative the hidden set missed
-        ("qX", "n1", 3),  # a query not in the run: ignored
-    ])
+    qrels = user_qrels(
+        [
+            ("q1", "p1", 2),
+            ("q1", "h1", 1),
+            ("q1", "n2", 0),  # n2 judged, not relevant
+            ("q2", "p2", 1),
+            ("q2", "n3", 1),  # n3 is relevant: a false negative the hidden set missed
+            ("qX", "n1", 3),  # a query not in the run: ignored
+        ]
+    )
     m = evaluate_run(run, qrels=qrels)
     assert m["judgments"] == "qrels"
     assert m["false_negatives"] == 2 and m["false_negative_rate"] == pytest.approx(2 / 8)  # h1, n3
@@ -207,19 +265,32 @@ def test_without_judgments_fn_is_null(tmp_path):
 
 def test_empty_hidden_set_is_a_note(tmp_path):
     run = write_run(
-        tmp_path / "r", method="m", num_negatives=1, random_negatives=0,
-        negatives=[("q1", "n1", 1, 1, 0.5, False)], positives=[("q1", "p1", 0.9)], others=[], hidden=[],
+        tmp_path / "r",
+        method="m",
+        num_negatives=1,
+        random_negatives=0,
+        negatives=[("q1", "n1", 1, 1, 0.5, False)],
+        positives=[("q1", "p1", 0.9)],
+        others=[],
+        hidden=[],
     )
     m = evaluate_run(run, hidden=True)
     assert m["false_negative_rate"] is None and "no hidden positives" in m["notes"][0]
 
 
-@pytest.mark.parametrize("pos, neg, fragment", [(-1.0, -2.0, "median positive score is -1"), (0.0, 0.0, "median positive score is 0"),
-                                                 (2.0, -0.5, "median negative score is -0.5")])
+@pytest.mark.parametrize(
+    "pos, neg, fragment",
+    [(-1.0, -2.0, "median positive score is -1"), (0.0, 0.0, "median positive score is 0"), (2.0, -0.5, "median negative score is -0.5")],
+)
 def test_hardness_guard(tmp_path, pos, neg, fragment):
     run = write_run(
-        tmp_path / "r", method="m", num_negatives=1, random_negatives=0,
-        negatives=[("q1", "n1", 1, 1, neg, False)], positives=[("q1", "p1", pos)], others=[],
+        tmp_path / "r",
+        method="m",
+        num_negatives=1,
+        random_negatives=0,
+        negatives=[("q1", "n1", 1, 1, neg, False)],
+        positives=[("q1", "p1", pos)],
+        others=[],
     )
     m = evaluate_run(run)
     assert m["hardness"] is None
@@ -228,8 +299,16 @@ def test_hardness_guard(tmp_path, pos, neg, fragment):
 
 
 def test_no_negatives_at_all(tmp_path):
-    run = write_run(tmp_path / "r", method="m", num_negatives=2, random_negatives=0,
-                    negatives=[], positives=[("q1", "p1", 0.9)], others=[], hidden=[("q1", "h", 1)])
+    run = write_run(
+        tmp_path / "r",
+        method="m",
+        num_negatives=2,
+        random_negatives=0,
+        negatives=[],
+        positives=[("q1", "p1", 0.9)],
+        others=[],
+        hidden=[("q1", "h", 1)],
+    )
     m = evaluate_run(run, hidden=True)
     assert m["negatives_total"] == 0 and m["coverage"] == 0.0
     assert m["false_negative_rate"] is None and m["hardness"] is None and m["mean_rank"] is None
@@ -256,8 +335,15 @@ def test_compare_runs_same_folder_name(tmp_path):
 # -- errors ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("rel, stage", [("negatives.parquet", "filter"), ("query_summary.parquet", "filter"),
-                                        ("scores.parquet", "score"), ("manifests/filter.json", "filter")])
+@pytest.mark.parametrize(
+    "rel, stage",
+    [
+        ("negatives.parquet", "filter"),
+        ("query_summary.parquet", "filter"),
+        ("scores.parquet", "score"),
+        ("manifests/filter.json", "filter"),
+    ],
+)
 def test_missing_file_names_file_and_stage(tmp_path, rel, stage):
     run = run_a(tmp_path)
     (run / rel).unlink()

@@ -21,11 +21,55 @@ from hypothesis import strategies as st
 from hnmine.io.inputs import InputSpec, load_inputs
 
 # Ids that type inference, stripping or markup parsing would change.
-TRICKY_IDS = ["001", "0001", "1", "1.0", "1.50", "1e3", "0x1F", "-0", "+1", "NaN", "nan", "null", "None", "true",
-              " 7", "7 ", "٣", "(1)", "[b]x[/b]", "[exp1]", "a,b", "a;b", "a|b", 'a"b', "a'b", "ü", "日本", "🙂", "a\\b", "a/b"]
-TRICKY_TEXTS = ["  leading spaces", "trailing spaces  ", "   ", "line\nbreak", "tab\tinside", "[bold]markup[/bold]",
-                "قطة عربية", "東京は首都です", "e\u0301 combining", "quote \" and ' both", "a,b;c|d", "NaN", "0001",
-                "\u00a0no-break space", "emoji 🙂"]
+TRICKY_IDS = [
+    "001",
+    "0001",
+    "1",
+    "1.0",
+    "1.50",
+    "1e3",
+    "0x1F",
+    "-0",
+    "+1",
+    "NaN",
+    "nan",
+    "null",
+    "None",
+    "true",
+    " 7",
+    "7 ",
+    "٣",
+    "(1)",
+    "[b]x[/b]",
+    "[exp1]",
+    "a,b",
+    "a;b",
+    "a|b",
+    'a"b',
+    "a'b",
+    "ü",
+    "日本",
+    "🙂",
+    "a\\b",
+    "a/b",
+]
+TRICKY_TEXTS = [
+    "  leading spaces",
+    "trailing spaces  ",
+    "   ",
+    "line\nbreak",
+    "tab\tinside",
+    "[bold]markup[/bold]",
+    "قطة عربية",
+    "東京は首都です",
+    "e\u0301 combining",
+    "quote \" and ' both",
+    "a,b;c|d",
+    "NaN",
+    "0001",
+    "\u00a0no-break space",
+    "emoji 🙂",
+]
 
 FORMATS = ["jsonl", "jsonl.gz", "csv", "csv.gz", "tsv", "tsv.gz", "parquet"]
 
@@ -91,8 +135,9 @@ def write_collection(folder: Path, fmt: str, c) -> InputSpec:
     doc_ids, titles, texts, q_ids, q_texts = c
     corpus = write_rows(folder / "corpus", fmt, ["_id", "title", "text"], [list(x) for x in zip(doc_ids, titles, texts)])
     queries = write_rows(folder / "queries", fmt, ["_id", "text"], [list(x) for x in zip(q_ids, q_texts)])
-    qrels = write_rows(folder / "qrels", fmt, ["query-id", "corpus-id", "score"],
-                       [[q_ids[0], doc_ids[0], "1"], [q_ids[1], doc_ids[1], "1"]])
+    qrels = write_rows(
+        folder / "qrels", fmt, ["query-id", "corpus-id", "score"], [[q_ids[0], doc_ids[0], "1"], [q_ids[1], doc_ids[1], "1"]]
+    )
     return InputSpec(corpus=corpus, queries=queries, qrels=qrels)
 
 
@@ -153,9 +198,25 @@ def test_every_export_format_writes_ids_and_texts_exactly(data):
         np.save(tmp / "docs.npy", rng.normal(size=(len(doc_ids), 8)).astype(np.float32))
         np.save(tmp / "queries.npy", rng.normal(size=(len(q_ids), 8)).astype(np.float32))
         run = tmp / "run"
-        mine_files(run, "--corpus", spec.corpus, "--queries", spec.queries, "--qrels", spec.qrels, "--corpus-embeddings",
-                  tmp / "docs.npy", "--query-embeddings", tmp / "queries.npy", "--method", "naive", "--num-negatives", "1",
-                  "--dedup-threshold", "2")
+        mine_files(
+            run,
+            "--corpus",
+            spec.corpus,
+            "--queries",
+            spec.queries,
+            "--qrels",
+            spec.qrels,
+            "--corpus-embeddings",
+            tmp / "docs.npy",
+            "--query-embeddings",
+            tmp / "queries.npy",
+            "--method",
+            "naive",
+            "--num-negatives",
+            "1",
+            "--dedup-threshold",
+            "2",
+        )
         joined = {(f"{t} {x}" if t else x) for t, x in zip(titles, texts)}
         for export in EXPORTS:
             result = invoke(["export", "--out", run, "--format", export, "--quiet"])
@@ -172,14 +233,18 @@ def test_every_export_format_writes_ids_and_texts_exactly(data):
 
 def test_leading_zeros_survive_csv_and_tsv_to_the_export(tmp_path):
     """`001` became `1` in every table and in the export (type inference of CSV/TSV readers)."""
-    docs = [["001", "", "the first document about espresso"], ["002", "", "the second about bicycles"],
-            ["010", "", "the tenth about volcanoes"]]
+    docs = [
+        ["001", "", "the first document about espresso"],
+        ["002", "", "the second about bicycles"],
+        ["010", "", "the tenth about volcanoes"],
+    ]
     corpus = write_rows(tmp_path / "corpus", "csv", ["_id", "title", "text"], docs)
     queries = write_rows(tmp_path / "queries", "tsv", ["_id", "text"], [["007", "espresso please"]])
     qrels = write_rows(tmp_path / "qrels", "tsv", ["query-id", "corpus-id", "score"], [["007", "001", "1"]])
     run = tmp_path / "run"
-    mine_files(run, "--corpus", corpus, "--queries", queries, "--qrels", qrels, "--method", "naive", "--num-negatives", "2",
-               "--format", "tevatron")
+    mine_files(
+        run, "--corpus", corpus, "--queries", queries, "--qrels", qrels, "--method", "naive", "--num-negatives", "2", "--format", "tevatron"
+    )
     assert pq.read_table(run / "inputs/corpus.parquet").column("doc_id").to_pylist() == ["001", "002", "010"]
     row = json.loads((run / "export/tevatron.jsonl").read_text().splitlines()[0])
     assert row["query_id"] == "007" and row["positive_passages"][0]["docid"] == "001"
@@ -254,7 +319,7 @@ def test_gzip_csv_given_as_a_file(tmp_path):
 
 def test_a_csv_over_a_megabyte_with_quoted_newlines_is_read(tmp_path):
     """Valid CSV over about 1 MB with quoted newlines in texts was rejected (the reader's block size)."""
-    rows = [[f"d{i}", "", f"paragraph one of {i}\nparagraph two, with a comma\nand \"quotes\" " + "x" * 400] for i in range(3000)]
+    rows = [[f"d{i}", "", f'paragraph one of {i}\nparagraph two, with a comma\nand "quotes" ' + "x" * 400] for i in range(3000)]
     corpus = write_rows(tmp_path / "corpus", "csv", ["_id", "title", "text"], rows)
     assert corpus.stat().st_size > 1_000_000
     from hnmine.io.files import read_table

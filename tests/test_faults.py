@@ -83,8 +83,16 @@ def vectors_case(tmp_path_factory):
     rng = np.random.default_rng(3)
     np.save(base / "docs.npy", rng.normal(size=(len(TINY_DOCS), 16)).astype(np.float32))
     np.save(base / "queries.npy", rng.normal(size=(len(TINY_QUERIES), 16)).astype(np.float32))
-    args = ["--corpus-embeddings", base / "docs.npy", "--query-embeddings", base / "queries.npy", "--method", "naive",
-            "--num-negatives", "3"]
+    args = [
+        "--corpus-embeddings",
+        base / "docs.npy",
+        "--query-embeddings",
+        base / "queries.npy",
+        "--method",
+        "naive",
+        "--num-negatives",
+        "3",
+    ]
     ref = base / "reference"
     mine_json(data, ref, *args)
     return data, args, ref
@@ -92,8 +100,13 @@ def vectors_case(tmp_path_factory):
 
 def run_with_fault(driver: Path, fault: str, data: Path, run: Path, args: list) -> subprocess.CompletedProcess:
     env = {**os.environ, "HNMINE_TEST_FAULT": fault}
-    return subprocess.run([sys.executable, str(driver), "mine", str(data), "--out", str(run), "--quiet", *map(str, args)],
-                          capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(driver), "mine", str(data), "--out", str(run), "--quiet", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
 
 
 def temporary_files(run: Path) -> list[str]:
@@ -145,8 +158,12 @@ def test_a_full_disk_while_writing_the_users_vectors_on_a_real_small_disk(vector
         big = tmp_path / "big.npy"
         np.save(big, np.ones((len(TINY_DOCS), 30_000), dtype=np.float32))  # 1.4 MB of vectors for a 1 MB disk
         run = mount / "run"
-        result = subprocess.run([str(HNMINE), "mine", str(data), "--out", str(run), "--corpus-embeddings", str(big), "--quiet"],
-                                capture_output=True, text=True, timeout=300)
+        result = subprocess.run(
+            [str(HNMINE), "mine", str(data), "--out", str(run), "--corpus-embeddings", str(big), "--quiet"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert result.returncode == 2, (result.returncode, result.stderr)
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and "No space left on device" in lines[0] and "embeddings.npy" in lines[0], result.stderr
@@ -200,8 +217,13 @@ def test_workers_end_with_their_parent_quietly(tmp_path, how):
 
     data = synthetic_beir(tmp_path / "data", 600, 4, words=6)
     run = tmp_path / "run"
-    proc = subprocess.Popen([str(HNMINE), "mine", str(data), "--out", str(run), "--workers", "2", "--threads", "1", "--quiet"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [str(HNMINE), "mine", str(data), "--out", str(run), "--workers", "2", "--threads", "1", "--quiet"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     workers: list[int] = []
     deadline = time.time() + 180
     while time.time() < deadline and proc.poll() is None:
@@ -253,8 +275,13 @@ def test_the_model_that_ran_is_the_model_in_the_key(tmp_path):
     env = {**os.environ, "HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
 
     def mine() -> dict:
-        out = subprocess.run([str(HNMINE), "mine", str(data), "--out", str(run), "--model", "testorg/mini", "--json", "--quiet"],
-                             capture_output=True, text=True, env=env, timeout=300)
+        out = subprocess.run(
+            [str(HNMINE), "mine", str(data), "--out", str(run), "--model", "testorg/mini", "--json", "--quiet"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
         assert out.returncode == 0, out.stderr
         return json.loads(out.stdout)
 

@@ -20,16 +20,21 @@ from hnmine.selection import (
 )
 
 REASONS = [
-    "known_positive", "same_text_as_positive", "near_duplicate_of_positive", "outside_rank_window",
-    "above_max_score", "below_min_score", "within_margin_of_positive",
-    "within_relative_margin_of_positive", "not_sampled",
+    "known_positive",
+    "same_text_as_positive",
+    "near_duplicate_of_positive",
+    "outside_rank_window",
+    "above_max_score",
+    "below_min_score",
+    "within_margin_of_positive",
+    "within_relative_margin_of_positive",
+    "not_sampled",
 ]
 
 
 def scores_table(rows):
     """rows: (query_id, doc_id, rank or None, teacher_score, is_positive[, source])."""
-    cols = {k: [] for k in ("query_id", "doc_id", "rank", "score", "source", "is_positive",
-                            "dense_score", "bm25_score", "teacher_score")}
+    cols = {k: [] for k in ("query_id", "doc_id", "rank", "score", "source", "is_positive", "dense_score", "bm25_score", "teacher_score")}
     for r in rows:
         q, d, rank, t, pos = r[:5]
         source = r[5] if len(r) > 5 else ("qrels" if rank is None else "dense")
@@ -42,28 +47,32 @@ def scores_table(rows):
         cols["dense_score"].append(None if rank is None else 1.0 / rank)
         cols["bm25_score"].append(None)
         cols["teacher_score"].append(t)
-    return pa.table({
-        "query_id": pa.array(cols["query_id"], pa.string()),
-        "doc_id": pa.array(cols["doc_id"], pa.string()),
-        "rank": pa.array(cols["rank"], pa.int32()),
-        "score": pa.array(cols["score"], pa.float32()),
-        "source": pa.array(cols["source"], pa.string()),
-        "is_positive": pa.array(cols["is_positive"], pa.bool_()),
-        "dense_score": pa.array(cols["dense_score"], pa.float32()),
-        "bm25_score": pa.array(cols["bm25_score"], pa.float32()),
-        "teacher_score": pa.array(cols["teacher_score"], pa.float32()),
-    })
+    return pa.table(
+        {
+            "query_id": pa.array(cols["query_id"], pa.string()),
+            "doc_id": pa.array(cols["doc_id"], pa.string()),
+            "rank": pa.array(cols["rank"], pa.int32()),
+            "score": pa.array(cols["score"], pa.float32()),
+            "source": pa.array(cols["source"], pa.string()),
+            "is_positive": pa.array(cols["is_positive"], pa.bool_()),
+            "dense_score": pa.array(cols["dense_score"], pa.float32()),
+            "bm25_score": pa.array(cols["bm25_score"], pa.float32()),
+            "teacher_score": pa.array(cols["teacher_score"], pa.float32()),
+        }
+    )
 
 
 def corpus_table(doc_ids, texts=None, titles=None):
     texts = texts or {}
     titles = titles or {}
     ids = list(doc_ids)
-    return pa.table({
-        "doc_id": pa.array(ids, pa.string()),
-        "title": pa.array([titles.get(d, "") for d in ids], pa.string()),
-        "text": pa.array([texts.get(d, f"text of {d}") for d in ids], pa.string()),
-    })
+    return pa.table(
+        {
+            "doc_id": pa.array(ids, pa.string()),
+            "title": pa.array([titles.get(d, "") for d in ids], pa.string()),
+            "text": pa.array([texts.get(d, f"text of {d}") for d in ids], pa.string()),
+        }
+    )
 
 
 def one_query(pos_score, cands, positives=("p",), q="q"):
@@ -78,8 +87,7 @@ def run(scores, corpus=None, query_ids=None, doc_vectors=None, **kw):
     if corpus is None:
         ids = sorted(set(scores.column("doc_id").to_pylist()))
         corpus = corpus_table(ids)
-    return filter_candidates(scores, corpus, FilterOptions(**kw), doc_vectors=doc_vectors,
-                             query_ids=query_ids)
+    return filter_candidates(scores, corpus, FilterOptions(**kw), doc_vectors=doc_vectors, query_ids=query_ids)
 
 
 def negs(result, q=None):
@@ -97,8 +105,7 @@ def summary(result, q="q"):
 
 # ---------------------------------------------------------------------------------- methods
 
-TEN = [(f"d{i}", s) for i, s in enumerate(
-    [0.25, 0.875, 0.5, 0.125, 0.75, 0.625, 0.375, 0.0625, 0.9375, 0.3125])]
+TEN = [(f"d{i}", s) for i, s in enumerate([0.25, 0.875, 0.5, 0.125, 0.75, 0.625, 0.375, 0.0625, 0.9375, 0.3125])]
 # by teacher score: d8 .9375, d1 .875, d4 .75, d5 .625, d2 .5, d6 .375, d9 .3125, d0 .25, d3 .125, d7 .0625
 
 
@@ -150,8 +157,7 @@ def test_topk_marginpos_default_margin():
     # s(p) = 0.75: keep s(n) < 0.70
     r = run(one_query(0.75, TEN), method="topk-marginpos", num_negatives=3)
     assert negs(r) == ["d5", "d2", "d6"]
-    assert reasons(r) == {"d8": "within_margin_of_positive", "d1": "within_margin_of_positive",
-                          "d4": "within_margin_of_positive"}
+    assert reasons(r) == {"d8": "within_margin_of_positive", "d1": "within_margin_of_positive", "d4": "within_margin_of_positive"}
 
 
 def test_margin_boundary_is_dropped():
@@ -163,12 +169,10 @@ def test_margin_boundary_is_dropped():
 
 def test_topk_percpos_default():
     # s(p) = 0.8 -> threshold 0.8 - 0.04 = 0.76
-    r = run(one_query(0.8, [("a", 0.79), ("b", 0.77), ("c", 0.75), ("d", 0.5)]), method="topk-percpos",
-            num_negatives=5)
+    r = run(one_query(0.8, [("a", 0.79), ("b", 0.77), ("c", 0.75), ("d", 0.5)]), method="topk-percpos", num_negatives=5)
     assert r.negatives.column("method").to_pylist() == ["topk-percpos"] * 2
     assert negs(r) == ["c", "d"]
-    assert reasons(r) == {"a": "within_relative_margin_of_positive",
-                          "b": "within_relative_margin_of_positive"}
+    assert reasons(r) == {"a": "within_relative_margin_of_positive", "b": "within_relative_margin_of_positive"}
 
 
 def test_relative_margin_with_negative_positive_score_stays_below_positive():
@@ -226,8 +230,7 @@ def test_simans_prefers_scores_near_the_positive():
     cands = [("high", 0.9), ("near_above", 0.625), ("nearest", 0.46875), ("low", 0.125), ("zero", 0.0)]
     r = run(one_query(0.5, cands), method="simans", num_negatives=2, simans_a=1e4)
     assert sorted(negs(r)) == ["near_above", "nearest"]
-    assert {d: w for d, w in reasons(r).items()} == {"high": "not_sampled", "low": "not_sampled",
-                                                     "zero": "not_sampled"}
+    assert {d: w for d, w in reasons(r).items()} == {"high": "not_sampled", "low": "not_sampled", "zero": "not_sampled"}
     # b shifts the target: s(p) + b = 0.0625
     r = run(one_query(0.5, cands), method="simans", num_negatives=2, simans_a=1e4, simans_b=-0.4375)
     assert sorted(negs(r)) == ["low", "zero"]
@@ -250,16 +253,21 @@ def test_random_sampling():
 
 
 def test_explicit_options_override_method_defaults():
-    r = run(one_query(0.8, [("a", 0.79), ("b", 0.7), ("c", 0.5)]), method="topk-percpos",
-            relative_margin=0.25, num_negatives=3)
+    r = run(one_query(0.8, [("a", 0.79), ("b", 0.7), ("c", 0.5)]), method="topk-percpos", relative_margin=0.25, num_negatives=3)
     assert negs(r) == ["c"]  # threshold 0.8 - 0.2 = 0.6
 
 
 # ---------------------------------------------------------------------------------- rules
 
+
 def test_known_positives_never_negatives_and_dropped_when_retrieved():
-    rows = [("q", "p1", 2, 0.5, True), ("q", "p2", None, 0.75, True),
-            ("q", "a", 1, 0.875, False), ("q", "b", 3, 0.25, False), ("q", "c", 4, 0.125, False)]
+    rows = [
+        ("q", "p1", 2, 0.5, True),
+        ("q", "p2", None, 0.75, True),
+        ("q", "a", 1, 0.875, False),
+        ("q", "b", 3, 0.25, False),
+        ("q", "c", 4, 0.125, False),
+    ]
     r = run(scores_table(rows), method="naive", num_negatives=5)
     assert negs(r) == ["a", "b", "c"]
     kp = [x for x in r.dropped.to_pylist() if x["reason"] == "known_positive"]
@@ -271,8 +279,7 @@ def test_known_positives_never_negatives_and_dropped_when_retrieved():
 
 
 def test_several_positives_min_mean_max_reference():
-    rows = [("q", "p1", None, 0.5, True), ("q", "p2", None, 1.0, True),
-            ("q", "a", 1, 0.625, False), ("q", "b", 2, 0.25, False)]
+    rows = [("q", "p1", None, 0.5, True), ("q", "p2", None, 1.0, True), ("q", "a", 1, 0.625, False), ("q", "b", 2, 0.25, False)]
     s = scores_table(rows)
     r = run(s, method="naive", margin=0.0, num_negatives=5)
     assert negs(r) == ["b"] and summary(r)["positive_score"] == 0.5
@@ -283,12 +290,12 @@ def test_several_positives_min_mean_max_reference():
 
 
 def test_same_text_as_positive_under_another_id():
-    rows = [("q", "p", None, 0.9, True), ("q", "copy", 1, 0.5, False),
-            ("q", "upper", 2, 0.4, False), ("q", "other", 3, 0.3, False)]
-    corpus = corpus_table(["p", "copy", "upper", "other"],
-                          texts={"p": "The  quick\nbrown fox", "copy": " The quick brown\tfox ",
-                                 "upper": "THE QUICK BROWN FOX", "other": "a fox"},
-                          titles={"p": "Fox", "copy": "Fox", "upper": "Fox"})
+    rows = [("q", "p", None, 0.9, True), ("q", "copy", 1, 0.5, False), ("q", "upper", 2, 0.4, False), ("q", "other", 3, 0.3, False)]
+    corpus = corpus_table(
+        ["p", "copy", "upper", "other"],
+        texts={"p": "The  quick\nbrown fox", "copy": " The quick brown\tfox ", "upper": "THE QUICK BROWN FOX", "other": "a fox"},
+        titles={"p": "Fox", "copy": "Fox", "upper": "Fox"},
+    )
     r = run(scores_table(rows), corpus, method="naive", num_negatives=5)
     assert reasons(r) == {"copy": "same_text_as_positive"}
     assert negs(r) == ["upper", "other"]  # case-sensitive: "upper" is left to the near-dup rule
@@ -296,15 +303,13 @@ def test_same_text_as_positive_under_another_id():
 
 def test_same_text_uses_title_too():
     rows = [("q", "p", None, 0.9, True), ("q", "a", 1, 0.5, False), ("q", "b", 2, 0.4, False)]
-    corpus = corpus_table(["p", "a", "b"], texts={"p": "body", "a": "body", "b": "body"},
-                          titles={"p": "T", "a": "T", "b": "U"})
+    corpus = corpus_table(["p", "a", "b"], texts={"p": "body", "a": "body", "b": "body"}, titles={"p": "T", "a": "T", "b": "U"})
     r = run(scores_table(rows), corpus, method="naive", num_negatives=5)
     assert reasons(r) == {"a": "same_text_as_positive"}
 
 
 def test_near_duplicate_of_positive():
-    rows = [("q", "p", None, 0.9, True), ("q", "dup", 1, 0.5, False),
-            ("q", "close", 2, 0.4, False), ("q", "far", 3, 0.3, False)]
+    rows = [("q", "p", None, 0.9, True), ("q", "dup", 1, 0.5, False), ("q", "close", 2, 0.4, False), ("q", "far", 3, 0.3, False)]
     vecs = {"p": [1.0, 0.0], "dup": [0.999, 0.0447], "close": [0.9, 0.43589], "far": [0.0, 1.0]}
 
     def doc_vectors(ids):
@@ -315,22 +320,18 @@ def test_near_duplicate_of_positive():
     assert reasons(r) == {"dup": "near_duplicate_of_positive"}
     assert negs(r) == ["close", "far"]
     assert r.stats["near_duplicate_check"] == "cosine >= 0.95"
-    r = run(scores_table(rows), method="naive", num_negatives=5, doc_vectors=doc_vectors,
-            dedup_threshold=0.85)
+    r = run(scores_table(rows), method="naive", num_negatives=5, doc_vectors=doc_vectors, dedup_threshold=0.85)
     assert reasons(r) == {"dup": "near_duplicate_of_positive", "close": "near_duplicate_of_positive"}
-    r = run(scores_table(rows), method="naive", num_negatives=5, doc_vectors=doc_vectors,
-            dedup_threshold=None)
+    r = run(scores_table(rows), method="naive", num_negatives=5, doc_vectors=doc_vectors, dedup_threshold=None)
     assert reasons(r) == {} and r.stats["near_duplicate_check"] == "disabled"
     r = run(scores_table(rows), method="naive", num_negatives=5)
     assert reasons(r) == {} and r.stats["near_duplicate_check"] == "skipped: no embeddings"
 
 
 def test_first_matching_rule_wins():
-    rows = [("q", "p", None, 0.5, True), ("q", "copy", 1, 0.9, False), ("q", "high", 2, 0.8, False),
-            ("q", "ok", 3, 0.25, False)]
+    rows = [("q", "p", None, 0.5, True), ("q", "copy", 1, 0.9, False), ("q", "high", 2, 0.8, False), ("q", "ok", 3, 0.25, False)]
     corpus = corpus_table(["p", "copy", "high", "ok"], texts={"p": "same", "copy": "same"})
-    r = run(scores_table(rows), corpus, method="naive", max_score=0.7, margin=0.1,
-            relative_margin=0.1, num_negatives=5)
+    r = run(scores_table(rows), corpus, method="naive", max_score=0.7, margin=0.1, relative_margin=0.1, num_negatives=5)
     # "copy" matches same text, above max, margin and relative margin: the first one wins
     assert reasons(r) == {"copy": "same_text_as_positive", "high": "above_max_score"}
     assert r.stats["dropped_same_text_as_positive"] == 1
@@ -349,6 +350,7 @@ def test_teacher_score_is_compared_not_retrieval_score():
 
 
 # ---------------------------------------------------------------------------------- depth
+
 
 def test_look_deeper_extends_depth_by_step():
     cands = [(f"d{i}", s) for i, s in enumerate([0.95, 0.9, 0.85, 0.5, 0.4, 0.3, 0.2, 0.1])]
@@ -383,6 +385,7 @@ def test_candidates_beyond_depth_are_ignored():
 
 # ---------------------------------------------------------------------------------- shortfall
 
+
 def test_more_negatives_than_candidates_is_a_shortfall_not_a_crash():
     r = run(one_query(1.0, [("a", 0.5), ("b", 0.25)]), method="naive", num_negatives=5, min_negatives=3)
     s = summary(r)
@@ -392,9 +395,12 @@ def test_more_negatives_than_candidates_is_a_shortfall_not_a_crash():
 
 
 def test_statuses_and_queries_without_rows():
-    rows = [("q1", "p", None, 0.5, True), ("q1", "a", 1, 0.25, False),
-            ("q2", "p", None, 0.5, True),  # positive, no candidates
-            ("q3", "a", 1, 0.25, False)]  # no positive
+    rows = [
+        ("q1", "p", None, 0.5, True),
+        ("q1", "a", 1, 0.25, False),
+        ("q2", "p", None, 0.5, True),  # positive, no candidates
+        ("q3", "a", 1, 0.25, False),
+    ]  # no positive
     r = run(scores_table(rows), method="naive", num_negatives=1, query_ids=["q4", "q3", "q2", "q1"])
     qs = r.query_summary.to_pylist()
     assert [x["query_id"] for x in qs] == ["q4", "q3", "q2", "q1"]
@@ -414,6 +420,7 @@ def test_min_negatives_zero_exports_everything():
 
 
 # ---------------------------------------------------------------------------------- random (STAR)
+
 
 def test_random_negatives_never_positive_candidate_same_text_or_repeat():
     rows = [("q", "p", None, 0.9, True), ("q", "a", 1, 0.5, False), ("q", "b", 2, 0.4, False)]
@@ -454,8 +461,7 @@ def test_random_negatives_skip_near_duplicates_of_positives():
         return v / np.linalg.norm(v, axis=1, keepdims=True)
 
     for seed in range(10):
-        r = run(scores_table(rows), corpus, method="naive", num_negatives=1, random_negatives=2,
-                doc_vectors=doc_vectors, seed=seed)
+        r = run(scores_table(rows), corpus, method="naive", num_negatives=1, random_negatives=2, doc_vectors=doc_vectors, seed=seed)
         assert negs(r) == ["a", "y"]
 
 
@@ -467,6 +473,7 @@ def test_random_negatives_do_not_depend_on_corpus_order_or_method():
     r1 = run(scores_table(rows), c1, method="naive", random_negatives=4)
     r2 = run(scores_table(rows), c2, method="naive", random_negatives=4)
     r3 = run(scores_table(rows), c1, method="shifted", random_negatives=4)
+
     def rand(r):
         return [x["doc_id"] for x in r.negatives.to_pylist() if x["is_random"]]
 
@@ -475,6 +482,7 @@ def test_random_negatives_do_not_depend_on_corpus_order_or_method():
 
 
 # ---------------------------------------------------------------------------------- inputs
+
 
 def test_non_finite_teacher_score_names_query_and_doc():
     for bad in (float("nan"), float("inf"), None):
@@ -530,19 +538,32 @@ def test_bad_options_raise_before_work():
 
 # ---------------------------------------------------------------------------------- tables
 
+
 def test_schemas_order_and_stats_keys():
-    rows = [("q2", "p", None, 0.5, True), ("q2", "a", 1, 0.25, False), ("q2", "b", 2, 0.4, False),
-            ("q1", "p", 3, 0.5, True), ("q1", "a", 1, 0.125, False), ("q1", "c", 2, 0.49, False)]
+    rows = [
+        ("q2", "p", None, 0.5, True),
+        ("q2", "a", 1, 0.25, False),
+        ("q2", "b", 2, 0.4, False),
+        ("q1", "p", 3, 0.5, True),
+        ("q1", "a", 1, 0.125, False),
+        ("q1", "c", 2, 0.49, False),
+    ]
     calls = []
-    r = filter_candidates(scores_table(rows), corpus_table(["p", "a", "b", "c"]),
-                          FilterOptions(method="topk-percpos", num_negatives=2), query_ids=["q1", "q2"], progress=calls.append)
+    r = filter_candidates(
+        scores_table(rows),
+        corpus_table(["p", "a", "b", "c"]),
+        FilterOptions(method="topk-percpos", num_negatives=2),
+        query_ids=["q1", "q2"],
+        progress=calls.append,
+    )
     assert r.negatives.schema == NEGATIVES_SCHEMA
     assert r.dropped.schema == DROPPED_SCHEMA
     assert r.query_summary.schema == QUERY_SUMMARY_SCHEMA
-    assert [(x["query_id"], x["doc_id"]) for x in r.negatives.to_pylist()] == [
-        ("q1", "a"), ("q2", "b"), ("q2", "a")]
+    assert [(x["query_id"], x["doc_id"]) for x in r.negatives.to_pylist()] == [("q1", "a"), ("q2", "b"), ("q2", "a")]
     assert [(x["query_id"], x["doc_id"], x["reason"]) for x in r.dropped.to_pylist()] == [
-        ("q1", "p", "known_positive"), ("q1", "c", "within_relative_margin_of_positive")]
+        ("q1", "p", "known_positive"),
+        ("q1", "c", "within_relative_margin_of_positive"),
+    ]
     assert sum(calls) == 2
     for reason in REASONS:
         assert f"dropped_{reason}" in r.stats

@@ -19,15 +19,22 @@ from hnmine.selection import FilterOptions, filter_candidates, make_selector
 from hnmine.selection.prepare import prepare_rows, sort_order
 from hnmine.selection.tables import build_result
 
-REASONS = ("known_positive", "same_text_as_positive", "near_duplicate_of_positive",
-           "outside_rank_window", "above_max_score", "below_min_score",
-           "within_margin_of_positive", "within_relative_margin_of_positive", "not_sampled")
+REASONS = (
+    "known_positive",
+    "same_text_as_positive",
+    "near_duplicate_of_positive",
+    "outside_rank_window",
+    "above_max_score",
+    "below_min_score",
+    "within_margin_of_positive",
+    "within_relative_margin_of_positive",
+    "not_sampled",
+)
 
 DOCS = [f"d{i:02d}" for i in range(16)]
 TEXTS = ["alpha", "alpha ", "Alpha", "beta\tgamma", "beta gamma", "delta", "epsilon", "zeta"]
 # unit vectors; 0 and 1 are near duplicates (cos 0.999), the others are far from 0.95
-BASES = np.array([[1.0, 0.0, 0.0], [0.999, 0.0447, 0.0], [0.6, 0.8, 0.0], [0.0, 1.0, 0.0],
-                  [0.0, 0.0, 1.0], [0.0, 0.6, 0.8]])
+BASES = np.array([[1.0, 0.0, 0.0], [0.999, 0.0447, 0.0], [0.6, 0.8, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [0.0, 0.6, 0.8]])
 BASES = BASES / np.linalg.norm(BASES, axis=1, keepdims=True)
 SCORES = [-2.0, -1.5, -0.5, 0.0, 0.25, 0.5, 0.6, 0.7, 0.72, 0.75, 0.8, 0.9, 1.0, 2.5]
 SETTINGS = settings(max_examples=70, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -42,15 +49,14 @@ def problems(draw):
     corpus_ids = DOCS + [f"x{i}" for i in range(draw(st.integers(0, 6)))]
     texts = {d: draw(st.sampled_from(TEXTS + [f"unique {d}"] * 4)) for d in corpus_ids}
     vec_of = {d: draw(st.integers(0, len(BASES) - 1)) for d in corpus_ids}
-    score = st.one_of(st.sampled_from(SCORES),
-                      st.floats(-3, 3, width=32, allow_nan=False, allow_subnormal=False))
+    score = st.one_of(st.sampled_from(SCORES), st.floats(-3, 3, width=32, allow_nan=False, allow_subnormal=False))
     rows = []
     qids = [f"q{i}" for i in range(draw(st.integers(1, 4)))]
     for q in qids:
         docs = draw(st.permutations(DOCS))
         n_pos = draw(st.integers(0, 3))
         n_cand = draw(st.integers(0, 10))
-        pos, cand = docs[:n_pos], docs[n_pos:n_pos + n_cand]
+        pos, cand = docs[:n_pos], docs[n_pos : n_pos + n_cand]
         retrieved_pos = [p for p in pos if draw(st.booleans())]
         ranked = draw(st.permutations(list(cand) + retrieved_pos))
         for r, d in enumerate(ranked):
@@ -64,13 +70,17 @@ def problems(draw):
     method = draw(st.sampled_from(method_names()))
     num = draw(st.integers(1, 4))
     depth = draw(st.integers(1, 8))
-    kw = {"method": method, "num_negatives": num, "depth": depth,
-          "depth_step": draw(st.one_of(st.none(), st.integers(1, 3))),
-          "max_depth": draw(st.one_of(st.none(), st.integers(depth, depth + 5))),
-          "random_negatives": draw(st.integers(0, 2)),
-          "positive_reference": draw(st.sampled_from(["min", "mean", "max"])),
-          "dedup_threshold": draw(st.sampled_from([None, 0.95])),
-          "seed": draw(st.integers(0, 3))}
+    kw = {
+        "method": method,
+        "num_negatives": num,
+        "depth": depth,
+        "depth_step": draw(st.one_of(st.none(), st.integers(1, 3))),
+        "max_depth": draw(st.one_of(st.none(), st.integers(depth, depth + 5))),
+        "random_negatives": draw(st.integers(0, 2)),
+        "positive_reference": draw(st.sampled_from(["min", "mean", "max"])),
+        "dedup_threshold": draw(st.sampled_from([None, 0.95])),
+        "seed": draw(st.integers(0, 3)),
+    }
     kw["min_negatives"] = draw(st.integers(0, num + kw["random_negatives"]))
     if method == "shifted":
         kw["range_min"] = draw(st.one_of(st.none(), st.integers(1, 4)))
@@ -81,8 +91,7 @@ def problems(draw):
     if draw(st.booleans()) and not (method == "shifted" and kw["range_min"] is None):
         kw["range_max"] = draw(st.integers(6, 9))
     if draw(st.booleans()):
-        kw[draw(st.sampled_from(["max_score", "min_score", "margin", "relative_margin"]))] = \
-            draw(st.sampled_from([0.0, 0.05, 0.5, 0.7]))
+        kw[draw(st.sampled_from(["max_score", "min_score", "margin", "relative_margin"]))] = draw(st.sampled_from([0.0, 0.05, 0.5, 0.7]))
     if method == "simans":
         kw["simans_a"] = draw(st.sampled_from([0.5, 2.0]))
         kw["simans_b"] = draw(st.sampled_from([0.0, -0.3]))
@@ -100,15 +109,17 @@ def build(problem, shuffle_seed=None):
         rng = np.random.default_rng(shuffle_seed)
         rows = [rows[i] for i in rng.permutation(len(rows))]
         cids = [cids[i] for i in rng.permutation(len(cids))]
-    scores = pa.table({
-        "query_id": pa.array([r[0] for r in rows], pa.string()),
-        "doc_id": pa.array([r[1] for r in rows], pa.string()),
-        "rank": pa.array([r[2] for r in rows], pa.int32()),
-        "score": pa.array([0.0 for _ in rows], pa.float32()),
-        "source": pa.array(["qrels" if r[2] is None else "dense" for r in rows], pa.string()),
-        "is_positive": pa.array([r[4] for r in rows], pa.bool_()),
-        "teacher_score": pa.array([r[3] for r in rows], pa.float32()),
-    })
+    scores = pa.table(
+        {
+            "query_id": pa.array([r[0] for r in rows], pa.string()),
+            "doc_id": pa.array([r[1] for r in rows], pa.string()),
+            "rank": pa.array([r[2] for r in rows], pa.int32()),
+            "score": pa.array([0.0 for _ in rows], pa.float32()),
+            "source": pa.array(["qrels" if r[2] is None else "dense" for r in rows], pa.string()),
+            "is_positive": pa.array([r[4] for r in rows], pa.bool_()),
+            "teacher_score": pa.array([r[3] for r in rows], pa.float32()),
+        }
+    )
     corpus = pa.table({"doc_id": cids, "title": [""] * len(cids), "text": [texts[d] for d in cids]})
 
     def doc_vectors(ids):
@@ -119,8 +130,7 @@ def build(problem, shuffle_seed=None):
 
 def run(problem, shuffle_seed=None):
     scores, corpus, vectors = build(problem, shuffle_seed)
-    return filter_candidates(scores, corpus, FilterOptions(**problem[5]), doc_vectors=vectors,
-                             query_ids=problem[4])
+    return filter_candidates(scores, corpus, FilterOptions(**problem[5]), doc_vectors=vectors, query_ids=problem[4])
 
 
 def cos(problem, a, b):
@@ -136,12 +146,10 @@ def reference(problem):
     out = {}
     for q in query_ids:
         qrows = [r for r in rows if r[0] == q]
-        pos = sorted([r for r in qrows if r[4]],
-                     key=lambda r: (-np.float64(np.float32(r[3])), r[2] if r[2] is not None else 10**9, r[1]))
+        pos = sorted([r for r in qrows if r[4]], key=lambda r: (-np.float64(np.float32(r[3])), r[2] if r[2] is not None else 10**9, r[1]))
         cands = [r for r in qrows if not r[4]]
         if not pos:
-            out[q] = {"status": "no_positive",
-                      "n_candidates": sum(1 for c in cands if c[2] <= o.depth)}
+            out[q] = {"status": "no_positive", "n_candidates": sum(1 for c in cands if c[2] <= o.depth)}
             continue
         ps = [float(np.float32(p[3])) for p in pos]
         if o.positive_reference == "min":
@@ -159,15 +167,13 @@ def reference(problem):
         cap = deepest if o.max_depth is None else min(deepest, o.max_depth)
         d = o.depth
         while True:
-            cur = sorted([c for c in cands if c[2] <= d],
-                         key=lambda c: (-float(np.float32(c[3])), c[2], c[1]))
+            cur = sorted([c for c in cands if c[2] <= d], key=lambda c: (-float(np.float32(c[3])), c[2], c[1]))
             reasons, elig = {}, []
             for i, c in enumerate(cur):
                 s, tr = float(np.float32(c[3])), i + 1
                 if text_key("", texts[c[1]]) in pkeys:
                     why = "same_text_as_positive"
-                elif (use_vectors and o.dedup_threshold is not None
-                      and max(cos(problem, c[1], p[1]) for p in pos) >= o.dedup_threshold):
+                elif use_vectors and o.dedup_threshold is not None and max(cos(problem, c[1], p[1]) for p in pos) >= o.dedup_threshold:
                     why = "near_duplicate_of_positive"
                 elif (o.range_min is not None and tr < o.range_min) or (o.range_max is not None and tr > o.range_max):
                     why = "outside_rank_window"
@@ -189,9 +195,17 @@ def reference(problem):
                 break
             d = min(d + o.depth_step, cap)
         known = sorted([p for p in pos if p[2] is not None and p[2] <= d], key=lambda p: p[2])
-        out[q] = {"sp": sp, "depth_used": d, "n_candidates": len(cur), "eligible": elig,
-                  "reasons": reasons, "known": [p[1] for p in known], "pkeys": pkeys,
-                  "pos": [p[1] for p in pos], "rows": {r[1] for r in qrows}}
+        out[q] = {
+            "sp": sp,
+            "depth_used": d,
+            "n_candidates": len(cur),
+            "eligible": elig,
+            "reasons": reasons,
+            "known": [p[1] for p in known],
+            "pkeys": pkeys,
+            "pos": [p[1] for p in pos],
+            "rows": {r[1] for r in qrows},
+        }
     return o, out
 
 
@@ -231,8 +245,7 @@ def test_matches_reference(problem):
         assert s["positive_score"] == pytest.approx(exp["sp"], abs=0, rel=0)
         assert s["depth_used"] == exp["depth_used"]
         assert s["n_candidates"] == exp["n_candidates"]
-        expected_status = ("no_candidates" if exp["n_candidates"] == 0
-                           else "short" if s["shortfall"] > 0 else "ok")
+        expected_status = "no_candidates" if exp["n_candidates"] == 0 else "short" if s["shortfall"] > 0 else "ok"
         assert s["status"] == expected_status
         elig = exp["eligible"]
         elig_ids = [e[0] for e in elig]
@@ -252,7 +265,7 @@ def test_matches_reference(problem):
             not_sampled = {d for d, v in dropped.items() if v[0] == "not_sampled"}
             assert chosen | not_sampled == set(elig_ids) and not chosen & not_sampled
             if o.sample_pool is not None:
-                assert chosen <= set(elig_ids[:o.sample_pool])
+                assert chosen <= set(elig_ids[: o.sample_pool])
             if o.sampling == "top1-softmax" and elig_ids:
                 assert elig_ids[0] in chosen
         # every kept hard negative satisfies the method's bounds
@@ -281,19 +294,20 @@ def test_matches_reference(problem):
             assert text_key("", texts[r["doc_id"]]) not in exp["pkeys"]
             if problem[6] and o.dedup_threshold is not None:
                 assert max(cos(problem, r["doc_id"], p) for p in exp["pos"]) < o.dedup_threshold
-        available = [d for d in problem[1] if d not in exp["rows"]
-                     and text_key("", texts[d]) not in exp["pkeys"]
-                     and not (problem[6] and o.dedup_threshold is not None
-                              and max(cos(problem, d, p) for p in exp["pos"]) >= o.dedup_threshold)]
+        available = [
+            d
+            for d in problem[1]
+            if d not in exp["rows"]
+            and text_key("", texts[d]) not in exp["pkeys"]
+            and not (problem[6] and o.dedup_threshold is not None and max(cos(problem, d, p) for p in exp["pos"]) >= o.dedup_threshold)
+        ]
         assert len(rand) == min(o.random_negatives, len(available))
     # stats agree with the tables
     for reason in REASONS:
-        assert result.stats[f"dropped_{reason}"] == sum(
-            1 for r in result.dropped.to_pylist() if r["reason"] == reason)
+        assert result.stats[f"dropped_{reason}"] == sum(1 for r in result.dropped.to_pylist() if r["reason"] == reason)
     assert result.stats["negatives_total"] == result.negatives.num_rows
     assert result.stats["queries_full"] + result.stats["queries_short"] == len(problem[4])
-    assert result.stats["queries_without_negatives"] == sum(
-        1 for s in summ.values() if s["n_negatives"] == 0)
+    assert result.stats["queries_without_negatives"] == sum(1 for s in summ.values() if s["n_negatives"] == 0)
 
 
 @SETTINGS
@@ -337,8 +351,9 @@ def test_vectorised_path_equals_per_query_path(problem):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 3), st.sampled_from(SCORES + [-0.0, 1e-30, -1e30, 3e38]),
-                          st.integers(1, 5)), min_size=1, max_size=30))
+@given(
+    st.lists(st.tuples(st.integers(0, 3), st.sampled_from(SCORES + [-0.0, 1e-30, -1e30, 3e38]), st.integers(1, 5)), min_size=1, max_size=30)
+)
 def test_packed_sort_matches_lexsort(items):
     qidx = np.array([i[0] for i in items], np.int64)
     t32 = np.array([i[1] for i in items], np.float32) + np.float32(0.0)

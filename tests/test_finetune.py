@@ -31,9 +31,16 @@ def eval_beir(tmp_path: Path) -> Path:
 @pytest.fixture
 def triplets(tmp_path: Path) -> Path:
     path = tmp_path / "triplets.parquet"
-    pq.write_table(pa.table({"anchor": ["how is espresso made", "bike chain care"],
-                             "positive": ["Espresso is brewed under pressure.", "Lubricate the chain."],
-                             "negative": ["Tea is steeped.", "Tyres need air."]}), path)
+    pq.write_table(
+        pa.table(
+            {
+                "anchor": ["how is espresso made", "bike chain care"],
+                "positive": ["Espresso is brewed under pressure.", "Lubricate the chain."],
+                "negative": ["Tea is steeped.", "Tyres need air."],
+            }
+        ),
+        path,
+    )
     return path
 
 
@@ -67,15 +74,19 @@ def test_bad_options_exit_2_with_one_line(triplets, eval_beir, args, message):
 
 def test_bad_sources_exit_2_with_one_line(tmp_path, triplets, eval_beir):
     (tmp_path / "run").mkdir()
-    _one_line_error(runner.invoke(app, ["finetune", str(tmp_path / "run"), "--eval", str(eval_beir)]),
-                    "no training file in export/ (run `hnmine export` or `hnmine mine`")
-    _one_line_error(runner.invoke(app, ["finetune", str(tmp_path / "nope"), "--eval", str(eval_beir)]),
-                    "no such run directory or training file")
-    _one_line_error(runner.invoke(app, ["finetune", str(triplets), "--eval", str(triplets)]),
-                    "the evaluation data must be a BEIR folder")
+    _one_line_error(
+        runner.invoke(app, ["finetune", str(tmp_path / "run"), "--eval", str(eval_beir)]),
+        "no training file in export/ (run `hnmine export` or `hnmine mine`",
+    )
+    _one_line_error(
+        runner.invoke(app, ["finetune", str(tmp_path / "nope"), "--eval", str(eval_beir)]), "no such run directory or training file"
+    )
+    _one_line_error(runner.invoke(app, ["finetune", str(triplets), "--eval", str(triplets)]), "the evaluation data must be a BEIR folder")
     # Four hard negatives asked for, one exported per pair.
-    _one_line_error(runner.invoke(app, ["finetune", str(triplets), "--eval", str(eval_beir), "--negatives", "4", "--arms", "mined"]),
-                    "no (anchor, positive) pair has 4 negative(s) to train with (--negatives)")
+    _one_line_error(
+        runner.invoke(app, ["finetune", str(triplets), "--eval", str(eval_beir), "--negatives", "4", "--arms", "mined"]),
+        "no (anchor, positive) pair has 4 negative(s) to train with (--negatives)",
+    )
 
 
 def test_missing_training_extras_name_the_install(triplets, eval_beir):
@@ -92,14 +103,33 @@ def test_missing_training_extras_name_the_install(triplets, eval_beir):
 
 def test_finetune_end_to_end(sample_run, eval_beir):
     """Every arm, two seeds, two real training steps each: the JSON, the results table in the run, the budget."""
-    args = ["finetune", str(sample_run), "--eval", str(eval_beir), "--max-steps", "2", "--batch-size", "4",
-            "--seeds", "1,2", "--eval-dtype", "float32", "--json", "--quiet"]
+    args = [
+        "finetune",
+        str(sample_run),
+        "--eval",
+        str(eval_beir),
+        "--max-steps",
+        "2",
+        "--batch-size",
+        "4",
+        "--seeds",
+        "1,2",
+        "--eval-dtype",
+        "float32",
+        "--json",
+        "--quiet",
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     rows = out["rows"]
-    assert [(r["arm"], r["seed"]) for r in rows] == [("untrained", None), ("in-batch", 1), ("in-batch", 2),
-                                                     (sample_run.name, 1), (sample_run.name, 2)]
+    assert [(r["arm"], r["seed"]) for r in rows] == [
+        ("untrained", None),
+        ("in-batch", 1),
+        ("in-batch", 2),
+        (sample_run.name, 1),
+        (sample_run.name, 2),
+    ]
     trained = rows[1:]
     assert all(r["steps"] == 2 and r["batch_size"] == 4 and r["max_steps"] == 2 and r["epochs"] is None for r in trained)
     assert all(r["loss"] == "mnrl" and r["batch_sampler"] == "no_duplicates" for r in trained)
@@ -162,9 +192,16 @@ def test_metrics_agree_with_sentence_transformers_evaluator():
     model = load_model(resolve_model("all-MiniLM-L6-v2")[0], FinetuneOptions())
     ours = measure(model, ev, dtype="float32", batch_size=64).scores
     reference = InformationRetrievalEvaluator(
-        queries=dict(zip(ev.query_ids, ev.query_texts)), corpus=dict(zip(ev.doc_ids, ev.doc_texts)),
-        relevant_docs={q: set(d) for q, d in ev.qrels.items()}, mrr_at_k=[10], ndcg_at_k=[10],
-        precision_recall_at_k=[10, 100], accuracy_at_k=[1], map_at_k=[10], batch_size=64, write_csv=False,
+        queries=dict(zip(ev.query_ids, ev.query_texts)),
+        corpus=dict(zip(ev.doc_ids, ev.doc_texts)),
+        relevant_docs={q: set(d) for q, d in ev.qrels.items()},
+        mrr_at_k=[10],
+        ndcg_at_k=[10],
+        precision_recall_at_k=[10, 100],
+        accuracy_at_k=[1],
+        map_at_k=[10],
+        batch_size=64,
+        write_csv=False,
     )(model)
 
     def ref(metric: str) -> float:

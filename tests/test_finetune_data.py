@@ -34,8 +34,10 @@ EXAMPLES = [
     Example("q1", "first query", [_p("p1", "Title"), _p("p2")], [_p("n1", "T1"), _p("n2"), _p("n3")]),
     Example("q2", "second query", [_p("p3")], [_p("n4")]),
 ]
-TEXT = {name: _p(name, title).text for name, title in
-        [("p1", "Title"), ("p2", ""), ("p3", ""), ("n1", "T1"), ("n2", ""), ("n3", ""), ("n4", "")]}
+TEXT = {
+    name: _p(name, title).text
+    for name, title in [("p1", "Title"), ("p2", ""), ("p3", ""), ("n1", "T1"), ("n2", ""), ("n3", ""), ("n4", "")]
+}
 EXPECTED = [
     TrainingPair("first query", TEXT["p1"], (TEXT["n1"], TEXT["n2"], TEXT["n3"])),
     TrainingPair("first query", TEXT["p2"], (TEXT["n1"], TEXT["n2"], TEXT["n3"])),
@@ -136,9 +138,13 @@ def test_training_rows_draw_negatives_by_seed_and_leave_short_pairs_out():
 
 
 def test_summary_mean_sample_std_min_max_and_markdown():
-    rows = [{"arm": "shifted", "kind": "mined", "seed": s, "train_rows": 10, "ndcg_at_10": v, "recall_at_100": 0.9, "mrr_at_10": 0.5}
-            for s, v in ((1, 0.5), (2, 0.7), (3, 0.6))]
-    rows.append({"arm": "untrained", "kind": "untrained", "seed": None, "train_rows": 0, "ndcg_at_10": 0.4, "recall_at_100": 0.8, "mrr_at_10": 0.3})
+    rows = [
+        {"arm": "shifted", "kind": "mined", "seed": s, "train_rows": 10, "ndcg_at_10": v, "recall_at_100": 0.9, "mrr_at_10": 0.5}
+        for s, v in ((1, 0.5), (2, 0.7), (3, 0.6))
+    ]
+    rows.append(
+        {"arm": "untrained", "kind": "untrained", "seed": None, "train_rows": 0, "ndcg_at_10": 0.4, "recall_at_100": 0.8, "mrr_at_10": 0.3}
+    )
     summary = summarize(rows)
     nd = summary[0]["ndcg_at_10"]
     assert nd["mean"] == pytest.approx(0.6)

@@ -28,9 +28,13 @@ def triples(table: pa.Table) -> set[tuple[str, str, int]]:
 
 def test_best_grade_kept_rest_hidden():
     rows = [
-        ("q1", "a", 1), ("q1", "b", 3), ("q1", "c", 2),  # b has the best grade
+        ("q1", "a", 1),
+        ("q1", "b", 3),
+        ("q1", "c", 2),  # b has the best grade
         ("q2", "x", 1),  # a single positive: kept
-        ("q3", "n", 0), ("q3", "p", 2), ("q3", "r", 1),  # n is a non-positive: stays in kept
+        ("q3", "n", 0),
+        ("q3", "p", 2),
+        ("q3", "r", 1),  # n is a non-positive: stays in kept
     ]
     kept, hidden = hide_positives(qrels_table(rows), seed=7)
     assert triples(kept) == {("q1", "b", 3), ("q2", "x", 1), ("q3", "n", 0), ("q3", "p", 2)}

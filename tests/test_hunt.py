@@ -99,13 +99,20 @@ def test_a_header_naming_a_column_twice_is_refused(tmp_path, kind):
     data = tiny(tmp_path)
     path = tmp_path / f"corpus.{kind}"
     if kind == "parquet":
-        pq.write_table(pa.Table.from_arrays([pa.array(["d1", "d5", "d9"]), pa.array(["a", "b", "c"]), pa.array(["x", "y", "z"])],
-                                            names=["_id", "text", "text"]), path)
+        pq.write_table(
+            pa.Table.from_arrays(
+                [pa.array(["d1", "d5", "d9"]), pa.array(["a", "b", "c"]), pa.array(["x", "y", "z"])], names=["_id", "text", "text"]
+            ),
+            path,
+        )
     else:
         sep = "," if kind == "csv" else "\t"
         path.write_text(sep.join(["_id", "text", "text"]) + "\n" + "".join(sep.join([d, "a", "b"]) + "\n" for d in ("d1", "d5", "d9")))
-    fails_and_creates_nothing(tmp_path, ["--corpus", path, "--queries", data / "queries.jsonl", "--qrels", data / "qrels/train.tsv"],
-                              f"{path}: column 'text' appears twice in the header")
+    fails_and_creates_nothing(
+        tmp_path,
+        ["--corpus", path, "--queries", data / "queries.jsonl", "--qrels", data / "qrels/train.tsv"],
+        f"{path}: column 'text' appears twice in the header",
+    )
 
 
 def test_a_json_object_with_a_key_twice_is_refused(tmp_path):
@@ -214,35 +221,54 @@ def test_an_empty_model_name_is_refused(tmp_path, flag):
 def test_a_prompt_and_a_prompt_name_together_are_refused(tmp_path, side):
     """`--query-prompt X --query-prompt-name Y` printed a raw sentence-transformers warning and silently
     dropped the prompt name."""
-    fails_and_creates_nothing(tmp_path, [tiny(tmp_path), f"--{side}-prompt", "query: ", f"--{side}-prompt-name", "query"],
-                              f"--{side}-prompt and --{side}-prompt-name: give one")
+    fails_and_creates_nothing(
+        tmp_path,
+        [tiny(tmp_path), f"--{side}-prompt", "query: ", f"--{side}-prompt-name", "query"],
+        f"--{side}-prompt and --{side}-prompt-name: give one",
+    )
 
 
 @pytest.mark.parametrize("side", ["query", "corpus"])
 def test_an_unknown_prompt_name_fails_before_any_work(tmp_path, side):
     """`--query-prompt-name nope` failed only in the retrieve stage, after the whole corpus was encoded
     (hours on a large corpus); the run directory was already written."""
-    fails_and_creates_nothing(tmp_path, [tiny(tmp_path), f"--{side}-prompt-name", "nope"],
-                              f"--{side}-prompt-name 'nope': model 'all-MiniLM-L6-v2' has no prompt of that name", "query")
+    fails_and_creates_nothing(
+        tmp_path,
+        [tiny(tmp_path), f"--{side}-prompt-name", "nope"],
+        f"--{side}-prompt-name 'nope': model 'all-MiniLM-L6-v2' has no prompt of that name",
+        "query",
+    )
 
 
 def test_a_sampler_option_the_method_ignores_is_named_by_its_flag(tmp_path):
     """The message said `simans_a has no effect ...`, a Python name the user never typed."""
-    message = fails_and_creates_nothing(tmp_path, [tiny(tmp_path), "--method", "naive", "--simans-a", "2"],
-                                        "--simans-a has no effect with sampling 'top'")
+    message = fails_and_creates_nothing(
+        tmp_path, [tiny(tmp_path), "--method", "naive", "--simans-a", "2"], "--simans-a has no effect with sampling 'top'"
+    )
     assert "simans_a" not in message
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["mine", "DATA", "--out", "RUN", "--num-negatives", "abc"], "Invalid value for '--num-negatives'"),
-    (["mine", "DATA", "--out", "RUN", "--no-such-flag"], "No such option: --no-such-flag"),
-    (["mine", "DATA"], "--out is needed"),
-    (["report", "RUN", "--top", "-1"], "Invalid value for '--top'"),
-    (["report", "RUN", "--html", "TMP"], "is a directory"),
-    (["inspect"], "Missing argument"),
-    (["eval", "RUN", "--min-relevance", "high"], "Invalid value for '--min-relevance'"),
-], ids=["not-a-number", "unknown-option", "missing-out", "report-top-negative", "report-html-folder", "inspect-no-run",
-        "eval-min-relevance-text"])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["mine", "DATA", "--out", "RUN", "--num-negatives", "abc"], "Invalid value for '--num-negatives'"),
+        (["mine", "DATA", "--out", "RUN", "--no-such-flag"], "No such option: --no-such-flag"),
+        (["mine", "DATA"], "--out is needed"),
+        (["report", "RUN", "--top", "-1"], "Invalid value for '--top'"),
+        (["report", "RUN", "--html", "TMP"], "is a directory"),
+        (["inspect"], "Missing argument"),
+        (["eval", "RUN", "--min-relevance", "high"], "Invalid value for '--min-relevance'"),
+    ],
+    ids=[
+        "not-a-number",
+        "unknown-option",
+        "missing-out",
+        "report-top-negative",
+        "report-html-folder",
+        "inspect-no-run",
+        "eval-min-relevance-text",
+    ],
+)
 def test_usage_errors_are_one_line(tmp_path, finished_tiny, args, fragment):
     """A value that is not a number, an unknown option, a missing --out or argument: click printed four lines
     (`Usage: ...`, `Try ...`, a blank line, `Error: ...`) instead of one `hnmine: error:` line."""
@@ -294,8 +320,12 @@ def test_readers_refuse_a_table_changed_since_its_stage(tmp_path, finished_tiny,
     _, run = copy_run(finished_tiny, tmp_path)
     negatives = pq.read_table(run / "negatives.parquet")
     pq.write_table(negatives.slice(0, 1), run / "negatives.parquet")
-    args = {"report": ["report", run], "report-json": ["report", run, "--json"], "eval": ["eval", run],
-            "inspect": ["inspect", run, negatives.column("query_id")[0].as_py()]}[command]
+    args = {
+        "report": ["report", run],
+        "report-json": ["report", run, "--json"],
+        "eval": ["eval", run],
+        "inspect": ["inspect", run, negatives.column("query_id")[0].as_py()],
+    }[command]
     one_line_error(invoke(args), f"{run / 'negatives.parquet'} changed since the filter stage wrote it", "rerun `hnmine filter`")
 
 
@@ -384,8 +414,11 @@ def test_judgments_naming_no_query_of_the_run_are_refused(tmp_path, finished_tin
     judged = tmp_path / "other.tsv"
     judged.write_text("query-id\tcorpus-id\tscore\nPLAIN-1\tDOC-7\t1\nPLAIN-2\tDOC-8\t0\n")
     before = snapshot(run)
-    one_line_error(invoke(["filter", "--out", run, "--judgments", judged, "--quiet"]),
-                   f"{judged}: no judgment names a query of this run", "wrong file or split")
+    one_line_error(
+        invoke(["filter", "--out", run, "--judgments", judged, "--quiet"]),
+        f"{judged}: no judgment names a query of this run",
+        "wrong file or split",
+    )
     assert snapshot(run) == before
 
 
@@ -397,8 +430,11 @@ def test_a_judged_relevant_candidate_is_exported_as_a_positive(tmp_path, finishe
     judged = tmp_path / "judged.tsv"
     judged.write_text("query-id\tcorpus-id\tscore\nq1\td10\t1\n")  # d10 (Espresso machines): a candidate of q1
     mine_json(data, run, "--judgments", judged, "--method", "naive", "--format", "flagembedding")
-    row = next(json.loads(line) for line in (run / "export/flagembedding.jsonl").read_text().splitlines()
-               if json.loads(line)["query"] == "How is espresso made?")
+    row = next(
+        json.loads(line)
+        for line in (run / "export/flagembedding.jsonl").read_text().splitlines()
+        if json.loads(line)["query"] == "How is espresso made?"
+    )
     d10 = next(f"{d['title']} {d['text']}" for d in TINY_DOCS if d["_id"] == "d10")
     assert d10 not in row["neg"]
     assert d10 in row["pos"]
@@ -451,7 +487,7 @@ def test_eval_notes_are_one_line_each(tmp_path, finished_tiny):
     assert len(notes) >= 2 and all(line.startswith(f"{run.name}: ") for line in notes), notes
 
 
-DRIVER = r'''
+DRIVER = r"""
 import os, signal, sys
 import importlib
 
@@ -470,23 +506,30 @@ from hnmine.cli import main
 
 sys.argv = ["hnmine", *sys.argv[1:]]
 main()
-'''
+"""
 
 
-@pytest.mark.parametrize("command, target", [
-    ("report", "hnmine.report:build_report"),
-    ("eval", "hnmine.evaluate:compare_runs"),
-    ("inspect", "hnmine.report:inspect_query"),
-    ("review-export", "hnmine.judgments:export_qrels"),
-])
+@pytest.mark.parametrize(
+    "command, target",
+    [
+        ("report", "hnmine.report:build_report"),
+        ("eval", "hnmine.evaluate:compare_runs"),
+        ("inspect", "hnmine.report:inspect_query"),
+        ("review-export", "hnmine.judgments:export_qrels"),
+    ],
+)
 def test_sigterm_in_a_reading_command_is_one_line(tmp_path, finished_tiny, command, target):
     """SIGTERM while `report`, `eval`, `inspect` or `review --export` worked printed a 40-line traceback
     ending in `hnmine.errors.Terminated`, exit code 1."""
     _, run = finished_tiny
     driver = tmp_path / "driver.py"
     driver.write_text(DRIVER)
-    args = {"report": ["report", run], "eval": ["eval", run], "inspect": ["inspect", run, "q1"],
-            "review-export": ["review", run, "--export", tmp_path / "q.tsv"]}[command]
+    args = {
+        "report": ["report", run],
+        "eval": ["eval", run],
+        "inspect": ["inspect", run, "q1"],
+        "review-export": ["review", run, "--export", tmp_path / "q.tsv"],
+    }[command]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HNMINE_TEST_SIGNAL": f"{target}:SIGTERM"}
     proc = subprocess.run([sys.executable, str(driver), *map(str, args)], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 143, proc.stderr
@@ -530,8 +573,11 @@ def test_a_later_stage_refuses_outputs_made_from_replaced_tables(tmp_path, finis
     assert invoke(["retrieve", "--out", run, "--query-prompt", "query: ", "--quiet"]).exit_code == 0
     assert (run / "candidates.parquet").read_bytes() != before
     negatives = snapshot(run)["negatives.parquet"]
-    one_line_error(invoke(["filter", "--out", run, "--method", "naive", "--quiet"]),
-                   "the score stage's outputs are out of date: candidates.parquet changed since it ran", "rerun `hnmine score`")
+    one_line_error(
+        invoke(["filter", "--out", run, "--method", "naive", "--quiet"]),
+        "the score stage's outputs are out of date: candidates.parquet changed since it ran",
+        "rerun `hnmine score`",
+    )
     assert snapshot(run)["negatives.parquet"] == negatives
 
 

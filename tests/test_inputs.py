@@ -47,9 +47,16 @@ def test_separate_files_in_every_format_with_named_columns(tmp_path, fmt):
             p.write_text("\n".join(lines) + "\n")
         paths[name] = p
     spec = InputSpec(
-        corpus=paths["corpus"], queries=paths["queries"], qrels=paths["qrels"],
-        doc_id_column="pid", doc_text_column="body", query_id_column="qid", query_text_column="question",
-        qrels_query_column="q", qrels_doc_column="d", qrels_score_column="grade",
+        corpus=paths["corpus"],
+        queries=paths["queries"],
+        qrels=paths["qrels"],
+        doc_id_column="pid",
+        doc_text_column="body",
+        query_id_column="qid",
+        query_text_column="question",
+        qrels_query_column="q",
+        qrels_doc_column="d",
+        qrels_score_column="grade",
     )
     loaded = load_inputs(spec)
     assert loaded.corpus.column("doc_id").to_pylist() == ["a", "b", "c"]
@@ -77,8 +84,12 @@ def test_duplicate_id_with_different_text_names_the_row(tmp_path):
 
 
 def test_numeric_ids_become_strings(tmp_path):
-    folder = write_beir(tmp_path / "b", [{"_id": 7, "title": "", "text": "seven"}, {"_id": 8, "title": "", "text": "eight"}],
-                        [{"_id": 1, "text": "which is seven"}], [("1", "7", 1)])
+    folder = write_beir(
+        tmp_path / "b",
+        [{"_id": 7, "title": "", "text": "seven"}, {"_id": 8, "title": "", "text": "eight"}],
+        [{"_id": 1, "text": "which is seven"}],
+        [("1", "7", 1)],
+    )
     loaded = load_inputs(InputSpec(data=folder))
     assert loaded.corpus.column("doc_id").to_pylist() == ["7", "8"]
     assert loaded.qrels.column("query_id").to_pylist() == ["1"]

@@ -145,7 +145,13 @@ BYTE_CASES = [
     ("qrels-grade", "qrels/train.tsv", b"q3\td9\t2", b"q3\td9\t3", ["inputs", "retrieve", "score"]),
     # Bytes that change no normalised table: the inputs stage reruns and writes the same tables.
     ("corpus-json-spacing", "corpus.jsonl", b'{"_id": "d6", ', b'{"_id":  "d6", ', ["inputs"]),
-    ("queries-json-key-order", "queries.jsonl", b'{"_id": "q1", "text": "How is espresso made?"}', b'{"text": "How is espresso made?", "_id": "q1"}', ["inputs"]),
+    (
+        "queries-json-key-order",
+        "queries.jsonl",
+        b'{"_id": "q1", "text": "How is espresso made?"}',
+        b'{"text": "How is espresso made?", "_id": "q1"}',
+        ["inputs"],
+    ),
 ]
 
 

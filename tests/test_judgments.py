@@ -43,8 +43,7 @@ def pairs(table: pa.Table) -> list[tuple]:
 
 def test_beir_qrels_ids_stay_text_exactly(tmp_path):
     path = tmp_path / "test.tsv"
-    path.write_text("query-id\tcorpus-id\tscore\n001\t1e3\t1\n0x1F\t007.0\t0\nNaN\tdoc with space\t2\n",
-                    encoding="utf-8")
+    path.write_text("query-id\tcorpus-id\tscore\n001\t1e3\t1\n0x1F\t007.0\t0\nNaN\tdoc with space\t2\n", encoding="utf-8")
     table = read_judgments(path)
     assert table.schema == JUDGMENTS_SCHEMA
     assert pairs(table) == [("001", "1e3", 1), ("0x1F", "007.0", 0), ("NaN", "doc with space", 2)]
@@ -57,11 +56,14 @@ def test_trec_qrels(tmp_path):
     assert pairs(read_judgments(path)) == [("001", "1e3", 1), ("002", "D-7", 0), ("003", "x", -1)]
 
 
-@pytest.mark.parametrize("content, message", [
-    ("a b\n", "expected `query-id corpus-id score` (BEIR) or `qid 0 docid rel` (TREC), got 2 field(s)"),
-    ("q-id\td-id\tscore\nq1\td1\t1\nq2\td2\n", ":3: 2 field(s), the file's first line has 3"),
-    ("q1\td1\t1\nq2\td2\thigh\n", ":2: relevance 'high' is not a whole number"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("a b\n", "expected `query-id corpus-id score` (BEIR) or `qid 0 docid rel` (TREC), got 2 field(s)"),
+        ("q-id\td-id\tscore\nq1\td1\t1\nq2\td2\n", ":3: 2 field(s), the file's first line has 3"),
+        ("q1\td1\t1\nq2\td2\thigh\n", ":2: relevance 'high' is not a whole number"),
+    ],
+)
 def test_bad_qrels_name_the_line(tmp_path, content, message):
     path = tmp_path / "bad.tsv"
     path.write_text(content, encoding="utf-8")
@@ -90,16 +92,18 @@ def test_parquet_judgments_must_hold_text_ids(tmp_path):
 
 
 def test_fold_person_beats_files_beats_teacher_then_latest():
-    table = judgments_table([
-        j("q", "a", 0, "human", "2026-01-01T00:00:00Z"),
-        j("q", "a", 1, "teacher", "2026-06-01T00:00:00Z"),  # later, but the person wins
-        j("q", "b", 1, "teacher", "2026-01-01T00:00:00Z"),
-        j("q", "b", 0, "gold.tsv", ""),  # a file beats the teacher whatever the time
-        j("q", "c", 1, "teacher", "2026-01-02T00:00:00Z"),
-        j("q", "c", 0, "teacher", "2026-01-01T00:00:00Z"),  # older: loses
-        j("q", "d", 1, "human", "2026-01-01T00:00:00Z"),
-        j("q", "d", 0, "human", "2026-01-01T00:00:00Z"),  # same time: the later row wins
-    ])
+    table = judgments_table(
+        [
+            j("q", "a", 0, "human", "2026-01-01T00:00:00Z"),
+            j("q", "a", 1, "teacher", "2026-06-01T00:00:00Z"),  # later, but the person wins
+            j("q", "b", 1, "teacher", "2026-01-01T00:00:00Z"),
+            j("q", "b", 0, "gold.tsv", ""),  # a file beats the teacher whatever the time
+            j("q", "c", 1, "teacher", "2026-01-02T00:00:00Z"),
+            j("q", "c", 0, "teacher", "2026-01-01T00:00:00Z"),  # older: loses
+            j("q", "d", 1, "human", "2026-01-01T00:00:00Z"),
+            j("q", "d", 0, "human", "2026-01-01T00:00:00Z"),  # same time: the later row wins
+        ]
+    )
     assert pairs(fold_judgments(table)) == [("q", "a", 0), ("q", "b", 0), ("q", "c", 1), ("q", "d", 0)]
 
 
@@ -145,14 +149,19 @@ def test_journal_drops_a_torn_last_line_and_refuses_a_corrupt_one(tmp_path):
 def test_save_keeps_other_sources_and_run_judgments_folds_a_newer_journal(tmp_path):
     from hnmine.io.atomic import write_parquet
 
-    write_parquet(judgments_table([j("q1", "t", 1, "teacher", "2026-01-01T00:00:00Z"),
-                                   j("q1", "a", 1, "teacher", "2026-01-01T00:00:00Z")]), tmp_path / JUDGMENTS_FILE)
+    write_parquet(
+        judgments_table([j("q1", "t", 1, "teacher", "2026-01-01T00:00:00Z"), j("q1", "a", 1, "teacher", "2026-01-01T00:00:00Z")]),
+        tmp_path / JUDGMENTS_FILE,
+    )
     log = JudgmentLog(tmp_path, clock=clock())
     log.judge("q1", "a", 0)
     log.save()
     saved = read_judgments(tmp_path / JUDGMENTS_FILE)
-    assert sorted(zip(saved.column("doc_id").to_pylist(), saved.column("source").to_pylist())) == \
-        [("a", "human"), ("a", "teacher"), ("t", "teacher")]
+    assert sorted(zip(saved.column("doc_id").to_pylist(), saved.column("source").to_pylist())) == [
+        ("a", "human"),
+        ("a", "teacher"),
+        ("t", "teacher"),
+    ]
     log.judge("q1", "b", 1)  # killed before save(): only the journal has it
     assert pairs(fold_judgments(run_judgments(tmp_path))) == [("q1", "t", 1), ("q1", "a", 0), ("q1", "b", 1)]
 
@@ -180,27 +189,31 @@ def test_export_round_trip(tmp_path, fmt):
 
 
 def scores_table():
-    return pa.table({
-        "query_id": ["q1", "q1", "q1", "q1", "q2", "q2"],
-        "doc_id": ["p", "a", "b", "c", "p2", "x"],
-        "rank": pa.array([1, 2, 3, 4, 1, 2], pa.int32()),
-        "is_positive": [True, False, False, False, True, False],
-        "teacher_score": pa.array([0.9, 0.95, 0.8, 0.3, 0.7, 0.6], pa.float32()),
-    })
+    return pa.table(
+        {
+            "query_id": ["q1", "q1", "q1", "q1", "q2", "q2"],
+            "doc_id": ["p", "a", "b", "c", "p2", "x"],
+            "rank": pa.array([1, 2, 3, 4, 1, 2], pa.int32()),
+            "is_positive": [True, False, False, False, True, False],
+            "teacher_score": pa.array([0.9, 0.95, 0.8, 0.3, 0.7, 0.6], pa.float32()),
+        }
+    )
 
 
 def test_apply_judgments_on_a_hand_built_table():
     scores = scores_table()
-    judgments = judgments_table([
-        j("q1", "a", 1, "human"),  # in scores -> positive
-        j("q1", "b", 0, "human"),  # not relevant -> never dropped as a suspect
-        j("q1", "p", 0, "human"),  # not relevant on a known positive: counted, not demoted
-        j("q2", "x", 2, "teacher"),  # automatic, relevant -> positive
-        j("q2", "new", 1, "teacher"),  # never scored -> returned apart
-        j("q3", "z", 0, "gold.tsv"),  # not in this run
-        j("q1", "c", 1, "teacher"),
-        j("q1", "c", 0, "human"),  # the person overrules the teacher: not relevant
-    ])
+    judgments = judgments_table(
+        [
+            j("q1", "a", 1, "human"),  # in scores -> positive
+            j("q1", "b", 0, "human"),  # not relevant -> never dropped as a suspect
+            j("q1", "p", 0, "human"),  # not relevant on a known positive: counted, not demoted
+            j("q2", "x", 2, "teacher"),  # automatic, relevant -> positive
+            j("q2", "new", 1, "teacher"),  # never scored -> returned apart
+            j("q3", "z", 0, "gold.tsv"),  # not in this run
+            j("q1", "c", 1, "teacher"),
+            j("q1", "c", 0, "human"),  # the person overrules the teacher: not relevant
+        ]
+    )
     out, info = apply_judgments(scores, judgments)
     assert scores.column("is_positive").to_pylist() == [True, False, False, False, True, False]  # pure
     assert out.column("is_positive").to_pylist() == [True, True, False, False, True, True]
@@ -211,10 +224,22 @@ def test_apply_judgments_on_a_hand_built_table():
     assert pairs(info["not_relevant"]) == [("q1", "b", 0), ("q1", "c", 0)]
     c = info["counts"]
     assert c["judgments"] == 7
-    assert c["human"] == {"new_positives": 1, "already_positive": 0, "unscored_positives": 0, "not_relevant": 2,
-                          "not_relevant_known_positive": 1, "not_in_run": 0}
-    assert c["automatic"] == {"new_positives": 1, "already_positive": 0, "unscored_positives": 1, "not_relevant": 0,
-                              "not_relevant_known_positive": 0, "not_in_run": 1}
+    assert c["human"] == {
+        "new_positives": 1,
+        "already_positive": 0,
+        "unscored_positives": 0,
+        "not_relevant": 2,
+        "not_relevant_known_positive": 1,
+        "not_in_run": 0,
+    }
+    assert c["automatic"] == {
+        "new_positives": 1,
+        "already_positive": 0,
+        "unscored_positives": 1,
+        "not_relevant": 0,
+        "not_relevant_known_positive": 0,
+        "not_in_run": 1,
+    }
     assert set(c["by_source"]) == {"human", "teacher", "gold.tsv"}
 
 
@@ -235,14 +260,17 @@ def test_teacher_relabelling_and_review_share_the_table(tmp_path):
     log = JudgmentLog(tmp_path, clock=clock())
     log.judge("q1", "a", 0)
     log.save()
-    teacher = judgments_table([j("q1", "a", 1, "teacher", "2026-02-01T00:00:00Z"),
-                               j("q1", "b", 1, "teacher", "2026-02-01T00:00:00Z")])
+    teacher = judgments_table([j("q1", "a", 1, "teacher", "2026-02-01T00:00:00Z"), j("q1", "b", 1, "teacher", "2026-02-01T00:00:00Z")])
     save_judgments(tmp_path, teacher, "teacher")
     log.judge("q1", "c", 1)
     log.save()  # the person's rows are rewritten, the teacher's kept
     table = read_judgments(tmp_path / JUDGMENTS_FILE)
-    assert sorted((r["doc_id"], r["source"]) for r in table.to_pylist()) == \
-        [("a", "human"), ("a", "teacher"), ("b", "teacher"), ("c", "human")]
+    assert sorted((r["doc_id"], r["source"]) for r in table.to_pylist()) == [
+        ("a", "human"),
+        ("a", "teacher"),
+        ("b", "teacher"),
+        ("c", "human"),
+    ]
     assert pairs(fold_judgments(table)) == [("q1", "a", 0), ("q1", "b", 1), ("q1", "c", 1)]
     with pytest.raises(OptionError, match="hold other sources: human"):
         save_judgments(tmp_path, judgments_table([j("q1", "z", 1, "human")]), "teacher")

@@ -31,18 +31,26 @@ from hnmine.selection import FilterOptions
 
 
 def test_registered_names():
-    assert method_names() == ["naive", "shifted", "topk-abs", "topk-marginpos", "topk-percpos",
-                              "sampled", "top1-sampled", "simans", "auto"]
+    assert method_names() == ["naive", "shifted", "topk-abs", "topk-marginpos", "topk-percpos", "sampled", "top1-sampled", "simans", "auto"]
     assert sampler_names() == ["top", "random", "softmax", "top1-softmax", "simans"]
     assert DEFAULT_METHOD in method_names()
     assert FilterOptions().method == DEFAULT_METHOD
 
 
 def test_reasons_follow_the_tables_contract_order():
-    assert REASONS == ("known_positive", "judged_relevant", "relabelled_positive", "same_text_as_positive", "near_duplicate_of_positive",
-                       "outside_rank_window", "above_max_score", "below_min_score",
-                       "within_margin_of_positive", "within_relative_margin_of_positive",
-                       "not_sampled")
+    assert REASONS == (
+        "known_positive",
+        "judged_relevant",
+        "relabelled_positive",
+        "same_text_as_positive",
+        "near_duplicate_of_positive",
+        "outside_rank_window",
+        "above_max_score",
+        "below_min_score",
+        "within_margin_of_positive",
+        "within_relative_margin_of_positive",
+        "not_sampled",
+    )
 
 
 def test_unknown_method_and_sampling_list_valid_names():
@@ -63,8 +71,18 @@ EXPECTED = {
     "top1-sampled": ("top1-softmax", {"relative_margin": 0.05, "sample_pool": 10, "temperature": 1.0}),
     "simans": ("simans", {"simans_a": 0.5, "simans_b": 0.0}),
 }
-METHOD_FIELDS = ("range_min", "range_max", "max_score", "min_score", "margin", "relative_margin",
-                 "sample_pool", "temperature", "simans_a", "simans_b")
+METHOD_FIELDS = (
+    "range_min",
+    "range_max",
+    "max_score",
+    "min_score",
+    "margin",
+    "relative_margin",
+    "sample_pool",
+    "temperature",
+    "simans_a",
+    "simans_b",
+)
 
 
 @pytest.mark.parametrize("name", list(EXPECTED))
@@ -103,34 +121,37 @@ def test_effective_options_is_a_plain_dict():
     assert set(d) == {f.name for f in dataclasses.fields(FilterOptions)}
 
 
-@pytest.mark.parametrize("kw, message", [
-    ({"num_negatives": 0}, "--num-negatives must be between 1 and 1,000, got 0"),
-    ({"depth": 0}, "--depth must be between 1 and 100,000, got 0"),
-    ({"depth_step": 0}, "--depth-step must be between 1 and 100,000, got 0"),
-    ({"depth": 50, "max_depth": 10}, r"--depth \(50\) is larger than --max-depth \(10\)"),
-    ({"range_min": 10, "range_max": 10}, r"--range-min \(10\) must be smaller than --range-max \(10\)"),
-    ({"range_min": 20, "range_max": 10}, "--range-min"),
-    ({"range_min": 0}, "--range-min must be between 1 and"),
-    ({"method": "shifted", "depth": 5, "max_depth": 8}, r"--range-min \(11\) is beyond --max-depth \(8\)"),
-    ({"min_score": 0.8, "max_score": 0.5}, "--min-score"),
-    ({"margin": -0.1}, "--margin must be at least 0"),
-    ({"relative_margin": -0.1}, "--relative-margin must be at least 0"),
-    ({"margin": float("nan")}, "finite"),
-    ({"method": "sampled", "temperature": -1.0}, "--temperature must be above 0"),
-    ({"method": "sampled", "temperature": 0.0}, "--temperature must be above 0"),
-    ({"method": "simans", "simans_a": 0.0}, "--simans-a must be above 0"),
-    ({"method": "sampled", "num_negatives": 20}, r"--sample-pool \(10\) must be at least --num-negatives \(20\)"),
-    ({"method": "naive", "temperature": 0.5}, "--temperature has no effect with sampling 'top'"),
-    ({"method": "sampled", "simans_a": 0.5}, "--simans-a has no effect with sampling 'softmax'"),
-    ({"method": "naive", "sample_pool": 10}, "--sample-pool has no effect"),
-    ({"num_negatives": 2, "min_negatives": 3}, r"--min-negatives \(3\) exceeds"),
-    ({"random_negatives": -1}, "--random-negatives must be between 0 and 1,000, got -1"),
-    ({"min_negatives": -1}, "--min-negatives must be between 0 and"),
-    ({"positive_reference": "median"}, "unknown positive reference 'median'"),
-    ({"dedup_threshold": 2.5}, "--dedup-threshold must be in"),
-    ({"num_negatives": 2.5}, "must be a whole number"),
-    ({"max_score": "high"}, "must be a number"),
-])
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        ({"num_negatives": 0}, "--num-negatives must be between 1 and 1,000, got 0"),
+        ({"depth": 0}, "--depth must be between 1 and 100,000, got 0"),
+        ({"depth_step": 0}, "--depth-step must be between 1 and 100,000, got 0"),
+        ({"depth": 50, "max_depth": 10}, r"--depth \(50\) is larger than --max-depth \(10\)"),
+        ({"range_min": 10, "range_max": 10}, r"--range-min \(10\) must be smaller than --range-max \(10\)"),
+        ({"range_min": 20, "range_max": 10}, "--range-min"),
+        ({"range_min": 0}, "--range-min must be between 1 and"),
+        ({"method": "shifted", "depth": 5, "max_depth": 8}, r"--range-min \(11\) is beyond --max-depth \(8\)"),
+        ({"min_score": 0.8, "max_score": 0.5}, "--min-score"),
+        ({"margin": -0.1}, "--margin must be at least 0"),
+        ({"relative_margin": -0.1}, "--relative-margin must be at least 0"),
+        ({"margin": float("nan")}, "finite"),
+        ({"method": "sampled", "temperature": -1.0}, "--temperature must be above 0"),
+        ({"method": "sampled", "temperature": 0.0}, "--temperature must be above 0"),
+        ({"method": "simans", "simans_a": 0.0}, "--simans-a must be above 0"),
+        ({"method": "sampled", "num_negatives": 20}, r"--sample-pool \(10\) must be at least --num-negatives \(20\)"),
+        ({"method": "naive", "temperature": 0.5}, "--temperature has no effect with sampling 'top'"),
+        ({"method": "sampled", "simans_a": 0.5}, "--simans-a has no effect with sampling 'softmax'"),
+        ({"method": "naive", "sample_pool": 10}, "--sample-pool has no effect"),
+        ({"num_negatives": 2, "min_negatives": 3}, r"--min-negatives \(3\) exceeds"),
+        ({"random_negatives": -1}, "--random-negatives must be between 0 and 1,000, got -1"),
+        ({"min_negatives": -1}, "--min-negatives must be between 0 and"),
+        ({"positive_reference": "median"}, "unknown positive reference 'median'"),
+        ({"dedup_threshold": 2.5}, "--dedup-threshold must be in"),
+        ({"num_negatives": 2.5}, "must be a whole number"),
+        ({"max_score": "high"}, "must be a number"),
+    ],
+)
 def test_invalid_options(kw, message):
     with pytest.raises((OptionError, UnknownName), match=message) as err:
         resolve_options(FilterOptions(**kw))
@@ -143,6 +164,7 @@ def test_min_negatives_may_count_random_negatives():
 
 
 # ------------------------------------------------------------------------------------- rules
+
 
 def test_relative_margin_threshold_is_sign_safe():
     assert rules.relative_margin_threshold(0.8, 0.05) == pytest.approx(0.76)
@@ -160,16 +182,14 @@ def test_text_keys_match_the_documented_python_normalisation():
     titles = ["Fox", None, "", "Cafe\u0301", "A\u00a0b"]
     texts = [" The  quick\nbrown\tfox ", "body", "  ", "menu\u2003du jour", "C"]
     got = rules.text_keys(pa.array(titles, pa.string()), pa.array(texts, pa.string())).to_pylist()
-    expected = [" ".join(unicodedata.normalize("NFC", (t or "") + " " + x).split())
-                for t, x in zip(titles, texts)]
+    expected = [" ".join(unicodedata.normalize("NFC", (t or "") + " " + x).split()) for t, x in zip(titles, texts)]
     assert got == expected
     assert got[0] == "Fox The quick brown fox" and got[3] == "Caf\u00e9 menu du jour"
 
 
 def test_same_text_as_positive_rule_compares_within_the_query():
     # query 0's positives have texts 3 and 5, query 1's text 7
-    hit = rules.same_text_as_positive(np.array([0, 0, 0, 1, 1, 2]), np.array([3, 5, 7, 3, 7, 3]),
-                                      np.array([0, 0, 1]), np.array([3, 5, 7]))
+    hit = rules.same_text_as_positive(np.array([0, 0, 0, 1, 1, 2]), np.array([3, 5, 7, 3, 7, 3]), np.array([0, 0, 1]), np.array([3, 5, 7]))
     assert hit.tolist() == [True, True, False, False, True, False]
     none = rules.same_text_as_positive(np.array([0]), np.array([3]), np.zeros(0, np.int64), np.zeros(0, np.int64))
     assert none.tolist() == [False]
@@ -192,15 +212,14 @@ def test_score_rules():
 
 
 def test_score_reasons_first_match():
-    eff = resolve_options(FilterOptions(method="naive", max_score=0.8, min_score=0.2, margin=0.25,
-                                        relative_margin=0.5))
+    eff = resolve_options(FilterOptions(method="naive", max_score=0.8, min_score=0.2, margin=0.25, relative_margin=0.5))
     s = np.array([0.9, 0.6, 0.45, 0.3, 0.1])
     got = [REASONS[c] if c >= 0 else None for c in rules.score_reasons(s, 0.75, eff)]
-    assert got == ["above_max_score", "within_margin_of_positive",
-                   "within_relative_margin_of_positive", None, "below_min_score"]
+    assert got == ["above_max_score", "within_margin_of_positive", "within_relative_margin_of_positive", None, "below_min_score"]
 
 
 # ------------------------------------------------------------------------------------- samplers
+
 
 def _opts(**kw):
     return resolve_options(FilterOptions(**kw))
@@ -217,8 +236,7 @@ def test_uniform01_is_open_interval_and_spread():
 
 
 def test_query_seed_depends_on_every_part():
-    s = {query_seed(1, "sample", "q"), query_seed(2, "sample", "q"),
-         query_seed(1, "random", "q"), query_seed(1, "sample", "r")}
+    s = {query_seed(1, "sample", "q"), query_seed(2, "sample", "q"), query_seed(1, "random", "q"), query_seed(1, "sample", "r")}
     assert len(s) == 4
     assert query_seed(1, "sample", "q") == query_seed(1, "sample", "q")
 

@@ -34,9 +34,29 @@ def test_every_stage_writes_its_tables_and_manifest(sample_run: Path):
         "inputs/queries.parquet": ["query_id", "text"],
         "inputs/qrels.parquet": ["query_id", "doc_id", "relevance", "is_positive"],
         "candidates.parquet": ["query_id", "doc_id", "rank", "score", "source", "is_positive", "dense_score", "bm25_score"],
-        "negatives.parquet": ["query_id", "doc_id", "rank", "retrieval_rank", "teacher_score", "positive_score", "source", "is_random", "method"],
+        "negatives.parquet": [
+            "query_id",
+            "doc_id",
+            "rank",
+            "retrieval_rank",
+            "teacher_score",
+            "positive_score",
+            "source",
+            "is_random",
+            "method",
+        ],
         "dropped.parquet": ["query_id", "doc_id", "rank", "retrieval_rank", "teacher_score", "positive_score", "source", "reason"],
-        "query_summary.parquet": ["query_id", "n_positives", "positive_score", "n_candidates", "depth_used", "n_negatives", "shortfall", "exported", "status"],
+        "query_summary.parquet": [
+            "query_id",
+            "n_positives",
+            "positive_score",
+            "n_candidates",
+            "depth_used",
+            "n_negatives",
+            "shortfall",
+            "exported",
+            "status",
+        ],
     }
     for rel, columns in expected.items():
         schema = pq.read_schema(sample_run / rel)
@@ -132,8 +152,14 @@ def test_training_step_on_the_export(sample_run: Path, tmp_path: Path):
     model = SentenceTransformer(resolve_model("all-MiniLM-L6-v2")[0], device="cpu")
     before = model.encode(["a test sentence"], convert_to_numpy=True)
     args = SentenceTransformerTrainingArguments(
-        output_dir=str(tmp_path / "train"), max_steps=2, per_device_train_batch_size=8, report_to=[],
-        save_strategy="no", logging_strategy="no", use_cpu=True, seed=0,
+        output_dir=str(tmp_path / "train"),
+        max_steps=2,
+        per_device_train_batch_size=8,
+        report_to=[],
+        save_strategy="no",
+        logging_strategy="no",
+        use_cpu=True,
+        seed=0,
     )
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=ds, loss=MultipleNegativesRankingLoss(model))
     result = trainer.train()

@@ -50,8 +50,7 @@ def run(built_run, tmp_path, monkeypatch) -> Path:
 
 
 def console(width: int = 100) -> Console:
-    return Console(file=io.StringIO(), width=width, force_terminal=False, color_system=None,
-                   legacy_windows=False, emoji=False)
+    return Console(file=io.StringIO(), width=width, force_terminal=False, color_system=None, legacy_windows=False, emoji=False)
 
 
 def rendered(fn, data, width: int = 100) -> str:
@@ -66,8 +65,9 @@ def check_snapshot(path: Path, text: str) -> None:
         path.write_text(text, encoding="utf-8")
         if not UPDATE:
             pytest.fail(f"wrote missing snapshot {path}; check it and rerun")
-    assert text == path.read_text(encoding="utf-8"), \
+    assert text == path.read_text(encoding="utf-8"), (
         f"report differs from {path}; if the change is intended, rerun with HNMINE_UPDATE_SNAPSHOTS=1"
+    )
 
 
 def cli() -> typer.Typer:
@@ -83,15 +83,23 @@ def cli() -> typer.Typer:
 def test_report_data(run):
     r = build_report(run, top=5)
     assert [s["stage"] for s in r["stages"]] == ["inputs", "index", "retrieve", "score", "filter", "export"]
-    assert r["stages"][3] == {"stage": "score", "ran": True, "rows_in": 22, "rows_out": 23, "seconds": 12.35,
-                              "finished_at": "2026-11-23T10:03:00Z"}
+    assert r["stages"][3] == {
+        "stage": "score",
+        "ran": True,
+        "rows_in": 22,
+        "rows_out": 23,
+        "seconds": 12.35,
+        "finished_at": "2026-11-23T10:03:00Z",
+    }
     assert r["stages"][-1]["ran"] is False
     assert r["meta"]["method"] == "positive_aware"
     assert r["meta"]["models"] == [
         {"role": "dense", "kind": None, "name": "sentence-transformers/all-MiniLM-L6-v2"},
-        {"role": "teacher", "kind": "cross-encoder", "name": "cross-encoder/ms-marco-MiniLM-L-6-v2"}]
+        {"role": "teacher", "kind": "cross-encoder", "name": "cross-encoder/ms-marco-MiniLM-L-6-v2"},
+    ]
     assert r["meta"]["warnings"] == [
-        {"stage": "retrieve", "message": "1 query got fewer than --max-depth candidates: the corpus is smaller"}]
+        {"stage": "retrieve", "message": "1 query got fewer than --max-depth candidates: the corpus is smaller"}
+    ]
 
     cov = r["coverage"]
     assert (cov["queries"], cov["target"], cov["full"], cov["short"], cov["exported"]) == (4, 3, 3, 1, 4)
@@ -100,12 +108,14 @@ def test_report_data(run):
     assert cov["shortest"][0]["query"] == "ما هي أعراض مرض السكري من النوع الثاني؟"
 
     # 18 non-positive candidates: 10 kept from retrieval, 7 dropped (known positives aside), 1 unused
-    assert r["funnel"] == {"scored_rows": 23, "positives": 5, "candidates": 18, "kept": 10, "random": 1,
-                           "dropped": 7, "unused": 1}
+    assert r["funnel"] == {"scored_rows": 23, "positives": 5, "candidates": 18, "kept": 10, "random": 1, "dropped": 7, "unused": 1}
     reasons = {x["reason"]: x["count"] for x in r["drop_reasons"]}
     assert reasons["known_positive"] == 4 and sum(reasons.values()) == 11
     assert [x["reason"] for x in r["drop_reasons"]][:3] == [
-        "known_positive", "same_text_as_positive", "near_duplicate_of_positive"]  # rule order
+        "known_positive",
+        "same_text_as_positive",
+        "near_duplicate_of_positive",
+    ]  # rule order
 
     series = r["scores"]["series"]
     assert (series["positives"]["n"], series["kept"]["n"], series["dropped"]["n"]) == (5, 10, 7)
@@ -120,8 +130,12 @@ def test_suspects_ranked_by_score_over_positive(run):
     # kept + dropped, known positives aside, random negatives (no teacher score) aside
     assert s["considered"] == 17 and s["above_positive"] == 5
     assert [(x["doc_id"], x["status"]) for x in rows[:5]] == [
-        ("d33", "above_max_score"), ("d31", "kept"), ("d3", "within_margin_of_positive"), ("d2", "kept"),
-        ("d7", "same_text_as_positive")]
+        ("d33", "above_max_score"),
+        ("d31", "kept"),
+        ("d3", "within_margin_of_positive"),
+        ("d2", "kept"),
+        ("d7", "same_text_as_positive"),
+    ]
     assert rows[0]["delta"] == pytest.approx(0.99 - 0.76)
     assert rows[0]["positive_id"] == "d30" and rows[0]["positive_score"] == pytest.approx(0.76)
     assert rows[1]["rank"] == 2 and rows[1]["retrieval_rank"] == 3
@@ -321,12 +335,15 @@ def test_inspect_after_a_filter_table_was_deleted_names_the_file(run):
 # -- errors -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name, stage", [
-    ("scores.parquet", "score"),
-    ("dropped.parquet", "filter"),
-    ("query_summary.parquet", "filter"),
-    ("inputs/corpus.parquet", "inputs"),
-])
+@pytest.mark.parametrize(
+    "name, stage",
+    [
+        ("scores.parquet", "score"),
+        ("dropped.parquet", "filter"),
+        ("query_summary.parquet", "filter"),
+        ("inputs/corpus.parquet", "inputs"),
+    ],
+)
 def test_missing_table_names_file_and_stage(run, name, stage):
     (run / name).unlink()
     with pytest.raises(RunDirError) as e:

@@ -63,8 +63,9 @@ def test_page_escapes_and_keeps_characters(page):
 
 
 def test_long_text_is_trimmed(page):
-    assert "l&#x27;habitude. Cette revue systématique réunit des essais contrôlés et des cohortes prospectives" \
-        not in page.split('title="')[0]
+    assert (
+        "l&#x27;habitude. Cette revue systématique réunit des essais contrôlés et des cohortes prospectives" not in page.split('title="')[0]
+    )
     assert "…" in page
 
 
@@ -95,14 +96,25 @@ def test_cli_html(tmp_path):
 
 def _chromium(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     profile = cwd / "chromium-profile"
-    cmd = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           f"--user-data-dir={profile}", *args]
+    cmd = [
+        str(CHROMIUM),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        *args,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=cwd)
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium (apt-get install chromium; "
-                                                   "the Makefile's test target installs it)")
+@pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="needs /usr/bin/chromium (apt-get install chromium; the Makefile's test target installs it)"
+)
 def test_chromium_renders_the_plots(page_file, tmp_path):
     result = _chromium("--dump-dom", page_file.as_uri(), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -115,8 +127,7 @@ def test_chromium_renders_the_plots(page_file, tmp_path):
     assert "吸烟会导致肺癌吗？" in dom and "السكري" in dom
 
     shot = tmp_path / "report.png"
-    result = _chromium("--window-size=1280,2400", "--hide-scrollbars", f"--screenshot={shot}",
-                       page_file.as_uri(), cwd=tmp_path)
+    result = _chromium("--window-size=1280,2400", "--hide-scrollbars", f"--screenshot={shot}", page_file.as_uri(), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     data = shot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000  # a real, non-blank picture

@@ -26,8 +26,17 @@ import numpy as np
 import pytest
 from conftest import assert_same_up_to_tolerance, invoke, mine_json, reran, synthetic_beir
 
-TABLES = ["inputs/corpus.parquet", "inputs/queries.parquet", "inputs/qrels.parquet", "candidates.parquet", "scores.parquet",
-          "negatives.parquet", "dropped.parquet", "query_summary.parquet", "export/triplet.parquet"]
+TABLES = [
+    "inputs/corpus.parquet",
+    "inputs/queries.parquet",
+    "inputs/qrels.parquet",
+    "candidates.parquet",
+    "scores.parquet",
+    "negatives.parquet",
+    "dropped.parquet",
+    "query_summary.parquet",
+    "export/triplet.parquet",
+]
 STAGES = ["inputs", "index", "retrieve", "score", "filter", "export"]
 # Batches of 16 texts: with the driver's 16-text chunks, the batches are the same as in one big chunk.
 OPTS = ["--batch-size", "16", "--method", "naive", "--num-negatives", "4"]
@@ -104,8 +113,17 @@ def synth(tmp_path_factory) -> tuple[Path, Path]:
     return data, ref
 
 
-def run_driver(driver: Path, data: Path, run: Path, *, kill: str | None = None, nth: int = 1, chunk: int = 16,
-               extra: list[str] | None = None, background: bool = False):
+def run_driver(
+    driver: Path,
+    data: Path,
+    run: Path,
+    *,
+    kill: str | None = None,
+    nth: int = 1,
+    chunk: int = 16,
+    extra: list[str] | None = None,
+    background: bool = False,
+):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "HNMINE_TEST_CHUNK": str(chunk)}
     env.pop("HNMINE_TEST_KILL", None)
     if kill:
@@ -339,10 +357,18 @@ def test_cache_without_digest_is_encoded_again(finished_tiny, tmp_path, monkeypa
     "edit, expected",
     [
         pytest.param(lambda run: _edit_manifest(run, "score", key="0" * 64), ["score"], id="score-key-edited"),
-        pytest.param(lambda run: _edit_manifest(run, "retrieve", outputs={"candidates.parquet": "0" * 64}), ["retrieve"], id="retrieve-output-hash-edited"),
+        pytest.param(
+            lambda run: _edit_manifest(run, "retrieve", outputs={"candidates.parquet": "0" * 64}),
+            ["retrieve"],
+            id="retrieve-output-hash-edited",
+        ),
         pytest.param(lambda run: _edit_manifest(run, "index", outputs={}), ["index"], id="index-outputs-emptied"),
         pytest.param(lambda run: (run / "manifests/inputs.json").unlink(), ["inputs"], id="inputs-manifest-deleted"),
-        pytest.param(lambda run: (run / "manifests/filter.json").write_text('{"stage": "filter", "key": '), ["filter"], id="filter-manifest-truncated"),
+        pytest.param(
+            lambda run: (run / "manifests/filter.json").write_text('{"stage": "filter", "key": '),
+            ["filter"],
+            id="filter-manifest-truncated",
+        ),
         pytest.param(lambda run: _append(run / "negatives.parquet"), ["filter"], id="output-changed"),
         pytest.param(lambda run: (run / "export/triplet.parquet").unlink(), ["export"], id="export-file-deleted"),
         pytest.param(lambda run: (run / "index/dense/info.json").write_text("{}"), ["index"], id="index-file-changed"),
@@ -379,8 +405,7 @@ def test_leftover_temporary_files_are_removed_and_ignored(finished_tiny, tmp_pat
     data, done = finished_tiny
     run = tmp_path / "run"
     shutil.copytree(done, run)
-    leftovers = [run / ".negatives.parquet.k2j3.tmp", run / "index/dense/.embeddings.npy.tmp",
-                 run / "cache/embeddings/.abc.npy.x1y2.tmp"]
+    leftovers = [run / ".negatives.parquet.k2j3.tmp", run / "index/dense/.embeddings.npy.tmp", run / "cache/embeddings/.abc.npy.x1y2.tmp"]
     for p in leftovers:
         p.write_bytes(b"partial")
     assert reran(mine_json(data, run)) == []
@@ -481,9 +506,31 @@ def command_from_manifests(run: Path) -> list[str]:
 def test_manifests_hold_what_is_needed_to_redo_the_run(finished_tiny, tmp_path):
     data, _ = finished_tiny
     first = tmp_path / "first"
-    opts = ["--query-prompt", "query: ", "--corpus-prompt", "passage: ", "--max-length", "64", "--dtype", "float32",
-            "--method", "topk-marginpos", "--margin", "0.02", "--num-negatives", "3", "--dedup-threshold", "0.9",
-            "--seed", "3", "--format", "n-tuple", "--with-scores", "--min-relevance", "1"]
+    opts = [
+        "--query-prompt",
+        "query: ",
+        "--corpus-prompt",
+        "passage: ",
+        "--max-length",
+        "64",
+        "--dtype",
+        "float32",
+        "--method",
+        "topk-marginpos",
+        "--margin",
+        "0.02",
+        "--num-negatives",
+        "3",
+        "--dedup-threshold",
+        "0.9",
+        "--seed",
+        "3",
+        "--format",
+        "n-tuple",
+        "--with-scores",
+        "--min-relevance",
+        "1",
+    ]
     summary = mine_json(data, first, *opts)
     args = command_from_manifests(first)
     second = tmp_path / "second"

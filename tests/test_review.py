@@ -93,8 +93,7 @@ def flat(text: str) -> str:
 def test_session_walks_the_report_order_with_filters(run):
     s = ReviewSession.open(run)
     assert [s.key(i) for i in range(len(s.suspects))] == report_keys(run, top=100)
-    assert s.cursor == 0 and s.progress() == {"position": 1, "total": 17, "relevant": 0, "not_relevant": 0,
-                                               "skipped": 0, "left": 17}
+    assert s.cursor == 0 and s.progress() == {"position": 1, "total": 17, "relevant": 0, "not_relevant": 0, "skipped": 0, "left": 17}
     kept = ReviewSession.open(run, Filters(reason="kept"))
     assert kept.suspects and {r["status"] for r in kept.suspects} == {"kept"}
     assert [kept.key(i) for i in range(len(kept.suspects))] == report_keys(run, top=100, reason="kept")
@@ -129,8 +128,7 @@ def test_keys_save_verdicts_and_change_the_next_filter(run):
         assert app.session.cursor == 4
         await pilot.press("u")  # ... no: undone, and back on #4
         assert app.session.cursor == 3
-        assert app.session.progress() == {"position": 4, "total": 17, "relevant": 1, "not_relevant": 1,
-                                          "skipped": 1, "left": 15}
+        assert app.session.progress() == {"position": 4, "total": 17, "relevant": 1, "not_relevant": 1, "skipped": 1, "left": 15}
         status = screen_lines(app)[-2]
         assert "4/17 · 1 relevant · 1 not relevant · 1 skipped · 15 left" in status
         await pilot.press("b", "b", "b")  # back to #1: shown as judged
@@ -140,8 +138,10 @@ def test_keys_save_verdicts_and_change_the_next_filter(run):
     drive(run, keys)
     assert [e["op"] for e in journal(run)] == ["judge", "judge", "judge", "undo"]
     saved = read_judgments(run / JUDGMENTS_FILE)
-    assert [(r["query_id"], r["doc_id"], r["relevance"], r["source"]) for r in saved.to_pylist()] == \
-        [("q4", "d33", 0, "human"), ("q4", "d31", 1, "human")]
+    assert [(r["query_id"], r["doc_id"], r["relevance"], r["source"]) for r in saved.to_pylist()] == [
+        ("q4", "d33", 0, "human"),
+        ("q4", "d31", 1, "human"),
+    ]
 
     # The next filter: d31 is now a positive of q4, so never a negative; d33 is in the do-not-drop set.
     scores = pq.read_table(run / "scores.parquet")
@@ -266,8 +266,7 @@ asyncio.run(main())
 
 
 def test_killed_session_keeps_every_verdict_and_resumes(run):
-    proc = subprocess.run([sys.executable, "-c", KILLED_SESSION, str(run)], capture_output=True, text=True,
-                          cwd=ROOT)
+    proc = subprocess.run([sys.executable, "-c", KILLED_SESSION, str(run)], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == -9, proc.stderr
     order = report_keys(run, top=100)
     made = [(e["query_id"], e["doc_id"], e["relevance"]) for e in journal(run)]
@@ -300,22 +299,21 @@ def test_cli_exports_qrels_and_refuses_without_a_terminal(run, tmp_path):
     log = JudgmentLog(run)
     log.judge("q2", "d11", 1)
     log.judge("q4", "d33", 0)
-    for fmt, expected in (("beir", "query-id\tcorpus-id\tscore\nq2\td11\t1\nq4\td33\t0\n"),
-                          ("trec", "q2 0 d11 1\nq4 0 d33 0\n")):
+    for fmt, expected in (("beir", "query-id\tcorpus-id\tscore\nq2\td11\t1\nq4\td33\t0\n"), ("trec", "q2 0 d11 1\nq4 0 d33 0\n")):
         out = tmp_path / f"qrels.{fmt}"
         result = cli(["review", run, "--export", out, "--qrels-format", fmt])
         assert result.exit_code == 0, result.output
         assert out.read_text() == expected
     result = cli(["review", run])
     assert result.exit_code == 2
-    assert result.output.strip() == ("hnmine: error: hnmine review needs a terminal (stdin and stdout); "
-                                     "to write the judgments as qrels use --export FILE")
+    assert result.output.strip() == (
+        "hnmine: error: hnmine review needs a terminal (stdin and stdout); to write the judgments as qrels use --export FILE"
+    )
     result = cli(["review", run, "--reason", "nope"])
     assert result.exit_code == 2 and result.output.startswith("hnmine: error: unknown reason 'nope' (valid:")
     result = cli(["review", run, "--query", "q1", "--min-gap", "0.5"])
     assert result.exit_code == 2
-    assert result.output.strip() == (f"hnmine: error: no suspected false negatives in {run} match "
-                                     "(query q1, Δ ≥ +0.500)")
+    assert result.output.strip() == (f"hnmine: error: no suspected false negatives in {run} match (query q1, Δ ≥ +0.500)")
     result = cli(["review", run, "--export", tmp_path / "x", "--qrels-format", "csv"])
     assert result.exit_code == 2 and "unknown qrels format 'csv' (valid: beir, trec)" in result.output
 
@@ -346,12 +344,10 @@ def test_real_terminal_in_tmux(run):
     hnmine = shlex.join([sys.executable, "-m", "hnmine", "review", "report_run"])
     command = f"cd {shlex.quote(str(run.parent))} && {hnmine}; echo $? > {shlex.quote(str(exit_file))}"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
-    subprocess.run(["tmux", "-L", name, "new-session", "-d", "-x", "80", "-y", "24", "-s", name, command],
-                   check=True, env=env)
+    subprocess.run(["tmux", "-L", name, "new-session", "-d", "-x", "80", "-y", "24", "-s", name, command], check=True, env=env)
 
     def capture() -> str:
-        return subprocess.run(["tmux", "-L", name, "capture-pane", "-p", "-t", name], capture_output=True,
-                              text=True).stdout
+        return subprocess.run(["tmux", "-L", name, "capture-pane", "-p", "-t", name], capture_output=True, text=True).stdout
 
     def keys(*k: str) -> None:
         subprocess.run(["tmux", "-L", name, "send-keys", "-t", name, *k], check=True)

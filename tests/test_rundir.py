@@ -117,8 +117,10 @@ def test_two_real_processes_on_one_run(tmp_path):
     assert summary.returncode == 0 and all(s["skipped"] for s in json.loads(summary.stdout)["stages"])
 
 
-@pytest.mark.parametrize("field, value", [("outputs", []), ("counts", {"rows_in": "many"}), ("seconds", "fast"),
-                                          ("models", ["x"]), ("warnings", "one"), ("key", 7)])
+@pytest.mark.parametrize(
+    "field, value",
+    [("outputs", []), ("counts", {"rows_in": "many"}), ("seconds", "fast"), ("models", ["x"]), ("warnings", "one"), ("key", 7)],
+)
 def test_a_manifest_field_of_the_wrong_type_is_not_trusted(finished_tiny, tmp_path, field, value):
     data, done = finished_tiny
     run = tmp_path / "run"
@@ -186,7 +188,9 @@ def test_out_of_date_outputs_of_a_stage_are_removed(finished_tiny, tmp_path):
 
 
 def test_cli_help_of_a_stage_command_is_fast_and_imports_no_model(tmp_path):
-    code = ("import sys; from hnmine.cli import app; "
-            "assert not {'torch', 'sentence_transformers', 'pandas', 'faiss'} & set(sys.modules), sorted(sys.modules)")
+    code = (
+        "import sys; from hnmine.cli import app; "
+        "assert not {'torch', 'sentence_transformers', 'pandas', 'faiss'} & set(sys.modules), sorted(sys.modules)"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
     assert Path(HNMINE).exists()

@@ -58,8 +58,21 @@ def test_cross_encoder_and_ensemble_through_the_cli(sample_run, tmp_path, cross_
     run = tmp_path / "run"
     share_cache(sample_run, run)
     runner = CliRunner()
-    args = ["mine", str(ROOT / "sample_data"), "--out", str(run), "--quiet", "--max-depth", "20", "--depth", "20",
-            "--teacher", f"bi-encoder:{MODEL_PATH}", "--teacher", f"cross-encoder:{ce_dir}"]
+    args = [
+        "mine",
+        str(ROOT / "sample_data"),
+        "--out",
+        str(run),
+        "--quiet",
+        "--max-depth",
+        "20",
+        "--depth",
+        "20",
+        "--teacher",
+        f"bi-encoder:{MODEL_PATH}",
+        "--teacher",
+        f"cross-encoder:{ce_dir}",
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     scores = pq.read_table(run / "scores.parquet")

@@ -46,9 +46,25 @@ def test_mine_with_user_vectors_loads_no_model(tmp_path, retriever):
     data = write_beir(tmp_path / "tiny", TINY_DOCS, TINY_QUERIES, TINY_QRELS)
     docs, queries = _vectors(tmp_path)
     run = tmp_path / "run"
-    result = _blocked(["mine", data, "--out", run, "--corpus-embeddings", tmp_path / "corpus.npy",
-                       "--query-embeddings", tmp_path / "queries.npy", "--retriever", retriever, "--num-negatives", "2",
-                       "--method", "naive", "--json"])
+    result = _blocked(
+        [
+            "mine",
+            data,
+            "--out",
+            run,
+            "--corpus-embeddings",
+            tmp_path / "corpus.npy",
+            "--query-embeddings",
+            tmp_path / "queries.npy",
+            "--retriever",
+            retriever,
+            "--num-negatives",
+            "2",
+            "--method",
+            "naive",
+            "--json",
+        ]
+    )
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert [s["stage"] for s in summary["stages"]] == ["inputs", "index", "retrieve", "score", "filter", "export"]
@@ -83,7 +99,17 @@ def test_changed_query_vectors_rerun_score(tmp_path):
     data = write_beir(tmp_path / "tiny", TINY_DOCS, TINY_QUERIES, TINY_QRELS)
     _, queries = _vectors(tmp_path)
     run = tmp_path / "run"
-    args = ["mine", data, "--out", run, "--corpus-embeddings", tmp_path / "corpus.npy", "--query-embeddings", tmp_path / "queries.npy", "--json"]
+    args = [
+        "mine",
+        data,
+        "--out",
+        run,
+        "--corpus-embeddings",
+        tmp_path / "corpus.npy",
+        "--query-embeddings",
+        tmp_path / "queries.npy",
+        "--json",
+    ]
     assert _blocked(args).returncode == 0
     before = pq.read_table(run / "scores.parquet").column("teacher_score").to_pylist()
     np.save(tmp_path / "queries.npy", -queries)
@@ -125,11 +151,14 @@ def test_blockwise_check_names_the_bad_row(tmp_path, monkeypatch):
     assert not (tmp_path / "out.npy").exists() and not list(tmp_path.glob(".out.npy*"))
 
 
-@pytest.mark.parametrize("case, message", [
-    ("ragged", "row 2 of column 'emb' has 2 values, row 1 has 3"),
-    ("null", "row 3 of column 'emb' has no vector"),
-    ("two columns", "expected one list column of vectors, found 2"),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("ragged", "row 2 of column 'emb' has 2 values, row 1 has 3"),
+        ("null", "row 3 of column 'emb' has no vector"),
+        ("two columns", "expected one list column of vectors, found 2"),
+    ],
+)
 def test_bad_parquet_vectors_are_one_line_errors(tmp_path, case, message):
     import pyarrow as pa
     from typer.testing import CliRunner
@@ -158,8 +187,21 @@ def test_ivf_search_through_the_cli_records_its_plan(tmp_path):
     data = write_beir(tmp_path / "tiny", TINY_DOCS, TINY_QUERIES, TINY_QRELS)
     _vectors(tmp_path)
     run = tmp_path / "run"
-    result = _blocked(["mine", data, "--out", run, "--corpus-embeddings", tmp_path / "corpus.npy", "--query-embeddings",
-                       tmp_path / "queries.npy", "--exact-max-docs", "5", "--quiet"])
+    result = _blocked(
+        [
+            "mine",
+            data,
+            "--out",
+            run,
+            "--corpus-embeddings",
+            tmp_path / "corpus.npy",
+            "--query-embeddings",
+            tmp_path / "queries.npy",
+            "--exact-max-docs",
+            "5",
+            "--quiet",
+        ]
+    )
     assert result.returncode == 0, result.stderr
     stats = json.loads((run / "manifests/retrieve.json").read_text())["stats"]
     assert stats["dense_search"]["type"] == "ivf" and stats["ann_recall"] == 1.0

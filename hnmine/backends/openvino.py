@@ -69,7 +69,9 @@ def attach(st_model, model: str, dtype: str, threads: int):
     names = [n for n in INPUT_NAMES if n in features]
     extra = sorted(k for k, v in features.items() if hasattr(v, "shape") and k not in INPUT_NAMES)
     if "input_ids" not in names or "attention_mask" not in names or extra:
-        raise ModelError(f"--backend openvino: model '{model}' takes inputs {sorted(features)}; it runs models fed input_ids and attention_mask (and token_type_ids)")
+        raise ModelError(
+            f"--backend openvino: model '{model}' takes inputs {sorted(features)}; it runs models fed input_ids and attention_mask (and token_type_ids)"
+        )
     output = module.modality_config["text"]["method_output_name"]
     path, revision = resolve_model(model)
     folder = ir_folder(path, revision, names, output)
@@ -87,8 +89,13 @@ def _transformer_module(st_model, model: str):
     first = st_model[0] if len(st_model) else None
     config = getattr(first, "modality_config", None) or {}
     text = config.get("text") if isinstance(config, dict) else None
-    if first is None or not hasattr(first, "model") or not isinstance(text, dict) or text.get("method") != "forward" \
-            or not isinstance(text.get("method_output_name"), str):
+    if (
+        first is None
+        or not hasattr(first, "model")
+        or not isinstance(text, dict)
+        or text.get("method") != "forward"
+        or not isinstance(text.get("method_output_name"), str)
+    ):
         raise ModelError(f"--backend openvino: model '{model}' does not start with a text transformer module; use --backend torch")
     return first
 
@@ -96,8 +103,10 @@ def _transformer_module(st_model, model: str):
 def ir_folder(path: str, revision: str, names: list[str], output: str) -> Path:
     from hnmine.dtype_choice import cache_dir
 
-    payload = json.dumps({"format": IR_FORMAT, "model": path, "revision": revision, "inputs": names, "output": output,
-                          "versions": versions()}, sort_keys=True)
+    payload = json.dumps(
+        {"format": IR_FORMAT, "model": path, "revision": revision, "inputs": names, "output": output, "versions": versions()},
+        sort_keys=True,
+    )
     return cache_dir() / "openvino" / hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 
@@ -127,8 +136,11 @@ def ensure_ir(folder: Path, build) -> Path:
 def _verified(folder: Path) -> bool:
     try:
         meta = json.loads((folder / "ir.json").read_text(encoding="utf-8"))
-        return meta.get("format") == IR_FORMAT and all(_sha256(folder / n) == d for n, d in meta["sha256"].items()) \
+        return (
+            meta.get("format") == IR_FORMAT
+            and all(_sha256(folder / n) == d for n, d in meta["sha256"].items())
             and set(meta["sha256"]) == {"model.xml", "model.bin"}
+        )
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return False
 
@@ -171,8 +183,9 @@ def _convert(hf_model, example: dict, output: str, target: Path) -> None:
         # Tracing warns about Python-side shape checks in transformers' masking code; the converted graph is
         # checked against torch on padded batches of other lengths instead (tests/test_backend.py).
         warnings.simplefilter("ignore")
-        ir = ov.convert_model(Traced(hf_model), example_input={k: v for k, v in example.items()},
-                              input=[(n, [-1, -1], ov.Type.i64) for n in example])
+        ir = ov.convert_model(
+            Traced(hf_model), example_input={k: v for k, v in example.items()}, input=[(n, [-1, -1], ov.Type.i64) for n in example]
+        )
     # compress_to_fp16=False: the weights stay float32; the precision is chosen at compile time.
     ov.save_model(ir, str(target / "model.xml"), compress_to_fp16=False)
 
@@ -192,8 +205,11 @@ def _compile(xml: str, dtype: str, threads: int):
     if hint == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
         # OpenVINO would quietly compute in float32 instead: say so, never substitute.
         raise ModelError("--backend openvino --dtype bfloat16: OpenVINO has no bfloat16 on this CPU; use --dtype float32 (or auto)")
-    compiled = core.compile_model(xml, "CPU", {"INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": int(threads),
-                                               "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY"})
+    compiled = core.compile_model(
+        xml,
+        "CPU",
+        {"INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": int(threads), "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY"},
+    )
     return compiled
 
 

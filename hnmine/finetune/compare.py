@@ -34,8 +34,15 @@ class Comparison:
     warnings: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict:
-        return {"eval": self.eval, "model": self.model, "sources": self.sources, "summary": self.summary,
-                "rows": self.rows, "results_files": self.results_files, "warnings": self.warnings}
+        return {
+            "eval": self.eval,
+            "model": self.model,
+            "sources": self.sources,
+            "summary": self.summary,
+            "rows": self.rows,
+            "results_files": self.results_files,
+            "warnings": self.warnings,
+        }
 
 
 def run_model_name(sources: list[TrainingSource]) -> str:
@@ -54,7 +61,11 @@ def run_model_name(sources: list[TrainingSource]) -> str:
     if not names:
         raise OptionError("--model run needs a run directory among the sources (a training file names no model)")
     if len(set(names.values())) > 1:
-        raise OptionError("--model run: the runs were mined with different models (" + ", ".join(f"{k}: {v}" for k, v in names.items()) + "); give --model NAME")
+        raise OptionError(
+            "--model run: the runs were mined with different models ("
+            + ", ".join(f"{k}: {v}" for k, v in names.items())
+            + "); give --model NAME"
+        )
     return next(iter(names.values()))
 
 
@@ -94,7 +105,7 @@ def compare_arms(
     common = _common_fields(opts, model_name, revision, eval_set, eval_split, eval_dtype, torch.get_num_threads())
     rows: list[dict] = []
     for arm in arms:
-        for seed in (opts.seeds if arm.trained else (None,)):
+        for seed in opts.seeds if arm.trained else (None,):
             row = _run_cell(arm, seed, model_path, eval_set, eval_dtype, opts, reporter)
             rows.append({**common, **row})
 
@@ -108,8 +119,11 @@ def compare_arms(
         summary=summarize(rows),
         eval={**eval_set.describe(), "dtype": eval_dtype, "batch_size": opts.eval_batch_size},
         model={"name": model_name, "path": model_path, "revision": revision, "max_length": opts.max_length},
-        sources=[{"arm": a.name, "path": str(a.source.path), "file": str(a.source.file), "shape": a.source.shape, **a.source.stats}
-                 for a in arms if a.source is not None],
+        sources=[
+            {"arm": a.name, "path": str(a.source.path), "file": str(a.source.file), "shape": a.source.shape, **a.source.stats}
+            for a in arms
+            if a.source is not None
+        ],
         results_files=files,
         warnings=warnings,
     )
@@ -129,12 +143,15 @@ def _prepare_arms(sources: list[Path], opts: FinetuneOptions) -> tuple[FinetuneO
     arms = build_arms(loaded, opts.arms)
     for arm in arms:
         if arm.kind == MINED and opts.negatives and not any(len(p.negatives) >= opts.negatives for p in arm.pairs):
-            raise InputError(f"{arm.source.file if arm.source else 'the runs'}: no (anchor, positive) pair has {opts.negatives} negative(s) to train with (--negatives)")
+            raise InputError(
+                f"{arm.source.file if arm.source else 'the runs'}: no (anchor, positive) pair has {opts.negatives} negative(s) to train with (--negatives)"
+            )
     return opts, loaded, arms
 
 
-def _common_fields(opts: FinetuneOptions, model_name: str, revision: str | None, eval_set, eval_split: str,
-                   eval_dtype: str, threads: int) -> dict:
+def _common_fields(
+    opts: FinetuneOptions, model_name: str, revision: str | None, eval_set, eval_split: str, eval_dtype: str, threads: int
+) -> dict:
     """The fields every result row shares: the training budget, the model and the evaluation set."""
     from hnmine import __version__
     from hnmine.finetune.train import LOSSES
@@ -143,39 +160,70 @@ def _common_fields(opts: FinetuneOptions, model_name: str, revision: str | None,
     return {
         **{k: budget[k] for k in ("epochs", "max_steps", "batch_size", "learning_rate", "warmup_ratio", "loss")},
         "batch_sampler": LOSSES.get(opts.loss).batch_sampler,
-        "model": model_name, "model_revision": revision, "max_length": opts.max_length, "device": opts.device, "threads": threads,
-        "eval_data": str(eval_set.data), "eval_split": eval_split, "eval_queries": len(eval_set.query_ids),
-        "eval_documents": len(eval_set.doc_ids), "eval_dtype": eval_dtype, "hnmine_version": __version__,
+        "model": model_name,
+        "model_revision": revision,
+        "max_length": opts.max_length,
+        "device": opts.device,
+        "threads": threads,
+        "eval_data": str(eval_set.data),
+        "eval_split": eval_split,
+        "eval_queries": len(eval_set.query_ids),
+        "eval_documents": len(eval_set.doc_ids),
+        "eval_dtype": eval_dtype,
+        "hnmine_version": __version__,
     }
 
 
-def _run_cell(arm: Arm, seed: int | None, model_path: str, eval_set: EvalSet, eval_dtype: str,
-              opts: FinetuneOptions, reporter: Reporter) -> dict:
+def _run_cell(
+    arm: Arm, seed: int | None, model_path: str, eval_set: EvalSet, eval_dtype: str, opts: FinetuneOptions, reporter: Reporter
+) -> dict:
     """Train (unless untrained) and measure one arm at one seed: the row's own columns."""
     from hnmine.finetune.retrieval import measure
     from hnmine.finetune.train import load_model, train_copy
 
     label = arm.name if seed is None else f"{arm.name} (seed {seed})"
-    row: dict[str, Any] = {"arm": arm.name, "kind": arm.kind, "seed": seed, "source": str(arm.source.path) if arm.source else None,
-                           "train_pairs": len(arm.pairs)}
+    row: dict[str, Any] = {
+        "arm": arm.name,
+        "kind": arm.kind,
+        "seed": seed,
+        "source": str(arm.source.path) if arm.source else None,
+        "train_pairs": len(arm.pairs),
+    }
     if arm.trained:
         cols, left_out = training_rows(arm, opts.negatives, seed or 0)
         trained = train_copy(model_path, cols, opts, seed or 0, reporter=reporter, label=arm.name)
         model = trained.model
-        row.update(train_rows=len(cols["anchor"]), pairs_left_out=left_out, negatives=opts.negatives if arm.kind == MINED else 0,
-                   steps=trained.steps, precision=trained.precision, train_seconds=round(trained.seconds, 2))
+        row.update(
+            train_rows=len(cols["anchor"]),
+            pairs_left_out=left_out,
+            negatives=opts.negatives if arm.kind == MINED else 0,
+            steps=trained.steps,
+            precision=trained.precision,
+            train_seconds=round(trained.seconds, 2),
+        )
     else:
         model = load_model(model_path, opts)
-        row.update(train_rows=0, pairs_left_out=0, negatives=0, steps=0, train_seconds=0.0,
-                   **dict.fromkeys(("epochs", "max_steps", "batch_size", "learning_rate", "warmup_ratio", "loss", "batch_sampler")))
+        row.update(
+            train_rows=0,
+            pairs_left_out=0,
+            negatives=0,
+            steps=0,
+            train_seconds=0.0,
+            **dict.fromkeys(("epochs", "max_steps", "batch_size", "learning_rate", "warmup_ratio", "loss", "batch_sampler")),
+        )
     row["max_length"] = int(model.max_seq_length)  # type: ignore[attr-defined]  # the model's own when --max-length is not given
     measured = measure(model, eval_set, dtype=eval_dtype, batch_size=opts.eval_batch_size, reporter=reporter, label=label)
     del model
     gc.collect()  # one model at a time: a trained copy is freed before the next one is loaded
-    row.update(measured.scores.as_dict(), eval_seconds=round(measured.seconds, 2),
-               finished_at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
-    reporter.info(f"{label}: nDCG@10 {row['ndcg_at_10']:.4f}  Recall@100 {row['recall_at_100']:.4f}  "
-                  f"MRR@10 {row['mrr_at_10']:.4f}  ({row['train_seconds'] + row['eval_seconds']:.0f} s)")
+    row.update(
+        measured.scores.as_dict(),
+        eval_seconds=round(measured.seconds, 2),
+        finished_at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+    reporter.info(
+        f"{label}: nDCG@10 {row['ndcg_at_10']:.4f}  Recall@100 {row['recall_at_100']:.4f}  "
+        f"MRR@10 {row['mrr_at_10']:.4f}  ({row['train_seconds'] + row['eval_seconds']:.0f} s)"
+    )
     return row
 
 
@@ -185,5 +233,7 @@ def _overlap_warnings(sources: list[TrainingSource], eval_set: EvalSet) -> list[
     shared = sum(1 for t in eval_set.query_texts if t in anchors)
     if not shared:
         return []
-    return [f"{shared} of {len(eval_set.query_texts)} evaluation queries ({eval_set.split}) are training anchors: "
-            "the scores of trained arms are inflated; evaluate on a held-out split"]
+    return [
+        f"{shared} of {len(eval_set.query_texts)} evaluation queries ({eval_set.split}) are training anchors: "
+        "the scores of trained arms are inflated; evaluate on a held-out split"
+    ]

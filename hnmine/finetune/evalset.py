@@ -26,8 +26,14 @@ class EvalSet:
     warnings: list[str] = field(default_factory=list)
 
     def describe(self) -> dict:
-        return {"data": str(self.data), "split": self.split, "queries": len(self.query_ids), "documents": len(self.doc_ids),
-                "judgments": sum(len(v) for v in self.qrels.values()), "min_relevance": self.min_relevance}
+        return {
+            "data": str(self.data),
+            "split": self.split,
+            "queries": len(self.query_ids),
+            "documents": len(self.doc_ids),
+            "judgments": sum(len(v) for v in self.qrels.values()),
+            "min_relevance": self.min_relevance,
+        }
 
 
 def load_eval_set(data: Path, split: str, min_relevance: int = 1) -> EvalSet:

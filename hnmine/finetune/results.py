@@ -83,8 +83,13 @@ def summarize(rows: list[dict]) -> list[dict]:
         arms.setdefault(r["arm"], []).append(r)
     out = []
     for name, group in arms.items():
-        entry = {"arm": name, "kind": group[0]["kind"], "seeds": [r["seed"] for r in group if r["seed"] is not None],
-                 "runs": len(group), "train_rows": group[0].get("train_rows")}
+        entry = {
+            "arm": name,
+            "kind": group[0]["kind"],
+            "seeds": [r["seed"] for r in group if r["seed"] is not None],
+            "runs": len(group),
+            "train_rows": group[0].get("train_rows"),
+        }
         for metric in METRICS:
             entry[metric] = _stats([r[metric] for r in group])
         out.append(entry)

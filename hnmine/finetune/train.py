@@ -77,8 +77,9 @@ def load_model(model_path: str, opts: FinetuneOptions):
     return model
 
 
-def train_copy(model_path: str, rows: dict[str, list[str]], opts: FinetuneOptions, seed: int, *,
-               reporter: Reporter | None = None, label: str = "") -> Trained:
+def train_copy(
+    model_path: str, rows: dict[str, list[str]], opts: FinetuneOptions, seed: int, *, reporter: Reporter | None = None, label: str = ""
+) -> Trained:
     """Fine-tune a fresh copy of the model on `rows` (columns anchor, positive[, negative_1..k])."""
     require_training_extras()
     reporter = reporter or Reporter()
@@ -141,4 +142,3 @@ def _warmup(ratio: float) -> dict:
 
     major = int(transformers.__version__.split(".")[0])
     return {"warmup_steps": float(ratio)} if major >= 5 else {"warmup_ratio": ratio}
-

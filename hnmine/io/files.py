@@ -149,9 +149,7 @@ def _read_jsonl(path: Path) -> pa.Table:
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise InputError(
-                    f"{path}:{lineno}: not valid UTF-8 (byte {exc.start}: {raw[exc.start:exc.start + 1]!r})"
-                ) from None
+                raise InputError(f"{path}:{lineno}: not valid UTF-8 (byte {exc.start}: {raw[exc.start : exc.start + 1]!r})") from None
             if not line.strip():
                 continue
             try:
@@ -208,7 +206,9 @@ def _to_array(values: list) -> pa.Array:
         try:
             return pa.array([None if _missing(v) else (v if isinstance(v, list) else [v]) for v in values])
         except (pa.ArrowInvalid, pa.ArrowTypeError):
-            return pa.array([None if _missing(v) else [None if _missing(x) else str(x) for x in (v if isinstance(v, list) else [v])] for v in values])
+            return pa.array(
+                [None if _missing(v) else [None if _missing(x) else str(x) for x in (v if isinstance(v, list) else [v])] for v in values]
+            )
     # Mixed scalar types (a flag that is sometimes a string): keep them as text.
     return pa.array([None if _missing(v) else (json.dumps(v, ensure_ascii=False) if isinstance(v, dict) else str(v)) for v in values])
 
@@ -222,13 +222,18 @@ def _read_delimited(path: Path, delimiter: str) -> pa.Table:
     import pyarrow.csv as pacsv
 
     quoted = delimiter == ","
-    parse = pacsv.ParseOptions(delimiter=delimiter, quote_char='"' if quoted else False,
-                               newlines_in_values=quoted)  # a quoted CSV cell may hold line breaks
+    parse = pacsv.ParseOptions(
+        delimiter=delimiter, quote_char='"' if quoted else False, newlines_in_values=quoted
+    )  # a quoted CSV cell may hold line breaks
     names: list[str] = []
     try:
         names = _header(path, parse)
-        convert = pacsv.ConvertOptions(column_types={n: pa.string() for n in names}, strings_can_be_null=False,
-                                       auto_dict_encode=False, quoted_strings_can_be_null=False)
+        convert = pacsv.ConvertOptions(
+            column_types={n: pa.string() for n in names},
+            strings_can_be_null=False,
+            auto_dict_encode=False,
+            quoted_strings_can_be_null=False,
+        )
         table = pacsv.read_csv(path, read_options=pacsv.ReadOptions(use_threads=True), parse_options=parse, convert_options=convert)
     except pa.ArrowInvalid as exc:
         msg = _first_line(exc)
@@ -248,9 +253,12 @@ def _header(path: Path, parse) -> list[str]:
     """The column names (the first row), read alone so every column can be declared text."""
     import pyarrow.csv as pacsv
 
-    reader = pacsv.open_csv(path, parse_options=parse,
-                            convert_options=pacsv.ConvertOptions(auto_dict_encode=False),
-                            read_options=pacsv.ReadOptions(block_size=1 << 16))
+    reader = pacsv.open_csv(
+        path,
+        parse_options=parse,
+        convert_options=pacsv.ConvertOptions(auto_dict_encode=False),
+        read_options=pacsv.ReadOptions(block_size=1 << 16),
+    )
     names = list(reader.schema.names)
     reader.close() if hasattr(reader, "close") else None
     return names

@@ -87,8 +87,10 @@ def resolve_files(spec: InputSpec) -> dict[str, Path | None]:
         else:
             files["pairs"] = data
     if spec.split is not None and not folder:
-        raise OptionError(f"--split '{spec.split}' chooses the qrels file of a BEIR folder (or a split of a saved DatasetDict), and none is given"
-                          f"{' (--qrels names the file)' if spec.qrels is not None else ''}")
+        raise OptionError(
+            f"--split '{spec.split}' chooses the qrels file of a BEIR folder (or a split of a saved DatasetDict), and none is given"
+            f"{' (--qrels names the file)' if spec.qrels is not None else ''}"
+        )
     _check_column_options(spec, pairs=files["pairs"] is not None, corpus=files["corpus"] is not None)
     for role, given in files.items():
         if given is not None:
@@ -105,10 +107,15 @@ def resolve_files(spec: InputSpec) -> dict[str, Path | None]:
 
 def _check_column_options(spec: InputSpec, *, pairs: bool, corpus: bool) -> None:
     """A column option for a file that is not read would be silently unused: refused."""
-    groups = [("a pairs file", ("pair_query_column", "pair_positive_column"), not pairs),
-              ("a queries or qrels file (a pairs file replaces them)",
-               ("query_id_column", "query_text_column", "qrels_query_column", "qrels_doc_column", "qrels_score_column"), pairs),
-              ("a corpus file (with a pairs file: --corpus)", ("doc_id_column", "doc_text_column", "doc_title_column"), not corpus)]
+    groups = [
+        ("a pairs file", ("pair_query_column", "pair_positive_column"), not pairs),
+        (
+            "a queries or qrels file (a pairs file replaces them)",
+            ("query_id_column", "query_text_column", "qrels_query_column", "qrels_doc_column", "qrels_score_column"),
+            pairs,
+        ),
+        ("a corpus file (with a pairs file: --corpus)", ("doc_id_column", "doc_text_column", "doc_title_column"), not corpus),
+    ]
     for what, names, unread in groups:
         given = ["--" + n.replace("_", "-") for n in names if getattr(spec, n) is not None]
         if unread and given:
@@ -131,8 +138,9 @@ def _names(stem: str) -> list[str]:
 def _first_existing(folder: Path, names: list[str]) -> Path:
     present = [name for name in names if (folder / name).exists()]
     if len(present) > 1:  # which one is current is a guess: refuse rather than read a stale copy
-        raise InputError(f"{folder}: several {names[0].split('.')[0]} files ({', '.join(present)}); "
-                         f"keep one, or name it with --{names[0].split('.')[0]}")
+        raise InputError(
+            f"{folder}: several {names[0].split('.')[0]} files ({', '.join(present)}); keep one, or name it with --{names[0].split('.')[0]}"
+        )
     if present:
         return folder / present[0]
     raise InputError(f"{folder}: no {names[0].split('.')[0]} file (looked for {', '.join(names)})")
@@ -151,8 +159,9 @@ def _beir_qrels(folder: Path, split: str | None) -> Path:
         raise InputError(f"{qdir}: no split '{split}' (splits: {', '.join(splits)})")
     split = choose_split(splits, split, folder)
     if len(found[split]) > 1:  # which one is current is a guess: refuse rather than read a stale copy
-        raise InputError(f"{qdir}: several files for split '{split}' ({', '.join(p.name for p in found[split])}); "
-                         f"keep one, or name it with --qrels")
+        raise InputError(
+            f"{qdir}: several files for split '{split}' ({', '.join(p.name for p in found[split])}); keep one, or name it with --qrels"
+        )
     return found[split][0]
 
 
@@ -269,8 +278,10 @@ def read_qrels(spec: InputSpec, path: Path) -> pa.Table:
                     raise ValueError
                 rel.append(int(f))
             except (TypeError, ValueError):
-                raise InputError(f"{path}: row {row}: relevance column '{s_col}' holds {v!r}, expected an integer "
-                                 f"(from {RELEVANCE_MIN:,} to {RELEVANCE_MAX:,})") from None
+                raise InputError(
+                    f"{path}: row {row}: relevance column '{s_col}' holds {v!r}, expected an integer "
+                    f"(from {RELEVANCE_MIN:,} to {RELEVANCE_MAX:,})"
+                ) from None
     return pa.table(
         {
             "query_id": pa.array(qids, pa.string()),
@@ -296,19 +307,24 @@ def _link(corpus: pa.Table, queries: pa.Table, qrels: pa.Table, files: dict, cor
     unknown_q_ids = [x for x, k in zip(q, known_q) if not k and x not in empty_queries]
     unknown_d_ids = [y for kq, kd, y in zip(known_q, known_d, d) if kq and not kd]
     if len(q) and len(unknown_q_ids) == len(q) and not empty_queries:
-        raise InputError(f"{files['qrels']}: no judgment names a query of {files['queries']} (wrong file or split?"
-                         f"{_spelling_hint(unknown_q_ids, query_set, 'queries')})")
+        raise InputError(
+            f"{files['qrels']}: no judgment names a query of {files['queries']} (wrong file or split?"
+            f"{_spelling_hint(unknown_q_ids, query_set, 'queries')})"
+        )
     qrels = _dedupe_qrels(qrels.filter(pa.array([kq and kd for kq, kd in zip(known_q, known_d)])))  # highest grade once
     positive_queries = set(qrels.filter(qrels.column("is_positive")).column("query_id").to_pylist())
     if not positive_queries:
-        raise InputError(f"{files['qrels']}: no positive judgment left (check --min-relevance and the ids"
-                         f"{_spelling_hint(unknown_d_ids, doc_ids, 'corpus')})")
+        raise InputError(
+            f"{files['qrels']}: no positive judgment left (check --min-relevance and the ids"
+            f"{_spelling_hint(unknown_d_ids, doc_ids, 'corpus')})"
+        )
     judged = set(qrels.column("query_id").to_pylist())
     queries = queries.filter(pa.array([qid in positive_queries for qid in query_ids]))
     qrels = qrels.filter(pa.array([x in positive_queries for x in qrels.column("query_id").to_pylist()]))
     raw_judged = set(q)
     left_out = {
-        "unknown_q_ids": unknown_q_ids, "unknown_d_ids": unknown_d_ids,
+        "unknown_q_ids": unknown_q_ids,
+        "unknown_d_ids": unknown_d_ids,
         "without_positive": [x for x in query_ids if x in judged and x not in positive_queries],
         "unjudged": [qid for qid in query_ids if qid not in raw_judged],
         # Judged queries whose every judgment named a document the corpus lacks.
@@ -335,26 +351,39 @@ def _link_warnings(files: dict, left_out: dict, corpus_stats: dict, query_set: s
     warnings = []
     uq, ud = left_out["unknown_q_ids"], left_out["unknown_d_ids"]
     if uq:
-        warnings.append(f"{files['qrels']}: {len(uq)} judgments name queries not in {files['queries']} "
-                        f"({_examples(uq)}{_spelling_hint(uq, query_set, 'queries')}); left out")
+        warnings.append(
+            f"{files['qrels']}: {len(uq)} judgments name queries not in {files['queries']} "
+            f"({_examples(uq)}{_spelling_hint(uq, query_set, 'queries')}); left out"
+        )
     if ud:
-        warnings.append(f"{files['qrels']}: {len(ud)} judgments name documents not in the corpus (or empty ones) "
-                        f"({_examples(ud)}{_spelling_hint(ud, doc_ids, 'corpus')}); left out")
+        warnings.append(
+            f"{files['qrels']}: {len(ud)} judgments name documents not in the corpus (or empty ones) "
+            f"({_examples(ud)}{_spelling_hint(ud, doc_ids, 'corpus')}); left out"
+        )
     if left_out["without_positive"]:
-        warnings.append(f"{files['qrels']}: {len(left_out['without_positive'])} judged queries have no positive at --min-relevance "
-                        f"({_examples(left_out['without_positive'])}); left out")
+        warnings.append(
+            f"{files['qrels']}: {len(left_out['without_positive'])} judged queries have no positive at --min-relevance "
+            f"({_examples(left_out['without_positive'])}); left out"
+        )
     if left_out["lost"]:
-        warnings.append(f"{files['qrels']}: {len(left_out['lost'])} queries have no judged document in the corpus "
-                        f"({_examples(left_out['lost'])}); left out")
+        warnings.append(
+            f"{files['qrels']}: {len(left_out['lost'])} queries have no judged document in the corpus "
+            f"({_examples(left_out['lost'])}); left out"
+        )
     if left_out["unjudged"]:
-        warnings.append(f"{files['queries']}: {len(left_out['unjudged'])} queries have no judgment in {files['qrels']} "
-                        f"({_examples(left_out['unjudged'])}); left out")
+        warnings.append(
+            f"{files['queries']}: {len(left_out['unjudged'])} queries have no judgment in {files['qrels']} "
+            f"({_examples(left_out['unjudged'])}); left out"
+        )
     if corpus_stats.get("queries_empty"):
-        warnings.append(f"{files['queries']}: {corpus_stats['queries_empty']} empty queries left out "
-                        f"({_examples(corpus_stats['queries_empty_ids'])})")
+        warnings.append(
+            f"{files['queries']}: {corpus_stats['queries_empty']} empty queries left out ({_examples(corpus_stats['queries_empty_ids'])})"
+        )
     if corpus_stats.get("corpus_empty_documents"):
-        warnings.append(f"{files['corpus']}: {corpus_stats['corpus_empty_documents']} empty documents left out "
-                        f"({', '.join(corpus_stats['corpus_empty_ids'][:5])})")
+        warnings.append(
+            f"{files['corpus']}: {corpus_stats['corpus_empty_documents']} empty documents left out "
+            f"({', '.join(corpus_stats['corpus_empty_ids'][:5])})"
+        )
     return warnings
 
 
@@ -391,7 +420,9 @@ def _examples(ids: list[str], n: int = 5) -> str:
 
 def _dedupe_qrels(qrels: pa.Table) -> pa.Table:
     best: dict[tuple[str, str], int] = {}
-    for qid, did, rel in zip(qrels.column("query_id").to_pylist(), qrels.column("doc_id").to_pylist(), qrels.column("relevance").to_pylist()):
+    for qid, did, rel in zip(
+        qrels.column("query_id").to_pylist(), qrels.column("doc_id").to_pylist(), qrels.column("relevance").to_pylist()
+    ):
         key = (qid, did)
         if key not in best or rel > best[key]:
             best[key] = rel
@@ -400,7 +431,9 @@ def _dedupe_qrels(qrels: pa.Table) -> pa.Table:
     # The kept row carries the highest grade, so its is_positive flag is the right one.
     seen: set = set()
     keep = []
-    for qid, did, rel in zip(qrels.column("query_id").to_pylist(), qrels.column("doc_id").to_pylist(), qrels.column("relevance").to_pylist()):
+    for qid, did, rel in zip(
+        qrels.column("query_id").to_pylist(), qrels.column("doc_id").to_pylist(), qrels.column("relevance").to_pylist()
+    ):
         key = (qid, did)
         if key in seen or rel != best[key]:
             keep.append(False)
@@ -466,7 +499,9 @@ def _load_pairs(spec: InputSpec, path: Path, extra_corpus: Path | None) -> Input
             )
         by_text = set(texts)
         added = 0
-        for did, title, text in zip(extra.column("doc_id").to_pylist(), extra.column("title").to_pylist(), extra.column("text").to_pylist()):
+        for did, title, text in zip(
+            extra.column("doc_id").to_pylist(), extra.column("title").to_pylist(), extra.column("text").to_pylist()
+        ):
             full = f"{title} {text}".strip() if title else text
             if full in by_text:
                 continue
@@ -476,7 +511,9 @@ def _load_pairs(spec: InputSpec, path: Path, extra_corpus: Path | None) -> Input
             texts.append(text)
             added += 1
         stats["extra_documents"] = added
-    corpus = pa.table({"doc_id": pa.array(doc_ids, pa.string()), "title": pa.array(titles, pa.string()), "text": pa.array(texts, pa.string())})
+    corpus = pa.table(
+        {"doc_id": pa.array(doc_ids, pa.string()), "title": pa.array(titles, pa.string()), "text": pa.array(texts, pa.string())}
+    )
     queries = pa.table({"query_id": pa.array(list(query_ids.values()), pa.string()), "text": pa.array(list(query_ids), pa.string())})
     qrels = pa.table(
         {

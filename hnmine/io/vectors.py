@@ -35,8 +35,10 @@ def open_user_vectors(path: Path, expected_rows: int, rows_of: str = "") -> np.n
     else:
         raise InputError(f"{path}: unknown embeddings format '{path.suffix}' (valid: .npy, .parquet)")
     if vectors.ndim != 2 or vectors.shape[0] != expected_rows:
-        raise InputError(f"{path}: expected {expected_rows} vectors, one per row of {rows_of or 'the input'} in its order, "
-                         f"found shape {tuple(vectors.shape)}")
+        raise InputError(
+            f"{path}: expected {expected_rows} vectors, one per row of {rows_of or 'the input'} in its order, "
+            f"found shape {tuple(vectors.shape)}"
+        )
     if vectors.shape[1] == 0:  # every score would be 0 and every ranking arbitrary
         raise InputError(f"{path}: the vectors have no values (shape {tuple(vectors.shape)})")
     return vectors
@@ -51,7 +53,9 @@ def _parquet_vectors(path: Path) -> np.ndarray:
         raise InputError(f"{path}: expected one list column of vectors, found {len(cols)} (columns: {', '.join(table.column_names)})")
     column = table.column(cols[0]).combine_chunks()
     if column.null_count:
-        raise InputError(f"{path}: row {int(np.argmax(column.is_null().to_numpy(zero_copy_only=False))) + 1} of column '{cols[0]}' has no vector")
+        raise InputError(
+            f"{path}: row {int(np.argmax(column.is_null().to_numpy(zero_copy_only=False))) + 1} of column '{cols[0]}' has no vector"
+        )
     lengths = pc.list_value_length(column).to_numpy(zero_copy_only=False)
     if len(lengths) and (lengths != lengths[0]).any():
         row = int(np.argmax(lengths != lengths[0]))

@@ -91,10 +91,7 @@ def resolve_options(options: FilterOptions) -> FilterOptions:
                 merged[name] = sampler.defaults[name]
         elif getattr(options, name) is not None:
             readers = [s for s in sampler_names() if name in SAMPLERS.get(s).defaults]
-            raise OptionError(
-                f"{flag(name)} has no effect with sampling '{sampler.name}' "
-                f"(it applies to --sampling {', '.join(readers)})"
-            )
+            raise OptionError(f"{flag(name)} has no effect with sampling '{sampler.name}' (it applies to --sampling {', '.join(readers)})")
         else:
             merged[name] = None  # a method default the chosen sampler does not read
     eff = dataclasses.replace(options, **merged)

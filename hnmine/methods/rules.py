@@ -95,9 +95,7 @@ def text_keys(titles: pa.Array, texts: pa.Array) -> pa.Array:
     return pc.utf8_trim_whitespace(pc.binary_join(words, " "))
 
 
-def same_text_as_positive(
-    query: np.ndarray, text: np.ndarray, positive_query: np.ndarray, positive_text: np.ndarray
-) -> np.ndarray:
+def same_text_as_positive(query: np.ndarray, text: np.ndarray, positive_query: np.ndarray, positive_text: np.ndarray) -> np.ndarray:
     """Per element i: text[i] is the text of one of query[i]'s positives.
 
     Texts are integer codes of `text_keys` (equal codes for equal keys); positive_query and
@@ -175,9 +173,7 @@ def within_margin_of_positive(s: np.ndarray, positive_score: np.ndarray | float,
     return s >= margin_threshold(positive_score, margin)
 
 
-def within_relative_margin_of_positive(
-    s: np.ndarray, positive_score: np.ndarray | float, relative_margin: float | None
-) -> np.ndarray:
+def within_relative_margin_of_positive(s: np.ndarray, positive_score: np.ndarray | float, relative_margin: float | None) -> np.ndarray:
     """Keep n only when s(n) < s(p) - |s(p)| * relative_margin; drop the rest."""
     if relative_margin is None:
         return np.zeros(s.shape, dtype=bool)
@@ -197,8 +193,7 @@ def score_reasons(s: np.ndarray, positive_score: np.ndarray | float, opts: Score
         (ABOVE_MAX_SCORE, opts.max_score, lambda: above_max_score(s, opts.max_score)),
         (BELOW_MIN_SCORE, opts.min_score, lambda: below_min_score(s, opts.min_score)),
         (WITHIN_MARGIN, opts.margin, lambda: within_margin_of_positive(s, positive_score, opts.margin)),
-        (WITHIN_RELATIVE_MARGIN, opts.relative_margin,
-         lambda: within_relative_margin_of_positive(s, positive_score, opts.relative_margin)),
+        (WITHIN_RELATIVE_MARGIN, opts.relative_margin, lambda: within_relative_margin_of_positive(s, positive_score, opts.relative_margin)),
     )
     for name, value, mask_fn in checks:
         if value is None:

@@ -69,21 +69,37 @@ def simans_log_weights(s: np.ndarray, positive_score, a: float, b: float) -> np.
 
 
 SAMPLERS.add("top", Sampler("top", "the highest teacher scores", None))
-SAMPLERS.add("random", Sampler(
-    "random", "uniform without replacement", lambda s, sp, o: np.zeros(s.shape[0]),
-    defaults={"sample_pool": None}))
-SAMPLERS.add("softmax", Sampler(
-    "softmax", "softmax(s/T) over the top-k eligible, without replacement",
-    lambda s, sp, o: np.asarray(s, dtype=np.float64) / o.temperature,
-    defaults={"sample_pool": DEFAULT_SAMPLE_POOL, "temperature": DEFAULT_TEMPERATURE}))
-SAMPLERS.add("top1-softmax", Sampler(
-    "top1-softmax", "the best one, then softmax(s/T) over the rest of the top-k",
-    lambda s, sp, o: np.asarray(s, dtype=np.float64) / o.temperature, keep_first=True,
-    defaults={"sample_pool": DEFAULT_SAMPLE_POOL, "temperature": DEFAULT_TEMPERATURE}))
-SAMPLERS.add("simans", Sampler(
-    "simans", "p ∝ exp(-a (s(n) - s(p) - b)^2), without replacement",
-    lambda s, sp, o: simans_log_weights(s, sp, o.simans_a, o.simans_b),
-    defaults={"sample_pool": None, "simans_a": DEFAULT_SIMANS_A, "simans_b": DEFAULT_SIMANS_B}))
+SAMPLERS.add(
+    "random", Sampler("random", "uniform without replacement", lambda s, sp, o: np.zeros(s.shape[0]), defaults={"sample_pool": None})
+)
+SAMPLERS.add(
+    "softmax",
+    Sampler(
+        "softmax",
+        "softmax(s/T) over the top-k eligible, without replacement",
+        lambda s, sp, o: np.asarray(s, dtype=np.float64) / o.temperature,
+        defaults={"sample_pool": DEFAULT_SAMPLE_POOL, "temperature": DEFAULT_TEMPERATURE},
+    ),
+)
+SAMPLERS.add(
+    "top1-softmax",
+    Sampler(
+        "top1-softmax",
+        "the best one, then softmax(s/T) over the rest of the top-k",
+        lambda s, sp, o: np.asarray(s, dtype=np.float64) / o.temperature,
+        keep_first=True,
+        defaults={"sample_pool": DEFAULT_SAMPLE_POOL, "temperature": DEFAULT_TEMPERATURE},
+    ),
+)
+SAMPLERS.add(
+    "simans",
+    Sampler(
+        "simans",
+        "p ∝ exp(-a (s(n) - s(p) - b)^2), without replacement",
+        lambda s, sp, o: simans_log_weights(s, sp, o.simans_a, o.simans_b),
+        defaults={"sample_pool": None, "simans_a": DEFAULT_SIMANS_A, "simans_b": DEFAULT_SIMANS_B},
+    ),
+)
 
 
 def sampler_names() -> list[str]:
@@ -117,7 +133,7 @@ def hash64(base: np.ndarray, counter: np.ndarray) -> np.ndarray:
 
 def uniform01(base: np.ndarray, counter: np.ndarray) -> np.ndarray:
     """Uniform on the open interval (0, 1), 53 random bits."""
-    return ((hash64(base, counter) >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0 ** -53
+    return ((hash64(base, counter) >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53
 
 
 def gumbel(base: np.ndarray, counter: np.ndarray) -> np.ndarray:
@@ -125,6 +141,7 @@ def gumbel(base: np.ndarray, counter: np.ndarray) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------ drawing
+
 
 def draw(
     sampler: Sampler,
@@ -189,11 +206,19 @@ def _check_simans(segment, logw, in_pool, scores, positive_score, opts, query_na
     )
 
 
-def draw_one(sampler: Sampler, scores: np.ndarray, positive_score: float, n: int, opts,
-             seed: int = 0, query_id: str = "q") -> np.ndarray:
+def draw_one(sampler: Sampler, scores: np.ndarray, positive_score: float, n: int, opts, seed: int = 0, query_id: str = "q") -> np.ndarray:
     """Positions picked for one query (scores in teacher order, highest first), sorted."""
     k = scores.shape[0]
     base = np.full(k, query_seed(seed, "sample", query_id), dtype=np.uint64)
-    mask = draw(sampler, np.zeros(k, np.int64), np.arange(k), np.asarray(scores, np.float64),
-                np.full(k, float(positive_score)), base, n, opts, lambda _: query_id)
+    mask = draw(
+        sampler,
+        np.zeros(k, np.int64),
+        np.arange(k),
+        np.asarray(scores, np.float64),
+        np.full(k, float(positive_score)),
+        base,
+        n,
+        opts,
+        lambda _: query_id,
+    )
     return np.flatnonzero(mask)

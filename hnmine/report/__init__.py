@@ -13,8 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["build_report", "render_report", "render_html", "html_page", "inspect_query", "render_inspect",
-           "find_query"]
+__all__ = ["build_report", "render_report", "render_html", "html_page", "inspect_query", "render_inspect", "find_query"]
 
 _WHERE = {
     "build_report": "hnmine.report.build",

@@ -83,12 +83,24 @@ def build_report(
 
 def _tables(run_dir: Path):
     """(query_summary, negatives, dropped, scores): only the columns the report uses."""
-    summary = load.read(run_dir, "query_summary.parquet", ["query_id", "n_negatives", "shortfall", "status"],
-                        optional=["n_positives", "n_candidates", "depth_used", "exported", "positive_score"])
-    neg = load.read(run_dir, "negatives.parquet", ["query_id", "doc_id", "teacher_score", "positive_score"],
-                    optional=["rank", "retrieval_rank", "source", "is_random"])
-    drop = load.read(run_dir, "dropped.parquet", ["query_id", "doc_id", "teacher_score", "positive_score", "reason"],
-                     optional=["rank", "retrieval_rank", "source"])
+    summary = load.read(
+        run_dir,
+        "query_summary.parquet",
+        ["query_id", "n_negatives", "shortfall", "status"],
+        optional=["n_positives", "n_candidates", "depth_used", "exported", "positive_score"],
+    )
+    neg = load.read(
+        run_dir,
+        "negatives.parquet",
+        ["query_id", "doc_id", "teacher_score", "positive_score"],
+        optional=["rank", "retrieval_rank", "source", "is_random"],
+    )
+    drop = load.read(
+        run_dir,
+        "dropped.parquet",
+        ["query_id", "doc_id", "teacher_score", "positive_score", "reason"],
+        optional=["rank", "retrieval_rank", "source"],
+    )
     scores = load.read(run_dir, "scores.parquet", ["query_id", "doc_id", "is_positive", "teacher_score"])
     return summary, neg, drop, scores
 
@@ -97,17 +109,25 @@ def _funnel(neg, drop, scores, not_known) -> dict:
     is_pos = load.bools(scores, "is_positive")
     is_random = load.bools(neg, "is_random") if "is_random" in neg.column_names else np.zeros(neg.num_rows, bool)
     n_candidates, n_kept, n_dropped = int((~is_pos).sum()), int((~is_random).sum()), int(not_known.sum())
-    return {"scored_rows": scores.num_rows, "positives": int(is_pos.sum()), "candidates": n_candidates, "kept": n_kept,
-            "random": int(is_random.sum()), "dropped": n_dropped, "unused": max(0, n_candidates - n_kept - n_dropped)}
+    return {
+        "scored_rows": scores.num_rows,
+        "positives": int(is_pos.sum()),
+        "candidates": n_candidates,
+        "kept": n_kept,
+        "random": int(is_random.sum()),
+        "dropped": n_dropped,
+        "unused": max(0, n_candidates - n_kept - n_dropped),
+    }
 
 
 def _distributions(neg, drop, scores, not_known, bins: int) -> dict:
     pos_scores = load.floats(scores, "teacher_score")[load.bools(scores, "is_positive")]
-    series = {"positives": pos_scores, "kept": load.floats(neg, "teacher_score"),
-              "dropped": load.floats(drop, "teacher_score")[not_known]}
+    series = {"positives": pos_scores, "kept": load.floats(neg, "teacher_score"), "dropped": load.floats(drop, "teacher_score")[not_known]}
     edges = shared_edges(list(series.values()), bins)
-    return {"edges": [_f(e) for e in edges],
-            "series": {name: {**_stats(vals), "counts": histogram(vals, edges)} for name, vals in series.items()}}
+    return {
+        "edges": [_f(e) for e in edges],
+        "series": {name: {**_stats(vals), "counts": histogram(vals, edges)} for name, vals in series.items()},
+    }
 
 
 def _judgments(manifests: dict[str, dict]) -> dict | None:
@@ -126,15 +146,13 @@ def _meta(manifests: dict[str, dict]) -> dict:
             info = info if isinstance(info, dict) else {"name": info}
             if not info.get("name"):
                 continue
-            entry = {"role": "teacher" if stage == "score" else str(role), "kind": info.get("kind"),
-                     "name": str(info["name"])}
+            entry = {"role": "teacher" if stage == "score" else str(role), "kind": info.get("kind"), "name": str(info["name"])}
             if entry not in models:
                 models.append(entry)
     options = ((manifests.get("filter") or {}).get("options") or {}).get("selection") or {}
     method = options.get("method") if isinstance(options, dict) else None
     calibration = ((manifests.get("filter") or {}).get("stats") or {}).get("calibration")
-    warnings = [{"stage": stage, "message": str(w)} for stage, m in manifests.items()
-                for w in (m.get("warnings") or [])]
+    warnings = [{"stage": stage, "message": str(w)} for stage, m in manifests.items() for w in (m.get("warnings") or [])]
     return {"method": method, "models": models, "warnings": warnings, "calibration": calibration}
 
 
@@ -145,18 +163,19 @@ def _stages(manifests: dict[str, dict]) -> list[dict]:
     for stage in names:
         m = manifests.get(stage)
         if m is None:
-            rows.append({"stage": stage, "ran": False, "rows_in": None, "rows_out": None, "seconds": None,
-                         "finished_at": None})
+            rows.append({"stage": stage, "ran": False, "rows_in": None, "rows_out": None, "seconds": None, "finished_at": None})
             continue
         counts = m.get("counts") or {}
-        rows.append({
-            "stage": stage,
-            "ran": True,
-            "rows_in": _i(counts.get("rows_in")),
-            "rows_out": _i(counts.get("rows_out")),
-            "seconds": _f(m.get("seconds"), 3),
-            "finished_at": m.get("finished_at"),
-        })
+        rows.append(
+            {
+                "stage": stage,
+                "ran": True,
+                "rows_in": _i(counts.get("rows_in")),
+                "rows_out": _i(counts.get("rows_out")),
+                "seconds": _f(m.get("seconds"), 3),
+                "finished_at": m.get("finished_at"),
+            }
+        )
     return rows
 
 
@@ -178,8 +197,7 @@ def _coverage(run_dir: Path, summary) -> dict:
     short_idx = np.flatnonzero(shortfall > 0)
     short_idx = short_idx[np.argsort(-shortfall[short_idx], kind="stable")][:SHORT_QUERIES_SHOWN]
     texts = load.lookup_texts(run_dir, "queries", qids[short_idx].tolist())
-    extra = {c: load.ints(summary, c, -1) for c in ("n_candidates", "depth_used", "n_positives")
-             if c in summary.column_names}
+    extra = {c: load.ints(summary, c, -1) for c in ("n_candidates", "depth_used", "n_positives") if c in summary.column_names}
     short_rows = []
     for i in short_idx:
         row = {
@@ -245,24 +263,26 @@ def _suspects(run_dir, neg, drop, scores, top: int, reason: str | None) -> dict:
     for n, i in enumerate(order, start=1):
         q, d = cat["query_id"][i], cat["doc_id"][i]
         pos_id = chosen[i][0] if i in chosen else None
-        rows.append({
-            "n": n,
-            "query_id": str(q),
-            "query": queries.get(q, ("", ""))[1],
-            "positive_id": pos_id,
-            "positive_title": docs.get(pos_id, ("", ""))[0] if pos_id else "",
-            "positive": docs.get(pos_id, ("", ""))[1] if pos_id else "",
-            "positive_score": _f(cat["positive"][i]),
-            "doc_id": str(d),
-            "suspect_title": docs.get(d, ("", ""))[0],
-            "suspect": docs.get(d, ("", ""))[1],
-            "teacher_score": _f(cat["teacher"][i]),
-            "delta": _f(delta[i]),
-            "status": str(cat["status"][i]),
-            "rank": None if cat["rank"][i] < 0 else int(cat["rank"][i]),
-            "retrieval_rank": None if cat["retrieval_rank"][i] < 0 else int(cat["retrieval_rank"][i]),
-            "source": cat["source"][i],
-        })
+        rows.append(
+            {
+                "n": n,
+                "query_id": str(q),
+                "query": queries.get(q, ("", ""))[1],
+                "positive_id": pos_id,
+                "positive_title": docs.get(pos_id, ("", ""))[0] if pos_id else "",
+                "positive": docs.get(pos_id, ("", ""))[1] if pos_id else "",
+                "positive_score": _f(cat["positive"][i]),
+                "doc_id": str(d),
+                "suspect_title": docs.get(d, ("", ""))[0],
+                "suspect": docs.get(d, ("", ""))[1],
+                "teacher_score": _f(cat["teacher"][i]),
+                "delta": _f(delta[i]),
+                "status": str(cat["status"][i]),
+                "rank": None if cat["rank"][i] < 0 else int(cat["rank"][i]),
+                "retrieval_rank": None if cat["retrieval_rank"][i] < 0 else int(cat["retrieval_rank"][i]),
+                "source": cat["source"][i],
+            }
+        )
     return {
         "reason": reason,
         "top": top,

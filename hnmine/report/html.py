@@ -78,8 +78,9 @@ def html_page(report: dict) -> str:
     ]
     e = _e
     meta = report.get("meta") or {}
-    bits = ([f"method {meta['method']}"] if meta.get("method") else []) + \
-        [f"{m['role']} {m['kind'] + ' ' if m.get('kind') else ''}{m['name']}" for m in meta.get("models") or []]
+    bits = ([f"method {meta['method']}"] if meta.get("method") else []) + [
+        f"{m['role']} {m['kind'] + ' ' if m.get('kind') else ''}{m['name']}" for m in meta.get("models") or []
+    ]
     nav = "".join(f'<a href="#{sid}">{e(title)}</a>' for sid, title, _ in sections)
     body = "\n".join(f'<section id="{sid}">\n<h2>{e(title)}</h2>\n{content}\n</section>' for sid, title, content in sections)
     return f"""<!DOCTYPE html>
@@ -87,19 +88,19 @@ def html_page(report: dict) -> str:
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>hnmine report — {e(report['run'])}</title>
+<title>hnmine report — {e(report["run"])}</title>
 <style>{CSS}</style>
 </head>
 <body>
 <main>
 <header>
 <h1>hnmine report</h1>
-<div class="run">{e(report['run'])}</div>
-<div class="muted">{e(' · '.join(bits))}</div>
+<div class="run">{e(report["run"])}</div>
+<div class="muted">{e(" · ".join(bits))}</div>
 <nav>{nav}</nav>
 </header>
 {body}
-<footer class="muted"><p>hnmine {e(report.get('hnmine_version', ''))}</p></footer>
+<footer class="muted"><p>hnmine {e(report.get("hnmine_version", ""))}</p></footer>
 </main>
 </body>
 </html>
@@ -115,55 +116,70 @@ def _stages(report: dict) -> str:
         if not s["ran"]:
             rows.append(f'<tr class="muted"><td>{_e(s["stage"])}</td><td colspan="4">not run</td></tr>')
             continue
-        rows.append(f'<tr><td>{_e(s["stage"])}</td><td class="num">{_n(s["rows_in"])}</td>'
-                    f'<td class="num">{_n(s["rows_out"])}</td><td class="num">{_secs(s["seconds"])}</td>'
-                    f'<td class="muted">{_e((s["finished_at"] or "").replace("T", " ").rstrip("Z"))}</td></tr>')
-    return ('<table><thead><tr><th>stage</th><th class="num">rows in</th><th class="num">rows out</th>'
-            '<th class="num">seconds</th><th>finished</th></tr></thead><tbody>' + "".join(rows) + "</tbody></table>"
-            + "".join(f'<p class="warning"><b>{_e(w["stage"])}:</b> {_e(w["message"])}</p>'
-                      for w in (report.get("meta") or {}).get("warnings") or []))
+        rows.append(
+            f'<tr><td>{_e(s["stage"])}</td><td class="num">{_n(s["rows_in"])}</td>'
+            f'<td class="num">{_n(s["rows_out"])}</td><td class="num">{_secs(s["seconds"])}</td>'
+            f'<td class="muted">{_e((s["finished_at"] or "").replace("T", " ").rstrip("Z"))}</td></tr>'
+        )
+    return (
+        '<table><thead><tr><th>stage</th><th class="num">rows in</th><th class="num">rows out</th>'
+        '<th class="num">seconds</th><th>finished</th></tr></thead><tbody>'
+        + "".join(rows)
+        + "</tbody></table>"
+        + "".join(
+            f'<p class="warning"><b>{_e(w["stage"])}:</b> {_e(w["message"])}</p>' for w in (report.get("meta") or {}).get("warnings") or []
+        )
+    )
 
 
 def _coverage(report: dict) -> str:
     cov = report["coverage"]
     total, target = cov["queries"], cov["target"]
-    rows = [(f"full ({target} negatives)", cov["full"], "full"), ("short", cov["short"], "short"),
-            ("no candidates", cov["status"].get("no_candidates", 0), ""),
-            ("no positive", cov["status"].get("no_positive", 0), "")]
+    rows = [
+        (f"full ({target} negatives)", cov["full"], "full"),
+        ("short", cov["short"], "short"),
+        ("no candidates", cov["status"].get("no_candidates", 0), ""),
+        ("no positive", cov["status"].get("no_positive", 0), ""),
+    ]
     if cov.get("exported") is not None:
         rows.append(("exported", cov["exported"], "full"))
     trs = "".join(
         f'<tr><td>{_e(label)}</td><td class="num">{_n(n)}</td><td class="num">{_pct(n, total)}</td>'
         f'<td><span class="bar {cls}" style="width:{_w(n, total, 160)}px"></span></td></tr>'
-        for label, n, cls in rows)
-    table = f'<table><tbody>{trs}</tbody></table>'
-    fig = _figure("plot-coverage", _coverage_svg(cov),
-                  f"Queries by number of negatives kept ({_n(total)} queries, target {target}).")
+        for label, n, cls in rows
+    )
+    table = f"<table><tbody>{trs}</tbody></table>"
+    fig = _figure("plot-coverage", _coverage_svg(cov), f"Queries by number of negatives kept ({_n(total)} queries, target {target}).")
     out = f'<div class="cols">{fig}<div><p>{_n(total)} queries, target {target} negatives each</p>{table}</div></div>'
     if cov["shortest"]:
         trs = "".join(
             f'<tr><td>{_e(r["query_id"])}</td><td class="num">{r["n_negatives"]}/{target}</td>'
             f'<td class="num">{_n(r.get("n_candidates"))}</td><td>{_e(r["status"])}</td>'
-            f'<td dir="auto">{_e(trim_chars(clean(r["query"]), 200))}</td></tr>' for r in cov["shortest"])
+            f'<td dir="auto">{_e(trim_chars(clean(r["query"]), 200))}</td></tr>'
+            for r in cov["shortest"]
+        )
         more = cov["short"] - len(cov["shortest"])
         caption = f"Shortest {len(cov['shortest'])} of {cov['short']} short queries" if more > 0 else "Short queries"
-        out += (f'<h3>{_e(caption)}</h3><table><thead><tr><th>query</th><th class="num">negatives</th>'
-                f'<th class="num">candidates</th><th>status</th><th>text</th></tr></thead><tbody>{trs}</tbody></table>')
+        out += (
+            f'<h3>{_e(caption)}</h3><table><thead><tr><th>query</th><th class="num">negatives</th>'
+            f'<th class="num">candidates</th><th>status</th><th>text</th></tr></thead><tbody>{trs}</tbody></table>'
+        )
     return out
 
 
 def _scores(report: dict) -> str:
     dist = report["scores"]
-    fig = _figure("plot-scores", _scores_svg(dist),
-                  "Teacher scores of positives, kept negatives and dropped candidates (known positives "
-                  "aside), each as a share of its own total.")
+    fig = _figure(
+        "plot-scores",
+        _scores_svg(dist),
+        "Teacher scores of positives, kept negatives and dropped candidates (known positives aside), each as a share of its own total.",
+    )
     rows = []
     for name, s in dist["series"].items():
         cells = "".join(f'<td class="num">{_s(s[k])}</td>' for k in ("min", "p25", "median", "p75", "max", "mean"))
-        rows.append(f'<tr><td style="color:{COLORS[name]};font-weight:600">{_e(name)}</td>'
-                    f'<td class="num">{_n(s["n"])}</td>{cells}</tr>')
+        rows.append(f'<tr><td style="color:{COLORS[name]};font-weight:600">{_e(name)}</td><td class="num">{_n(s["n"])}</td>{cells}</tr>')
     head = "".join(f'<th class="num">{h}</th>' for h in ("n", "min", "p25", "median", "p75", "max", "mean"))
-    return fig + f'<table><thead><tr><th>series</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+    return fig + f"<table><thead><tr><th>series</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
 def _scatter(report: dict) -> str:
@@ -171,39 +187,50 @@ def _scatter(report: dict) -> str:
     if not points:
         return '<p class="muted">No points: build the report with include_points=True.</p>'
     n = sum(len(p["teacher_score"]) for p in points.values())
-    return _figure("plot-scatter", _scatter_svg(points),
-                   f"Each negative's teacher score against its query's positive score ({_n(n)} pairs). "
-                   "Points above the diagonal score higher than the positive: likely false negatives.")
+    return _figure(
+        "plot-scatter",
+        _scatter_svg(points),
+        f"Each negative's teacher score against its query's positive score ({_n(n)} pairs). "
+        "Points above the diagonal score higher than the positive: likely false negatives.",
+    )
 
 
 def _drops(report: dict) -> str:
     f = report["funnel"]
-    line = (f'<p>{_n(f["candidates"])} candidates: <b style="color:var(--kept)">{_n(f["kept"])} kept</b> · '
-            f'<b style="color:var(--drop)">{_n(f["dropped"])} dropped</b> · {_n(f["unused"])} unused '
-            f'(passed every rule, not needed)' + (f' · {_n(f["random"])} random added' if f["random"] else "") + "</p>")
+    line = (
+        f'<p>{_n(f["candidates"])} candidates: <b style="color:var(--kept)">{_n(f["kept"])} kept</b> · '
+        f'<b style="color:var(--drop)">{_n(f["dropped"])} dropped</b> · {_n(f["unused"])} unused '
+        f"(passed every rule, not needed)" + (f" · {_n(f['random'])} random added" if f["random"] else "") + "</p>"
+    )
     reasons = report["drop_reasons"]
     if not reasons:
         return line + '<p class="muted">Nothing was dropped.</p>'
     peak = max(r["count"] for r in reasons)
     trs = "".join(
-        f'<tr{" class=muted" if r["reason"] == "known_positive" else ""}><td>{_e(r["reason"])}</td>'
+        f"<tr{' class=muted' if r['reason'] == 'known_positive' else ''}><td>{_e(r['reason'])}</td>"
         f'<td class="num">{_n(r["count"])}</td><td class="num">{r["share"] * 100:.1f}%</td>'
-        f'<td><span class="bar" style="width:{_w(r["count"], peak, 240)}px"></span></td></tr>' for r in reasons)
-    return (line + '<table><thead><tr><th>reason</th><th class="num">count</th><th class="num">share</th><th></th>'
-            f'</tr></thead><tbody>{trs}</tbody></table>')
+        f'<td><span class="bar" style="width:{_w(r["count"], peak, 240)}px"></span></td></tr>'
+        for r in reasons
+    )
+    return (
+        line + '<table><thead><tr><th>reason</th><th class="num">count</th><th class="num">share</th><th></th>'
+        f"</tr></thead><tbody>{trs}</tbody></table>"
+    )
 
 
 def _suspects(report: dict) -> str:
     s = report["suspects"]
     which = f" with reason <b>{_e(s['reason'])}</b>" if s["reason"] else ""
-    intro = (f'<p>Top {len(s["rows"])} of {_n(s["considered"])}{which}, ranked by teacher score minus the '
-             f'positive\'s score; {_n(s["above_positive"])} score above their positive.</p>')
+    intro = (
+        f"<p>Top {len(s['rows'])} of {_n(s['considered'])}{which}, ranked by teacher score minus the "
+        f"positive's score; {_n(s['above_positive'])} score above their positive.</p>"
+    )
     if not s["rows"]:
         return intro + '<p class="muted">No suspects.</p>'
     trs = []
     for r in s["rows"]:
         if r["status"] == "kept":
-            verdict = '<span class="verdict kept">kept' + (f' #{r["rank"]}' if r["rank"] is not None else "") + "</span>"
+            verdict = '<span class="verdict kept">kept' + (f" #{r['rank']}" if r["rank"] is not None else "") + "</span>"
         else:
             verdict = f'<span class="verdict dropped">{_e(r["status"]).replace("_", "_<wbr>")}</span>'
         trs.append(
@@ -211,11 +238,14 @@ def _suspects(report: dict) -> str:
             f'<td><div class="head muted">{_e(r["query_id"])}</div><div class="clip" dir="auto">{_e(clean(r["query"]))}</div></td>'
             f'<td class="doc">{_doc(r["positive_id"], r["positive_score"], r["positive_title"], r["positive"])}</td>'
             f'<td class="doc">{_doc(r["doc_id"], r["teacher_score"], r["suspect_title"], r["suspect"])}</td>'
-            f'<td>{verdict}</td></tr>')
-    return (intro + '<table class="suspects"><colgroup><col style="width:3%"><col style="width:6%">'
-            '<col style="width:19%"><col style="width:30%"><col style="width:30%"><col style="width:12%">'
-            '</colgroup><thead><tr><th class="num">#</th><th class="num">Δ</th><th>query</th><th>positive</th>'
-            f'<th>suspect</th><th>verdict</th></tr></thead><tbody>{"".join(trs)}</tbody></table>')
+            f"<td>{verdict}</td></tr>"
+        )
+    return (
+        intro + '<table class="suspects"><colgroup><col style="width:3%"><col style="width:6%">'
+        '<col style="width:19%"><col style="width:30%"><col style="width:30%"><col style="width:12%">'
+        '</colgroup><thead><tr><th class="num">#</th><th class="num">Δ</th><th>query</th><th>positive</th>'
+        f"<th>suspect</th><th>verdict</th></tr></thead><tbody>{''.join(trs)}</tbody></table>"
+    )
 
 
 def _doc(doc_id, score, title, text) -> str:
@@ -245,11 +275,14 @@ def _svg(fig, prefix: str) -> str:
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "hnmine"}):
         fig.savefig(buf, format="svg", metadata={"Date": None})
     svg = buf.getvalue()
-    svg = svg[svg.index("<svg"):]
+    svg = svg[svg.index("<svg") :]
     # ids are per figure: prefix them so several figures can share one page
     for old in set(re.findall(r'id="([^"]+)"', svg)):
-        svg = svg.replace(f'id="{old}"', f'id="{prefix}-{old}"').replace(f"#{old})", f"#{prefix}-{old})") \
+        svg = (
+            svg.replace(f'id="{old}"', f'id="{prefix}-{old}"')
+            .replace(f"#{old})", f"#{prefix}-{old})")
             .replace(f'"#{old}"', f'"#{prefix}-{old}"')
+        )
     return svg.replace("<svg ", f'<svg id="{prefix}-svg" role="img" ', 1)
 
 
@@ -293,12 +326,19 @@ def _scatter_svg(points: dict) -> str:
             pick = np.sort(rng.choice(x.size, SCATTER_MAX, replace=False))
             x, y = x[pick], y[pick]
         lo, hi = min(lo, x.min(), y.min()), max(hi, x.max(), y.max())
-        ax.scatter(x, y, s=28 if x.size < 2000 else 6, alpha=0.6 if x.size < 2000 else 0.35, color=COLORS[name], linewidths=0, rasterized=x.size > 2000,
-                   label=f"{name} ({x.size:,})")
+        ax.scatter(
+            x,
+            y,
+            s=28 if x.size < 2000 else 6,
+            alpha=0.6 if x.size < 2000 else 0.35,
+            color=COLORS[name],
+            linewidths=0,
+            rasterized=x.size > 2000,
+            label=f"{name} ({x.size:,})",
+        )
     if np.isfinite(lo):
         pad = (hi - lo) * 0.04 or 0.5
-        ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="#656d76", linestyle="--", linewidth=1,
-                label="negative = positive")
+        ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="#656d76", linestyle="--", linewidth=1, label="negative = positive")
         ax.set_xlim(lo - pad, hi + pad)
         ax.set_ylim(lo - pad, hi + pad)
     ax.set_xlabel("positive score (query's reference)", fontsize=10)

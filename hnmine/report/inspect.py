@@ -55,8 +55,13 @@ def inspect_query(run_dir: str | Path, query_id: str | None = None, query_text: 
     load.require(run_dir, QUERIES, "inputs/corpus.parquet", "scores.parquet")
     qid, qtext = find_query(run_dir, query_id, query_text)
     where = ("query_id", [qid])
-    scores = load.read(run_dir, "scores.parquet", ["doc_id", "rank", "source", "is_positive", "teacher_score"],
-                       optional=["score", "dense_score", "bm25_score"], where=where)
+    scores = load.read(
+        run_dir,
+        "scores.parquet",
+        ["doc_id", "rank", "source", "is_positive", "teacher_score"],
+        optional=["score", "dense_score", "bm25_score"],
+        where=where,
+    )
     filtered = all((run_dir / n).is_file() for n in ("negatives.parquet", "dropped.parquet"))
     if not filtered and RunDir(run_dir).manifest("filter") is not None:
         # the filter ran, but a table of it is gone: say which, not "the filter has not run"
@@ -76,20 +81,34 @@ def inspect_query(run_dir: str | Path, query_id: str | None = None, query_text: 
     positives = _positives(candidates, qrels_pos, docs)
     counts = {v: sum(1 for c in candidates if c["verdict"] == v) for v in ("positive", "kept", "dropped", "unused")}
     counts["random"] = sum(1 for c in candidates if c["verdict"] == "kept" and c["rank"] is None)
-    return {"run": str(run_dir), "query_id": qid, "query": qtext, "filtered": filtered, "summary": summary,
-            "positive_score": ref, "positives": positives, "candidates": candidates, "counts": counts}
+    return {
+        "run": str(run_dir),
+        "query_id": qid,
+        "query": qtext,
+        "filtered": filtered,
+        "summary": summary,
+        "positive_score": ref,
+        "positives": positives,
+        "candidates": candidates,
+        "counts": counts,
+    }
 
 
 def _filter_rows(run_dir: Path, where) -> tuple[dict[str, dict], dict[str, dict], dict | None]:
     """(kept negatives, dropped candidates, the query_summary row) of one query, by doc id."""
-    neg = load.read(run_dir, "negatives.parquet", ["doc_id", "teacher_score"],
-                    optional=["rank", "is_random", "source", "positive_score"], where=where)
+    neg = load.read(
+        run_dir, "negatives.parquet", ["doc_id", "teacher_score"], optional=["rank", "is_random", "source", "positive_score"], where=where
+    )
     drop = load.read(run_dir, "dropped.parquet", ["doc_id", "reason"], optional=["rank", "positive_score"], where=where)
     summary = None
     if (run_dir / "query_summary.parquet").is_file():
-        rows = load.read(run_dir, "query_summary.parquet", ["query_id"],
-                         optional=["n_positives", "positive_score", "n_candidates", "depth_used",
-                                   "n_negatives", "shortfall", "exported", "status"], where=where).to_pylist()
+        rows = load.read(
+            run_dir,
+            "query_summary.parquet",
+            ["query_id"],
+            optional=["n_positives", "positive_score", "n_candidates", "depth_used", "n_negatives", "shortfall", "exported", "status"],
+            where=where,
+        ).to_pylist()
         summary = {k: (_f(v) if isinstance(v, float) else v) for k, v in rows[0].items()} if rows else None
     return {r["doc_id"]: r for r in neg.to_pylist()}, {r["doc_id"]: r for r in drop.to_pylist()}, summary
 
@@ -109,25 +128,53 @@ def _candidates(score_rows: list[dict], kept: dict, dropped: dict, filtered: boo
         else:
             verdict, reason, teacher_rank = ("unused" if filtered else "unfiltered"), None, None
         delta = _f(teacher - ref) if teacher is not None and ref is not None and not r["is_positive"] else None
-        candidates.append(_candidate(r["rank"], d, r["source"], teacher, delta, teacher_rank, bool(r["is_positive"]), verdict,
-                                     reason, docs, score=_f(r.get("score")), dense=_f(r.get("dense_score")),
-                                     bm25=_f(r.get("bm25_score"))))
+        candidates.append(
+            _candidate(
+                r["rank"],
+                d,
+                r["source"],
+                teacher,
+                delta,
+                teacher_rank,
+                bool(r["is_positive"]),
+                verdict,
+                reason,
+                docs,
+                score=_f(r.get("score")),
+                dense=_f(r.get("dense_score")),
+                bm25=_f(r.get("bm25_score")),
+            )
+        )
     seen = {r["doc_id"] for r in score_rows}
     for d, r in kept.items():
         if d not in seen:
-            candidates.append(_candidate(None, d, r.get("source") or "random", _f(r.get("teacher_score")), None, r.get("rank"),
-                                         False, "kept", None, docs))
-    candidates.sort(key=lambda c: (c["rank"] is None, c["rank"] or 0,
-                                   -(c["teacher_score"] if c["teacher_score"] is not None else -np.inf)))
+            candidates.append(
+                _candidate(None, d, r.get("source") or "random", _f(r.get("teacher_score")), None, r.get("rank"), False, "kept", None, docs)
+            )
+    candidates.sort(key=lambda c: (c["rank"] is None, c["rank"] or 0, -(c["teacher_score"] if c["teacher_score"] is not None else -np.inf)))
     return candidates
 
 
-def _candidate(rank, doc_id, source, teacher, delta, teacher_rank, is_positive, verdict, reason, docs, *, score=None,
-               dense=None, bm25=None) -> dict:
+def _candidate(
+    rank, doc_id, source, teacher, delta, teacher_rank, is_positive, verdict, reason, docs, *, score=None, dense=None, bm25=None
+) -> dict:
     title, text = docs.get(doc_id, ("", ""))
-    return {"rank": rank, "doc_id": doc_id, "source": source, "score": score, "dense_score": dense, "bm25_score": bm25,
-            "teacher_score": teacher, "delta": delta, "teacher_rank": teacher_rank, "is_positive": is_positive,
-            "verdict": verdict, "reason": reason, "title": title, "text": text}
+    return {
+        "rank": rank,
+        "doc_id": doc_id,
+        "source": source,
+        "score": score,
+        "dense_score": dense,
+        "bm25_score": bm25,
+        "teacher_score": teacher,
+        "delta": delta,
+        "teacher_rank": teacher_rank,
+        "is_positive": is_positive,
+        "verdict": verdict,
+        "reason": reason,
+        "title": title,
+        "text": text,
+    }
 
 
 def _positives(candidates: list[dict], qrels_pos: dict, docs: dict) -> list[dict]:
@@ -136,8 +183,17 @@ def _positives(candidates: list[dict], qrels_pos: dict, docs: dict) -> list[dict
     out = []
     for d in pos_ids:
         c = by_doc.get(d, {})
-        out.append({"doc_id": d, "relevance": qrels_pos.get(d), "rank": c.get("rank"), "source": c.get("source"),
-                    "teacher_score": c.get("teacher_score"), "title": docs.get(d, ("", ""))[0], "text": docs.get(d, ("", ""))[1]})
+        out.append(
+            {
+                "doc_id": d,
+                "relevance": qrels_pos.get(d),
+                "rank": c.get("rank"),
+                "source": c.get("source"),
+                "teacher_score": c.get("teacher_score"),
+                "title": docs.get(d, ("", ""))[0],
+                "text": docs.get(d, ("", ""))[1],
+            }
+        )
     return out
 
 
@@ -160,21 +216,23 @@ def render_inspect(data: dict, console: Console | None = None) -> None:
 
     console.print()
     console.print(Rule(Text(f"Positives ({len(data['positives'])})", style="bold"), align="left", style="dim"))
-    rows = [[p["doc_id"], _num(p["rank"], "missed"), p["source"] or "", _score(p["teacher_score"]),
-             doc_text(p["title"], p["text"])] for p in data["positives"]]
-    console.print(_table(["doc", "rank", "source", "teacher", "text"], "lrlrl", rows, width),
-                  no_wrap=True, overflow="ellipsis", crop=True)
+    rows = [
+        [p["doc_id"], _num(p["rank"], "missed"), p["source"] or "", _score(p["teacher_score"]), doc_text(p["title"], p["text"])]
+        for p in data["positives"]
+    ]
+    console.print(_table(["doc", "rank", "source", "teacher", "text"], "lrlrl", rows, width), no_wrap=True, overflow="ellipsis", crop=True)
 
     console.print()
     c = data["counts"]
-    title = (f"Candidates ({len(data['candidates'])}: {c['kept']} kept, {c['dropped']} dropped, "
-             f"{c['unused']} unused)" if data["filtered"] else f"Candidates ({len(data['candidates'])}, not filtered yet)")
+    title = (
+        f"Candidates ({len(data['candidates'])}: {c['kept']} kept, {c['dropped']} dropped, {c['unused']} unused)"
+        if data["filtered"]
+        else f"Candidates ({len(data['candidates'])}, not filtered yet)"
+    )
     console.print(Rule(Text(title, style="bold"), align="left", style="dim"))
-    hybrid = any(x["dense_score"] is not None for x in data["candidates"]) and \
-        any(x["bm25_score"] is not None for x in data["candidates"])
+    hybrid = any(x["dense_score"] is not None for x in data["candidates"]) and any(x["bm25_score"] is not None for x in data["candidates"])
     # hybrid runs: the fused (RRF) score only restates the rank, so show each retriever's score
-    headers = ["rank", "doc", "source"] + (["dense", "bm25"] if hybrid else ["retriever"]) + \
-        ["teacher", "Δ pos", "verdict", "text"]
+    headers = ["rank", "doc", "source"] + (["dense", "bm25"] if hybrid else ["retriever"]) + ["teacher", "Δ pos", "verdict", "text"]
     justify = "rll" + ("rr" if hybrid else "r") + "rrll"
     rows = []
     for x in data["candidates"]:
@@ -281,4 +339,3 @@ def _num(x, missing: str = "") -> str:
 
 def _score(x, digits: int = 3) -> str:
     return "" if x is None else f"{x:.{digits}f}"
-

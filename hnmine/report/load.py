@@ -122,9 +122,19 @@ def lookup_texts(run_dir: Path, kind: str, ids: Iterable[str]) -> dict[str, tupl
 
 # Columns to numpy straight from the Arrow buffers. pyarrow's own to_numpy / fill_null import
 # pandas (most of a second), which alone would eat a third of the report's time budget.
-_NUMERIC = {pa.float16(): np.float16, pa.float32(): np.float32, pa.float64(): np.float64,
-            pa.int8(): np.int8, pa.int16(): np.int16, pa.int32(): np.int32, pa.int64(): np.int64,
-            pa.uint8(): np.uint8, pa.uint16(): np.uint16, pa.uint32(): np.uint32, pa.uint64(): np.uint64}
+_NUMERIC = {
+    pa.float16(): np.float16,
+    pa.float32(): np.float32,
+    pa.float64(): np.float64,
+    pa.int8(): np.int8,
+    pa.int16(): np.int16,
+    pa.int32(): np.int32,
+    pa.int64(): np.int64,
+    pa.uint8(): np.uint8,
+    pa.uint16(): np.uint16,
+    pa.uint32(): np.uint32,
+    pa.uint64(): np.uint64,
+}
 
 
 def _bits(buf, offset: int, n: int) -> np.ndarray:

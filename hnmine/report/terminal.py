@@ -66,8 +66,9 @@ def _stages(report: dict):
         if not s["ran"]:
             table.add_row(Text(s["stage"], style="dim"), "", "", "", "not run")
             continue
-        table.add_row(s["stage"], _n(s["rows_in"]), _n(s["rows_out"]), _secs(s["seconds"]),
-                      (s["finished_at"] or "").replace("T", " ").rstrip("Z"))
+        table.add_row(
+            s["stage"], _n(s["rows_in"]), _n(s["rows_out"]), _secs(s["seconds"]), (s["finished_at"] or "").replace("T", " ").rstrip("Z")
+        )
     warnings = (report.get("meta") or {}).get("warnings") or []
     if not warnings:
         return table
@@ -88,8 +89,9 @@ def _coverage(report: dict, width: int) -> Group:
     table.add_column(justify="right")
     table.add_column()
     rows = [(f"full ({target} negatives)", cov["full"], "green"), ("short", cov["short"], "yellow")]
-    rows += [(label, cov["status"].get(key, 0), "red")
-             for key, label in (("no_candidates", "no candidates"), ("no_positive", "no positive"))]
+    rows += [
+        (label, cov["status"].get(key, 0), "red") for key, label in (("no_candidates", "no candidates"), ("no_positive", "no positive"))
+    ]
     if cov.get("exported") is not None:
         rows.append(("exported", cov["exported"], "default"))
     for label, n, style in rows:
@@ -113,8 +115,13 @@ def _coverage(report: dict, width: int) -> Group:
         short.add_column("text", no_wrap=True, overflow="ellipsis")
         text_w = max(10, width - 44)
         for r in cov["shortest"]:
-            short.add_row(Text(r["query_id"]), f"{r['n_negatives']}/{target}", _n(r.get("n_candidates")), r["status"],
-                          Text(trim(doc_text("", r["query"]), text_w)))
+            short.add_row(
+                Text(r["query_id"]),
+                f"{r['n_negatives']}/{target}",
+                _n(r.get("n_candidates")),
+                r["status"],
+                Text(trim(doc_text("", r["query"]), text_w)),
+            )
         more = cov["short"] - len(cov["shortest"])
         caption = f"shortest {len(cov['shortest'])} of {cov['short']}" if more > 0 else "short queries"
         parts += [Text(""), Text(caption, style="dim"), short]
@@ -139,14 +146,14 @@ def _scores(report: dict, width: int) -> Group:
         label.append(f"\nn={_n(s['n'])}", style="dim")
         if s["n"]:
             chart = Text("\n".join(column_chart(counts, height=3)), style=style)
-            stats = Text(f"median {s['median']:.3f}\nIQR {s['p25']:.3f} … {s['p75']:.3f}\n"
-                         f"range {s['min']:.3f} … {s['max']:.3f}", style="dim")
+            stats = Text(
+                f"median {s['median']:.3f}\nIQR {s['p25']:.3f} … {s['p75']:.3f}\nrange {s['min']:.3f} … {s['max']:.3f}", style="dim"
+            )
         else:
             chart, stats = Text("(none)", style="dim"), Text("")
         grid.add_row(label, chart, stats)
     grid.add_row("", Text(axis(edges[0], edges[-1], n_bins), style="dim"), "")
-    note = Text("teacher score on a shared axis; each row scaled to its own peak; dropped excludes "
-                "known positives", style="dim")
+    note = Text("teacher score on a shared axis; each row scaled to its own peak; dropped excludes known positives", style="dim")
     return Group(grid, note)
 
 
@@ -173,8 +180,9 @@ def _drops(report: dict, width: int) -> Group:
     peak = max(r["count"] for r in reasons)
     for r in reasons:
         style = "dim" if r["reason"] == "known_positive" else ""
-        table.add_row(Text(r["reason"], style=style), _n(r["count"]), f"{r['share'] * 100:.1f}%",
-                      Text(bar(r["count"] / peak, bar_w), style="red"))
+        table.add_row(
+            Text(r["reason"], style=style), _n(r["count"]), f"{r['share'] * 100:.1f}%", Text(bar(r["count"] / peak, bar_w), style="red")
+        )
     return Group(*lines, table)
 
 
@@ -187,9 +195,14 @@ def _judgment_lines(judgments: dict | None) -> list[Text]:
         c = judgments.get(group) or {}
         total = sum(v for v in c.values() if isinstance(v, int))
         if total:
-            out.append(Text(f"{label}: {total:,} — {c.get('new_positives', 0):,} made positives, "
-                            f"{c.get('not_relevant', 0):,} kept out of the false-negative rules, "
-                            f"{c.get('unscored_positives', 0) + c.get('not_in_run', 0):,} not candidates of this run", style="dim"))
+            out.append(
+                Text(
+                    f"{label}: {total:,} — {c.get('new_positives', 0):,} made positives, "
+                    f"{c.get('not_relevant', 0):,} kept out of the false-negative rules, "
+                    f"{c.get('unscored_positives', 0) + c.get('not_in_run', 0):,} not candidates of this run",
+                    style="dim",
+                )
+            )
     return out
 
 
@@ -201,8 +214,7 @@ def _suspects_title(report: dict) -> str:
 
 def _suspects(report: dict, console: Console):
     s = report["suspects"]
-    note = Text(f"{s['above_positive']:,} score above their query's positive. "
-                "Ranked by teacher score − positive score.", style="dim")
+    note = Text(f"{s['above_positive']:,} score above their query's positive. Ranked by teacher score − positive score.", style="dim")
     if not s["rows"]:
         return Group(note, Text("no suspects", style="dim"))
     if console.width < STACK_BELOW:
@@ -223,10 +235,8 @@ def _suspects(report: dict, console: Console):
         query = Text(trim(r["query_id"], query_w), style="dim")
         for ln in wrap_lines(r["query"], query_w, TEXT_LINES, console):
             query.append("\n" + ln)
-        positive = _doc_cell(r["positive_id"], r["positive_score"], r["positive_title"], r["positive"], doc_w,
-                             console, "green")
-        suspect = _doc_cell(r["doc_id"], r["teacher_score"], r["suspect_title"], r["suspect"], doc_w,
-                            console, _suspect_style(r))
+        positive = _doc_cell(r["positive_id"], r["positive_score"], r["positive_title"], r["positive"], doc_w, console, "green")
+        suspect = _doc_cell(r["doc_id"], r["teacher_score"], r["suspect_title"], r["suspect"], doc_w, console, _suspect_style(r))
         table.add_row(str(r["n"]), Text(f"{r['delta']:+.3f}", style="bold"), query, positive, suspect, _verdict(r))
     return Group(note, table)
 
@@ -242,10 +252,16 @@ def _suspects_stacked(rows: list[dict], console: Console) -> Text:
         out.append_text(_verdict(r))
         out.append("\n     query    ")
         out.append(trim(f"{r['query_id']} · {' '.join(r['query'].split())}", text_w))
-        for label, cell in (("positive", _doc_cell(r["positive_id"], r["positive_score"], r["positive_title"],
-                                                   r["positive"], text_w, console, "green", lines=2)),
-                            ("suspect ", _doc_cell(r["doc_id"], r["teacher_score"], r["suspect_title"], r["suspect"],
-                                                   text_w, console, _suspect_style(r), lines=2))):
+        for label, cell in (
+            (
+                "positive",
+                _doc_cell(r["positive_id"], r["positive_score"], r["positive_title"], r["positive"], text_w, console, "green", lines=2),
+            ),
+            (
+                "suspect ",
+                _doc_cell(r["doc_id"], r["teacher_score"], r["suspect_title"], r["suspect"], text_w, console, _suspect_style(r), lines=2),
+            ),
+        ):
             out.append(f"\n     {label} ")
             for i, line in enumerate(cell.split("\n")):
                 if i:

@@ -67,8 +67,9 @@ def build(texts: list[str], options: BM25Options, folder: Path, reporter: Report
     return {"backend": options.backend, "method": options.method, "documents": len(texts)}
 
 
-def search(queries: list[str], k: int, options: BM25Options, folder: Path, n_docs: int, reporter: Reporter | None = None,
-           workers: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def search(
+    queries: list[str], k: int, options: BM25Options, folder: Path, n_docs: int, reporter: Reporter | None = None, workers: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
     """Top-k document rows and scores per query; rows with no matching term come back as -1.
 
     Only documents sharing a term with the query are candidates. Equal scores are ordered by document

@@ -16,7 +16,9 @@ EXACT_MAX_DOCS = 200_000  # above this, an IVF index (recall measured against ex
 QUERY_BATCH = 1024
 
 
-def build_index(embeddings: np.ndarray, folder: Path, *, exact_max_docs: int = EXACT_MAX_DOCS, seed: int = 0, reporter: Reporter | None = None) -> dict:
+def build_index(
+    embeddings: np.ndarray, folder: Path, *, exact_max_docs: int = EXACT_MAX_DOCS, seed: int = 0, reporter: Reporter | None = None
+) -> dict:
     """Write an ANN index for large corpora; exact search needs none. Returns what was built."""
     import faiss
 
@@ -62,9 +64,18 @@ MAX_SCAN_SHARE = 1 / 8  # past this share of lists scanned, IVF is no cheaper th
 
 
 def plan_search(
-    queries: np.ndarray, embeddings: np.ndarray, k: int, *, index_info: dict, folder: Path,
-    nprobe: int | None = None, min_recall: float = MIN_RECALL, sample: int = 500, seed: int = 0,
-    index=None, reporter: Reporter | None = None,
+    queries: np.ndarray,
+    embeddings: np.ndarray,
+    k: int,
+    *,
+    index_info: dict,
+    folder: Path,
+    nprobe: int | None = None,
+    min_recall: float = MIN_RECALL,
+    sample: int = 500,
+    seed: int = 0,
+    index=None,
+    reporter: Reporter | None = None,
 ) -> dict:
     """How to search: exact, or IVF with the smallest nprobe whose recall@k on a query sample reaches min_recall.
 
@@ -104,8 +115,16 @@ def plan_search(
         n *= 2
     if reporter is not None:
         best = tried[-1]
-        reporter.info(f"IVF reached recall {best['recall']:.3f} < {min_recall} at nprobe {best['nprobe']} of {nlist} lists; searching exactly instead")
-    return {"type": "exact", "recall": 1.0, "tried": tried, "k": k, "reason": f"IVF below recall {min_recall} within {MAX_SCAN_SHARE:.3g} of the lists"}
+        reporter.info(
+            f"IVF reached recall {best['recall']:.3f} < {min_recall} at nprobe {best['nprobe']} of {nlist} lists; searching exactly instead"
+        )
+    return {
+        "type": "exact",
+        "recall": 1.0,
+        "tried": tried,
+        "k": k,
+        "reason": f"IVF below recall {min_recall} within {MAX_SCAN_SHARE:.3g} of the lists",
+    }
 
 
 def search(

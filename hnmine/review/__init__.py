@@ -13,8 +13,7 @@ from typing import Any
 
 __all__ = ["Filters", "ReviewSession", "ReviewApp"]
 
-_WHERE = {"Filters": "hnmine.review.session", "ReviewSession": "hnmine.review.session",
-          "ReviewApp": "hnmine.review.app"}
+_WHERE = {"Filters": "hnmine.review.session", "ReviewSession": "hnmine.review.session", "ReviewApp": "hnmine.review.app"}
 
 
 def __getattr__(name: str) -> Any:

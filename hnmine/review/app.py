@@ -27,8 +27,16 @@ from hnmine.review.session import ReviewSession
 MAX_CHARS = 10_000  # of one text on screen; `i` (inspect) or the tables hold the rest
 QUERY_LINES = 3  # of the query's text above the panes
 NARROW = 70  # below this many columns the two panes stack
-KEYS = (("r", "relevant"), ("n", "not relevant"), ("s", "skip"), ("u", "undo"), ("b", "back"),
-        ("g", "query"), ("i", "inspect"), ("q", "quit"))
+KEYS = (
+    ("r", "relevant"),
+    ("n", "not relevant"),
+    ("s", "skip"),
+    ("u", "undo"),
+    ("b", "back"),
+    ("g", "query"),
+    ("i", "inspect"),
+    ("q", "quit"),
+)
 
 
 REVIEW_ACTIONS = {"mark", "skip", "undo", "back", "go_to", "inspect"}
@@ -103,8 +111,9 @@ class InspectScreen(Screen):
         from hnmine.report import render_inspect
 
         buffer = io.StringIO()
-        console = Console(file=buffer, width=max(20, self.width_ - 2), force_terminal=True,
-                          color_system="standard", legacy_windows=False, emoji=False)
+        console = Console(
+            file=buffer, width=max(20, self.width_ - 2), force_terminal=True, color_system="standard", legacy_windows=False, emoji=False
+        )
         render_inspect(self.data, console)
         with VerticalScroll(id="inspect-body"):
             yield Static(Text.from_ansi(buffer.getvalue()), id="inspect-text")
@@ -213,8 +222,15 @@ class ReviewApp(App):
         except HnmineError:
             positives = []
         if not positives and row.get("positive_id"):
-            positives = [{"doc_id": row["positive_id"], "teacher_score": row["positive_score"], "rank": None,
-                          "title": row["positive_title"], "text": row["positive"]}]
+            positives = [
+                {
+                    "doc_id": row["positive_id"],
+                    "teacher_score": row["positive_score"],
+                    "rank": None,
+                    "title": row["positive_title"],
+                    "text": row["positive"],
+                }
+            ]
         t = Text(f"known positive{'s' if len(positives) != 1 else ''} ({len(positives)})", style="bold green")
         if row.get("positive_score") is not None:
             t.append(f"  reference {row['positive_score']:.3f}", style="dim")
@@ -243,8 +259,7 @@ class ReviewApp(App):
     def _status(self) -> Text:
         p = self.session.progress()
         t = Text(f" {p['position']}/{p['total']}", style="bold")
-        t.append(f" · {p['relevant']} relevant · {p['not_relevant']} not relevant · "
-                 f"{p['skipped']} skipped · {p['left']} left")
+        t.append(f" · {p['relevant']} relevant · {p['not_relevant']} not relevant · {p['skipped']} skipped · {p['left']} left")
         if self.session.considered > p["total"]:
             t.append(f" · of {self.session.considered:,} suspects", style="dim")
         width = max(10, self.size.width)

@@ -18,8 +18,9 @@ def review_command(
     run: Annotated[Path, typer.Argument(help="Run directory (the --out of `hnmine mine`).", show_default=False)],
     top: Annotated[
         Optional[int],
-        typer.Option("--top", min=1, help="Walk the report's first N suspects (default 100; every suspect with --query).",
-                     show_default=False),
+        typer.Option(
+            "--top", min=1, help="Walk the report's first N suspects (default 100; every suspect with --query).", show_default=False
+        ),
     ] = None,
     reason: Annotated[
         Optional[str],
@@ -32,8 +33,9 @@ def review_command(
     ] = None,
     export: Annotated[
         Optional[Path],
-        typer.Option("--export", help="Do not open the app: write the run's judgments to this qrels file.",
-                     dir_okay=False, show_default=False),
+        typer.Option(
+            "--export", help="Do not open the app: write the run's judgments to this qrels file.", dir_okay=False, show_default=False
+        ),
     ] = None,
     qrels_format: Annotated[
         str, typer.Option("--qrels-format", help="Format of --export: beir (TSV with header) or trec (qid 0 docid rel).")
@@ -47,11 +49,13 @@ def review_command(
         from hnmine.judgments import export_qrels, run_judgments
         from hnmine.rundir import RunDir
 
-        chosen = [flag for flag, value in (("--top", top), ("--reason", reason), ("--query", query), ("--min-gap", min_gap))
-                  if value is not None]
+        chosen = [
+            flag for flag, value in (("--top", top), ("--reason", reason), ("--query", query), ("--min-gap", min_gap)) if value is not None
+        ]
         if chosen:
-            raise OptionError(f"{', '.join(chosen)} chooses suspects to review; --export writes every judgment of the run, "
-                              f"so it takes none of them")
+            raise OptionError(
+                f"{', '.join(chosen)} chooses suspects to review; --export writes every judgment of the run, so it takes none of them"
+            )
         RunDir(run).check_is_run()
         n = export_qrels(run_judgments(run), export, qrels_format)
         print(f"wrote {n:,} judgment(s) to {export} ({qrels_format} qrels)", file=sys.stderr)
@@ -62,11 +66,13 @@ def review_command(
     if not session.suspects:
         raise OptionError(f"no suspected false negatives in {run} match ({session.filters.describe()})")
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
-        raise OptionError("hnmine review needs a terminal (stdin and stdout); to write the judgments "
-                          "as qrels use --export FILE")
+        raise OptionError("hnmine review needs a terminal (stdin and stdout); to write the judgments as qrels use --export FILE")
     from hnmine.review.app import ReviewApp
 
     ReviewApp(session).run()
     p = session.progress()
-    print(f"{p['relevant']} relevant, {p['not_relevant']} not relevant, {p['left']} of {p['total']} left; "
-          f"verdicts in {session.log.run_dir / 'judgments.parquet'}", file=sys.stderr)
+    print(
+        f"{p['relevant']} relevant, {p['not_relevant']} not relevant, {p['left']} of {p['total']} left; "
+        f"verdicts in {session.log.run_dir / 'judgments.parquet'}",
+        file=sys.stderr,
+    )

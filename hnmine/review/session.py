@@ -79,8 +79,9 @@ class ReviewSession:
         for r in run_judgments(run_dir).to_pylist():
             if r["source"] != HUMAN:
                 others[(r["query_id"], r["doc_id"])] = (r["relevance"], r["source"])
-        session = cls(run_dir=run_dir, filters=filters, suspects=rows, considered=report["suspects"]["considered"],
-                      log=log, other_verdicts=others)
+        session = cls(
+            run_dir=run_dir, filters=filters, suspects=rows, considered=report["suspects"]["considered"], log=log, other_verdicts=others
+        )
         session.cursor = session.first_unjudged()
         return session
 

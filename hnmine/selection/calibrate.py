@@ -43,19 +43,28 @@ MIN_COVERAGE = 0.95
 HARDNESS_KEPT = 0.8  # of naive top-k's hardness
 
 
-def calibrate(scores: pa.Table, qrels: pa.Table, corpus: pa.Table, base: FilterOptions, *, default_method: str,
-              doc_vectors=None) -> tuple[FilterOptions, dict]:
+def calibrate(
+    scores: pa.Table, qrels: pa.Table, corpus: pa.Table, base: FilterOptions, *, default_method: str, doc_vectors=None
+) -> tuple[FilterOptions, dict]:
     """(the settings to run with, a record of what was measured and chosen)."""
     from hnmine.methods import resolve_options
 
     cal_scores, hidden, n_queries = hidden_positive_set(scores, qrels, base.seed)
-    record: dict[str, Any] = {"queries": n_queries, "hidden_positives": int(sum(len(v) for v in hidden.values())),
-                              "min_queries": MIN_QUERIES, "min_coverage": MIN_COVERAGE, "hardness_kept": HARDNESS_KEPT}
+    record: dict[str, Any] = {
+        "queries": n_queries,
+        "hidden_positives": int(sum(len(v) for v in hidden.values())),
+        "min_queries": MIN_QUERIES,
+        "min_coverage": MIN_COVERAGE,
+        "hardness_kept": HARDNESS_KEPT,
+    }
     if n_queries < MIN_QUERIES:
         chosen = resolve_options(dataclasses.replace(base, method=default_method))
-        record.update(chosen=_describe(default_method, {}), tried=[],
-                      reason=f"only {n_queries} queries have two or more positives (at least {MIN_QUERIES} are needed "
-                             f"to measure false negatives): the default method {default_method} is used")
+        record.update(
+            chosen=_describe(default_method, {}),
+            tried=[],
+            reason=f"only {n_queries} queries have two or more positives (at least {MIN_QUERIES} are needed "
+            f"to measure false negatives): the default method {default_method} is used",
+        )
         return chosen, record
     tried = [_measure(cal_scores, corpus, base, name, params, hidden, doc_vectors) for name, params in CANDIDATES]
     if not any(t["method"] == default_method and not t["params"] for t in tried):
@@ -65,8 +74,11 @@ def calibrate(scores: pa.Table, qrels: pa.Table, corpus: pa.Table, base: FilterO
         t["hardness_vs_naive"] = _ratio(t["hardness"], naive["hardness"])
     # Hard enough: HARDNESS_KEPT of naive's, or as hard as the default method here (the default is the
     # standing recommendation; a rule as hard as it is never refused for its hardness).
-    default = next(t for t in tried if t["method"] == default_method and not t["params"] or
-                   t["method"] == default_method and t["params"] == _defaults(default_method))
+    default = next(
+        t
+        for t in tried
+        if t["method"] == default_method and not t["params"] or t["method"] == default_method and t["params"] == _defaults(default_method)
+    )
     floor = min(HARDNESS_KEPT, default["hardness_vs_naive"] or HARDNESS_KEPT)
     record["hardness_floor"] = floor
     for t in tried:
@@ -75,15 +87,19 @@ def calibrate(scores: pa.Table, qrels: pa.Table, corpus: pa.Table, base: FilterO
     if eligible:
         best = min(eligible, key=lambda t: (t["false_negative_rate"], -(t["hardness_vs_naive"] or 0)))
         name, params = best["method"], best["params"]
-        reason = (f"lowest estimated false-negative rate ({best['false_negative_rate']:.1%} vs naive "
-                  f"{naive['false_negative_rate']:.1%}) with {best['coverage']:.0%} of queries full and "
-                  f"{best['hardness_vs_naive']:.2f}× naive's hardness, on {n_queries} queries with hidden positives")
+        reason = (
+            f"lowest estimated false-negative rate ({best['false_negative_rate']:.1%} vs naive "
+            f"{naive['false_negative_rate']:.1%}) with {best['coverage']:.0%} of queries full and "
+            f"{best['hardness_vs_naive']:.2f}× naive's hardness, on {n_queries} queries with hidden positives"
+        )
         if (best["method"], best["params"]) == (default["method"], default["params"]) or best is default:
             name, params = default_method, {}
     else:
         name, params = default_method, {}
-        reason = (f"no candidate rule kept {MIN_COVERAGE:.0%} of the queries full and {floor:.2f}× naive's hardness: "
-                  f"the default method {default_method} is used")
+        reason = (
+            f"no candidate rule kept {MIN_COVERAGE:.0%} of the queries full and {floor:.2f}× naive's hardness: "
+            f"the default method {default_method} is used"
+        )
     record.update(tried=tried, chosen=_describe(name, params), reason=reason)
     return resolve_options(dataclasses.replace(base, method=name, **params)), record
 
@@ -114,14 +130,17 @@ def hidden_positive_set(scores: pa.Table, qrels: pa.Table, seed: int) -> tuple[p
     is_hidden = np.array([d in hidden.get(q, ()) for q, d in qd], dtype=bool)
     retrieved = np.asarray(rows.column("rank").is_valid().to_numpy(zero_copy_only=False), bool)
     rows = rows.filter(pa.array(~is_hidden | retrieved))  # a hidden positive retrieval missed cannot be mined
-    is_hidden = np.array([d in hidden.get(q, ()) for q, d in zip(rows.column("query_id").to_pylist(), rows.column("doc_id").to_pylist())], bool)
+    is_hidden = np.array(
+        [d in hidden.get(q, ()) for q, d in zip(rows.column("query_id").to_pylist(), rows.column("doc_id").to_pylist())], bool
+    )
     is_pos = np.asarray(pc.fill_null(rows.column("is_positive"), False).to_numpy(zero_copy_only=False), bool) & ~is_hidden
     rows = rows.set_column(rows.column_names.index("is_positive"), "is_positive", pa.array(is_pos))
     return rows, hidden, len(multi)
 
 
-def _measure(scores: pa.Table, corpus: pa.Table, base: FilterOptions, name: str, params: dict, hidden: dict[str, set[str]],
-             doc_vectors) -> dict:
+def _measure(
+    scores: pa.Table, corpus: pa.Table, base: FilterOptions, name: str, params: dict, hidden: dict[str, set[str]], doc_vectors
+) -> dict:
     from hnmine.coverage import full_queries
     from hnmine.methods import resolve_options
     from hnmine.selection.run import filter_candidates
@@ -139,7 +158,10 @@ def _measure(scores: pa.Table, corpus: pa.Table, base: FilterOptions, name: str,
     pos_median = float(np.median(pos.to_numpy(zero_copy_only=False))) if len(pos) else None
     neg_median = float(np.median(neg_scores)) if neg_scores.size else None
     return {
-        "method": name, "params": params, "negatives": neg.num_rows, "false_negatives": false,
+        "method": name,
+        "params": params,
+        "negatives": neg.num_rows,
+        "false_negatives": false,
         "false_negative_rate": false / neg.num_rows if neg.num_rows else None,
         "coverage": float(full_queries(shortfall).mean()) if shortfall.size else 0.0,
         "hardness": _hardness(neg_median, pos_median, scores),

@@ -85,9 +85,7 @@ class PreparedRows:
         return self.cand_rows[lo:hi], self.cand_rank[lo:hi]
 
 
-def prepare_rows(
-    scores: pa.Table, corpus: pa.Table, query_ids: Sequence[str] | None, positive_reference: str
-) -> PreparedRows:
+def prepare_rows(scores: pa.Table, corpus: pa.Table, query_ids: Sequence[str] | None, positive_reference: str) -> PreparedRows:
     """Check scores.parquet and corpus.parquet (InputError / MissingColumn), then sort."""
     require_columns(scores, "scores.parquet", SCORES_COLUMNS)
     require_columns(corpus, "corpus.parquet", CORPUS_COLUMNS)
@@ -109,15 +107,29 @@ def prepare_rows(
     nq = len(qarr)
     pos_start = offsets(qidx[pos_rows], nq)
     n_positives = np.diff(pos_start)
-    ref32 = _reference_scores(qidx[pos_rows], t32[pos_rows].astype(np.float64), n_positives,
-                              positive_reference)
+    ref32 = _reference_scores(qidx[pos_rows], t32[pos_rows].astype(np.float64), n_positives, positive_reference)
     return PreparedRows(
-        query_ids=qarr, corpus=corpus, corpus_doc_ids=cdoc, doc_ids=dcol,
-        sources=string_column(scores, "source"), source_row=order, query=qidx, rank=rank,
-        score32=t32, score=t32.astype(np.float64), is_positive=is_pos, corpus_row=cidx[order],
-        query_start=offsets(qidx, nq), cand_rows=cand_rows, cand_rank=rank[cand_rows],
-        cand_start=offsets(qidx[cand_rows], nq), pos_rows=pos_rows, pos_start=pos_start,
-        n_positives=n_positives, positive_score32=ref32, positive_score=ref32.astype(np.float64),
+        query_ids=qarr,
+        corpus=corpus,
+        corpus_doc_ids=cdoc,
+        doc_ids=dcol,
+        sources=string_column(scores, "source"),
+        source_row=order,
+        query=qidx,
+        rank=rank,
+        score32=t32,
+        score=t32.astype(np.float64),
+        is_positive=is_pos,
+        corpus_row=cidx[order],
+        query_start=offsets(qidx, nq),
+        cand_rows=cand_rows,
+        cand_rank=rank[cand_rows],
+        cand_start=offsets(qidx[cand_rows], nq),
+        pos_rows=pos_rows,
+        pos_start=pos_start,
+        n_positives=n_positives,
+        positive_score32=ref32,
+        positive_score=ref32.astype(np.float64),
         judged_not_relevant=_judged_not_relevant(scores)[order],
     )
 
@@ -168,7 +180,8 @@ def _retrieval_rank(scores: pa.Table, is_pos: np.ndarray, where: RowDescription)
     if bad.any():
         raise InputError(
             f"scores.parquet: candidate without a rank ({where(int(np.argmax(bad)))}); only "
-            f"positives that retrieval missed may have a null rank")
+            f"positives that retrieval missed may have a null rank"
+        )
     rank = col.fill_null(NO_RANK).to_numpy().astype(np.int64)
     bad = rank < 1
     if bad.any():
@@ -189,9 +202,7 @@ def _teacher_scores(scores: pa.Table, where: RowDescription) -> np.ndarray:
     return t32 + np.float32(0.0)  # -0.0 -> 0.0: equal scores sort as equal
 
 
-def _corpus_rows(
-    corpus: pa.Table, dcol: pa.Array, is_pos: np.ndarray, where: RowDescription
-) -> tuple[pa.Array, np.ndarray]:
+def _corpus_rows(corpus: pa.Table, dcol: pa.Array, is_pos: np.ndarray, where: RowDescription) -> tuple[pa.Array, np.ndarray]:
     """(corpus doc ids, each scores row's corpus row or -1). Every candidate must be a corpus
     document: that catches ANN padding ids such as -1."""
     cdoc = string_column(corpus, "doc_id")
@@ -206,9 +217,7 @@ def _corpus_rows(
     return cdoc, cidx
 
 
-def _check_duplicates(
-    qidx: np.ndarray, cidx: np.ndarray, dcol: pa.Array, n_corpus: int, where: RowDescription
-) -> None:
+def _check_duplicates(qidx: np.ndarray, cidx: np.ndarray, dcol: pa.Array, n_corpus: int, where: RowDescription) -> None:
     """A (query, doc) pair twice is an input error (it would make the output depend on row
     order, and could yield the same negative twice)."""
     if qidx.size < 2:
@@ -228,9 +237,7 @@ def _check_duplicates(
         seen.add(pair)
 
 
-def _reference_scores(
-    pos_query: np.ndarray, pos_score: np.ndarray, n_positives: np.ndarray, reference: str
-) -> np.ndarray:
+def _reference_scores(pos_query: np.ndarray, pos_score: np.ndarray, n_positives: np.ndarray, reference: str) -> np.ndarray:
     """s(p) per query: min, mean or max of its positives' teacher scores, NaN without one;
     rounded to float32, so the value written is the value compared against."""
     nq = n_positives.size
@@ -247,9 +254,7 @@ def _reference_scores(
     return ref.astype(np.float32)
 
 
-def sort_order(
-    qidx: np.ndarray, t32: np.ndarray, rank: np.ndarray, is_pos: np.ndarray, dcol: pa.Array
-) -> np.ndarray:
+def sort_order(qidx: np.ndarray, t32: np.ndarray, rank: np.ndarray, is_pos: np.ndarray, dcol: pa.Array) -> np.ndarray:
     """Row order: query, teacher score descending, retrieval rank (missed positives last), doc_id.
 
     Fast path: one argsort of a packed 64-bit key (query | descending score bits | rank). When

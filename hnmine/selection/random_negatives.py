@@ -46,8 +46,7 @@ class _Draws:
 class RandomNegatives:
     """Random negatives of a filter run, accumulated over calls of `draw`."""
 
-    def __init__(self, rows: PreparedRows, count: int, seed: int, cosine: CosineToPositives | None,
-                 dedup_threshold: float | None) -> None:
+    def __init__(self, rows: PreparedRows, count: int, seed: int, cosine: CosineToPositives | None, dedup_threshold: float | None) -> None:
         self.rows = rows
         self.count = count
         self.cosine = cosine
@@ -67,8 +66,7 @@ class RandomNegatives:
         first = rows.query_start[queries]
         own = concatenated_ranges(first, rows.query_start[queries + 1] - first)
         own = own[rows.corpus_row[own] >= 0]
-        state = _Draws(queries, np.full(queries.size, self.count, dtype=np.int64),
-                       np.sort(rows.query[own] * nc + rows.corpus_row[own]))
+        state = _Draws(queries, np.full(queries.size, self.count, dtype=np.int64), np.sort(rows.query[own] * nc + rows.corpus_row[own]))
         remaining = nc - np.bincount(np.searchsorted(queries, rows.query[own]), minlength=queries.size)
         few_left = (remaining <= 4 * self.count + 64) | (2 * remaining < nc)
         self._hashed_rounds(state, np.flatnonzero(~few_left & (state.need > 0)))

@@ -71,7 +71,7 @@ class SelectionRecord:
         if queries.size == 0:
             return np.zeros(0, dtype=np.int64)
         # the positives of queries[0]..queries[-1], less those of queries not recorded here
-        prow = rows.pos_rows[rows.pos_start[queries[0]]:rows.pos_start[queries[-1] + 1]]
+        prow = rows.pos_rows[rows.pos_start[queries[0]] : rows.pos_start[queries[-1] + 1]]
         prow = prow[rows.rank[prow] <= depth]
         recorded = queries[np.minimum(np.searchsorted(queries, rows.query[prow]), queries.size - 1)]
         return prow[recorded == rows.query[prow]]

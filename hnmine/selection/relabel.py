@@ -39,5 +39,6 @@ def relabel_judgments(scores: pa.Table, margin: float, max_per_query: int, time:
     chosen = np.sort(order[position < max_per_query])
     doc_ids = pc.cast(scores.column("doc_id"), pa.string()).take(pa.array(chosen)).to_pylist()
     query_ids = query.dictionary.take(pa.array(q[chosen])).to_pylist()
-    return judgments_table({"query_id": qid, "doc_id": did, "relevance": 1, "source": TEACHER, "time": time}
-                           for qid, did in zip(query_ids, doc_ids))
+    return judgments_table(
+        {"query_id": qid, "doc_id": did, "relevance": 1, "source": TEACHER, "time": time} for qid, did in zip(query_ids, doc_ids)
+    )

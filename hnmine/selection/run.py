@@ -49,8 +49,7 @@ def filter_candidates(
     record = selector.new_record()
     random = None
     if opts.random_negatives > 0:
-        random = RandomNegatives(rows, opts.random_negatives, opts.seed, selector.reasons.cosine,
-                                 opts.dedup_threshold)
+        random = RandomNegatives(rows, opts.random_negatives, opts.seed, selector.reasons.cosine, opts.dedup_threshold)
     for first, last in query_chunks(rows):
         selector.select_queries(first, last, record)
         if random is not None:

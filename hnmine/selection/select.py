@@ -36,8 +36,7 @@ class Selector:
         self.sampler = get_sampler(opts.sampling)
         self.sample_seed = np.zeros(rows.n_queries, dtype=np.uint64)
         if self.sampler.log_weights is not None:  # only a random sampler needs seeds
-            self.sample_seed = np.array(
-                [query_seed(opts.seed, "sample", q) for q in rows.query_ids.to_pylist()], np.uint64)
+            self.sample_seed = np.array([query_seed(opts.seed, "sample", q) for q in rows.query_ids.to_pylist()], np.uint64)
 
     def new_record(self) -> SelectionRecord:
         return SelectionRecord(self.rows, self.opts.depth)
@@ -118,6 +117,14 @@ class Selector:
     def _draw(self, query: np.ndarray, position: np.ndarray, cand_rows: np.ndarray) -> np.ndarray:
         """The sampler's picks among eligible `cand_rows` (grouped by query, teacher order)."""
         rows = self.rows
-        return draw(self.sampler, query, position, rows.score[cand_rows], rows.positive_score[query],
-                    self.sample_seed[query], self.opts.num_negatives, self.opts,
-                    lambda q: str(rows.query_ids[int(q)]))
+        return draw(
+            self.sampler,
+            query,
+            position,
+            rows.score[cand_rows],
+            rows.positive_score[query],
+            self.sample_seed[query],
+            self.opts.num_negatives,
+            self.opts,
+            lambda q: str(rows.query_ids[int(q)]),
+        )

@@ -28,8 +28,7 @@ _MANY_POSITIVES = 16
 def text_codes(corpus: pa.Table, corpus_rows: np.ndarray) -> np.ndarray:
     """Same-text code of each of `corpus_rows`: equal codes for equal rules.text_keys."""
     sub = corpus.take(pa.array(corpus_rows, pa.int64()))
-    titles = (string_column(sub, "title") if "title" in sub.column_names
-              else pa.nulls(len(sub), pa.string()))
+    titles = string_column(sub, "title") if "title" in sub.column_names else pa.nulls(len(sub), pa.string())
     keys = text_keys(titles, string_column(sub, "text"))
     return pc.dictionary_encode(keys).indices.to_numpy(zero_copy_only=False).astype(np.int64)
 
@@ -43,7 +42,7 @@ def has_text_of_a_positive(rows: PreparedRows, query: np.ndarray, corpus_row: np
     # one text key per distinct document (a document is a candidate of many queries)
     docs, doc_loc = distinct(np.concatenate([corpus_row, rows.corpus_row[prow]]), rows.n_corpus)
     all_codes = text_codes(rows.corpus, docs)[doc_loc]
-    code, positive_code = all_codes[:query.size], all_codes[query.size:]
+    code, positive_code = all_codes[: query.size], all_codes[query.size :]
     # only pairs whose text is some positive's text need the (query, text) test
     is_positive_text = np.zeros(int(all_codes.max()) + 1, dtype=bool)
     is_positive_text[positive_code] = True
@@ -85,7 +84,7 @@ class CosineToPositives:
                 best[has] = np.maximum(best[has], sims)
         for i in np.flatnonzero(many).tolist():
             members = np.flatnonzero(qloc == i)
-            best[members] = (doc_vec[members] @ vecs[pos_vec[off[i]:off[i + 1]]].T).max(axis=1)
+            best[members] = (doc_vec[members] @ vecs[pos_vec[off[i] : off[i + 1]]].T).max(axis=1)
         return best
 
     def _vectors(self, corpus_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -94,9 +93,7 @@ class CosineToPositives:
         ids = self.rows.corpus_doc_ids.take(pa.array(uniq, pa.int64())).to_pylist()
         vecs = np.asarray(self.doc_vectors(ids))
         if vecs.ndim != 2 or vecs.shape[0] != len(ids):
-            raise InputError(
-                f"doc_vectors returned an array of shape {vecs.shape} for {len(ids)} documents "
-                f"(expected {len(ids)} x d)")
+            raise InputError(f"doc_vectors returned an array of shape {vecs.shape} for {len(ids)} documents (expected {len(ids)} x d)")
         return uniq, _normalise_rows(vecs)
 
 

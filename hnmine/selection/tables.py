@@ -27,17 +27,19 @@ _ROW_FIELDS = [
 ]
 NEGATIVES_SCHEMA = pa.schema(_ROW_FIELDS + [("is_random", pa.bool_()), ("method", pa.string())])
 DROPPED_SCHEMA = pa.schema(_ROW_FIELDS + [("reason", pa.string())])
-QUERY_SUMMARY_SCHEMA = pa.schema([
-    ("query_id", pa.string()),
-    ("n_positives", pa.int32()),
-    ("positive_score", pa.float32()),
-    ("n_candidates", pa.int32()),
-    ("depth_used", pa.int32()),
-    ("n_negatives", pa.int32()),
-    ("shortfall", pa.int32()),
-    ("exported", pa.bool_()),
-    ("status", pa.string()),
-])
+QUERY_SUMMARY_SCHEMA = pa.schema(
+    [
+        ("query_id", pa.string()),
+        ("n_positives", pa.int32()),
+        ("positive_score", pa.float32()),
+        ("n_candidates", pa.int32()),
+        ("depth_used", pa.int32()),
+        ("n_negatives", pa.int32()),
+        ("shortfall", pa.int32()),
+        ("exported", pa.bool_()),
+        ("status", pa.string()),
+    ]
+)
 
 STATUSES = ("ok", "short", "no_candidates", "no_positive")
 _OK, _SHORT, _NO_CANDIDATES, _NO_POSITIVE = range(len(STATUSES))
@@ -51,8 +53,9 @@ class FilterResult:
     stats: dict[str, Any]
 
 
-def build_result(rows: PreparedRows, opts: FilterOptions, record: SelectionRecord,
-                 random: RandomNegatives | None, near_duplicate_check: str) -> FilterResult:
+def build_result(
+    rows: PreparedRows, opts: FilterOptions, record: SelectionRecord, random: RandomNegatives | None, near_duplicate_check: str
+) -> FilterResult:
     """The tables and stats of a finished selection (`random`: None without random negatives)."""
     n_random = random.n_random if random is not None else np.zeros(rows.n_queries, np.int64)
     n_negatives = record.n_hard + n_random
@@ -65,20 +68,22 @@ def build_result(rows: PreparedRows, opts: FilterOptions, record: SelectionRecor
     summary = _summary_table(rows, record, n_negatives, shortfall, status, opts.min_negatives)
     code_counts = np.bincount(dropped_code.astype(np.int64), minlength=len(REASONS))
     stats: dict[str, Any] = {f"dropped_{r}": int(code_counts[i]) for i, r in enumerate(REASONS)}
-    stats.update({
-        "queries_full": int(np.count_nonzero(full_queries(shortfall))),
-        "queries_short": int(np.count_nonzero(shortfall > 0)),
-        "queries_without_negatives": int(np.count_nonzero(n_negatives == 0)),
-        "negatives_total": int(n_negatives.sum()),
-        "random_negatives_total": int(n_random.sum()),
-        "queries_total": int(rows.n_queries),
-        "queries_exported": int(np.count_nonzero(n_negatives >= opts.min_negatives)),
-        "queries_no_positive": int(np.count_nonzero(status == _NO_POSITIVE)),
-        "queries_no_candidates": int(np.count_nonzero(status == _NO_CANDIDATES)),
-        "queries_looked_deeper": int(np.count_nonzero(record.depth_used > opts.depth)),
-        "candidates_considered": int(record.n_candidates[rows.n_positives > 0].sum()),
-        "near_duplicate_check": near_duplicate_check,
-    })
+    stats.update(
+        {
+            "queries_full": int(np.count_nonzero(full_queries(shortfall))),
+            "queries_short": int(np.count_nonzero(shortfall > 0)),
+            "queries_without_negatives": int(np.count_nonzero(n_negatives == 0)),
+            "negatives_total": int(n_negatives.sum()),
+            "random_negatives_total": int(n_random.sum()),
+            "queries_total": int(rows.n_queries),
+            "queries_exported": int(np.count_nonzero(n_negatives >= opts.min_negatives)),
+            "queries_no_positive": int(np.count_nonzero(status == _NO_POSITIVE)),
+            "queries_no_candidates": int(np.count_nonzero(status == _NO_CANDIDATES)),
+            "queries_looked_deeper": int(np.count_nonzero(record.depth_used > opts.depth)),
+            "candidates_considered": int(record.n_candidates[rows.n_positives > 0].sum()),
+            "near_duplicate_check": near_duplicate_check,
+        }
+    )
     return FilterResult(_negatives_table(rows, record, random, opts.method), dropped, summary, stats)
 
 
@@ -90,8 +95,7 @@ def _with_nulls(values: np.ndarray, null: np.ndarray, typ: pa.DataType) -> pa.Ar
     return pa.array(values, type=typ, mask=null)
 
 
-def _negatives_table(rows: PreparedRows, record: SelectionRecord, random: RandomNegatives | None,
-                     method: str) -> pa.Table:
+def _negatives_table(rows: PreparedRows, record: SelectionRecord, random: RandomNegatives | None, method: str) -> pa.Table:
     """Per query (query order): the hard negatives by teacher rank, then the random ones in draw
     order (null rank, retrieval rank and teacher score)."""
     hard = _concat(record.negative_rows, np.int64)
@@ -110,21 +114,20 @@ def _negatives_table(rows: PreparedRows, record: SelectionRecord, random: Random
     def hard_then_random(hard_values: pa.Array, random_values: pa.Array) -> pa.Array:
         return pa.concat_arrays([hard_values, random_values]).take(take)
 
-    return pa.table({
-        "query_id": rows.query_ids.take(pa.array(query[perm])),
-        "doc_id": hard_then_random(rows.doc_ids.take(pa.array(source_row)),
-                                   rows.corpus_doc_ids.take(pa.array(rand_doc))),
-        "rank": _with_nulls(np.concatenate([hard_rank, zeros])[perm].astype(np.int32), null, pa.int32()),
-        "retrieval_rank": _with_nulls(np.concatenate([rows.rank[hard], zeros])[perm].astype(np.int32),
-                                      null, pa.int32()),
-        "teacher_score": _with_nulls(np.concatenate([rows.score32[hard], np.zeros(rand_q.size, np.float32)])[perm],
-                                     null, pa.float32()),
-        "positive_score": pa.array(rows.positive_score32[query[perm]], pa.float32()),
-        "source": hard_then_random(rows.sources.take(pa.array(source_row)),
-                                   pa.repeat(pa.scalar("random", pa.string()), rand_q.size)),
-        "is_random": pa.array(null, pa.bool_()),
-        "method": pa.repeat(pa.scalar(method, pa.string()), query.size),
-    }, schema=NEGATIVES_SCHEMA)
+    return pa.table(
+        {
+            "query_id": rows.query_ids.take(pa.array(query[perm])),
+            "doc_id": hard_then_random(rows.doc_ids.take(pa.array(source_row)), rows.corpus_doc_ids.take(pa.array(rand_doc))),
+            "rank": _with_nulls(np.concatenate([hard_rank, zeros])[perm].astype(np.int32), null, pa.int32()),
+            "retrieval_rank": _with_nulls(np.concatenate([rows.rank[hard], zeros])[perm].astype(np.int32), null, pa.int32()),
+            "teacher_score": _with_nulls(np.concatenate([rows.score32[hard], np.zeros(rand_q.size, np.float32)])[perm], null, pa.float32()),
+            "positive_score": pa.array(rows.positive_score32[query[perm]], pa.float32()),
+            "source": hard_then_random(rows.sources.take(pa.array(source_row)), pa.repeat(pa.scalar("random", pa.string()), rand_q.size)),
+            "is_random": pa.array(null, pa.bool_()),
+            "method": pa.repeat(pa.scalar(method, pa.string()), query.size),
+        },
+        schema=NEGATIVES_SCHEMA,
+    )
 
 
 def _dropped_table(rows: PreparedRows, record: SelectionRecord) -> tuple[pa.Table, np.ndarray]:
@@ -137,30 +140,37 @@ def _dropped_table(rows: PreparedRows, record: SelectionRecord) -> tuple[pa.Tabl
     perm = np.lexsort((np.where(positive, rows.rank[drop], teacher_rank), ~positive, rows.query[drop]))
     drop, teacher_rank, code = drop[perm], teacher_rank[perm], code[perm]
     source_row = rows.source_row[drop]
-    table = pa.table({
-        "query_id": rows.query_ids.take(pa.array(rows.query[drop])),
-        "doc_id": rows.doc_ids.take(pa.array(source_row)),
-        "rank": _with_nulls(teacher_rank.astype(np.int32), teacher_rank == NO_TEACHER_RANK, pa.int32()),
-        "retrieval_rank": pa.array(rows.rank[drop].astype(np.int32), pa.int32()),
-        "teacher_score": pa.array(rows.score32[drop], pa.float32()),
-        "positive_score": pa.array(rows.positive_score32[rows.query[drop]], pa.float32()),
-        "source": rows.sources.take(pa.array(source_row)),
-        "reason": pa.array(REASONS, pa.string()).take(pa.array(code.astype(np.int64))),
-    }, schema=DROPPED_SCHEMA)
+    table = pa.table(
+        {
+            "query_id": rows.query_ids.take(pa.array(rows.query[drop])),
+            "doc_id": rows.doc_ids.take(pa.array(source_row)),
+            "rank": _with_nulls(teacher_rank.astype(np.int32), teacher_rank == NO_TEACHER_RANK, pa.int32()),
+            "retrieval_rank": pa.array(rows.rank[drop].astype(np.int32), pa.int32()),
+            "teacher_score": pa.array(rows.score32[drop], pa.float32()),
+            "positive_score": pa.array(rows.positive_score32[rows.query[drop]], pa.float32()),
+            "source": rows.sources.take(pa.array(source_row)),
+            "reason": pa.array(REASONS, pa.string()).take(pa.array(code.astype(np.int64))),
+        },
+        schema=DROPPED_SCHEMA,
+    )
     return table, code
 
 
-def _summary_table(rows: PreparedRows, record: SelectionRecord, n_negatives: np.ndarray,
-                   shortfall: np.ndarray, status: np.ndarray, min_negatives: int) -> pa.Table:
+def _summary_table(
+    rows: PreparedRows, record: SelectionRecord, n_negatives: np.ndarray, shortfall: np.ndarray, status: np.ndarray, min_negatives: int
+) -> pa.Table:
     no_positive = rows.n_positives == 0
-    return pa.table({
-        "query_id": rows.query_ids,
-        "n_positives": pa.array(rows.n_positives.astype(np.int32), pa.int32()),
-        "positive_score": _with_nulls(np.nan_to_num(rows.positive_score32), no_positive, pa.float32()),
-        "n_candidates": pa.array(record.n_candidates.astype(np.int32), pa.int32()),
-        "depth_used": pa.array(record.depth_used.astype(np.int32), pa.int32()),
-        "n_negatives": pa.array(n_negatives.astype(np.int32), pa.int32()),
-        "shortfall": pa.array(shortfall.astype(np.int32), pa.int32()),
-        "exported": pa.array(n_negatives >= min_negatives, pa.bool_()),
-        "status": pa.array(STATUSES, pa.string()).take(pa.array(status)),
-    }, schema=QUERY_SUMMARY_SCHEMA)
+    return pa.table(
+        {
+            "query_id": rows.query_ids,
+            "n_positives": pa.array(rows.n_positives.astype(np.int32), pa.int32()),
+            "positive_score": _with_nulls(np.nan_to_num(rows.positive_score32), no_positive, pa.float32()),
+            "n_candidates": pa.array(record.n_candidates.astype(np.int32), pa.int32()),
+            "depth_used": pa.array(record.depth_used.astype(np.int32), pa.int32()),
+            "n_negatives": pa.array(n_negatives.astype(np.int32), pa.int32()),
+            "shortfall": pa.array(shortfall.astype(np.int32), pa.int32()),
+            "exported": pa.array(n_negatives >= min_negatives, pa.bool_()),
+            "status": pa.array(STATUSES, pa.string()).take(pa.array(status)),
+        },
+        schema=QUERY_SUMMARY_SCHEMA,
+    )

@@ -25,8 +25,11 @@ def _work(ctx: Context) -> StageOutput:
 
     o = ctx.options
     examples, target = build_examples(
-        corpus=ctx.table("corpus"), queries=ctx.table("queries"), negatives=ctx.table("negatives"),
-        summary=ctx.table("query_summary"), positives=ctx.table("positives"),
+        corpus=ctx.table("corpus"),
+        queries=ctx.table("queries"),
+        negatives=ctx.table("negatives"),
+        summary=ctx.table("query_summary"),
+        positives=ctx.table("positives"),
     )
     table = get_format(o.format).build(examples, target, o.with_scores)
     rel = export_file(o)
@@ -52,14 +55,22 @@ def _empty_export_message(ctx: Context, examples, target: int) -> str:
             why = f"no query has at least --min-negatives ({o.min_negatives}) negatives"
         else:
             why = f"no query has the filter's --min-negatives negatives (the most any query has is {most})"
-        return (f"the training file is empty: {why}; see `hnmine report {ctx.run.path}` for the drop reasons, then lower "
-                "--min-negatives, use a method with a smaller window or margin, or retrieve deeper (--max-depth)")
-    return (f"the training file is empty: no query has the full {target} negatives the "
-            f"{o.format} format needs; lower --num-negatives or use another --format")
+        return (
+            f"the training file is empty: {why}; see `hnmine report {ctx.run.path}` for the drop reasons, then lower "
+            "--min-negatives, use a method with a smaller window or margin, or retrieve deeper (--max-depth)"
+        )
+    return (
+        f"the training file is empty: no query has the full {target} negatives the "
+        f"{o.format} format needs; lower --num-negatives or use another --format"
+    )
 
 
 STAGE = Stage(
-    name="export", command="export", makes=("export/",),
+    name="export",
+    command="export",
+    makes=("export/",),
     reads=lambda ctx: ("corpus", "queries", "negatives", "query_summary", "positives"),
-    writes=lambda o: (export_file(o),), key=_key, work=_work,
+    writes=lambda o: (export_file(o),),
+    key=_key,
+    work=_work,
 )

@@ -52,8 +52,9 @@ def _check_names_the_run(ctx: Context, table) -> None:
         return
     queries = set(ctx.table("queries", ["query_id"]).column("query_id").to_pylist())
     if not queries & set(table.column("query_id").to_pylist()):
-        raise InputError(f"{ctx.options.judgments}: no judgment names a query of this run "
-                         f"({ctx.run.path_of('queries')}): wrong file or split?")
+        raise InputError(
+            f"{ctx.options.judgments}: no judgment names a query of this run ({ctx.run.path_of('queries')}): wrong file or split?"
+        )
 
 
 def _sources(ctx: Context) -> dict:
@@ -119,8 +120,7 @@ def _work(ctx: Context) -> StageOutput:
         from hnmine.options import Options
         from hnmine.selection.calibrate import calibrate
 
-        settings, calibration = calibrate(scores, ctx.table("qrels"), corpus, settings, default_method=Options.method,
-                                          doc_vectors=vectors)
+        settings, calibration = calibrate(scores, ctx.table("qrels"), corpus, settings, default_method=Options.method, doc_vectors=vectors)
         ctx.reporter.info(f"method auto: {settings.method} ({calibration['reason']})")
     with ctx.reporter.task("filtering", total=len(query_ids)) as advance:
         result = filter_candidates(scores, corpus, settings, doc_vectors=vectors, query_ids=query_ids, progress=advance)
@@ -133,19 +133,26 @@ def _work(ctx: Context) -> StageOutput:
         stats["relabelled"] = relabelled
         unscored = judged_info["unscored_positives"].num_rows
         if unscored:
-            warnings.append(f"{unscored} documents judged relevant are not candidates of this run (the teacher never "
-                            f"scored them): they are not negatives, but are not exported as positives either; add them "
-                            f"to the qrels to train on them")
+            warnings.append(
+                f"{unscored} documents judged relevant are not candidates of this run (the teacher never "
+                f"scored them): they are not negatives, but are not exported as positives either; add them "
+                f"to the qrels to train on them"
+            )
             ctx.reporter.warn(warnings[-1])
     if stats.get("queries_short"):
         warnings.append(shortfall_message(result.negatives, result.query_summary, settings))
         ctx.reporter.warn(warnings[-1])
     dropped = _name_promoted(result.dropped, scores) if judged_info is not None else result.dropped
     return StageOutput(
-        tables={"negatives": result.negatives, "dropped": dropped, "query_summary": result.query_summary,
-                "positives": positives_table(scores)},
+        tables={
+            "negatives": result.negatives,
+            "dropped": dropped,
+            "query_summary": result.query_summary,
+            "positives": positives_table(scores),
+        },
         counts={"rows_in": original.num_rows, "rows_out": result.negatives.num_rows, "dropped": dropped.num_rows},
-        stats=stats, warnings=warnings,
+        stats=stats,
+        warnings=warnings,
     )
 
 
@@ -176,13 +183,14 @@ def _name_promoted(dropped, scores):
 
     from hnmine.methods.rules import JUDGED_RELEVANT, KNOWN_POSITIVE, RELABELLED
 
-    judged = scores.filter(pc.and_(pc.greater(pc.fill_null(scores.column("judged_relevance"), 0), 0),
-                                   pc.is_valid(scores.column("judged"))))
+    judged = scores.filter(pc.and_(pc.greater(pc.fill_null(scores.column("judged_relevance"), 0), 0), pc.is_valid(scores.column("judged"))))
     source = {(q, d): s for q, d, s in zip(*(judged.column(c).to_pylist() for c in ("query_id", "doc_id", "judged")))}
     reasons = dropped.column("reason").to_pylist()
     keys = zip(dropped.column("query_id").to_pylist(), dropped.column("doc_id").to_pylist())
-    renamed = [(RELABELLED if source[k] == "teacher" else JUDGED_RELEVANT) if r == KNOWN_POSITIVE and k in source else r
-               for r, k in zip(reasons, keys)]
+    renamed = [
+        (RELABELLED if source[k] == "teacher" else JUDGED_RELEVANT) if r == KNOWN_POSITIVE and k in source else r
+        for r, k in zip(reasons, keys)
+    ]
     return dropped.set_column(dropped.column_names.index("reason"), "reason", pa.array(renamed, pa.string()))
 
 
@@ -195,14 +203,18 @@ def positives_table(scores):
     pos = scores.filter(pc.fill_null(scores.column("is_positive"), False))
     judged = pos.column("judged").to_pylist() if "judged" in pos.column_names else [None] * pos.num_rows
     relevance = pos.column("judged_relevance").to_pylist() if "judged_relevance" in pos.column_names else [None] * pos.num_rows
-    origin = ["relabelled" if j == "teacher" and (r or 0) > 0 else f"judged:{j}" if j and (r or 0) > 0 else "qrels"
-              for j, r in zip(judged, relevance)]
-    return pa.table({
-        "query_id": pc.cast(pos.column("query_id"), pa.string()),
-        "doc_id": pc.cast(pos.column("doc_id"), pa.string()),
-        "teacher_score": pc.cast(pos.column("teacher_score"), pa.float32()),
-        "origin": pa.array(origin, pa.string()),
-    })
+    origin = [
+        "relabelled" if j == "teacher" and (r or 0) > 0 else f"judged:{j}" if j and (r or 0) > 0 else "qrels"
+        for j, r in zip(judged, relevance)
+    ]
+    return pa.table(
+        {
+            "query_id": pc.cast(pos.column("query_id"), pa.string()),
+            "doc_id": pc.cast(pos.column("doc_id"), pa.string()),
+            "teacher_score": pc.cast(pos.column("teacher_score"), pa.float32()),
+            "origin": pa.array(origin, pa.string()),
+        }
+    )
 
 
 def shortfall_message(negatives, summary, settings) -> str:
@@ -219,12 +231,20 @@ def shortfall_message(negatives, summary, settings) -> str:
     if (hard < settings.num_negatives).any():
         parts.append(f"{int((hard < settings.num_negatives).sum())} queries have fewer than {settings.num_negatives} negatives")
     if settings.random_negatives and (rand < settings.random_negatives).any():
-        parts.append(f"{int((rand < settings.random_negatives).sum())} queries have fewer than {settings.random_negatives} random negatives")
+        parts.append(
+            f"{int((rand < settings.random_negatives).sum())} queries have fewer than {settings.random_negatives} random negatives"
+        )
     return "; ".join(parts or [f"{len(queries)} queries are short"]) + " (see query_summary.parquet)"
 
 
 STAGE = Stage(
-    name="filter", command="filter", makes=("negatives.parquet", "dropped.parquet", "query_summary.parquet", "positives.parquet"),
-    reads=_reads, writes=lambda o: ("negatives", "dropped", "query_summary", "positives"), key=_key, work=_work,
-    sources=_sources, check=_check,
+    name="filter",
+    command="filter",
+    makes=("negatives.parquet", "dropped.parquet", "query_summary.parquet", "positives.parquet"),
+    reads=_reads,
+    writes=lambda o: ("negatives", "dropped", "query_summary", "positives"),
+    key=_key,
+    work=_work,
+    sources=_sources,
+    check=_check,
 )

@@ -73,13 +73,18 @@ def _key(ctx: Context) -> dict:
         # The user's vectors stand for the model: nothing is encoded, so no dtype is resolved (no torch).
         d.update(encoder={"model": o.model, "normalize": o.normalize}, exact_max_docs=o.exact_max_docs)
     elif d["dense"]:
-        d.update(encoder=encoder_key(spec), corpus_prompt=o.corpus_prompt, corpus_prompt_name=o.corpus_prompt_name,
-                 exact_max_docs=o.exact_max_docs)
+        d.update(
+            encoder=encoder_key(spec),
+            corpus_prompt=o.corpus_prompt,
+            corpus_prompt_name=o.corpus_prompt_name,
+            exact_max_docs=o.exact_max_docs,
+        )
     if d["bm25"]:
         d["bm25_options"] = bm25_options(o)
     if o.candidate_model:
-        d["candidate_models"] = [{"model": m, "revision": resolve_model(m)[1], "dtype": replace(spec, model=m).resolved_dtype()}
-                                 for m in o.candidate_model]
+        d["candidate_models"] = [
+            {"model": m, "revision": resolve_model(m)[1], "dtype": replace(spec, model=m).resolved_dtype()} for m in o.candidate_model
+        ]
     return d
 
 
@@ -111,8 +116,15 @@ def _dense_index(ctx: Context, texts: list[str]) -> tuple[dict, dict]:
 
     def encode(spec) -> str:
         o = ctx.options
-        _, key = encode_cached(texts, spec, ctx.run.path_of("embedding_cache"), prompt=o.corpus_prompt,
-                               prompt_name=o.corpus_prompt_name, reporter=ctx.reporter, description="encoding corpus")
+        _, key = encode_cached(
+            texts,
+            spec,
+            ctx.run.path_of("embedding_cache"),
+            prompt=o.corpus_prompt,
+            prompt_name=o.corpus_prompt_name,
+            reporter=ctx.reporter,
+            description="encoding corpus",
+        )
         return key
 
     return dense_index(ctx, len(texts), encode)
@@ -138,8 +150,9 @@ def dense_index(ctx: Context, n_docs: int, encode) -> tuple[dict, dict]:
         from hnmine.io.vectors import save_user_vectors
         from hnmine.rundir import file_hash
 
-        save_user_vectors(o.corpus_embeddings, n_docs, target, normalize=o.normalize,
-                          rows_of=f"the run's corpus table ({run.path_of('corpus')})")
+        save_user_vectors(
+            o.corpus_embeddings, n_docs, target, normalize=o.normalize, rows_of=f"the run's corpus table ({run.path_of('corpus')})"
+        )
         embedding_key = "user:" + file_hash(o.corpus_embeddings)
         user_vectors = True
     else:
@@ -148,10 +161,19 @@ def dense_index(ctx: Context, n_docs: int, encode) -> tuple[dict, dict]:
         model.update(dtype_record(spec))
         user_vectors = False
     info = dense.build_index(np.load(target, mmap_mode="r"), folder, exact_max_docs=o.exact_max_docs, reporter=ctx.reporter)
-    info.update(embedding_key=embedding_key, user_vectors=user_vectors, model=o.model, revision=revision,
-                dtype=model.get("dtype"), normalize=o.normalize, max_length=o.max_length, batch_size=o.batch_size,
-                corpus_prompt=o.corpus_prompt, corpus_prompt_name=o.corpus_prompt_name,
-                backend=None if user_vectors else o.backend)
+    info.update(
+        embedding_key=embedding_key,
+        user_vectors=user_vectors,
+        model=o.model,
+        revision=revision,
+        dtype=model.get("dtype"),
+        normalize=o.normalize,
+        max_length=o.max_length,
+        batch_size=o.batch_size,
+        corpus_prompt=o.corpus_prompt,
+        corpus_prompt_name=o.corpus_prompt_name,
+        backend=None if user_vectors else o.backend,
+    )
     write_json(info, run.path_of("dense_info"))
     return info, model
 
@@ -163,15 +185,18 @@ def _candidate_index(ctx: Context, texts: list[str], i: int, model_name: str) ->
 
     run = ctx.run
     spec = EncoderSpec.from_options(ctx.options, model=model_name)
-    _, embedding_key = encode_cached(texts, spec, run.path_of("embedding_cache"), reporter=ctx.reporter,
-                                     description=f"encoding corpus (dense{i})")
+    _, embedding_key = encode_cached(
+        texts, spec, run.path_of("embedding_cache"), reporter=ctx.reporter, description=f"encoding corpus (dense{i})"
+    )
     folder = run.path_of(candidate_index(i))
     folder.mkdir(parents=True, exist_ok=True)
     link_or_copy(run.path_of("embedding_cache") / f"{embedding_key}.npy", folder / "embeddings.npy")
     name, revision = resolve_model(model_name)
     record = dtype_record(spec)
-    write_json({"type": "exact", "model": model_name, "revision": revision, "dtype": record["dtype"], "embedding_key": embedding_key},
-               folder / "info.json")
+    write_json(
+        {"type": "exact", "model": model_name, "revision": revision, "dtype": record["dtype"], "embedding_key": embedding_key},
+        folder / "info.json",
+    )
     return {"name": model_name, "path": name, "revision": revision, **record}
 
 
@@ -195,7 +220,14 @@ def link_or_copy(src: Path, dst: Path) -> None:
 
 
 STAGE = Stage(
-    name="index", command="index", makes=("index/",), reads=lambda ctx: ("corpus",), writes=_writes, key=_key, work=_work,
-    sources=_sources, check=_check,
+    name="index",
+    command="index",
+    makes=("index/",),
+    reads=lambda ctx: ("corpus",),
+    writes=_writes,
+    key=_key,
+    work=_work,
+    sources=_sources,
+    check=_check,
     packages=("pyarrow", "numpy", "faiss-cpu", "bm25s", "rank-bm25", "sentence-transformers", "torch", "transformers"),
 )

@@ -66,14 +66,26 @@ def _work(ctx: Context) -> StageOutput:
     rows_in = loaded.corpus.num_rows + loaded.queries.num_rows + loaded.qrels.num_rows
     return StageOutput(
         tables=tables,
-        counts={"rows_in": rows_in, "rows_out": loaded.corpus.num_rows + loaded.queries.num_rows + qrels.num_rows,
-                "documents": loaded.corpus.num_rows, "queries": loaded.queries.num_rows, "judgments": qrels.num_rows},
+        counts={
+            "rows_in": rows_in,
+            "rows_out": loaded.corpus.num_rows + loaded.queries.num_rows + qrels.num_rows,
+            "documents": loaded.corpus.num_rows,
+            "queries": loaded.queries.num_rows,
+            "judgments": qrels.num_rows,
+        },
         stats=stats,
         warnings=list(loaded.warnings),
     )
 
 
 STAGE = Stage(
-    name="inputs", command="index", makes=("inputs/",), reads=lambda ctx: (), writes=_writes, key=_key, work=_work,
-    sources=_sources, check=_check,
+    name="inputs",
+    command="index",
+    makes=("inputs/",),
+    reads=lambda ctx: (),
+    writes=_writes,
+    key=_key,
+    work=_work,
+    sources=_sources,
+    check=_check,
 )

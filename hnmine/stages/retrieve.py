@@ -107,12 +107,20 @@ def _work(ctx: Context) -> StageOutput:
         from hnmine.retrievers import bm25
 
         info = ctx.run.read_json("bm25_info")
-        lists["bm25"] = bm25.search(queries.column("text").to_pylist(), k, bm25.BM25Options(backend=info["backend"], method=info["method"]),
-                                    ctx.run.path_of("bm25_index"), len(corpus_ids), reporter=ctx.reporter, workers=o.workers)
+        lists["bm25"] = bm25.search(
+            queries.column("text").to_pylist(),
+            k,
+            bm25.BM25Options(backend=info["backend"], method=info["method"]),
+            ctx.run.path_of("bm25_index"),
+            len(corpus_ids),
+            reporter=ctx.reporter,
+            workers=o.workers,
+        )
     table = build_candidates(query_ids, positives, corpus_ids, lists, o.max_depth, o.rrf_k)
     stats["queries_with_no_candidates"] = len(set(query_ids)) - len(set(table.column("query_id").to_pylist()))
-    return StageOutput(tables={"candidates": table}, counts={"rows_in": queries.num_rows, "rows_out": table.num_rows},
-                       stats=stats, models=models)
+    return StageOutput(
+        tables={"candidates": table}, counts={"rows_in": queries.num_rows, "rows_out": table.num_rows}, stats=stats, models=models
+    )
 
 
 def _query_vectors(ctx: Context, queries, info: dict):
@@ -122,11 +130,18 @@ def _query_vectors(ctx: Context, queries, info: dict):
     if o.query_embeddings is not None:
         from hnmine.io.vectors import load_user_vectors
 
-        return load_user_vectors(o.query_embeddings, queries.num_rows, normalize=o.normalize,
-                                 rows_of=f"the run's queries table ({ctx.run.path_of('queries')})")
-    vectors, _ = encode_cached(queries.column("text").to_pylist(), EncoderSpec.from_options(o), ctx.run.path_of("embedding_cache"),
-                               prompt=o.query_prompt, prompt_name=o.query_prompt_name, reporter=ctx.reporter,
-                               description="encoding queries")
+        return load_user_vectors(
+            o.query_embeddings, queries.num_rows, normalize=o.normalize, rows_of=f"the run's queries table ({ctx.run.path_of('queries')})"
+        )
+    vectors, _ = encode_cached(
+        queries.column("text").to_pylist(),
+        EncoderSpec.from_options(o),
+        ctx.run.path_of("embedding_cache"),
+        prompt=o.query_prompt,
+        prompt_name=o.query_prompt_name,
+        reporter=ctx.reporter,
+        description="encoding queries",
+    )
     return vectors
 
 
@@ -139,20 +154,42 @@ def _dense_search(ctx: Context, queries, k: int):
     o, run = ctx.options, ctx.run
     info = run.read_json("dense_info")
     if info.get("model") != o.model:
-        raise OptionError(f"the index was built with model '{info.get('model')}', not '{o.model}'; rerun `hnmine index` with the same --model")
+        raise OptionError(
+            f"the index was built with model '{info.get('model')}', not '{o.model}'; rerun `hnmine index` with the same --model"
+        )
     vectors = np.load(run.path_of("embeddings"), mmap_mode="r")
     qv = _query_vectors(ctx, queries, info)
     if qv.shape[1] != vectors.shape[1]:
         raise OptionError(f"query vectors have {qv.shape[1]} dimensions, corpus vectors {vectors.shape[1]}")
     folder = run.path_of("dense_index")
     index = dense.read_ann_index(info, folder)  # one read for the plan and the search
-    plan = dense.plan_search(qv, vectors, min(k, 100), index_info=info, folder=folder, nprobe=o.nprobe,
-                             min_recall=o.min_recall, index=index, reporter=ctx.reporter)
+    plan = dense.plan_search(
+        qv,
+        vectors,
+        min(k, 100),
+        index_info=info,
+        folder=folder,
+        nprobe=o.nprobe,
+        min_recall=o.min_recall,
+        index=index,
+        reporter=ctx.reporter,
+    )
     if plan["type"] == "ivf":
-        ctx.reporter.info(f"IVF search, nprobe {plan['nprobe']} of {info['nlist']} lists: recall@{plan['k']} {plan['recall']:.3f} "
-                          f"against exact search on a query sample")
-    found = dense.search(qv, vectors, k, index_info=info, folder=folder, nprobe=plan.get("nprobe"),
-                         exact=plan["type"] == "exact", index=index, reporter=ctx.reporter)
+        ctx.reporter.info(
+            f"IVF search, nprobe {plan['nprobe']} of {info['nlist']} lists: recall@{plan['k']} {plan['recall']:.3f} "
+            f"against exact search on a query sample"
+        )
+    found = dense.search(
+        qv,
+        vectors,
+        k,
+        index_info=info,
+        folder=folder,
+        nprobe=plan.get("nprobe"),
+        exact=plan["type"] == "exact",
+        index=index,
+        reporter=ctx.reporter,
+    )
     model = {k2: info.get(k2) for k2 in ("model", "revision", "dtype")}
     return found, plan, model
 
@@ -167,14 +204,26 @@ def _candidate_search(ctx: Context, i: int, model: str, queries, k: int):
     folder = ctx.run.path_of(candidate_index(i))
     vectors = np.load(folder / "embeddings.npy", mmap_mode="r")
     spec = EncoderSpec.from_options(ctx.options, model=model)
-    qv, _ = encode_cached(queries.column("text").to_pylist(), spec, ctx.run.path_of("embedding_cache"),
-                          reporter=ctx.reporter, description=f"encoding queries (dense{i})")
+    qv, _ = encode_cached(
+        queries.column("text").to_pylist(),
+        spec,
+        ctx.run.path_of("embedding_cache"),
+        reporter=ctx.reporter,
+        description=f"encoding queries (dense{i})",
+    )
     found = dense.search(qv, vectors, k, index_info={"type": "exact"}, folder=folder, reporter=ctx.reporter)
     return found, {"name": model, **dtype_record(replace(spec))}
 
 
 STAGE = Stage(
-    name="retrieve", command="retrieve", makes=("candidates.parquet",), reads=_reads, writes=lambda o: ("candidates",),
-    key=_key, work=_work, sources=_sources, check=_check,
+    name="retrieve",
+    command="retrieve",
+    makes=("candidates.parquet",),
+    reads=_reads,
+    writes=lambda o: ("candidates",),
+    key=_key,
+    work=_work,
+    sources=_sources,
+    check=_check,
     packages=("pyarrow", "numpy", "faiss-cpu", "bm25s", "sentence-transformers", "torch"),
 )

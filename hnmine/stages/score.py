@@ -39,10 +39,18 @@ def _reuses_index(info: dict | None, teacher, options: Options) -> bool:
     if info.get("user_vectors"):
         return True
     o = options
-    same = (info.get("corpus_prompt"), info.get("corpus_prompt_name"), info.get("max_length"), info.get("normalize"), info.get("batch_size"))
-    return same == (o.corpus_prompt, o.corpus_prompt_name, o.max_length, o.normalize, o.batch_size) and \
-        info.get("dtype") == EncoderSpec.from_options(o, model=teacher.model).resolved_dtype() and \
-        info.get("backend", "torch") == o.backend
+    same = (
+        info.get("corpus_prompt"),
+        info.get("corpus_prompt_name"),
+        info.get("max_length"),
+        info.get("normalize"),
+        info.get("batch_size"),
+    )
+    return (
+        same == (o.corpus_prompt, o.corpus_prompt_name, o.max_length, o.normalize, o.batch_size)
+        and info.get("dtype") == EncoderSpec.from_options(o, model=teacher.model).resolved_dtype()
+        and info.get("backend", "torch") == o.backend
+    )
 
 
 def _user_queries(teacher, options: Options) -> bool:
@@ -97,9 +105,16 @@ def _key(ctx: Context) -> dict:
             entry["dtype"] = spec.resolved_dtype(t.kind)
             entry.update(backend_key(spec, t.kind))  # nothing for torch: its keys stay what they were
         teachers.append(entry)
-    return {"teachers": teachers, "max_length": o.max_length, "batch_size": o.batch_size, "normalize": o.normalize,
-            "query_prompt": o.query_prompt, "query_prompt_name": o.query_prompt_name,
-            "corpus_prompt": o.corpus_prompt, "corpus_prompt_name": o.corpus_prompt_name}
+    return {
+        "teachers": teachers,
+        "max_length": o.max_length,
+        "batch_size": o.batch_size,
+        "normalize": o.normalize,
+        "query_prompt": o.query_prompt,
+        "query_prompt_name": o.query_prompt_name,
+        "corpus_prompt": o.corpus_prompt,
+        "corpus_prompt_name": o.corpus_prompt_name,
+    }
 
 
 @on_engine("score")
@@ -127,8 +142,10 @@ def _work(ctx: Context) -> StageOutput:
         bad = ~np.isfinite(raw[t.label])
         if bad.any():
             i = int(np.argmax(bad))
-            raise ModelError(f"teacher '{t.model}' gave a non-finite score for query {table['query_id'][i]} and document "
-                             f"{table['doc_id'][i]} (try --dtype float32)")
+            raise ModelError(
+                f"teacher '{t.model}' gave a non-finite score for query {table['query_id'][i]} and document "
+                f"{table['doc_id'][i]} (try --dtype float32)"
+            )
         models[t.label] = {"kind": t.kind, "name": t.model, "revision": resolve_model(t.model)[1]}
         if _runs_model(info, t, o):
             models[t.label].update(dtype_record(EncoderSpec.from_options(o), t.kind, t.model))
@@ -145,8 +162,9 @@ def _work(ctx: Context) -> StageOutput:
         "positives_not_retrieved": int(pc.sum(pc.equal(table.column("source"), "qrels")).as_py() or 0),
         "teachers": list(raw),
     }
-    return StageOutput(tables={"scores": table}, counts={"rows_in": candidates.num_rows, "rows_out": table.num_rows},
-                       stats=stats, models=models)
+    return StageOutput(
+        tables={"scores": table}, counts={"rows_in": candidates.num_rows, "rows_out": table.num_rows}, stats=stats, models=models
+    )
 
 
 def _bi_encoder_scores(ctx: Context, t, info: dict | None, table, queries, corpus):
@@ -163,11 +181,19 @@ def _bi_encoder_scores(ctx: Context, t, info: dict | None, table, queries, corpu
     if _user_queries(t, o) and o.query_embeddings is not None:
         from hnmine.io.vectors import load_user_vectors
 
-        qv = load_user_vectors(o.query_embeddings, queries.num_rows, normalize=o.normalize,
-                               rows_of=f"the run's queries table ({ctx.run.path_of('queries')})")
+        qv = load_user_vectors(
+            o.query_embeddings, queries.num_rows, normalize=o.normalize, rows_of=f"the run's queries table ({ctx.run.path_of('queries')})"
+        )
     else:
-        qv, _ = encode_cached(queries.column("text").to_pylist(), spec, cache, prompt=o.query_prompt,
-                              prompt_name=o.query_prompt_name, reporter=ctx.reporter, description="encoding queries (teacher)")
+        qv, _ = encode_cached(
+            queries.column("text").to_pylist(),
+            spec,
+            cache,
+            prompt=o.query_prompt,
+            prompt_name=o.query_prompt_name,
+            reporter=ctx.reporter,
+            description="encoding queries (teacher)",
+        )
     if _reuses_index(info, t, o):
         dv = np.load(ctx.run.path_of("embeddings"), mmap_mode="r")
         d_ids = corpus.column("doc_id")
@@ -176,8 +202,15 @@ def _bi_encoder_scores(ctx: Context, t, info: dict | None, table, queries, corpu
         rows = pc.index_in(needed, value_set=corpus.column("doc_id").combine_chunks())
         picked = corpus.take(rows)
         texts = doc_texts(picked.column("title").to_pylist(), picked.column("text").to_pylist())
-        dv, _ = encode_cached(texts, spec, cache, prompt=o.corpus_prompt, prompt_name=o.corpus_prompt_name,
-                              reporter=ctx.reporter, description="encoding documents (teacher)")
+        dv, _ = encode_cached(
+            texts,
+            spec,
+            cache,
+            prompt=o.corpus_prompt,
+            prompt_name=o.corpus_prompt_name,
+            reporter=ctx.reporter,
+            description="encoding documents (teacher)",
+        )
         d_ids = pa.chunked_array([needed])
     return dot_scores(table, qv, queries.column("query_id"), dv, d_ids)
 
@@ -194,13 +227,25 @@ def _cross_encoder_scores(ctx: Context, t, table, queries, corpus):
         t.model,
         [q_text[q] for q in table.column("query_id").to_pylist()],
         [d_text[d] for d in table.column("doc_id").to_pylist()],
-        device=o.device, max_length=o.max_length, batch_size=o.batch_size,
+        device=o.device,
+        max_length=o.max_length,
+        batch_size=o.batch_size,
         dtype=EncoderSpec.from_options(o, model=t.model).resolved_dtype("cross-encoder"),
-        workers=o.workers, threads=o.threads, reporter=ctx.reporter,
+        workers=o.workers,
+        threads=o.threads,
+        reporter=ctx.reporter,
     )
 
 
 STAGE = Stage(
-    name="score", command="score", makes=("scores.parquet",), reads=_reads, writes=lambda o: ("scores",), key=_key, work=_work,
-    sources=_sources, check=_check, packages=("pyarrow", "numpy", "sentence-transformers", "torch", "transformers"),
+    name="score",
+    command="score",
+    makes=("scores.parquet",),
+    reads=_reads,
+    writes=lambda o: ("scores",),
+    key=_key,
+    work=_work,
+    sources=_sources,
+    check=_check,
+    packages=("pyarrow", "numpy", "sentence-transformers", "torch", "transformers"),
 )

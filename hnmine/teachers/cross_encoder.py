@@ -27,9 +27,11 @@ def check_cross_encoder(model: str, max_length: int | None = None) -> None:
         architectures = []
     if not any(str(a).endswith("ForSequenceClassification") for a in architectures):
         found = ", ".join(map(str, architectures)) or "none"
-        raise ModelError(f"{model}: not a cross-encoder: its checkpoint has no classifier head (architectures: {found}), "
-                         f"so its scores would be random; give a cross-encoder (such as cross-encoder/ms-marco-MiniLM-L6-v2) "
-                         f"or use --teacher-type bi-encoder")
+        raise ModelError(
+            f"{model}: not a cross-encoder: its checkpoint has no classifier head (architectures: {found}), "
+            f"so its scores would be random; give a cross-encoder (such as cross-encoder/ms-marco-MiniLM-L6-v2) "
+            f"or use --teacher-type bi-encoder"
+        )
 
 
 def load_cross_encoder(model: str, device: str, max_length: int | None):
@@ -48,8 +50,16 @@ def load_cross_encoder(model: str, device: str, max_length: int | None):
         raise ModelError(f"cannot load cross-encoder '{model}': {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
 
 
-def score_pairs(ce, queries: list[str], docs: list[str], *, batch_size: int = 64, reporter: Reporter | None = None, dtype: str = "float32",
-                threads: int | None = None) -> np.ndarray:
+def score_pairs(
+    ce,
+    queries: list[str],
+    docs: list[str],
+    *,
+    batch_size: int = 64,
+    reporter: Reporter | None = None,
+    dtype: str = "float32",
+    threads: int | None = None,
+) -> np.ndarray:
     """Scores for (queries[i], docs[i]) in the given order, computed in length-sorted batches."""
     import torch
 
@@ -77,8 +87,17 @@ def _longest_first(queries: list[str], docs: list[str]) -> np.ndarray:
 
 
 def score_pairs_with_model(
-    model: str, queries: list[str], docs: list[str], *, device: str = "cpu", max_length: int | None = None, batch_size: int = 64,
-    dtype: str = "float32", workers: int = 1, threads: int | None = None, reporter: Reporter | None = None,
+    model: str,
+    queries: list[str],
+    docs: list[str],
+    *,
+    device: str = "cpu",
+    max_length: int | None = None,
+    batch_size: int = 64,
+    dtype: str = "float32",
+    workers: int = 1,
+    threads: int | None = None,
+    reporter: Reporter | None = None,
 ) -> np.ndarray:
     """score_pairs with the model loaded here, or in worker processes (one device each) when several are asked for.
 
@@ -120,8 +139,9 @@ _worker_state: dict = {}
 def _worker_init(device: str, model: str, max_length: int | None, batch_size: int, dtype: str) -> None:
     import torch
 
-    _worker_state.update(ce=load_cross_encoder(model, device, max_length), batch_size=batch_size, dtype=dtype,
-                         threads=torch.get_num_threads())
+    _worker_state.update(
+        ce=load_cross_encoder(model, device, max_length), batch_size=batch_size, dtype=dtype, threads=torch.get_num_threads()
+    )
 
 
 def _worker_score(queries: list[str], docs: list[str]) -> np.ndarray:

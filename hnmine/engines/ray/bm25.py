@@ -117,8 +117,9 @@ def build_ray(corpus_path: Path, n_docs: int, options, folder: Path, scratch: Pa
     avg_len = np.float64(total_len) / np.float64(n_docs)
     idf, nonocc = _idf_arrays(model, freqs, n_docs, avg_len)
     parts = [str(scratch / f"bm25-{i:06d}.npz") for i in range(len(blocks))]
-    indptr = _score_and_write_blocks(corpus_path, blocks, parts, options, (vocab, idf, nonocc), avg_len, params, model,
-                                     folder, scratch, reporter)
+    indptr = _score_and_write_blocks(
+        corpus_path, blocks, parts, options, (vocab, idf, nonocc), avg_len, params, model, folder, scratch, reporter
+    )
     _save_index_files(folder, indptr, vocab, nonocc, params, n_docs, bm25s.__version__)
     for p in parts:
         Path(p).unlink(missing_ok=True)
@@ -154,15 +155,23 @@ def _idf_arrays(model, freqs: dict[int, int], n_docs: int, avg_len):
     if model.method not in model.methods_requiring_nonoccurrence:
         return idf, None
     nonocc = _build_nonoccurrence_array(
-        doc_frequencies=freqs, n_docs=n_docs, compute_idf_fn=_select_idf_scorer(model.idf_method),
-        calculate_tfc_fn=_select_tfc_scorer(model.method), l_d=avg_len, l_avg=avg_len, k1=model.k1, b=model.b,
-        delta=model.delta, dtype=model.dtype,
+        doc_frequencies=freqs,
+        n_docs=n_docs,
+        compute_idf_fn=_select_idf_scorer(model.idf_method),
+        calculate_tfc_fn=_select_tfc_scorer(model.method),
+        l_d=avg_len,
+        l_avg=avg_len,
+        k1=model.k1,
+        b=model.b,
+        delta=model.delta,
+        dtype=model.dtype,
     )
     return idf, nonocc
 
 
-def _score_and_write_blocks(corpus_path: Path, blocks, parts: list[str], options, arrays, avg_len, params: dict, model,
-                            folder: Path, scratch: Path, reporter) -> np.ndarray:
+def _score_and_write_blocks(
+    corpus_path: Path, blocks, parts: list[str], options, arrays, avg_len, params: dict, model, folder: Path, scratch: Path, reporter
+) -> np.ndarray:
     """Every block's term scores (saved as parts), then written into the CSC matrix; returns its indptr."""
     import os
 

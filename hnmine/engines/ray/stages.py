@@ -370,7 +370,9 @@ def _dense_query_side(ctx: Context, queries) -> tuple:
     o, run = ctx.options, ctx.run
     info = run.read_json("dense_info")
     if info.get("model") != o.model:
-        raise OptionError(f"the index was built with model '{info.get('model')}', not '{o.model}'; rerun `hnmine index` with the same --model")
+        raise OptionError(
+            f"the index was built with model '{info.get('model')}', not '{o.model}'; rerun `hnmine index` with the same --model"
+        )
     source = query_vectors_source(ctx, queries)
     dim = np.load(run.path_of("embeddings"), mmap_mode="r").shape[1]
     qdim = read_query_vectors(source, 0, 1).shape[1] if queries.num_rows else dim
@@ -543,8 +545,12 @@ def _score(ctx: Context, local_work) -> StageOutput:
         models[t.label] = {"kind": t.kind, "name": t.model, "revision": resolve_model(t.model)[1]}
         if score_stage._runs_model(info, t, o):
             models[t.label].update(dtype_record(EncoderSpec.from_options(o), t.kind, t.model))
-    stats = {"pairs_scored": rows, "positive_pairs": positive_pairs, "positives_not_retrieved": extra.num_rows,
-             "teachers": [t["label"] for t in teachers]}
+    stats = {
+        "pairs_scored": rows,
+        "positive_pairs": positive_pairs,
+        "positives_not_retrieved": extra.num_rows,
+        "teachers": [t["label"] for t in teachers],
+    }
     return StageOutput(counts={"rows_in": n_cand, "rows_out": rows}, stats=stats, models=models)
 
 
@@ -552,7 +558,6 @@ def _score_blocks(ctx: Context, items: list[dict], plan: dict, corpus, queries, 
     """Every block scored by the actor pool; (positive pairs, each teacher's sum and sum of squares)."""
     import ray
     import ray.data
-
 
     positive_pairs = 0
     sums = np.zeros((n_teachers, 2))
@@ -824,7 +829,12 @@ class ExportPartition:
             rows = lookup_rows(self.shards, docs.to_pylist())
             corpus = documents_of(self.shards, self.bounds, rows[rows >= 0])
             examples, _ = build_examples(
-                corpus=corpus, queries=queries.slice(a, b - a), negatives=negatives, summary=summary, positives=positives, target=p["target"]
+                corpus=corpus,
+                queries=queries.slice(a, b - a),
+                negatives=negatives,
+                summary=summary,
+                positives=positives,
+                target=p["target"],
             )
             table = get_format(p["format"]).build(examples, p["target"], p["with_scores"])
             write_part(table, Path(p["parts"]), i)
@@ -898,7 +908,6 @@ def _export_examples(ctx: Context, items: list[dict], plan: dict, queries, total
     """Every partition turned into its part of the training file; (examples, examples short of negatives)."""
     import ray
     import ray.data
-
 
     n_examples = short = 0
     if not items:
