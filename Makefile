@@ -68,9 +68,12 @@ bench: setup
 
 bench-scale: setup
 	$(PY) benchmarks/bench_scale.py
+	$(PY) benchmarks/bench_scale.py --engine ray
 
 # Fine-tune on each method's SciFact train export, measure on SciFact test, 3 seeds (hours on 2 CPU cores; resumable).
 bench-downstream: setup
+	$(PY) benchmarks/bench_calibration.py
+	$(PY) benchmarks/bench_relabel.py
 	$(PY) benchmarks/bench_downstream.py
 
 clean:
