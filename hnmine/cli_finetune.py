@@ -10,7 +10,12 @@ from typing import Annotated, List, Optional
 
 import typer
 
+from hnmine.finetune.options import FinetuneOptions
 
+_DEFAULTS = FinetuneOptions()  # each default is declared once, on FinetuneOptions
+
+
+# Long only by its signature: typer reads each option's flag and help from it.
 def finetune_command(
     sources: Annotated[
         List[Path],
@@ -30,16 +35,22 @@ def finetune_command(
     model: Annotated[
         str,
         typer.Option("--model", "-m", help="Model to fine-tune: a sentence-transformers name or path, or 'run' (the runs' dense model)."),
-    ] = "all-MiniLM-L6-v2",
-    epochs: Annotated[Optional[float], typer.Option("--epochs", help="Training epochs (default 1); or give --max-steps.")] = None,
+    ] = _DEFAULTS.model,
+    epochs: Annotated[
+        Optional[float], typer.Option("--epochs", help="Training epochs (default 1); or give --max-steps.")
+    ] = _DEFAULTS.epochs,
     max_steps: Annotated[
         Optional[int], typer.Option("--max-steps", help="Training steps (instead of --epochs): the same number for every arm.")
-    ] = None,
+    ] = _DEFAULTS.max_steps,
     batch_size: Annotated[
         int, typer.Option("--batch-size", help="Training rows per batch (the in-batch negatives of a row are the others).")
-    ] = 32,
-    learning_rate: Annotated[float, typer.Option("--learning-rate", help="Peak learning rate (linear decay after warm-up).")] = 2e-5,
-    warmup_ratio: Annotated[float, typer.Option("--warmup-ratio", help="Share of the steps spent warming up the learning rate.")] = 0.1,
+    ] = _DEFAULTS.batch_size,
+    learning_rate: Annotated[
+        float, typer.Option("--learning-rate", help="Peak learning rate (linear decay after warm-up).")
+    ] = _DEFAULTS.learning_rate,
+    warmup_ratio: Annotated[
+        float, typer.Option("--warmup-ratio", help="Share of the steps spent warming up the learning rate.")
+    ] = _DEFAULTS.warmup_ratio,
     seeds: Annotated[
         Optional[List[str]],
         typer.Option(
@@ -51,34 +62,38 @@ def finetune_command(
         typer.Option(
             "--negatives", help="Hard negatives per training row, drawn (seeded) from each (anchor, positive)'s exported negatives."
         ),
-    ] = 1,
+    ] = _DEFAULTS.negatives,
     loss: Annotated[
         str, typer.Option("--loss", help="Training loss: mnrl (MultipleNegativesRankingLoss, no-duplicates batches).")
-    ] = "mnrl",
+    ] = _DEFAULTS.loss,
     max_length: Annotated[
         Optional[int], typer.Option("--max-length", help="Maximum tokens per text, in training and evaluation (default: the model's).")
-    ] = None,
-    device: Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:N or mps: the one device for training and evaluation.")] = "cpu",
+    ] = _DEFAULTS.max_length,
+    device: Annotated[
+        str, typer.Option("--device", help="cpu, cuda, cuda:N or mps: the one device for training and evaluation.")
+    ] = _DEFAULTS.device,
     threads: Annotated[
         Optional[int],
         typer.Option(
             "--threads", help="Torch threads (default: torch's, the CPUs); the same seed gives the same model with the same count."
         ),
-    ] = None,
+    ] = _DEFAULTS.threads,
     precision: Annotated[
         str,
         typer.Option(
             "--precision", help="Training precision: auto (float32 on a CPU, bf16/fp16 mixed on a GPU), float32, bfloat16, float16."
         ),
-    ] = "auto",
+    ] = _DEFAULTS.precision,
     eval_dtype: Annotated[
         str,
         typer.Option(
             "--eval-dtype",
             help="Evaluation encoding dtype, the same for every arm: auto (as `mine --dtype auto`), float32, bfloat16, float16.",
         ),
-    ] = "auto",
-    eval_batch_size: Annotated[int, typer.Option("--eval-batch-size", help="Texts per batch when encoding the evaluation set.")] = 64,
+    ] = _DEFAULTS.eval_dtype,
+    eval_batch_size: Annotated[
+        int, typer.Option("--eval-batch-size", help="Texts per batch when encoding the evaluation set.")
+    ] = _DEFAULTS.eval_batch_size,
     arms: Annotated[
         Optional[List[str]],
         typer.Option(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 
-from hnmine.encode import DEFAULT_MODEL
 from hnmine.errors import OptionError, UnknownName
+from hnmine.options import DEFAULT_MODEL
 
 # untrained: the model as loaded; in-batch: the sources' (anchor, positive) pairs, no mined negatives;
 # mined: each source's pairs with its hard negatives.

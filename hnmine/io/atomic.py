@@ -10,12 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pyarrow as pa
-
 from hnmine.errors import RunDirError
 
 if TYPE_CHECKING:
     import numpy as np
+    import pyarrow as pa
 
 
 @contextlib.contextmanager
