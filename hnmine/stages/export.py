@@ -38,12 +38,12 @@ def _work(ctx: Context) -> StageOutput:
         stats["queries_left_out_short"] = sum(1 for ex in examples if len(ex.negatives) < target)
     warnings = []
     if table.num_rows == 0:
-        warnings.append(_empty_export_message(ctx, examples, target))
+        warnings.append(empty_export_message(ctx, examples, target))
         ctx.reporter.warn(warnings[-1])
     return StageOutput(tables={rel: table}, counts={"rows_in": len(examples), "rows_out": table.num_rows}, stats=stats, warnings=warnings)
 
 
-def _empty_export_message(ctx: Context, examples, target: int) -> str:
+def empty_export_message(ctx: Context, examples, target: int) -> str:
     """Why the training file is empty, in numbers that hold whichever command runs the export: `hnmine
     export` on its own has the defaults of the filter's options, not the values the filter ran with."""
     import pyarrow.compute as pc

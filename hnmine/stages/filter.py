@@ -23,7 +23,7 @@ def filter_options(options: Options):
     return resolve_options(FilterOptions(**values))
 
 
-def _uses_vectors(ctx: Context) -> bool:
+def uses_vectors(ctx: Context) -> bool:
     m = ctx.run.manifest("index")
     return filter_options(ctx.options).dedup_threshold is not None and m is not None and ctx.run.rel("dense_index") in m.outputs
 
@@ -84,7 +84,7 @@ def _reads(ctx: Context) -> tuple[str, ...]:
     reads: tuple[str, ...] = ("scores", "corpus", "queries")
     if ctx.options.method == "auto":  # the calibration keeps each query's best-graded positive
         reads += ("qrels",)
-    return reads + (("dense_index",) if _uses_vectors(ctx) else ())
+    return reads + (("dense_index",) if uses_vectors(ctx) else ())
 
 
 def _key(ctx: Context) -> dict:
@@ -114,7 +114,7 @@ def _work(ctx: Context) -> StageOutput:
     corpus = ctx.table("corpus")
     scores, judged_info, relabelled = _with_verdicts(ctx, original)
     query_ids = ctx.table("queries", ["query_id"]).column("query_id").to_pylist()
-    vectors = _doc_vectors(ctx, corpus.column("doc_id").to_pylist()) if _uses_vectors(ctx) else None
+    vectors = _doc_vectors(ctx, corpus.column("doc_id").to_pylist()) if uses_vectors(ctx) else None
     calibration = None
     if settings.method == "auto":
         from hnmine.options import Options

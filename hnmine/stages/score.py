@@ -13,20 +13,20 @@ from hnmine.options import Options
 from hnmine.pipeline import Context, Stage, StageOutput
 
 
-def _dense_info(ctx: Context) -> dict | None:
+def dense_info(ctx: Context) -> dict | None:
     m = ctx.run.manifest("index")
     if m is None or ctx.run.rel("dense_index") not in m.outputs:
         return None
     return ctx.run.read_json("dense_info")
 
 
-def _teachers(options: Options):
+def teachers_of(options: Options):
     from hnmine.teachers import teacher_specs
 
     return teacher_specs(options)
 
 
-def _reuses_index(info: dict | None, teacher, options: Options) -> bool:
+def reuses_index(info: dict | None, teacher, options: Options) -> bool:
     """Whether the index's document vectors are what this teacher would compute.
 
     Vectors the user brought (--corpus-embeddings) stand for the index's model: the default teacher
@@ -57,7 +57,7 @@ def _user_queries(teacher, options: Options) -> bool:
     return teacher.kind == "bi-encoder" and options.query_embeddings is not None and teacher.model == options.model
 
 
-def _runs_model(info: dict | None, teacher, options: Options) -> bool:
+def runs_model(info: dict | None, teacher, options: Options) -> bool:
     """False only for the default teacher scoring with vectors the user brought for both sides."""
     return not (_user_queries(teacher, options) and info is not None and info.get("user_vectors") and info.get("model") == teacher.model)
 
@@ -67,7 +67,7 @@ def _check(options: Options) -> None:
     from hnmine.encode import EncoderSpec, check_prompt_name
     from hnmine.teachers.cross_encoder import check_cross_encoder
 
-    for t in _teachers(options):
+    for t in teachers_of(options):
         if t.kind == "cross-encoder":
             check_cross_encoder(t.model, options.max_length)
         else:
@@ -78,7 +78,7 @@ def _check(options: Options) -> None:
 
 def _reads(ctx: Context) -> tuple[str, ...]:
     reads: tuple[str, ...] = ("candidates", "qrels", "queries", "corpus")
-    if any(t.kind == "bi-encoder" for t in _teachers(ctx.options)) and _dense_info(ctx) is not None:
+    if any(t.kind == "bi-encoder" for t in teachers_of(ctx.options)) and dense_info(ctx) is not None:
         reads += ("dense_index",)
     return reads
 
@@ -87,7 +87,7 @@ def _sources(ctx: Context) -> dict:
     from hnmine.rundir import file_hash
 
     o = ctx.options
-    if o.query_embeddings is not None and any(_user_queries(t, o) for t in _teachers(o)):
+    if o.query_embeddings is not None and any(_user_queries(t, o) for t in teachers_of(o)):
         return {"file:query_embeddings": file_hash(o.query_embeddings)}
     return {}
 
@@ -96,11 +96,11 @@ def _key(ctx: Context) -> dict:
     from hnmine.encode import EncoderSpec, backend_key, resolve_model
 
     o = ctx.options
-    info = _dense_info(ctx)
+    info = dense_info(ctx)
     teachers = []
-    for t in _teachers(o):
+    for t in teachers_of(o):
         entry = {"kind": t.kind, "model": t.model, "revision": resolve_model(t.model)[1]}
-        if _runs_model(info, t, o):  # `auto` is resolved only where a model runs (it may time the model)
+        if runs_model(info, t, o):  # `auto` is resolved only where a model runs (it may time the model)
             spec = EncoderSpec.from_options(o, model=t.model)
             entry["dtype"] = spec.resolved_dtype(t.kind)
             entry.update(backend_key(spec, t.kind))  # nothing for torch: its keys stay what they were
@@ -131,10 +131,10 @@ def _work(ctx: Context) -> StageOutput:
     candidates = ctx.table("candidates")
     table = add_missed_positives(candidates, ctx.table("qrels"))
     queries, corpus = ctx.table("queries"), ctx.table("corpus")
-    info = _dense_info(ctx)
+    info = dense_info(ctx)
     raw: dict[str, np.ndarray] = {}
     models = {}
-    for t in _teachers(o):
+    for t in teachers_of(o):
         if t.kind == "bi-encoder":
             raw[t.label] = _bi_encoder_scores(ctx, t, info, table, queries, corpus)
         else:
@@ -147,7 +147,7 @@ def _work(ctx: Context) -> StageOutput:
                 f"{table['doc_id'][i]} (try --dtype float32)"
             )
         models[t.label] = {"kind": t.kind, "name": t.model, "revision": resolve_model(t.model)[1]}
-        if _runs_model(info, t, o):
+        if runs_model(info, t, o):
             models[t.label].update(dtype_record(EncoderSpec.from_options(o), t.kind, t.model))
     if len(raw) == 1:
         combined = next(iter(raw.values()))
@@ -194,7 +194,7 @@ def _bi_encoder_scores(ctx: Context, t, info: dict | None, table, queries, corpu
             reporter=ctx.reporter,
             description="encoding queries (teacher)",
         )
-    if _reuses_index(info, t, o):
+    if reuses_index(info, t, o):
         dv = np.load(ctx.run.path_of("embeddings"), mmap_mode="r")
         d_ids = corpus.column("doc_id")
     else:  # only the documents the table names

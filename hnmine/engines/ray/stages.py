@@ -485,10 +485,10 @@ def _score_teachers(ctx: Context) -> list[dict] | None:
     from hnmine.workers import worker_count
 
     o = ctx.options
-    info = score_stage._dense_info(ctx)
+    info = score_stage.dense_info(ctx)
     out = []
-    for t in score_stage._teachers(o):
-        if t.kind == "bi-encoder" and not score_stage._reuses_index(info, t, o):
+    for t in score_stage.teachers_of(o):
+        if t.kind == "bi-encoder" and not score_stage.reuses_index(info, t, o):
             return None
         entry = {"kind": t.kind, "model": t.model, "label": t.label}
         if t.kind == "cross-encoder":
@@ -518,7 +518,7 @@ def _score(ctx: Context, local_work) -> StageOutput:
     if teachers is None:
         ctx.reporter.info("ray: the score stage runs on the driver (a bi-encoder teacher other than the index's model)")
         return local_work(ctx)
-    info = score_stage._dense_info(ctx)
+    info = score_stage.dense_info(ctx)
     queries = ctx.table("queries")
     source = None
     if any(t["kind"] == "bi-encoder" for t in teachers):
@@ -541,9 +541,9 @@ def _score(ctx: Context, local_work) -> StageOutput:
     rows = _write_scores(run.path_of("scores"), scratch, len(items), [t["label"] for t in teachers], sums, n_cand + extra.num_rows)
     _drop_scratch(ctx)
     models = {}
-    for t in score_stage._teachers(o):
+    for t in score_stage.teachers_of(o):
         models[t.label] = {"kind": t.kind, "name": t.model, "revision": resolve_model(t.model)[1]}
-        if score_stage._runs_model(info, t, o):
+        if score_stage.runs_model(info, t, o):
             models[t.label].update(dtype_record(EncoderSpec.from_options(o), t.kind, t.model))
     stats = {
         "pairs_scored": rows,
@@ -736,7 +736,7 @@ def _filter(ctx: Context, local_work) -> StageOutput:
         "scores": str(scores_path),
         "parts": str(scratch),
         "settings": settings,
-        "vectors": filter_stage._uses_vectors(ctx),
+        "vectors": filter_stage.uses_vectors(ctx),
         "embeddings": str(run.path_of("embeddings")),
     }
     items = [{"part": i, "a": a, "b": b, "first": first[a:b], "count": count[a:b]} for i, (a, b) in enumerate(parts)]
@@ -845,7 +845,7 @@ class ExportPartition:
 
 def _export(ctx: Context, local_work) -> StageOutput:
     from hnmine.formats import negatives_target
-    from hnmine.stages.export import _empty_export_message, export_file
+    from hnmine.stages.export import empty_export_message, export_file
 
     o, run = ctx.options, ctx.run
     summary = ctx.table("query_summary")  # one row per query, in query order
@@ -871,7 +871,7 @@ def _export(ctx: Context, local_work) -> StageOutput:
         stats["queries_left_out_short"] = short
     warnings = []
     if rows == 0:
-        warnings.append(_empty_export_message(ctx, range(n_examples), target))
+        warnings.append(empty_export_message(ctx, range(n_examples), target))
         ctx.reporter.warn(warnings[-1])
     return StageOutput(counts={"rows_in": n_examples, "rows_out": rows}, stats=stats, warnings=warnings)
 
