@@ -7,6 +7,7 @@ visible GPUs; `--device cuda:0,cuda:2` names them (one worker per listed device 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -47,6 +48,10 @@ def start_pool(devices: list[str], initializer: Callable[..., None], initargs: t
         def submit(self, fn, /, *args, **kwargs):  # type: ignore[override]
             return super().submit(_call, fn, *args, **kwargs)
 
+        def _spawn_process(self):  # type: ignore[override]
+            with _sigint_ignored():
+                return super()._spawn_process()  # type: ignore[misc]
+
     ctx = multiprocessing.get_context("spawn")  # no fork of a process that holds torch threads
     queue = ctx.Queue()
     for d in devices:
@@ -79,6 +84,24 @@ def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 
         raise HnmineError(_init_error[0])  # the base class: it travels back to the parent whole (one argument)
     return fn(*args, **kwargs)
+
+
+@contextlib.contextmanager
+def _sigint_ignored():
+    """SIGINT ignored while a worker is started. An ignored signal stays ignored across exec, and Python
+    then installs no KeyboardInterrupt handler, so a Ctrl-C that reaches a worker while it is still
+    importing (before quiet_worker runs) cannot print a traceback."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def quiet_worker() -> None:

@@ -105,3 +105,20 @@ def test_cross_encoder_scores_with_default_threads_agree_within_the_tolerance(cr
     # logits, not cosines: the tolerance is relative to their scale
     scale = max(1.0, float(np.abs(one).max()))
     np.testing.assert_allclose(two, one, rtol=0, atol=score_tolerance("float32") * scale)
+
+
+def test_workers_are_started_with_sigint_ignored():
+    """A Ctrl-C that reaches a worker while it is still importing (before its initializer runs) must not
+    print a traceback: workers are spawned with SIGINT ignored, which exec keeps and Python respects."""
+    import signal
+    import subprocess
+    import sys
+
+    from hnmine.workers import _sigint_ignored
+
+    with _sigint_ignored():
+        out = subprocess.run(
+            [sys.executable, "-c", "import signal; print(signal.getsignal(signal.SIGINT))"], capture_output=True, text=True, check=True
+        )
+    assert out.stdout.strip() == str(signal.SIG_IGN)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored in the parent
