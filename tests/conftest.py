@@ -19,6 +19,18 @@ atexit.register(shutil.rmtree, os.environ["HNMINE_CACHE_DIR"], ignore_errors=Tru
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
+# Every table a finished run holds (the default export aside): what the equality tests compare.
+RUN_TABLES = (
+    "inputs/corpus.parquet",
+    "inputs/queries.parquet",
+    "inputs/qrels.parquet",
+    "candidates.parquet",
+    "scores.parquet",
+    "negatives.parquet",
+    "dropped.parquet",
+    "query_summary.parquet",
+    "positives.parquet",
+)
 
 
 def write_beir(folder: Path, docs: list[dict], queries: list[dict], qrels: list[tuple[str, str, int]], split: str = "train") -> Path:

@@ -10,18 +10,9 @@ import pyarrow.parquet as pq
 
 from hnmine.options import make_options
 from hnmine.pipeline import mine
+from tests.conftest import RUN_TABLES
 
-TABLES = (
-    "inputs/corpus.parquet",
-    "inputs/queries.parquet",
-    "inputs/qrels.parquet",
-    "candidates.parquet",
-    "scores.parquet",
-    "negatives.parquet",
-    "dropped.parquet",
-    "query_summary.parquet",
-    "positives.parquet",
-)
+TABLES = RUN_TABLES
 
 
 def sha(path: Path) -> str:

@@ -24,19 +24,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import assert_same_up_to_tolerance, invoke, mine_json, reran, synthetic_beir
+from conftest import RUN_TABLES, assert_same_up_to_tolerance, invoke, mine_json, reran, synthetic_beir
 
-TABLES = [
-    "inputs/corpus.parquet",
-    "inputs/queries.parquet",
-    "inputs/qrels.parquet",
-    "candidates.parquet",
-    "scores.parquet",
-    "negatives.parquet",
-    "dropped.parquet",
-    "query_summary.parquet",
-    "export/triplet.parquet",
-]
+TABLES = [*RUN_TABLES, "export/triplet.parquet"]
 STAGES = ["inputs", "index", "retrieve", "score", "filter", "export"]
 # Batches of 16 texts: with the driver's 16-text chunks, the batches are the same as in one big chunk.
 OPTS = ["--batch-size", "16", "--method", "naive", "--num-negatives", "4"]
