@@ -45,6 +45,10 @@ def test_stage_keys_differ_by_backend_and_torch_keys_have_no_backend_field(tmp_p
     torch_key, ov_key = encoder_key(FP32), encoder_key(OV32)
     assert "backend" not in torch_key  # runs made before --backend existed keep their keys
     assert ov_key["backend"] == "openvino" and ov_key["backend_versions"]["openvino"]
+    # how the compiled model is run (streams and slicing) changes the bytes, so it is in the key too
+    from hnmine.backends.openvino import RUNNER_FORMAT
+
+    assert ov_key["backend_versions"]["runner"] == RUNNER_FORMAT
     assert {k: v for k, v in ov_key.items() if not k.startswith("backend")} == torch_key
     run = RunDir(tmp_path / "run")
     for stage in ("index", "retrieve", "score"):
@@ -208,6 +212,22 @@ def test_openvino_gives_the_same_bytes_with_two_workers_at_the_same_threads(tmp_
     one, _ = encode_cached(TEXTS, spec, tmp_path / "one")
     two, _ = encode_cached(TEXTS, replace(spec, workers=2), tmp_path / "two")
     assert np.asarray(one).tobytes() == np.asarray(two).tobytes()
+
+
+@needs_openvino
+def test_openvino_runs_one_stream_per_thread_and_sliced_batches_agree_with_whole_ones():
+    """--threads 2: two streams of one thread, each batch cut in two slices run at once; a batch of one row
+    (fewer rows than streams) still runs; the vectors agree with one stream's within float32's tolerance."""
+    from hnmine.encode import load_sentence_transformer
+    from hnmine.reproducibility import score_tolerance
+
+    runner = load_sentence_transformer(replace(OV32, threads=2))[0].model
+    assert len(runner._requests) == 2
+    two = _encode(replace(OV32, batch_size=5, threads=2), TEXTS)
+    one = _encode(replace(OV32, batch_size=5, threads=1), TEXTS)
+    np.testing.assert_allclose(np.sum(two * one, axis=1), 1.0, rtol=0, atol=score_tolerance("float32"))
+    single = _encode(replace(OV32, batch_size=1, threads=2), TEXTS[:1])
+    np.testing.assert_allclose(float(single[0] @ one[0]), 1.0, rtol=0, atol=score_tolerance("float32"))
 
 
 @needs_openvino

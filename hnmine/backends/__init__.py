@@ -55,7 +55,7 @@ def backend_versions(name: str) -> dict[str, str]:
     if name == "openvino":
         from hnmine.backends import openvino
 
-        return openvino.versions()
+        return openvino.key_fields()
     return {}
 
 
