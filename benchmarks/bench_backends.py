@@ -3,6 +3,7 @@
 Variants (each a SentenceTransformer whose transformer is swapped, everything else alike):
   torch-fp32, torch-bf16            today's backend (hnmine --backend torch --dtype float32|bfloat16)
   openvino-fp32, openvino-bf16      hnmine --backend openvino (hnmine.backends.openvino, the cached IR)
+  openvino-bf16-one-stream          the same IR at bf16 as it ran before: one stream of every thread (LATENCY)
   --int8 adds the int8 candidates that were measured and not wired in (docs/performance.md, "Backends"):
   torch-int8-dynamic                torch.ao.quantization.quantize_dynamic on every Linear (per-tensor, qint8)
   onnxruntime-int8-dynamic          ONNX export, onnxruntime.quantization.quantize_dynamic (per-channel QInt8
@@ -145,6 +146,18 @@ def _openvino_int8(threads: int):
     return _swap(fresh, lambda feeds: req.infer(feeds)[0].copy(), [i.get_any_name() for i in compiled.inputs], fresh[0].model.config)
 
 
+def _openvino_one_stream(threads: int):
+    """hnmine's OpenVINO runner on one stream of `threads` threads (what --backend openvino ran before streams)."""
+    from hnmine.backends.openvino import _core, _runner_class
+
+    st = _hnmine_model("bfloat16", "openvino", threads)
+    runner = st[0].model
+    config = {"INFERENCE_PRECISION_HINT": "bf16", "INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY"}
+    compiled = _core().compile_model(runner.ir, "CPU", config)
+    st[0].model = _runner_class()(compiled, runner.names, runner.output, config=runner.config)
+    return st
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--texts", type=int, default=640)
@@ -168,6 +181,7 @@ def main() -> None:
     if importlib.util.find_spec("openvino"):
         variants["openvino-fp32"] = _hnmine_model("float32", "openvino", threads)
         variants["openvino-bf16"] = _hnmine_model("bfloat16", "openvino", threads)
+        variants["openvino-bf16-one-stream"] = _openvino_one_stream(threads)
     else:
         skipped["openvino"] = "pip install 'hnmine[openvino]'"
     if args.int8:
@@ -215,6 +229,10 @@ def main() -> None:
             f"{name:<26}{x['s_per_1000_texts']:>8.1f}{x['wall_over_torch_bf16']:>11.3f}{x['cpu_over_torch_bf16']:>10.3f}"
             f"{x['cosine_to_torch_fp32_min']:>10.5f}{x['cosine_to_torch_fp32_mean']:>11.6f}"
         )
+    if "openvino-bf16-one-stream" in vectors:  # does slicing batches across streams change the vectors?
+        diff = float(np.abs(vectors["openvino-bf16"] - vectors["openvino-bf16-one-stream"]).max())
+        rows["openvino-bf16"]["max_abs_diff_to_one_stream"] = diff
+        print(f"openvino-bf16 against one stream: largest vector difference {diff:.3g}")
     for name, why in skipped.items():
         print(f"skipped {name}: {why}")
     write_results(
