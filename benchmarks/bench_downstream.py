@@ -9,6 +9,9 @@ test split (300 queries, the whole 5,183-document corpus):
   st-naive               sentence-transformers' mine_hard_negatives, top 5 of the first 50 (benchmarks/st_mine.py)
   st-relative-margin     the same with relative_margin=0.05
   shifted-relabel        shifted, with --relabel (candidates scored above the best positive become positives)
+  shifted-relabel-same-steps
+                         the same data trained for as many steps as `shifted` (its extra rows make one epoch
+                         longer): separates "better labels" from "more training"
 
 hnmine mines once (runs/downstream/base); each method's run is a copy of it where only filter and
 export rerun. Each (arm, seed) cell is one `hnmine finetune` process; its row goes into the results
@@ -42,6 +45,8 @@ TABLE = BENCH / "results" / "downstream.md"
 ST_ARMS = {"st-naive": [], "st-relative-margin": ["--relative-margin", "0.05"]}
 # hnmine runs beyond one per method: options that change the training data, measured the same way.
 VARIANTS = {"shifted-relabel": ["--method", "shifted", "--relabel"]}
+# arm -> (the run it trains on, the arm whose number of steps it is held to)
+SAME_STEPS = {"shifted-relabel-same-steps": ("shifted-relabel", "shifted")}
 
 
 def log(message: str) -> None:
@@ -143,7 +148,21 @@ def cells(arms: list[str], seeds: list[int]) -> list[tuple[str, int | None]]:
     return out
 
 
-def run_cell(arm: str, seed: int | None, runs: dict[str, Path], args, env: dict) -> dict:
+def steps_of(arm: str, results: dict) -> int:
+    """How many steps `arm` trained for (every seed of an arm trains alike)."""
+    steps = {r["steps"] for r in results["cells"].values() if r["arm"] == arm}
+    if len(steps) != 1:
+        raise SystemExit(f"run the '{arm}' arm first: its number of steps sets the budget of the same-steps control")
+    return steps.pop()
+
+
+def run_cell(arm: str, seed: int | None, runs: dict[str, Path], args, env: dict, results: dict) -> dict:
+    budget = budget_flags(args)
+    if arm in SAME_STEPS:
+        source, held_to = SAME_STEPS[arm]
+        i = budget.index("--epochs") if "--epochs" in budget else budget.index("--max-steps")
+        budget[i : i + 2] = ["--max-steps", str(steps_of(held_to, results))]
+        arm_run = runs[source]
     if arm == "untrained":
         srcs, kind = [runs["shifted"]], ["--arms", "untrained"]
     elif arm == "in-batch":
@@ -153,6 +172,8 @@ def run_cell(arm: str, seed: int | None, runs: dict[str, Path], args, env: dict)
         srcs, kind = [p / "export" / "triplet.parquet" for name, p in runs.items() if name not in VARIANTS], ["--arms", "in-batch"]
     elif arm in ST_ARMS:
         srcs, kind = [st_source(arm, args, env)], ["--arms", "mined"]
+    elif arm in SAME_STEPS:
+        srcs, kind = [arm_run], ["--arms", "mined"]
     else:
         srcs, kind = [runs[arm]], ["--arms", "mined"]
     cmd = [
@@ -166,7 +187,7 @@ def run_cell(arm: str, seed: int | None, runs: dict[str, Path], args, env: dict)
         *kind,
         "--seeds",
         str(seed if seed is not None else 1),
-        *budget_flags(args),
+        *budget,
         "--json",
         "--quiet",
     ]
@@ -253,7 +274,7 @@ def main() -> None:
     if runs:
         # The default first, then the baselines, so the first cells answer the first question.
         methods = sorted(runs, key=lambda m: (m != "shifted", m != "naive", m))
-        arms = ["untrained", "shifted", "in-batch", *methods[1:], *ST_ARMS]
+        arms = ["untrained", "shifted", "in-batch", *methods[1:], *ST_ARMS, *(a for a, (src, _) in SAME_STEPS.items() if src in runs)]
     else:
         arms = list(dict.fromkeys(r["arm"] for r in results["cells"].values()))
     if args.only:
@@ -268,7 +289,7 @@ def main() -> None:
         spent: list[float] = []
         for i, (arm, seed) in enumerate(todo, start=1):
             log(f"cell {i}/{len(todo)}: {arm} seed {seed}")
-            row = run_cell(arm, seed, runs, args, env)
+            row = run_cell(arm, seed, runs, args, env, results)
             results["cells"][f"{arm}|{seed}"] = row
             save(results)
             spent.append(row["wall_seconds"])
