@@ -5,7 +5,7 @@ model's transformer through OpenVINO's CPU runtime (converted once per model rev
 and keeps everything around it (tokenizer, prompts, pooling, normalisation) in sentence-transformers,
 so the texts a model sees and the way its vectors are pooled do not change with the backend.
 
-Measured on SciFact (docs/performance.md, "Backends"): OpenVINO at bfloat16 encodes in about 0.75x
+Measured on SciFact (docs/performance.md, "Backends"): OpenVINO at bfloat16 encodes in 0.74-0.82x
 the time of torch at bfloat16 on a 2-core AMD EPYC with avx512_bf16, with a top-10 agreement with
 float32 of 99.4 % (torch bf16: 98.9 %). int8 (dynamic or static) was measured and is not offered:
 it stays below the 98 % agreement target (see the same section).
