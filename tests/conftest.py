@@ -6,6 +6,7 @@ import atexit
 import json
 import os
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 
@@ -16,6 +17,12 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # The user's hnmine cache (the measured `--dtype auto` choice) is not shared with the tests.
 os.environ["HNMINE_CACHE_DIR"] = tempfile.mkdtemp(prefix="hnmine-test-cache-")
 atexit.register(shutil.rmtree, os.environ["HNMINE_CACHE_DIR"], ignore_errors=True)  # one per session, not left in /tmp
+
+# A suite started as a background job (`make test &` in a non-interactive shell) inherits SIGINT ignored,
+# and so would every hnmine it starts: Python keeps an inherited SIG_IGN, as it should. The Ctrl-C tests
+# check hnmine's own handling, so the suite restores the usual disposition (its children start with it).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
