@@ -207,6 +207,12 @@ def write_table(results: dict, arms: list[str]) -> None:
         return
     b, m = results["budget"], results["machine"]
     steps = sorted({r["steps"] for r in rows if r["kind"] != "untrained"})
+    first_row = {r["arm"]: r for r in reversed(rows)}
+    held = [
+        f"`{a}` trains {first_row[a]['max_steps']} steps (`--max-steps`, as many as `{SAME_STEPS[a][1]}`) instead of one epoch."
+        for a in arms
+        if a in SAME_STEPS and a in first_row
+    ]
     lines = [
         "<!-- written by benchmarks/bench_downstream.py from benchmarks/results/downstream.json -->",
         f"SciFact train → test ({rows[0]['eval_queries']} queries, {rows[0]['eval_documents']:,} documents), "
@@ -215,6 +221,7 @@ def write_table(results: dict, arms: list[str]) -> None:
         markdown_table(summarize(rows)),
         "",
         f"Budget (every trained arm): {json.dumps(b)}; steps per arm: {steps}.",
+        *held,
         f"Evaluation encoded at {rows[0]['eval_dtype']} for every arm; torch threads {rows[0]['threads']}.",
         f"Machine: {m.get('Model name', '?')}, {m.get('CPU(s)', '?')} CPUs; torch {m.get('torch')}, "
         f"sentence-transformers {m.get('sentence-transformers')}.",
