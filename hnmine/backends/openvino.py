@@ -12,9 +12,9 @@ Threads: the compiled model runs with the same thread count as torch would (`--t
 CPUs shared out among the workers), as that many OpenVINO streams of one thread each; every batch
 is cut into that many slices (rows split evenly, in order) that run at once, one per stream. One
 thread per stream skips the per-operation synchronisation of threads within a stream, which a
-model this small spends a visible share of its time on (3–8 % faster than one stream of two threads
-on a 2-core EPYC, same vectors: docs/performance.md). Every process compiles and slices alike, so a
-given `--threads` gives the same bytes for any `--workers`, as with torch.
+model this small spends a visible share of its time on (about 4 % faster than one stream of two
+threads on a 2-core EPYC, the same vectors to the bit: docs/performance.md). Every process compiles
+and slices alike, so a given `--threads` gives the same bytes for any `--workers`, as with torch.
 """
 
 from __future__ import annotations
