@@ -101,7 +101,9 @@ def st_source(name: str, args, env: dict) -> Path:
     return target
 
 
-def budget_flags(args) -> list[str]:
+def budget_flags(args, max_steps: int | None = None) -> list[str]:
+    """The finetune flags of the budget; `max_steps` holds an arm to that many steps instead."""
+    max_steps = max_steps or args.max_steps
     flags = [
         "--batch-size",
         str(args.batch_size),
@@ -118,7 +120,7 @@ def budget_flags(args) -> list[str]:
         "--threads",
         str(args.threads),
     ]
-    flags += ["--max-steps", str(args.max_steps)] if args.max_steps else ["--epochs", str(args.epochs)]
+    flags += ["--max-steps", str(max_steps)] if max_steps else ["--epochs", str(args.epochs)]
     if args.max_length:
         flags += ["--max-length", str(args.max_length)]
     return flags
@@ -157,13 +159,11 @@ def steps_of(arm: str, results: dict) -> int:
 
 
 def run_cell(arm: str, seed: int | None, runs: dict[str, Path], args, env: dict, results: dict) -> dict:
-    budget = budget_flags(args)
+    source, held_to = SAME_STEPS.get(arm, (arm, None))
+    budget = budget_flags(args, max_steps=steps_of(held_to, results) if held_to else None)
     if arm in SAME_STEPS:
-        source, held_to = SAME_STEPS[arm]
-        i = budget.index("--epochs") if "--epochs" in budget else budget.index("--max-steps")
-        budget[i : i + 2] = ["--max-steps", str(steps_of(held_to, results))]
-        arm_run = runs[source]
-    if arm == "untrained":
+        srcs, kind = [runs[source]], ["--arms", "mined"]
+    elif arm == "untrained":
         srcs, kind = [runs["shifted"]], ["--arms", "untrained"]
     elif arm == "in-batch":
         # The union of the runs' pairs: every train pair (sentence-transformers' files hold the same
@@ -172,8 +172,6 @@ def run_cell(arm: str, seed: int | None, runs: dict[str, Path], args, env: dict,
         srcs, kind = [p / "export" / "triplet.parquet" for name, p in runs.items() if name not in VARIANTS], ["--arms", "in-batch"]
     elif arm in ST_ARMS:
         srcs, kind = [st_source(arm, args, env)], ["--arms", "mined"]
-    elif arm in SAME_STEPS:
-        srcs, kind = [arm_run], ["--arms", "mined"]
     else:
         srcs, kind = [runs[arm]], ["--arms", "mined"]
     cmd = [

@@ -7,12 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
+from conftest import RUN_TABLES  # the module pytest loaded: `tests.conftest` would run it a second time
 
 from hnmine.options import make_options
 from hnmine.pipeline import mine
-from tests.conftest import RUN_TABLES
-
-TABLES = RUN_TABLES
 
 
 def sha(path: Path) -> str:
@@ -55,7 +53,7 @@ def run_both(data: Path, tmp: Path, values: dict, seed: int = 7) -> tuple[Path, 
 
 def assert_same_tables(a: Path, b: Path, export: str = "export/triplet.parquet") -> None:
     """Every table and the export: the same bytes (the Ray engine writes the local engine's row groups)."""
-    for rel in (*TABLES, export):
+    for rel in (*RUN_TABLES, export):
         if (Path(a) / rel).exists() or (Path(b) / rel).exists():
             ta, tb = pq.read_table(Path(a) / rel) if rel.endswith(".parquet") else None, None
             if rel.endswith(".parquet"):

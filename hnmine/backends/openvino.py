@@ -216,9 +216,13 @@ def _compile(xml: str, dtype: str, threads: int):
     if hint == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
         # OpenVINO would quietly compute in float32 instead: say so, never substitute.
         raise ModelError("--backend openvino --dtype bfloat16: OpenVINO has no bfloat16 on this CPU; use --dtype float32 (or auto)")
-    config = {"INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": int(threads), "NUM_STREAMS": int(threads)}
-    compiled = core.compile_model(xml, "CPU", {**config, "PERFORMANCE_HINT": "THROUGHPUT"})
-    return compiled
+    config = {
+        "INFERENCE_PRECISION_HINT": hint,
+        "INFERENCE_NUM_THREADS": int(threads),
+        "NUM_STREAMS": int(threads),
+        "PERFORMANCE_HINT": "THROUGHPUT",
+    }
+    return core.compile_model(xml, "CPU", config)
 
 
 @cache
