@@ -45,43 +45,30 @@ HIDDEN, FFN, LAYERS = 384, 1536, 6  # all-MiniLM-L6-v2
 LINEAR_FLOP_PER_TOKEN = 2 * LAYERS * (4 * HIDDEN * HIDDEN + 2 * HIDDEN * FFN)
 
 
-def _st_with_ir(xml: str, threads: int, **extra):
+def _st_with_ir(xml: str, threads: int, **properties):
     """The bundled model with its transformer run from `xml` as hnmine runs its own IR (hnmine.backends.openvino:
-    bf16, one stream per thread, each batch sliced across them), plus `extra` compile properties."""
-    from hnmine.backends.openvino import _core, _runner_class
+    bf16, one stream per thread, each batch sliced across them), plus `properties` at compile time."""
+    from hnmine.backends.openvino import _compile, _runner_class
     from hnmine.encode import EncoderSpec, load_sentence_transformer
 
     st = load_sentence_transformer(EncoderSpec(dtype="bfloat16", backend="openvino", threads=threads))
     runner = st[0].model
-    config = {
-        "INFERENCE_PRECISION_HINT": "bf16",
-        "INFERENCE_NUM_THREADS": threads,
-        "NUM_STREAMS": threads,
-        "PERFORMANCE_HINT": "THROUGHPUT",
-        **extra,
-    }
-    st[0].model = _runner_class()(_core().compile_model(xml, "CPU", config), runner.names, runner.output, config=runner.config)
+    st[0].model = _runner_class()(_compile(xml, "bfloat16", threads, **properties), runner.names, runner.output, config=runner.config)
     return st
 
 
 def _encode_all(st, doc_texts, q_texts, doc_ids, qids, out: Path) -> float:
-    import numpy as np
+    """Seconds to encode every unique abstract and query once; the vectors saved as floor_encode.py saves them."""
     import torch
+    from floor_encode import save_vectors
 
     docs, queries = list(dict.fromkeys(doc_texts)), list(dict.fromkeys(q_texts))
     t0 = time.perf_counter()
     with torch.inference_mode():
-        dv = st.encode(docs, batch_size=64, normalize_embeddings=True, convert_to_tensor=True).float().numpy()
-        qv = st.encode(queries, batch_size=64, normalize_embeddings=True, convert_to_tensor=True).float().numpy()
+        dv = st.encode(docs, batch_size=64, normalize_embeddings=True, convert_to_tensor=True)
+        qv = st.encode(queries, batch_size=64, normalize_embeddings=True, convert_to_tensor=True)
     seconds = time.perf_counter() - t0
-    row, qrow = {t: i for i, t in enumerate(docs)}, {t: i for i, t in enumerate(queries)}
-    np.savez(
-        out,
-        doc_ids=np.array(doc_ids),
-        query_ids=np.array(qids),
-        docs=dv[[row[t] for t in doc_texts]],
-        queries=qv[[qrow[t] for t in q_texts]],
-    )
+    save_vectors(out, doc_ids, doc_texts, dv, qids, q_texts, qv)
     return seconds
 
 
@@ -94,10 +81,10 @@ def _feeds(tokenizer, texts):
 
 def _profile(xml: str, feeds: dict, **extra) -> dict:
     """Per-operation time of one batch on one thread, grouped by operation type."""
-    import openvino as ov
+    from hnmine.backends.openvino import _core
 
     config = {"INFERENCE_PRECISION_HINT": "bf16", "INFERENCE_NUM_THREADS": 1, "NUM_STREAMS": 1, "PERF_COUNT": True, **extra}
-    request = ov.Core().compile_model(xml, "CPU", config).create_infer_request()
+    request = _core().compile_model(xml, "CPU", config).create_infer_request()
     best, spent = float("inf"), {}
     for _ in range(4):  # the first call chooses kernels; the best of the rest counts
         t0 = time.perf_counter()

@@ -25,6 +25,16 @@ t_import = time.perf_counter()
 import numpy as np  # noqa: E402
 
 
+def save_vectors(path, doc_ids, doc_texts, doc_vectors, qids, q_texts, query_vectors) -> None:
+    """npz of doc_ids, query_ids and one vector per document and query, in the given order; the vectors are
+    those of the unique texts, in first-seen order (`dict.fromkeys`), as encoded above."""
+    row = {t: i for i, t in enumerate(dict.fromkeys(doc_texts))}
+    qrow = {t: i for i, t in enumerate(dict.fromkeys(q_texts))}
+    docs = doc_vectors.float().numpy()[[row[t] for t in doc_texts]]
+    queries = query_vectors.float().numpy()[[qrow[t] for t in q_texts]]
+    np.savez(path, doc_ids=np.array(doc_ids), query_ids=np.array(qids), docs=docs, queries=queries)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=None)
@@ -66,11 +76,7 @@ def main() -> None:
     done = time.perf_counter()
     cpu = time.process_time() - c0
     if args.save:
-        row = {t: i for i, t in enumerate(uniq_docs)}
-        qrow = {t: i for i, t in enumerate(uniq_q)}
-        dv = dv.float().numpy()[[row[t] for t in doc_texts]]
-        qv = qv.float().numpy()[[qrow[t] for t in q_texts]]
-        np.savez(args.save, doc_ids=np.array(doc_ids), query_ids=np.array(qids), docs=dv, queries=qv)
+        save_vectors(args.save, doc_ids, doc_texts, dv, qids, q_texts, qv)
     print(
         json.dumps(
             {

@@ -208,7 +208,8 @@ def _core():
     return ov.Core()
 
 
-def _compile(xml: str, dtype: str, threads: int):
+def _compile(xml: str, dtype: str, threads: int, **properties):
+    """The compiled model as hnmine runs it; `properties` adds OpenVINO compile properties (benchmarks only)."""
     from hnmine.errors import ModelError
 
     hint = precision(dtype)
@@ -221,6 +222,7 @@ def _compile(xml: str, dtype: str, threads: int):
         "INFERENCE_NUM_THREADS": int(threads),
         "NUM_STREAMS": int(threads),
         "PERFORMANCE_HINT": "THROUGHPUT",
+        **properties,
     }
     return core.compile_model(xml, "CPU", config)
 
