@@ -271,11 +271,11 @@ class JudgmentLog:
                 continue
             try:
                 entry = json.loads(raw)
-                if entry["op"] not in ("judge", "undo"):
-                    raise ValueError(entry["op"])
-                str(entry["query_id"]), str(entry["doc_id"])
-            except (ValueError, KeyError, TypeError):
-                raise RunDirError(f"{self.path}:{lineno}: not a journal entry; fix or remove the line") from None
+            except ValueError:
+                raise RunDirError(f"{self.path}:{lineno}: not a journal entry (invalid JSON); fix or remove the line") from None
+            problem = journal_entry_problem(entry)
+            if problem:
+                raise RunDirError(f"{self.path}:{lineno}: not a journal entry ({problem}); fix or remove the line")
             entries.append(entry)
         return entries
 
@@ -291,6 +291,36 @@ class JudgmentLog:
                     del stack[i]
                     break
         return stack
+
+def journal_entry_problem(entry: object) -> str | None:
+    """What is wrong with one decoded journal line, or None: every field its op needs, of the type
+    the journal writes (a hand-edited or damaged line must not reach the fold as a traceback)."""
+    if not isinstance(entry, dict):
+        return f"expected a JSON object, got {type(entry).__name__}"
+    if entry.get("op") not in ("judge", "undo"):
+        return f"op must be 'judge' or 'undo', got {_shown(entry, 'op')}"
+    for key in ("query_id", "doc_id"):
+        if not isinstance(entry.get(key), str) or not entry[key]:
+            return f"{key} must be a non-empty text, got {_shown(entry, key)}"
+    if entry["op"] == "judge":
+        rel = entry.get("relevance")
+        if isinstance(rel, bool) or not isinstance(rel, int):
+            return f"relevance must be a whole number, got {_shown(entry, 'relevance')}"
+        if not RELEVANCE_MIN <= rel <= RELEVANCE_MAX:
+            return f"relevance {rel} is out of range ({RELEVANCE_MIN:,} to {RELEVANCE_MAX:,})"
+    for key in ("source", "time", "session", "undoes", "query_text_sha256", "doc_text_sha256"):
+        if key in entry and not isinstance(entry[key], str):
+            return f"{key} must be a text, got {_shown(entry, key)}"
+    return None
+
+
+def _shown(entry: dict, key: str) -> str:
+    """A field's value for a one-line message: 'nothing' when absent, a long value cut short."""
+    if key not in entry:
+        return "nothing"
+    text = json.dumps(entry[key], ensure_ascii=False)
+    return text if len(text) <= 40 else text[:37] + "..."
+
 
     def latest(self) -> pa.Table:
         """The current verdict per (query, document), in the order they were last made."""
