@@ -9,6 +9,9 @@ One table and one rule, shared by the people who review suspects (`hnmine review
     relevance  int32    > 0 relevant, <= 0 not relevant
     source     string   "human", "teacher", or the name of the file it came from
     time       string   ISO 8601 UTC ("" when a file gave none)
+    query_text_sha256, doc_text_sha256
+               string   the texts a person judged (text_sha256; null for files and the teacher): a verdict
+                        whose query or document text has changed since is set aside, never applied
 
 The rule, in one place (`fold_judgments`): one verdict per (query, document); a person's beats any
 other source, any other source beats the teacher's, and within one source the latest wins.
@@ -53,6 +56,8 @@ JUDGMENTS_SCHEMA = pa.schema(
         ("relevance", pa.int32()),
         ("source", pa.string()),
         ("time", pa.string()),
+        ("query_text_sha256", pa.string()),
+        ("doc_text_sha256", pa.string()),
     ]
 )
 QRELS_FORMATS = ("beir", "trec")
@@ -71,9 +76,16 @@ def empty_judgments() -> pa.Table:
 
 
 def judgments_table(rows: Iterable[dict]) -> pa.Table:
-    """A judgments table from dicts with the schema's keys."""
+    """A judgments table from dicts with the schema's keys (the text hashes may be left out)."""
     rows = list(rows)
-    return pa.table({f.name: [r[f.name] for r in rows] for f in JUDGMENTS_SCHEMA}, schema=JUDGMENTS_SCHEMA)
+    return pa.table({f.name: [r.get(f.name) for r in rows] for f in JUDGMENTS_SCHEMA}, schema=JUDGMENTS_SCHEMA)
+
+
+def text_sha256(text: str) -> str:
+    """What a verdict records of a text it judged (a query's text; a document's title and text joined)."""
+    import hashlib
+
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 # -- the rule ---------------------------------------------------------------------------------
@@ -114,7 +126,7 @@ def read_judgments(path: str | Path) -> pa.Table:
     if path.suffix.lower() == ".parquet":
         return _read_parquet(path)
     try:
-        with open(path, encoding="utf-8") as fh:
+        with open(path, encoding="utf-8-sig") as fh:  # a byte-order mark is not part of the first query id
             lines = fh.read().splitlines()
     except UnicodeDecodeError as exc:
         raise InputError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
@@ -138,7 +150,7 @@ def _read_parquet(path: Path) -> pa.Table:
             raise MissingColumn(str(path), name, list(table.column_names))
     n = table.num_rows
     cols = {}
-    for name in ("query_id", "doc_id", "source", "time"):
+    for name in ("query_id", "doc_id", "source", "time", "query_text_sha256", "doc_text_sha256"):
         if name in table.column_names:
             col = table.column(name)
             if not pa.types.is_string(col.type) and not pa.types.is_large_string(col.type):
@@ -149,6 +161,8 @@ def _read_parquet(path: Path) -> pa.Table:
             cols[name] = pa.array([path.name] * n, pa.string())
         elif name == "time":
             cols[name] = pa.array([""] * n, pa.string())
+        else:  # a file's verdicts are by id, as qrels are: no text to check them against
+            cols[name] = pa.nulls(n, pa.string())
     for name in ("query_id", "doc_id"):
         if cols[name].null_count:
             raise InputError(f"{path}: column '{name}' has empty values")
@@ -235,7 +249,79 @@ def merge_source(table: pa.Table, replacement: pa.Table, source: str = HUMAN) ->
     return pa.concat_tables([others, replacement.cast(JUDGMENTS_SCHEMA)])
 
 
+def judged_texts(queries: pa.Table, corpus: pa.Table, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], tuple[str, str]]:
+    """{(query, document): (query text, document title and text joined)} for the pairs whose ids are in the
+    tables: the texts a person sees when judging a pair, which a verdict is tied to."""
+    import pyarrow.compute as pc
+
+    from hnmine.formats import joined_text
+
+    pairs = list(pairs)
+    qids = pa.array(sorted({q for q, _ in pairs}), pa.string())
+    dids = pa.array(sorted({d for _, d in pairs}), pa.string())
+    q_rows = queries.filter(pc.is_in(pc.cast(queries.column("query_id"), pa.string()), value_set=qids))
+    d_rows = corpus.filter(pc.is_in(pc.cast(corpus.column("doc_id"), pa.string()), value_set=dids))
+    q_text = dict(zip(q_rows.column("query_id").to_pylist(), q_rows.column("text").to_pylist()))
+    titles = d_rows.column("title").to_pylist() if "title" in d_rows.column_names else [""] * d_rows.num_rows
+    d_text = {
+        d: joined_text(t or "", x or "") for d, t, x in zip(d_rows.column("doc_id").to_pylist(), titles, d_rows.column("text").to_pylist())
+    }
+    return {(q, d): (q_text[q] or "", d_text[d]) for q, d in pairs if q in q_text and d in d_text}
+
+
+def set_aside_changed(table: pa.Table, queries: pa.Table, corpus: pa.Table) -> tuple[pa.Table, pa.Table]:
+    """(verdicts to apply, verdicts set aside): a verdict that recorded the texts it judged is set aside when
+    the run's query or document text is no longer that text (the run's inputs were replaced or edited), so
+    it is never applied to another text. Verdicts without recorded texts (files, the teacher) are kept."""
+    import numpy as np
+
+    qsha, dsha = table.column("query_text_sha256").to_pylist(), table.column("doc_text_sha256").to_pylist()
+    recorded = [i for i in range(table.num_rows) if qsha[i] is not None or dsha[i] is not None]
+    if not recorded:
+        return table, table.slice(0, 0)
+    qids, dids = table.column("query_id").to_pylist(), table.column("doc_id").to_pylist()
+    texts = judged_texts(queries, corpus, [(qids[i], dids[i]) for i in recorded])
+    changed = np.zeros(table.num_rows, bool)
+    for i in recorded:
+        now = texts.get((qids[i], dids[i]))
+        if now is not None and (
+            (qsha[i] is not None and qsha[i] != text_sha256(now[0])) or (dsha[i] is not None and dsha[i] != text_sha256(now[1]))
+        ):
+            changed[i] = True
+    return table.filter(pa.array(~changed)), table.filter(pa.array(changed))
+
+
 # -- the review journal -----------------------------------------------------------------------
+
+
+def journal_entry_problem(entry: object) -> str | None:
+    """What is wrong with one decoded journal line, or None: every field its op needs, of the type
+    the journal writes (a hand-edited or damaged line must not reach the fold as a traceback)."""
+    if not isinstance(entry, dict):
+        return f"expected a JSON object, got {type(entry).__name__}"
+    if entry.get("op") not in ("judge", "undo"):
+        return f"op must be 'judge' or 'undo', got {_shown(entry, 'op')}"
+    for key in ("query_id", "doc_id"):
+        if not isinstance(entry.get(key), str) or not entry[key]:
+            return f"{key} must be a non-empty text, got {_shown(entry, key)}"
+    if entry["op"] == "judge":
+        rel = entry.get("relevance")
+        if isinstance(rel, bool) or not isinstance(rel, int):
+            return f"relevance must be a whole number, got {_shown(entry, 'relevance')}"
+        if not RELEVANCE_MIN <= rel <= RELEVANCE_MAX:
+            return f"relevance {rel} is out of range ({RELEVANCE_MIN:,} to {RELEVANCE_MAX:,})"
+    for key in ("source", "time", "session", "undoes", "query_text_sha256", "doc_text_sha256"):
+        if key in entry and not isinstance(entry[key], str):
+            return f"{key} must be a text, got {_shown(entry, key)}"
+    return None
+
+
+def _shown(entry: dict, key: str) -> str:
+    """A field's value for a one-line message: 'nothing' when absent, a long value cut short."""
+    if key not in entry:
+        return "nothing"
+    text = json.dumps(entry[key], ensure_ascii=False)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 class JudgmentLog:
@@ -243,16 +329,70 @@ class JudgmentLog:
 
     Each `judge` or `undo` is one JSON line, flushed and fsynced before the call returns, so a
     verdict the reviewer saw acknowledged survives a crash or a killed terminal. `latest()` folds
-    the journal: an undo withdraws the most recent live verdict on its pair, and the last live
-    verdict per pair wins. A line cut short by a crash mid-write (never acknowledged) is trimmed
-    when the journal is opened again.
+    the journal: an undo withdraws the verdict it names, and the last live verdict per pair wins.
+    A line cut short by a crash mid-write (never acknowledged) is trimmed when the journal is opened
+    again.
+
+    Every entry names the session that wrote it. A session holds a lock on `review/sessions/ID.lock`
+    from its first verdict until it closes (or its process ends), so `undo` can tell a session still
+    open elsewhere from one that ended: it withdraws this session's latest verdict or one of a session
+    that ended, never the verdict of a review still open in another terminal.
     """
 
-    def __init__(self, run_dir: str | Path, source: str = HUMAN, clock: Callable[[], str] = now_utc):
+    def __init__(self, run_dir: str | Path, source: str = HUMAN, clock: Callable[[], str] = now_utc, session: str | None = None):
+        import uuid
+
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / JOURNAL_FILE
         self.source = source
         self.clock = clock
+        self.session = session or uuid.uuid4().hex[:16]
+        self._lock_file = None
+
+    # sessions
+
+    def _session_lock(self, session: str) -> Path:
+        return self.path.parent / "sessions" / f"{session}.lock"
+
+    def _hold_session(self) -> None:
+        """Mark this session open (a lock the OS releases when the process ends, however it ends)."""
+        import fcntl
+
+        if self._lock_file is not None:
+            return
+        path = self._session_lock(self.session)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(path, "a+", encoding="utf-8")
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self._lock_file = fh
+
+    def close(self) -> None:
+        """End this session: its verdicts may now be undone by a later one."""
+        import contextlib
+
+        if self._lock_file is not None:
+            with contextlib.suppress(OSError):
+                self._session_lock(self.session).unlink()
+            self._lock_file.close()
+            self._lock_file = None
+
+    def session_open(self, session: str | None) -> bool:
+        """Whether another session that wrote to this journal is still open (its lock held)."""
+        import fcntl
+
+        if session is None or session == self.session:
+            return False
+        try:
+            fh = open(self._session_lock(session), "r+", encoding="utf-8")
+        except OSError:
+            return False  # no lock file: the session ended (or an older hnmine wrote the entry)
+        with fh:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                return True
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+            return False
 
     # reading
 
@@ -287,40 +427,11 @@ class JudgmentLog:
                 stack.append(e)
                 continue
             for i in range(len(stack) - 1, -1, -1):
-                if (stack[i]["query_id"], stack[i]["doc_id"]) == (e["query_id"], e["doc_id"]):
+                same_pair = (stack[i]["query_id"], stack[i]["doc_id"]) == (e["query_id"], e["doc_id"])
+                if same_pair and ("undoes" not in e or stack[i].get("session", "") == e["undoes"]):
                     del stack[i]
                     break
         return stack
-
-def journal_entry_problem(entry: object) -> str | None:
-    """What is wrong with one decoded journal line, or None: every field its op needs, of the type
-    the journal writes (a hand-edited or damaged line must not reach the fold as a traceback)."""
-    if not isinstance(entry, dict):
-        return f"expected a JSON object, got {type(entry).__name__}"
-    if entry.get("op") not in ("judge", "undo"):
-        return f"op must be 'judge' or 'undo', got {_shown(entry, 'op')}"
-    for key in ("query_id", "doc_id"):
-        if not isinstance(entry.get(key), str) or not entry[key]:
-            return f"{key} must be a non-empty text, got {_shown(entry, key)}"
-    if entry["op"] == "judge":
-        rel = entry.get("relevance")
-        if isinstance(rel, bool) or not isinstance(rel, int):
-            return f"relevance must be a whole number, got {_shown(entry, 'relevance')}"
-        if not RELEVANCE_MIN <= rel <= RELEVANCE_MAX:
-            return f"relevance {rel} is out of range ({RELEVANCE_MIN:,} to {RELEVANCE_MAX:,})"
-    for key in ("source", "time", "session", "undoes", "query_text_sha256", "doc_text_sha256"):
-        if key in entry and not isinstance(entry[key], str):
-            return f"{key} must be a text, got {_shown(entry, key)}"
-    return None
-
-
-def _shown(entry: dict, key: str) -> str:
-    """A field's value for a one-line message: 'nothing' when absent, a long value cut short."""
-    if key not in entry:
-        return "nothing"
-    text = json.dumps(entry[key], ensure_ascii=False)
-    return text if len(text) <= 40 else text[:37] + "..."
-
 
     def latest(self) -> pa.Table:
         """The current verdict per (query, document), in the order they were last made."""
@@ -336,6 +447,8 @@ def _shown(entry: dict, key: str) -> str:
                 "relevance": int(e["relevance"]),
                 "source": e.get("source") or self.source,
                 "time": e.get("time") or "",
+                "query_text_sha256": e.get("query_text_sha256"),
+                "doc_text_sha256": e.get("doc_text_sha256"),
             }
             for e in last.values()
         )
@@ -346,8 +459,9 @@ def _shown(entry: dict, key: str) -> str:
 
     # writing
 
-    def judge(self, query_id: str, doc_id: str, relevance: int) -> dict:
-        """Record a verdict; it is on disk when this returns."""
+    def judge(self, query_id: str, doc_id: str, relevance: int, texts: tuple[str, str] | None = None) -> dict:
+        """Record a verdict; it is on disk when this returns. `texts`: the (query, document) texts the
+        person judged, recorded as hashes so the verdict is never applied to other texts."""
         if isinstance(relevance, bool) or not isinstance(relevance, int):
             raise OptionError(f"relevance must be a whole number, not {relevance!r}")
         entry = {
@@ -357,24 +471,31 @@ def _shown(entry: dict, key: str) -> str:
             "relevance": relevance,
             "source": self.source,
             "time": self.clock(),
+            "session": self.session,
         }
+        if texts is not None:
+            entry["query_text_sha256"], entry["doc_text_sha256"] = text_sha256(texts[0]), text_sha256(texts[1])
         self._append(entry)
         return entry
 
     def undo(self) -> dict | None:
-        """Withdraw the most recent live verdict (also one made in an earlier session); None when
-        there is nothing to undo."""
-        stack = self.live()
+        """Withdraw the most recent live verdict of this session or of one that has ended (an earlier
+        review); a review still open in another terminal keeps its verdicts. None when there is nothing
+        to undo."""
+        stack = [e for e in self.live() if not self.session_open(e.get("session"))]
         if not stack:
             return None
         last = stack[-1]
-        self._append({"op": "undo", "query_id": last["query_id"], "doc_id": last["doc_id"], "source": self.source, "time": self.clock()})
+        entry = {"op": "undo", "query_id": last["query_id"], "doc_id": last["doc_id"], "source": self.source, "time": self.clock()}
+        entry.update(session=self.session, undoes=last.get("session", ""))
+        self._append(entry)
         return last
 
     def _append(self, entry: dict) -> None:
         line = (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._hold_session()
             with open(self.path, "ab") as fh:
                 size = fh.seek(0, os.SEEK_END)
                 if size:

@@ -118,6 +118,7 @@ def test_journal_undo_and_resume_in_a_new_session(tmp_path):
     assert pairs(log.latest()) == [("q1", "b", 0), ("q1", "a", 0)]
     assert log.undo()["relevance"] == 0  # withdraws the change of mind: back to relevant
     assert pairs(log.latest()) == [("q1", "a", 1), ("q1", "b", 0)]
+    log.close()  # the first review ends
 
     again = JudgmentLog(tmp_path, clock=clock())  # a later session undoes what the first one did
     assert again.verdicts() == {("q1", "a"): 1, ("q1", "b"): 0}
@@ -127,6 +128,32 @@ def test_journal_undo_and_resume_in_a_new_session(tmp_path):
     assert again.latest().num_rows == 0
     ops = [line.split('"op": "')[1][:4] for line in (tmp_path / JOURNAL_FILE).read_text().splitlines()]
     assert ops == ["judg", "judg", "judg", "undo", "undo", "undo"]
+
+
+def test_an_undo_never_withdraws_a_verdict_of_a_review_still_open_elsewhere(tmp_path):
+    """Two `hnmine review` sessions on one run: `u` in one withdrew the other's saved verdict."""
+    first = JudgmentLog(tmp_path, clock=clock())
+    second = JudgmentLog(tmp_path, clock=clock())
+    first.judge("q1", "a", 1)
+    second.judge("q1", "b", 0)
+    first.judge("q1", "c", 1)
+    assert second.undo()["doc_id"] == "b"  # its own, though first's verdict on c is newer
+    assert second.undo() is None  # first is still open: its verdicts are not second's to withdraw
+    assert second.verdicts() == {("q1", "a"): 1, ("q1", "c"): 1}
+    first.close()
+    assert second.undo()["doc_id"] == "c"  # first ended: its verdicts are history now
+    assert second.verdicts() == {("q1", "a"): 1}
+
+
+def test_an_undo_withdraws_the_verdict_it_names_when_two_sessions_judged_one_pair(tmp_path):
+    """Both sessions judged the same pair; the later undo of the first one withdraws its own verdict, so the
+    other session's (newer) verdict on that pair stands."""
+    first = JudgmentLog(tmp_path, clock=clock())
+    second = JudgmentLog(tmp_path, clock=clock())
+    first.judge("q1", "a", 1)
+    second.judge("q1", "a", 0)
+    assert first.undo()["relevance"] == 1
+    assert first.verdicts() == {("q1", "a"): 0}
 
 
 def test_journal_drops_a_torn_last_line_and_refuses_a_corrupt_one(tmp_path):

@@ -21,6 +21,9 @@ KNOWN_POSITIVE = "known_positive"
 # (--relabel). The selection sees them as known positives; the filter stage names why they are positives.
 JUDGED_RELEVANT = "judged_relevant"
 RELABELLED = "relabelled_positive"
+# A positive of another query with exactly the same text: as a negative it would contradict that
+# query's training row (the same anchor text with the document as positive and as negative).
+SAME_TEXT_QUERY_POSITIVE = "positive_of_same_text_query"
 SAME_TEXT = "same_text_as_positive"
 NEAR_DUPLICATE = "near_duplicate_of_positive"
 OUTSIDE_RANK_WINDOW = "outside_rank_window"
@@ -34,6 +37,7 @@ REASONS: tuple[str, ...] = (
     KNOWN_POSITIVE,
     JUDGED_RELEVANT,
     RELABELLED,
+    SAME_TEXT_QUERY_POSITIVE,
     SAME_TEXT,
     NEAR_DUPLICATE,
     OUTSIDE_RANK_WINDOW,

@@ -168,11 +168,27 @@ class ReviewSession:
         if not self.suspects:
             raise OptionError("no suspect to judge")
         q, d = self.key()
-        entry = self.log.judge(q, d, RELEVANT if relevant else NOT_RELEVANT)
+        entry = self.log.judge(q, d, RELEVANT if relevant else NOT_RELEVANT, texts=self._judged_texts(q, d))
         self.log.save()
         self.skipped.discard((q, d))
         self.move(1)
         return entry
+
+    def _judged_texts(self, query_id: str, doc_id: str) -> tuple[str, str] | None:
+        """The query's and the document's texts in the run now: what the verdict is tied to."""
+        import pyarrow.parquet as pq
+
+        from hnmine.judgments import judged_texts
+        from hnmine.rundir import RunDir
+
+        run = RunDir(self.run_dir)
+        queries = pq.read_table(run.require("queries"), filters=[("query_id", "=", query_id)])
+        corpus = pq.read_table(run.require("corpus"), filters=[("doc_id", "=", doc_id)])
+        return judged_texts(queries, corpus, [(query_id, doc_id)]).get((query_id, doc_id))
+
+    def close(self) -> None:
+        """The review ends: its verdicts may be undone by a later session."""
+        self.log.close()
 
     def skip(self) -> None:
         """No verdict: remember it was seen, and move on."""
@@ -181,7 +197,7 @@ class ReviewSession:
             self.move(1)
 
     def undo(self) -> dict | None:
-        """Withdraw the most recent verdict (this session's or an earlier one's) and go back to
+        """Withdraw the most recent verdict (this session's or an ended one's) and go back to
         its suspect when it is in this list. Returns the withdrawn verdict, or None."""
         entry = self.log.undo()
         if entry is None:

@@ -63,6 +63,8 @@ class PreparedRows:
     positive_score32: np.ndarray  # reference score s(p) per query (NaN without positives)
     positive_score: np.ndarray  # the same in float64
     judged_not_relevant: np.ndarray  # a person (or a file) judged the candidate not relevant (hnmine.judgments)
+    excluded_code: np.ndarray  # per row: the reason code of a pair that may never be a negative (-1: none)
+    excluded_keys: np.ndarray  # sorted query * n_corpus + corpus row of every such pair (the random draws skip them)
 
     @property
     def n_queries(self) -> int:
@@ -85,8 +87,18 @@ class PreparedRows:
         return self.cand_rows[lo:hi], self.cand_rank[lo:hi]
 
 
-def prepare_rows(scores: pa.Table, corpus: pa.Table, query_ids: Sequence[str] | None, positive_reference: str) -> PreparedRows:
-    """Check scores.parquet and corpus.parquet (InputError / MissingColumn), then sort."""
+def prepare_rows(
+    scores: pa.Table,
+    corpus: pa.Table,
+    query_ids: Sequence[str] | None,
+    positive_reference: str,
+    excluded: pa.Table | None = None,
+) -> PreparedRows:
+    """Check scores.parquet and corpus.parquet (InputError / MissingColumn), then sort.
+
+    `excluded`: (query_id, doc_id, reason) pairs that may never be negatives, whether they are candidates
+    (dropped with `reason`) or not (never drawn as random negatives); pairs of other queries or documents
+    are ignored."""
     require_columns(scores, "scores.parquet", SCORES_COLUMNS)
     require_columns(corpus, "corpus.parquet", CORPUS_COLUMNS)
     qcol, dcol = _ids(scores)
@@ -103,6 +115,8 @@ def prepare_rows(scores: pa.Table, corpus: pa.Table, query_ids: Sequence[str] | 
     _check_duplicates(qidx, cidx, dcol, len(cdoc), where)
 
     qidx, is_pos, t32, rank = qidx[order], is_pos[order], t32[order], rank[order]
+    excluded_keys, excluded_codes = _excluded_pairs(excluded, qarr, cdoc)
+    excluded_code = _row_codes(qidx * len(cdoc) + cidx[order], excluded_keys, excluded_codes, (cidx[order] >= 0) & ~is_pos)
     cand_rows, pos_rows = np.flatnonzero(~is_pos), np.flatnonzero(is_pos)
     nq = len(qarr)
     pos_start = offsets(qidx[pos_rows], nq)
@@ -131,7 +145,37 @@ def prepare_rows(scores: pa.Table, corpus: pa.Table, query_ids: Sequence[str] | 
         positive_score32=ref32,
         positive_score=ref32.astype(np.float64),
         judged_not_relevant=_judged_not_relevant(scores)[order],
+        excluded_code=excluded_code,
+        excluded_keys=excluded_keys,
     )
+
+
+def _excluded_pairs(excluded: pa.Table | None, qarr: pa.Array, cdoc: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted pair keys query * n_corpus + corpus row, the reason code of each) of the excluded pairs of
+    this run's queries and corpus documents; the first reason of a pair listed twice wins."""
+    from hnmine.methods.rules import REASON_CODE
+
+    if excluded is None or excluded.num_rows == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int8)
+    q = pc.index_in(string_column(excluded, "query_id"), value_set=qarr)
+    d = pc.index_in(string_column(excluded, "doc_id"), value_set=cdoc)
+    known = pc.and_(pc.is_valid(q), pc.is_valid(d)).to_numpy(zero_copy_only=False)
+    reasons = string_column(excluded, "reason").to_pylist()
+    codes = np.array([REASON_CODE[r] for r in reasons], np.int8)[known]
+    keys = q.to_numpy(zero_copy_only=False)[known].astype(np.int64) * len(cdoc) + d.to_numpy(zero_copy_only=False)[known].astype(np.int64)
+    keys, first = np.unique(keys, return_index=True)
+    return keys, codes[first]
+
+
+def _row_codes(row_keys: np.ndarray, keys: np.ndarray, codes: np.ndarray, eligible: np.ndarray) -> np.ndarray:
+    """Per row: the reason code of its pair among `keys` (only where `eligible`), else -1."""
+    out = np.full(row_keys.size, -1, np.int8)
+    if keys.size == 0 or row_keys.size == 0:
+        return out
+    at = np.minimum(np.searchsorted(keys, row_keys), keys.size - 1)
+    hit = eligible & (keys[at] == row_keys)
+    out[hit] = codes[at[hit]]
+    return out
 
 
 def _judged_not_relevant(scores: pa.Table) -> np.ndarray:

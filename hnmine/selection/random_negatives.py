@@ -1,7 +1,8 @@
 """Random negatives (STAR): more negatives drawn uniformly from the corpus.
 
 For each query with positives: `count` documents, uniform without replacement over the corpus
-minus the query's rows in scores.parquet, never with the same text as one of its positives nor
+minus the query's rows in scores.parquet and its excluded pairs (a document judged relevant, a positive
+of a query with the same text), never with the same text as one of its positives nor
 (with vectors) a near duplicate of one.
 
 Draw j of a query is the corpus document at position floor(u_j * |corpus|) in doc_id order, u_j
@@ -66,7 +67,10 @@ class RandomNegatives:
         first = rows.query_start[queries]
         own = concatenated_ranges(first, rows.query_start[queries + 1] - first)
         own = own[rows.corpus_row[own] >= 0]
-        state = _Draws(queries, np.full(queries.size, self.count, dtype=np.int64), np.sort(rows.query[own] * nc + rows.corpus_row[own]))
+        # every pair that may never be a negative (a judged-relevant document, a positive of a query with the
+        # same text) is excluded too: the keys of other queries never match a draw of these
+        taken = np.concatenate([rows.query[own] * nc + rows.corpus_row[own], rows.excluded_keys])
+        state = _Draws(queries, np.full(queries.size, self.count, dtype=np.int64), np.sort(taken))
         remaining = nc - np.bincount(np.searchsorted(queries, rows.query[own]), minlength=queries.size)
         few_left = (remaining <= 4 * self.count + 64) | (2 * remaining < nc)
         self._hashed_rounds(state, np.flatnonzero(~few_left & (state.need > 0)))

@@ -42,6 +42,8 @@ class CandidateReasons:
         cand = rows.cand_rows
         same_text = has_text_of_a_positive(rows, rows.query[cand], rows.corpus_row[cand])
         self.structural[cand[same_text]] = REASON_CODE[SAME_TEXT]
+        excluded = cand[rows.excluded_code[cand] >= 0]  # earlier in REASONS than the same-text rule
+        self.structural[excluded] = rows.excluded_code[excluded]
         self.near_duplicate_checked = np.zeros(rows.query.size, dtype=bool)
         with np.errstate(invalid="ignore"):  # s(p) is NaN for queries without positives
             self.score_reason = score_reasons(rows.score, rows.positive_score[rows.query], opts)

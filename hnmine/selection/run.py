@@ -28,6 +28,7 @@ def filter_candidates(
     doc_vectors: DocVectors | None = None,
     query_ids: Sequence[str] | None = None,
     progress: Callable[[int], None] | None = None,
+    excluded: pa.Table | None = None,
 ) -> FilterResult:
     """Choose the negatives of every query; see hnmine.selection and docs/tables.md.
 
@@ -39,12 +40,14 @@ def filter_candidates(
     query_ids    query order (queries.parquet), queries without rows included; None = order of
                  first appearance in `scores`
     progress     called with the number of queries finished since the last call
+    excluded     (query_id, doc_id, reason) pairs that may never be negatives: candidates among them are
+                 dropped with the reason, the others are never drawn as random negatives
 
     Raises OptionError / UnknownName for bad options, InputError for bad rows (null ids, a
     non-finite teacher score, a candidate missing from the corpus, a (query, doc) pair twice).
     """
     opts = resolve_options(options)
-    rows = prepare_rows(scores, corpus, query_ids, opts.positive_reference)
+    rows = prepare_rows(scores, corpus, query_ids, opts.positive_reference, excluded)
     selector = make_selector(rows, opts, doc_vectors)
     record = selector.new_record()
     random = None

@@ -29,18 +29,23 @@ def uses_vectors(ctx: Context) -> bool:
 
 
 def judgments(ctx: Context):
-    """The judgments the filter applies (hnmine.judgments), or None: --judgments FILE, else the run's own."""
+    """The verdicts the filter applies (hnmine.judgments), folded to one per pair, or None: the run's own
+    (hnmine review) and --judgments FILE together. A person's verdict whose texts changed since is set
+    aside (ctx.memo["set_aside"]), never applied to another text."""
     if "judgments" not in ctx.memo:
         from hnmine import judgments as j
 
+        tables = []
+        if ctx.run.exists("judgments") or ctx.run.exists("review_journal"):
+            own, set_aside = j.set_aside_changed(j.run_judgments(ctx.run.path), ctx.table("queries"), ctx.table("corpus"))
+            tables.append(own)
+            ctx.memo["set_aside"] = set_aside
         if ctx.options.judgments is not None:
             table = j.read_judgments(ctx.options.judgments)
             _check_names_the_run(ctx, table)
-        elif ctx.run.exists("judgments") or ctx.run.exists("review_journal"):
-            table = j.run_judgments(ctx.run.path)
-        else:
-            table = None
-        ctx.memo["judgments"] = j.fold_judgments(table) if table is not None and table.num_rows else None
+            tables.append(table)
+        folded = j.fold_judgments(*tables) if tables else None
+        ctx.memo["judgments"] = folded if folded is not None and folded.num_rows else None
     return ctx.memo["judgments"]
 
 
@@ -112,8 +117,10 @@ def _work(ctx: Context) -> StageOutput:
     settings = filter_options(ctx.options)
     original = ctx.table("scores")
     corpus = ctx.table("corpus")
+    queries = ctx.table("queries")
     scores, judged_info, relabelled = _with_verdicts(ctx, original)
-    query_ids = ctx.table("queries", ["query_id"]).column("query_id").to_pylist()
+    excluded = excluded_pairs(queries, scores, judged_info)
+    query_ids = queries.column("query_id").to_pylist()
     vectors = _doc_vectors(ctx, corpus.column("doc_id").to_pylist()) if uses_vectors(ctx) else None
     calibration = None
     if settings.method == "auto":
@@ -123,11 +130,21 @@ def _work(ctx: Context) -> StageOutput:
         settings, calibration = calibrate(scores, ctx.table("qrels"), corpus, settings, default_method=Options.method, doc_vectors=vectors)
         ctx.reporter.info(f"method auto: {settings.method} ({calibration['reason']})")
     with ctx.reporter.task("filtering", total=len(query_ids)) as advance:
-        result = filter_candidates(scores, corpus, settings, doc_vectors=vectors, query_ids=query_ids, progress=advance)
+        result = filter_candidates(scores, corpus, settings, doc_vectors=vectors, query_ids=query_ids, progress=advance, excluded=excluded)
     stats = dict(result.stats)
+    stats["queries_sharing_text"] = same_text_queries(queries)
     if calibration is not None:
         stats["calibration"] = calibration
     warnings = []
+    set_aside = ctx.memo.get("set_aside")
+    if set_aside is not None and set_aside.num_rows:
+        stats["verdicts_set_aside"] = set_aside.num_rows
+        warnings.append(
+            f"{set_aside.num_rows} review verdict(s) set aside: the query or document text they judged has changed "
+            f"since (first: query '{set_aside.column('query_id')[0]}', document '{set_aside.column('doc_id')[0]}'); "
+            f"review them again with `hnmine review {ctx.run.path}`"
+        )
+        ctx.reporter.warn(warnings[-1])
     if judged_info is not None:
         stats["judgments"] = judged_info["counts"]
         stats["relabelled"] = relabelled
@@ -135,8 +152,8 @@ def _work(ctx: Context) -> StageOutput:
         if unscored:
             warnings.append(
                 f"{unscored} documents judged relevant are not candidates of this run (the teacher never "
-                f"scored them): they are not negatives, but are not exported as positives either; add them "
-                f"to the qrels to train on them"
+                f"scored them): they are never negatives (random ones included), but are not exported as "
+                f"positives either; add them to the qrels to train on them"
             )
             ctx.reporter.warn(warnings[-1])
     if stats.get("queries_short"):
@@ -174,6 +191,34 @@ def _with_verdicts(ctx: Context, scores):
         return scores, None, 0
     applied, info = apply_judgments(scores, fold_judgments(*tables))
     return applied, info, relabelled
+
+
+def excluded_pairs(queries, scores, judged_info):
+    """(query_id, doc_id, reason) pairs that may never be negatives although they are not positives in the
+    scores: documents judged relevant that are not candidates (so never drawn as random negatives), and the
+    positives of every other query with the same text (hnmine.selection.exclusions)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from hnmine.methods.rules import JUDGED_RELEVANT
+    from hnmine.selection.exclusions import EXCLUDED_SCHEMA, same_text_query_positives
+
+    positives = scores.filter(pc.fill_null(scores.column("is_positive"), False)).select(["query_id", "doc_id"])
+    parts = []
+    if judged_info is not None and judged_info["unscored_positives"].num_rows:
+        unscored = judged_info["unscored_positives"].select(["query_id", "doc_id"])
+        positives = pa.concat_tables([positives.cast(unscored.schema), unscored])
+        reason = pa.array([JUDGED_RELEVANT] * unscored.num_rows, pa.string())
+        parts.append(unscored.append_column("reason", reason).cast(EXCLUDED_SCHEMA))
+    parts.append(same_text_query_positives(queries, positives))
+    return pa.concat_tables(parts)
+
+
+def same_text_queries(queries) -> int:
+    """How many queries share their text with another query (their positives are excluded from each other's negatives)."""
+    from hnmine.selection.exclusions import same_text_groups
+
+    return sum(len(group) for group in same_text_groups(queries))
 
 
 def _name_promoted(dropped, scores):
