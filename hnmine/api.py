@@ -88,14 +88,19 @@ def mine(
     temporary = out is None
     run_dir = Path(tempfile.mkdtemp(prefix="hnmine-")) if temporary else Path(out)  # type: ignore[arg-type]
     run = RunDir(run_dir)
-    with run.writing():  # held across staging and the run: no other process writes here meanwhile
-        staging = run.path_of("sources")
-        values = dict(options)
-        values.update(_inputs(data, corpus, queries, qrels, staging))
-        if model is not None:
-            values["model"] = _model(model, staging)
-        result = run_pipeline(run_dir, make_options(values), force=force, reporter=RichReporter() if progress else Reporter())
-    return _result(result, run_dir, temporary)
+    try:
+        with run.writing():  # held across staging and the run: no other process writes here meanwhile
+            staging = run.path_of("sources")
+            values = dict(options)
+            values.update(_inputs(data, corpus, queries, qrels, staging))
+            if model is not None:
+                values["model"] = _model(model, staging)
+            result = run_pipeline(run_dir, make_options(values), force=force, reporter=RichReporter() if progress else Reporter())
+        return _result(result, run_dir, temporary)
+    except BaseException:  # Ctrl-C too: nobody can reach a failed call's temporary folder (embeddings and all)
+        if temporary:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
 
 
 def _inputs(data: Any, corpus: Any, queries: Any, qrels: Any, staging: Path) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -62,7 +63,31 @@ LAYOUT: dict[str, str] = {
 }
 # Folders hnmine writes into: the stale-temp sweep looks only here and at the run's top level.
 OWN_FOLDERS = ("inputs", "index", "cache", "export", "manifests", "review", "sources", "finetune")
-_HELD: dict[str, int] = {}  # run directories this process holds, and how many writing() blocks hold each
+# Run directories this process holds: the holding thread and how many writing() blocks hold each.
+# Per thread, not per process: the holder may re-enter, another thread is refused as another process
+# is (the file lock alone cannot tell them apart once the table says "held").
+_HELD: dict[str, tuple[int, int]] = {}
+_HELD_GUARD = threading.Lock()
+BUSY = "another hnmine process is working in this run directory; wait for it to finish, or use another --out"
+
+
+def _claim(key: str, path: Path) -> int:
+    """Claim run directory `key` for this thread; how many blocks of this thread held it before."""
+    me = threading.get_ident()
+    with _HELD_GUARD:
+        holder, depth = _HELD.get(key, (me, 0))
+        if holder != me:
+            raise RunDirError(f"{path}: {BUSY}")
+        _HELD[key] = (me, depth + 1)
+    return depth
+
+
+def _unclaim(key: str, depth: int) -> None:
+    with _HELD_GUARD:
+        if depth:
+            _HELD[key] = (threading.get_ident(), depth)
+        else:
+            _HELD.pop(key, None)
 
 
 def candidate_index(i: int) -> str:
@@ -326,29 +351,27 @@ class RunDir:
         the lock, sweep stale temporary files. A folder created here and left with nothing in it
         (the run failed before writing anything) is removed again."""
         key = str(self.path.resolve())
-        if _HELD.get(key):  # already held by this process (the Python API stages its inputs, then runs)
-            _HELD[key] += 1
+        depth = _claim(key, self.path)
+        try:
+            if depth:  # already held by this thread (the Python API stages its inputs, then runs)
+                yield self
+                return
+            created = self._prepare()
+            lock = None
             try:
+                lock = self._lock()
+                marker = self.path / MARKER
+                if not marker.exists():
+                    write_json({"hnmine": __version__, "kind": "hnmine run directory"}, marker)
+                self._sweep_stale_temp_files()
                 yield self
             finally:
-                _HELD[key] -= 1
-            return
-        created = self._prepare()
-        lock = None
-        try:
-            lock = self._lock()
-            _HELD[key] = 1
-            marker = self.path / MARKER
-            if not marker.exists():
-                write_json({"hnmine": __version__, "kind": "hnmine run directory"}, marker)
-            self._sweep_stale_temp_files()
-            yield self
+                if lock is not None:
+                    lock.close()
+                if created:
+                    self._remove_if_untouched()
         finally:
-            if lock is not None:
-                _HELD.pop(key, None)
-                lock.close()
-            if created:
-                self._remove_if_untouched()
+            _unclaim(key, depth)
 
     def _prepare(self) -> bool:
         """Check that --out can be used; create it when it does not exist. True when created here."""
@@ -396,9 +419,7 @@ class RunDir:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             fh.close()
-            raise RunDirError(
-                f"{self.path}: another hnmine process is working in this run directory; wait for it to finish, or use another --out"
-            ) from None
+            raise RunDirError(f"{self.path}: {BUSY}") from None
         return fh  # the lock file stays empty: nothing in the run changes when a command fails
 
     def _sweep_stale_temp_files(self) -> int:

@@ -145,3 +145,108 @@ def test_import_hnmine_stays_light():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "hnmine.api"
     assert Path(hnmine.__file__).is_file()
+
+
+# -- issue 23, item 12: threads sharing out=, and failed calls without out= ----------------------
+
+
+def _in_thread(fn) -> list:
+    """Run fn in another thread; what it raised ([] when it returned)."""
+    import threading
+
+    caught: list = []
+
+    def body():
+        try:
+            fn()
+        except BaseException as exc:
+            caught.append(exc)
+
+    thread = threading.Thread(target=body)
+    thread.start()
+    thread.join(timeout=300)
+    assert not thread.is_alive()
+    return caught
+
+
+def test_another_thread_is_refused_a_run_directory_this_thread_holds(tmp_path):
+    """Two threads calling hnmine.mine with the same out= both passed the lock: the table of held run
+    directories was shared by every thread, so the second ran its stages over the first's files (a raw
+    KeyError, false "changed since" errors). The holding thread may re-enter; another is refused, as
+    another process is."""
+    from hnmine.errors import RunDirError
+    from hnmine.rundir import RunDir
+
+    run = tmp_path / "run"
+    corpus = [d["text"] for d in TINY_DOCS]
+    with RunDir(run).writing():
+        with RunDir(run).writing():  # the holding thread re-enters (the API stages inputs, then runs)
+            pass
+        caught = _in_thread(lambda: hnmine.mine(_pairs(), corpus=corpus, out=run, num_negatives=2, progress=False))
+        assert len(caught) == 1 and isinstance(caught[0], RunDirError), caught
+        assert f"{run}: another hnmine process is working in this run directory" in str(caught[0])
+        assert not (run / "sources").exists()  # refused before it staged anything
+    assert _in_thread(lambda: RunDir(run).writing().__enter__()) == []  # released: usable elsewhere
+
+
+def test_two_threads_mining_into_one_run_directory(tmp_path):
+    """Started together on the same out=: each call finishes or is refused; the run is whole."""
+    import threading
+
+    from hnmine.errors import RunDirError
+
+    run = tmp_path / "run"
+    corpus = [d["text"] for d in TINY_DOCS]
+    start = threading.Barrier(2)
+    outcomes: list = []
+
+    def one():
+        start.wait()
+        try:
+            outcomes.append(hnmine.mine(_pairs(), corpus=corpus, out=run, num_negatives=2, progress=False))
+        except BaseException as exc:
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=one) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    errors = [o for o in outcomes if isinstance(o, BaseException)]
+    assert len(outcomes) == 2 and len(errors) < 2, outcomes
+    for e in errors:
+        assert isinstance(e, RunDirError) and "another hnmine process is working in this run directory" in str(e), repr(e)
+    again = hnmine.mine(_pairs(), corpus=corpus, out=run, num_negatives=2, progress=False)
+    assert all(s["skipped"] for s in again.summary["stages"])
+
+
+@pytest.mark.parametrize("failure", ["bad-input", "interrupted-after-index"])
+def test_a_failed_call_without_out_leaves_no_temporary_folder(tmp_path, monkeypatch, failure):
+    """A failed hnmine.mine() without out= left its temporary run folder behind, embeddings and all
+    (one per failed call in a notebook); Ctrl-C too."""
+    import tempfile
+
+    import hnmine.pipeline
+    from hnmine.errors import InputError
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    pairs, expected = _pairs(), InputError
+    if failure == "bad-input":
+        pairs[1]["positive"] = None  # fails in the inputs stage, after the pairs were staged
+    else:
+        expected, real_run_stage, seen = KeyboardInterrupt, hnmine.pipeline.run_stage, []
+
+        def interrupted_at_filter(stage, ctx, **kw):
+            if stage.name == "filter":
+                seen.extend(p.name for p in (ctx.run.path / "index").rglob("*"))
+                raise KeyboardInterrupt
+            return real_run_stage(stage, ctx, **kw)
+
+        monkeypatch.setattr(hnmine.pipeline, "run_stage", interrupted_at_filter)
+    with pytest.raises(expected):
+        hnmine.mine(pairs, corpus=[d["text"] for d in TINY_DOCS], num_negatives=2, progress=False)
+    if failure != "bad-input":
+        assert seen, "the index stage wrote nothing before the interrupt"
+    assert list(scratch.iterdir()) == []
