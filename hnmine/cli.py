@@ -9,7 +9,6 @@ declared once and every command that runs a stage reading it offers it.
 from __future__ import annotations
 
 import inspect
-import json
 import sys
 from typing import Any, Callable, List, Optional
 
@@ -105,7 +104,10 @@ def _fail_or_stop(exc: BaseException, resume: str = "") -> None:
 
 
 def _fail(exc: HnmineError) -> None:
-    typer.echo(f"hnmine: error: {exc}", err=True)
+    from hnmine.terminal_text import visible
+
+    # the message may quote an id or a path from the user's files: its control characters as escapes
+    typer.echo(f"hnmine: error: {visible(exc)}", err=True)
     raise typer.Exit(exc.exit_code)
 
 
@@ -166,7 +168,9 @@ def _stage_command(name: str, stages: tuple[str, ...]) -> Callable:
 
 def _print_result(result, json_: bool, quiet: bool) -> None:
     if json_:
-        typer.echo(json.dumps(result.summary(), indent=2, ensure_ascii=False))
+        from hnmine.terminal_text import dumps
+
+        typer.echo(dumps(result.summary(), indent=2))
         return
     if quiet:
         return

@@ -38,10 +38,9 @@ def eval_command(
     markdown: Annotated[bool, typer.Option("--markdown", help="Print a Markdown table (for docs/methods.md).")] = False,
 ) -> None:
     """Measure runs: false-negative rate, coverage, hardness, mean rank, time."""
-    import json
-
     from hnmine.errors import OptionError
     from hnmine.evaluate import compare_runs
+    from hnmine.terminal_text import dumps
 
     if json_ and markdown:
         raise OptionError("--json and --markdown: choose one output format")
@@ -52,7 +51,7 @@ def eval_command(
         table = read_qrels(InputSpec(min_relevance=min_relevance), qrels)
     results = compare_runs(runs, qrels=table, hidden=hidden, min_relevance=min_relevance)
     if json_:
-        typer.echo(json.dumps(results, indent=2, ensure_ascii=False))
+        typer.echo(dumps(results, indent=2))
         return
     if markdown:
         typer.echo(markdown_table(results))
@@ -61,6 +60,9 @@ def eval_command(
 
 
 def format_value(value, fmt: str) -> str:
+    """A cell as text; a run's name or method with its control characters as visible escapes."""
+    from hnmine.terminal_text import visible
+
     if value is None:
         return "–"
     if fmt == "pct":
@@ -71,7 +73,7 @@ def format_value(value, fmt: str) -> str:
         return f"{value:.3f}"
     if fmt == "f1":
         return f"{value:.1f}"
-    return str(value)
+    return visible(value)
 
 
 def markdown_table(results: list[dict]) -> str:
@@ -90,6 +92,8 @@ def _print_rich(results: list[dict]) -> None:
     from rich.table import Table
     from rich.text import Text
 
+    from hnmine.terminal_text import visible
+
     table = Table(show_header=True, header_style="bold")
     for header, _, fmt in COLUMNS:
         table.add_column(header, justify="left" if fmt == "s" else "right", no_wrap=True)
@@ -102,4 +106,4 @@ def _print_rich(results: list[dict]) -> None:
     # Notes go to stderr so stdout holds only the table; one line each, never folded at the terminal's width.
     for r in results:
         for note in r.get("notes", []):
-            typer.echo(f"{r['run']}: {note}", err=True)
+            typer.echo(visible(f"{r['run']}: {note}"), err=True)

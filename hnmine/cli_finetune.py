@@ -107,8 +107,6 @@ def finetune_command(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
 ) -> None:
     """Fine-tune a copy of a model on each run's export, and measure it against the untrained model and in-batch-only training."""
-    import json
-
     from hnmine.errors import OptionError
     from hnmine.finetune.options import ARMS, FinetuneOptions, parse_list, parse_seeds
     from hnmine.progress import Reporter, RichReporter
@@ -138,7 +136,9 @@ def finetune_command(
     reporter = Reporter() if quiet else RichReporter()
     result = compare_arms(sources, eval_data, eval_split, opts, min_relevance=min_relevance, reporter=reporter)
     if json_:
-        typer.echo(json.dumps(result.as_json(), indent=2, ensure_ascii=False))
+        from hnmine.terminal_text import dumps
+
+        typer.echo(dumps(result.as_json(), indent=2))
     elif markdown:
         from hnmine.finetune.results import markdown_table
 
@@ -150,23 +150,25 @@ def finetune_command(
 def _print_rich(result) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     from hnmine.finetune.metrics import METRICS
     from hnmine.finetune.results import METRIC_HEADERS, format_stat
+    from hnmine.terminal_text import visible
 
-    table = Table(
-        show_header=True, header_style="bold", title=f"{result.eval['data']} · {result.eval['split']} · {result.eval['queries']} queries"
-    )
+    # paths and run names as text, never markup, their control characters as visible escapes
+    title = Text(visible(f"{result.eval['data']} · {result.eval['split']} · {result.eval['queries']} queries"))
+    table = Table(show_header=True, header_style="bold", title=title)
     table.add_column("arm", no_wrap=True)
     table.add_column("runs", justify="right")
     for m in METRICS:
         table.add_column(METRIC_HEADERS[m], justify="right", no_wrap=True)
     for s in result.summary:
-        table.add_row(s["arm"], str(s["runs"]), *(format_stat(s[m]) for m in METRICS))
+        table.add_row(Text(visible(s["arm"])), str(s["runs"]), *(format_stat(s[m]) for m in METRICS))
     out = Console()
     if not out.is_terminal:
         out = Console(width=1000)  # piped: never fold a cell
     out.print(table)
     err = Console(stderr=True)
     for path in result.results_files:
-        err.print(f"results: {path}", markup=False, highlight=False)
+        err.print(f"results: {visible(path)}", markup=False, highlight=False)

@@ -8,7 +8,6 @@ turns them into a one-line message and exit code 2. Heavy imports happen inside 
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -31,13 +30,14 @@ def report_command(
 ) -> None:
     """Report on a run: stages, coverage, score distributions, drop reasons, suspected false negatives."""
     from hnmine.report import build_report
+    from hnmine.terminal_text import visible
 
     report = build_report(run, top=top, reason=reason, include_points=html is not None)
     if html is not None:
         from hnmine.report import render_html
 
         render_html(report, html)
-        print(f"wrote {html}", file=sys.stderr)
+        print(f"wrote {visible(html)}", file=sys.stderr)
     report.pop("points", None)
     if json_:
         _print_json(report)
@@ -66,5 +66,7 @@ def inspect_command(
 
 
 def _print_json(data: dict) -> None:
-    # characters as themselves, never \u escapes
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+    from hnmine.terminal_text import dumps
+
+    # characters as themselves; only the control characters a terminal would obey as \u escapes
+    sys.stdout.write(dumps(data, indent=2) + "\n")

@@ -1,13 +1,16 @@
 """Progress reporting is a parameter: stages receive a Reporter; the CLI picks rich-on-stderr or silence.
 
 Messages are plain text: they quote user data (paths, ids, model names) that may hold `[`, so the
-rich reporter never reads them as markup.
+rich reporter never reads them as markup, or control characters, which it shows as visible escapes
+(hnmine.terminal_text), so a hostile id cannot retitle or clear the terminal.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+
+from hnmine.terminal_text import visible
 
 
 class Reporter:
@@ -51,7 +54,7 @@ class RichReporter(Reporter):
             console=self.console,
             transient=False,
         ) as bar:
-            task_id = bar.add_task(description, total=total)
+            task_id = bar.add_task(visible(description), total=total)
 
             def advance(n: int = 1) -> None:
                 bar.advance(task_id, n)
@@ -65,10 +68,10 @@ class RichReporter(Reporter):
         self.console.print(Text.assemble(*parts), soft_wrap=True)
 
     def info(self, message: str) -> None:
-        self._print((message, ""))
+        self._print((visible(message), ""))
 
     def warn(self, message: str) -> None:
-        self._print(("warning: ", "yellow"), (message, ""))
+        self._print(("warning: ", "yellow"), (visible(message), ""))
 
     def stage_line(self, stage: str, message: str) -> None:
-        self._print((f"{stage:<8} ", "bold"), (message, ""))
+        self._print((f"{visible(stage):<8} ", "bold"), (visible(message), ""))

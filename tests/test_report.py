@@ -210,7 +210,8 @@ def test_trim_and_wrap_count_cells():
     assert wrap_lines("short text", 20, 3) == ["short text"]
     lines = wrap_lines("大規模コホート研究により" * 10, 10, 2)
     assert len(lines) == 2 and all(cell_len(x) <= 10 for x in lines) and lines[-1].endswith("…")
-    assert clean("a\n\tb\x07  c") == "a b c"
+    # whitespace collapsed; a control character shown as its escape, not dropped (tests/test_terminal_safety.py)
+    assert clean("a\n\tb\x07  c") == "a b\\x07 c"
 
 
 def test_histogram_helpers():

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hnmine.report.text import clean, doc_text, trim_chars
+from hnmine.report.text import clean, doc_text, printable_data, trim_chars
 
 COLORS = {"positives": "#2a9d55", "kept": "#2b6cb0", "dropped": "#d1495b"}
 TEXT_CHARS = 360  # characters of a document shown in a cell before the ellipsis
@@ -68,6 +68,12 @@ def render_html(report: dict, path: str | Path) -> Path:
 
 def html_page(report: dict) -> str:
     """The page as a string."""
+    # ids, paths, texts with control characters as visible escapes (a page shown with `cat` or
+    # `less` sends none to the terminal), then HTML-escaped cell by cell (_e)
+    points = report.get("points")
+    report = printable_data({k: v for k, v in report.items() if k != "points"})
+    if points is not None:
+        report["points"] = points
     sections = [
         ("stages", "Stages", _stages(report)),
         ("coverage", "Coverage", _coverage(report)),

@@ -14,7 +14,7 @@ from rich.text import Text
 from hnmine.errors import InputError, OptionError
 from hnmine.report import load
 from hnmine.report.build import _f
-from hnmine.report.text import doc_text, trim, wrap_lines
+from hnmine.report.text import doc_text, printable_data, trim, wrap_lines
 from hnmine.rundir import RunDir
 
 QUERIES = "inputs/queries.parquet"
@@ -205,6 +205,7 @@ VERDICT_STYLE = {"positive": "green", "kept": "cyan", "dropped": "yellow", "unus
 def render_inspect(data: dict, console: Console | None = None) -> None:
     """Print `data` (from `inspect_query`) to `console` (default: stdout)."""
     console = console or Console()
+    data = printable_data(data)  # ids, paths, texts: no control character reaches the terminal
     width = console.width
     qid = trim(data["query_id"], 30)
     head = Text(qid, style="bold")

@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from hnmine.report.histogram import axis, bar, column_chart, rebin
-from hnmine.report.text import doc_text, trim, wrap_lines
+from hnmine.report.text import doc_text, printable_data, trim, wrap_lines
 
 SERIES = (("positives", "green"), ("kept", "cyan"), ("dropped", "red"))
 TEXT_LINES = 3  # lines of document text per suspect cell
@@ -20,6 +20,7 @@ STACK_BELOW = 90  # narrower terminals list suspects as blocks, not side by side
 def render_report(report: dict, console: Console | None = None) -> None:
     """Print `report` (from `build_report`) to `console` (default: stdout)."""
     console = console or Console()
+    report = printable_data(report)  # ids, paths, texts: no control character reaches the terminal
     width = console.width
     console.print(_header(report))
     for title, body in (

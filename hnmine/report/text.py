@@ -1,29 +1,32 @@
-"""Show user text as itself: whitespace collapsed, trimmed to a width with an ellipsis.
+"""Show user text as itself: whitespace collapsed, control characters as visible escapes
+(hnmine.terminal_text), trimmed to a width with an ellipsis.
 
 Widths are terminal cells (a CJK character takes two), measured by rich.
 """
 
 from __future__ import annotations
 
-import re
-import unicodedata
-
 from rich.cells import cell_len
 from rich.console import Console
 from rich.text import Text
 
+from hnmine.terminal_text import one_line, printable
+
 ELLIPSIS = "…"
-_SPACE = re.compile(r"\s+")
+# The keys of the report's and inspect's data that hold document or query texts: shown on one line.
+TEXT_KEYS = frozenset({"query", "title", "text", "positive", "positive_title", "suspect", "suspect_title", "message"})
 
 
 def clean(text: str | None) -> str:
-    """One line: runs of whitespace (newlines, tabs) become one space; control characters go."""
-    if not text:
-        return ""
-    text = _SPACE.sub(" ", text).strip()
-    if any(unicodedata.category(ch) == "Cc" for ch in text):
-        text = "".join(ch for ch in text if unicodedata.category(ch) != "Cc")
-    return text
+    """One line: runs of whitespace (newlines, tabs) become one space; control characters are shown
+    as escapes (`\\x1b`), never sent to the terminal."""
+    return one_line(text)
+
+
+def printable_data(data: dict) -> dict:
+    """The report's (or inspect's) data with every id, name and path `visible` and every text on one
+    line: what the terminal and HTML renderers draw, so no user string reaches them raw."""
+    return printable(data, TEXT_KEYS)
 
 
 def trim(text: str, width: int) -> str:

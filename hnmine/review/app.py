@@ -2,8 +2,8 @@
 
 One suspect at a time: the query across the top, its known positive(s) and the suspect side by
 side (stacked on terminals narrower than 70 columns), a status line and the keys. Every user text
-goes through `hnmine.report.text.clean` (no control characters reach the terminal) and into rich
-`Text` objects, never Textual markup, so ids and texts holding `[` `]` show as themselves. Textual
+goes through `hnmine.report.text.clean`, every id and path through `hnmine.terminal_text.visible`
+(control characters are shown as escapes, none reaches the terminal), and into rich `Text` objects, never Textual markup, so ids and texts holding `[` `]` show as themselves. Textual
 wraps by terminal cells, so CJK takes two cells a character and nothing is cut mid-character.
 """
 
@@ -23,6 +23,7 @@ from textual.widgets import Input, Static
 from hnmine.errors import HnmineError
 from hnmine.report.text import clean, doc_text, trim, wrap_lines
 from hnmine.review.session import ReviewSession
+from hnmine.terminal_text import visible
 
 MAX_CHARS = 10_000  # of one text on screen; `i` (inspect) or the tables hold the rest
 QUERY_LINES = 3  # of the query's text above the panes
@@ -194,8 +195,8 @@ class ReviewApp(App):
     def show(self) -> None:
         s = self.session
         title = Text("hnmine review  ", style="bold")
-        title.append(str(s.run_dir))
-        title.append(f"  ·  {s.filters.describe()}", style="dim")
+        title.append(visible(s.run_dir))
+        title.append(f"  ·  {visible(s.filters.describe())}", style="dim")
         self.query_one("#title", Static).update(title)
         self.query_one("#status", Static).update(self._status())
         row = s.current
@@ -237,7 +238,7 @@ class ReviewApp(App):
         if not positives:
             t.append("\n(no scored positive)", style="dim")
         for p in positives:
-            t.append(f"\n{p['doc_id']}", style="green")
+            t.append(f"\n{visible(p['doc_id'])}", style="green")
             t.append(f" · {_score(p.get('teacher_score'))}")
             t.append(f" · rank {p['rank']}" if p.get("rank") is not None else " · missed by retrieval", style="dim")
             t.append("\n" + shown(doc_text(p.get("title") or "", p.get("text") or "")) + "\n")
@@ -247,7 +248,7 @@ class ReviewApp(App):
     def _suspect(self, row: dict) -> Text:
         t = Text("suspect  ", style="bold")
         t.append_text(verdict_label(self.session.verdict_of()))
-        t.append(f"\n{row['doc_id']}", style="bold red" if row["status"] == "kept" else "bold yellow")
+        t.append(f"\n{visible(row['doc_id'])}", style="bold red" if row["status"] == "kept" else "bold yellow")
         t.append(f" · {_score(row['teacher_score'])}")
         if row.get("delta") is not None:
             t.append(f" · Δ {row['delta']:+.3f}", style="bold")
@@ -266,7 +267,7 @@ class ReviewApp(App):
         return Text(trim(t.plain, width), style="") if t.cell_len > width else t
 
     def say(self, message: str, severity: Literal["information", "warning", "error"] = "information") -> None:
-        self.notify(message, severity=severity, timeout=3, markup=False)
+        self.notify(visible(message), severity=severity, timeout=3, markup=False)
 
     # -- keys ---------------------------------------------------------------------------------
 

@@ -44,6 +44,7 @@ def review_command(
     """Judge suspected false negatives one by one (r relevant, n not relevant, s skip, u undo);
     verdicts go to RUN/judgments.parquet for the next filter."""
     from hnmine.errors import OptionError
+    from hnmine.terminal_text import visible
 
     if export is not None:
         from hnmine.judgments import export_qrels, run_judgments
@@ -58,7 +59,7 @@ def review_command(
             )
         RunDir(run).check_is_run()
         n = export_qrels(run_judgments(run), export, qrels_format)
-        print(f"wrote {n:,} judgment(s) to {export} ({qrels_format} qrels)", file=sys.stderr)
+        print(f"wrote {n:,} judgment(s) to {visible(export)} ({visible(qrels_format)} qrels)", file=sys.stderr)
         return
     from hnmine.review.session import Filters, ReviewSession
 
@@ -69,10 +70,13 @@ def review_command(
         raise OptionError("hnmine review needs a terminal (stdin and stdout); to write the judgments as qrels use --export FILE")
     from hnmine.review.app import ReviewApp
 
-    ReviewApp(session).run()
+    try:
+        ReviewApp(session).run()
+    finally:
+        session.close()
     p = session.progress()
     print(
         f"{p['relevant']} relevant, {p['not_relevant']} not relevant, {p['left']} of {p['total']} left; "
-        f"verdicts in {session.log.run_dir / 'judgments.parquet'}",
+        f"verdicts in {visible(session.log.run_dir / 'judgments.parquet')}",
         file=sys.stderr,
     )
