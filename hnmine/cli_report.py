@@ -18,6 +18,12 @@ import typer
 def report_command(
     run: Annotated[Path, typer.Argument(help="Run directory (the --out of `hnmine mine`).", show_default=False)],
     top: Annotated[int, typer.Option("--top", min=0, help="How many suspected false negatives to list.")] = 20,
+    per_query: Annotated[
+        int,
+        typer.Option(
+            "--per-query", min=0, help="At most this many suspects of one query (0: no limit); a query's suspects are listed together."
+        ),
+    ] = 3,
     reason: Annotated[
         Optional[str],
         typer.Option("--reason", help="List only suspects with this drop reason, or 'kept' for kept negatives."),
@@ -32,7 +38,7 @@ def report_command(
     from hnmine.report import build_report
     from hnmine.terminal_text import visible
 
-    report = build_report(run, top=top, reason=reason, include_points=html is not None)
+    report = build_report(run, top=top, reason=reason, per_query=per_query, include_points=html is not None)
     if html is not None:
         from hnmine.report import render_html
 

@@ -128,22 +128,27 @@ def test_suspects_ranked_by_score_over_positive(run):
     s = build_report(run, top=20)["suspects"]
     rows = s["rows"]
     # kept + dropped, known positives aside, random negatives (no teacher score) aside
-    assert s["considered"] == 17 and s["above_positive"] == 5
-    assert [(x["doc_id"], x["status"]) for x in rows[:5]] == [
+    assert s["considered"] == 17 and s["above_positive"] == 5 and s["queries_above_positive"] == 2
+    # grouped by query, the queries in the order of their best suspect, each query's by Δ
+    assert [(x["doc_id"], x["status"]) for x in rows[:6]] == [
         ("d33", "above_max_score"),
         ("d31", "kept"),
+        ("d32", "kept"),
+        ("d34", "kept"),
         ("d3", "within_margin_of_positive"),
         ("d2", "kept"),
-        ("d7", "same_text_as_positive"),
     ]
+    assert [x["query_id"] for x in rows] == ["q4"] * 4 + ["q1"] * 5 + ["q2"] * 5 + ["q3"] * 3
+    assert [x["n"] for x in rows] == list(range(1, 18))
     assert rows[0]["delta"] == pytest.approx(0.99 - 0.76)
     assert rows[0]["positive_id"] == "d30" and rows[0]["positive_score"] == pytest.approx(0.76)
     assert rows[1]["rank"] == 2 and rows[1]["retrieval_rank"] == 3
-    deltas = [x["delta"] for x in rows]
-    assert deltas == sorted(deltas, reverse=True)
+    for q in ("q1", "q2", "q3", "q4"):
+        deltas = [x["delta"] for x in rows if x["query_id"] == q]
+        assert deltas == sorted(deltas, reverse=True)
     # q3's reference score is the min of its two positives: the positive shown is that one (d21)
     q3 = [x for x in rows if x["query_id"] == "q3"]
-    assert q3 and all(x["positive_id"] == "d21" for x in q3)
+    assert q3 and all(x["positive_id"] == "d21" and x["positive_chosen"] == "reference" for x in q3)
     assert all(x["status"] != "known_positive" for x in rows)
 
 
@@ -176,7 +181,7 @@ def test_points_only_on_request(run):
 
 
 def test_terminal_snapshot(run):
-    check_snapshot(SNAPSHOT, rendered(render_report, build_report(run, top=8)))
+    check_snapshot(SNAPSHOT, rendered(render_report, build_report(run, top=8, per_query=3)))
 
 
 @pytest.mark.parametrize("width", [60, 80, 100, 160])
@@ -214,6 +219,28 @@ def test_trim_and_wrap_count_cells():
     assert clean("a\n\tb\x07  c") == "a b\\x07 c"
 
 
+def test_negatives_per_query_is_grouped_for_a_large_target(run, tmp_path):
+    """`-n 1000`: the coverage line groups the 1,001 counts into a few ranges (terminal and HTML)."""
+    from hnmine.report import render_html
+
+    t = pq.read_table(run / "query_summary.parquet")
+    n_neg = {"q1": 1000, "q2": 0, "q3": 500, "q4": 999}
+    rows = [{**r, "n_negatives": n_neg[r["query_id"]], "shortfall": 1000 - n_neg[r["query_id"]]} for r in t.to_pylist()]
+    pq.write_table(pa.Table.from_pylist(rows, schema=t.schema), run / "query_summary.parquet")
+    report = build_report(run)
+    assert len(report["coverage"]["negatives_per_query"]) == 1001  # the data keeps every count
+    for width in (80, 100):
+        out = rendered(render_report, report, width)
+        line = next(x for x in out.splitlines() if x.startswith("negatives per query"))
+        assert cell_len(line) <= width, line
+        buckets = line.split()[3:]
+        assert len(buckets) <= 12, line
+        assert buckets[0] == "0:1" and buckets[-1] == "1,000:1" and buckets[-2].endswith("–999:1")
+        assert sum(int(b.split(":")[1]) for b in buckets) == 4
+    html = render_html(build_report(run, include_points=True), tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "–999" in html  # the bars of the HTML page are ranges too
+
+
 def test_histogram_helpers():
     assert column_chart([0, 4, 8], height=1) == [" ▄█"]
     assert column_chart([1, 100], height=1) == ["▁█"]  # a small nonzero count stays visible
@@ -230,7 +257,7 @@ def test_histogram_helpers():
 
 
 def test_report_json_cli_keeps_characters(run):
-    result = CliRunner().invoke(cli(), ["report", str(run), "--json", "--top", "20"])
+    result = CliRunner().invoke(cli(), ["report", str(run), "--json", "--top", "20", "--per-query", "0"])
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert "\\u" not in out  # no ASCII escapes
@@ -243,7 +270,106 @@ def test_report_json_cli_keeps_characters(run):
 def test_report_cli_terminal(run):
     result = CliRunner().invoke(cli(), ["report", str(run), "--top", "3"])
     assert result.exit_code == 0, result.output
-    assert "Suspected false negatives (top 3 of 17)" in result.stdout
+    assert "Suspected false negatives (5 above their positive, in 2 queries)" in result.stdout
+    assert "showing 3, at most 3 per query" in result.stdout
+
+
+# -- suspects: the headline, grouped by query with a cap, the positive shown (issue 23, item 15) -----
+
+
+def add_suspect(run: Path, query_id: str, doc_id: str, title: str, text: str, teacher: float, reason: str) -> None:
+    """A document of the corpus, scored for `query_id` and dropped for `reason` (the run's copy)."""
+
+    def append(name: str, row: dict) -> None:
+        t = pq.read_table(run / name)
+        extra = pa.table({c: [row.get(c)] for c in t.column_names}, schema=t.schema)
+        pq.write_table(pa.concat_tables([t, extra]), run / name)
+
+    ref = pq.read_table(run / "query_summary.parquet").to_pylist()
+    positive_score = next(r["positive_score"] for r in ref if r["query_id"] == query_id)
+    append("inputs/corpus.parquet", {"doc_id": doc_id, "title": title, "text": text})
+    common = {"query_id": query_id, "doc_id": doc_id, "teacher_score": teacher, "source": "dense"}
+    append("scores.parquet", {**common, "rank": 7, "score": 0.01, "is_positive": False})
+    append("dropped.parquet", {**common, "positive_score": positive_score, "reason": reason, "rank": 1, "retrieval_rank": 7})
+
+
+def test_suspects_headline_is_the_count_above_their_positive_not_every_candidate(run):
+    out = rendered(render_report, build_report(run, top=5, per_query=3), 120)
+    assert "Suspected false negatives (5 above their positive, in 2 queries)" in out
+    assert "of 17" not in out.split("Suspected false negatives")[1].splitlines()[0]
+    assert "showing 5, at most 3 per query, grouped by query" in out
+    assert "17 kept or dropped candidates scored" in out
+
+
+def test_suspects_are_grouped_by_query_with_a_per_query_cap(run):
+    s = build_report(run, top=20, per_query=2)["suspects"]
+    assert s["per_query"] == 2
+    assert [(x["query_id"], x["doc_id"]) for x in s["rows"]] == [
+        ("q4", "d33"),
+        ("q4", "d31"),
+        ("q1", "d3"),
+        ("q1", "d2"),
+        ("q2", "d14"),
+        ("q2", "d11"),
+        ("q3", "d23"),
+        ("q3", "d22"),
+    ]
+    # the cap chooses, `top` counts rows: the best 3 rows under the cap
+    assert [x["doc_id"] for x in build_report(run, top=3, per_query=2)["suspects"]["rows"]] == ["d33", "d31", "d3"]
+    # the terminal prints a query and its positive once per group, at every width
+    for width in (80, 120):
+        out = rendered(render_report, build_report(run, top=20, per_query=2), width)
+        suspects = out.split("Suspected false negatives")[1]
+        assert suspects.count("d30 · 0.760") == 1, suspects  # q4's positive, beside d33 and d31
+        assert suspects.count("Quels sont les effets") == 1
+        assert "same query" in suspects
+
+
+def test_report_cli_per_query_option_is_consistent_across_terminal_json_and_html(run, tmp_path):
+    result = CliRunner().invoke(cli(), ["report", str(run), "--per-query", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert [x["query_id"] for x in data["suspects"]["rows"]] == ["q4", "q1", "q2", "q3"]
+    assert data["suspects"]["per_query"] == 1 and data["suspects"]["above_positive"] == 5
+    result = CliRunner().invoke(cli(), ["report", str(run), "--per-query", "1"])
+    assert "showing 4, at most 1 per query" in result.stdout
+    page = tmp_path / "r.html"
+    result = CliRunner().invoke(cli(), ["report", str(run), "--per-query", "1", "--html", str(page)])
+    assert result.exit_code == 0, result.output
+    html = page.read_text(encoding="utf-8")
+    assert "5 score above their positive, in 2 queries" in html and "showing 4, at most 1 per query" in html
+    assert html.count('<tr class="suspect') == 4
+    # 0: no cap
+    result = CliRunner().invoke(cli(), ["report", str(run), "--per-query", "0", "--json"])
+    assert len(json.loads(result.stdout)["suspects"]["rows"]) == 17
+
+
+def test_same_text_suspect_shows_the_positive_it_duplicates(run):
+    # q3's positives: d20 (0.80) and d21 (0.55, the reference); d25 repeats d20's text (spaces aside)
+    title, text = fixture_build.CORPUS["d20"]
+    add_suspect(run, "q3", "d25", title, "  " + text.replace(" ", "  ") + "\n", 0.79, "same_text_as_positive")
+    row = next(x for x in build_report(run, top=50)["suspects"]["rows"] if x["doc_id"] == "d25")
+    assert (row["positive_id"], row["positive_chosen"]) == ("d20", "same_text")
+    assert row["positive_doc_score"] == pytest.approx(0.80)  # d20's own score, beside it
+    assert row["positive_score"] == pytest.approx(0.55) and row["delta"] == pytest.approx(0.79 - 0.55)  # Δ: the reference
+    out = rendered(render_report, build_report(run, top=50), 160)
+    assert "d20 · 0.800 · same text" in out
+
+
+def test_near_duplicate_suspect_shows_the_nearest_positive_when_the_vectors_are_there(run):
+    import numpy as np
+
+    title, text = fixture_build.CORPUS["d20"]
+    add_suspect(run, "q3", "d26", title, text + " (copie)", 0.78, "near_duplicate_of_positive")
+    row = next(x for x in build_report(run, top=50)["suspects"]["rows"] if x["doc_id"] == "d26")
+    assert (row["positive_id"], row["positive_chosen"]) == ("d21", "reference")  # no vectors: the reference
+    ids = pq.read_table(run / "inputs/corpus.parquet").column("doc_id").to_pylist()
+    vectors = np.random.default_rng(0).normal(size=(len(ids), 8)).astype(np.float32)
+    vectors[ids.index("d26")] = vectors[ids.index("d20")] + 0.01
+    (run / "index/dense").mkdir(parents=True)
+    np.save(run / "index/dense/embeddings.npy", vectors)
+    row = next(x for x in build_report(run, top=50)["suspects"]["rows"] if x["doc_id"] == "d26")
+    assert (row["positive_id"], row["positive_chosen"]) == ("d20", "nearest")
 
 
 def test_cli_lets_library_errors_through(run):

@@ -7,6 +7,7 @@ queries, 160k score rows) takes well under a second.
 from __future__ import annotations
 
 import math
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ import pyarrow.compute as pc
 from hnmine import __version__
 from hnmine.coverage import full_queries
 from hnmine.errors import OptionError, UnknownName
+from hnmine.methods.rules import NEAR_DUPLICATE, SAME_TEXT
 from hnmine.report import load
 from hnmine.report.histogram import histogram, shared_edges
 
@@ -43,15 +45,19 @@ def build_report(
     *,
     bins: int = DEFAULT_BINS,
     include_points: bool = False,
+    per_query: int | None = None,
 ) -> dict:
     """The report of one run: stages, coverage, score distributions, drop reasons, suspects.
 
     `top` suspects are listed, optionally only those with `reason` (a drop reason of
-    dropped.parquet, or "kept"). `include_points` adds the (positive score, negative score)
-    pairs behind the HTML scatter plot under "points"; they are left out of the JSON output.
+    dropped.parquet, or "kept"), at most `per_query` of one query (None or 0: no limit), grouped
+    by query. `include_points` adds the (positive score, negative score) pairs behind the HTML
+    scatter plot under "points"; they are left out of the JSON output.
     """
     if top < 0:
         raise OptionError(f"--top must be 0 or more, not {top}")
+    if per_query is not None and per_query < 0:
+        raise OptionError(f"--per-query must be 0 (no limit) or more, not {per_query}")
     run_dir = load.check_run_dir(Path(run_dir))
     load.require(run_dir, *REQUIRED)
     manifests = load.read_manifests(run_dir)
@@ -74,7 +80,7 @@ def build_report(
         "scores": _distributions(neg, drop, scores, not_known, bins),
         "drop_reasons": reason_counts,
         "judgments": _judgments(manifests),
-        "suspects": _suspects(run_dir, neg, drop, scores, top, reason),
+        "suspects": _suspects(run_dir, neg, drop, scores, top, reason, per_query or None),
     }
     if include_points:
         report["points"] = _points(neg, drop, not_known)
@@ -233,8 +239,37 @@ def _reason_counts(drop) -> list[dict]:
     return [{"reason": r, "count": counts[r], "share": _f(counts[r] / total, 4)} for r in names]
 
 
-def _suspects(run_dir, neg, drop, scores, top: int, reason: str | None) -> dict:
-    """Kept negatives and dropped candidates, highest teacher score relative to the positive."""
+def _suspects(run_dir, neg, drop, scores, top: int, reason: str | None, per_query: int | None) -> dict:
+    """Kept negatives and dropped candidates, highest teacher score relative to the positive: the
+    best `top` with at most `per_query` of one query, grouped by query (a query's rows together, the
+    queries in the order of their best row). Each row shows the positive it is compared with:
+    the one it repeats (same text), the nearest (near duplicate, when the index's vectors are
+    there), else the query's reference positive (`positive_chosen`)."""
+    cat = _suspect_candidates(neg, drop, reason)
+    delta = cat["teacher"] - cat["positive"]
+    valid = np.flatnonzero(np.isfinite(delta))
+    ranked = valid[np.argsort(-delta[valid], kind="stable")]
+    order = _grouped(ranked, cat["query_id"], top, per_query)
+    qids = cat["query_id"][order].tolist()
+    shown = _shown_positives(run_dir, cat, order, _positives_of(run_dir, scores, set(qids)))
+    docs = load.lookup_texts(run_dir, "corpus", cat["doc_id"][order].tolist() + [d for d, _, _ in shown.values()])
+    queries = load.lookup_texts(run_dir, "queries", qids)
+    rows = [_suspect_row(n, i, cat, delta, shown.get(i), docs, queries) for n, i in enumerate(order, start=1)]
+    above = valid[delta[valid] > 0]
+    return {
+        "reason": reason,
+        "top": top,
+        "per_query": per_query,
+        "considered": int(len(valid)),
+        "above_positive": int(len(above)),
+        "queries_above_positive": len(set(cat["query_id"][above].tolist())),
+        "rows": rows,
+    }
+
+
+def _suspect_candidates(neg, drop, reason: str | None) -> dict[str, np.ndarray]:
+    """The rows a suspect may come from (kept negatives and/or dropped candidates, known positives
+    aside unless asked for by name), column by column."""
     reasons = load.strings(drop, "reason")
     parts = []
     if reason in (None, KEPT):
@@ -243,53 +278,106 @@ def _suspects(run_dir, neg, drop, scores, top: int, reason: str | None) -> dict:
         mask = reasons != "known_positive" if reason is None else reasons == reason
         parts.append((_columns(drop), reasons, mask))
     keys = ("query_id", "doc_id", "teacher", "positive", "rank", "retrieval_rank", "source", "status")
-    cat = {k: np.concatenate([{**c, "status": st}[k][m] for c, st, m in parts]) for k in keys}
-    delta = cat["teacher"] - cat["positive"]
-    valid = np.flatnonzero(np.isfinite(delta))
-    order = valid[np.argsort(-delta[valid], kind="stable")][:top]
+    return {k: np.concatenate([{**c, "status": st}[k][m] for c, st, m in parts]) for k in keys}
 
-    qids = cat["query_id"][order].tolist()
-    positives = _positives_of(scores, set(qids))
-    chosen = {}
-    for i in order:
-        q = cat["query_id"][i]
-        cands = positives.get(q, [])
-        if cands:  # the positive whose score is the reference score (or nearest to it)
-            chosen[i] = min(cands, key=lambda d_s: abs(d_s[1] - cat["positive"][i]))
-    docs = load.lookup_texts(run_dir, "corpus", cat["doc_id"][order].tolist() + [d for d, _ in chosen.values()])
-    queries = load.lookup_texts(run_dir, "queries", qids)
 
-    rows = []
-    for n, i in enumerate(order, start=1):
-        q, d = cat["query_id"][i], cat["doc_id"][i]
-        pos_id = chosen[i][0] if i in chosen else None
-        rows.append(
-            {
-                "n": n,
-                "query_id": str(q),
-                "query": queries.get(q, ("", ""))[1],
-                "positive_id": pos_id,
-                "positive_title": docs.get(pos_id, ("", ""))[0] if pos_id else "",
-                "positive": docs.get(pos_id, ("", ""))[1] if pos_id else "",
-                "positive_score": _f(cat["positive"][i]),
-                "doc_id": str(d),
-                "suspect_title": docs.get(d, ("", ""))[0],
-                "suspect": docs.get(d, ("", ""))[1],
-                "teacher_score": _f(cat["teacher"][i]),
-                "delta": _f(delta[i]),
-                "status": str(cat["status"][i]),
-                "rank": None if cat["rank"][i] < 0 else int(cat["rank"][i]),
-                "retrieval_rank": None if cat["retrieval_rank"][i] < 0 else int(cat["retrieval_rank"][i]),
-                "source": cat["source"][i],
-            }
-        )
+def _grouped(ranked: np.ndarray, query_ids: np.ndarray, top: int, per_query: int | None) -> list[int]:
+    """The first `top` of `ranked` taking at most `per_query` of one query, then each query's rows
+    together, the queries in the order of their best row."""
+    groups: dict[str, list[int]] = {}
+    taken = 0
+    for i in ranked.tolist():
+        if taken >= top:
+            break
+        rows = groups.setdefault(query_ids[i], [])
+        if per_query is not None and len(rows) >= per_query:
+            continue
+        rows.append(i)
+        taken += 1
+    return [i for rows in groups.values() for i in rows]
+
+
+def _suspect_row(n: int, i: int, cat: dict, delta: np.ndarray, shown: tuple | None, docs: dict, queries: dict) -> dict:
+    q, d = cat["query_id"][i], cat["doc_id"][i]
+    pos_id, pos_score, chosen = shown if shown else (None, None, None)
     return {
-        "reason": reason,
-        "top": top,
-        "considered": int(len(valid)),
-        "above_positive": int((delta[valid] > 0).sum()),
-        "rows": rows,
+        "n": n,
+        "query_id": str(q),
+        "query": queries.get(q, ("", ""))[1],
+        "positive_id": pos_id,
+        "positive_title": docs.get(pos_id, ("", ""))[0] if pos_id else "",
+        "positive": docs.get(pos_id, ("", ""))[1] if pos_id else "",
+        "positive_score": _f(cat["positive"][i]),  # the query's reference score: Δ is measured from it
+        "positive_doc_score": _f(pos_score),  # the shown positive's own teacher score
+        "positive_chosen": chosen,  # same_text, nearest or reference: why this positive is shown
+        "doc_id": str(d),
+        "suspect_title": docs.get(d, ("", ""))[0],
+        "suspect": docs.get(d, ("", ""))[1],
+        "teacher_score": _f(cat["teacher"][i]),
+        "delta": _f(delta[i]),
+        "status": str(cat["status"][i]),
+        "rank": None if cat["rank"][i] < 0 else int(cat["rank"][i]),
+        "retrieval_rank": None if cat["retrieval_rank"][i] < 0 else int(cat["retrieval_rank"][i]),
+        "source": cat["source"][i],
     }
+
+
+def _shown_positives(run_dir: Path, cat: dict, order: list[int], positives: dict) -> dict[int, tuple[str, float, str]]:
+    """{row: (positive doc, its teacher score, why chosen)}: for a same-text suspect the positive
+    whose text it repeats, for a near duplicate the positive nearest by the index's vectors (when
+    the run has them), otherwise the positive whose score is the reference (or nearest to it)."""
+    shown: dict[int, tuple[str, float, str]] = {}
+    same = [i for i in order if cat["status"][i] == SAME_TEXT and positives.get(cat["query_id"][i])]
+    if same:
+        ids = [cat["doc_id"][i] for i in same] + [d for i in same for d, _ in positives[cat["query_id"][i]]]
+        texts = load.lookup_texts(run_dir, "corpus", ids)
+        for i in same:
+            key = _text_key(*texts.get(cat["doc_id"][i], ("", "")))
+            match = [(d, s) for d, s in positives[cat["query_id"][i]] if _text_key(*texts.get(d, ("", ""))) == key]
+            if match:
+                shown[i] = (*match[0], "same_text")
+    near = [i for i in order if cat["status"][i] == NEAR_DUPLICATE and positives.get(cat["query_id"][i])]
+    for i, doc in _nearest_by_vector(run_dir, [(i, cat["doc_id"][i], positives[cat["query_id"][i]]) for i in near]).items():
+        shown[i] = (*doc, "nearest")
+    for i in order:
+        cands = positives.get(cat["query_id"][i], [])
+        if i not in shown and cands:
+            shown[i] = (*min(cands, key=lambda d_s: abs(d_s[1] - cat["positive"][i])), "reference")
+    return shown
+
+
+def _text_key(title: str, text: str) -> str:
+    """What the same-text rule compares (hnmine.methods.rules.text_keys), in Python."""
+    return " ".join(unicodedata.normalize("NFC", (title or "") + " " + (text or "")).split())
+
+
+def _nearest_by_vector(run_dir: Path, wanted: list[tuple[int, str, list]]) -> dict[int, tuple[str, float]]:
+    """{row: (positive, score)}: of each (row, document, the query's positives), the positive whose
+    vector in the index (index/dense/embeddings.npy, rows in corpus order) is nearest by cosine.
+    Empty when the run has no dense index (BM25 only) or its vectors do not match the corpus."""
+    from hnmine.rundir import RunDir
+
+    path = RunDir(run_dir).path_of("embeddings")
+    if not wanted or not path.is_file():
+        return {}
+    ids = load.strings(load.read(run_dir, "inputs/corpus.parquet", ["doc_id"]), "doc_id").tolist()
+    try:
+        vectors = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError):
+        return {}
+    if vectors.ndim != 2 or len(vectors) != len(ids):
+        return {}
+    row = {d: k for k, d in enumerate(ids)}
+    out = {}
+    for i, doc, positives in wanted:
+        known = [(d, s) for d, s in positives if d in row]
+        if doc not in row or not known:
+            continue
+        pos = np.asarray(vectors[[row[d] for d, _ in known]], dtype=np.float64)
+        vec = np.asarray(vectors[row[doc]], dtype=np.float64)
+        cosine = pos @ vec / np.maximum(np.linalg.norm(pos, axis=1) * np.linalg.norm(vec), 1e-12)
+        out[i] = known[int(np.argmax(cosine))]
+    return out
 
 
 def _columns(table) -> dict[str, np.ndarray]:
@@ -307,15 +395,21 @@ def _columns(table) -> dict[str, np.ndarray]:
     }
 
 
-def _positives_of(scores, qids: set) -> dict[str, list[tuple[str, float]]]:
-    """{query: [(positive doc, teacher score)]} for the given queries."""
+def _positives_of(run_dir: Path, scores, qids: set) -> dict[str, list[tuple[str, float]]]:
+    """{query: [(positive doc, teacher score)]} for the given queries: the known positives, and those
+    a verdict added (positives.parquet, when the filter wrote it)."""
     out: dict[str, list[tuple[str, float]]] = {}
     if not qids:
         return out
-    pos = scores.filter(scores.column("is_positive"))
-    for qi, di, s in zip(load.strings(pos, "query_id"), load.strings(pos, "doc_id"), load.floats(pos, "teacher_score")):
-        if qi in qids and np.isfinite(s):
-            out.setdefault(qi, []).append((di, float(s)))
+    tables = [scores.filter(scores.column("is_positive"))]
+    if (run_dir / "positives.parquet").is_file():
+        tables.append(load.read(run_dir, "positives.parquet", ["query_id", "doc_id", "teacher_score"]))
+    seen = set()
+    for pos in tables:
+        for qi, di, s in zip(load.strings(pos, "query_id"), load.strings(pos, "doc_id"), load.floats(pos, "teacher_score")):
+            if qi in qids and np.isfinite(s) and (qi, di) not in seen:
+                seen.add((qi, di))
+                out.setdefault(qi, []).append((di, float(s)))
     return out
 
 

@@ -40,6 +40,32 @@ def rebin(counts: Sequence[int], width: int) -> list[int]:
     return counts
 
 
+def count_buckets(counts: Sequence[int], max_buckets: int = 12) -> list[tuple[int, int, int]]:
+    """(first value, last value, count) buckets of `counts` (counts[v]: how many have the value v):
+    one per value when there are at most `max_buckets` values, else the first and the last value
+    alone (no negatives, the target) and the values between in ranges of equal width."""
+    n = len(counts)
+    if n <= max(max_buckets, 3):
+        return [(v, v, int(c)) for v, c in enumerate(counts)]
+    width = _round_up(-(-(n - 2) // (max_buckets - 2)))  # at most max_buckets - 2 ranges in between
+    inner = [(lo, min(lo + width, n - 1) - 1, int(sum(counts[lo : min(lo + width, n - 1)]))) for lo in range(1, n - 1, width)]
+    return [(0, 0, int(counts[0]))] + inner + [(n - 1, n - 1, int(counts[-1]))]
+
+
+def _round_up(x: int) -> int:
+    """The smallest of 1, 2, 5 × 10^k at least `x` (ranges that read well: 1–100, 101–200…)."""
+    scale = 1
+    while True:
+        for step in (1, 2, 5):
+            if step * scale >= x:
+                return step * scale
+        scale *= 10
+
+
+def bucket_label(lo: int, hi: int) -> str:
+    return f"{lo:,}" if lo == hi else f"{lo:,}–{hi:,}"
+
+
 def column_chart(counts: Sequence[int], height: int = 3, peak: int | None = None) -> list[str]:
     """Rows of a column chart, top row first, one character per bin.
 

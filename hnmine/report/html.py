@@ -45,6 +45,7 @@ figcaption { color: var(--muted); font-size: 13px; }
 .bar.full { background: var(--pos); } .bar.short { background: var(--warn); }
 table.suspects { width: 100%; table-layout: fixed; }
 table.suspects td { font-size: 13px; }
+table.suspects tr.again td { border-top-color: transparent; }
 .doc .head { font-family: ui-monospace, monospace; font-size: 12px; color: var(--muted); }
 .doc .title { font-weight: 600; }
 .clip { display: -webkit-box; -webkit-line-clamp: 6; -webkit-box-orient: vertical; overflow: hidden;
@@ -225,24 +226,38 @@ def _drops(report: dict) -> str:
 
 
 def _suspects(report: dict) -> str:
+    from hnmine.report.terminal import same_query, suspects_note
+
     s = report["suspects"]
-    which = f" with reason <b>{_e(s['reason'])}</b>" if s["reason"] else ""
+    which = f" (reason <b>{_e(s['reason'])}</b>)" if s["reason"] else ""
+    queries = s.get("queries_above_positive", 0)
     intro = (
-        f"<p>Top {len(s['rows'])} of {_n(s['considered'])}{which}, ranked by teacher score minus the "
-        f"positive's score; {_n(s['above_positive'])} score above their positive.</p>"
+        f"<p><b>{_n(s['above_positive'])} score above their positive, in {_n(queries)} {'query' if queries == 1 else 'queries'}</b>"
+        f"{which}.<br>" + "<br>".join(_e(line) for line in suspects_note(s)) + ".</p>"
     )
     if not s["rows"]:
         return intro + '<p class="muted">No suspects.</p>'
     trs = []
-    for r in s["rows"]:
+    for k, r in enumerate(s["rows"]):
+        again, same_positive = same_query(s["rows"], k)
         if r["status"] == "kept":
             verdict = '<span class="verdict kept">kept' + (f" #{r['rank']}" if r["rank"] is not None else "") + "</span>"
         else:
             verdict = f'<span class="verdict dropped">{_e(r["status"]).replace("_", "_<wbr>")}</span>'
+        query = (
+            '<span class="muted">same query</span>'
+            if again
+            else f'<div class="head muted">{_e(r["query_id"])}</div><div class="clip" dir="auto">{_e(clean(r["query"]))}</div>'
+        )
+        why = {"same_text": "same text", "nearest": "nearest"}.get(r.get("positive_chosen") or "")
+        positive = (
+            '<span class="muted">same positive</span>'
+            if same_positive
+            else _doc(r["positive_id"], r.get("positive_doc_score", r["positive_score"]), r["positive_title"], r["positive"], why)
+        )
         trs.append(
-            f'<tr><td class="num">{r["n"]}</td><td class="num delta">{r["delta"]:+.3f}</td>'
-            f'<td><div class="head muted">{_e(r["query_id"])}</div><div class="clip" dir="auto">{_e(clean(r["query"]))}</div></td>'
-            f'<td class="doc">{_doc(r["positive_id"], r["positive_score"], r["positive_title"], r["positive"])}</td>'
+            f'<tr class="suspect{" again" if again else ""}"><td class="num">{r["n"]}</td><td class="num delta">{r["delta"]:+.3f}</td>'
+            f'<td>{query}</td><td class="doc">{positive}</td>'
             f'<td class="doc">{_doc(r["doc_id"], r["teacher_score"], r["suspect_title"], r["suspect"])}</td>'
             f"<td>{verdict}</td></tr>"
         )
@@ -254,11 +269,11 @@ def _suspects(report: dict) -> str:
     )
 
 
-def _doc(doc_id, score, title, text) -> str:
+def _doc(doc_id, score, title, text, why: str | None = None) -> str:
     if doc_id is None:
         return '<span class="muted">(no scored positive)</span>'
     full = doc_text(title, text)
-    head = f'<div class="head">{_e(doc_id)} · {_s(score)}</div>'
+    head = f'<div class="head">{_e(doc_id)} · {_s(score)}{" · " + _e(why) if why else ""}</div>'
     t, x = clean(title), clean(text)
     body = (f'<span class="title">{_e(t)}</span> — ' if t and x else "") + _e(trim_chars(x or t, max(60, TEXT_CHARS - len(t))))
     return f'{head}<div class="clip" dir="auto" title="{_e(trim_chars(full, TITLE_CHARS))}">{body}</div>'
@@ -355,16 +370,19 @@ def _scatter_svg(points: dict) -> str:
 
 
 def _coverage_svg(cov: dict) -> str:
+    from hnmine.report.histogram import bucket_label, count_buckets
+
     fig, ax = _new_figure(5.6, 3.0)
-    per = cov["negatives_per_query"]
+    # one bar per number of negatives, or ranges of them for a large target (as the terminal)
+    buckets = count_buckets(cov["negatives_per_query"], 21)
+    per = [c for _, _, c in buckets]
     x = np.arange(len(per))
-    colors = [COLORS["positives"] if k == cov["target"] else "#b7791f" for k in x]
+    colors = [COLORS["positives"] if lo == cov["target"] else "#b7791f" for lo, _, _ in buckets]
     bars = ax.bar(x, per, color=colors, width=0.8)
     ax.bar_label(bars, labels=[f"{c:,}" if c else "" for c in per], fontsize=8, padding=2)
     ax.set_xlabel("negatives kept", fontsize=10)
     ax.set_ylabel("queries", fontsize=10)
-    if len(per) <= 21:
-        ax.set_xticks(x)
+    ax.set_xticks(x, [bucket_label(lo, hi) for lo, hi, _ in buckets], fontsize=8, rotation=45 if len(per) > 12 else 0)
     ax.margins(y=0.15)
     _style(ax)
     ax.grid(False, axis="x")

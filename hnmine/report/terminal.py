@@ -9,7 +9,7 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
-from hnmine.report.histogram import axis, bar, column_chart, rebin
+from hnmine.report.histogram import axis, bar, bucket_label, column_chart, count_buckets, rebin
 from hnmine.report.text import doc_text, printable_data, trim, wrap_lines
 
 SERIES = (("positives", "green"), ("kept", "cyan"), ("dropped", "red"))
@@ -98,13 +98,7 @@ def _coverage(report: dict, width: int) -> Group:
     for label, n, style in rows:
         table.add_row(label, _n(n), _pct(n, total), Text(bar(n / total if total else 0, bar_w), style=style))
 
-    per = cov["negatives_per_query"]
-    hist = Text("negatives per query  ", style="dim")
-    peak = max(per, default=0)
-    for k, c in enumerate(per):
-        hist.append(f"{k}:", style="dim")
-        hist.append(_n(c), style="bold" if c == peak and c else "")
-        hist.append("  ")
+    hist = _per_query_line(cov["negatives_per_query"], width)
     parts: list[RenderableType] = [Text(f"{_n(total)} queries, target {target} negatives each"), Padding(table, (0, 0, 0, 2)), hist]
 
     if cov["shortest"]:
@@ -127,6 +121,23 @@ def _coverage(report: dict, width: int) -> Group:
         caption = f"shortest {len(cov['shortest'])} of {cov['short']}" if more > 0 else "short queries"
         parts += [Text(""), Text(caption, style="dim"), short]
     return Group(*parts)
+
+
+def _per_query_line(per_query: list[int], width: int) -> Text:
+    """'negatives per query  0:0  1:2 …': one bucket per number of negatives, or ranges of them
+    for a large target (-n 1000), as many as fit on one line."""
+    for most in range(12, 2, -1):
+        buckets = count_buckets(per_query, most)
+        cells = [f"{bucket_label(lo, hi)}:{_n(c)}" for lo, hi, c in buckets]
+        if len("negatives per query  ") + sum(len(x) + 2 for x in cells) <= width:
+            break
+    hist = Text("negatives per query  ", style="dim")
+    peak = max((c for _, _, c in buckets), default=0)
+    for lo, hi, c in buckets:
+        hist.append(f"{bucket_label(lo, hi)}:", style="dim")
+        hist.append(_n(c), style="bold" if c == peak and c else "")
+        hist.append("  ")
+    return hist
 
 
 def _scores(report: dict, width: int) -> Group:
@@ -210,12 +221,33 @@ def _judgment_lines(judgments: dict | None) -> list[Text]:
 def _suspects_title(report: dict) -> str:
     s = report["suspects"]
     which = f" · {s['reason']}" if s["reason"] else ""
-    return f"Suspected false negatives{which} (top {len(s['rows'])} of {s['considered']:,})"
+    queries = s.get("queries_above_positive", 0)
+    return (
+        f"Suspected false negatives{which} ({s['above_positive']:,} above their positive, "
+        f"in {queries:,} {'query' if queries == 1 else 'queries'})"
+    )
+
+
+def suspects_note(s: dict) -> list[str]:
+    """What the list shows and how it is ordered, in two lines (the terminal's and the HTML page's words)."""
+    cap = f", at most {s['per_query']:,} per query" if s.get("per_query") else ""
+    return [
+        f"showing {len(s['rows']):,}{cap}, grouped by query, ranked by teacher score − positive score",
+        f"{s['considered']:,} kept or dropped candidates scored; the positive shown is the one repeated, else the reference",
+    ]
+
+
+def same_query(rows: list[dict], k: int) -> tuple[bool, bool]:
+    """(row k continues the previous row's query, and shows the same positive)."""
+    if k == 0 or rows[k]["query_id"] != rows[k - 1]["query_id"]:
+        return False, False
+    same = all(rows[k].get(key) == rows[k - 1].get(key) for key in ("positive_id", "positive_chosen"))
+    return True, same
 
 
 def _suspects(report: dict, console: Console):
     s = report["suspects"]
-    note = Text(f"{s['above_positive']:,} score above their query's positive. Ranked by teacher score − positive score.", style="dim")
+    note = Text("\n".join(suspects_note(s)), style="dim")
     if not s["rows"]:
         return Group(note, Text("no suspects", style="dim"))
     if console.width < STACK_BELOW:
@@ -232,37 +264,40 @@ def _suspects(report: dict, console: Console):
     table.add_column("positive", width=doc_w, no_wrap=True, overflow="ellipsis")
     table.add_column("suspect", width=doc_w, no_wrap=True, overflow="ellipsis")
     table.add_column("verdict", width=verdict_w)
-    for r in s["rows"]:
-        query = Text(trim(r["query_id"], query_w), style="dim")
-        for ln in wrap_lines(r["query"], query_w, TEXT_LINES, console):
+    for k, r in enumerate(s["rows"]):
+        again, same_positive = same_query(s["rows"], k)
+        query = Text("same query", style="dim") if again else Text(trim(r["query_id"], query_w), style="dim")
+        for ln in [] if again else wrap_lines(r["query"], query_w, TEXT_LINES, console):
             query.append("\n" + ln)
-        positive = _doc_cell(r["positive_id"], r["positive_score"], r["positive_title"], r["positive"], doc_w, console, "green")
+        positive = Text("same positive", style="dim") if same_positive else _positive_cell(r, doc_w, console)
         suspect = _doc_cell(r["doc_id"], r["teacher_score"], r["suspect_title"], r["suspect"], doc_w, console, _suspect_style(r))
         table.add_row(str(r["n"]), Text(f"{r['delta']:+.3f}", style="bold"), query, positive, suspect, _verdict(r))
     return Group(note, table)
 
 
 def _suspects_stacked(rows: list[dict], console: Console) -> Text:
-    """Narrow terminals: each suspect as a block of labelled lines instead of side by side."""
+    """Narrow terminals: each suspect as a block of labelled lines instead of side by side; a
+    query's second and later suspects do not repeat its text or an unchanged positive."""
     indent = " " * 14
     text_w = max(10, console.width - len(indent))
     out = Text()
-    for r in rows:
+    for k, r in enumerate(rows):
+        again, same_positive = same_query(rows, k)
         out.append(f"{r['n']:>3}  ", style="bold")
         out.append(f"Δ {r['delta']:+.3f}  ", style="bold")
         out.append_text(_verdict(r))
         out.append("\n     query    ")
-        out.append(trim(f"{r['query_id']} · {' '.join(r['query'].split())}", text_w))
-        for label, cell in (
-            (
-                "positive",
-                _doc_cell(r["positive_id"], r["positive_score"], r["positive_title"], r["positive"], text_w, console, "green", lines=2),
-            ),
+        out.append(
+            "same query" if again else trim(f"{r['query_id']} · {' '.join(r['query'].split())}", text_w), style="dim" if again else ""
+        )
+        cells = [
             (
                 "suspect ",
                 _doc_cell(r["doc_id"], r["teacher_score"], r["suspect_title"], r["suspect"], text_w, console, _suspect_style(r), lines=2),
-            ),
-        ):
+            )
+        ]
+        positive = Text("same positive", style="dim") if same_positive else _positive_cell(r, text_w, console, lines=2)
+        for label, cell in [("positive", positive)] + cells:
             out.append(f"\n     {label} ")
             for i, line in enumerate(cell.split("\n")):
                 if i:
@@ -271,6 +306,13 @@ def _suspects_stacked(rows: list[dict], console: Console) -> Text:
         out.append("\n\n")
     out.rstrip()
     return out
+
+
+def _positive_cell(r: dict, width: int, console: Console, lines: int = TEXT_LINES) -> Text:
+    """The positive beside a suspect: its own score, and why it is this one when not the reference."""
+    why = {"same_text": "same text", "nearest": "nearest"}.get(r.get("positive_chosen") or "")
+    score = r.get("positive_doc_score", r["positive_score"])
+    return _doc_cell(r["positive_id"], score, r["positive_title"], r["positive"], width, console, "green", lines, why)
 
 
 def _verdict(r: dict) -> Text:
@@ -286,11 +328,12 @@ def _suspect_style(r: dict) -> str:
     return "red" if r["status"] == "kept" else "yellow"
 
 
-def _doc_cell(doc_id, score, title, text, width, console, style, lines: int = TEXT_LINES) -> Text:
+def _doc_cell(doc_id, score, title, text, width, console, style, lines: int = TEXT_LINES, why: str | None = None) -> Text:
     cell = Text()
     if doc_id is None:
         return Text("(no scored positive)", style="dim")
     head = f"{doc_id} · {score:.3f}" if score is not None else str(doc_id)
+    head += f" · {why}" if why else ""
     cell.append(trim(head, width), style=style)
     for ln in wrap_lines(doc_text(title, text), width, lines, console):
         cell.append("\n" + ln)

@@ -207,7 +207,7 @@ class ReviewApp(App):
             return
         width = max(10, self.size.width - 2)
         query = Text(f"query {clean(row['query_id'])}", style="bold")
-        query.append(f"   suspect #{row['n']} of the report", style="dim")
+        query.append(f"   suspect #{row['n']}", style="dim")  # the report's numbering with --per-query 0
         query.truncate(width, overflow="ellipsis")
         for line in wrap_lines(row["query"], width, QUERY_LINES):  # `i` shows the whole query
             query.append("\n" + line)
