@@ -98,9 +98,10 @@ def evaluate_run(
     MissingColumn for a missing column, OptionError when both qrels and hidden are given, and
     InputError when the judgments name no query of the run (likely the wrong qrels file).
     """
-    run_dir = Path(run_dir)
+    from hnmine.report.load import check_run_dir
+
+    run_dir = check_run_dir(Path(run_dir))  # a data folder is named as no run
     run = RunDir(run_dir)
-    run.check_readable()
     if qrels is not None and hidden:
         raise OptionError("give either judgments (--qrels) or --hidden (the run's hidden positives), not both")
     notes: list[str] = []

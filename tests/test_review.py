@@ -376,3 +376,20 @@ def test_real_terminal_in_tmux(run):
         subprocess.run(["tmux", "-L", name, "kill-server"], capture_output=True)
     assert [(e["op"], e["doc_id"]) for e in journal(run)] == [("judge", "d33"), ("judge", "d31"), ("undo", "d31")]
     assert [(r["doc_id"], r["relevance"]) for r in read_judgments(run / JUDGMENTS_FILE).to_pylist()] == [("d33", 0)]
+
+
+# -- a folder that is no run (issue 23, item 14) ------------------------------------------------
+
+
+@pytest.mark.parametrize("command", [["review"], ["review", "--query", "q1"], ["report"], ["inspect", "q1"], ["eval"]])
+def test_a_data_folder_is_named_as_no_run_not_as_a_run_to_write(tmp_path, command):
+    """`hnmine review DATA` advised writing a run into the data folder (`run hnmine index … --out DATA`)."""
+    from conftest import TINY_DOCS, TINY_QRELS, TINY_QUERIES, invoke, snapshot, write_beir
+
+    data = write_beir(tmp_path / "beir", TINY_DOCS, TINY_QUERIES, TINY_QRELS)
+    before = snapshot(data)
+    result = invoke([command[0], data, *command[1:]])
+    assert result.exit_code == 2 and result.stdout == "", result.output
+    lines = result.stderr.strip().splitlines()
+    assert lines == [f"hnmine: error: {data}: not an hnmine run directory (no .hnmine-run); give the --out of `hnmine mine`"]
+    assert snapshot(data) == before

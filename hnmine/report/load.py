@@ -28,7 +28,12 @@ def stage_order() -> list[str]:
 
 
 def check_run_dir(run_dir: Path) -> Path:
-    RunDir(run_dir).check_readable()
+    """A folder to read a run from. One with no run in it (no marker, no manifests, no inputs: a data
+    folder, an empty one) is named as such, not told which stage to run into it."""
+    run = RunDir(run_dir)
+    run.check_readable()
+    if not any((Path(run_dir) / folder).is_dir() for folder in ("inputs", "manifests")):
+        run.check_is_run()
     return Path(run_dir)
 
 
