@@ -133,6 +133,7 @@ def finetune_command(
     )
     from hnmine.finetune.compare import compare_arms
 
+    _check_results_writable(sources)
     reporter = Reporter() if quiet else RichReporter()
     result = compare_arms(sources, eval_data, eval_split, opts, min_relevance=min_relevance, reporter=reporter)
     if json_:
@@ -145,6 +146,31 @@ def finetune_command(
         typer.echo(markdown_table(result.summary))
     else:
         _print_rich(result)
+
+
+def _check_results_writable(sources: List[Path]) -> None:
+    """Each run directory among the sources gets RUN/finetune/results.parquet once every arm has trained:
+    find out now that it cannot, not after the training (a probe file, created and removed)."""
+    import os
+    import tempfile
+
+    from hnmine.errors import RunDirError
+    from hnmine.finetune.results import RESULTS_FILE
+
+    for source in sources:
+        if not source.is_dir():
+            continue  # a training file: no results are written for it
+        target = source / RESULTS_FILE
+        folder = target.parent if os.path.lexists(target.parent) else source
+        try:
+            fd, probe = tempfile.mkstemp(prefix=".hnmine-probe-", suffix=".tmp", dir=folder)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            raise RunDirError(
+                f"{target}: cannot write the fine-tune results ({exc.strerror or exc}); "
+                f"make the run directory writable, or give its training file instead of the run directory"
+            ) from None
 
 
 def _print_rich(result) -> None:

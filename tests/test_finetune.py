@@ -15,7 +15,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import ROOT, TINY_DOCS, TINY_QRELS, TINY_QUERIES, write_beir
+from conftest import ROOT, TINY_DOCS, TINY_QRELS, TINY_QUERIES, snapshot, write_beir
 from typer.testing import CliRunner
 
 from hnmine.cli import app
@@ -212,3 +212,68 @@ def test_metrics_agree_with_sentence_transformers_evaluator():
     assert ours.mrr_at_10 == pytest.approx(ref("mrr@10"), abs=1e-6)
     assert ours.recall_at_100 == pytest.approx(ref("recall@100"), abs=1e-6)
     assert ours.ndcg_at_10 < 1  # not a trivial case: some queries rank a positive below another document
+
+
+# -- issue 23, item 13: what can be checked before training is checked before training -----------
+
+
+def _finetune_copy(finished_tiny, tmp_path: Path, name: str = "run") -> Path:
+    import shutil
+
+    _, done = finished_tiny
+    run = tmp_path / name
+    shutil.copytree(done, run)
+    return run
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """Training replaced by a failure: a test that reaches it has checked too late."""
+    import hnmine.finetune.train
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(hnmine.finetune.train, "train_copy", refuse)
+
+
+def test_a_seed_beyond_the_seed_range_is_refused_before_training(triplets, eval_beir, no_training):
+    """`--seeds 4294967296` trained the untrained arm's evaluation, then crashed in numpy's seeding
+    (`ValueError: Seed must be between 0 and 2**32 - 1`, a traceback)."""
+    from hnmine.finetune.options import SEED_MAX, FinetuneOptions
+
+    args = ["finetune", str(triplets), "--eval", str(eval_beir), "--arms", "in-batch", "--quiet"]
+    _one_line_error(runner.invoke(app, [*args, "--seeds", "4294967296"]), "--seeds must be between 0 and 4,294,967,295, got 4294967296")
+    _one_line_error(runner.invoke(app, [*args, "--seeds", "1,-1"]), "--seeds must be between 0 and 4,294,967,295, got -1")
+    assert SEED_MAX == 2**32 - 1
+    FinetuneOptions(seeds=(0, SEED_MAX)).validate()  # the bounds themselves are seeds
+
+
+@pytest.mark.parametrize("how", ["read-only", "results-folder-is-a-file"])
+def test_a_run_directory_that_cannot_take_the_results_is_refused_before_training(finished_tiny, tmp_path, eval_beir, no_training, how):
+    """A read-only run directory (or one whose finetune/ is a file) was found only when the results were
+    written, after every arm had trained: the training was lost."""
+    import contextlib
+
+    from test_bad_input import read_only
+
+    run = _finetune_copy(finished_tiny, tmp_path)
+    if how == "results-folder-is-a-file":
+        (run / "finetune").write_text("not a folder")
+    before = snapshot(run)
+    with read_only(run) if how == "read-only" else contextlib.nullcontext(run):
+        result = runner.invoke(app, ["finetune", str(run), "--eval", str(eval_beir), "--arms", "mined", "--max-steps", "1", "--quiet"])
+        _one_line_error(result, f"{run / 'finetune' / 'results.parquet'}: cannot write the fine-tune results")
+        assert "give its training file" in result.output
+    assert snapshot(run) == before
+
+
+def test_brackets_in_paths_and_run_names_are_shown_as_text(finished_tiny, tmp_path):
+    """An --eval path holding `[/y]` crashed with rich's MarkupError once training was done (the table
+    never printed); a run named `r_[bold]ft` showed as `r_ft`. One training step, two rows a batch."""
+    run = _finetune_copy(finished_tiny, tmp_path, "r_[bold]ft")
+    eval_data = write_beir(tmp_path / "ev[/y]", TINY_DOCS, TINY_QUERIES, TINY_QRELS, split="test")
+    args = ["finetune", str(run), "--eval", str(eval_data), "--arms", "mined", "--max-steps", "1", "--batch-size", "2"]
+    result = runner.invoke(app, [*args, "--eval-dtype", "float32", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "r_[bold]ft" in result.stdout and "ev[/y]" in result.stdout

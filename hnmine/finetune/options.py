@@ -13,6 +13,7 @@ from hnmine.options import DEFAULT_MODEL
 ARMS = ("untrained", "in-batch", "mined")
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 RUN_MODEL = "run"  # --model run: the dense model the runs were mined with
+SEED_MIN, SEED_MAX = 0, 2**32 - 1  # the trainer seeds numpy, which takes no other seed
 
 
 @dataclass(frozen=True)
@@ -57,8 +58,9 @@ class FinetuneOptions:
             raise OptionError("--seeds: give at least one seed")
         if len(set(self.seeds)) != len(self.seeds):
             raise OptionError(f"--seeds: a seed is repeated ({', '.join(map(str, self.seeds))})")
-        if any(s < 0 for s in self.seeds):
-            raise OptionError("--seeds must be non-negative integers")
+        for seed in self.seeds:
+            if not SEED_MIN <= seed <= SEED_MAX:
+                raise OptionError(f"--seeds must be between {SEED_MIN} and {SEED_MAX:,}, got {seed}")
         if self.negatives < 0:
             raise OptionError("--negatives must be 0 or more")
         if self.max_length is not None and self.max_length < 1:
