@@ -1,6 +1,7 @@
 """`hnmine eval`: measure one or several runs against judgments, one row per run.
 
-Thin: reads the qrels file (hnmine.io.inputs.read_qrels), calls hnmine.evaluate.compare_runs and
+Thin: reads the qrels file (hnmine.io.inputs.read_qrels, or hnmine.judgments.read_judgments for the
+qrels text `hnmine review --export` writes), calls hnmine.evaluate.compare_runs and
 prints. Named hnmine errors propagate; the main CLI turns them into a one-line message and exit 2.
 Heavy libraries (pyarrow, rich) are imported inside the command so `hnmine --help` stays fast.
 """
@@ -28,7 +29,12 @@ def eval_command(
         List[Path], typer.Argument(help="Run directories (after the filter stage); several are compared in one table.", show_default=False)
     ],
     qrels: Annotated[
-        Optional[Path], typer.Option("--qrels", help="Judgments file (BEIR qrels TSV `query-id corpus-id score`, or JSONL/CSV/Parquet).")
+        Optional[Path],
+        typer.Option(
+            "--qrels",
+            help="Judgments file: BEIR qrels TSV `query-id corpus-id score`, JSONL/CSV/Parquet, or under another name "
+            "(`.qrels`, `.txt`) BEIR or TREC qrels text, as `hnmine review --export` writes.",
+        ),
     ] = None,
     hidden: Annotated[
         bool, typer.Option("--hidden", help="Judge against the run's hidden positives (runs mined with --hide-positives).")
@@ -44,11 +50,7 @@ def eval_command(
 
     if json_ and markdown:
         raise OptionError("--json and --markdown: choose one output format")
-    table = None
-    if qrels is not None:
-        from hnmine.io.inputs import InputSpec, read_qrels
-
-        table = read_qrels(InputSpec(min_relevance=min_relevance), qrels)
+    table = _read_qrels(qrels, min_relevance) if qrels is not None else None
     results = compare_runs(runs, qrels=table, hidden=hidden, min_relevance=min_relevance)
     if json_:
         typer.echo(dumps(results, indent=2))
@@ -57,6 +59,24 @@ def eval_command(
         typer.echo(markdown_table(results))
         return
     _print_rich(results)
+
+
+def _read_qrels(path: Path, min_relevance: int):
+    """Judgments from a table file (Parquet, JSONL, CSV, TSV, by its extension); under any other name
+    (`judged.qrels`, `qrels.test.txt`) the qrels text `hnmine review --export` writes, BEIR (with its
+    header) or TREC (`qid 0 docid rel`)."""
+    from hnmine.errors import InputError
+    from hnmine.io.files import detect_format
+
+    try:
+        detect_format(path)
+    except InputError:
+        from hnmine.judgments import read_judgments
+
+        return read_judgments(path)
+    from hnmine.io.inputs import InputSpec, read_qrels
+
+    return read_qrels(InputSpec(min_relevance=min_relevance), path)
 
 
 def format_value(value, fmt: str) -> str:

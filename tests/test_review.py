@@ -393,3 +393,32 @@ def test_a_data_folder_is_named_as_no_run_not_as_a_run_to_write(tmp_path, comman
     lines = result.stderr.strip().splitlines()
     assert lines == [f"hnmine: error: {data}: not an hnmine run directory (no .hnmine-run); give the --out of `hnmine mine`"]
     assert snapshot(data) == before
+
+
+# -- eval reads what review exports (issue 23, item 14) ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name, qrels_format", [("judged.qrels", "beir"), ("judged.qrels", "trec"), ("qrels.test.txt", "trec"), ("j.tsv", "beir")]
+)
+def test_eval_reads_the_qrels_review_exports(finished_tiny, tmp_path, name, qrels_format):
+    """docs/review.md: `review --export` writes qrels that `eval --qrels` reads back (`.qrels` was
+    refused as an unknown file format)."""
+    from conftest import invoke
+
+    from hnmine.judgments import JudgmentLog
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_tiny[1], run)
+    negative = pq.read_table(run / "negatives.parquet").to_pylist()[0]
+    log = JudgmentLog(run)
+    log.judge(negative["query_id"], negative["doc_id"], 1)  # a mined negative judged relevant: a false negative
+    log.judge(negative["query_id"], "d12", 0)
+    log.save()
+    exported = tmp_path / name
+    result = invoke(["review", run, "--export", exported, "--qrels-format", qrels_format])
+    assert result.exit_code == 0, result.output
+    result = invoke(["eval", run, "--qrels", exported, "--json"])
+    assert result.exit_code == 0, result.output
+    measured = json.loads(result.stdout)[0]
+    assert measured["judged_queries"] == 1 and measured["false_negatives"] == 1
