@@ -180,10 +180,13 @@ def _print_result(result, json_: bool, quiet: bool) -> None:
     summary = result.summary()
     f = summary.get("filter") or {}
     if f:
-        dropped = sum(v for k, v in f.items() if k.startswith("dropped_") and isinstance(v, int))
+        # counted as the report counts them: the candidates a rule dropped, retrieved known positives aside
+        known = f.get("dropped_known_positive", 0)
+        dropped = sum(v for k, v in f.items() if k.startswith("dropped_") and k != "dropped_known_positive" and isinstance(v, int))
         rep.info(
             f"negatives: {f.get('negatives_total', '?')} for {f.get('queries_full', '?')} full + "
-            f"{f.get('queries_short', '?')} short queries; dropped candidates: {dropped}"
+            f"{f.get('queries_short', '?')} short queries; dropped by the rules: {dropped:,} candidates "
+            f"({known:,} retrieved known positives aside)"
         )
     rep.info(f"run directory: {summary['run_dir']}")
     if summary.get("export"):

@@ -562,3 +562,29 @@ def test_report_does_not_import_pandas(built_run):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+# -- mine's summary and the report count the same dropped candidates (issue 23, item 14) -------
+
+
+def test_mine_summary_and_report_count_dropped_candidates_alike(finished_tiny, tmp_path):
+    """`mine` said 'dropped candidates: 670' (known positives included), the report '600 dropped'."""
+    import re
+
+    from conftest import invoke
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_tiny[1], run)
+    result = invoke(["mine", finished_tiny[0], "--out", run])  # every stage up to date: the summary only
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.stderr.splitlines() if x.startswith("negatives: "))
+    stats = json.loads((run / "manifests/filter.json").read_text(encoding="utf-8"))["stats"]
+    known = stats["dropped_known_positive"]
+    assert known > 0  # the case where the two counts differed
+    found = re.search(r"dropped by the rules: ([\d,]+) candidates \(([\d,]+) retrieved known positives aside\)", line)
+    assert found, line
+    report = json.loads(invoke(["report", run, "--json"]).stdout)
+    assert int(found.group(1).replace(",", "")) == report["funnel"]["dropped"]
+    assert int(found.group(2).replace(",", "")) == known
+    terminal = invoke(["report", run]).stdout
+    assert f"{report['funnel']['dropped']:,} dropped by the rules" in terminal and "candidates (positives aside)" in terminal

@@ -205,8 +205,8 @@ def _scatter(report: dict) -> str:
 def _drops(report: dict) -> str:
     f = report["funnel"]
     line = (
-        f'<p>{_n(f["candidates"])} candidates: <b style="color:var(--kept)">{_n(f["kept"])} kept</b> · '
-        f'<b style="color:var(--drop)">{_n(f["dropped"])} dropped</b> · {_n(f["unused"])} unused '
+        f'<p>{_n(f["candidates"])} candidates (known positives aside): <b style="color:var(--kept)">{_n(f["kept"])} kept</b> · '
+        f'<b style="color:var(--drop)">{_n(f["dropped"])} dropped by the rules</b> · {_n(f["unused"])} unused '
         f"(passed every rule, not needed)" + (f" · {_n(f['random'])} random added" if f["random"] else "") + "</p>"
     )
     reasons = report["drop_reasons"]

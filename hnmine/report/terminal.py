@@ -172,11 +172,12 @@ def _scores(report: dict, width: int) -> Group:
 def _drops(report: dict, width: int) -> Group:
     f = report["funnel"]
     line = Text()
-    line.append(f"{_n(f['candidates'])} candidates: ")
+    # the same count as `hnmine mine`'s summary: what a rule dropped, retrieved known positives aside
+    line.append(f"{_n(f['candidates'])} candidates (positives aside): ")
     line.append(f"{_n(f['kept'])} kept", style="cyan")
     line.append(" · ")
-    line.append(f"{_n(f['dropped'])} dropped", style="red")
-    line.append(f" · {_n(f['unused'])} unused (passed, not needed)")
+    line.append(f"{_n(f['dropped'])} dropped by the rules", style="red")
+    line.append(f" · {_n(f['unused'])} unused")
     if f["random"]:
         line.append(f" · {_n(f['random'])} random added")
     lines = [line] + _judgment_lines(report.get("judgments"))
