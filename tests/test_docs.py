@@ -34,3 +34,43 @@ def test_every_flag_is_documented_in_the_reference():
             for opt in getattr(param, "opts", []):
                 if opt.startswith("--"):
                     assert opt in text, opt
+
+
+# -- every page is reachable, none repeats itself (issue 23, item 16) --------------------------
+
+
+def _links(page: Path) -> set[Path]:
+    """The local Markdown pages `page` links to (`[text](docs/x.md)`, `(x.md#anchor)`), resolved."""
+    import re
+
+    out = set()
+    for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text(encoding="utf-8")):
+        path = target.split("#", 1)[0]
+        if path and "://" not in path and path.endswith(".md"):
+            out.add((page.parent / path).resolve())
+    return out
+
+
+def test_every_doc_is_linked_from_the_readme_or_a_linked_doc():
+    reached, todo = set(), [(ROOT / "README.md").resolve()]
+    while todo:
+        page = todo.pop()
+        if page in reached or not page.is_file():
+            continue
+        reached.add(page)
+        todo.extend(_links(page))
+    unlinked = sorted(p.name for p in (ROOT / "docs").glob("*.md") if p.resolve() not in reached)
+    assert not unlinked, f"docs linked from nowhere (link them from README.md or a linked doc): {unlinked}"
+
+
+def test_no_doc_repeats_a_section():
+    """docs/quality.md held its sections 3 and 4 twice, with different numbers."""
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        lines = page.read_text(encoding="utf-8").splitlines()
+        in_code, headings = False, []
+        for line in lines:
+            in_code ^= line.startswith("```")
+            if not in_code and line.startswith("#"):
+                headings.append(line.strip())
+        repeated = sorted({h for h in headings if headings.count(h) > 1})
+        assert not repeated, f"{page.name} repeats {repeated}"
