@@ -15,16 +15,18 @@ There is no second implementation: this calls hnmine.pipeline.mine, as the CLI d
 
 from __future__ import annotations
 
+import functools
 import shutil
 import tempfile
 import weakref
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
-from hnmine.errors import InputError, MissingDependency, OptionError
+from hnmine.errors import HnmineError, InputError, MissingDependency, OptionError
 from hnmine.options import option_fields
 from hnmine.pipeline import MineResult
 from hnmine.rundir import RunDir
@@ -59,6 +61,52 @@ class MiningResult:
         return RunDir(self.run_dir).read_table(table)
 
 
+# Per hnmine.mine call: the file name each in-memory input is staged as -> the argument that gave it.
+_STAGED: ContextVar[dict[str, str] | None] = ContextVar("hnmine_api_staged", default=None)
+
+
+def _in_callers_words(fn):
+    """hnmine.mine's errors in the caller's words: the argument (`data=`, `pair_query_column=`), never the
+    Parquet file an in-memory input was staged to (`RUN/sources/pairs.parquet`) nor a --flag."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any):
+        token = _STAGED.set({})
+        try:
+            return fn(*args, **kwargs)
+        except HnmineError as exc:
+            exc.args = (_api_message(str(exc), _STAGED.get() or {}, kwargs.get("out")), *exc.args[1:])
+            raise
+        finally:
+            _STAGED.reset(token)
+
+    return wrapper
+
+
+def _api_message(message: str, staged: dict[str, str], out: Any) -> str:
+    import re
+
+    for name, label in staged.items():
+        if out is not None:
+            message = message.replace(str(Path(out) / "sources" / name), label)
+        message = re.sub(r"[^\s'\"`(]*/(?:sources|hnmine-staging-[^/\s'\"]*)/" + re.escape(name) + r"(?![\w.])", label, message)
+    return re.sub(r"(?<![\w/.-])--(no-)?([a-z][a-z0-9-]*)", _argument_of_flag, message)
+
+
+def _argument_of_flag(match: Any) -> str:
+    """`--pair-query-column` -> `pair_query_column=`; a switch -> `relabel=True`, `--no-normalize` -> `normalize=False`."""
+    from hnmine.options import RunOptions, option_types
+
+    name = match.group(2).replace("-", "_")
+    types = {**option_types(RunOptions), **option_types()}
+    if name not in types or name in ("json", "quiet", "config", "engine", "ray_address"):
+        return match.group(0)
+    if types[name] is bool:
+        return f"{name}={match.group(1) is None}"
+    return f"{name}="
+
+
+@_in_callers_words
 def mine(
     data: Any = None,
     *,
@@ -106,20 +154,26 @@ def mine(
 def _inputs(data: Any, corpus: Any, queries: Any, qrels: Any, staging: Path) -> dict[str, Any]:
     """Paths as they are; in-memory tables written to `sources/` (Parquet, the same bytes for the same data)."""
     values: dict[str, Any] = {}
+    staged = _STAGED.get()
     if data is not None:
         if isinstance(data, (str, Path)):
             values["data"] = Path(data)
         else:
             values["pairs"] = _stage_table(_as_table(data, "data"), staging / "pairs.parquet")
+            if staged is not None:
+                staged["pairs.parquet"] = "data="
     for role, value in (("corpus", corpus), ("queries", queries), ("qrels", qrels)):
         if value is None:
             continue
         if isinstance(value, (str, Path)):
             values[role] = Path(value)
-        elif role == "corpus" and isinstance(value, (list, tuple)) and all(isinstance(t, str) for t in value):
+            continue
+        if role == "corpus" and isinstance(value, (list, tuple)) and not any(isinstance(t, dict) for t in value):
             values[role] = _stage_table(_texts_table(list(value)), staging / "corpus.parquet")
         else:
             values[role] = _stage_table(_as_table(value, role), staging / f"{role}.parquet")
+        if staged is not None:
+            staged[f"{role}.parquet"] = f"{role}="
     return values
 
 
@@ -134,19 +188,52 @@ def _as_table(value: Any, role: str) -> pa.Table:
     if hasattr(value, "to_arrow"):  # polars and friends
         return value.to_arrow()
     if type(value).__name__ == "DataFrame" and hasattr(value, "to_dict"):  # pandas
-        return pa.Table.from_pandas(value, preserve_index=False)
-    if isinstance(value, (list, tuple)) and all(isinstance(r, dict) for r in value):
+        return _pandas_table(value, role)
+    if isinstance(value, (list, tuple)):
+        for i, row in enumerate(value):
+            if not isinstance(row, dict):
+                raise InputError(f"{role}[{i}] is {_a(row)}, expected a dict of one row's columns (a list holds one dict per row)")
         return pa.Table.from_pylist(list(value))
     raise InputError(
-        f"{role}: cannot read a {type(value).__name__} (give a path, a datasets.Dataset, a pandas DataFrame, "
+        f"{role}=: cannot read a {type(value).__name__} (give a path, a datasets.Dataset, a pandas DataFrame, "
         f"a pyarrow Table or a list of dicts)"
     )
 
 
-def _texts_table(texts: list[str]) -> pa.Table:
+def _pandas_table(frame: Any, role: str) -> pa.Table:
+    """A DataFrame's columns and, when it is named, its index as columns (`df.set_index("_id")` keeps its ids).
+    An unnamed index other than 0..n-1 is refused: dropped, it may have held the ids."""
+    import pandas as pd
+
+    index = frame.index
+    names = [n for n in index.names if n is not None]
+    if names:
+        if len(names) < index.nlevels:
+            raise InputError(f"{role}=: the DataFrame's index has unnamed levels; name them (df.index.names = [...]) or df.reset_index()")
+        clash = sorted(set(names) & set(map(str, frame.columns)))
+        if clash:
+            raise InputError(f"{role}=: the DataFrame's index '{clash[0]}' is also one of its columns; drop one of them")
+        return pa.Table.from_pandas(frame.reset_index(), preserve_index=False)
+    if not (isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1):
+        raise InputError(
+            f"{role}=: the DataFrame has an unnamed index ({_a(index[0]) if len(index) else 'empty'} first) that would be lost; "
+            f"name it to keep it as a column (df.index.name = '_id'), or drop it (df.reset_index(drop=True))"
+        )
+    return pa.Table.from_pandas(frame, preserve_index=False)
+
+
+def _a(value: Any) -> str:
+    """What a value is, for a message: None, or its type and a short repr."""
+    return "None" if value is None else f"a {type(value).__name__} ({repr(value)[:40]})"
+
+
+def _texts_table(texts: list[Any]) -> pa.Table:
     """A corpus given as a list of texts: ids are content hashes, as for a pairs file's documents."""
     from hnmine.io.inputs import content_id
 
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise InputError(f"corpus[{i}] is {_a(text)}, expected a text (a corpus list holds one text per document)")
     return pa.table({"_id": pa.array([content_id("d", t) for t in texts], pa.string()), "text": pa.array(texts, pa.string())})
 
 

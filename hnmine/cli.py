@@ -35,6 +35,7 @@ class _Group(TyperGroup):
                 sys.exit(getattr(exc, "exit_code", 2))
             message = " ".join(exc.format_message().split()) if hasattr(exc, "format_message") else str(exc)
             ctx = getattr(exc, "ctx", None)
+            message = self._owners_of_option(exc, ctx) or message
             hint = f" (see `{ctx.command_path} --help`)" if ctx is not None and getattr(ctx, "command_path", "") else ""
             typer.echo(f"hnmine: error: {message}{hint}", err=True)
             sys.exit(2)
@@ -42,6 +43,18 @@ class _Group(TyperGroup):
             typer.echo("hnmine: interrupted", err=True)
             sys.exit(130)
         sys.exit(rv if isinstance(rv, int) else 0)
+
+    def _owners_of_option(self, exc: Exception, ctx: Any) -> str:
+        """For an option this command lacks but others have (`hnmine retrieve --bm25-backend`), which ones:
+        click would suggest a look-alike of this command's (`Did you mean --backend?`), another option."""
+        name = getattr(exc, "option_name", None)
+        if type(exc).__name__ != "NoSuchOption" or not name or ctx is None:
+            return ""
+        owners = [n for n, cmd in self.commands.items() if any(name in p.opts or name in p.secondary_opts for p in cmd.params)]
+        if not owners:
+            return ""
+        others = f" (and {', '.join(owners[1:])})" if owners[1:] else ""
+        return f"{name} is an option of hnmine {owners[0]}{others}, not of {ctx.command_path}"
 
 
 app = typer.Typer(

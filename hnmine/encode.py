@@ -153,6 +153,22 @@ def check_max_length(model: str, max_length: int | None) -> None:
         raise OptionError(f"--max-length {max_length} is above the limit of model '{model}' ({limit} tokens)")
 
 
+def check_model_found(name: str, flag: str = "--model") -> None:
+    """A model name that is no folder here, not the bundled default and not in the local Hugging Face cache
+    cannot load while downloads are off (HF_HUB_OFFLINE, which hnmine sets to 1 unless it is set): said
+    before any stage, with what would load, instead of after the inputs stage by a failed download."""
+    if name in (DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}") or not name.strip() or Path(name).exists():
+        return
+    if os.environ.get("HF_HUB_OFFLINE", "1").strip().upper() not in ("1", "ON", "YES", "TRUE"):
+        return  # downloads allowed: the hub may have it
+    if _hub_snapshot(name) is not None:
+        return
+    raise ModelError(
+        f"cannot load model '{name}' ({flag}): no such folder, and not in the Hugging Face cache; HF_HUB_OFFLINE=1 "
+        f"forbids downloads (HF_HUB_OFFLINE=0 allows them); the bundled default is {DEFAULT_MODEL}"
+    )
+
+
 def _folder_fingerprint(folder: Path) -> str:
     """A local model folder: its file names, sizes and times, and the bytes of its small config files."""
     h = hashlib.sha256()

@@ -263,14 +263,23 @@ class Options:
         "positives (exported as such, reason relabelled_positive) instead of only keeping them out of the negatives.",
         stages=_FILTER,
     )
-    relabel_margin: float = opt(
-        0.0,
-        "How far above the best known positive's score a candidate must score to be relabelled (teacher's scale).",
+    # None until given, so that a value given without --relabel is refused, not silently unused; the filter
+    # stage resolves None to RELABEL_DEFAULTS.
+    relabel_margin: float | None = opt(
+        None,
+        "With --relabel: how far above the best known positive's score a candidate must score to be relabelled "
+        "(teacher's scale; default 0).",
         stages=_FILTER,
         low=-1e6,
         high=1e6,
     )
-    relabel_max: int = opt(1, "Most candidates relabelled per query (the highest-scoring first).", stages=_FILTER, low=1, high=100)
+    relabel_max: int | None = opt(
+        None,
+        "With --relabel: most candidates relabelled per query, the highest-scoring first (default 1).",
+        stages=_FILTER,
+        low=1,
+        high=100,
+    )
     judgments: Path | None = opt(
         None,
         "Relevance judgments for the filter (judgments.parquet, or a BEIR/TREC qrels file): judged relevant "
@@ -551,6 +560,48 @@ def _one_corpus_prompt(o: Any) -> None:
 def _cross_encoder_named(o: Any) -> None:
     if o.teacher_type == "cross-encoder" and not o.teacher:
         raise OptionError("--teacher-type cross-encoder needs --teacher MODEL (a cross-encoder name or path)")
+
+
+# What --relabel uses for an option not given (the fields default to None, so a value given without
+# --relabel can be told from the default and refused).
+RELABEL_DEFAULTS = {"relabel_margin": 0.0, "relabel_max": 1}
+
+
+@_rule("relabel", "relabel_margin")
+def _relabel_margin_needs_relabel(o: Any) -> None:
+    if not o.relabel:
+        raise OptionError(
+            "--relabel-margin applies only with --relabel (it sets how far above the best positive a candidate is relabelled)"
+        )
+
+
+@_rule("relabel", "relabel_max")
+def _relabel_max_needs_relabel(o: Any) -> None:
+    if not o.relabel:
+        raise OptionError("--relabel-max applies only with --relabel (it caps the candidates relabelled per query)")
+
+
+@_rule("model")
+def _models_found(o: Any) -> None:
+    """Every model a stage will load can be found (hnmine.encode.check_model_found), before any work. With
+    both --corpus-embeddings and --query-embeddings no stage loads --model: it only labels the vectors."""
+    from hnmine.encode import check_model_found
+
+    labels_only = getattr(o, "corpus_embeddings", None) is not None and getattr(o, "query_embeddings", None) is not None
+    if not labels_only:
+        check_model_found(o.model, "--model")
+    for name in getattr(o, "candidate_model", ()) or ():
+        check_model_found(name, "--candidate-model")
+    for name in getattr(o, "teacher", ()) or ():
+        if not (labels_only and name == o.model):
+            check_model_found(name, "--teacher")
+
+
+def relabel_settings(o: Any) -> tuple[float, int]:
+    """(margin, most per query) that --relabel runs with: the given values, else RELABEL_DEFAULTS."""
+    margin = o.relabel_margin if o.relabel_margin is not None else RELABEL_DEFAULTS["relabel_margin"]
+    most = o.relabel_max if o.relabel_max is not None else RELABEL_DEFAULTS["relabel_max"]
+    return float(margin), int(most)
 
 
 def check_options(options: Options, stages: Sequence[str] | None = None) -> None:

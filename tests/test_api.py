@@ -101,7 +101,7 @@ def test_a_temporary_run_directory_goes_with_the_result(tmp_path):
 def test_options_have_the_cli_names_and_checks():
     with pytest.raises(OptionError, match="unknown option\\(s\\) of hnmine.mine: num_negativs"):
         hnmine.mine(_pairs(), num_negativs=2)
-    with pytest.raises(OptionError, match="--num-negatives must be between 1 and 1,000, got 0"):
+    with pytest.raises(OptionError, match="^num_negatives= must be between 1 and 1,000, got 0"):
         hnmine.mine(_pairs(), num_negatives=0)
 
 
@@ -250,3 +250,75 @@ def test_a_failed_call_without_out_leaves_no_temporary_folder(tmp_path, monkeypa
     if failure != "bad-input":
         assert seen, "the index stage wrote nothing before the interrupt"
     assert list(scratch.iterdir()) == []
+
+
+# --- messages in the caller's words (issue 23, item 14) ----------------------------------------------
+
+
+def _api_error(*args, **kwargs) -> str:
+    """The one-line message of a failing hnmine.mine call: it names no staged file and no --flag."""
+    from hnmine.errors import HnmineError
+
+    with pytest.raises(HnmineError) as info:
+        hnmine.mine(*args, progress=False, **kwargs)
+    message = str(info.value)
+    assert "sources/" not in message and "hnmine-staging-" not in message and " --" not in message, message
+    assert "\n" not in message
+    return message
+
+
+def test_a_missing_column_names_the_argument_and_the_column_option(tmp_path):
+    """`hnmine.mine([{"q": ..., "p": ...}])` said "RUN/sources/pairs.parquet: no column 'query text (tried
+    query/anchor/question; name it with an option)'": an internal file, and no word of which option."""
+    rows = [{"q": r["anchor"], "p": r["positive"]} for r in _pairs()]
+    message = _api_error(rows, corpus=[d["text"] for d in TINY_DOCS], out=tmp_path / "run")
+    assert message.startswith("data=: no column 'query text (tried query/anchor/question; name it with pair_query_column=)'"), message
+    assert "(columns: q, p)" in message
+    message = _api_error(rows, pair_query_column="question")
+    assert message.startswith("data=: no column 'question'"), message
+
+
+def test_a_column_option_the_data_does_not_use_is_named_as_an_argument(tmp_path):
+    """`pair_query_column=` with a BEIR folder said "--pair-query-column names a column of a pairs file"."""
+    data = write_beir(tmp_path / "tiny", TINY_DOCS, TINY_QUERIES, TINY_QRELS)
+    assert _api_error(data, pair_query_column="question").startswith("pair_query_column= names a column of a pairs file")
+
+
+@pytest.mark.parametrize("kind", ["list", "dataset"])
+def test_empty_in_memory_pairs_fail_at_once(kind):
+    """An empty list (or an empty datasets.Dataset) of pairs with a corpus encoded the corpus, then failed
+    with "query vectors have 0 dimensions"."""
+    import datasets
+
+    data = [] if kind == "list" else datasets.Dataset.from_dict({"anchor": [], "positive": []})
+    assert _api_error(data, corpus=[d["text"] for d in TINY_DOCS]) == "data=: no pairs (it has no rows)"
+
+
+def test_a_corpus_list_holding_none_names_the_item():
+    """`corpus=["a", None]` said "corpus: cannot read a list (give a path, ...)"."""
+    assert _api_error(_pairs(), corpus=["a text", None]).startswith("corpus[1] is None, expected a text")
+    assert _api_error([_pairs()[0], "not a row"]).startswith("data[1] is a str ('not a row'), expected a dict")
+
+
+def test_a_named_pandas_index_is_kept_as_ids(tmp_path):
+    """A corpus DataFrame indexed by its ids (`df.set_index("_id")`) lost the index (preserve_index=False):
+    the ids were dropped without a word."""
+    import pandas as pd
+
+    corpus = pd.DataFrame(TINY_DOCS).set_index("_id")
+    queries = pd.DataFrame(TINY_QUERIES).set_index("_id")
+    qrels = pd.DataFrame(TINY_QRELS, columns=["query-id", "corpus-id", "score"])
+    result = hnmine.mine(
+        corpus=corpus, queries=queries, qrels=qrels, out=tmp_path / "run", num_negatives=2, format="tevatron", progress=False
+    )
+    assert set(result.read("corpus").column("doc_id").to_pylist()) == {d["_id"] for d in TINY_DOCS}
+    assert set(result.table.column("query_id").to_pylist()) == {"q1", "q2", "q3"}
+
+
+def test_an_unnamed_pandas_index_that_may_hold_ids_is_refused():
+    """An unnamed index of ids (`pd.DataFrame(rows, index=ids)`) was dropped silently."""
+    import pandas as pd
+
+    corpus = pd.DataFrame({"text": [d["text"] for d in TINY_DOCS]}, index=[d["_id"] for d in TINY_DOCS])
+    message = _api_error(_pairs(), corpus=corpus)
+    assert message.startswith("corpus=: the DataFrame has an unnamed index (a str ('d1') first) that would be lost"), message

@@ -113,8 +113,9 @@ def test_the_api_takes_the_same_names_and_checks():
     from hnmine.errors import OptionError, UnknownName
     from hnmine.options import make_options
 
-    o = make_options({"num_negatives": 3, "method": "naive", "candidate_model": "x"})
-    assert o.num_negatives == 3 and o.candidate_model == ("x",)
+    # a model that can load (an unknown name is refused: hnmine.encode.check_model_found)
+    o = make_options({"num_negatives": 3, "method": "naive", "candidate_model": "all-MiniLM-L6-v2"})
+    assert o.num_negatives == 3 and o.candidate_model == ("all-MiniLM-L6-v2",)
     with pytest.raises(UnknownName, match="unknown method 'best' \\(valid:"):
         make_options({"method": "best"})
     with pytest.raises(OptionError, match="unknown option\\(s\\): nmu_negatives"):

@@ -28,6 +28,7 @@ REASONS = (
     "below_min_score",
     "within_margin_of_positive",
     "within_relative_margin_of_positive",
+    "same_text_as_negative",
     "not_sampled",
 )
 
@@ -168,7 +169,7 @@ def reference(problem):
         d = o.depth
         while True:
             cur = sorted([c for c in cands if c[2] <= d], key=lambda c: (-float(np.float32(c[3])), c[2], c[1]))
-            reasons, elig = {}, []
+            reasons, elig, elig_keys = {}, [], set()
             for i, c in enumerate(cur):
                 s, tr = float(np.float32(c[3])), i + 1
                 if text_key("", texts[c[1]]) in pkeys:
@@ -185,8 +186,11 @@ def reference(problem):
                     why = "within_margin_of_positive"
                 elif o.relative_margin is not None and s >= sp - abs(sp) * o.relative_margin:
                     why = "within_relative_margin_of_positive"
+                elif text_key("", texts[c[1]]) in elig_keys:
+                    why = "same_text_as_negative"  # one copy of a text among a query's negatives
                 else:
                     why = None
+                    elig_keys.add(text_key("", texts[c[1]]))
                 if why:
                     reasons[c[1]] = (why, tr)
                 else:

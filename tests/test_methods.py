@@ -42,6 +42,7 @@ def test_reasons_follow_the_tables_contract_order():
         "known_positive",
         "judged_relevant",
         "relabelled_positive",
+        "positive_of_same_text_query",
         "same_text_as_positive",
         "near_duplicate_of_positive",
         "outside_rank_window",
@@ -49,6 +50,7 @@ def test_reasons_follow_the_tables_contract_order():
         "below_min_score",
         "within_margin_of_positive",
         "within_relative_margin_of_positive",
+        "same_text_as_negative",
         "not_sampled",
     )
 

@@ -156,8 +156,12 @@ def test_reason_filter(run):
     kept = build_report(run, reason="kept")["suspects"]
     assert kept["rows"] and {x["status"] for x in kept["rows"]} == {"kept"}
     assert len(kept["rows"]) == 10
+    assert "10 kept negatives scored" in rendered(render_report, build_report(run, reason="kept"), 120)
     margin = build_report(run, reason="within margin of positive")["suspects"]  # label form accepted
     assert margin["reason"] == "within_margin_of_positive"
+    assert "1 candidates dropped as within_margin_of_positive scored" in rendered(
+        render_report, build_report(run, reason="within_margin_of_positive"), 120
+    )
     assert [x["doc_id"] for x in margin["rows"]] == ["d3"]
     # asked for by name, known positives can be listed
     assert len(build_report(run, reason="known_positive")["suspects"]["rows"]) == 4

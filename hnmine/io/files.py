@@ -73,6 +73,7 @@ def read_table(path: Path, split: str | None = None) -> pa.Table:
             raise InputError(f"{path}: not a readable Parquet file ({_first_line(exc)})") from None
         return _unique_columns(table, path)
     try:
+        _refuse_wide_encodings(path)
         if fmt == "jsonl":
             return _read_jsonl(path)
         return _unique_columns(_read_delimited(path, "," if fmt == "csv" else "\t"), path)
@@ -136,6 +137,23 @@ def _first_line(exc: BaseException) -> str:
 
 def _open_binary(path: Path) -> BinaryIO:
     return gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")  # type: ignore[return-value]
+
+
+def _refuse_wide_encodings(path: Path) -> None:
+    """A text file saved as UTF-16 or UTF-32 (Excel's "Unicode text", PowerShell's `>`): named as such, where
+    the parsers would report a broken row or invalid JSON. Told by its byte-order mark, or by NUL bytes,
+    which UTF-8 text does not hold."""
+    with _open_binary(path) as fh:
+        head = fh.read(4096)
+    if head.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        encoding = "UTF-32"
+    elif head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        encoding = "UTF-16"
+    elif head and head.count(0) >= len(head) // 8:  # ASCII in UTF-32 is 3/4 NUL bytes, in UTF-16 1/2
+        encoding = "UTF-32" if head.count(0) >= len(head) * 5 // 8 else "UTF-16"
+    else:
+        return
+    raise InputError(f"{path}: not UTF-8 (looks like {encoding}; re-save as UTF-8)")
 
 
 def _read_jsonl(path: Path) -> pa.Table:

@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from hnmine.errors import InputError, MissingColumn, OptionError
 from hnmine.io.files import choose_split, is_saved_dataset, read_table, require_columns, string_column
+from hnmine.options import flag
 
 # Column names tried, in order, when the user names none.
 DOC_ID_COLUMNS = ["_id", "doc_id", "docid", "id", "corpus_id", "pid"]
@@ -173,10 +174,11 @@ def _pick_optional(table: pa.Table, path: Path, given: str | None, candidates: l
     return next((name for name in candidates if name in table.column_names), None)
 
 
-def _pick(table: pa.Table, path: Path, given: str | None, candidates: list[str], role: str) -> str:
+def _pick(table: pa.Table, path: Path, given: str | None, candidates: list[str], role: str, option: str) -> str:
+    """The column for `role`: named by the user with `option`, else the first of `candidates` present."""
     name = _pick_optional(table, path, given, candidates)
     if name is None:
-        raise MissingColumn(str(path), f"{role} (tried {'/'.join(candidates)}; name it with an option)", table.column_names)
+        raise MissingColumn(str(path), f"{role} (tried {'/'.join(candidates)}; name it with {flag(option)})", table.column_names)
     return name
 
 
@@ -199,8 +201,8 @@ def load_inputs(spec: InputSpec) -> Inputs:
 
 def read_corpus(spec: InputSpec, path: Path) -> tuple[pa.Table, dict]:
     table = read_table(path)
-    id_col = _pick(table, path, spec.doc_id_column, DOC_ID_COLUMNS, "document id")
-    text_col = _pick(table, path, spec.doc_text_column, DOC_TEXT_COLUMNS, "document text")
+    id_col = _pick(table, path, spec.doc_id_column, DOC_ID_COLUMNS, "document id", "doc_id_column")
+    text_col = _pick(table, path, spec.doc_text_column, DOC_TEXT_COLUMNS, "document text", "doc_text_column")
     title_col = _pick_optional(table, path, spec.doc_title_column, ["title"])
     ids = string_column(table, path, id_col, what="document id", allow_empty=False)
     texts = string_column(table, path, text_col, what="document text", allow_empty=True)
@@ -237,8 +239,8 @@ def read_corpus(spec: InputSpec, path: Path) -> tuple[pa.Table, dict]:
 def read_queries(spec: InputSpec, path: Path) -> tuple[pa.Table, dict]:
     """Queries with their stats; an empty (or whitespace-only) query is left out and reported."""
     table = read_table(path)
-    id_col = _pick(table, path, spec.query_id_column, QUERY_ID_COLUMNS, "query id")
-    text_col = _pick(table, path, spec.query_text_column, QUERY_TEXT_COLUMNS, "query text")
+    id_col = _pick(table, path, spec.query_id_column, QUERY_ID_COLUMNS, "query id", "query_id_column")
+    text_col = _pick(table, path, spec.query_text_column, QUERY_TEXT_COLUMNS, "query text", "query_text_column")
     ids = string_column(table, path, id_col, what="query id", allow_empty=False)
     texts = string_column(table, path, text_col, what="query text", allow_empty=True)
     seen: dict[str, str] = {}
@@ -262,8 +264,8 @@ def read_queries(spec: InputSpec, path: Path) -> tuple[pa.Table, dict]:
 
 def read_qrels(spec: InputSpec, path: Path) -> pa.Table:
     table = read_table(path)
-    q_col = _pick(table, path, spec.qrels_query_column, QREL_QUERY_COLUMNS, "query id")
-    d_col = _pick(table, path, spec.qrels_doc_column, QREL_DOC_COLUMNS, "document id")
+    q_col = _pick(table, path, spec.qrels_query_column, QREL_QUERY_COLUMNS, "query id", "qrels_query_column")
+    d_col = _pick(table, path, spec.qrels_doc_column, QREL_DOC_COLUMNS, "document id", "qrels_doc_column")
     s_col = _pick_optional(table, path, spec.qrels_score_column, QREL_SCORE_COLUMNS)
     qids = string_column(table, path, q_col, what="query id", allow_empty=False)
     dids = string_column(table, path, d_col, what="document id", allow_empty=False)
@@ -465,8 +467,10 @@ def _json_list(value) -> list | None:
 def _load_pairs(spec: InputSpec, path: Path, extra_corpus: Path | None) -> Inputs:
     """(query text, positive text[s]) rows → tables with content-hash ids."""
     table = read_table(path, split=spec.split)
-    q_col = _pick(table, path, spec.pair_query_column, PAIR_QUERY_COLUMNS, "query text")
-    p_col = _pick(table, path, spec.pair_positive_column, PAIR_POSITIVE_COLUMNS, "positive text")
+    if table.num_rows == 0:  # else the run goes on: an empty export, or an encoded corpus and no query to search
+        raise InputError(f"{path}: no pairs (it has no rows)")
+    q_col = _pick(table, path, spec.pair_query_column, PAIR_QUERY_COLUMNS, "query text", "pair_query_column")
+    p_col = _pick(table, path, spec.pair_positive_column, PAIR_POSITIVE_COLUMNS, "positive text", "pair_positive_column")
     queries_text = string_column(table, path, q_col, what="query", allow_empty=False)
     positives_raw = table.column(p_col).to_pylist()
     query_ids: dict[str, str] = {}

@@ -66,6 +66,8 @@ def _parquet_vectors(path: Path) -> np.ndarray:
 
 
 _BLOCK = 65536  # rows checked and normalised at a time: memory stays bounded whatever the corpus size
+# Above this norm a vector's dot product with itself overflows float32: unnormalised, its scores would be inf.
+_LARGEST_SCORABLE_NORM = float(np.sqrt(np.finfo(np.float32).max))
 
 
 def checked_block(vectors: np.ndarray, start: int, path: Path, normalize: bool, stop: int | None = None) -> np.ndarray:
@@ -74,11 +76,33 @@ def checked_block(vectors: np.ndarray, start: int, path: Path, normalize: bool, 
     finite = np.isfinite(block).all(axis=1)
     if not finite.all():
         raise InputError(f"{path}: holds non-finite values (row {start + int(np.argmin(finite)) + 1})")
+    norms, lost, lost_norms = _row_norms(block)
     if normalize:
-        norms = np.linalg.norm(block, axis=1, keepdims=True)
         norms[norms == 0] = 1.0
         block /= norms
+        # rows whose float32 norm over- or underflowed: divided in float64
+        block[lost] = (block[lost].astype(np.float64) / lost_norms[:, None]).astype(np.float32)
+        return block
+    too_large = np.flatnonzero(norms[:, 0] > _LARGEST_SCORABLE_NORM).tolist() + lost[lost_norms > _LARGEST_SCORABLE_NORM].tolist()
+    if too_large:
+        row = min(too_large)
+        norm = float(lost_norms[lost == row][0]) if row in lost else float(norms[row, 0])
+        raise InputError(
+            f"{path}: row {start + row + 1} has a norm of {norm:.3g}: unnormalised, its dot products "
+            f"overflow float32 (every score inf); scale the vectors down, or drop --no-normalize"
+        )
     return block
+
+
+def _row_norms(block: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(L2 norms n x 1 in float32, the rows whose float32 norm over- or underflowed, their norms in float64).
+    Values near 3e38 are finite but their squares are not; tiny ones square to 0. The float32 norm of such
+    a row is set to 1 (dividing by it leaves the row as it is)."""
+    with np.errstate(over="ignore", under="ignore"):
+        norms = np.linalg.norm(block, axis=1, keepdims=True)
+    lost = np.flatnonzero(~np.isfinite(norms[:, 0]) | ((norms[:, 0] == 0) & block.any(axis=1)))
+    norms[lost] = 1.0
+    return norms, lost, np.linalg.norm(block[lost].astype(np.float64), axis=1)
 
 
 def load_user_vectors(path: Path, expected_rows: int, *, normalize: bool, rows_of: str = "") -> np.ndarray:

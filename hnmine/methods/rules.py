@@ -31,6 +31,9 @@ ABOVE_MAX_SCORE = "above_max_score"
 BELOW_MIN_SCORE = "below_min_score"
 WITHIN_MARGIN = "within_margin_of_positive"
 WITHIN_RELATIVE_MARGIN = "within_relative_margin_of_positive"
+# The text of a candidate ranked above it for the same query that passed every rule: a second copy of one
+# text adds nothing to a query's negatives (an n-tuple row of identical negatives).
+SAME_TEXT_NEGATIVE = "same_text_as_negative"
 NOT_SAMPLED = "not_sampled"
 
 REASONS: tuple[str, ...] = (
@@ -45,6 +48,7 @@ REASONS: tuple[str, ...] = (
     BELOW_MIN_SCORE,
     WITHIN_MARGIN,
     WITHIN_RELATIVE_MARGIN,
+    SAME_TEXT_NEGATIVE,
     NOT_SAMPLED,
 )
 REASON_CODE = {r: i for i, r in enumerate(REASONS)}
@@ -111,6 +115,19 @@ def same_text_as_positive(query: np.ndarray, text: np.ndarray, positive_query: n
     pairs = np.unique(positive_query * n_texts + positive_text)  # sorted (query, text) keys
     key = query * n_texts + text
     return pairs[np.minimum(np.searchsorted(pairs, key), pairs.size - 1)] == key
+
+
+def same_text_as_negative(query: np.ndarray, text: np.ndarray) -> np.ndarray:
+    """Per element i of candidates that passed every other rule, grouped by query in teacher order: an
+    earlier element of the same query has the same text (codes of `text_keys`). The first copy stays."""
+    repeat = np.zeros(text.shape, dtype=bool)
+    if text.size < 2:
+        return repeat
+    key = query.astype(np.int64) * (int(text.max()) + 1) + text
+    _, first = np.unique(key, return_index=True)
+    repeat[:] = True
+    repeat[first] = False
+    return repeat
 
 
 # ------------------------------------------------------------------ 3. near_duplicate_of_positive

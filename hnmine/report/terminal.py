@@ -234,8 +234,15 @@ def suspects_note(s: dict) -> list[str]:
     cap = f", at most {s['per_query']:,} per query" if s.get("per_query") else ""
     return [
         f"showing {len(s['rows']):,}{cap}, grouped by query, ranked by teacher score − positive score",
-        f"{s['considered']:,} kept or dropped candidates scored; the positive shown is the one repeated, else the reference",
+        f"{s['considered']:,} {_pool(s['reason'])} scored; the positive shown is the one repeated, else the reference",
     ]
+
+
+def _pool(reason: str | None) -> str:
+    """What the suspects are ranked among."""
+    if reason is None:
+        return "kept or dropped candidates"
+    return "kept negatives" if reason == "kept" else f"candidates dropped as {reason}"
 
 
 def same_query(rows: list[dict], k: int) -> tuple[bool, bool]:

@@ -44,9 +44,17 @@ HARDNESS_KEPT = 0.8  # of naive top-k's hardness
 
 
 def calibrate(
-    scores: pa.Table, qrels: pa.Table, corpus: pa.Table, base: FilterOptions, *, default_method: str, doc_vectors=None
+    scores: pa.Table,
+    qrels: pa.Table,
+    corpus: pa.Table,
+    base: FilterOptions,
+    *,
+    default_method: str,
+    doc_vectors=None,
+    positives_hidden: bool = False,
 ) -> tuple[FilterOptions, dict]:
-    """(the settings to run with, a record of what was measured and chosen)."""
+    """(the settings to run with, a record of what was measured and chosen). `positives_hidden`: the run's
+    qrels keep one positive per query (--hide-positives), which leaves calibration nothing to hold out."""
     from hnmine.methods import resolve_options
 
     cal_scores, hidden, n_queries = hidden_positive_set(scores, qrels, base.seed)
@@ -59,12 +67,7 @@ def calibrate(
     }
     if n_queries < MIN_QUERIES:
         chosen = resolve_options(dataclasses.replace(base, method=default_method))
-        record.update(
-            chosen=_describe(default_method, {}),
-            tried=[],
-            reason=f"only {n_queries} queries have two or more positives (at least {MIN_QUERIES} are needed "
-            f"to measure false negatives): the default method {default_method} is used",
-        )
+        record.update(chosen=_describe(default_method, {}), tried=[], reason=_too_few_reason(n_queries, default_method, positives_hidden))
         return chosen, record
     tried = [_measure(cal_scores, corpus, base, name, params, hidden, doc_vectors) for name, params in CANDIDATES]
     if not any(t["method"] == default_method and not t["params"] for t in tried):
@@ -102,6 +105,18 @@ def calibrate(
         )
     record.update(tried=tried, chosen=_describe(name, params), reason=reason)
     return resolve_options(dataclasses.replace(base, method=name, **params)), record
+
+
+def _too_few_reason(n_queries: int, default_method: str, positives_hidden: bool) -> str:
+    if positives_hidden:  # not the data's doing: say so, or the user looks for queries that are there
+        return (
+            f"--hide-positives keeps one positive per query, so no query has a second positive to hold out "
+            f"and nothing can be measured: the default method {default_method} is used"
+        )
+    return (
+        f"only {n_queries} queries have two or more positives (at least {MIN_QUERIES} are needed "
+        f"to measure false negatives): the default method {default_method} is used"
+    )
 
 
 def hidden_positive_set(scores: pa.Table, qrels: pa.Table, seed: int) -> tuple[pa.Table, dict[str, set[str]], int]:

@@ -63,6 +63,7 @@ class PreparedRows:
     positive_score32: np.ndarray  # reference score s(p) per query (NaN without positives)
     positive_score: np.ndarray  # the same in float64
     judged_not_relevant: np.ndarray  # a person (or a file) judged the candidate not relevant (hnmine.judgments)
+    promoted: np.ndarray  # a positive by a verdict (judged relevant, or --relabel), not (only) by the qrels
     excluded_code: np.ndarray  # per row: the reason code of a pair that may never be a negative (-1: none)
     excluded_keys: np.ndarray  # sorted query * n_corpus + corpus row of every such pair (the random draws skip them)
 
@@ -145,6 +146,7 @@ def prepare_rows(
         positive_score32=ref32,
         positive_score=ref32.astype(np.float64),
         judged_not_relevant=_judged_not_relevant(scores)[order],
+        promoted=_judged_relevant(scores)[order] & is_pos,
         excluded_code=excluded_code,
         excluded_keys=excluded_keys,
     )
@@ -184,6 +186,14 @@ def _judged_not_relevant(scores: pa.Table) -> np.ndarray:
         return np.zeros(scores.num_rows, dtype=bool)
     col = pc.cast(column(scores, "judged_relevance"), pa.int64())
     return pc.fill_null(pc.less_equal(col, 0), False).to_numpy(zero_copy_only=False).astype(bool)
+
+
+def _judged_relevant(scores: pa.Table) -> np.ndarray:
+    """Rows whose optional `judged_relevance` is above 0: positives by a verdict (hnmine.judgments)."""
+    if "judged_relevance" not in scores.column_names:
+        return np.zeros(scores.num_rows, dtype=bool)
+    col = pc.cast(column(scores, "judged_relevance"), pa.int64())
+    return pc.fill_null(pc.greater(col, 0), False).to_numpy(zero_copy_only=False).astype(bool)
 
 
 def _ids(scores: pa.Table) -> tuple[pa.Array, pa.Array]:

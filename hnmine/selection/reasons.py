@@ -11,14 +11,16 @@ from hnmine.methods.rules import (
     OUTSIDE_RANK_WINDOW,
     REASON_CODE,
     SAME_TEXT,
+    SAME_TEXT_NEGATIVE,
     known_positive,
     near_duplicate_of_positive,
     outside_rank_window,
+    same_text_as_negative,
     score_reasons,
 )
 from hnmine.selection.options import FilterOptions
 from hnmine.selection.prepare import PreparedRows
-from hnmine.selection.structural import CosineToPositives, has_text_of_a_positive
+from hnmine.selection.structural import CosineToPositives, corpus_text_codes, has_text_of_a_positive
 
 NOT_DROPPED = -1  # the reason code of a candidate that passes every rule (eligible)
 _SUSPICION_CODES = np.array([REASON_CODE[r] for r in FALSE_NEGATIVE_RULES], dtype=np.int8)
@@ -40,7 +42,11 @@ class CandidateReasons:
         self.structural = np.full(rows.query.size, NOT_DROPPED, dtype=np.int8)
         self.structural[known_positive(rows.is_positive)] = REASON_CODE[KNOWN_POSITIVE]
         cand = rows.cand_rows
-        same_text = has_text_of_a_positive(rows, rows.query[cand], rows.corpus_row[cand])
+        # one text key per document, for both same-text rules (the candidates' and the positives')
+        doc_code = corpus_text_codes(rows, np.concatenate([rows.corpus_row[cand], rows.corpus_row[rows.pos_rows]]))
+        same_text = has_text_of_a_positive(rows, rows.query[cand], rows.corpus_row[cand], doc_code)
+        self.text_code = np.full(rows.query.size, -1, dtype=np.int64)
+        self.text_code[cand] = doc_code[rows.corpus_row[cand]]
         self.structural[cand[same_text]] = REASON_CODE[SAME_TEXT]
         excluded = cand[rows.excluded_code[cand] >= 0]  # earlier in REASONS than the same-text rule
         self.structural[excluded] = rows.excluded_code[excluded]
@@ -66,6 +72,10 @@ class CandidateReasons:
         if self.opts.range_min is not None or self.opts.range_max is not None:
             window = outside_rank_window(teacher_rank, self.opts.range_min, self.opts.range_max)
             code[window & (structural == NOT_DROPPED) & ~self.exempt[cand_rows]] = REASON_CODE[OUTSIDE_RANK_WINDOW]
+        # Last: only what passed every rule can repeat the text of a negative ranked above it.
+        eligible = np.flatnonzero(code == NOT_DROPPED)
+        repeat = same_text_as_negative(self.rows.query[cand_rows[eligible]], self.text_code[cand_rows[eligible]])
+        code[eligible[repeat]] = REASON_CODE[SAME_TEXT_NEGATIVE]
         return code
 
     def _check_near_duplicates(self, cand_rows: np.ndarray) -> None:

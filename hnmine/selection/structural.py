@@ -33,15 +33,27 @@ def text_codes(corpus: pa.Table, corpus_rows: np.ndarray) -> np.ndarray:
     return pc.dictionary_encode(keys).indices.to_numpy(zero_copy_only=False).astype(np.int64)
 
 
-def has_text_of_a_positive(rows: PreparedRows, query: np.ndarray, corpus_row: np.ndarray) -> np.ndarray:
-    """Per pair i: corpus document corpus_row[i] has the text of a positive of query[i]."""
+def corpus_text_codes(rows: PreparedRows, corpus_rows: np.ndarray) -> np.ndarray:
+    """Per corpus row (-1 where not among `corpus_rows`): its same-text code, one dictionary for all."""
+    out = np.full(rows.n_corpus, -1, dtype=np.int64)
+    docs = distinct(corpus_rows[corpus_rows >= 0], rows.n_corpus)[0]
+    if docs.size:
+        out[docs] = text_codes(rows.corpus, docs)
+    return out
+
+
+def has_text_of_a_positive(rows: PreparedRows, query: np.ndarray, corpus_row: np.ndarray, doc_code: np.ndarray | None = None) -> np.ndarray:
+    """Per pair i: corpus document corpus_row[i] has the text of a positive of query[i]. `doc_code`: the
+    corpus_text_codes of these documents and of the queries' positives, when the caller has them."""
     hit = np.zeros(query.size, dtype=bool)
     prow, _ = _positives_in_corpus(rows, distinct(query, rows.n_queries)[0])
     if prow.size == 0 or query.size == 0:
         return hit
-    # one text key per distinct document (a document is a candidate of many queries)
-    docs, doc_loc = distinct(np.concatenate([corpus_row, rows.corpus_row[prow]]), rows.n_corpus)
-    all_codes = text_codes(rows.corpus, docs)[doc_loc]
+    if doc_code is not None:
+        all_codes = doc_code[np.concatenate([corpus_row, rows.corpus_row[prow]])]
+    else:  # one text key per distinct document (a document is a candidate of many queries)
+        docs, doc_loc = distinct(np.concatenate([corpus_row, rows.corpus_row[prow]]), rows.n_corpus)
+        all_codes = text_codes(rows.corpus, docs)[doc_loc]
     code, positive_code = all_codes[: query.size], all_codes[query.size :]
     # only pairs whose text is some positive's text need the (query, text) test
     is_positive_text = np.zeros(int(all_codes.max()) + 1, dtype=bool)

@@ -11,7 +11,7 @@ import pyarrow as pa
 from hnmine.coverage import full_queries
 from hnmine.methods.rules import REASONS
 from hnmine.selection.options import FilterOptions
-from hnmine.selection.prepare import PreparedRows
+from hnmine.selection.prepare import NO_RANK, PreparedRows
 from hnmine.selection.random_negatives import RandomNegatives
 from hnmine.selection.record import NO_TEACHER_RANK, SelectionRecord
 
@@ -41,8 +41,10 @@ QUERY_SUMMARY_SCHEMA = pa.schema(
     ]
 )
 
-STATUSES = ("ok", "short", "no_candidates", "no_positive")
-_OK, _SHORT, _NO_CANDIDATES, _NO_POSITIVE = range(len(STATUSES))
+# all_candidates_positive: retrieval found candidates, and every one became a positive by a verdict
+# (--relabel, a judgment): no_candidates would say retrieval found none.
+STATUSES = ("ok", "short", "no_candidates", "no_positive", "all_candidates_positive")
+_OK, _SHORT, _NO_CANDIDATES, _NO_POSITIVE, _ALL_POSITIVE = range(len(STATUSES))
 
 
 @dataclass
@@ -63,6 +65,8 @@ def build_result(
     status = np.full(rows.n_queries, _OK, dtype=np.int64)
     status[shortfall > 0] = _SHORT
     status[record.n_candidates == 0] = _NO_CANDIDATES
+    promoted = np.bincount(rows.query[rows.promoted & (rows.rank != NO_RANK)], minlength=rows.n_queries) > 0
+    status[(record.n_candidates == 0) & promoted] = _ALL_POSITIVE
     status[rows.n_positives == 0] = _NO_POSITIVE
     dropped, dropped_code = _dropped_table(rows, record)
     summary = _summary_table(rows, record, n_negatives, shortfall, status, opts.min_negatives)
@@ -79,6 +83,7 @@ def build_result(
             "queries_exported": int(np.count_nonzero(n_negatives >= opts.min_negatives)),
             "queries_no_positive": int(np.count_nonzero(status == _NO_POSITIVE)),
             "queries_no_candidates": int(np.count_nonzero(status == _NO_CANDIDATES)),
+            "queries_all_candidates_positive": int(np.count_nonzero(status == _ALL_POSITIVE)),
             "queries_looked_deeper": int(np.count_nonzero(record.depth_used > opts.depth)),
             "candidates_considered": int(record.n_candidates[rows.n_positives > 0].sum()),
             "near_duplicate_check": near_duplicate_check,

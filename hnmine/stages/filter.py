@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import fields
 
 from hnmine.engines import on_engine
-from hnmine.options import Options
+from hnmine.options import Options, relabel_settings
 from hnmine.pipeline import Context, Stage, StageOutput
 
 
@@ -94,7 +94,7 @@ def _reads(ctx: Context) -> tuple[str, ...]:
 
 def _key(ctx: Context) -> dict:
     o = ctx.options
-    relabel = {"margin": o.relabel_margin, "max_per_query": o.relabel_max} if o.relabel else None
+    relabel = dict(zip(("margin", "max_per_query"), relabel_settings(o))) if o.relabel else None
     return {"selection": filter_options(o), "relabel": relabel}
 
 
@@ -127,7 +127,15 @@ def _work(ctx: Context) -> StageOutput:
         from hnmine.options import Options
         from hnmine.selection.calibrate import calibrate
 
-        settings, calibration = calibrate(scores, ctx.table("qrels"), corpus, settings, default_method=Options.method, doc_vectors=vectors)
+        settings, calibration = calibrate(
+            scores,
+            ctx.table("qrels"),
+            corpus,
+            settings,
+            default_method=Options.method,
+            doc_vectors=vectors,
+            positives_hidden=ctx.options.hide_positives,
+        )
         ctx.reporter.info(f"method auto: {settings.method} ({calibration['reason']})")
     with ctx.reporter.task("filtering", total=len(query_ids)) as advance:
         result = filter_candidates(scores, corpus, settings, doc_vectors=vectors, query_ids=query_ids, progress=advance, excluded=excluded)
@@ -184,7 +192,7 @@ def _with_verdicts(ctx: Context, scores):
     if ctx.options.relabel:
         from hnmine.selection.relabel import relabel_judgments
 
-        teacher = relabel_judgments(scores, ctx.options.relabel_margin, ctx.options.relabel_max, time="")
+        teacher = relabel_judgments(scores, *relabel_settings(ctx.options), time="")
         relabelled = teacher.num_rows
         tables.append(teacher)
     if not tables:
