@@ -116,13 +116,18 @@ def mine(
     model: Any = None,
     out: str | Path | None = None,
     force: bool = False,
+    replace: bool = False,
+    defaults: bool = False,
     progress: bool = True,
     **options: Any,
 ) -> MiningResult:
     """Mine hard negatives; see the module docstring. `options` are `hnmine mine`'s options by name
-    (num_negatives=5, method="shifted", format="triplet", …); an unknown name is an OptionError."""
+    (num_negatives=5, method="shifted", format="triplet", …); an unknown name is an OptionError.
+
+    On an existing run (`out=`), options not given are those the run last ran with (hnmine.run_options;
+    `defaults=True`: their defaults), and other data than the run's is refused unless `replace=True`."""
     from hnmine.options import make_options
-    from hnmine.pipeline import mine as run_pipeline
+    from hnmine.pipeline import run_command
     from hnmine.progress import Reporter, RichReporter
 
     known = {f.name for f in option_fields()}
@@ -137,13 +142,16 @@ def mine(
     run_dir = Path(tempfile.mkdtemp(prefix="hnmine-")) if temporary else Path(out)  # type: ignore[arg-type]
     run = RunDir(run_dir)
     try:
-        with run.writing():  # held across staging and the run: no other process writes here meanwhile
+        with run.writing(), tempfile.TemporaryDirectory(prefix="hnmine-staging-") as scratch:
+            # held across staging and the run: no other process writes here meanwhile
             staging = run.path_of("sources")
             values = dict(options)
-            values.update(_inputs(data, corpus, queries, qrels, staging))
+            values.update(_inputs(data, corpus, queries, qrels, Path(scratch)))
+            values = _move_staged(values, Path(scratch), run, replace)
             if model is not None:
                 values["model"] = _model(model, staging)
-            result = run_pipeline(run_dir, make_options(values), force=force, reporter=RichReporter() if progress else Reporter())
+            reporter = RichReporter() if progress else Reporter()
+            result = run_command(run_dir, values, force=force, replace=replace, defaults=defaults, reporter=reporter)
         return _result(result, run_dir, temporary)
     except BaseException:  # Ctrl-C too: nobody can reach a failed call's temporary folder (embeddings and all)
         if temporary:
@@ -175,6 +183,31 @@ def _inputs(data: Any, corpus: Any, queries: Any, qrels: Any, staging: Path) -> 
         if staged is not None:
             staged[f"{role}.parquet"] = f"{role}="
     return values
+
+
+def _move_staged(values: dict[str, Any], scratch: Path, run: RunDir, replace: bool) -> dict[str, Any]:
+    """In-memory inputs staged in `scratch`, checked against the run's own inputs (other data is refused
+    before the run's `sources/` is touched, hnmine.run_identity), then moved there; the values naming them."""
+    from hnmine.io.atomic import atomic_path
+    from hnmine.options import make_options
+    from hnmine.run_identity import check_same_inputs
+
+    staged = {k: v for k, v in values.items() if isinstance(v, Path) and v.is_relative_to(scratch)}
+    if not staged:
+        return values
+    inputs = {k: v for k, v in values.items() if k in {"data", "corpus", "queries", "qrels", "pairs"} or k.endswith("_column")}
+    check_same_inputs(run, make_options(inputs, ["inputs"]), replace=replace, content_roots=[scratch])
+    target_folder = run.path_of("sources")
+    target_folder.mkdir(parents=True, exist_ok=True)
+    moved = dict(values)
+    for name, path in staged.items():
+        target = target_folder / path.name
+        data = path.read_bytes()
+        if not (target.is_file() and target.read_bytes() == data):  # the same bytes: left as they are
+            with atomic_path(target) as tmp:
+                tmp.write_bytes(data)
+        moved[name] = target
+    return moved
 
 
 def _as_table(value: Any, role: str) -> pa.Table:

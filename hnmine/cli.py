@@ -135,8 +135,7 @@ def _stage_command(name: str, stages: tuple[str, ...]) -> Callable:
     run_fs = list(option_fields(RunOptions))
 
     def command(ctx: typer.Context, **kw: Any) -> None:
-        from hnmine.options import make_options
-        from hnmine.pipeline import mine
+        from hnmine.pipeline import run_command
 
         values = {k.rstrip("_"): v for k, v in kw.items()}
         # Flags typed on the command line beat the config file; defaults do not.
@@ -154,11 +153,12 @@ def _stage_command(name: str, stages: tuple[str, ...]) -> Callable:
                 from hnmine.errors import OptionError
 
                 raise OptionError("--out is needed: the run directory (a flag, or `out` in the --config file)")
-            options = make_options({f.name: merged[f.name] for f in option_fs if f.name in merged}, stages)
-            result = mine(
+            result = run_command(
                 run["out"],
-                options,
+                {f.name: merged[f.name] for f in option_fs if f.name in merged},
                 stages=stages,
+                defaults=run["defaults"],
+                replace=run["replace"],
                 force=run["force"],
                 reporter=_reporter(run["quiet"]),
                 engine=run["engine"],

@@ -28,6 +28,9 @@ class Manifest:
     finished_at: str = ""
     packages: dict[str, str] = field(default_factory=dict)
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # every option the stage reads, as it ran (hnmine.run_options): what a later command on the run
+    # takes for an option it is not given
+    settings: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -52,6 +55,7 @@ class Manifest:
                 finished_at=_str(data.get("finished_at", "")),
                 packages=_str_map(data.get("packages", {})),
                 models={k: _dict(v) for k, v in _dict(data.get("models", {})).items()},
+                settings=_dict(data.get("settings", {})),
             )
         except (KeyError, TypeError, ValueError):
             return None

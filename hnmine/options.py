@@ -89,7 +89,9 @@ class Options:
     pair_positive_column: str | None = opt(None, "Pairs file: positive column (text or list of texts).", stages=_IN)
     min_relevance: int = opt(1, "Judgments at or above this grade are positives.", stages=_IN, low=-1000, high=1000)
     hide_positives: bool = opt(
-        False, "Hidden-positive protocol: keep the best-graded positive per query, hide the rest (for `hnmine eval --hidden`).", stages=_IN
+        False, "Hidden-positive protocol: keep the best-graded positive per query, hide the rest (for `hnmine eval --hidden`).",
+        stages=_IN,
+        negatable=True,  # a run's option is kept by later commands (hnmine.run_options): --no-… turns it off
     )
     seed: int = opt(42, "Seed for sampling and hidden positives.", stages=("inputs", "filter"), low=0, high=MAX_SEED)
     # model inference
@@ -262,6 +264,7 @@ class Options:
         "Turn candidates the teacher scores at least --relabel-margin above the query's best known positive into "
         "positives (exported as such, reason relabelled_positive) instead of only keeping them out of the negatives.",
         stages=_FILTER,
+        negatable=True,
     )
     # None until given, so that a value given without --relabel is refused, not silently unused; the filter
     # stage resolves None to RELABEL_DEFAULTS.
@@ -303,7 +306,7 @@ class Options:
         choices=lambda: ("parquet", "jsonl"),
         kind="file format",
     )
-    with_scores: bool = opt(False, "Include teacher scores (for distillation).", stages=("export",))
+    with_scores: bool = opt(False, "Include teacher scores (for distillation).", stages=("export",), negatable=True)
 
 
 @dataclass(frozen=True)
@@ -313,6 +316,12 @@ class RunOptions:
     out: Path | None = opt(None, "Run directory: every stage reads and writes its tables here.", short=("-o",), required=True)
     config: Path | None = opt(None, "TOML file of options (keys as option names, optionally under [mine], [filter]…); flags override it.")
     force: bool = opt(False, "Redo the stage(s) even when up to date.")
+    replace: bool = opt(
+        False, "Mine other inputs into a run directory that holds a run of other data (its review verdicts on changed texts are set aside)."
+    )
+    defaults: bool = opt(
+        False, "Options not given take their defaults, not the values the run directory last ran with (a fresh run's options)."
+    )
     json: bool = opt(False, "Print a machine-readable summary on stdout.")
     quiet: bool = opt(False, "No progress bars or messages on stderr.", short=("-q",))
     engine: str = opt(

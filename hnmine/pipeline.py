@@ -23,6 +23,7 @@ from hnmine.errors import RunDirError
 from hnmine.manifest import Manifest
 from hnmine.options import Options, check_options
 from hnmine.progress import Reporter
+from hnmine.run_options import OptionChange, stage_settings
 from hnmine.rundir import RunDir, content_hash
 
 if TYPE_CHECKING:
@@ -96,6 +97,7 @@ class MineResult:
     run_dir: Path
     outcomes: list[StageOutcome] = field(default_factory=list)
     seconds: float = 0.0
+    changes: list[OptionChange] = field(default_factory=list)  # options that differ from the run's last
 
     def outcome(self, stage: str) -> StageOutcome | None:
         return next((o for o in self.outcomes if o.stage == stage), None)
@@ -109,6 +111,7 @@ class MineResult:
             "stages": [o.summary() for o in self.outcomes],
             "filter": dict(filt.manifest.stats) if filt and filt.manifest else {},
             "export": str(self.run_dir / export_file) if export_file else None,
+            "changes": [c.to_json() for c in self.changes],
         }
 
 
@@ -179,6 +182,7 @@ def run_stage(stage: Stage, ctx: Context, *, force: bool = False) -> StageOutcom
         finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         packages=package_versions(stage.packages),
         models=jsonable(out.models),
+        settings=stage_settings(ctx.options, stage.name, run.path),
     )
     run.write_manifest(manifest)
     return StageOutcome(stage.name, skipped=False, seconds=seconds, manifest=manifest)
@@ -202,14 +206,17 @@ def mine(
     reporter: Reporter | None = None,
     engine: str = "local",
     ray_address: str | None = None,
+    replace: bool | None = None,
 ) -> MineResult:
     """Run `stages` (default: all, in order) in `run_dir`; each is skipped when up to date.
 
     Every option and every cheap precondition is checked before the run directory is touched, so a
-    bad value fails in a second and writes nothing.
+    bad value fails in a second and writes nothing. `replace`: None mines whatever inputs the options
+    name; False refuses inputs other than the run's (hnmine.run_identity), True replaces them.
     """
     from hnmine.engines import EngineSession
     from hnmine.options import check_engine
+    from hnmine.rundir import hash_scope
     from hnmine.stages import STAGES
 
     reporter = reporter or Reporter()
@@ -221,13 +228,55 @@ def mine(
     started = time.perf_counter()
     run = RunDir(run_dir)
     result = MineResult(run_dir=Path(run_dir))
-    with run.writing(), EngineSession(engine, ray_address, reporter) as session:
+    # hash_scope: each file hashed once per run while unchanged, never trusted across runs (hnmine.rundir)
+    with run.writing(), hash_scope(), EngineSession(engine, ray_address, reporter) as session:
+        if replace is not None and any(s.name == "inputs" for s in chosen):
+            from hnmine.run_identity import check_same_inputs
+
+            check_same_inputs(run, options, replace=replace)
         ctx = Context(run=run, options=options, reporter=reporter, engine=engine, engine_session=session)
         for stage in chosen:
             outcome = run_stage(stage, ctx, force=force)
+            if outcome.skipped and stage.name == "inputs" and replace is not None:
+                from hnmine.run_identity import follow_moved_inputs
+
+                follow_moved_inputs(run, options)
             counts = outcome.manifest.counts if outcome.manifest else {}
             verb = "skipped (up to date)" if outcome.skipped else f"done in {outcome.seconds:.1f}s"
             reporter.stage_line(stage.name, f"{verb}  rows in {counts.get('rows_in', '-')}, out {counts.get('rows_out', '-')}")
             result.outcomes.append(outcome)
     result.seconds = time.perf_counter() - started
+    return result
+
+
+def run_command(
+    run_dir: Path | str,
+    given: dict[str, Any],
+    *,
+    stages: Sequence[str] | None = None,
+    defaults: bool = False,
+    replace: bool = False,
+    force: bool = False,
+    reporter: Reporter | None = None,
+    engine: str = "local",
+    ray_address: str | None = None,
+) -> MineResult:
+    """What a command does (`hnmine mine`, a stage command, `hnmine.mine`): the options it is `given`, the
+    others from the run's own record (hnmine.run_options; `defaults`: from their defaults), each change
+    named; other inputs than the run's refused unless `replace` (hnmine.run_identity); then `mine`."""
+    from hnmine.run_options import resolve_options
+    from hnmine.stages import STAGES
+
+    reporter = reporter or Reporter()
+    names = [s.name for s in STAGES if stages is None or s.name in stages]
+    run = RunDir(run_dir)
+    options, changes = resolve_options(run, given, names, defaults=defaults)
+    if "inputs" in names:  # before anything is said (again under the run's lock, in `mine`)
+        from hnmine.run_identity import check_same_inputs
+
+        check_same_inputs(run, options, replace=replace)
+    for change in changes:
+        reporter.info(change.line())
+    result = mine(run_dir, options, stages=names, force=force, reporter=reporter, engine=engine, ray_address=ray_address, replace=replace)
+    result.changes = changes
     return result

@@ -28,6 +28,9 @@ def copy_of_finished(tmp_path, finished_tiny) -> tuple[Path, Path]:
     data, run = finished_tiny
     shutil.copytree(data, tmp_path / "data")
     shutil.copytree(run, tmp_path / "run")
+    # The same bytes at another path are the run's own inputs: the run follows them there (nothing reruns),
+    # so an edit of the copy below is an edit of the run's inputs, not other data (hnmine.run_identity).
+    assert reran(mine_json(tmp_path / "data", tmp_path / "run")) == []
     return tmp_path / "data", tmp_path / "run"
 
 

@@ -54,7 +54,9 @@ def _work(ctx: Context) -> StageOutput:
     loaded = load_inputs(spec)
     for w in loaded.warnings:
         ctx.reporter.warn(w)
-    qrels, stats = loaded.qrels, {**loaded.stats, "files": files}
+    from hnmine.run_identity import input_identity
+
+    qrels, stats = loaded.qrels, {**loaded.stats, "files": files, "identity": input_identity(ctx.options, ctx.run.path)}
     tables = {"corpus": loaded.corpus, "queries": loaded.queries}
     if ctx.options.hide_positives:
         from hnmine.hide import hide_positives

@@ -1,0 +1,134 @@
+"""The run's own options: what a command on an existing run takes for an option it is not given.
+
+A command never changes an option the user did not change. Every stage's manifest records the options
+the stage read, as it ran them (`Manifest.settings`). A later command on the run — a stage command,
+`hnmine mine`, or `hnmine.mine(out=...)` — takes each option it is not given (on the command line, in a
+--config file, or as an argument) from the run's latest record of it: the last stage that read it. An
+option the run never recorded has its default. Every option whose value now differs from what one of
+the command's stages last ran with is a change, named on stderr and in --json:
+
+    filter: --method shifted (the run had naive)
+
+Input files are one choice: a command given any of DATA, --corpus, --queries, --qrels or --pairs takes
+none of the options only the inputs stage reads (the column names, --split…) from the record.
+`--defaults` takes every option not given from its default instead, as a fresh run would.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hnmine.options import Options, flag, option_fields, options_for_stages, spec
+
+if TYPE_CHECKING:
+    from hnmine.rundir import RunDir
+
+INPUT_FILES = ("data", "corpus", "queries", "qrels", "pairs")
+_IN_RUN = "run:"  # a recorded path inside the run directory, kept relative so a copied run stays whole
+
+
+@dataclass(frozen=True)
+class OptionChange:
+    """An option a command runs a stage with that differs from the stage's last run."""
+
+    stage: str
+    option: str
+    value: Any  # as recorded (JSON)
+    was: Any
+    origin: str  # "given" (command line, config file, argument) or the stage whose record it came from
+
+    def line(self) -> str:
+        where = "" if self.origin == "given" else f", from the {self.origin} stage"
+        return f"{self.stage}: {flag(self.option)} {_shown(self.value)} (the run had {_shown(self.was)}{where})"
+
+    def to_json(self) -> dict:
+        return {"stage": self.stage, "option": self.option, "value": self.value, "was": self.was, "origin": self.origin}
+
+
+def stage_settings(options: Options, stage: str, run_path: Path) -> dict:
+    """For a stage's manifest: the options it reads, as JSON, and when (ordering the records of stages)."""
+    values = {f.name: _encode(getattr(options, f.name), run_path) for f in options_for_stages([stage])}
+    return {"recorded_ns": time.time_ns(), "options": values}
+
+
+def recorded_options(run: RunDir) -> dict[str, tuple[Any, str]]:
+    """{option: (value as JSON, stage)} from the latest record of each option among the run's stages."""
+    from hnmine.stages import BY_NAME
+
+    records = []
+    for order, name in enumerate(BY_NAME):
+        m = run.manifest(name)
+        settings = m.settings if m is not None else {}
+        values = settings.get("options")
+        if isinstance(values, dict) and isinstance(settings.get("recorded_ns"), int):
+            records.append((settings["recorded_ns"], order, name, values))
+    latest: dict[str, tuple[Any, str]] = {}
+    for _, _, name, values in sorted(records, key=lambda r: (r[0], r[1])):
+        latest.update({option: (value, name) for option, value in values.items()})
+    return latest
+
+
+def resolve_options(
+    run: RunDir, given: dict[str, Any], stages: Sequence[str], *, defaults: bool = False
+) -> tuple[Options, list[OptionChange]]:
+    """The options a command running `stages` on `run` runs with: `given` ones as given, the others from
+    the run's record (unless `defaults`), else their defaults; and the changes against each stage's last run."""
+    from hnmine.options import make_options
+
+    taken = [f.name for f in options_for_stages(stages)]
+    record = {} if defaults else recorded_options(run)
+    if any(name in given for name in INPUT_FILES):
+        inputs_only = {f.name for f in option_fields(Options) if spec(f).stages == ("inputs",)}
+        record = {k: v for k, v in record.items() if k not in inputs_only}
+    values = dict(given)
+    values.update({name: _decode(name, record[name][0], run.path) for name in taken if name not in given and name in record})
+    options = make_options(values, stages)
+    origin = {name: ("given" if name in given else record[name][1]) for name in values}
+    return options, _changes(run, options, stages, origin)
+
+
+def _changes(run: RunDir, options: Options, stages: Sequence[str], origin: dict[str, str]) -> list[OptionChange]:
+    out = []
+    for stage in stages:
+        m = run.manifest(stage)
+        before = m.settings.get("options") if m is not None else None
+        if not isinstance(before, dict):
+            continue  # the stage has not run here (or an older hnmine ran it): nothing it had
+        for f in options_for_stages([stage]):
+            now = _encode(getattr(options, f.name), run.path)
+            if f.name in before and before[f.name] != now:
+                out.append(OptionChange(stage, f.name, now, before[f.name], origin.get(f.name, "given")))
+    return out
+
+
+def _encode(value: Any, run_path: Path) -> Any:
+    if isinstance(value, Path):
+        absolute = value.resolve()
+        root = Path(run_path).resolve()
+        return _IN_RUN + str(absolute.relative_to(root)) if absolute.is_relative_to(root) else str(absolute)
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def _decode(name: str, value: Any, run_path: Path) -> Any:
+    from hnmine.options import option_types
+
+    is_path = Path in (option_types(Options)[name], *getattr(option_types(Options)[name], "__args__", ()))
+    if is_path and isinstance(value, str) and value.startswith(_IN_RUN):
+        return str(Path(run_path) / value[len(_IN_RUN) :])
+    return value
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "(none)"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, list):
+        return ",".join(map(str, value)) or "(none)"
+    return str(value)
