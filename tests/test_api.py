@@ -70,7 +70,7 @@ def test_a_loaded_model_is_used_and_keyed_by_its_weights(tmp_path):
     rows = _pairs()
     kw = dict(corpus=[d["text"] for d in TINY_DOCS], out=tmp_path / "run", num_negatives=2, progress=False)
     first = hnmine.mine(rows, model=model, **kw)
-    assert (tmp_path / "run/sources/model/.hnmine-weights-sha256").is_file()
+    assert (tmp_path / "run/sources/model/model.safetensors").is_file()  # saved in the run, keyed by its files
     assert all(s["skipped"] for s in hnmine.mine(rows, model=model, **kw).summary["stages"])
     import torch
 

@@ -2,11 +2,14 @@
 
 Both backends use the same tokenizer, so with `method="robertson"` they rank alike (rank-bm25's
 BM25Okapi differs only by the constant factor k1+1 and its idf floor for terms in over half the corpus).
+
+Both are stored as data, never as a pickle (a run directory may come from someone else, and loading a
+pickle runs whatever it says): bm25s as its own arrays and JSON, rank-bm25 as the tokenized corpus, from
+which BM25Okapi is rebuilt at search time (the same object, so the same scores).
 """
 
 from __future__ import annotations
 
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +19,8 @@ from hnmine.errors import UnknownName
 from hnmine.progress import Reporter
 
 BM25_VARIANTS = ("lucene", "robertson", "atire", "bm25l", "bm25+")
+RANK_BM25_TOKENS = "rank_bm25_tokens.parquet"  # the rank-bm25 index: one row of tokens per document
+_OLD_PICKLE = "rank_bm25.pkl"  # what hnmine wrote before: never loaded
 
 
 @dataclass(frozen=True)
@@ -50,14 +55,13 @@ def build(texts: list[str], options: BM25Options, folder: Path, reporter: Report
         from hnmine.errors import InputError
 
         raise InputError("the corpus has no word BM25 can index (only stopwords or punctuation); use --retriever dense")
-    from hnmine.io.atomic import atomic_path
-
     if options.backend == "rank-bm25":
-        from rank_bm25 import BM25Okapi
+        import pyarrow as pa
 
-        model = BM25Okapi(tokens, k1=options.k1, b=options.b)
-        with atomic_path(folder / "rank_bm25.pkl") as tmp:
-            tmp.write_bytes(pickle.dumps(model))
+        from hnmine.io.atomic import write_parquet
+
+        write_parquet(pa.table({"tokens": pa.array(tokens, pa.list_(pa.string()))}), folder / RANK_BM25_TOKENS)
+        (folder / _OLD_PICKLE).unlink(missing_ok=True)  # an earlier version's, never to be read
     else:
         import bm25s
 
@@ -81,7 +85,7 @@ def search(
     scores = np.zeros((len(queries), k), dtype=np.float32)
     with (reporter or Reporter()).task("BM25 search", total=len(queries)) as advance:
         if options.backend == "rank-bm25":
-            model = pickle.loads((folder / "rank_bm25.pkl").read_bytes())
+            model = _rank_bm25(folder, options)
             for row, q in enumerate(tokens):
                 s = model.get_scores(q)
                 top = np.lexsort((np.arange(len(s)), -s))[:k]
@@ -97,6 +101,24 @@ def search(
                 ids[row], scores[row] = index.top_k(q, k)
                 advance(1)
     return ids, scores
+
+
+def _rank_bm25(folder: Path, options: BM25Options):
+    """rank-bm25's BM25Okapi rebuilt from the stored tokenized corpus (a pickle of it is never loaded)."""
+    import pyarrow.parquet as pq
+    from rank_bm25 import BM25Okapi
+
+    from hnmine.errors import RunDirError
+
+    path = folder / RANK_BM25_TOKENS
+    if not path.is_file():
+        found = f"only {_OLD_PICKLE} from an earlier hnmine, which is never loaded (a pickle can run any code)"
+        raise RunDirError(
+            f"{folder}: no rank-bm25 token table, {found if (folder / _OLD_PICKLE).exists() else 'and no index'}; "
+            f"rebuild the index: rerun `hnmine index` (or `hnmine mine`) with --out {folder.parent.parent} --force"
+        )
+    tokens = pq.read_table(path, columns=["tokens"]).column("tokens").to_pylist()
+    return BM25Okapi([t or [] for t in tokens], k1=options.k1, b=options.b)
 
 
 class SparseBM25:

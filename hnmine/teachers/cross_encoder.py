@@ -14,9 +14,9 @@ def check_cross_encoder(model: str, max_length: int | None = None) -> None:
     import json
     from pathlib import Path
 
-    from hnmine.encode import check_max_length, resolve_model
+    from hnmine.encode import check_max_length, model_path
 
-    path = Path(resolve_model(model)[0])
+    path = Path(model_path(model))
     config = path / "config.json"
     if not config.is_file():
         return  # not a local checkpoint: loading it will say what is wrong
@@ -35,12 +35,12 @@ def check_cross_encoder(model: str, max_length: int | None = None) -> None:
 
 
 def load_cross_encoder(model: str, device: str, max_length: int | None):
-    from hnmine.encode import quiet_model_loading, resolve_model
+    from hnmine.encode import model_path, quiet_model_loading
 
     quiet_model_loading()
     from sentence_transformers import CrossEncoder
 
-    path, _ = resolve_model(model)
+    path = model_path(model)
     try:
         kwargs: dict[str, object] = {"device": device}
         if max_length is not None:
@@ -65,8 +65,8 @@ def score_pairs(
 
     if threads is not None:
         torch.set_num_threads(threads)
-    if dtype != "float32":
-        ce.model.to(getattr(torch, dtype))
+    # Always cast, float32 included: transformers loads a checkpoint in the dtype it was saved in.
+    ce.model.to(getattr(torch, dtype))
     n = len(queries)
     order = _longest_first(queries, docs)
     out = np.empty(n, dtype=np.float32)
