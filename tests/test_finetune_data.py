@@ -85,8 +85,12 @@ def _run_with_export(root: Path, files: dict[str, pa.Table], named: str | None) 
     for name, table in files.items():
         pq.write_table(table, root / "export" / name)
     if named is not None:
+        from hnmine.rundir import file_hash
+
         (root / "manifests").mkdir()
-        (root / "manifests" / "export.json").write_text(json.dumps(_manifest("export", stats={"file": f"export/{named}"})))
+        manifest = _manifest("export", stats={"file": f"export/{named}"})
+        manifest["outputs"] = {f"export/{named}": file_hash(root / "export" / named)}  # as the export stage records it
+        (root / "manifests" / "export.json").write_text(json.dumps(manifest))
     return root
 
 

@@ -68,13 +68,27 @@ def load_source(path: Path) -> TrainingSource:
 
 
 def export_file(run_dir: Path) -> Path:
-    """The training file of a run: the one its export manifest names, else the only file in export/."""
+    """The training file of a run: the one its export manifest names, checked to be current; else, in a
+    folder no hnmine stage has filtered, the only file in export/.
+
+    Current means what `report` asks of a table: the file has the hash its export manifest records, and
+    the tables the export read (negatives, ...) and those they were made from are still the ones in the run.
+    An export older than the run's filter output (`hnmine filter` rerun alone) is refused, naming the
+    command to rerun, before any model is loaded."""
     from hnmine.rundir import LAYOUT, RunDir
 
-    manifest = RunDir(run_dir).manifest("export")
+    run = RunDir(run_dir)
+    manifest = run.manifest("export")
     named = manifest.stats.get("file") if manifest is not None else None
-    if isinstance(named, str) and (run_dir / named).is_file():
+    if manifest is not None and isinstance(named, str) and named in manifest.outputs:
+        run.require(named)
+        run.check_unchanged(named)
         return run_dir / named
+    if manifest is not None or run.manifest("filter") is not None:
+        raise RunDirError(
+            f"{run_dir}: the export stage has not finished here (no manifests/export.json naming its file), so "
+            f"export/ may hold an older training file; run `hnmine export` (or `hnmine mine`) with --out {run_dir}"
+        )
     folder = run_dir / LAYOUT["export"]
     files = sorted(p for p in folder.glob("*") if p.is_file() and p.suffix.lower() in FILE_SUFFIXES) if folder.is_dir() else []
     if not files:
