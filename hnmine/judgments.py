@@ -31,7 +31,7 @@ import re
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 import pyarrow as pa
 
@@ -347,7 +347,7 @@ class JudgmentLog:
         self.source = source
         self.clock = clock
         self.session = session or uuid.uuid4().hex[:16]
-        self._lock_file = None
+        self._lock_file: TextIO | None = None  # held while this session is open (_hold_session)
 
     # sessions
 

@@ -38,6 +38,7 @@ class Spec:
     argument: bool = False  # positional (DATA)
     required: bool = False  # a stage command cannot run without it (--out)
     metavar: str | None = None
+    requires: str | None = None  # a switch this option applies only with: given without it, it is refused
 
 
 def opt(default: Any, help: str, *, stages: Sequence[str] = (), **kw: Any) -> Any:
@@ -89,7 +90,8 @@ class Options:
     pair_positive_column: str | None = opt(None, "Pairs file: positive column (text or list of texts).", stages=_IN)
     min_relevance: int = opt(1, "Judgments at or above this grade are positives.", stages=_IN, low=-1000, high=1000)
     hide_positives: bool = opt(
-        False, "Hidden-positive protocol: keep the best-graded positive per query, hide the rest (for `hnmine eval --hidden`).",
+        False,
+        "Hidden-positive protocol: keep the best-graded positive per query, hide the rest (for `hnmine eval --hidden`).",
         stages=_IN,
         negatable=True,  # a run's option is kept by later commands (hnmine.run_options): --no-… turns it off
     )
@@ -275,6 +277,7 @@ class Options:
         stages=_FILTER,
         low=-1e6,
         high=1e6,
+        requires="relabel",
     )
     relabel_max: int | None = opt(
         None,
@@ -282,6 +285,7 @@ class Options:
         stages=_FILTER,
         low=1,
         high=100,
+        requires="relabel",
     )
     judgments: Path | None = opt(
         None,
@@ -474,6 +478,10 @@ def check_values(obj: Any, stages: Sequence[str] | None = None) -> None:
     for f in option_fields(Options):
         if hasattr(obj, f.name):
             _check_field(obj, f)
+    for f in option_fields(Options):
+        needs = spec(f).requires
+        if needs and getattr(obj, f.name, None) is not None and hasattr(obj, needs) and not getattr(obj, needs):
+            raise OptionError(f"{flag(f.name)} applies only with {flag(needs)}; give both, or neither")
     for needs, rule in _RULES:
         if all(getattr(obj, n, None) is not None for n in needs) and (stages is None or _read_by(needs, stages)):
             rule(obj)
@@ -574,20 +582,6 @@ def _cross_encoder_named(o: Any) -> None:
 # What --relabel uses for an option not given (the fields default to None, so a value given without
 # --relabel can be told from the default and refused).
 RELABEL_DEFAULTS = {"relabel_margin": 0.0, "relabel_max": 1}
-
-
-@_rule("relabel", "relabel_margin")
-def _relabel_margin_needs_relabel(o: Any) -> None:
-    if not o.relabel:
-        raise OptionError(
-            "--relabel-margin applies only with --relabel (it sets how far above the best positive a candidate is relabelled)"
-        )
-
-
-@_rule("relabel", "relabel_max")
-def _relabel_max_needs_relabel(o: Any) -> None:
-    if not o.relabel:
-        raise OptionError("--relabel-max applies only with --relabel (it caps the candidates relabelled per query)")
 
 
 @_rule("model")

@@ -583,13 +583,13 @@ def test_a_later_stage_refuses_outputs_made_from_replaced_tables(tmp_path, finis
 
 @pytest.mark.parametrize("command", ["report", "inspect", "eval"])
 def test_readers_refuse_a_run_whose_inputs_were_replaced(tmp_path, finished_tiny, command):
-    """`hnmine index NEWDATA --out RUN` rewrote the run's queries; `inspect RUN q1` then showed the new q1's
+    """`hnmine index NEWDATA --out RUN --replace` rewrote the run's queries; `inspect RUN q1` then showed the new q1's
     text above the old q1's candidates and negatives (and `report`, `eval` mixed them the same way)."""
     data, run = copy_run(finished_tiny, tmp_path)
     other = tmp_path / "other"
     shutil.copytree(data, other)
     queries = [dict(q, text="Which volcanoes erupt explosively?") if q["_id"] == "q1" else q for q in TINY_QUERIES]
     (other / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in queries))
-    assert invoke(["index", other, "--out", run, "--quiet"]).exit_code == 0
+    assert invoke(["index", other, "--out", run, "--quiet", "--replace"]).exit_code == 0
     args = {"report": ["report", run], "inspect": ["inspect", run, "q1"], "eval": ["eval", run]}[command]
     one_line_error(invoke(args), "the retrieve stage's outputs are out of date: inputs/queries.parquet changed since it ran")

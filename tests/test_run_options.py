@@ -167,3 +167,13 @@ def test_the_api_refuses_other_data_before_touching_the_runs_sources(tmp_path):
     assert snapshot(tmp_path / "run") == before
     again = hnmine.mine(other, corpus=[d["text"] for d in TINY_DOCS], out=tmp_path / "run", progress=False, replace=True)
     assert again.table.num_rows > 0
+
+
+def test_an_option_inherited_for_a_switch_turned_off_is_dropped_not_refused(run):
+    """The run relabelled with --relabel-margin 0.1; `hnmine filter --no-relabel` must not be refused for a
+    --relabel-margin the user did not give this time."""
+    command("filter", "--out", run, "--relabel", "--relabel-margin", "0.1")
+    summary, _ = command("filter", "--out", run, "--no-relabel")
+    assert {c["option"] for c in summary["changes"]} == {"relabel", "relabel_margin"}
+    manifest = json.loads((run / "manifests" / "filter.json").read_text())
+    assert manifest["settings"]["options"]["relabel"] is False and manifest["settings"]["options"]["relabel_margin"] is None
