@@ -87,7 +87,8 @@ def resolve_options(
     values = dict(given)
     values.update({name: _decode(name, record[name][0], run.path) for name in taken if name not in given and name in record})
     for f in options_for_stages(stages):  # an inherited value of an option whose switch is now off is not the user's
-        if spec(f).requires and f.name not in given and not values.get(spec(f).requires):
+        switch = spec(f).requires
+        if switch is not None and f.name not in given and not values.get(switch):
             values.pop(f.name, None)
     options = make_options(values, stages)
     origin = {name: ("given" if name in given else record[name][1]) for name in values}
