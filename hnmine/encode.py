@@ -175,8 +175,6 @@ def check_model_found(name: str, flag: str = "--model") -> None:
         return
     if name.startswith(("/", "./", "../", "~")):
         return  # a path, not a hub name: EncoderSpec.validate says "no such model folder"
-    if name.startswith(("/", "./", "../", "~")):
-        return  # a path, not a hub name: EncoderSpec.validate says "no such model folder"
     if os.environ.get("HF_HUB_OFFLINE", "1").strip().upper() not in ("1", "ON", "YES", "TRUE"):
         return  # downloads allowed: the hub may have it
     if _hub_snapshot(name) is not None:
