@@ -151,3 +151,22 @@ def test_a_float16_cross_encoder_scores_in_float32_when_asked(tmp_path, half_che
     reference = CrossEncoder(str(ce_dir), device="cpu")
     reference.model.float()
     np.testing.assert_allclose(got, reference.predict(list(zip(queries, docs))), atol=1e-5)
+
+
+def test_finetune_trains_and_measures_a_float16_checkpoint_in_float32(tmp_path, half_checkpoint):
+    """`hnmine finetune` loaded a float16 checkpoint as float16 and cast only to dtypes other than float32:
+    `--eval-dtype float32` measured in float16, and `--precision float32` trained float16 weights."""
+    import torch
+
+    from hnmine.finetune.evalset import load_eval_set
+    from hnmine.finetune.options import FinetuneOptions
+    from hnmine.finetune.retrieval import measure
+    from hnmine.finetune.train import load_model
+
+    assert next(load_model(str(half_checkpoint), FinetuneOptions(precision="float32")).parameters()).dtype == torch.float32
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(half_checkpoint), device="cpu")
+    eval_set = load_eval_set(write_beir(tmp_path / "eval", TINY_DOCS, TINY_QUERIES, TINY_QRELS, split="test"), "test", 1)
+    measure(model, eval_set, dtype="float32", batch_size=8)
+    assert next(model.parameters()).dtype == torch.float32

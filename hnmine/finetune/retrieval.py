@@ -44,8 +44,7 @@ def measure(model, eval_set: EvalSet, *, dtype: str, batch_size: int, reporter: 
     reporter = reporter or Reporter()
     started = time.perf_counter()
     model.eval()
-    if dtype != "float32":
-        model = model.to(getattr(torch, dtype))
+    model = model.to(getattr(torch, dtype))  # float32 too: a float16 checkpoint loads as float16
     total = len(eval_set.query_ids) + len(eval_set.doc_ids)
     with reporter.task(f"evaluate {label}".strip(), total) as advance, torch.inference_mode():
         q = encode(model, eval_set.query_texts, batch_size, advance)

@@ -74,7 +74,11 @@ def load_model(model_path: str, opts: FinetuneOptions):
         raise ModelError(f"cannot load model '{model_path}': {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
     if opts.max_length is not None:
         model.max_seq_length = opts.max_length
-    return model
+    # transformers loads a checkpoint in its saved dtype: the weights train in float32 (mixed precision
+    # computes in bf16/fp16 on top of them), whatever the checkpoint holds.
+    import torch
+
+    return model.to(torch.float32)
 
 
 def train_copy(
