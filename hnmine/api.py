@@ -271,17 +271,11 @@ def _texts_table(texts: list[Any]) -> pa.Table:
 
 
 def _stage_table(table: pa.Table, target: Path) -> Path:
-    """Write `table` where the inputs stage will read it, unless the same bytes are there already."""
-    import io
-
+    """Write `table` to the staging folder as Parquet (the same bytes for the same data)."""
     import pyarrow.parquet as pq
 
-    from hnmine.io.atomic import write_parquet
-
-    buf = io.BytesIO()
-    pq.write_table(table, buf, compression="zstd")
-    if not (target.is_file() and target.read_bytes() == buf.getvalue()):
-        write_parquet(table, target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, target, compression="zstd")
     return target
 
 

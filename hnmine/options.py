@@ -595,7 +595,10 @@ def _models_found(o: Any) -> None:
         check_model_found(o.model, "--model")
     for name in getattr(o, "candidate_model", ()) or ():
         check_model_found(name, "--candidate-model")
-    for name in getattr(o, "teacher", ()) or ():
+    from hnmine.teachers import TeacherSpec
+
+    for text in getattr(o, "teacher", ()) or ():  # KIND:MODEL, or MODEL (the --model when empty)
+        name = TeacherSpec.parse(text, getattr(o, "teacher_type", "bi-encoder"), o.model).model
         if not (labels_only and name == o.model):
             check_model_found(name, "--teacher")
 

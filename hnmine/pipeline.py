@@ -23,7 +23,7 @@ from hnmine.errors import RunDirError
 from hnmine.manifest import Manifest
 from hnmine.options import Options, check_options
 from hnmine.progress import Reporter
-from hnmine.run_options import OptionChange, stage_settings
+from hnmine.run_options import OptionChange, change_lines, stage_settings
 from hnmine.rundir import RunDir, content_hash
 
 if TYPE_CHECKING:
@@ -263,7 +263,7 @@ def run_command(
 ) -> MineResult:
     """What a command does (`hnmine mine`, a stage command, `hnmine.mine`): the options it is `given`, the
     others from the run's own record (hnmine.run_options; `defaults`: from their defaults), each change
-    named; other inputs than the run's refused unless `replace` (hnmine.run_identity); then `mine`."""
+    named at the end; other inputs than the run's refused unless `replace` (hnmine.run_identity); then `mine`."""
     from hnmine.run_options import resolve_options
     from hnmine.stages import STAGES
 
@@ -271,12 +271,9 @@ def run_command(
     names = [s.name for s in STAGES if stages is None or s.name in stages]
     run = RunDir(run_dir)
     options, changes = resolve_options(run, given, names, defaults=defaults)
-    if "inputs" in names:  # before anything is said (again under the run's lock, in `mine`)
-        from hnmine.run_identity import check_same_inputs
-
-        check_same_inputs(run, options, replace=replace)
-    for change in changes:
-        reporter.info(change.line())
     result = mine(run_dir, options, stages=names, force=force, reporter=reporter, engine=engine, ray_address=ray_address, replace=replace)
+    # Said once the command succeeded, so a failure stays one line; the summary (--json) holds them too.
+    for line in change_lines(changes):
+        reporter.info(line)
     result.changes = changes
     return result

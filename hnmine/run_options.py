@@ -5,7 +5,7 @@ the stage read, as it ran them (`Manifest.settings`). A later command on the run
 `hnmine mine`, or `hnmine.mine(out=...)` — takes each option it is not given (on the command line, in a
 --config file, or as an argument) from the run's latest record of it: the last stage that read it. An
 option the run never recorded has its default. Every option whose value now differs from what one of
-the command's stages last ran with is a change, named on stderr and in --json:
+the command's stages last ran with is a change, named on stderr when the command succeeds and in --json:
 
     filter: --method shifted (the run had naive)
 
@@ -41,12 +41,21 @@ class OptionChange:
     was: Any
     origin: str  # "given" (command line, config file, argument) or the stage whose record it came from
 
-    def line(self) -> str:
+    def line(self, stages: Sequence[str] = ()) -> str:
         where = "" if self.origin == "given" else f", from the {self.origin} stage"
-        return f"{self.stage}: {flag(self.option)} {_shown(self.value)} (the run had {_shown(self.was)}{where})"
+        names = ", ".join(stages or [self.stage])
+        return f"{names}: {flag(self.option)} {_shown(self.value)} (the run had {_shown(self.was)}{where})"
 
     def to_json(self) -> dict:
         return {"stage": self.stage, "option": self.option, "value": self.value, "was": self.was, "origin": self.origin}
+
+
+def change_lines(changes: Sequence[OptionChange]) -> list[str]:
+    """One line per changed option and value, naming every stage it changes: `index, retrieve, score: --model …`."""
+    grouped: dict[tuple, list[OptionChange]] = {}
+    for c in changes:
+        grouped.setdefault((c.option, repr(c.value), repr(c.was), c.origin), []).append(c)
+    return [group[0].line([c.stage for c in group]) for group in grouped.values()]
 
 
 def stage_settings(options: Options, stage: str, run_path: Path) -> dict:

@@ -248,6 +248,6 @@ def test_mine_with_openvino_end_to_end_and_its_keys_against_torch(finished_tiny,
     assert dense["backend"] == "openvino" and dense["inference_precision"] == "f32" and dense["quantization"] is None
     assert dense["backend_versions"]["openvino"]
     assert reran(mine_json(data, run, *args)) == []
-    back = reran(mine_json(data, run, "--dtype", torch_dtype))
+    back = reran(mine_json(data, run, "--backend", "torch", "--dtype", torch_dtype))  # the run's own backend is kept unless changed
     assert back[:3] == ["index", "retrieve", "score"]
     assert "backend" not in json.loads((run / "manifests/index.json").read_text())["options"]["encoder"]

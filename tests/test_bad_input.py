@@ -77,7 +77,8 @@ def assert_fails_cleanly(tmp: Path, finished: tuple[Path, Path], args: list, fra
     existing = tmp / "existing_run"
     shutil.copytree(done, existing)
     before = snapshot(existing)
-    message = assert_clean_error(invoke(["mine", *args, "--out", existing]), fragments)
+    # --replace: the bad data is other data than the run's; without it the refusal to mix them would be the message
+    message = assert_clean_error(invoke(["mine", *args, "--out", existing, "--replace"]), fragments)
     assert snapshot(existing) == before, "a failing command changed the run directory"
     fresh = tmp / "fresh_run"
     assert_clean_error(invoke(["mine", *args, "--out", fresh, "--quiet"]), fragments)
@@ -442,14 +443,14 @@ def test_bm25_on_a_corpus_of_stopwords(tmp_path, finished_tiny):
     run = tmp_path / "run"
     shutil.copytree(done, run)
     before = snapshot(run)
-    result = invoke(["mine", data, "--out", run, "--retriever", "bm25", "--quiet"])
+    result = invoke(["mine", data, "--out", run, "--retriever", "bm25", "--quiet", "--replace"])
     assert_clean_error(result, ["the corpus has no word BM25 can index", "--retriever dense"])
     after = snapshot(run)
     changed = {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
     # The index stage failed midway (its dense part was written before BM25 failed): its manifest
     # is the old one, so the half-made index is redone by the next run, never trusted.
     assert all(k.startswith(("inputs/", "index/", "cache/")) or k == "manifests/inputs.json" for k in changed), changed
-    summary = mine_json(good, run)
+    summary = mine_json(good, run, "--replace", "--retriever", "dense")
     assert summary["stages"][1]["skipped"] is False
     assert (run / "export/triplet.parquet").read_bytes() == (done / "export/triplet.parquet").read_bytes()
 
@@ -872,13 +873,14 @@ def test_run_directory_of_another_version(tmp_path, finished_tiny, monkeypatch):
 
 
 def test_run_directory_of_other_inputs(tmp_path, finished_tiny):
-    """--out pointing at a run of other data: everything is redone; stale hidden positives go."""
+    """--out pointing at a run of other data, with --replace: everything is redone; stale hidden positives go
+    (--no-hide-positives: the run's options are otherwise kept). Without --replace it is refused (test_run_options)."""
     good, done = finished_tiny
     run = tmp_path / "run"
     other = beir(tmp_path, docs=TINY_DOCS[:10], qrels=[("q1", "d1", 1), ("q1", "d10", 1), ("q2", "d5", 1), ("q3", "d9", 1)], name="other")
     mine_json(other, run, "--hide-positives")
     assert (run / "inputs/hidden_qrels.parquet").exists()
-    summary = mine_json(good, run)
+    summary = mine_json(good, run, "--replace", "--no-hide-positives")
     assert [s["skipped"] for s in summary["stages"]] == [False] * 6
     assert not (run / "inputs/hidden_qrels.parquet").exists()
     for rel in ("inputs/corpus.parquet", "candidates.parquet", "scores.parquet", "negatives.parquet", "export/triplet.parquet"):

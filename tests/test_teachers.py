@@ -80,7 +80,10 @@ def test_cross_encoder_and_ensemble_through_the_cli(sample_run, tmp_path, cross_
     assert len(members) == 2
     combined = np.mean([standardise(scores.column(c).to_numpy()) for c in members], axis=0)
     np.testing.assert_allclose(scores.column("teacher_score").to_numpy(), combined, rtol=1e-5, atol=1e-5)
+    # The run's own --teacher values (KIND:MODEL) are kept: the type applies to a bare MODEL only
     result = runner.invoke(app, ["score", "--out", str(run), "--teacher-type", "cross-encoder", "--quiet"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["score", "--out", str(run), "--teacher-type", "cross-encoder", "--defaults", "--quiet"])
     assert result.exit_code == 2 and "needs --teacher MODEL" in result.output
 
 

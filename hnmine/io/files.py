@@ -149,7 +149,7 @@ def _refuse_wide_encodings(path: Path) -> None:
         encoding = "UTF-32"
     elif head.startswith((b"\xff\xfe", b"\xfe\xff")):
         encoding = "UTF-16"
-    elif head and head.count(0) >= len(head) // 8:  # ASCII in UTF-32 is 3/4 NUL bytes, in UTF-16 1/2
+    elif head.count(0) and head.count(0) >= len(head) // 8:  # ASCII in UTF-32 is 3/4 NUL bytes, in UTF-16 1/2
         encoding = "UTF-32" if head.count(0) >= len(head) * 5 // 8 else "UTF-16"
     else:
         return
