@@ -14,6 +14,19 @@ ARMS = ("untrained", "in-batch", "mined")
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 RUN_MODEL = "run"  # --model run: the dense model the runs were mined with
 SEED_MIN, SEED_MAX = 0, 2**32 - 1  # the trainer seeds numpy, which takes no other seed
+# Every number's bounds (inclusive), as `hnmine mine` bounds its own: an infinite or enormous value crashed
+# (torch with 10^8 threads: a segmentation fault), trained for ever, or trained to NaN. The shared options
+# (batch sizes, --threads, --max-length, --negatives) take mine's bounds.
+BOUNDS: dict[str, tuple[float, float]] = {
+    "epochs": (0.0, 10_000.0),
+    "max_steps": (1, 10**9),
+    "batch_size": (2, 65536),
+    "learning_rate": (0.0, 1.0),
+    "negatives": (0, 1000),
+    "max_length": (1, 1_000_000),
+    "threads": (1, 4096),
+    "eval_batch_size": (1, 65536),
+}
 
 
 @dataclass(frozen=True)
@@ -46,14 +59,14 @@ class FinetuneOptions:
             raise OptionError("give --epochs or --max-steps, not both")
         if self.epochs is not None and not self.epochs > 0:
             raise OptionError("--epochs must be greater than 0")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise OptionError("--max-steps must be at least 1")
         if self.batch_size < 2:
             raise OptionError("--batch-size must be at least 2 (in-batch negatives need a second example)")
         if not self.learning_rate > 0:
             raise OptionError("--learning-rate must be greater than 0")
         if not 0 <= self.warmup_ratio < 1:
             raise OptionError("--warmup-ratio must be in [0, 1)")
+        for name, (low, high) in BOUNDS.items():
+            _check_bounds(name, getattr(self, name), low, high)
         if not self.seeds:
             raise OptionError("--seeds: give at least one seed")
         if len(set(self.seeds)) != len(self.seeds):
@@ -61,14 +74,6 @@ class FinetuneOptions:
         for seed in self.seeds:
             if not SEED_MIN <= seed <= SEED_MAX:
                 raise OptionError(f"--seeds must be between {SEED_MIN} and {SEED_MAX:,}, got {seed}")
-        if self.negatives < 0:
-            raise OptionError("--negatives must be 0 or more")
-        if self.max_length is not None and self.max_length < 1:
-            raise OptionError("--max-length must be at least 1")
-        if self.threads is not None and self.threads < 1:
-            raise OptionError("--threads must be at least 1")
-        if self.eval_batch_size < 1:
-            raise OptionError("--eval-batch-size must be at least 1")
         for name, value in (("precision", self.precision), ("eval dtype", self.eval_dtype)):
             if value not in PRECISIONS:
                 raise UnknownName(name, value, list(PRECISIONS))
@@ -90,6 +95,23 @@ class FinetuneOptions:
             d.pop(key)
         d["epochs"] = None if self.max_steps is not None else self.resolved_epochs
         return d
+
+
+def _check_bounds(name: str, value: float | None, low: float, high: float) -> None:
+    """An OptionError naming the flag when `value` (None: not given) is not finite or outside [low, high]."""
+    import math
+
+    if value is None:
+        return
+    flag = "--" + name.replace("_", "-")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise OptionError(f"{flag} must be a finite number, got {value}")
+    if not low <= value <= high:
+        raise OptionError(f"{flag} must be between {_number(low)} and {_number(high)}, got {value}")
+
+
+def _number(x: float) -> str:
+    return f"{int(x):,}" if float(x).is_integer() else f"{x:g}"
 
 
 def parse_seeds(values: list[str] | None) -> tuple[int, ...]:

@@ -19,6 +19,7 @@ positives is left out and counted: trained on, it would teach the model to push 
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,6 +113,38 @@ def _text(value) -> str | None:
     return str(value)
 
 
+def _items(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def _anchor(value, source: Path, row: int, column: str) -> str | None:
+    if isinstance(value, list):
+        raise InputError(f"{source}: row {row}: anchor column '{column}' holds a list, expected text")
+    return _text(value)
+
+
+_LABEL_TEXT = {"0": False, "1": True, "false": False, "true": True}
+
+
+def _label(value, source: Path, row: int, column: str):
+    """A label as a bool (a list of them for labeled-list): 1/true is a positive, 0/false a negative. A text
+    file holds labels as text ("0" is true to Python): read by value, and anything else refused."""
+    if isinstance(value, list):
+        return [_label(v, source, row, column) for v in value]
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in _LABEL_TEXT:
+            return _LABEL_TEXT[text]
+        with contextlib.suppress(ValueError):
+            if float(text) in (0.0, 1.0):  # "1.0": a JSON number kept as written
+                return float(text) == 1.0
+    raise InputError(f"{source}: row {row}: label column '{column}' holds {value!r}, expected 0 or 1")
+
+
 def read_pairs(table, source: Path) -> tuple[str, list[TrainingPair], dict]:
     """(shape, pairs, stats) of a training table; an InputError names the columns when no shape fits."""
     names = table.column_names
@@ -119,13 +152,16 @@ def read_pairs(table, source: Path) -> tuple[str, list[TrainingPair], dict]:
     rows: list[tuple[str | None, list[str], list[str]]] = []  # (anchor, positives, negatives) per table row
     if anchor_col is None:
         raise InputError(f"{source}: no anchor column (tried {'/'.join(ANCHOR_COLUMNS)}; columns: {', '.join(names)})")
-    anchors = [_text(a) for a in table.column(anchor_col).to_pylist()]
+    anchors = [_anchor(a, source, row, anchor_col) for row, a in enumerate(table.column(anchor_col).to_pylist(), start=1)]
 
     def col(name: str) -> list:
         return table.column(name).to_pylist()
 
     def texts(values) -> list[str]:
         return [t for t in (_text(v) for v in (values or [])) if t]
+
+    def labels(name: str) -> list:
+        return [_label(v, source, row, name) for row, v in enumerate(col(name), start=1)]
 
     if "positive_passages" in names and "negative_passages" in names:
         shape = "tevatron"
@@ -135,12 +171,12 @@ def read_pairs(table, source: Path) -> tuple[str, list[TrainingPair], dict]:
         rows = [(a, texts(p), texts(n)) for a, p, n in zip(anchors, col("pos"), col("neg"))]
     elif "passages" in names and "labels" in names:
         shape = "labeled-list"
-        for a, ps, ls in zip(anchors, col("passages"), col("labels")):
+        for a, ps, ls in zip(anchors, col("passages"), labels("labels")):
             ps, ls = list(ps or []), list(ls or [])
             rows.append((a, [str(p) for p, lab in zip(ps, ls) if lab], [str(p) for p, lab in zip(ps, ls) if not lab]))
     elif "passage" in names and "label" in names:
         shape = "labeled-pair"
-        for a, p, lab in zip(anchors, col("passage"), col("label")):
+        for a, p, lab in zip(anchors, col("passage"), labels("label")):
             rows.append((a, [str(p)], []) if lab else (a, [], [str(p)]))
     else:
         pos_col = _first(names, POSITIVE_COLUMNS)
@@ -154,7 +190,8 @@ def read_pairs(table, source: Path) -> tuple[str, list[TrainingPair], dict]:
         shape = "triplet" if neg_cols == ["negative"] else "n-tuple" if neg_cols else "pairs"
         negs = [col(n) for n in neg_cols]
         for i, (a, p) in enumerate(zip(anchors, col(pos_col))):
-            rows.append((a, texts([p]), texts([n[i] for n in negs])))
+            # a cell holding a list is several texts, never the text of the list ("['n1', 'n2']")
+            rows.append((a, texts(_items(p)), texts([x for n in negs for x in _items(n[i])])))
     return (shape, *_group(rows))
 
 

@@ -1,0 +1,128 @@
+"""Hunted cases (issue 23, "The hunt", hunter 1): the files hnmine reads — the user's inputs, judgments,
+vectors, configs and training files, and the files it writes and reads back (journal, manifests, caches) —
+and the numeric bounds of every command. Each test is a case that broke on the main branch this file was
+written against (a traceback, a silent wrong result, a misleading message, a nonsense value accepted) and
+says in its docstring what broke. Listed in docs/reliability.md, "Hunted cases".
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from conftest import TINY_DOCS, TINY_QRELS, TINY_QUERIES, invoke, write_beir
+from test_hunt import one_line_error
+
+
+def copy_run(finished_tiny, tmp_path: Path, name: str = "run") -> Path:
+    _, done = finished_tiny
+    run = tmp_path / name
+    shutil.copytree(done, run)
+    return run
+
+
+def tiny(tmp_path: Path, name: str = "data") -> Path:
+    return write_beir(tmp_path / name, TINY_DOCS, TINY_QUERIES, TINY_QRELS)
+
+
+@pytest.fixture
+def eval_beir(tmp_path: Path) -> Path:
+    return write_beir(tmp_path / "eval", TINY_DOCS, TINY_QUERIES, TINY_QRELS, split="test")
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """Training replaced by a failure: a test that reaches it has checked too late."""
+    import hnmine.finetune.train
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(hnmine.finetune.train, "train_copy", refuse)
+
+
+# --- finetune: the training files it reads ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("file_format", ["jsonl", "csv"])
+@pytest.mark.parametrize("fmt", ["labeled-pair", "labeled-list"])
+def test_labels_of_a_text_training_file_keep_negatives_negative(finished_tiny, tmp_path, fmt, file_format):
+    """`hnmine finetune RUN` on a run exported as labeled-pair (or labeled-list) JSONL read each label as the
+    text "0" — true — so every hard negative was trained on as a positive, silently (Parquet was right)."""
+    from hnmine.finetune.sources import load_source
+
+    run = copy_run(finished_tiny, tmp_path)
+    if file_format == "jsonl":
+        assert invoke(["export", "--out", run, "--format", fmt, "--file-format", "jsonl", "--quiet"]).exit_code == 0
+        source = load_source(run)
+    else:  # the same rows as a CSV another tool wrote (every cell text)
+        rows = [("q one", "p one", "1"), ("q one", "n one", "0"), ("q two", "p two", "1"), ("q two", "n two", "0")]
+        path = tmp_path / "pairs.csv"
+        path.write_text("anchor,passage,label\n" + "".join(",".join(r) + "\n" for r in rows))
+        source = load_source(path)
+    assert source.pairs and all(p.negatives for p in source.pairs), source.pairs
+    negatives = {n for p in source.pairs for n in p.negatives}
+    assert not negatives & {p.positive for p in source.pairs}
+
+
+def test_a_label_that_is_no_label_is_refused(tmp_path):
+    """A label column holding 'yes'/'maybe' was read by truthiness: any text made the row a positive."""
+    from hnmine.errors import InputError
+    from hnmine.finetune.sources import load_source
+
+    path = tmp_path / "pairs.jsonl"
+    path.write_text(
+        json.dumps({"anchor": "q", "passage": "p", "label": 1})
+        + "\n"
+        + json.dumps({"anchor": "q", "passage": "n", "label": "maybe"})
+        + "\n"
+    )
+    with pytest.raises(InputError, match=r"pairs.jsonl: row 2: label column 'label' holds 'maybe', expected 0 or 1"):
+        load_source(path)
+
+
+def test_a_list_of_negatives_in_one_cell_is_several_negatives(tmp_path):
+    """A training file whose `negative` cell holds a list (["n1", "n2"]) trained on the text "['n1', 'n2']"
+    as one negative, silently (a positive list likewise); an anchor holding a list was the text of the list."""
+    from hnmine.errors import InputError
+    from hnmine.finetune.sources import load_source
+
+    path = tmp_path / "t.jsonl"
+    path.write_text(json.dumps({"anchor": "q", "positive": "p", "negative": ["n1", "n2"]}) + "\n")
+    [pair] = load_source(path).pairs
+    assert pair.negatives == ("n1", "n2")
+    path.write_text(json.dumps({"anchor": ["q"], "positive": "p", "negative": "n"}) + "\n")
+    with pytest.raises(InputError, match=r"t.jsonl: row 1: anchor column 'anchor' holds a list, expected text"):
+        load_source(path)
+
+
+# --- finetune: numeric bounds ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        # OverflowError: cannot convert float infinity to integer (a traceback, after loading the model)
+        (["--epochs", "inf"], "--epochs must be a finite number, got inf"),
+        # trained to NaN, then "non-finite embeddings at bfloat16 (try --eval-dtype float32)"
+        (["--learning-rate", "inf"], "--learning-rate must be a finite number, got inf"),
+        (["--learning-rate", "1e308"], "--learning-rate must be"),  # trained and reported, as if sane
+        (["--max-steps", "99999999999999999999"], "--max-steps must be between 1 and"),  # trained until killed
+        (["--batch-size", "99999999999999999999"], "--batch-size must be between 2 and 65,536"),  # OverflowError traceback
+        (["--threads", "100000000"], "--threads must be between 1 and 4,096"),  # a segmentation fault
+        (["--eval-batch-size", "99999999999999999999"], "--eval-batch-size must be between 1 and 65,536"),
+        (["--negatives", "99999999999"], "--negatives must be between 0 and 1,000"),
+        (["--max-length", "99999999999999"], "--max-length must be between 1 and 1,000,000"),
+        (["--epochs", "1e300"], "--epochs must be between"),  # trained until killed
+    ],
+)
+def test_finetune_numbers_out_of_bounds_are_refused_before_training(tmp_path, eval_beir, no_training, args, message):
+    """finetune had lower bounds only: infinite or enormous values crashed (a traceback, a segfault with
+    --threads 10^8), trained for ever, or trained to NaN and blamed the evaluation dtype."""
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"anchor": ["a", "b"], "positive": ["p", "q"], "negative": ["n", "m"]}), path)
+    one_line_error(invoke(["finetune", path, "--eval", eval_beir, "--quiet", *args]), message)
