@@ -29,7 +29,8 @@ def read_toml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise InputError(f"{path}: no such config file")
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        # utf-8-sig: a byte-order mark (Windows editors write one) is not part of the first key
+        return tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: not valid TOML ({exc})") from None
 
@@ -52,10 +53,14 @@ def config_values(path: Path, command: str, stages: Sequence[str], commands: Seq
         layers.append((command, tables[command]))
     out: dict[str, Any] = {}
     for table, values in layers:
+        spelled: dict[str, str] = {}
         for raw_key, value in values.items():
             key = raw_key.replace("-", "_")
-            where = f"{path}: {'[' + table + '] ' if table else ''}{raw_key}"
-            out[key] = _checked(key, value, where, table, stages)
+            within = f"{path}: {'[' + table + '] ' if table else ''}"
+            if key in spelled:  # TOML sees two keys; one of the user's values would be dropped silently
+                raise OptionError(f"{within}{spelled[key]} and {raw_key} name one option: give it once")
+            spelled[key] = raw_key
+            out[key] = _checked(key, value, within + raw_key, table, stages)
     # Top-level keys of options this command does not take are for other commands.
     taken = {f.name for f in option_fields(Options) if set(spec(f).stages) & set(stages)} | RUN_KEYS
     return {k: v for k, v in out.items() if k in taken}
@@ -64,6 +69,10 @@ def config_values(path: Path, command: str, stages: Sequence[str], commands: Seq
 def _checked(key: str, value: Any, where: str, table: str | None, stages: Sequence[str]) -> Any:
     options = {f.name: f for f in option_fields(Options)}
     if key in RUN_KEYS:
+        if table in _all_stage_names():  # a stage table applies to every command running the stage: not its place
+            raise OptionError(
+                f"{where}: not an option of the {table} stage (an option of the command: at the top of the file, or under [mine])"
+            )
         return coerce(key, value, RunOptions, where=where)
     if key not in options:
         raise OptionError(f"{where}: unknown option")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import TINY_DOCS, TINY_QRELS, TINY_QUERIES, invoke, write_beir
+from conftest import TINY_DOCS, TINY_QRELS, TINY_QUERIES, invoke, snapshot, write_beir
 from test_hunt import one_line_error
 
 
@@ -126,3 +126,49 @@ def test_finetune_numbers_out_of_bounds_are_refused_before_training(tmp_path, ev
     path = tmp_path / "t.parquet"
     pq.write_table(pa.table({"anchor": ["a", "b"], "positive": ["p", "q"], "negative": ["n", "m"]}), path)
     one_line_error(invoke(["finetune", path, "--eval", eval_beir, "--quiet", *args]), message)
+
+
+# --- --config TOML -------------------------------------------------------------------------------
+
+
+def test_a_config_file_with_a_byte_order_mark_is_read(finished_tiny, tmp_path):
+    """A config saved by a Windows editor (UTF-8 with a byte-order mark) was refused as
+    `not valid TOML (Invalid statement (at line 1, column 1))`: every input file hnmine reads skips the mark."""
+    run = copy_run(finished_tiny, tmp_path)
+    config = tmp_path / "mine.toml"
+    config.write_bytes(b"\xef\xbb\xbf[filter]\nmethod = 'naive'\n")
+    result = invoke(["filter", "--out", run, "--config", config, "--json", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "manifests/filter.json").read_text())["settings"]["options"]["method"] == "naive"
+
+
+@pytest.mark.parametrize("table", ["", "[filter]\n"])
+def test_one_option_spelled_two_ways_in_a_config_table_is_refused(finished_tiny, tmp_path, table):
+    """`num_negatives = 3` and `num-negatives = 4` in one table (TOML sees two keys) ran with whichever came
+    last, silently: one of the user's two values was dropped."""
+    run = copy_run(finished_tiny, tmp_path)
+    config = tmp_path / "mine.toml"
+    config.write_text(f"{table}num_negatives = 3\nnum-negatives = 4\n")
+    before = snapshot(run)
+    where = f"{config}: {table.strip() + ' ' if table else ''}"
+    one_line_error(
+        invoke(["filter", "--out", run, "--config", config, "--quiet"]), f"{where}num_negatives and num-negatives name one option"
+    )
+    assert snapshot(run) == before
+
+
+@pytest.mark.parametrize("key, value", [("force", "true"), ("out", '"elsewhere"'), ("quiet", "true")])
+def test_a_run_option_in_a_stage_table_is_refused(finished_tiny, tmp_path, key, value):
+    """`[export] force = true` made `hnmine mine` redo every stage (the whole corpus encoded again), not only
+    the export: a stage table may hold only that stage's options (README), and `force`, `out`, `quiet`…
+    are options of the command."""
+    data, _ = finished_tiny
+    run = copy_run(finished_tiny, tmp_path)
+    config = tmp_path / "mine.toml"
+    config.write_text(f"[export]\n{key} = {value}\n")
+    before = snapshot(run)
+    one_line_error(
+        invoke(["mine", data, "--out", run, "--config", config, "--quiet"]),
+        f"{config}: [export] {key}: not an option of the export stage (an option of the command: at the top of the file, or under [mine])",
+    )
+    assert snapshot(run) == before
