@@ -121,7 +121,7 @@ def c_no_id_column(t, g):
 def c_headerless_qrels(t, g):
     p = t / "qrels.tsv"
     p.write_text("q1\td1\t1\n")
-    return files(g, qrels=p), [str(p), "query id", "(columns: q1, d1, 1)"]
+    return files(g, qrels=p), [str(p), "its first line (q1, d1, 1) is a judgment, not a header"]
 
 
 def c_empty_file(t, g):

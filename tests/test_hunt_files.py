@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import TINY_DOCS, TINY_QRELS, TINY_QUERIES, invoke, snapshot, write_beir
-from test_hunt import one_line_error
+from test_hunt import fails_and_creates_nothing, one_line_error
 
 
 def copy_run(finished_tiny, tmp_path: Path, name: str = "run") -> Path:
@@ -172,3 +172,69 @@ def test_a_run_option_in_a_stage_table_is_refused(finished_tiny, tmp_path, key, 
         f"{config}: [export] {key}: not an option of the export stage (an option of the command: at the top of the file, or under [mine])",
     )
     assert snapshot(run) == before
+
+
+# --- the user's input files ------------------------------------------------------------------------
+
+
+def _beir_with_doc(tmp_path: Path, row: int, **fields) -> Path:
+    docs = [dict(d) for d in TINY_DOCS]
+    docs[row - 1].update(fields)
+    return write_beir(tmp_path / "data", docs, TINY_QUERIES, TINY_QRELS)
+
+
+def test_a_list_in_a_later_row_is_named_at_its_row(tmp_path):
+    """Row 3's text was a list and the message said `row 1: document text column 'text' holds a list`: the reader
+    had wrapped every text of the column in a list to hold row 3's, and the message pointed at the wrong line."""
+    data = _beir_with_doc(tmp_path, 3, text=["Cold brew", "steeps"])
+    fails_and_creates_nothing(tmp_path, [data], f"{data / 'corpus.jsonl'}: row 3: document text column 'text' holds a list, expected text")
+
+
+def test_an_object_in_a_text_column_is_refused(tmp_path):
+    """A text that was a JSON object in one row (`"text": {"en": "…"}`) among plain texts became the document
+    `{"en": "…"}`, silently (a column of objects only was refused)."""
+    data = _beir_with_doc(tmp_path, 3, text={"en": "Cold brew steeps coarse coffee."})
+    fails_and_creates_nothing(
+        tmp_path, [data], f"{data / 'corpus.jsonl'}: row 3: document text column 'text' holds an object, expected text"
+    )
+
+
+def test_an_object_among_pairs_positives_is_refused(tmp_path):
+    """A pairs file whose positive was an object in one row mined the object's JSON as a positive text."""
+    pairs = tmp_path / "pairs.jsonl"
+    rows = [{"query": "q one", "positive": "p one"}, {"query": "q two", "positive": {"text": "p two"}}]
+    pairs.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    fails_and_creates_nothing(tmp_path, [pairs], f"{pairs}: row 2: positive column 'positive' holds an object, expected text")
+
+
+@pytest.mark.parametrize("grade", ["1_0", "٢"])
+def test_a_grade_written_as_no_number_is_refused(tmp_path, grade):
+    """A qrels grade `1_0` was read as 10 and `٢` (an Arabic-Indic digit) as 2: Python's float() takes both,
+    no qrels file means them."""
+    data = write_beir(tmp_path / "data", TINY_DOCS, TINY_QUERIES, [("q1", "d1", grade), ("q2", "d5", 1), ("q3", "d9", 1)])
+    fails_and_creates_nothing(tmp_path, [data], f"row 1: relevance column 'score' holds '{grade}', expected an integer")
+
+
+@pytest.mark.parametrize("first", ["q1\td1\t1", "q1 0 d1 1"])
+def test_a_qrels_file_without_its_header_line_is_named_as_such(tmp_path, first):
+    """A qrels TSV without its header line (or a TREC file) was refused with `no column 'query id' (tried …;
+    name it with --qrels-query-column)` listing the first judgment as columns: following the advice made the
+    first judgment a header, lost silently."""
+    data = tiny(tmp_path)
+    qrels = data / "qrels" / "train.tsv"
+    qrels.write_text(first + "\n" + ("q2\td5\t1\n" if "\t" in first else "q2 0 d5 1\n"))
+    fails_and_creates_nothing(tmp_path, [data], f"{qrels}: its first line ({', '.join(first.split())}) is a judgment, not a header")
+
+
+@pytest.mark.parametrize("kind", ["csv", "tsv"])
+def test_a_csv_cell_of_several_megabytes_is_read(tmp_path, kind):
+    """A CSV/TSV corpus with a text over 1 MB (a book chapter) was refused: `cannot parse (straddling object
+    straddles two block boundaries (try to increase block size?))`, an option the user cannot give."""
+    from hnmine.io.files import read_table
+
+    sep = "," if kind == "csv" else "\t"
+    big = "word " * 500_000  # 2.5 MB
+    path = tmp_path / f"corpus.{kind}"
+    path.write_text(f"_id{sep}text\nd1{sep}{big}\nd2{sep}short\n")
+    table = read_table(path)
+    assert table.column("text").to_pylist() == [big, "short"]

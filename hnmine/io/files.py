@@ -187,7 +187,35 @@ def _read_jsonl(path: Path) -> pa.Table:
             columns.setdefault(key, [])
     for key in columns:
         columns[key] = [obj.get(key) for obj in rows]
-    return pa.table({key: _to_array(values) for key, values in columns.items()})
+    table = pa.table({key: _to_array(values) for key, values in columns.items()})
+    mixed = {key: rows_ for key, values in columns.items() if (rows_ := _mixed_rows(values))}
+    return table.replace_schema_metadata({_MIXED: json.dumps(mixed)}) if mixed else table
+
+
+# A column whose rows mix texts with lists or objects cannot keep both in Arrow: the texts become one-item
+# lists, or the objects JSON text. Where that happened the table's metadata says so, with the first row
+# holding each ({"text": {"list": 3}}), so a reader wanting text names that row, never row 1 or nothing.
+_MIXED = b"hnmine.mixed_rows"
+
+
+def _mixed_rows(values: list) -> dict[str, int]:
+    """{"list"/"object": first 1-based row holding one} when a column mixes them with other values; else {}."""
+    kinds = {"list": 0, "object": 0, "other": 0}
+    first: dict[str, int] = {}
+    for row, v in enumerate(values, start=1):
+        kind = "list" if isinstance(v, list) else "object" if isinstance(v, dict) else "other" if not _missing(v) else ""
+        if kind:
+            kinds[kind] += 1
+            first.setdefault(kind, row)
+    if sum(1 for n in kinds.values() if n) < 2:
+        return {}  # one kind only: Arrow holds it as it is (a list column, a struct column)
+    return {k: r for k, r in first.items() if k != "other"}
+
+
+def mixed_rows(table: pa.Table, column: str) -> dict[str, int]:
+    """What `_mixed_rows` found in `column` of a table the JSONL reader made ({} for any other table)."""
+    raw = (table.schema.metadata or {}).get(_MIXED)
+    return json.loads(raw).get(column, {}) if raw else {}
 
 
 class _DuplicateKey(ValueError):
@@ -252,7 +280,7 @@ def _read_delimited(path: Path, delimiter: str) -> pa.Table:
             auto_dict_encode=False,
             quoted_strings_can_be_null=False,
         )
-        table = pacsv.read_csv(path, read_options=pacsv.ReadOptions(use_threads=True), parse_options=parse, convert_options=convert)
+        table = _read_csv_whole_rows(path, parse, convert)
     except pa.ArrowInvalid as exc:
         msg = _first_line(exc)
         if "UTF8" in msg or "utf8" in msg.lower():
@@ -267,16 +295,42 @@ def _read_delimited(path: Path, delimiter: str) -> pa.Table:
     return table
 
 
+_BLOCK = 1 << 20  # pyarrow's CSV block: a row must fit in one
+_LARGEST_BLOCK = 1 << 30
+
+
+def _read_csv_whole_rows(path: Path, parse, convert) -> pa.Table:
+    """pyarrow's read_csv, with blocks as large as the longest row needs."""
+    import pyarrow.csv as pacsv
+
+    def read(block: int) -> pa.Table:
+        options = pacsv.ReadOptions(use_threads=True, block_size=block)
+        return pacsv.read_csv(path, read_options=options, parse_options=parse, convert_options=convert)
+
+    return _with_blocks_for_long_rows(read, _BLOCK)
+
+
+def _with_blocks_for_long_rows(read, block: int):
+    """`read(block)`, again with 8x larger blocks while a row does not fit in one: a cell of several MB makes
+    pyarrow say a "straddling object straddles two block boundaries", which is no fault of the file."""
+    while True:
+        try:
+            return read(block)
+        except pa.ArrowInvalid as exc:
+            if "straddl" not in str(exc) or block >= _LARGEST_BLOCK:
+                raise
+            block *= 8
+
+
 def _header(path: Path, parse) -> list[str]:
     """The column names (the first row), read alone so every column can be declared text."""
     import pyarrow.csv as pacsv
 
-    reader = pacsv.open_csv(
-        path,
-        parse_options=parse,
-        convert_options=pacsv.ConvertOptions(auto_dict_encode=False),
-        read_options=pacsv.ReadOptions(block_size=1 << 16),
-    )
+    def schema(block: int):
+        options = pacsv.ReadOptions(block_size=block)
+        return pacsv.open_csv(path, parse_options=parse, convert_options=pacsv.ConvertOptions(auto_dict_encode=False), read_options=options)
+
+    reader = _with_blocks_for_long_rows(schema, 1 << 16)
     names = list(reader.schema.names)
     reader.close() if hasattr(reader, "close") else None
     return names
@@ -313,8 +367,17 @@ def id_text(value: Any) -> str:
 def string_column(table: pa.Table, path: Path | str, column: str, *, what: str, allow_empty: bool) -> list[str]:
     """A column as Python strings, with None/NaN/empty reported by row (1-based data row)."""
     values = table.column(column).to_pylist()
+    mixed = mixed_rows(table, column)
+    first_mixed = min(mixed.values(), default=0)
     out: list[str] = []
     for i, v in enumerate(values):
+        if i + 1 == first_mixed:
+            kind = min(mixed, key=lambda k: mixed[k])
+            raise InputError(
+                f"{path}: row {i + 1}: {what} column '{column}' holds {'a list' if kind == 'list' else 'an object'}, expected text"
+            )
+        if "list" in mixed and isinstance(v, list):  # a text the reader wrapped to sit beside a later row's list
+            v = v[0] if v else None
         if v is None or (isinstance(v, float) and math.isnan(v)):
             if allow_empty:
                 out.append("")

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
 
 from hnmine.errors import InputError, MissingColumn, OptionError
-from hnmine.io.files import choose_split, is_saved_dataset, read_table, require_columns, string_column
+from hnmine.io.files import choose_split, is_saved_dataset, mixed_rows, read_table, require_columns, string_column
 from hnmine.options import flag
 
 # Column names tried, in order, when the user names none.
@@ -262,8 +263,13 @@ def read_queries(spec: InputSpec, path: Path) -> tuple[pa.Table, dict]:
     return table, {"queries_empty": len(empty_ids), "queries_empty_ids": empty_ids[:20], "_empty_query_ids": set(empty_ids)}
 
 
+# A grade as a qrels file writes it: a decimal number in ASCII digits ("1", "2.0", "1e0"; "nan" is refused later).
+_GRADE = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?|[+-]?(nan|inf|infinity)", re.ASCII | re.IGNORECASE)
+
+
 def read_qrels(spec: InputSpec, path: Path) -> pa.Table:
     table = read_table(path)
+    _refuse_headerless(table, path, spec)
     q_col = _pick(table, path, spec.qrels_query_column, QREL_QUERY_COLUMNS, "query id", "qrels_query_column")
     d_col = _pick(table, path, spec.qrels_doc_column, QREL_DOC_COLUMNS, "document id", "qrels_doc_column")
     s_col = _pick_optional(table, path, spec.qrels_score_column, QREL_SCORE_COLUMNS)
@@ -275,6 +281,8 @@ def read_qrels(spec: InputSpec, path: Path) -> pa.Table:
         rel = []
         for row, v in enumerate(table.column(s_col).to_pylist(), start=1):
             try:
+                if isinstance(v, str) and not _GRADE.fullmatch(v.strip()):
+                    raise ValueError  # float() also reads "1_0" and other scripts' digits
                 f = float(v)
                 if f != f or f in (float("inf"), float("-inf")) or not f.is_integer() or not RELEVANCE_MIN <= f <= RELEVANCE_MAX:
                     raise ValueError
@@ -292,6 +300,22 @@ def read_qrels(spec: InputSpec, path: Path) -> pa.Table:
             "is_positive": pa.array([r >= spec.min_relevance for r in rel], pa.bool_()),
         }
     )
+
+
+def _refuse_headerless(table: pa.Table, path: Path, spec: InputSpec) -> None:
+    """A qrels file whose first line is a judgment (no header, or TREC's `qid 0 docid rel`): its "columns" are
+    the first judgment's fields, and naming them with --qrels-*-column would drop that judgment silently."""
+    names = table.column_names
+    given = (spec.qrels_query_column, spec.qrels_doc_column, spec.qrels_score_column)
+    if any(given) or any(n in names for n in QREL_QUERY_COLUMNS + QREL_DOC_COLUMNS):
+        return
+    fields = names[0].split() if len(names) == 1 else names
+    if len(fields) in (3, 4) and re.fullmatch(r"[+-]?\d+", fields[-1].strip(), re.ASCII):
+        raise InputError(
+            f"{path}: its first line ({', '.join(fields)}) is a judgment, not a header: a qrels table starts with a line naming "
+            f"its columns (query-id, corpus-id, score); add one (TREC qrels `qid 0 docid rel` are read by "
+            f"--judgments, and by eval --qrels under a name such as qrels.txt)"
+        )
 
 
 def _link(corpus: pa.Table, queries: pa.Table, qrels: pa.Table, files: dict, corpus_stats: dict) -> Inputs:
@@ -472,6 +496,9 @@ def _load_pairs(spec: InputSpec, path: Path, extra_corpus: Path | None) -> Input
     q_col = _pick(table, path, spec.pair_query_column, PAIR_QUERY_COLUMNS, "query text", "pair_query_column")
     p_col = _pick(table, path, spec.pair_positive_column, PAIR_POSITIVE_COLUMNS, "positive text", "pair_positive_column")
     queries_text = string_column(table, path, q_col, what="query", allow_empty=False)
+    object_row = mixed_rows(table, p_col).get("object")  # an object beside texts: read as its JSON text
+    if object_row:
+        raise InputError(f"{path}: row {object_row}: positive column '{p_col}' holds an object, expected text")
     positives_raw = table.column(p_col).to_pylist()
     query_ids: dict[str, str] = {}
     docs: dict[str, str] = {}
