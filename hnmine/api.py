@@ -138,6 +138,8 @@ def mine(
     if unknown:
         raise OptionError(f"unknown option(s) of hnmine.mine: {', '.join(unknown)} (they are the options of `hnmine mine`)")
     make_options(dict(options))  # every option checked before anything is written
+    if isinstance(out, str) and out == "":  # Path("") is the current folder: the run would fill the caller's
+        raise OptionError("out= needs a path, got an empty text")
     temporary = out is None
     run_dir = Path(tempfile.mkdtemp(prefix="hnmine-")) if temporary else Path(out)  # type: ignore[arg-type]
     run = RunDir(run_dir)
@@ -311,9 +313,7 @@ def _result(result: MineResult, run_dir: Path, temporary: bool) -> MiningResult:
     summary = result.summary()
     export = Path(summary["export"]) if summary.get("export") else None
     if export is not None and export.suffix == ".jsonl":
-        import pyarrow.json as pajson
-
-        table = pajson.read_json(export)
+        table = _read_export_jsonl(export)
     elif export is not None:
         import pyarrow.parquet as pq
 
@@ -324,6 +324,15 @@ def _result(result: MineResult, run_dir: Path, temporary: bool) -> MiningResult:
     if temporary:  # removed with the result object (or at exit): the table above stays in memory
         out._cleanup = weakref.finalize(out, shutil.rmtree, str(run_dir), True)
     return out
+
+
+def _read_export_jsonl(path: Path) -> pa.Table:
+    """The JSONL export as written: every text stays text (pyarrow's JSON reader turns texts that look like
+    dates, "2021-03-04", into timestamps)."""
+    import json
+
+    with open(path, encoding="utf-8") as fh:
+        return pa.Table.from_pylist([json.loads(line) for line in fh if line.strip()])
 
 
 def default_model_path() -> str:

@@ -103,8 +103,29 @@ def _parameter(f, cls: type) -> P:
     # A required option (--out) is checked after the --config file is read (it may come from there),
     # not by click, which would refuse it before the file is read.
     help_text = s.help + ("  [required]" if s.required else "")
-    option = typer.Option(default, *flags, *s.short, help=help_text, show_default=default not in (None, ..., False))
+    show = default not in (None, ..., False)
+    if _is_path(tp):  # the help still reads <path>
+        option = typer.Option(default, *flags, *s.short, help=help_text, show_default=show, parser=_path_text, metavar="<path>")
+    else:
+        option = typer.Option(default, *flags, *s.short, help=help_text, show_default=show)
     return P(f.name + ("_" if f.name in ("json", "format") else ""), P.KEYWORD_ONLY, default=option, annotation=_annotation(tp))
+
+
+def _is_path(tp: Any) -> bool:
+    import typing
+    from pathlib import Path
+
+    return tp is Path or Path in typing.get_args(tp)
+
+
+def _path_text(value: str) -> Any:
+    """A path option's value. An empty text (`--out "$RUN"` with RUN unset) would be Path(""), the current
+    folder: a run mined there, a folder read as the judgments file. Refused instead."""
+    from pathlib import Path
+
+    if isinstance(value, str) and value == "":
+        raise typer.BadParameter("needs a path, got an empty text")
+    return Path(value)
 
 
 def _fail_or_stop(exc: BaseException, resume: str = "") -> None:

@@ -100,6 +100,16 @@ def resolve_model(name: str) -> tuple[str, str]:
     return path, revision if revision is not None else "local:" + folder_fingerprint(Path(path))
 
 
+def model_key(name: str) -> str:
+    """A model as a stage key names it: a local folder by its contents alone (its revision holds them),
+    not by where it lies, so a run copied or reached from another folder (a model the API saved in the
+    run's sources/) reuses what it made; any other model by its name."""
+    return LOCAL_FOLDER if _locate(name)[1] is None else name
+
+
+LOCAL_FOLDER = "(a local folder)"
+
+
 def model_path(name: str) -> str:
     """What loading `name` reads (the bundled copy, a local folder, a cached hub snapshot, or the name), without its fingerprint."""
     return _locate(name)[0]
@@ -243,6 +253,7 @@ def encoder_key(spec: EncoderSpec, kind: str = "bi-encoder") -> dict:
     for a stage that runs the model.
     """
     d = {k: v for k, v in vars(spec).items() if k not in ("device", "workers", "threads", "backend")}
+    d["model"] = model_key(spec.model)
     d["revision"] = resolve_model(spec.model)[1]
     d["dtype"] = spec.resolved_dtype(kind)
     d.update(backend_key(spec, kind))
@@ -436,7 +447,7 @@ def embedding_key(
     _, revision = resolve_model(spec.model)
     text_digest, n = digest if digest is not None else (texts_digest(texts or ()), len(texts or ()))
     payload = {
-        "model": spec.model,
+        "model": model_key(spec.model),
         "revision": revision,
         "prompt": prompt,
         "prompt_name": prompt_name,

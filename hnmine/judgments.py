@@ -225,6 +225,25 @@ def run_judgments(run_dir: str | Path) -> pa.Table:
     return table
 
 
+def run_verdicts(run_dir: str | Path) -> tuple[pa.Table, pa.Table]:
+    """(the run's own verdicts that hold, those set aside): a person's verdict on a query or document whose
+    text changed since (`set_aside_changed`) is set aside wherever the run's verdicts are used (the filter,
+    `review --export`, the review's own list), so none of them applies it to another text."""
+    from hnmine.rundir import RunDir
+
+    table = run_judgments(run_dir)
+    run = RunDir(run_dir)
+    if not table.num_rows or not (run.exists("queries") and run.exists("corpus")):
+        return table, table.slice(0, 0)
+    return set_aside_changed(table, run.read_table("queries"), run.read_table("corpus"))
+
+
+def set_aside_message(set_aside: pa.Table) -> str:
+    """What a warning says of verdicts set aside (the first named)."""
+    first = f"query '{set_aside.column('query_id')[0]}', document '{set_aside.column('doc_id')[0]}'"
+    return f"{set_aside.num_rows} review verdict(s) set aside: the query or document text they judged has changed since (first: {first})"
+
+
 def save_judgments(run_dir: str | Path, table: pa.Table, source: str) -> pa.Table:
     """Replace the rows of `source` in the run's `judgments.parquet` with `table` (atomically),
     keeping every other source's rows: how automatic relabelling (source "teacher") and a review

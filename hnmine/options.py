@@ -39,6 +39,9 @@ class Spec:
     required: bool = False  # a stage command cannot run without it (--out)
     metavar: str | None = None
     requires: str | None = None  # a switch this option applies only with: given without it, it is refused
+    # choices this option is a parameter of (--temperature of --method and --sampling): a value the run
+    # recorded is not taken over when one of them is given anew (hnmine.run_options)
+    belongs_to: tuple[str, ...] = ()
 
 
 def opt(default: Any, help: str, *, stages: Sequence[str] = (), **kw: Any) -> Any:
@@ -60,6 +63,8 @@ def _names(module: str, attr: str) -> Callable[[], list[str]]:
 _IN = ("inputs",)
 _MODEL = ("index", "retrieve", "score")
 _FILTER = ("filter",)
+_OF_METHOD = ("method",)  # a method sets its own default of these (hnmine.methods.base.METHOD_OPTION_FIELDS)
+_OF_SAMPLER = ("method", "sampling")
 
 
 @dataclass(frozen=True)
@@ -231,13 +236,21 @@ class Options:
     )
     depth_step: int | None = opt(None, "Look-deeper step (default: --depth).", stages=_FILTER, low=1, high=100_000)
     min_negatives: int = opt(1, "Queries with fewer negatives are not exported.", stages=_FILTER, low=0, high=2000)
-    range_min: int | None = opt(None, "Rank window start (teacher rank, 1-based).", stages=_FILTER, low=1, high=100_000)
-    range_max: int | None = opt(None, "Rank window end (inclusive).", stages=_FILTER, low=1, high=100_000)
-    max_score: float | None = opt(None, "Drop candidates scoring above this (TopK-Abs).", stages=_FILTER)
-    min_score: float | None = opt(None, "Drop candidates scoring below this.", stages=_FILTER)
-    margin: float | None = opt(None, "Keep n only if s(n) < s(p) − margin (TopK-MarginPos).", stages=_FILTER, low=0.0)
+    range_min: int | None = opt(
+        None, "Rank window start (teacher rank, 1-based).", stages=_FILTER, low=1, high=100_000, belongs_to=_OF_METHOD
+    )
+    range_max: int | None = opt(None, "Rank window end (inclusive).", stages=_FILTER, low=1, high=100_000, belongs_to=_OF_METHOD)
+    max_score: float | None = opt(None, "Drop candidates scoring above this (TopK-Abs).", stages=_FILTER, belongs_to=_OF_METHOD)
+    min_score: float | None = opt(None, "Drop candidates scoring below this.", stages=_FILTER, belongs_to=_OF_METHOD)
+    margin: float | None = opt(
+        None, "Keep n only if s(n) < s(p) − margin (TopK-MarginPos).", stages=_FILTER, low=0.0, belongs_to=_OF_METHOD
+    )
     relative_margin: float | None = opt(
-        None, "Keep n only if s(n) < s(p) − |s(p)|·m (TopK-PercPos, perc = 1 − m).", stages=_FILTER, low=0.0
+        None,
+        "Keep n only if s(n) < s(p) − |s(p)|·m (TopK-PercPos, perc = 1 − m).",
+        stages=_FILTER,
+        low=0.0,
+        belongs_to=_OF_METHOD,
     )
     sampling: str | None = opt(
         None,
@@ -245,11 +258,14 @@ class Options:
         stages=_FILTER,
         choices=_names("hnmine.methods.samplers", "sampler_names"),
         kind="sampling",
+        belongs_to=_OF_METHOD,
     )
-    sample_pool: int | None = opt(None, "Pool size for sampled top-k.", stages=_FILTER, low=1, high=100_000)
-    temperature: float | None = opt(None, "Softmax temperature for sampled methods.", stages=_FILTER, low=0.0, low_open=True)
-    simans_a: float | None = opt(None, "SimANS a (default 0.5).", stages=_FILTER, low=0.0, low_open=True)
-    simans_b: float | None = opt(None, "SimANS b (default 0).", stages=_FILTER)
+    sample_pool: int | None = opt(None, "Pool size for sampled top-k.", stages=_FILTER, low=1, high=100_000, belongs_to=_OF_SAMPLER)
+    temperature: float | None = opt(
+        None, "Softmax temperature for sampled methods.", stages=_FILTER, low=0.0, low_open=True, belongs_to=_OF_SAMPLER
+    )
+    simans_a: float | None = opt(None, "SimANS a (default 0.5).", stages=_FILTER, low=0.0, low_open=True, belongs_to=_OF_SAMPLER)
+    simans_b: float | None = opt(None, "SimANS b (default 0).", stages=_FILTER, belongs_to=_OF_SAMPLER)
     positive_reference: str = opt(
         "min",
         "min|mean|max of the query's positive scores.",
@@ -358,6 +374,12 @@ def option_types(cls: type = Options) -> dict[str, Any]:
 
 def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
+
+
+def label(name: str) -> str:
+    """How the command line names an option: its flag, or its metavar for a positional argument (DATA)."""
+    f = next((f for f in option_fields(Options) if f.name == name), None)
+    return name.upper() if f is not None and spec(f).argument else flag(name)
 
 
 def default_of(f) -> Any:

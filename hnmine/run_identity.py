@@ -81,13 +81,31 @@ def follow_moved_inputs(run: RunDir, options: Options) -> None:
     m = run.manifest("inputs")
     if m is None or not isinstance(m.stats.get("identity"), dict):
         return
+    from hnmine.run_options import INPUT_FILES, stage_settings
+
+    now = input_identity(options, run.path)
+    if same_inputs(now, m.stats["identity"]):
+        return
+    # the record of the options names the new paths too: a later command that takes DATA from the run
+    # (`hnmine index --out RUN`) reads the files where they are now, not where they were
+    held = m.settings.get("options")
+    recorded: dict = held if isinstance(held, dict) else {}
+    current = stage_settings(options, "inputs", run.path)["options"]
+    paths = {name: current[name] for name in INPUT_FILES}
+    if now != m.stats["identity"] or any(recorded.get(name) != value for name, value in paths.items()):
+        files = input_files(options)
+        run.write_manifest(
+            with_(m, stats={**m.stats, "identity": now, "files": files}, settings={**m.settings, "options": {**recorded, **paths}})
+        )
+
+
+def input_files(options: Options) -> dict[str, str]:
+    """{role: absolute path} of the files the inputs stage reads (for its manifest: a relative path would
+    name a file only from the folder the command ran in)."""
     from hnmine.io.inputs import resolve_files
     from hnmine.stages.inputs import input_spec
 
-    now = input_identity(options, run.path)
-    if now != m.stats["identity"] and not same_inputs(now, m.stats["identity"]):
-        files = {role: str(p) for role, p in resolve_files(input_spec(options)).items() if p is not None}
-        run.write_manifest(with_(m, stats={**m.stats, "identity": now, "files": files}))
+    return {role: str(Path(p).absolute()) for role, p in resolve_files(input_spec(options)).items() if p is not None}
 
 
 def _shown(identity: dict) -> str:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hnmine.options import Options, flag, option_fields, options_for_stages, spec
+from hnmine.options import Options, label, option_fields, options_for_stages, spec
 
 if TYPE_CHECKING:
     from hnmine.rundir import RunDir
@@ -44,7 +44,7 @@ class OptionChange:
     def line(self, stages: Sequence[str] = ()) -> str:
         where = "" if self.origin == "given" else f", from the {self.origin} stage"
         names = ", ".join(stages or [self.stage])
-        return f"{names}: {flag(self.option)} {_shown(self.value)} (the run had {_shown(self.was)}{where})"
+        return f"{names}: {label(self.option)} {_shown(self.value)} (the run had {_shown(self.was)}{where})"
 
     def to_json(self) -> dict:
         return {"stage": self.stage, "option": self.option, "value": self.value, "was": self.was, "origin": self.origin}
@@ -58,9 +58,14 @@ def change_lines(changes: Sequence[OptionChange]) -> list[str]:
     return [group[0].line([c.stage for c in group]) for group in grouped.values()]
 
 
+# Options naming models by name or path: a model folder inside the run (the API saves a loaded model in
+# sources/model) is recorded relative to the run, as the run's own paths are.
+_MODEL_OPTIONS = ("model", "candidate_model", "teacher")
+
+
 def stage_settings(options: Options, stage: str, run_path: Path) -> dict:
     """For a stage's manifest: the options it reads, as JSON, and when (ordering the records of stages)."""
-    values = {f.name: _encode(getattr(options, f.name), run_path) for f in options_for_stages([stage])}
+    values = {f.name: _encode(getattr(options, f.name), run_path, f.name in _MODEL_OPTIONS) for f in options_for_stages([stage])}
     return {"recorded_ns": time.time_ns(), "options": values}
 
 
@@ -99,9 +104,28 @@ def resolve_options(
         switch = spec(f).requires
         if switch is not None and f.name not in given and not values.get(switch):
             values.pop(f.name, None)
+    _drop_parameters_of_new_choices(values, given, record, stages)
     options = make_options(values, stages)
     origin = {name: ("given" if name in given else record[name][1]) for name in values}
     return options, _changes(run, options, stages, origin)
+
+
+def _drop_parameters_of_new_choices(values: dict[str, Any], given: dict[str, Any], record: dict, stages: Sequence[str]) -> None:
+    """An inherited parameter of a choice given anew is dropped: after `--method topk-abs --max-score 0.6`,
+    `--method naive` is naive (its own defaults), not naive capped at 0.6, and `--method shifted` after
+    `--sampling random` samples as shifted does. Declaration order puts --method before --sampling before
+    the sampler's parameters, so a choice dropped here counts as given anew for what belongs to it."""
+    anew = {name for name in given if name in record and _plain(given[name]) != record[name][0]}
+    for f in options_for_stages(stages):
+        if f.name in given or not set(spec(f).belongs_to) & anew:
+            continue
+        if values.pop(f.name, None) is not None:
+            anew.add(f.name)
+
+
+def _plain(value: Any) -> Any:
+    """A given value as the record holds it (JSON)."""
+    return list(value) if isinstance(value, tuple) else str(value) if isinstance(value, Path) else value
 
 
 def _changes(run: RunDir, options: Options, stages: Sequence[str], origin: dict[str, str]) -> list[OptionChange]:
@@ -112,19 +136,21 @@ def _changes(run: RunDir, options: Options, stages: Sequence[str], origin: dict[
         if not isinstance(before, dict):
             continue  # the stage has not run here (or an older hnmine ran it): nothing it had
         for f in options_for_stages([stage]):
-            now = _encode(getattr(options, f.name), run.path)
+            now = _encode(getattr(options, f.name), run.path, f.name in _MODEL_OPTIONS)
             if f.name in before and before[f.name] != now:
                 out.append(OptionChange(stage, f.name, now, before[f.name], origin.get(f.name, "given")))
     return out
 
 
-def _encode(value: Any, run_path: Path) -> Any:
+def _encode(value: Any, run_path: Path, names_model: bool = False) -> Any:
     if isinstance(value, Path):
         absolute = value.resolve()
         root = Path(run_path).resolve()
         return _IN_RUN + str(absolute.relative_to(root)) if absolute.is_relative_to(root) else str(absolute)
     if isinstance(value, tuple):
-        return list(value)
+        return [_encode(v, run_path, names_model) for v in value]
+    if names_model and isinstance(value, str) and value and Path(value).exists() and _encode(Path(value), run_path).startswith(_IN_RUN):
+        return _encode(Path(value), run_path)
     return value
 
 
@@ -132,7 +158,9 @@ def _decode(name: str, value: Any, run_path: Path) -> Any:
     from hnmine.options import option_types
 
     is_path = Path in (option_types(Options)[name], *getattr(option_types(Options)[name], "__args__", ()))
-    if is_path and isinstance(value, str) and value.startswith(_IN_RUN):
+    if isinstance(value, list) and name in _MODEL_OPTIONS:
+        return [_decode(name, v, run_path) for v in value]
+    if (is_path or name in _MODEL_OPTIONS) and isinstance(value, str) and value.startswith(_IN_RUN):
         return str(Path(run_path) / value[len(_IN_RUN) :])
     return value
 
@@ -143,5 +171,7 @@ def _shown(value: Any) -> str:
     if isinstance(value, bool):
         return "on" if value else "off"
     if isinstance(value, list):
-        return ",".join(map(str, value)) or "(none)"
+        return ",".join(map(_shown, value)) or "(none)"
+    if isinstance(value, str) and (not value or value != value.strip()):
+        return f"'{value}'"  # an empty text, or spaces at an end, seen (a prompt's "query: ")
     return str(value)

@@ -47,7 +47,7 @@ def review_command(
     from hnmine.terminal_text import visible
 
     if export is not None:
-        from hnmine.judgments import export_qrels, run_judgments
+        from hnmine.judgments import export_qrels, run_verdicts, set_aside_message
         from hnmine.rundir import RunDir
 
         chosen = [
@@ -58,7 +58,10 @@ def review_command(
                 f"{', '.join(chosen)} chooses suspects to review; --export writes every judgment of the run, so it takes none of them"
             )
         RunDir(run).check_is_run()
-        n = export_qrels(run_judgments(run), export, qrels_format)
+        verdicts, set_aside = run_verdicts(run)
+        n = export_qrels(verdicts, export, qrels_format)
+        if set_aside.num_rows:  # written as qrels, a verdict would judge the text that replaced the one it judged
+            print(f"warning: {visible(set_aside_message(set_aside))}; not exported", file=sys.stderr)
         print(f"wrote {n:,} judgment(s) to {visible(export)} ({visible(qrels_format)} qrels)", file=sys.stderr)
         return
     from hnmine.review.session import Filters, ReviewSession

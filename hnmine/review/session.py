@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hnmine.errors import InputError, OptionError
-from hnmine.judgments import HUMAN, NOT_RELEVANT, RELEVANT, JudgmentLog, run_judgments
+from hnmine.judgments import HUMAN, NOT_RELEVANT, RELEVANT, JudgmentLog, run_verdicts
 
 DEFAULT_TOP = 100
 ALL_SUSPECTS = 2**62  # build_report's `top` when a query filter must see every suspect
@@ -50,6 +50,9 @@ class ReviewSession:
     cursor: int = 0
     skipped: set = field(default_factory=set)
     other_verdicts: dict = field(default_factory=dict)  # (q, d) -> (relevance, source): teacher, files
+    # (q, d) -> (query, document text hashes) of a person's verdict set aside: its texts changed since, so
+    # it is no verdict here until the pair is judged again (hnmine.judgments.run_verdicts)
+    set_aside: dict = field(default_factory=dict)
     _positives: dict = field(default_factory=dict)
 
     @classmethod
@@ -75,12 +78,20 @@ class ReviewSession:
         log = JudgmentLog(run_dir)
         if log.path.is_file():
             log.save()  # a session killed after its last verdict may not have rewritten the table
+        holding, set_aside = run_verdicts(run_dir)
         others = {}
-        for r in run_judgments(run_dir).to_pylist():
+        for r in holding.to_pylist():
             if r["source"] != HUMAN:
                 others[(r["query_id"], r["doc_id"])] = (r["relevance"], r["source"])
+        aside = {(r["query_id"], r["doc_id"]): (r["query_text_sha256"], r["doc_text_sha256"]) for r in set_aside.to_pylist()}
         session = cls(
-            run_dir=run_dir, filters=filters, suspects=rows, considered=report["suspects"]["considered"], log=log, other_verdicts=others
+            run_dir=run_dir,
+            filters=filters,
+            suspects=rows,
+            considered=report["suspects"]["considered"],
+            log=log,
+            other_verdicts=others,
+            set_aside=aside,
         )
         session.cursor = session.first_unjudged()
         return session
@@ -96,7 +107,13 @@ class ReviewSession:
         return row["query_id"], row["doc_id"]
 
     def verdicts(self) -> dict[tuple[str, str], int]:
-        return self.log.verdicts()
+        """{(query, document): relevance} of the reviewer's verdicts that hold (set-aside ones left out)."""
+        out = {}
+        for r in self.log.latest().to_pylist():
+            key = (r["query_id"], r["doc_id"])
+            if self.set_aside.get(key) != (r["query_text_sha256"], r["doc_text_sha256"]):
+                out[key] = r["relevance"]
+        return out
 
     def verdict_of(self, i: int | None = None) -> tuple[int, str] | None:
         """(relevance, source) of a suspect: the reviewer's own verdict first, else another source's."""

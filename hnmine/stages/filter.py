@@ -43,6 +43,9 @@ def judgments(ctx: Context):
         if ctx.options.judgments is not None:
             table = j.read_judgments(ctx.options.judgments)
             _check_names_the_run(ctx, table)
+            # a file holding verdicts tied to texts (another run's judgments.parquet) is held to them as the
+            # run's own are: they judged texts this run may not have
+            table, ctx.memo["file_set_aside"] = j.set_aside_changed(table, ctx.table("queries"), ctx.table("corpus"))
             tables.append(table)
         folded = j.fold_judgments(*tables) if tables else None
         ctx.memo["judgments"] = folded if folded is not None and folded.num_rows else None
@@ -143,16 +146,7 @@ def _work(ctx: Context) -> StageOutput:
     stats["queries_sharing_text"] = same_text_queries(queries)
     if calibration is not None:
         stats["calibration"] = calibration
-    warnings = []
-    set_aside = ctx.memo.get("set_aside")
-    if set_aside is not None and set_aside.num_rows:
-        stats["verdicts_set_aside"] = set_aside.num_rows
-        warnings.append(
-            f"{set_aside.num_rows} review verdict(s) set aside: the query or document text they judged has changed "
-            f"since (first: query '{set_aside.column('query_id')[0]}', document '{set_aside.column('doc_id')[0]}'); "
-            f"review them again with `hnmine review {ctx.run.path}`"
-        )
-        ctx.reporter.warn(warnings[-1])
+    warnings = _set_aside_warnings(ctx, stats)
     if judged_info is not None:
         stats["judgments"] = judged_info["counts"]
         stats["relabelled"] = relabelled
@@ -179,6 +173,25 @@ def _work(ctx: Context) -> StageOutput:
         stats=stats,
         warnings=warnings,
     )
+
+
+def _set_aside_warnings(ctx: Context, stats: dict) -> list[str]:
+    """A warning for the run's own verdicts and one for the --judgments file's that were set aside (their
+    texts changed); `stats["verdicts_set_aside"]` counts both."""
+    from hnmine.judgments import set_aside_message
+
+    warnings = []
+    own, in_file = ctx.memo.get("set_aside"), ctx.memo.get("file_set_aside")
+    if own is not None and own.num_rows:
+        warnings.append(f"{set_aside_message(own)}; review them again with `hnmine review {ctx.run.path}`")
+    if in_file is not None and in_file.num_rows:
+        warnings.append(f"{ctx.options.judgments}: {set_aside_message(in_file)}")
+    for w in warnings:
+        ctx.reporter.warn(w)
+    aside = sum(t.num_rows for t in (own, in_file) if t is not None)
+    if aside:
+        stats["verdicts_set_aside"] = aside
+    return warnings
 
 
 def _with_verdicts(ctx: Context, scores):

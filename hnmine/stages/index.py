@@ -64,7 +64,7 @@ def _sources(ctx: Context) -> dict:
 
 
 def _key(ctx: Context) -> dict:
-    from hnmine.encode import EncoderSpec, encoder_key, resolve_model
+    from hnmine.encode import EncoderSpec, encoder_key, model_key, resolve_model
 
     o = ctx.options
     spec = EncoderSpec.from_options(o)
@@ -83,7 +83,8 @@ def _key(ctx: Context) -> dict:
         d["bm25_options"] = bm25_options(o)
     if o.candidate_model:
         d["candidate_models"] = [
-            {"model": m, "revision": resolve_model(m)[1], "dtype": replace(spec, model=m).resolved_dtype()} for m in o.candidate_model
+            {"model": model_key(m), "revision": resolve_model(m)[1], "dtype": replace(spec, model=m).resolved_dtype()}
+            for m in o.candidate_model
         ]
     return d
 

@@ -47,14 +47,14 @@ def _writes(options: Options) -> tuple[str, ...]:
 
 @on_engine("inputs")
 def _work(ctx: Context) -> StageOutput:
-    from hnmine.io.inputs import load_inputs, resolve_files
+    from hnmine.io.inputs import load_inputs
+    from hnmine.run_identity import input_files, input_identity
 
     spec = input_spec(ctx.options)
-    files = {role: str(p) for role, p in resolve_files(spec).items() if p is not None}
+    files = input_files(ctx.options)
     loaded = load_inputs(spec)
     for w in loaded.warnings:
         ctx.reporter.warn(w)
-    from hnmine.run_identity import input_identity
 
     qrels, stats = loaded.qrels, {**loaded.stats, "files": files, "identity": input_identity(ctx.options, ctx.run.path)}
     tables = {"corpus": loaded.corpus, "queries": loaded.queries}

@@ -67,10 +67,10 @@ def _sources(ctx: Context) -> dict:
 
 
 def _key(ctx: Context) -> dict:
-    from hnmine.encode import EncoderSpec, encoder_key
+    from hnmine.encode import EncoderSpec, encoder_key, model_key
 
     o = ctx.options
-    d: dict = {"retriever": o.retriever, "max_depth": o.max_depth, "candidate_models": list(o.candidate_model)}
+    d: dict = {"retriever": o.retriever, "max_depth": o.max_depth, "candidate_models": [model_key(m) for m in o.candidate_model]}
     if _dense(o):
         if o.query_embeddings is not None:  # the user's query vectors: nothing is encoded
             enc = {"model": o.model, "normalize": o.normalize}

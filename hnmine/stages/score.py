@@ -93,13 +93,13 @@ def _sources(ctx: Context) -> dict:
 
 
 def _key(ctx: Context) -> dict:
-    from hnmine.encode import EncoderSpec, backend_key, resolve_model
+    from hnmine.encode import EncoderSpec, backend_key, model_key, resolve_model
 
     o = ctx.options
     info = dense_info(ctx)
     teachers = []
     for t in teachers_of(o):
-        entry = {"kind": t.kind, "model": t.model, "revision": resolve_model(t.model)[1]}
+        entry = {"kind": t.kind, "model": model_key(t.model), "revision": resolve_model(t.model)[1]}
         if runs_model(info, t, o):  # `auto` is resolved only where a model runs (it may time the model)
             spec = EncoderSpec.from_options(o, model=t.model)
             entry["dtype"] = spec.resolved_dtype(t.kind)

@@ -1,0 +1,301 @@
+"""Hunted cases (issue 23, "The hunt", hunter 2): a run reused, copied, moved, shared or edited between
+commands; a verdict or a positive losing to another source; the strings hnmine prints; two commands or
+threads at once. Each test is a case that broke on main at 25bba1f — a traceback, a silent wrong
+result, an option silently changed, a message that misled — and says in its docstring what broke.
+Listed in docs/reliability.md, "Hunted cases".
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from conftest import TINY_DOCS, TINY_QRELS, TINY_QUERIES, invoke, mine_json, reran, share_cache, snapshot, write_beir
+from test_hunt import one_line_error
+
+from hnmine.judgments import JudgmentLog
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def copy_run(finished_tiny, tmp_path: Path, name: str = "run") -> Path:
+    _, done = finished_tiny
+    run = tmp_path / name
+    shutil.copytree(done, run)
+    return run
+
+
+def own_run(finished_tiny, tmp_path: Path, *args: str) -> tuple[Path, Path]:
+    """(data, run): a copy of the tiny data mined into a new run (the finished run's embedding cache shared)."""
+    _, done = finished_tiny
+    data = write_beir(tmp_path / "data", TINY_DOCS, TINY_QUERIES, TINY_QRELS)
+    run = tmp_path / "run"
+    run.mkdir()
+    share_cache(done, run)
+    mine_json(data, run, *args)
+    return data, run
+
+
+def ok(*args) -> tuple[dict, str]:
+    """A command that must succeed, with --json: (its summary, its stderr)."""
+    result = invoke([*args, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout), result.stderr
+
+
+def settings(run: Path, stage: str) -> dict:
+    return json.loads((run / "manifests" / f"{stage}.json").read_text())["settings"]["options"]
+
+
+def selection(run: Path) -> dict:
+    return json.loads((run / "manifests" / "filter.json").read_text())["options"]["selection"]
+
+
+def joined(doc_id: str) -> str:
+    d = next(d for d in TINY_DOCS if d["_id"] == doc_id)
+    return f"{d['title']} {d['text']}"
+
+
+def judge(run: Path, query_id: str, doc_id: str, relevance: int) -> None:
+    """A person's verdict, tied to the texts judged, as `hnmine review` records it."""
+    query = next(q["text"] for q in TINY_QUERIES if q["_id"] == query_id)
+    log = JudgmentLog(run)
+    log.judge(query_id, doc_id, relevance, texts=(query, joined(doc_id)))
+    log.save()
+    log.close()
+
+
+def revised(tmp_path: Path, doc_id: str) -> Path:
+    docs = [dict(d, text=d["text"] + " Revised.") if d["_id"] == doc_id else d for d in TINY_DOCS]
+    return write_beir(tmp_path / "revised", docs, TINY_QUERIES, TINY_QRELS)
+
+
+# --- a run's inputs moved or reached from elsewhere ------------------------------------------------
+
+
+def test_moved_data_is_followed_by_the_next_stage_command(finished_tiny, tmp_path):
+    """The data folder moved and mined from its new place (every stage skipped): the run still recorded the
+    old folder as DATA, so the next `hnmine index --out RUN` (or `mine --out RUN`) failed: 'OLD: no such file'."""
+    data, run = own_run(finished_tiny, tmp_path)
+    moved = data.rename(tmp_path / "moved")
+    summary, _ = ok("mine", moved, "--out", run, "--quiet")
+    assert reran(summary) == []
+    summary, _ = ok("index", "--out", run, "--quiet")
+    assert reran(summary) == [] and summary["changes"] == []
+    assert settings(run, "inputs")["data"] == str(moved)
+
+
+def test_a_change_of_data_is_named_as_the_argument_not_as_a_flag(finished_tiny, tmp_path):
+    """The change line of a moved data folder read `inputs: --data NEW (the run had OLD)`: hnmine has no --data."""
+    data, run = own_run(finished_tiny, tmp_path)
+    moved = data.rename(tmp_path / "moved")
+    result = invoke(["mine", moved, "--out", run])
+    assert result.exit_code == 0, result.output
+    assert "--data" not in result.stderr
+    assert f"inputs: DATA {moved} (the run had {data})" in result.stderr
+
+
+def test_the_manifest_records_input_files_by_absolute_path(finished_tiny, tmp_path, monkeypatch):
+    """`hnmine mine data --out run` recorded `data/corpus.jsonl` in the inputs manifest (stats.files): a path
+    relative to a working folder the manifest does not name, so the record no longer said which file it read."""
+    _, done = finished_tiny
+    data = write_beir(tmp_path / "data", TINY_DOCS, TINY_QUERIES, TINY_QRELS)
+    (tmp_path / "run").mkdir()
+    share_cache(done, tmp_path / "run")
+    monkeypatch.chdir(tmp_path)
+    mine_json(Path("data"), Path("run"))
+    files = json.loads((tmp_path / "run/manifests/inputs.json").read_text())["stats"]["files"]
+    assert files == {
+        role: str(data / rel) for role, rel in (("corpus", "corpus.jsonl"), ("queries", "queries.jsonl"), ("qrels", "qrels/train.tsv"))
+    }
+
+
+# --- options inherited across a change of method ----------------------------------------------------
+
+
+def test_another_method_does_not_inherit_the_sampling_of_the_last(finished_tiny, tmp_path):
+    """After `filter --method sampled --sampling random`, `filter --method simans` kept the inherited
+    `--sampling random`: a run labelled simans drew its negatives uniformly, without a word."""
+    run = copy_run(finished_tiny, tmp_path)
+    ok("filter", "--out", run, "--method", "sampled", "--sampling", "random", "--quiet")
+    summary, _ = ok("filter", "--out", run, "--method", "simans", "--quiet")
+    assert selection(run)["method"] == "simans" and selection(run)["sampling"] == "simans"
+    assert {"option": "sampling", "value": None, "was": "random"}.items() <= next(
+        c for c in summary["changes"] if c["option"] == "sampling"
+    ).items()
+
+
+def test_another_method_is_not_refused_for_an_inherited_sampler_option(finished_tiny, tmp_path):
+    """After `filter --method sampled --temperature 0.5`, `filter --method shifted` failed with `--temperature
+    has no effect with sampling 'top'`: an option the user did not give this time."""
+    run = copy_run(finished_tiny, tmp_path)
+    ok("filter", "--out", run, "--method", "sampled", "--temperature", "0.5", "--quiet")
+    ok("filter", "--out", run, "--method", "shifted", "--quiet")
+    assert selection(run)["method"] == "shifted" and selection(run)["temperature"] is None
+
+
+def test_another_method_does_not_inherit_the_score_cap_of_the_last(finished_tiny, tmp_path):
+    """After `filter --method topk-abs --max-score 0.6`, `filter --method naive` still dropped every candidate
+    above 0.6 (the manifest said naive, the change lines named only --method)."""
+    run = copy_run(finished_tiny, tmp_path)
+    ok("filter", "--out", run, "--method", "topk-abs", "--max-score", "0.6", "--quiet")
+    summary, _ = ok("filter", "--out", run, "--method", "naive", "--quiet")
+    assert selection(run)["max_score"] is None
+    assert any(c["option"] == "max_score" and c["was"] == 0.6 for c in summary["changes"])
+
+
+def test_a_kept_method_keeps_its_options(finished_tiny, tmp_path):
+    """(Held, the rule's other side) the same method given again keeps the run's own values of its options."""
+    run = copy_run(finished_tiny, tmp_path)
+    ok("filter", "--out", run, "--method", "topk-abs", "--max-score", "0.6", "--quiet")
+    summary, _ = ok("filter", "--out", run, "--method", "topk-abs", "-n", "2", "--quiet")
+    assert selection(run)["max_score"] == 0.6 and selection(run)["num_negatives"] == 2
+
+
+# --- strings printed -----------------------------------------------------------------------------
+
+
+def test_an_empty_or_spaced_value_is_quoted_in_a_change_line(finished_tiny, tmp_path):
+    """`hnmine retrieve --query-prompt ""` after "query: " printed `retrieve: --query-prompt  (the run had query: )`:
+    the empty value and the prompt's trailing space invisible."""
+    run = copy_run(finished_tiny, tmp_path)
+    ok("retrieve", "--out", run, "--query-prompt", "query: ", "--quiet")
+    result = invoke(["retrieve", "--out", run, "--query-prompt", ""])
+    assert result.exit_code == 0, result.output
+    assert "retrieve: --query-prompt '' (the run had 'query: ')" in result.stderr
+
+
+# --- a run copied ------------------------------------------------------------------------------------
+
+
+def test_a_run_of_a_loaded_model_still_works_copied_elsewhere(tmp_path, monkeypatch):
+    """`hnmine.mine(pairs, model=st, out="a")` recorded its model as `a/sources/model` (relative to the folder
+    the script ran in, outside the run's own record): the run copied to b (or used from another folder)
+    failed every command with `cannot load model 'a/sources/model'`."""
+    from sentence_transformers import SentenceTransformer
+
+    import hnmine
+
+    model = SentenceTransformer(hnmine.api.default_model_path(), device="cpu")
+    pairs = [{"anchor": q["text"], "positive": TINY_DOCS[i * 4]["text"]} for i, q in enumerate(TINY_QUERIES)]
+    monkeypatch.chdir(tmp_path)
+    hnmine.mine(pairs, corpus=[d["text"] for d in TINY_DOCS], model=model, out="a", num_negatives=2, progress=False)
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    shutil.rmtree(tmp_path / "a")
+    summary, _ = ok("mine", "--out", tmp_path / "b", "--quiet")
+    assert reran(summary) == [] and summary["changes"] == []
+
+
+# --- verdicts tied to texts that changed -------------------------------------------------------------
+
+
+def test_review_export_leaves_out_verdicts_whose_texts_changed(finished_tiny, tmp_path):
+    """After `mine OTHER --replace` changed d10's text, the filter set the person's verdict on (q1, d10) aside,
+    but `review --export` still wrote it: fed back as `--judgments` (or to eval) it judged the new text."""
+    run = copy_run(finished_tiny, tmp_path)
+    judge(run, "q1", "d10", 1)
+    judge(run, "q2", "d12", 1)
+    ok("mine", revised(tmp_path, "d10"), "--out", run, "--replace", "--quiet")
+    out = tmp_path / "judged.tsv"
+    result = invoke(["review", run, "--export", out])
+    assert result.exit_code == 0, result.output
+    assert out.read_text().splitlines() == ["query-id\tcorpus-id\tscore", "q2\td12\t1"]
+    assert "1 review verdict(s) set aside" in result.stderr and "document 'd10'" in result.stderr
+
+
+def test_review_offers_again_a_verdict_whose_texts_changed(finished_tiny, tmp_path):
+    """The filter's warning says 'review them again with `hnmine review RUN`', but the review counted the
+    set-aside verdict as made: it opened past that suspect and showed the old verdict beside the new text."""
+    from hnmine.review.session import ReviewSession
+
+    run = copy_run(finished_tiny, tmp_path)
+    first = ReviewSession.open(run)
+    q, d = first.key()
+    first.mark(True)
+    first.close()
+    changed = [dict(x, text=x["text"] + " Revised.") if x["_id"] == d else x for x in TINY_DOCS]
+    ok("mine", write_beir(tmp_path / "revised", changed, TINY_QUERIES, TINY_QRELS), "--out", run, "--replace", "--quiet")
+    again = ReviewSession.open(run)
+    try:
+        assert again.key(again.cursor) == (q, d)
+        assert again.verdict_of(again.cursor) is None
+        assert again.progress()["relevant"] == 0
+        again.mark(False)  # judged again: the new verdict holds
+        assert again.verdicts()[(q, d)] == 0
+    finally:
+        again.close()
+
+
+# --- empty paths ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("option", ["--out", "--judgments", "--config"])
+def test_an_empty_path_is_refused_not_read_as_the_current_folder(finished_tiny, tmp_path, monkeypatch, option):
+    """`--out ""` (an unset shell variable) mined into the current folder; `--judgments ""` and `--config ""`
+    were refused as `.: is a folder`, a path nobody typed."""
+    run = copy_run(finished_tiny, tmp_path)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    data, _ = finished_tiny
+    args = ["mine", data, "--out", "", "--quiet"] if option == "--out" else ["filter", "--out", run, "--quiet", option, ""]
+    before = snapshot(run)
+    one_line_error(invoke(args), f"Invalid value for '{option}'", "needs a path, got an empty text")
+    assert list(work.iterdir()) == [] and snapshot(run) == before
+
+
+def test_the_api_refuses_an_empty_out(finished_tiny, tmp_path, monkeypatch):
+    """`hnmine.mine(data, out="")` mined into the folder the script ran in."""
+    import hnmine
+
+    data, _ = finished_tiny
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(hnmine.errors.OptionError, match="out= needs a path, got an empty text"):
+        hnmine.mine(data, out="", progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- every export format, back in Python -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["flagembedding", "tevatron"])
+def test_the_api_gives_back_a_jsonl_export_as_written(tmp_path, fmt):
+    """`hnmine.mine(..., format="flagembedding")` read its JSONL export back with pyarrow's type inference:
+    queries that look like dates ("2021-03-04") came back as timestamps in result.table and result.dataset."""
+    import hnmine
+
+    dates = ["2021-03-04", "1999-12-31", "2000-01-01"]
+    pairs = [{"anchor": a, "positive": TINY_DOCS[i * 4]["text"]} for i, a in enumerate(dates)]
+    result = hnmine.mine(pairs, corpus=[d["text"] for d in TINY_DOCS], out=tmp_path / "run", format=fmt, num_negatives=2, progress=False)
+    column = "query"
+    assert str(result.table.schema.field(column).type) == "string"
+    assert sorted(result.table.column(column).to_pylist()) == sorted(dates)
+    written = [json.loads(line) for line in result.export_file.read_text().splitlines()]
+    assert result.table.to_pylist() == written
+
+
+def test_the_parameters_of_a_method_are_declared_as_its_own():
+    """(Guard for the three cases above) every option a method sets a default for belongs to --method."""
+    from hnmine.methods.base import METHOD_OPTION_FIELDS
+    from hnmine.options import option_fields, spec
+
+    assert {f.name for f in option_fields() if "method" in spec(f).belongs_to} == set(METHOD_OPTION_FIELDS)
+
+
+def test_a_judgments_file_of_another_run_is_held_to_the_texts_it_judged(finished_tiny, tmp_path):
+    """`filter --judgments OTHER/judgments.parquet`: the other run's verdict on (q1, d10) recorded the texts
+    it judged, but a file's verdicts were applied by id alone: d10's text differs here, and it still became
+    q1's positive (only the run's own verdicts were set aside)."""
+    reviewed = copy_run(finished_tiny, tmp_path, "reviewed")
+    judge(reviewed, "q1", "d10", 1)
+    judge(reviewed, "q2", "d12", 1)
+    run = copy_run(finished_tiny, tmp_path)
+    ok("mine", revised(tmp_path, "d10"), "--out", run, "--replace", "--quiet")
+    summary, stderr = ok("filter", "--out", run, "--judgments", reviewed / "judgments.parquet")
+    positives = {(r["query_id"], r["doc_id"]) for r in pq.read_table(run / "positives.parquet").to_pylist()}
+    assert ("q1", "d10") not in positives and ("q2", "d12") in positives
+    assert f"{reviewed / 'judgments.parquet'}: 1 review verdict(s) set aside" in stderr
+    assert summary["filter"]["verdicts_set_aside"] == 1
