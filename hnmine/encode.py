@@ -417,9 +417,11 @@ def save_npy(array: np.ndarray, target: Path) -> None:
 
 def saved_order(parts: Path, n: int) -> np.ndarray | None:
     """The order an interrupted encode of these texts used, when it is intact."""
+    from hnmine.io.vectors import NPY_ERRORS
+
     try:
         order = np.load(parts / "order.npy")
-    except (OSError, ValueError, EOFError):
+    except NPY_ERRORS:
         return None
     if order.shape != (n,) or order.dtype.kind != "i" or not np.array_equal(np.sort(order), np.arange(n)):
         return None
@@ -626,6 +628,7 @@ def _digest_path(final: Path) -> Path:
 
 def load_verified(final: Path, n_rows: int) -> np.ndarray | None:
     """The cached vectors when their bytes match the recorded sha256 and their shape the texts; else None."""
+    from hnmine.io.vectors import NPY_ERRORS
     from hnmine.rundir import file_hash
 
     digest = _digest_path(final)
@@ -635,7 +638,7 @@ def load_verified(final: Path, n_rows: int) -> np.ndarray | None:
         if file_hash(final) != digest.read_text(encoding="utf-8").strip():
             return None
         vectors = np.load(final, mmap_mode="r")
-    except (OSError, ValueError):
+    except NPY_ERRORS:
         return None
     if vectors.ndim != 2 or vectors.shape[0] != n_rows or vectors.dtype != np.float32:
         return None
@@ -646,9 +649,11 @@ def chunk_ok(chunk_file: Path, n_rows: int) -> bool:
     """A chunk of an interrupted encode is reused only when it loads whole, with the right shape."""
     if not chunk_file.exists():
         return False
+    from hnmine.io.vectors import NPY_ERRORS
+
     try:
         vectors = np.load(chunk_file)
-    except (OSError, ValueError, EOFError):
+    except NPY_ERRORS:  # a damaged chunk is encoded again
         return False
     return vectors.ndim == 2 and vectors.shape[0] == n_rows and vectors.dtype == np.float32 and bool(np.isfinite(vectors).all())
 

@@ -238,3 +238,95 @@ def test_a_csv_cell_of_several_megabytes_is_read(tmp_path, kind):
     path.write_text(f"_id{sep}text\nd1{sep}{big}\nd2{sep}short\n")
     table = read_table(path)
     assert table.column("text").to_pylist() == [big, "short"]
+
+
+# --- vectors: the user's, and the embedding cache ---------------------------------------------------
+
+
+def _vectors_parquet(tmp_path: Path, values: list, value_type=None) -> Path:
+    path = tmp_path / "v.parquet"
+    pq.write_table(pa.table({"emb": pa.array(values, value_type)}), path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "case, values, message",
+    [
+        # ValueError: setting an array element with a sequence (a traceback)
+        ("nested", [[[0.1, 0.2]] for _ in TINY_DOCS], "column 'emb' holds lists of list<"),
+        # ValueError: could not convert string to float: 'a' (a traceback)
+        ("text", [["a", "b"]] + [["1", "2"] for _ in TINY_DOCS[1:]], "column 'emb' holds lists of string, not numbers"),
+        # texts that spell numbers were read as those numbers, silently
+        ("numeric-text", [["1", "2"] for _ in TINY_DOCS], "column 'emb' holds lists of string, not numbers"),
+        # booleans were read as 1 and 0, silently
+        ("bool", [[True, False] for _ in TINY_DOCS], "column 'emb' holds lists of bool, not numbers"),
+    ],
+)
+def test_parquet_vectors_that_are_not_numbers_are_refused(tmp_path, case, values, message):
+    """Parquet vectors whose lists hold lists, texts or booleans: a traceback, or texts and booleans taken as
+    numbers (a .npy of them is refused)."""
+    data = tiny(tmp_path)
+    path = _vectors_parquet(tmp_path, values)
+    one_line_error(invoke(["index", data, "--out", tmp_path / "run", "--corpus-embeddings", path, "--quiet"]), f"{path}: {message}")
+
+
+def test_float64_vectors_beyond_float32_are_named_as_such(tmp_path):
+    """float64 vectors with a value beyond float32's range (1e300) printed numpy's `RuntimeWarning: overflow
+    encountered in cast` and its source line, then `holds non-finite values (row 1)`: three lines, and the
+    values are finite."""
+    import numpy as np
+    from test_hunt import run_script
+
+    data = tiny(tmp_path)
+    vectors = np.ones((len(TINY_DOCS), 4))
+    vectors[0, 1] = 1e300
+    np.save(tmp_path / "v.npy", vectors)
+    result = run_script(["index", data, "--out", tmp_path / "run", "--corpus-embeddings", tmp_path / "v.npy", "--quiet"])
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
+        f"hnmine: error: {tmp_path / 'v.npy'}: row 1 holds a value beyond float32's range (1e+300); scale the vectors down"
+    ], result.stderr
+
+
+def _npy_with_header(path: Path, header: bytes) -> Path:
+    """A .npy whose header dictionary is `header` (padded as numpy pads it), then 24 bytes of data."""
+    body = header + b" " * ((64 - (10 + len(header) + 1) % 64) % 64) + b"\n"
+    path.write_bytes(b"\x93NUMPY\x01\x00" + len(body).to_bytes(2, "little") + body + b"\x00" * 24)
+    return path
+
+
+DAMAGED_HEADER = b"{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2), "  # cut short: no closing brace
+
+
+def test_a_npy_with_a_damaged_header_is_one_line(tmp_path):
+    """A .npy whose header dictionary was cut short crashed in numpy's header parser with `tokenize.TokenError:
+    ('EOF in multi-line statement', …)`, a traceback."""
+    data = tiny(tmp_path)
+    path = _npy_with_header(tmp_path / "v.npy", DAMAGED_HEADER)
+    one_line_error(
+        invoke(["index", data, "--out", tmp_path / "run", "--corpus-embeddings", path, "--quiet"]), f"{path}: not a readable .npy file"
+    )
+
+
+@pytest.mark.parametrize("damaged", ["chunk-000000.npy", "order.npy"])
+def test_a_damaged_file_of_an_interrupted_encode_is_encoded_again(finished_tiny, tmp_path, damaged):
+    """An interrupted encode leaves chunks and its order.npy in cache/embeddings/KEY.parts; one whose header
+    was damaged crashed the next run (`tokenize.TokenError`, a traceback) instead of being encoded again."""
+    import numpy as np
+
+    run = copy_run(finished_tiny, tmp_path)
+    cache = run / "cache" / "embeddings"
+    for final in list(cache.glob("*.npy")):  # the corpus's encode back to "interrupted after its first chunk"
+        n = np.load(final).shape[0]
+        if n != len(TINY_DOCS):
+            continue  # the queries' (the retrieve stage encodes them)
+        parts = cache / (final.stem + ".parts")
+        parts.mkdir()
+        np.save(parts / "order.npy", np.arange(n))
+        np.save(parts / "chunk-000000.npy", np.load(final))
+        _npy_with_header(parts / damaged, DAMAGED_HEADER)
+        final.unlink()
+        final.with_name(final.name + ".sha256").unlink()
+    result = invoke(["index", "--out", run, "--force", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert not list(cache.glob("*.parts")) and list(cache.glob("*.npy"))

@@ -11,6 +11,17 @@ from hnmine.errors import InputError
 from hnmine.io.files import read_parquet
 
 
+def _npy_errors() -> tuple[type[BaseException], ...]:
+    import tokenize
+
+    # What np.load raises on a damaged file: a short read, a bad header, and a header dictionary numpy's
+    # parser cannot tokenize or evaluate (a header cut short: tokenize.TokenError, not a ValueError).
+    return (OSError, ValueError, EOFError, SyntaxError, tokenize.TokenError)
+
+
+NPY_ERRORS = _npy_errors()
+
+
 def open_user_vectors(path: Path, expected_rows: int, rows_of: str = "") -> np.ndarray:
     """Vectors a user brings (npy, memory-mapped; or Parquet with one list column), shape-checked.
 
@@ -26,8 +37,9 @@ def open_user_vectors(path: Path, expected_rows: int, rows_of: str = "") -> np.n
                 raise InputError(f"{path}: not a .npy file (it does not start with the NumPy header; save it with numpy.save)")
         try:
             vectors = np.load(path, mmap_mode="r")
-        except ValueError as exc:
-            raise InputError(f"{path}: not a readable .npy file ({exc})") from None
+        except NPY_ERRORS as exc:
+            detail = " ".join(str(exc).split()) or type(exc).__name__
+            raise InputError(f"{path}: not a readable .npy file ({detail})") from None
         if vectors.dtype.kind not in "fiu":
             raise InputError(f"{path}: holds {vectors.dtype} values, not numbers")
     elif path.suffix in (".parquet", ".pq"):
@@ -45,6 +57,7 @@ def open_user_vectors(path: Path, expected_rows: int, rows_of: str = "") -> np.n
 
 
 def _parquet_vectors(path: Path) -> np.ndarray:
+    import pyarrow as pa
     import pyarrow.compute as pc
 
     table = read_parquet(path)
@@ -52,6 +65,10 @@ def _parquet_vectors(path: Path) -> np.ndarray:
     if len(cols) != 1:
         raise InputError(f"{path}: expected one list column of vectors, found {len(cols)} (columns: {', '.join(table.column_names)})")
     column = table.column(cols[0]).combine_chunks()
+    value_type = column.type.value_type
+    if not (pa.types.is_integer(value_type) or pa.types.is_floating(value_type) or pa.types.is_decimal(value_type)):
+        # texts or booleans would be cast to numbers silently, nested lists crash the cast
+        raise InputError(f"{path}: column '{cols[0]}' holds lists of {value_type}, not numbers")
     if column.null_count:
         raise InputError(
             f"{path}: row {int(np.argmax(column.is_null().to_numpy(zero_copy_only=False))) + 1} of column '{cols[0]}' has no vector"
@@ -72,10 +89,16 @@ _LARGEST_SCORABLE_NORM = float(np.sqrt(np.finfo(np.float32).max))
 
 def checked_block(vectors: np.ndarray, start: int, path: Path, normalize: bool, stop: int | None = None) -> np.ndarray:
     """Rows [start, stop) (default: one _BLOCK) as float32, checked finite, L2-normalised row by row."""
-    block = np.array(vectors[start : start + _BLOCK if stop is None else stop], dtype=np.float32)
+    source = vectors[start : start + _BLOCK if stop is None else stop]
+    with np.errstate(over="ignore"):  # a value beyond float32's range is named below, not warned about
+        block = np.array(source, dtype=np.float32)
     finite = np.isfinite(block).all(axis=1)
     if not finite.all():
-        raise InputError(f"{path}: holds non-finite values (row {start + int(np.argmin(finite)) + 1})")
+        row = int(np.argmin(finite))
+        if np.isfinite(source[row]).all():  # finite in the file: float64 values float32 cannot hold
+            largest = float(np.max(np.abs(np.asarray(source[row], dtype=np.float64))))
+            raise InputError(f"{path}: row {start + row + 1} holds a value beyond float32's range ({largest:.3g}); scale the vectors down")
+        raise InputError(f"{path}: holds non-finite values (row {start + row + 1})")
     norms, lost, lost_norms = _row_norms(block)
     if normalize:
         norms[norms == 0] = 1.0
