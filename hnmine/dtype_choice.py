@@ -135,14 +135,9 @@ def choose_cpu_dtype(model: str, kind: str, threads: int, backend: str = "torch"
         return DtypeChoice("float32", reason="no native bfloat16 or float16 on this CPU", machine=_machine())
     revision = resolve_model(model)[1]
     path = _choice_path(model, revision, kind, threads, backend)
-    try:
-        saved = json.loads(path.read_text(encoding="utf-8"))
-        if saved.get("dtype") in candidates:
-            return DtypeChoice(
-                saved["dtype"], dict(saved.get("seconds") or {}), saved.get("reason", ""), saved.get("machine", ""), cached=True
-            )
-    except (OSError, ValueError, AttributeError):
-        pass  # no choice saved yet (or an unreadable one): measure
+    saved = _saved_choice(path, candidates)
+    if saved is not None:
+        return saved
     seconds = _time_dtypes(model, kind, candidates, threads, backend)
     best = min(seconds, key=lambda d: seconds[d])
     if best != "float32" and seconds[best] <= (1 - MIN_GAIN) * seconds["float32"]:
@@ -157,6 +152,27 @@ def choose_cpu_dtype(model: str, kind: str, threads: int, backend: str = "torch"
     except Exception:  # noqa: BLE001 - an unwritable cache only means measuring again next time
         pass
     return choice
+
+
+def _saved_choice(path: Path, candidates: tuple[str, ...]) -> DtypeChoice | None:
+    """The choice saved at `path` when it is whole: a dtype among `candidates`, timings in seconds per
+    candidate, texts for the reason and machine. None (measure again) when there is none, or it is damaged:
+    it decides every run's dtype on this machine and goes into their manifests."""
+    import math
+
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(saved, dict) or saved.get("dtype") not in candidates:
+        return None
+    seconds, reason, machine = saved.get("seconds", {}), saved.get("reason", ""), saved.get("machine", "")
+    timings_ok = isinstance(seconds, dict) and all(
+        d in candidates and not isinstance(t, bool) and isinstance(t, (int, float)) and math.isfinite(t) for d, t in seconds.items()
+    )
+    if not (timings_ok and isinstance(reason, str) and isinstance(machine, str)):
+        return None
+    return DtypeChoice(saved["dtype"], dict(seconds), reason, machine, cached=True)
 
 
 def _cross_encoder_run(ce, pairs: list[tuple[str, str]]) -> Callable[[], object]:

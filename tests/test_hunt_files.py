@@ -330,3 +330,38 @@ def test_a_damaged_file_of_an_interrupted_encode_is_encoded_again(finished_tiny,
     result = invoke(["index", "--out", run, "--force", "--quiet"])
     assert result.exit_code == 0, result.output
     assert not list(cache.glob("*.parts")) and list(cache.glob("*.npy"))
+
+
+# --- the machine-wide dtype choice cache ($HNMINE_CACHE_DIR) ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        {"seconds": [1, 2]},  # TypeError: cannot convert dictionary update sequence element #0 to a sequence
+        {"seconds": 5},  # TypeError: 'int' object is not iterable
+        {"seconds": {"float32": "fast", "bfloat16": None}},  # kept, and recorded in the manifest as timings
+        {"reason": ["x"], "machine": 7},  # kept, and recorded in the manifest
+    ],
+)
+def test_a_damaged_dtype_choice_is_measured_again(tmp_path, monkeypatch, damage):
+    """`--dtype auto` trusts the choice cached in $HNMINE_CACHE_DIR/dtype-choice/*.json: a damaged one
+    crashed every run on the machine with a TypeError traceback (`seconds` not a mapping), or its garbage
+    was recorded in the run's manifest as the measurement behind the dtype."""
+    from hnmine import dtype_choice
+
+    monkeypatch.setenv("HNMINE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(dtype_choice, "cpu_info", lambda: ("Test CPU", frozenset({"avx512_bf16"})))
+    calls = []
+    monkeypatch.setattr(dtype_choice, "_time_dtypes", lambda *a, **k: calls.append(1) or {"float32": 1.0, "bfloat16": 0.5})
+    dtype_choice.choose_cpu_dtype.cache_clear()
+    try:
+        dtype_choice.choose_cpu_dtype("all-MiniLM-L6-v2", "bi-encoder", 2)
+        [saved] = (tmp_path / "cache").glob("dtype-choice/*.json")
+        saved.write_text(json.dumps({**json.loads(saved.read_text()), **damage}))
+        dtype_choice.choose_cpu_dtype.cache_clear()  # a new process
+        choice = dtype_choice.choose_cpu_dtype("all-MiniLM-L6-v2", "bi-encoder", 2)
+    finally:
+        dtype_choice.choose_cpu_dtype.cache_clear()
+    assert len(calls) == 2 and not choice.cached
+    assert choice.seconds == {"float32": 1.0, "bfloat16": 0.5} and isinstance(choice.reason, str) and choice.machine.startswith("Test CPU")
