@@ -25,6 +25,7 @@ fsynced line each, undo included) before it does anything else, and folds it int
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
@@ -118,33 +119,60 @@ def fold_judgments(*tables: pa.Table) -> pa.Table:
 
 def read_judgments(path: str | Path) -> pa.Table:
     """Judgments from a file: this module's Parquet table, a BEIR qrels TSV (`query-id corpus-id
-    score` with its header), or a TREC qrels file (`qid 0 docid rel`, whitespace separated).
+    score` with its header), a TREC qrels file (`qid 0 docid rel`, whitespace separated), or a CSV or
+    JSON-lines qrels table (as `eval --qrels` reads them); text files may be gzip-compressed (.gz).
     Ids stay text exactly as written. Rows of a qrels file get the file's name as their source."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such judgments file")
-    if path.suffix.lower() == ".parquet":
+    kind = _table_kind(path)
+    if kind == "parquet":
         return _read_parquet(path)
+    if kind is not None:  # CSV or JSON lines: a qrels table with named columns, as `eval --qrels` reads it
+        return _read_qrels_table(path)
     try:
-        with open(path, encoding="utf-8-sig") as fh:  # a byte-order mark is not part of the first query id
+        opened = gzip.open(path, "rt", encoding="utf-8-sig") if path.suffix.lower() == ".gz" else open(path, encoding="utf-8-sig")
+        with opened as fh:  # a byte-order mark is not part of the first query id
             lines = fh.read().splitlines()
     except UnicodeDecodeError as exc:
         raise InputError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except (OSError, EOFError) as exc:  # EOFError: a .gz cut short
+        raise InputError(f"{path}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
     return _parse_qrels(lines, str(path), path.name)
+
+
+def _table_kind(path: Path) -> str | None:
+    """'parquet', 'csv' or 'jsonl' for a table file (by its name, .gz aside); None for qrels text (BEIR TSV, TREC)."""
+    from hnmine.io.files import READERS
+
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] == ".gz":
+        suffixes = suffixes[:-1]
+    kind = READERS.get(suffixes[-1]) if suffixes else None
+    return kind if kind in ("parquet", "csv", "jsonl") else None
+
+
+def _read_qrels_table(path: Path) -> pa.Table:
+    """A CSV or JSON-lines qrels table (query-id/query_id, corpus-id/doc_id, score/relevance columns)."""
+    from hnmine.errors import MissingColumn
+    from hnmine.io.files import read_table
+    from hnmine.io.inputs import QREL_SCORE_COLUMNS, InputSpec, qrels_from_table
+
+    table = read_table(path)
+    if not any(name in table.column_names for name in QREL_SCORE_COLUMNS):  # a verdict needs its grade
+        raise MissingColumn(str(path), f"relevance (tried {'/'.join(QREL_SCORE_COLUMNS)})", table.column_names)
+    qrels = qrels_from_table(InputSpec(), table, path)
+    columns = (qrels.column(c).to_pylist() for c in ("query_id", "doc_id", "relevance"))
+    return judgments_table({"query_id": q, "doc_id": d, "relevance": r, "source": path.name, "time": ""} for q, d, r in zip(*columns))
 
 
 def _read_parquet(path: Path) -> pa.Table:
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
     from hnmine.errors import MissingColumn
+    from hnmine.io.files import read_table
 
-    try:
-        table = pq.read_table(path)
-    except (OSError, pa.ArrowException) as exc:
-        raise InputError(f"{path}: not a readable Parquet file ({' '.join(str(exc).split())})") from None
+    table = read_table(path)  # one line for a damaged file, or for a column named twice
     for name in ("query_id", "doc_id", "relevance"):
         if name not in table.column_names:
             raise MissingColumn(str(path), name, list(table.column_names))
@@ -153,6 +181,8 @@ def _read_parquet(path: Path) -> pa.Table:
     for name in ("query_id", "doc_id", "source", "time", "query_text_sha256", "doc_text_sha256"):
         if name in table.column_names:
             col = table.column(name)
+            if pa.types.is_dictionary(col.type):  # a categorical column (pandas): its values are the texts
+                col = pc.cast(col, col.type.value_type)
             if not pa.types.is_string(col.type) and not pa.types.is_large_string(col.type):
                 # a number column would lose "001" -> 1 long before here: refuse rather than guess
                 raise InputError(f"{path}: column '{name}' must hold text, not {col.type}")
@@ -166,6 +196,9 @@ def _read_parquet(path: Path) -> pa.Table:
     for name in ("query_id", "doc_id"):
         if cols[name].null_count:
             raise InputError(f"{path}: column '{name}' has empty values")
+        empty = pc.equal(pc.utf8_trim_whitespace(cols[name]), "").to_numpy(zero_copy_only=False)
+        if empty.any():  # as a qrels text with an empty id is refused: a verdict on no document
+            raise InputError(f"{path}: row {int(empty.argmax()) + 1}: column '{name}' is empty")
     rel = table.column("relevance")
     if not pa.types.is_integer(rel.type) or rel.null_count:
         raise InputError(f"{path}: column 'relevance' must hold whole numbers (it is {rel.type})")

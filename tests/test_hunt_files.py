@@ -365,3 +365,66 @@ def test_a_damaged_dtype_choice_is_measured_again(tmp_path, monkeypatch, damage)
         dtype_choice.choose_cpu_dtype.cache_clear()
     assert len(calls) == 2 and not choice.cached
     assert choice.seconds == {"float32": 1.0, "bfloat16": 0.5} and isinstance(choice.reason, str) and choice.machine.startswith("Test CPU")
+
+
+# --- --judgments files ------------------------------------------------------------------------------
+
+
+def _write_judgments(path: Path, kind: str) -> Path:
+    """q1's candidate d10 judged relevant, in one of the shapes a judgments file comes in."""
+    import gzip
+
+    if kind == "category-parquet":  # pandas writes a categorical column as a dictionary column
+        ids = {n: pa.array([v]).dictionary_encode() for n, v in (("query_id", "q1"), ("doc_id", "d10"))}
+        pq.write_table(pa.table({**ids, "relevance": pa.array([1], pa.int32())}), path)
+    elif kind == "csv":
+        path.write_text("query_id,doc_id,relevance\nq1,d10,1\n")
+    elif kind == "jsonl":
+        path.write_text(json.dumps({"query_id": "q1", "doc_id": "d10", "relevance": 1}) + "\n")
+    elif kind == "tsv-gz":
+        path.write_bytes(gzip.compress(b"query-id\tcorpus-id\tscore\nq1\td10\t1\n"))
+    return path
+
+
+@pytest.mark.parametrize(
+    "kind, name",
+    [
+        # `column 'query_id' must hold text, not dictionary<values=string, indices=int32, ordered=0>`
+        ("category-parquet", "judged.parquet"),
+        # `judged.csv:1: expected `query-id corpus-id score` (BEIR) or `qid 0 docid rel` (TREC), got 1 field(s)`
+        # (eval --qrels reads the same file)
+        ("csv", "judged.csv"),
+        ("jsonl", "judged.jsonl"),
+        # `judged.tsv.gz: not UTF-8 text (invalid start byte at byte 1)` (the inputs read .gz qrels)
+        ("tsv-gz", "judged.tsv.gz"),
+    ],
+)
+def test_a_judgments_file_in_another_shape_is_read(finished_tiny, tmp_path, kind, name):
+    """`--judgments` read only its own Parquet and BEIR/TREC text: a categorical Parquet column, a CSV or JSONL
+    qrels (which `eval --qrels` reads) and a gzip-compressed qrels were refused, each with a message about
+    something else (text, fields, UTF-8)."""
+    run = copy_run(finished_tiny, tmp_path)
+    path = _write_judgments(tmp_path / name, kind)
+    result = invoke(["filter", "--out", run, "--judgments", path, "--json", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["filter"]["judgments"]["by_source"][name]["new_positives"] == 1
+
+
+@pytest.mark.parametrize(
+    "columns, message",
+    [
+        # `not a readable Parquet file (Multiple matches for FieldRef.Name(relevance) in …)`
+        ({"query_id": ["q1"], "doc_id": ["d10"], "relevance": [1], "relevance ": [0]}, "column 'relevance' appears twice in the header"),
+        # read: a verdict on the document "" (a BEIR/TREC file with an empty id is refused)
+        ({"query_id": ["q1", "q1"], "doc_id": ["d10", ""], "relevance": [1, 0]}, "row 2: column 'doc_id' is empty"),
+    ],
+)
+def test_a_damaged_judgments_parquet_is_named(finished_tiny, tmp_path, columns, message):
+    """A judgments Parquet naming a column twice was called unreadable; one with an empty id was applied."""
+    run = copy_run(finished_tiny, tmp_path)
+    path = tmp_path / "judged.parquet"
+    names = [n.strip() for n in columns]
+    pq.write_table(pa.Table.from_arrays([pa.array(v) for v in columns.values()], names=names), path)
+    before = snapshot(run)
+    one_line_error(invoke(["filter", "--out", run, "--judgments", path, "--quiet"]), f"{path}: {message}")
+    assert snapshot(run) == before

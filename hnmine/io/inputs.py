@@ -268,7 +268,11 @@ _GRADE = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?|[+-]?(nan|inf|infi
 
 
 def read_qrels(spec: InputSpec, path: Path) -> pa.Table:
-    table = read_table(path)
+    return qrels_from_table(spec, read_table(path), path)
+
+
+def qrels_from_table(spec: InputSpec, table: pa.Table, path: Path) -> pa.Table:
+    """qrels(query_id, doc_id, relevance, is_positive) from a table read from `path` (named in messages)."""
     _refuse_headerless(table, path, spec)
     q_col = _pick(table, path, spec.qrels_query_column, QREL_QUERY_COLUMNS, "query id", "qrels_query_column")
     d_col = _pick(table, path, spec.qrels_doc_column, QREL_DOC_COLUMNS, "document id", "qrels_doc_column")
