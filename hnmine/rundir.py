@@ -72,6 +72,8 @@ LINK_CHECKED = OWN_FOLDERS + (".hnmine-ray",)
 _HELD: dict[str, tuple[int, int]] = {}
 _HELD_GUARD = threading.Lock()
 BUSY = "another hnmine process is working in this run directory; wait for it to finish, or use another --out"
+# A reader finds a table ahead of (or behind) its manifest while a writer holds the run: not damage to redo.
+WRITING = "another hnmine process is writing this run directory now; run this again when it has finished"
 
 
 def _claim(key: str, path: Path) -> int:
@@ -216,7 +218,12 @@ class RunDir:
     """One run directory. Reading needs nothing; writing happens inside `writing()`."""
 
     def __init__(self, path: Path | str):
+        from hnmine.terminal_text import not_utf8
+
         self.path = Path(path)
+        bad = not_utf8(self.path)
+        if bad:  # pyarrow opens no such path: every table of the run would be a UnicodeEncodeError
+            raise RunDirError(f"{self.path}: the path holds bytes that are not UTF-8 ({bad}), which hnmine cannot open; rename it")
 
     # -- paths ------------------------------------------------------------------------------------
 
@@ -247,6 +254,30 @@ class RunDir:
         if not (self.path / MARKER).exists() and not self._is_earlier_run():
             raise RunDirError(f"{self.path}: not an hnmine run directory (no {MARKER}); give the --out of `hnmine mine`")
 
+    def written_elsewhere(self) -> bool:
+        """Whether another process (or thread) holds this run for writing now: its lock taken, not by us."""
+        import fcntl
+
+        with _HELD_GUARD:
+            holder = _HELD.get(str(self.path.resolve()))
+        if holder is not None:  # this process writes it: this thread reads its own work in progress
+            return holder[0] != threading.get_ident()
+        try:
+            fh = open(self.path / LOCK, "rb")
+        except OSError:
+            return False
+        with fh:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                return True
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        return False
+
+    def _not_current(self, message: str) -> RunDirError:
+        """The error for a table that is not what its manifest records: said as a run being written when it is."""
+        return RunDirError(f"{self.path}: {WRITING}" if self.written_elsewhere() else message)
+
     def check_unchanged(self, name: str) -> None:
         """A table a reader is about to show must be the one its stage's manifest records: one edited or
         replaced since (or half-written by a killed rerun) would mix two runs in one report. And it must
@@ -260,7 +291,7 @@ class RunDir:
         if m is None or rel not in m.outputs or not path.exists():
             return
         if content_hash(path) != m.outputs[rel]:
-            raise RunDirError(
+            raise self._not_current(
                 f"{path} changed since the {stage} stage wrote it; rerun `hnmine {command_of(stage)}` "
                 f"(or `hnmine mine`) with --out {self.path}"
             )
@@ -362,7 +393,7 @@ class RunDir:
             from hnmine.stages import command_of
 
             what = "changed since" if path.exists() else "is missing: it was deleted after"
-            raise RunDirError(
+            raise self._not_current(
                 f"{path} {what} the {stage} stage wrote it; rerun `hnmine {command_of(stage)}` (or `hnmine mine`) with --out {self.path}"
             )
         self._check_current(stage, m, set())
@@ -387,10 +418,23 @@ class RunDir:
         for rel, digest, _ in reads:  # (the user's files and the judgments key the stage itself: not checked here)
             path = self.path_of(rel)
             if not path.exists() or content_hash(path) != digest:
-                raise RunDirError(
+                raise self._not_current(
                     f"{self.path}: the {stage} stage's outputs are out of date: {rel} changed since it ran; "
                     f"rerun `hnmine {command_of(stage)}` (or `hnmine mine`) with --out {self.path}"
                 )
+
+    def out_of_date(self, stage: str) -> str | None:
+        """Why a stage's outputs no longer are what the run holds now (an output changed, or a table it read
+        was remade since: `hnmine filter` rerun alone leaves the export of the old negatives), or None."""
+        m = self.manifest(stage)
+        if m is None:
+            return None
+        try:
+            for rel in m.outputs:
+                self.check_unchanged(rel)
+        except RunDirError as exc:
+            return str(exc)
+        return None
 
     def up_to_date(self, stage: str, key: str) -> bool:
         m = self.manifest(stage)

@@ -19,16 +19,28 @@ from typing import Any
 # bidirectional formatting characters (marks, embeddings, overrides, isolates); line and paragraph
 # separators (a line break to some terminals and to str.splitlines).
 _BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029"
-_UNSAFE = re.compile(f"[\x00-\x1f\x7f-\x9f{_BIDI}]")
-# What json.dumps(ensure_ascii=False) leaves raw (it escapes C0 itself): DEL, C1, bidirectional.
-_JSON_RAW = re.compile(f"[\x7f-\x9f{_BIDI}]")
+# Lone surrogates: a path's bytes that are not UTF-8 (os.fsdecode gives 0xff as U+DCFF), which no
+# terminal or UTF-8 stream can take as they are.
+_SURROGATES = "\ud800-\udfff"
+_UNSAFE = re.compile(f"[\x00-\x1f\x7f-\x9f{_BIDI}{_SURROGATES}]")
+# What json.dumps(ensure_ascii=False) leaves raw (it escapes C0 itself): DEL, C1, bidirectional, surrogates.
+_JSON_RAW = re.compile(f"[\x7f-\x9f{_BIDI}{_SURROGATES}]")
 _NAMED = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+_NOT_UTF8 = re.compile("[\udc80-\udcff]+")
 
 
 def _escape(match: re.Match) -> str:
     ch = match.group()
     code = ord(ch)
+    if 0xDC80 <= code <= 0xDCFF:  # the byte a path held (os.fsdecode's escape): shown as that byte
+        return f"\\x{code - 0xDC00:02x}"
     return _NAMED.get(ch) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+def not_utf8(text: object) -> str | None:
+    """The bytes of a path that are not UTF-8, as escapes (`\\xff`), or None: pyarrow opens no such path."""
+    found = "".join(_NOT_UTF8.findall(str(text)))
+    return visible(found) if found else None
 
 
 def visible(text: object) -> str:

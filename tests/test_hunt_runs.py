@@ -299,3 +299,107 @@ def test_a_judgments_file_of_another_run_is_held_to_the_texts_it_judged(finished
     assert ("q1", "d10") not in positives and ("q2", "d12") in positives
     assert f"{reviewed / 'judgments.parquet'}: 1 review verdict(s) set aside" in stderr
     assert summary["filter"]["verdicts_set_aside"] == 1
+
+
+# --- a run used by report after a partial rerun --------------------------------------------------
+
+
+def test_the_report_says_the_export_is_out_of_date(finished_tiny, tmp_path):
+    """After `hnmine filter --method naive` alone, the report's stages listed the export as a finished stage
+    (3 rows in, 3 out) with its old counts and nothing to say the training file no longer matches the
+    negatives shown (`finetune` refuses that file)."""
+    run = copy_run(finished_tiny, tmp_path)
+    ok("filter", "--out", run, "--method", "naive", "--quiet")
+    data = ok("report", run)[0]
+    export = next(s for s in data["stages"] if s["stage"] == "export")
+    assert "out of date" in export["out_of_date"] and "hnmine export" in export["out_of_date"]
+    assert [s["stage"] for s in data["stages"] if s.get("out_of_date")] == ["export"]
+    text = invoke(["report", run]).stdout
+    assert "export: " + f"{run}: the export stage's outputs are out of date" in " ".join(text.split())
+    html = tmp_path / "report.html"
+    assert invoke(["report", run, "--html", html]).exit_code == 0
+    assert (
+        "the export stage&#x27;s outputs are out of date" in html.read_text()
+        or "export stage's outputs are out of date" in html.read_text()
+    )
+    ok("export", "--out", run, "--quiet")
+    assert not any(s.get("out_of_date") for s in ok("report", run)[0]["stages"])
+
+
+# --- paths that are not UTF-8 -----------------------------------------------------------------------
+
+BAD = "run-\udcff"  # the name os.listdir gives a folder named with the byte 0xff (not UTF-8)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["filter", "--out", "{bad}", "--method", "naive"],
+        ["report", "{bad}"],
+        ["report", "{bad}", "--json"],
+        ["inspect", "{bad}", "q1"],
+        ["eval", "{bad}"],
+        ["review", "{bad}", "--export", "{tmp}/q.tsv"],
+        ["mine", "{data}", "--out", "{fresh}"],
+        ["mine", "{baddata}", "--out", "{tmp}/fresh"],
+    ],
+    ids=["filter", "report", "report-json", "inspect", "eval", "review-export", "mine-into", "mine-from"],
+)
+def test_a_path_that_is_not_utf8_is_one_line(finished_tiny, tmp_path, command):
+    """A run directory (or a data folder) whose name holds a byte that is not UTF-8 crashed every command
+    with `UnicodeEncodeError: 'utf-8' codec can't encode character '\\udcff'` from pyarrow (40 lines), and
+    `mine DATA --out` such a folder left it half-made."""
+    data, done = finished_tiny
+    bad = tmp_path / BAD
+    shutil.copytree(done, bad)
+    baddata = tmp_path / ("data-\udcff")
+    shutil.copytree(data, baddata)
+    names = {"bad": bad, "data": data, "baddata": baddata, "fresh": tmp_path / "fresh-\udcff", "tmp": tmp_path}
+    args = [a.format(**names) for a in command]
+    before = snapshot(bad)
+    line = one_line_error(invoke(args), "not UTF-8", "\\xff")
+    assert "\udcff" not in line
+    assert snapshot(bad) == before and not (tmp_path / "fresh-\udcff").exists() and not (tmp_path / "fresh").exists()
+
+
+# --- two commands on one run ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "command", [["report", "{run}"], ["inspect", "{run}", "q1"], ["eval", "{run}"], ["finetune", "{run}", "--eval", "{data}"]]
+)
+def test_reading_a_run_another_process_is_writing_says_so(finished_tiny, tmp_path, command):
+    """`hnmine report RUN` while `hnmine filter` was writing RUN (its new negatives.parquet written, its
+    manifest not yet) said `negatives.parquet changed since the filter stage wrote it; rerun hnmine filter`:
+    a second filter would be refused as busy, and the run was not damaged, only unfinished."""
+    import fcntl
+
+    run = copy_run(finished_tiny, tmp_path)
+    with open(run / ".hnmine-lock", "a+") as lock:  # what a writing hnmine holds (another process, here another file)
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        shutil.copy(run / "dropped.parquet", run / "negatives.parquet")  # mid-write: a table ahead of its manifest
+        args = [a.format(run=run, data=finished_tiny[0]) for a in command]
+        line = one_line_error(invoke(args), f"{run}: another hnmine process is writing")
+    assert "rerun" not in line
+
+
+# --- a graded judgment below --min-relevance ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("engine", ["local", "ray"])
+def test_a_document_judged_relevant_below_min_relevance_is_never_a_negative(finished_tiny, tmp_path, engine):
+    """With --min-relevance 2, d10 graded 1 for q1 (relevant, only less so) is no positive, and it was q1's
+    first negative: a document the qrels call relevant trained as irrelevant (with either engine)."""
+    _, done = finished_tiny
+    qrels = [("q1", "d1", 2), ("q1", "d10", 1), ("q2", "d5", 2), ("q3", "d9", 2)]
+    data = write_beir(tmp_path / "graded", TINY_DOCS, TINY_QUERIES, qrels)
+    run = tmp_path / "run"
+    run.mkdir()
+    share_cache(done, run)
+    mine_json(data, run, "--min-relevance", "2", "--method", "naive", "--random-negatives", "8")
+    if engine == "ray":  # the Ray filter leaves such a run to the driver's code
+        ok("filter", "--out", run, "--engine", "ray", "--random-negatives", "0", "--quiet")
+    negatives = {(r["query_id"], r["doc_id"]) for r in pq.read_table(run / "negatives.parquet").to_pylist()}
+    assert ("q1", "d10") not in negatives
+    dropped = {(r["query_id"], r["doc_id"]): r["reason"] for r in pq.read_table(run / "dropped.parquet").to_pylist()}
+    assert dropped[("q1", "d10")] == "judged_relevant"

@@ -53,10 +53,20 @@ def is_saved_dataset(path: Path) -> bool:
     return path.is_dir() and ((path / "state.json").is_file() or (path / "dataset_dict.json").is_file())
 
 
+def check_utf8_path(path: Path) -> None:
+    """A path pyarrow can open: one holding bytes that are not UTF-8 is an InputError naming them."""
+    from hnmine.terminal_text import not_utf8
+
+    bad = not_utf8(path)
+    if bad:
+        raise InputError(f"{path}: the path holds bytes that are not UTF-8 ({bad}), which hnmine cannot read; rename it")
+
+
 def read_table(path: Path, split: str | None = None) -> pa.Table:
     """Read a whole file (or a saved `datasets` folder) as an Arrow table. Every failure becomes an
     InputError naming the file."""
     path = Path(path)
+    check_utf8_path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file")
     if is_saved_dataset(path):
@@ -128,6 +138,7 @@ def read_parquet(path: Path, columns: list[str] | None = None) -> pa.Table:
     """Read a Parquet file without pyarrow.dataset (whose import pulls in pandas: ~2 s per command)."""
     import pyarrow.parquet as pq
 
+    check_utf8_path(path)
     return pq.ParquetFile(path).read(columns=columns)
 
 

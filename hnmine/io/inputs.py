@@ -125,7 +125,10 @@ def _check_column_options(spec: InputSpec, *, pairs: bool, corpus: bool) -> None
 
 
 def _check_file(path: Path, role: str) -> None:
+    from hnmine.io.files import check_utf8_path
+
     path = Path(path)
+    check_utf8_path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file ({role})")
     if path.is_dir() and not is_saved_dataset(path):

@@ -74,7 +74,7 @@ def build_report(
         "run": str(run_dir),
         "hnmine_version": __version__,
         "meta": _meta(manifests),
-        "stages": _stages(manifests),
+        "stages": _stages(manifests, run_dir),
         "coverage": _coverage(run_dir, summary),
         "funnel": _funnel(neg, drop, scores, not_known),
         "scores": _distributions(neg, drop, scores, not_known, bins),
@@ -162,16 +162,23 @@ def _meta(manifests: dict[str, dict]) -> dict:
     return {"method": method, "models": models, "warnings": warnings, "calibration": calibration}
 
 
-def _stages(manifests: dict[str, dict]) -> list[dict]:
+def _stages(manifests: dict[str, dict], run_dir: Path) -> list[dict]:
+    from hnmine.rundir import RunDir
+    from hnmine.stages import stage_making
+
     rows = []
     order = load.stage_order()
     names = order + [s for s in manifests if s not in order]
+    # The tables the report reads are checked current as they are read (so are the stages they come from);
+    # a later stage (the export, after `hnmine filter` rerun alone) is checked here.
+    last_read = max(order.index(stage_making(t)) for t in REQUIRED)
     for stage in names:
         m = manifests.get(stage)
         if m is None:
             rows.append({"stage": stage, "ran": False, "rows_in": None, "rows_out": None, "seconds": None, "finished_at": None})
             continue
         counts = m.get("counts") or {}
+        later = stage in order and order.index(stage) > last_read
         rows.append(
             {
                 "stage": stage,
@@ -180,6 +187,7 @@ def _stages(manifests: dict[str, dict]) -> list[dict]:
                 "rows_out": _i(counts.get("rows_out")),
                 "seconds": _f(m.get("seconds"), 3),
                 "finished_at": m.get("finished_at"),
+                "out_of_date": RunDir(run_dir).out_of_date(stage) if later else None,
             }
         )
     return rows

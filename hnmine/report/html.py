@@ -128,6 +128,8 @@ def _stages(report: dict) -> str:
             f'<td class="num">{_n(s["rows_out"])}</td><td class="num">{_secs(s["seconds"])}</td>'
             f'<td class="muted">{_e((s["finished_at"] or "").replace("T", " ").rstrip("Z"))}</td></tr>'
         )
+        if s.get("out_of_date"):
+            rows.append(f'<tr><td></td><td colspan="4" class="warning">{_e(s["out_of_date"])}</td></tr>')
     return (
         '<table><thead><tr><th>stage</th><th class="num">rows in</th><th class="num">rows out</th>'
         '<th class="num">seconds</th><th>finished</th></tr></thead><tbody>'

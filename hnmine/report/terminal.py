@@ -67,10 +67,10 @@ def _stages(report: dict):
         if not s["ran"]:
             table.add_row(Text(s["stage"], style="dim"), "", "", "", "not run")
             continue
-        table.add_row(
-            s["stage"], _n(s["rows_in"]), _n(s["rows_out"]), _secs(s["seconds"]), (s["finished_at"] or "").replace("T", " ").rstrip("Z")
-        )
-    warnings = (report.get("meta") or {}).get("warnings") or []
+        finished = "out of date" if s.get("out_of_date") else (s["finished_at"] or "").replace("T", " ").rstrip("Z")
+        table.add_row(s["stage"], _n(s["rows_in"]), _n(s["rows_out"]), _secs(s["seconds"]), finished)
+    stale = [{"stage": s["stage"], "message": s["out_of_date"]} for s in report["stages"] if s.get("out_of_date")]
+    warnings = stale + ((report.get("meta") or {}).get("warnings") or [])
     if not warnings:
         return table
     lines = Text()

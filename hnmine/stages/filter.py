@@ -90,9 +90,23 @@ def _check(options: Options) -> None:
 
 def _reads(ctx: Context) -> tuple[str, ...]:
     reads: tuple[str, ...] = ("scores", "corpus", "queries")
-    if ctx.options.method == "auto":  # the calibration keeps each query's best-graded positive
+    # the calibration keeps each query's best-graded positive; judgments graded relevant below
+    # --min-relevance are never negatives (read only where there are some: other runs' keys stay as they were)
+    if ctx.options.method == "auto" or below_min_relevance(ctx).num_rows:
         reads += ("qrels",)
     return reads + (("dense_index",) if uses_vectors(ctx) else ())
+
+
+def below_min_relevance(ctx: Context):
+    """(query_id, doc_id) of the qrels rows graded relevant (above 0) but below --min-relevance: no positives,
+    yet judged relevant, so never negatives either."""
+    if "below_min_relevance" not in ctx.memo:
+        import pyarrow.compute as pc
+
+        qrels = ctx.table("qrels", ["query_id", "doc_id", "relevance", "is_positive"])
+        graded = pc.and_(pc.greater(qrels.column("relevance"), 0), pc.invert(pc.fill_null(qrels.column("is_positive"), False)))
+        ctx.memo["below_min_relevance"] = qrels.filter(graded).select(["query_id", "doc_id"])
+    return ctx.memo["below_min_relevance"]
 
 
 def _key(ctx: Context) -> dict:
@@ -122,7 +136,7 @@ def _work(ctx: Context) -> StageOutput:
     corpus = ctx.table("corpus")
     queries = ctx.table("queries")
     scores, judged_info, relabelled = _with_verdicts(ctx, original)
-    excluded = excluded_pairs(queries, scores, judged_info)
+    excluded = excluded_pairs(queries, scores, judged_info, below_min_relevance(ctx))
     query_ids = queries.column("query_id").to_pylist()
     vectors = _doc_vectors(ctx, corpus.column("doc_id").to_pylist()) if uses_vectors(ctx) else None
     calibration = None
@@ -214,10 +228,11 @@ def _with_verdicts(ctx: Context, scores):
     return applied, info, relabelled
 
 
-def excluded_pairs(queries, scores, judged_info):
+def excluded_pairs(queries, scores, judged_info, graded_below=None):
     """(query_id, doc_id, reason) pairs that may never be negatives although they are not positives in the
-    scores: documents judged relevant that are not candidates (so never drawn as random negatives), and the
-    positives of every other query with the same text (hnmine.selection.exclusions)."""
+    scores: documents judged relevant that are not candidates (so never drawn as random negatives), those the
+    qrels grade relevant below --min-relevance (`graded_below`), and the positives of every other query with
+    the same text (hnmine.selection.exclusions)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -226,6 +241,11 @@ def excluded_pairs(queries, scores, judged_info):
 
     positives = scores.filter(pc.fill_null(scores.column("is_positive"), False)).select(["query_id", "doc_id"])
     parts = []
+    if graded_below is not None and graded_below.num_rows:  # (a verdict may have made one a positive since)
+        known = set(zip(positives.column("query_id").to_pylist(), positives.column("doc_id").to_pylist()))
+        keep = [(q, d) not in known for q, d in zip(graded_below.column("query_id").to_pylist(), graded_below.column("doc_id").to_pylist())]
+        below = graded_below.filter(pa.array(keep, pa.bool_()))
+        parts.append(below.append_column("reason", pa.array([JUDGED_RELEVANT] * below.num_rows, pa.string())).cast(EXCLUDED_SCHEMA))
     if judged_info is not None and judged_info["unscored_positives"].num_rows:
         unscored = judged_info["unscored_positives"].select(["query_id", "doc_id"])
         positives = pa.concat_tables([positives.cast(unscored.schema), unscored])

@@ -76,6 +76,8 @@ def _left_to_driver(stage: str, ctx: Context) -> str | None:
             return "--random-negatives draws from the whole corpus"
         if filter_stage.judgments(ctx) is not None:
             return "judgments"
+        if filter_stage.below_min_relevance(ctx).num_rows:
+            return "judgments graded relevant below --min-relevance"
         if filter_stage.same_text_queries(ctx.table("queries", ["query_id", "text"])):
             return "queries with the same text share their positives"
         if o.relabel:
