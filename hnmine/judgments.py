@@ -136,7 +136,7 @@ def read_judgments(path: str | Path) -> pa.Table:
     try:
         opened = gzip.open(path, "rt", encoding="utf-8-sig") if path.suffix.lower() == ".gz" else open(path, encoding="utf-8-sig")
         with opened as fh:  # a byte-order mark is not part of the first query id
-            lines = fh.read().splitlines()
+            lines = fh.read().split("\n")  # at "\n" alone: an id may hold U+2028 or NEL (\r is stripped with the fields)
     except UnicodeDecodeError as exc:
         raise InputError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except (OSError, EOFError) as exc:  # EOFError: a .gz cut short
@@ -459,13 +459,26 @@ class JudgmentLog:
             data = self.path.read_bytes()
         except OSError as exc:
             raise RunDirError(f"{self.path}: cannot read ({exc.strerror or exc})") from None
+        from hnmine.io.files import DuplicateKey, loads_object
+
         complete = data[: data.rfind(b"\n") + 1]  # a torn last line was never acknowledged
+        if complete.startswith(b"\xef\xbb\xbf"):
+            complete = complete[3:]  # a byte-order mark an editor added is not part of the first entry
         entries = []
-        for lineno, raw in enumerate(complete.decode("utf-8", errors="replace").splitlines(), start=1):
-            if not raw.strip():
+        # Lines end at "\n" alone: an id may hold U+2028 or NEL, which JSON leaves unescaped and str.splitlines splits at.
+        for lineno, raw in enumerate(complete.split(b"\n")[:-1], start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise RunDirError(f"{self.path}:{lineno}: not valid UTF-8 (byte {exc.start}); fix or remove the line") from None
+            if not line.strip():
                 continue
             try:
-                entry = json.loads(raw)
+                entry = loads_object(line)
+            except DuplicateKey as exc:
+                raise RunDirError(
+                    f"{self.path}:{lineno}: not a journal entry (key '{exc.key}' appears twice); fix or remove the line"
+                ) from None
             except ValueError:
                 raise RunDirError(f"{self.path}:{lineno}: not a journal entry (invalid JSON); fix or remove the line") from None
             problem = journal_entry_problem(entry)

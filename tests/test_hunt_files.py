@@ -428,3 +428,65 @@ def test_a_damaged_judgments_parquet_is_named(finished_tiny, tmp_path, columns, 
     before = snapshot(run)
     one_line_error(invoke(["filter", "--out", run, "--judgments", path, "--quiet"]), f"{path}: {message}")
     assert snapshot(run) == before
+
+
+# --- the review journal (RUN/review/journal.jsonl) ---------------------------------------------------
+
+VERDICT = {"op": "judge", "query_id": "q1", "doc_id": "d2", "relevance": 0, "source": "human", "time": "2026-01-01T00:00:00.000Z"}
+
+
+def _journal_run(finished_tiny, tmp_path: Path, raw: bytes) -> Path:
+    from hnmine.judgments import JOURNAL_FILE
+
+    run = copy_run(finished_tiny, tmp_path)
+    (run / JOURNAL_FILE).parent.mkdir(parents=True, exist_ok=True)
+    (run / JOURNAL_FILE).write_bytes(raw)
+    return run
+
+
+def test_a_journal_saved_with_a_byte_order_mark_is_read(finished_tiny, tmp_path):
+    """A journal opened and saved in a Windows editor (a UTF-8 byte-order mark before its first line) was refused:
+    `journal.jsonl:1: not a journal entry (invalid JSON)`, a line that holds a good entry."""
+    run = _journal_run(finished_tiny, tmp_path, b"\xef\xbb\xbf" + json.dumps(VERDICT).encode() + b"\n")
+    result = invoke(["review", run, "--export", tmp_path / "q.tsv"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "q.tsv").read_text() == "query-id\tcorpus-id\tscore\nq1\td2\t0\n"
+
+
+def test_a_journal_line_that_is_not_utf8_is_named(finished_tiny, tmp_path):
+    """A journal byte that is not UTF-8 (a damaged disk block, an editor in Latin-1) was replaced by U+FFFD:
+    the verdict was exported and applied for the document 'd\\ufffd2', which exists nowhere, silently."""
+    from hnmine.judgments import JOURNAL_FILE
+
+    raw = json.dumps(VERDICT).encode().replace(b'"d2"', b'"d\xe92"')
+    run = _journal_run(finished_tiny, tmp_path, json.dumps({**VERDICT, "doc_id": "d3"}).encode() + b"\n" + raw + b"\n")
+    before = snapshot(run)
+    one_line_error(invoke(["review", run, "--export", tmp_path / "q.tsv"]), f"{run / JOURNAL_FILE}:2: not valid UTF-8")
+    assert snapshot(run) == before and not (tmp_path / "q.tsv").exists()
+
+
+def test_a_journal_line_with_a_field_twice_is_named(finished_tiny, tmp_path):
+    """`{"relevance": 0, …, "relevance": 1}` in one journal line was read as relevance 1, silently (the input
+    readers refuse a key twice in one object)."""
+    from hnmine.judgments import JOURNAL_FILE
+
+    line = json.dumps(VERDICT)[:-1] + ', "relevance": 1}'
+    run = _journal_run(finished_tiny, tmp_path, line.encode() + b"\n")
+    one_line_error(invoke(["review", run, "--export", tmp_path / "q.tsv"]), f"{run / JOURNAL_FILE}:1: ", "'relevance' appears twice")
+
+
+def test_a_verdict_on_an_id_holding_a_unicode_line_separator_keeps_the_journal_readable(finished_tiny, tmp_path):
+    """An id holding U+2028 (or NEL, U+0085) is written raw in its journal line (JSON needs no escape), and the
+    reader split lines at it as at a newline: one such verdict made the run's journal `invalid JSON` for good,
+    every later filter and review failing; the qrels `review --export` wrote split there too when read back."""
+    from hnmine.judgments import JudgmentLog, read_judgments
+
+    run = copy_run(finished_tiny, tmp_path)
+    log = JudgmentLog(run)
+    log.judge("q1", "d\u20282", 0)
+    log.judge("q\x851", "d3", 1)
+    log.close()
+    result = invoke(["review", run, "--export", tmp_path / "q.tsv"])
+    assert result.exit_code == 0, result.output
+    back = read_judgments(tmp_path / "q.tsv")
+    assert set(zip(back.column("query_id").to_pylist(), back.column("doc_id").to_pylist())) == {("q1", "d\u20282"), ("q\x851", "d3")}

@@ -247,6 +247,15 @@ def _object(pairs: list[tuple[str, Any]]) -> dict:
     return obj
 
 
+DuplicateKey = _DuplicateKey
+
+
+def loads_object(text: str) -> Any:
+    """json.loads, with a key written twice in one object refused (DuplicateKey) instead of the last kept:
+    for the JSON lines hnmine writes and reads back (the review journal)."""
+    return json.loads(text, object_pairs_hook=_object)
+
+
 def _json_float(text: str) -> str:
     """A JSON number with a fraction or exponent, kept as written; NaN and infinities are missing values."""
     return text
