@@ -99,7 +99,7 @@ def resolve_options(
         inputs_only = {f.name for f in option_fields(Options) if spec(f).stages == ("inputs",)}
         record = {k: v for k, v in record.items() if k not in inputs_only}
     values = dict(given)
-    values.update({name: _decode(name, record[name][0], run.path) for name in taken if name not in given and name in record})
+    values.update({name: _inherited(name, record[name], run) for name in taken if name not in given and name in record})
     for f in options_for_stages(stages):  # an inherited value of an option whose switch is now off is not the user's
         switch = spec(f).requires
         if switch is not None and f.name not in given and not values.get(switch):
@@ -108,6 +108,24 @@ def resolve_options(
     options = make_options(values, stages)
     origin = {name: ("given" if name in given else record[name][1]) for name in values}
     return options, _changes(run, options, stages, origin)
+
+
+def _inherited(name: str, recorded: tuple[Any, str], run: RunDir) -> Any:
+    """The value an option takes from the run's record, checked on its own: a damaged record is named with
+    its manifest, never blamed on a flag the user did not type."""
+    from types import SimpleNamespace
+
+    from hnmine.errors import OptionError, UnknownName
+    from hnmine.options import check_values, coerce
+
+    value, stage = _decode(name, recorded[0], run.path), recorded[1]
+    try:
+        check_values(SimpleNamespace(**{name: coerce(name, value)}), stages=())  # its type, bounds and names; no rule
+    except (OptionError, UnknownName) as exc:
+        raise OptionError(
+            f"{run.manifest_path(stage)}: the run's record of {label(name)} is damaged ({exc}); give {label(name)}, or --defaults"
+        ) from None
+    return value
 
 
 def _drop_parameters_of_new_choices(values: dict[str, Any], given: dict[str, Any], record: dict, stages: Sequence[str]) -> None:

@@ -490,3 +490,35 @@ def test_a_verdict_on_an_id_holding_a_unicode_line_separator_keeps_the_journal_r
     assert result.exit_code == 0, result.output
     back = read_judgments(tmp_path / "q.tsv")
     assert set(zip(back.column("query_id").to_pylist(), back.column("doc_id").to_pylist())) == {("q1", "d\u20282"), ("q\x851", "d3")}
+
+
+# --- the run's manifests ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "option, value, fragment",
+    [
+        ("num_negatives", "abc", "must be a whole number"),
+        ("num_negatives", 10**6, "must be between 1 and 1,000"),
+        ("method", "bogus", "unknown method"),
+    ],
+)
+def test_a_damaged_record_of_an_option_names_the_manifest(finished_tiny, tmp_path, option, value, fragment):
+    """A command takes the options it is not given from the run's manifests. A damaged record there
+    (`"num_negatives": "abc"`) was reported as `--num-negatives must be a whole number, got 'abc'`, a flag
+    the user never typed, with nothing pointing at the file to fix."""
+    run = copy_run(finished_tiny, tmp_path)
+    path = run / "manifests" / "filter.json"
+    manifest = json.loads(path.read_text())
+    manifest["settings"]["options"][option] = value
+    path.write_text(json.dumps(manifest))
+    before = snapshot(run)
+    flag = "--" + option.replace("_", "-")
+    one_line_error(
+        invoke(["filter", "--out", run, "--quiet"]),
+        f"{path}: the run's record of {flag} is damaged (",
+        fragment,
+        f"give {flag}, or --defaults",
+    )
+    assert snapshot(run) == before
+    assert invoke(["filter", "--out", run, "--defaults", "--quiet"]).exit_code == 0
