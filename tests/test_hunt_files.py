@@ -522,3 +522,14 @@ def test_a_damaged_record_of_an_option_names_the_manifest(finished_tiny, tmp_pat
     )
     assert snapshot(run) == before
     assert invoke(["filter", "--out", run, "--defaults", "--quiet"]).exit_code == 0
+
+
+# --- numeric bounds of the reading commands -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_review_min_gap_must_be_a_finite_number(finished_tiny, value):
+    """`hnmine review RUN --min-gap nan` said `no suspected false negatives in RUN match (Δ ≥ +nan)`: a
+    nonsense value taken as a filter that nothing passes (inf likewise; -inf a filter that everything passes)."""
+    _, run = finished_tiny
+    one_line_error(invoke(["review", run, "--min-gap", value]), f"--min-gap must be a finite number, got {value}")

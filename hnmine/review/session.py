@@ -9,6 +9,7 @@ suspect without a human verdict.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,6 +66,8 @@ class ReviewSession:
         filters = filters or Filters()
         if filters.top is not None and filters.top < 1:
             raise OptionError(f"--top must be 1 or more, not {filters.top}")
+        if filters.min_gap is not None and not math.isfinite(filters.min_gap):  # nan passes no suspect, -inf every one
+            raise OptionError(f"--min-gap must be a finite number, got {filters.min_gap}")
         # A query's suspects can sit anywhere in the report's order, so a query filter looks at all.
         top = ALL_SUSPECTS if filters.query_id is not None and filters.top is None else (filters.top or DEFAULT_TOP)
         report = build_report(run_dir, top=top, reason=filters.reason)
