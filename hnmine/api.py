@@ -118,6 +118,7 @@ def mine(
     force: bool = False,
     replace: bool = False,
     defaults: bool = False,
+    reset: tuple[str, ...] = (),
     progress: bool = True,
     **options: Any,
 ) -> MiningResult:
@@ -125,7 +126,8 @@ def mine(
     (num_negatives=5, method="shifted", format="triplet", …); an unknown name is an OptionError.
 
     On an existing run (`out=`), options not given are those the run last ran with (hnmine.run_options;
-    `defaults=True`: their defaults), and other data than the run's is refused unless `replace=True`."""
+    `defaults=True`: their defaults; `reset=("judgments",)`: these from theirs), and other data than the run's
+    is refused unless `replace=True`."""
     from hnmine.options import make_options
     from hnmine.pipeline import run_command
     from hnmine.progress import Reporter, RichReporter
@@ -153,7 +155,7 @@ def mine(
             if model is not None:
                 values["model"] = _model(model, staging)
             reporter = RichReporter() if progress else Reporter()
-            result = run_command(run_dir, values, force=force, replace=replace, defaults=defaults, reporter=reporter)
+            result = run_command(run_dir, values, force=force, replace=replace, defaults=defaults, reset=reset, reporter=reporter)
         return _result(result, run_dir, temporary)
     except BaseException:  # Ctrl-C too: nobody can reach a failed call's temporary folder (embeddings and all)
         if temporary:
@@ -293,8 +295,10 @@ def _model(model: Any, staging: Path) -> str:
         raise InputError(f"model: cannot use a {type(model).__name__} (give a name, a path or a SentenceTransformer)")
     import os
 
-    from hnmine.encode import folder_fingerprint
+    from hnmine.encode import folder_fingerprint, quiet_model_loading
     from hnmine.rundir import remove_inside
+
+    quiet_model_loading()  # transformers' "Writing model shards" bars, as when hnmine loads a model
 
     run_dir, folder = staging.parent, staging / "model"
     staging.mkdir(parents=True, exist_ok=True)

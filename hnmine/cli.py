@@ -179,6 +179,7 @@ def _stage_command(name: str, stages: tuple[str, ...]) -> Callable:
                 {f.name: merged[f.name] for f in option_fs if f.name in merged},
                 stages=stages,
                 defaults=run["defaults"],
+                reset=tuple(run["reset"] or ()),
                 replace=run["replace"],
                 force=run["force"],
                 reporter=_reporter(run["quiet"]),

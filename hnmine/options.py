@@ -342,6 +342,11 @@ class RunOptions:
     defaults: bool = opt(
         False, "Options not given take their defaults, not the values the run directory last ran with (a fresh run's options)."
     )
+    reset: tuple[str, ...] = opt(
+        (),
+        "An option that takes its default, not the value the run directory last ran with (repeatable: --reset judgments "
+        "turns off a --judgments file the run kept).",
+    )
     json: bool = opt(False, "Print a machine-readable summary on stdout.")
     quiet: bool = opt(False, "No progress bars or messages on stderr.", short=("-q",))
     engine: str = opt(

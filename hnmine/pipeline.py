@@ -255,6 +255,7 @@ def run_command(
     *,
     stages: Sequence[str] | None = None,
     defaults: bool = False,
+    reset: Sequence[str] = (),
     replace: bool = False,
     force: bool = False,
     reporter: Reporter | None = None,
@@ -262,7 +263,8 @@ def run_command(
     ray_address: str | None = None,
 ) -> MineResult:
     """What a command does (`hnmine mine`, a stage command, `hnmine.mine`): the options it is `given`, the
-    others from the run's own record (hnmine.run_options; `defaults`: from their defaults), each change
+    others from the run's own record (hnmine.run_options; `defaults`: from their defaults, `reset`: these
+    from theirs), each change
     named at the end; other inputs than the run's refused unless `replace` (hnmine.run_identity); then `mine`."""
     from hnmine.run_options import resolve_options
     from hnmine.stages import STAGES
@@ -270,7 +272,7 @@ def run_command(
     reporter = reporter or Reporter()
     names = [s.name for s in STAGES if stages is None or s.name in stages]
     run = RunDir(run_dir)
-    options, changes = resolve_options(run, given, names, defaults=defaults)
+    options, changes = resolve_options(run, given, names, defaults=defaults, reset=reset)
     result = mine(run_dir, options, stages=names, force=force, reporter=reporter, engine=engine, ray_address=ray_address, replace=replace)
     # Said once the command succeeded, so a failure stays one line; the summary (--json) holds them too.
     for line in change_lines(changes):

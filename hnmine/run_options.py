@@ -11,7 +11,8 @@ the command's stages last ran with is a change, named on stderr when the command
 
 Input files are one choice: a command given any of DATA, --corpus, --queries, --qrels or --pairs takes
 none of the options only the inputs stage reads (the column names, --split…) from the record.
-`--defaults` takes every option not given from its default instead, as a fresh run would.
+`--defaults` takes every option not given from its default instead, as a fresh run would, on the run's own
+data: the input files and what reads them (--split, the column names) still come from the record.
 """
 
 from __future__ import annotations
@@ -87,14 +88,19 @@ def recorded_options(run: RunDir) -> dict[str, tuple[Any, str]]:
 
 
 def resolve_options(
-    run: RunDir, given: dict[str, Any], stages: Sequence[str], *, defaults: bool = False
+    run: RunDir, given: dict[str, Any], stages: Sequence[str], *, defaults: bool = False, reset: Sequence[str] = ()
 ) -> tuple[Options, list[OptionChange]]:
     """The options a command running `stages` on `run` runs with: `given` ones as given, the others from
-    the run's record (unless `defaults`), else their defaults; and the changes against each stage's last run."""
+    the run's record (unless `defaults`, or named in `reset`), else their defaults; and the changes against
+    each stage's last run."""
     from hnmine.options import make_options
 
     taken = [f.name for f in options_for_stages(stages)]
-    record = {} if defaults else recorded_options(run)
+    record = recorded_options(run)
+    if defaults:  # a fresh run's options, on the run's data
+        record = {k: v for k, v in record.items() if _names_the_data(k)}
+    for name in _reset_names(reset, given, taken):
+        record.pop(name, None)
     if any(name in given for name in INPUT_FILES):
         inputs_only = {f.name for f in option_fields(Options) if spec(f).stages == ("inputs",)}
         record = {k: v for k, v in record.items() if k not in inputs_only}
@@ -105,6 +111,7 @@ def resolve_options(
         if switch is not None and f.name not in given and not values.get(switch):
             values.pop(f.name, None)
     _drop_parameters_of_new_choices(values, given, record, stages)
+    _check_inherited_files(values, given, record, run.path)
     options = make_options(values, stages)
     origin = {name: ("given" if name in given else record[name][1]) for name in values}
     return options, _changes(run, options, stages, origin)
@@ -126,6 +133,49 @@ def _inherited(name: str, recorded: tuple[Any, str], run: RunDir) -> Any:
             f"{run.manifest_path(stage)}: the run's record of {label(name)} is damaged ({exc}); give {label(name)}, or --defaults"
         ) from None
     return value
+
+
+def _reset_names(reset: Sequence[str], given: dict[str, Any], taken: Sequence[str]) -> list[str]:
+    """The options named by --reset (`judgments`, `--judgments`, `query-prompt`), each one this command takes."""
+    from hnmine.errors import OptionError
+
+    names = []
+    for raw in reset:
+        name = str(raw).strip().lstrip("-").replace("-", "_")
+        if name not in {f.name for f in option_fields(Options)}:
+            raise OptionError(f"--reset {raw}: no option of that name (name it as its flag, without the dashes: --reset judgments)")
+        if name not in taken:
+            raise OptionError(f"--reset {raw}: {label(name)} is not an option of this command")
+        if name in given:
+            raise OptionError(f"--reset {raw} and {label(name)}: give one (a value, or its default)")
+        names.append(name)
+    return names
+
+
+def _check_inherited_files(values: dict[str, Any], given: dict[str, Any], record: dict, run_path: Path) -> None:
+    """A file the run's record names that is gone: said as the run's, with what to give instead (the user did
+    not type it, so `FILE: no such file (--judgments)` alone would not say where it came from)."""
+    from hnmine.errors import OptionError
+    from hnmine.options import option_types
+
+    for name, value in values.items():
+        if name in given or name not in record or value is None:
+            continue
+        if Path not in (option_types(Options)[name], *getattr(option_types(Options)[name], "__args__", ())):
+            continue
+        if Path(value).exists():
+            continue
+        stage = record[name][1]
+        if name in INPUT_FILES:
+            hint = f"give {label(name)} where it is now (with --replace for other data)"
+        else:
+            hint = f"give {label(name)} FILE, or --reset {name.replace('_', '-')} to run without it"
+        raise OptionError(f"{value}: no such file or folder: the {label(name)} the run's {stage} stage last ran with; {hint}")
+
+
+def _names_the_data(name: str) -> bool:
+    """An option that says which data the run reads and how (not a choice of what to compute from it)."""
+    return name in INPUT_FILES or name == "split" or name.endswith("_column")
 
 
 def _drop_parameters_of_new_choices(values: dict[str, Any], given: dict[str, Any], record: dict, stages: Sequence[str]) -> None:
@@ -156,7 +206,9 @@ def _changes(run: RunDir, options: Options, stages: Sequence[str], origin: dict[
         for f in options_for_stages([stage]):
             now = _encode(getattr(options, f.name), run.path, f.name in _MODEL_OPTIONS)
             if f.name in before and before[f.name] != now:
-                out.append(OptionChange(stage, f.name, now, before[f.name], origin.get(f.name, "given")))
+                # shown as paths one can open: a path inside the run is recorded as `run:REL`, not printed so
+                value, was = (_decode(f.name, v, run.path) for v in (now, before[f.name]))
+                out.append(OptionChange(stage, f.name, value, was, origin.get(f.name, "given")))
     return out
 
 

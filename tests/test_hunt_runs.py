@@ -403,3 +403,82 @@ def test_a_document_judged_relevant_below_min_relevance_is_never_a_negative(fini
     assert ("q1", "d10") not in negatives
     dropped = {(r["query_id"], r["doc_id"]): r["reason"] for r in pq.read_table(run / "dropped.parquet").to_pylist()}
     assert dropped[("q1", "d10")] == "judged_relevant"
+
+
+# --- --defaults and the run's own data --------------------------------------------------------------
+
+
+def test_defaults_keeps_the_runs_own_data(finished_tiny, tmp_path):
+    """`hnmine mine --out RUN --defaults` (the run's data, a fresh run's options) failed with `no corpus file:
+    give a BEIR folder, --corpus FILE, or a pairs file`: --defaults dropped the run's DATA with its options."""
+    run = copy_run(finished_tiny, tmp_path)
+    ok("filter", "--out", run, "--method", "naive", "--quiet")
+    summary, _ = ok("mine", "--out", run, "--defaults", "--quiet")
+    assert reran(summary) == ["filter"]  # the export was made from these very negatives
+    assert [(c["option"], c["value"]) for c in summary["changes"]] == [("method", "shifted")]
+
+
+def test_the_api_with_progress_off_prints_nothing(tmp_path, capfd):
+    """`hnmine.mine(pairs, model=st, progress=False)` still printed `Writing model shards: 100%|████|` bars
+    on stderr (saving the loaded model into the run), and so on every call."""
+    from sentence_transformers import SentenceTransformer
+
+    import hnmine
+
+    model = SentenceTransformer(hnmine.api.default_model_path(), device="cpu")
+    pairs = [{"anchor": q["text"], "positive": TINY_DOCS[i * 4]["text"]} for i, q in enumerate(TINY_QUERIES)]
+    capfd.readouterr()
+    hnmine.mine(pairs, corpus=[d["text"] for d in TINY_DOCS], model=model, out=tmp_path / "run", num_negatives=2, progress=False)
+    assert capfd.readouterr().err == ""
+
+
+# --- an option the run keeps, turned off ---------------------------------------------------------------
+
+
+def test_a_judgments_file_the_run_kept_can_be_turned_off(finished_tiny, tmp_path):
+    """After `filter --judgments judged.tsv`, every later command applied that file again, and nothing but
+    --defaults (every option back to its default) could stop it: `--judgments ""` read the current folder."""
+    run = copy_run(finished_tiny, tmp_path)
+    judged = tmp_path / "judged.tsv"
+    judged.write_text("q1\t0\td10\t1\n")
+    ok("filter", "--out", run, "--judgments", judged, "--method", "naive", "--quiet")
+    assert ("q1", "d10") not in {(r["query_id"], r["doc_id"]) for r in pq.read_table(run / "negatives.parquet").to_pylist()}
+    summary, stderr = ok("filter", "--out", run, "--reset", "judgments")
+    assert settings(run, "filter")["judgments"] is None and settings(run, "filter")["method"] == "naive"
+    assert [c["option"] for c in summary["changes"]] == ["judgments"]
+    assert ("q1", "d10") in {(r["query_id"], r["doc_id"]) for r in pq.read_table(run / "negatives.parquet").to_pylist()}
+    one_line_error(invoke(["filter", "--out", run, "--reset", "judgment"]), "--reset judgment: no option of that name")
+    one_line_error(invoke(["filter", "--out", run, "--reset", "model"]), "--reset model: --model is not an option of this command")
+
+
+@pytest.mark.parametrize("what", ["judgments", "data"])
+def test_a_file_the_run_kept_that_is_gone_is_named_as_the_runs(finished_tiny, tmp_path, what):
+    """`hnmine mine --out RUN` after the --judgments file the run kept was deleted said `judged.tsv: no such
+    file (--judgments)`, an option the user had not given this time, and with no way to drop it; after the
+    data folder moved, `hnmine index --out RUN` said `DATA: no such file or folder`."""
+    if what == "judgments":
+        run = copy_run(finished_tiny, tmp_path)
+        judged = tmp_path / "judged.tsv"
+        judged.write_text("q1\t0\td10\t1\n")
+        ok("filter", "--out", run, "--judgments", judged, "--quiet")
+        judged.unlink()
+        args, fragments = ["mine", "--out", run], [f"{judged}: no such file", "the --judgments the run's filter stage", "--reset judgments"]
+    else:
+        data, run = own_run(finished_tiny, tmp_path)
+        data.rename(tmp_path / "moved")
+        args, fragments = ["index", "--out", run], [f"{data}: no such file", "the DATA the run's inputs stage", "give DATA where it is now"]
+    before = snapshot(run)
+    one_line_error(invoke([*args, "--quiet"]), *fragments)
+    assert snapshot(run) == before
+
+
+def test_a_path_inside_the_run_is_printed_as_a_path(finished_tiny, tmp_path):
+    """`hnmine filter --out RUN --judgments RUN/judged.tsv` printed `filter: --judgments run:judged.tsv (the run
+    had (none))`, and --json said "run:judged.tsv": the record's own encoding, no path anyone can open."""
+    run = copy_run(finished_tiny, tmp_path)
+    (run / "judged.tsv").write_text("q1\t0\td10\t1\n")
+    result = invoke(["filter", "--out", run, "--judgments", run / "judged.tsv"])
+    assert result.exit_code == 0, result.output
+    assert f"filter: --judgments {run / 'judged.tsv'} (the run had (none))" in result.stderr
+    summary, _ = ok("filter", "--out", run, "--reset", "judgments", "--quiet")
+    assert summary["changes"][0]["was"] == str(run / "judged.tsv")

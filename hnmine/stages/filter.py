@@ -101,8 +101,11 @@ def below_min_relevance(ctx: Context):
     """(query_id, doc_id) of the qrels rows graded relevant (above 0) but below --min-relevance: no positives,
     yet judged relevant, so never negatives either."""
     if "below_min_relevance" not in ctx.memo:
+        import pyarrow as pa
         import pyarrow.compute as pc
 
+        if not ctx.run.exists("qrels"):  # the inputs stage has not run: the run says so when the filter reads it
+            return pa.table({"query_id": pa.array([], pa.string()), "doc_id": pa.array([], pa.string())})
         qrels = ctx.table("qrels", ["query_id", "doc_id", "relevance", "is_positive"])
         graded = pc.and_(pc.greater(qrels.column("relevance"), 0), pc.invert(pc.fill_null(qrels.column("is_positive"), False)))
         ctx.memo["below_min_relevance"] = qrels.filter(graded).select(["query_id", "doc_id"])
