@@ -42,6 +42,8 @@ class Spec:
     # choices this option is a parameter of (--temperature of --method and --sampling): a value the run
     # recorded is not taken over when one of them is given anew (hnmine.run_options)
     belongs_to: tuple[str, ...] = ()
+    # a value tied to the rows of the run's data (user vectors): not taken over for other data (--replace)
+    of_data: bool = False
 
 
 def opt(default: Any, help: str, *, stages: Sequence[str] = (), **kw: Any) -> Any:
@@ -173,6 +175,7 @@ class Options:
         None,
         "Precomputed corpus vectors (npy or Parquet): one per row of the run's corpus table (inputs/corpus.parquet), in its order.",
         stages=("index",),
+        of_data=True,
     )
     exact_max_docs: int = opt(200_000, "Exact search up to this many documents; IVF above.", stages=("index",), low=1, high=10**12)
     candidate_model: tuple[str, ...] = opt(
@@ -188,6 +191,7 @@ class Options:
         None,
         "Precomputed query vectors (npy or Parquet): one per row of the run's queries table (inputs/queries.parquet), in its order.",
         stages=("retrieve", "score"),
+        of_data=True,
     )
     rrf_k: int = opt(60, "Reciprocal-rank-fusion constant for several candidate lists.", stages=("retrieve",), low=1, high=1_000_000)
     nprobe: int | None = opt(

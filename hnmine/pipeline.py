@@ -272,7 +272,7 @@ def run_command(
     reporter = reporter or Reporter()
     names = [s.name for s in STAGES if stages is None or s.name in stages]
     run = RunDir(run_dir)
-    options, changes = resolve_options(run, given, names, defaults=defaults, reset=reset)
+    options, changes = resolve_options(run, given, names, defaults=defaults, reset=reset, replace=replace)
     result = mine(run_dir, options, stages=names, force=force, reporter=reporter, engine=engine, ray_address=ray_address, replace=replace)
     # Said once the command succeeded, so a failure stays one line; the summary (--json) holds them too.
     for line in change_lines(changes):

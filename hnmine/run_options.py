@@ -88,7 +88,13 @@ def recorded_options(run: RunDir) -> dict[str, tuple[Any, str]]:
 
 
 def resolve_options(
-    run: RunDir, given: dict[str, Any], stages: Sequence[str], *, defaults: bool = False, reset: Sequence[str] = ()
+    run: RunDir,
+    given: dict[str, Any],
+    stages: Sequence[str],
+    *,
+    defaults: bool = False,
+    reset: Sequence[str] = (),
+    replace: bool = False,
 ) -> tuple[Options, list[OptionChange]]:
     """The options a command running `stages` on `run` runs with: `given` ones as given, the others from
     the run's record (unless `defaults`, or named in `reset`), else their defaults; and the changes against
@@ -111,6 +117,10 @@ def resolve_options(
         if switch is not None and f.name not in given and not values.get(switch):
             values.pop(f.name, None)
     _drop_parameters_of_new_choices(values, given, record, stages)
+    if replace and any(name in given for name in INPUT_FILES) and _other_data(run, values):
+        for f in options_for_stages(stages):  # the user's vectors are rows of the old data
+            if spec(f).of_data and f.name not in given:
+                values.pop(f.name, None)
     _check_inherited_files(values, given, record, run.path)
     options = make_options(values, stages)
     origin = {name: ("given" if name in given else record[name][1]) for name in values}
@@ -171,6 +181,20 @@ def _check_inherited_files(values: dict[str, Any], given: dict[str, Any], record
         else:
             hint = f"give {label(name)} FILE, or --reset {name.replace('_', '-')} to run without it"
         raise OptionError(f"{value}: no such file or folder: the {label(name)} the run's {stage} stage last ran with; {hint}")
+
+
+def _other_data(run: RunDir, values: dict[str, Any]) -> bool:
+    """Whether the input files in `values` are other data than the run's (hnmine.run_identity)."""
+    from hnmine.options import make_options
+    from hnmine.run_identity import input_identity, same_inputs
+
+    m = run.manifest("inputs")
+    recorded = m.stats.get("identity") if m is not None else None
+    if not isinstance(recorded, dict) or not recorded:
+        return False
+    inputs_only = {f.name for f in option_fields(Options) if spec(f).stages == ("inputs",)}
+    options = make_options({k: v for k, v in values.items() if k in inputs_only}, ["inputs"])
+    return bool(same_inputs(input_identity(options, run.path), recorded))
 
 
 def _names_the_data(name: str) -> bool:

@@ -482,3 +482,21 @@ def test_a_path_inside_the_run_is_printed_as_a_path(finished_tiny, tmp_path):
     assert f"filter: --judgments {run / 'judged.tsv'} (the run had (none))" in result.stderr
     summary, _ = ok("filter", "--out", run, "--reset", "judgments", "--quiet")
     assert summary["changes"][0]["was"] == str(run / "judged.tsv")
+
+
+def test_vectors_of_the_old_data_are_not_kept_for_other_data(finished_tiny, tmp_path):
+    """`hnmine mine OTHER --out RUN --replace` on a run mined with `--corpus-embeddings vec.npy` kept the
+    file: vectors of the old texts (one per row of the old corpus) indexed the new ones, without a word,
+    whenever the row counts matched."""
+    import numpy as np
+
+    _, done = finished_tiny
+    vectors = tmp_path / "vec.npy"
+    np.save(vectors, np.load(done / "index/dense/embeddings.npy"))
+    data, run = own_run(finished_tiny, tmp_path, "--corpus-embeddings", str(vectors))
+    summary, stderr = ok("mine", revised(tmp_path, "d10"), "--out", run, "--replace")
+    assert settings(run, "index")["corpus_embeddings"] is None
+    assert "index: --corpus-embeddings (none) (the run had" in stderr
+    same, _ = ok("mine", data, "--out", tmp_path / "run2", "--corpus-embeddings", vectors, "--quiet")
+    kept, _ = ok("mine", data, "--out", tmp_path / "run2", "--replace", "--quiet")  # the same data: the vectors stay
+    assert settings(tmp_path / "run2", "index")["corpus_embeddings"] == str(vectors)
