@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hnmine.errors import InputError, OptionError
-from hnmine.options import Options, RunOptions, coerce, option_fields, spec
+from hnmine.options import Options, RunOptions, STAGE_NAMES, coerce, option_fields, spec
 
 RUN_KEYS = {f.name for f in option_fields(RunOptions)} - {"config"}
 
@@ -26,8 +26,10 @@ def read_toml(path: Path) -> dict[str, Any]:
     else:  # pragma: no cover
         import tomli as tomllib
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():  # a pipe (`--config <(…)`) is read once, as a file is
         raise InputError(f"{path}: no such config file")
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, expected a config file")
     try:
         # utf-8-sig: a byte-order mark (Windows editors write one) is not part of the first key
         return tomllib.loads(path.read_text(encoding="utf-8-sig"))
@@ -82,6 +84,4 @@ def _checked(key: str, value: Any, where: str, table: str | None, stages: Sequen
 
 
 def _all_stage_names() -> list[str]:
-    from hnmine.stages import BY_NAME
-
-    return list(BY_NAME)
+    return list(STAGE_NAMES)

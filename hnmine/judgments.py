@@ -122,10 +122,11 @@ def read_judgments(path: str | Path) -> pa.Table:
     score` with its header), a TREC qrels file (`qid 0 docid rel`, whitespace separated), or a CSV or
     JSON-lines qrels table (as `eval --qrels` reads them); text files may be gzip-compressed (.gz).
     Ids stay text exactly as written. Rows of a qrels file get the file's name as their source."""
-    from hnmine.io.files import check_utf8_path
+    from hnmine.io.files import check_regular_file, check_utf8_path
 
     path = Path(path)
     check_utf8_path(path)
+    check_regular_file(path, "--judgments")  # the filter reads it again for its fingerprint
     if not path.is_file():
         raise InputError(f"{path}: no such judgments file")
     kind = _table_kind(path)

@@ -29,7 +29,7 @@ def input_identity(options: Options, run_path: Path, content_roots: Iterable[Pat
     have no path of the user's."""
     from hnmine.io.inputs import resolve_files
     from hnmine.rundir import content_hash
-    from hnmine.stages.inputs import input_spec
+    from hnmine.io.inputs import input_spec
 
     roots = [Path(run_path).resolve(), *(Path(r).resolve() for r in content_roots)]
     out = {}
@@ -60,6 +60,12 @@ def check_same_inputs(run: RunDir, options: Options, *, replace: bool, content_r
     recorded = m.stats.get("identity") if m is not None else None
     if replace or not isinstance(recorded, dict) or not recorded:
         return  # a new run, or one an older hnmine made (it recorded no identity)
+    damaged = [role for role, entry in recorded.items() if not _whole(role, entry)]
+    if damaged:  # comparing with it would call the user's own data other data
+        raise RunDirError(
+            f"{run.manifest_path('inputs')}: the record of the run's inputs is damaged ({', '.join(map(str, damaged))}); "
+            f"give --replace to mine these inputs into the run, or another --out"
+        )
     differ = same_inputs(input_identity(options, run.path, content_roots), recorded)
     if not differ:
         return
@@ -71,6 +77,16 @@ def check_same_inputs(run: RunDir, options: Options, *, replace: bool, content_r
 
 
 _ROLES = ("pairs", "corpus", "queries", "qrels")
+
+
+def _whole(role: str, entry: object) -> bool:
+    """One role's identity as input_identity writes it: {"path": absolute path or None, "sha256": text}."""
+    return (
+        role in _ROLES
+        and isinstance(entry, dict)
+        and isinstance(entry.get("sha256"), str)
+        and (entry.get("path") is None or isinstance(entry.get("path"), str))
+    )
 
 
 def follow_moved_inputs(run: RunDir, options: Options) -> None:
@@ -103,7 +119,7 @@ def input_files(options: Options) -> dict[str, str]:
     """{role: absolute path} of the files the inputs stage reads (for its manifest: a relative path would
     name a file only from the folder the command ran in)."""
     from hnmine.io.inputs import resolve_files
-    from hnmine.stages.inputs import input_spec
+    from hnmine.io.inputs import input_spec
 
     return {role: str(Path(p).absolute()) for role, p in resolve_files(input_spec(options)).items() if p is not None}
 

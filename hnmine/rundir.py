@@ -28,6 +28,7 @@ from hnmine import __version__
 from hnmine.errors import MissingColumn, RunDirError
 from hnmine.io.atomic import is_temp_name, write_json
 from hnmine.manifest import Manifest
+from hnmine.options import STAGE_NAMES, command_of
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -64,6 +65,32 @@ LAYOUT: dict[str, str] = {
 }
 # Folders hnmine writes into: the stale-temp sweep looks only here and at the run's top level.
 OWN_FOLDERS = ("inputs", "index", "cache", "export", "manifests", "review", "sources", "finetune")
+# Which stage writes each path of a run: a file, or every path under a folder (ending in /). Named once, here:
+# a stage's declared outputs are these (hnmine.stages), and a reader names the stage and command to rerun.
+WRITTEN_BY: dict[str, str] = {
+    "inputs/": "inputs",
+    "index/": "index",
+    LAYOUT["candidates"]: "retrieve",
+    LAYOUT["scores"]: "score",
+    LAYOUT["negatives"]: "filter",
+    LAYOUT["dropped"]: "filter",
+    LAYOUT["query_summary"]: "filter",
+    LAYOUT["positives"]: "filter",
+    "export/": "export",
+}
+
+
+def stage_making(rel: str) -> str:
+    """The stage whose outputs hold `rel` (a run-relative path); "mine" for a path no stage writes."""
+    for made, stage in WRITTEN_BY.items():
+        if rel == made or rel == made.rstrip("/") or (made.endswith("/") and rel.startswith(made)):
+            return stage
+    return "mine"
+
+
+def made_by(stage: str) -> tuple[str, ...]:
+    """The paths (files, or folders ending in /) only `stage` writes."""
+    return tuple(made for made, by in WRITTEN_BY.items() if by == stage)
 # Folders hnmine writes into, none of which may be a link (the Ray engine's scratch folder too).
 LINK_CHECKED = OWN_FOLDERS + (".hnmine-ray",)
 # Run directories this process holds: the holding thread and how many writing() blocks hold each.
@@ -282,11 +309,9 @@ class RunDir:
         """A table a reader is about to show must be the one its stage's manifest records: one edited or
         replaced since (or half-written by a killed rerun) would mix two runs in one report. And it must
         be current: made from the tables now in the run (an earlier stage rerun alone leaves it stale)."""
-        from hnmine.stages import BY_NAME, command_of, stage_making
-
         rel = self.rel(name)
         stage = stage_making(rel)
-        m = self.manifest(stage) if stage in BY_NAME else None
+        m = self.manifest(stage) if stage in STAGE_NAMES else None
         path = self.path_of(rel)
         if m is None or rel not in m.outputs or not path.exists():
             return
@@ -301,8 +326,6 @@ class RunDir:
         """A file or folder an earlier stage made; a clear error naming the command that makes it."""
         p = self.path_of(name)
         if not p.exists():
-            from hnmine.stages import command_of, stage_making
-
             stage = stage_making(self.rel(name))
             raise RunDirError(
                 f"{p} is missing: it is written by the {stage} stage; run `hnmine {command_of(stage)}` "
@@ -357,17 +380,13 @@ class RunDir:
     def manifests(self, strict: bool = False) -> dict[str, Manifest]:
         """Every trusted manifest, pipeline stages first, then others by name. `strict`: a damaged one
         is an error (for readers that show a run), not a stage to redo (for the pipeline)."""
-        from hnmine.stages import BY_NAME
-
         folder = self.path / LAYOUT["manifests"]
-        order = {name: i for i, name in enumerate(BY_NAME)}
+        order = {name: i for i, name in enumerate(STAGE_NAMES)}
         names = sorted((p.stem for p in folder.glob("*.json")), key=lambda s: (order.get(s, len(order)), s)) if folder.is_dir() else []
         found = {s: self.manifest(s) for s in names}
         if strict:
             for s, m in found.items():
                 if m is None:
-                    from hnmine.stages import command_of
-
                     raise RunDirError(
                         f"{self.manifest_path(s)} is not a readable JSON manifest (damaged, or of another "
                         f"version); rerun `hnmine {command_of(s)}` with --out {self.path}"
@@ -379,19 +398,13 @@ class RunDir:
 
         Content, not the upstream key: an upstream rerun that writes the same bytes invalidates nothing.
         """
-        from hnmine.stages import stage_making
-
         rel = self.rel(name)
         stage = stage_making(rel)
         m = self.manifest(stage)
         if m is None or rel not in m.outputs:
-            from hnmine.stages import command_of
-
             raise RunDirError(f"{self.path}: stage '{stage}' has not run here; run `hnmine {command_of(stage)}` (or `hnmine mine`) first")
         path = self.path_of(rel)
         if not path.exists() or content_hash(path) != m.outputs[rel]:
-            from hnmine.stages import command_of
-
             what = "changed since" if path.exists() else "is missing: it was deleted after"
             raise self._not_current(
                 f"{path} {what} the {stage} stage wrote it; rerun `hnmine {command_of(stage)}` (or `hnmine mine`) with --out {self.path}"
@@ -404,13 +417,11 @@ class RunDir:
         says it read still has the content it read, and so on up the pipeline. An earlier stage rerun on its
         own (`hnmine retrieve --max-depth 60`) leaves the later ones' outputs made from the old tables: they
         are out of date, not something to build on."""
-        from hnmine.stages import BY_NAME, command_of, stage_making
-
         if stage in checked:
             return
         checked.add(stage)
         reads = [(rel, digest, stage_making(rel)) for rel, digest in m.inputs.items() if not rel.startswith("file:")]
-        reads = [(rel, digest, upstream) for rel, digest, upstream in reads if upstream in BY_NAME]
+        reads = [(rel, digest, upstream) for rel, digest, upstream in reads if upstream in STAGE_NAMES]
         for _, _, upstream in reads:  # the earliest stage out of date is the one to name
             um = self.manifest(upstream)
             if um is not None:
@@ -529,6 +540,8 @@ class RunDir:
         import fcntl
 
         path = self.path / LOCK
+        if path.is_dir():  # IsADirectoryError would read as a run directory that is not writable
+            raise RunDirError(f"{path}: is a folder, where the run keeps its lock file; remove it")
         try:
             fh = open(path, "a+", encoding="utf-8")
         except OSError as exc:

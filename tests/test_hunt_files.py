@@ -348,7 +348,7 @@ def test_a_damaged_dtype_choice_is_measured_again(tmp_path, monkeypatch, damage)
     """`--dtype auto` trusts the choice cached in $HNMINE_CACHE_DIR/dtype-choice/*.json: a damaged one
     crashed every run on the machine with a TypeError traceback (`seconds` not a mapping), or its garbage
     was recorded in the run's manifest as the measurement behind the dtype."""
-    from hnmine import dtype_choice
+    from hnmine.inference import dtype as dtype_choice
 
     monkeypatch.setenv("HNMINE_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(dtype_choice, "cpu_info", lambda: ("Test CPU", frozenset({"avx512_bf16"})))
@@ -533,3 +533,103 @@ def test_review_min_gap_must_be_a_finite_number(finished_tiny, value):
     nonsense value taken as a filter that nothing passes (inf likewise; -inf a filter that everything passes)."""
     _, run = finished_tiny
     one_line_error(invoke(["review", run, "--min-gap", value]), f"--min-gap must be a finite number, got {value}")
+
+
+# --- inputs that are not regular files -----------------------------------------------------------------
+
+
+def _feed_fifo(path: Path, data: bytes) -> None:
+    """A named pipe at `path` with a writer that writes `data` once (as `<(command)` or `mkfifo` would give)."""
+    import os
+    import threading
+
+    os.mkfifo(path)
+
+    def write() -> None:
+        with open(path, "wb") as fh:
+            fh.write(data)
+
+    threading.Thread(target=write, daemon=True).start()
+
+
+def test_an_input_file_that_is_a_named_pipe_is_refused_at_once(tmp_path):
+    """`--corpus corpus.jsonl` where corpus.jsonl is a named pipe (mkfifo): hnmine reads an input more than once
+    (the encoding check, the rows, the fingerprint), the pipe gives its bytes once, and the second read waited
+    for a writer for ever: a hang."""
+    import subprocess
+
+    from conftest import HNMINE
+
+    data = tiny(tmp_path)
+    fifo = tmp_path / "corpus.jsonl"
+    _feed_fifo(fifo, (data / "corpus.jsonl").read_bytes())
+    args = ["mine", "--corpus", fifo, "--queries", data / "queries.jsonl", "--qrels", data / "qrels/train.tsv", "--out", tmp_path / "run"]
+    result = subprocess.run([str(HNMINE), *map(str, args), "--quiet"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and not (tmp_path / "run").exists()
+    assert result.stderr.strip().splitlines() == [
+        f"hnmine: error: {fifo}: is a named pipe, not a file: hnmine reads an input more than once; save it to a file (corpus)"
+    ], result.stderr
+
+
+def test_a_config_given_through_a_pipe_is_read(finished_tiny, tmp_path):
+    """`--config <(echo 'method = "naive"')` (a pipe) was refused as `no such config file`: it exists, it is
+    just not a regular file, and a config is read once."""
+    run = copy_run(finished_tiny, tmp_path)
+    fifo = tmp_path / "mine.toml"
+    _feed_fifo(fifo, b'[filter]\nmethod = "naive"\n')
+    result = invoke(["filter", "--out", run, "--config", fifo, "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "manifests/filter.json").read_text())["settings"]["options"]["method"] == "naive"
+
+
+@pytest.mark.parametrize("damage", ["abc", {"path": 5, "sha256": None}])
+def test_a_damaged_record_of_the_runs_inputs_names_the_manifest(finished_tiny, tmp_path, damage):
+    """`hnmine mine DATA --out RUN` with the run's own data, over a damaged identity record in
+    manifests/inputs.json: `RUN holds a run of other inputs (queries …, qrels …); these differ (corpus)`, a
+    claim about the user's data that is not true (with a damaged path: `corpus 5`)."""
+    data, _ = finished_tiny
+    run = copy_run(finished_tiny, tmp_path)
+    path = run / "manifests" / "inputs.json"
+    manifest = json.loads(path.read_text())
+    manifest["stats"]["identity"]["corpus"] = damage
+    path.write_text(json.dumps(manifest))
+    before = snapshot(run)
+    one_line_error(
+        invoke(["mine", data, "--out", run, "--quiet"]),
+        f"{path}: the record of the run's inputs is damaged (corpus); give --replace to mine these inputs into the run",
+    )
+    assert snapshot(run) == before
+
+
+def test_vectors_named_in_capitals_are_read(tmp_path):
+    """`--corpus-embeddings DOCS.NPY` (a name from a case-insensitive file system) was refused: `unknown
+    embeddings format '.NPY' (valid: .npy, .parquet)`; every other input's format is told case-insensitively."""
+    import numpy as np
+
+    from hnmine.io.vectors import load_user_vectors
+
+    np.save(tmp_path / "v.npy", np.ones((3, 4), np.float32))
+    (tmp_path / "v.npy").rename(tmp_path / "DOCS.NPY")
+    pq.write_table(pa.table({"emb": [[1.0, 2.0]] * 3}), tmp_path / "DOCS.PARQUET")
+    assert load_user_vectors(tmp_path / "DOCS.NPY", 3, normalize=True).shape == (3, 4)
+    assert load_user_vectors(tmp_path / "DOCS.PARQUET", 3, normalize=True).shape == (3, 2)
+
+
+def test_a_saved_dataset_whose_splits_are_damaged_is_named(tmp_path):
+    """A saved DatasetDict whose dataset_dict.json holds `"splits": "train"` (not a list) was read as the
+    splits t, r, a, i, n: `several splits (a, i, n, r, t); choose one with --split`."""
+    folder = tmp_path / "pairs_ds"
+    folder.mkdir()
+    (folder / "dataset_dict.json").write_text(json.dumps({"splits": "train"}))
+    fails_and_creates_nothing(tmp_path, [folder], f"{folder}: dataset_dict.json is not readable")
+
+
+def test_a_lock_file_that_is_a_folder_is_named(finished_tiny, tmp_path):
+    """A run whose .hnmine-lock had become a folder (a copy tool, a stray mkdir) was refused as
+    `RUN: run directory is not writable (Is a directory)`: the run is writable, the lock is what is wrong."""
+    run = copy_run(finished_tiny, tmp_path)
+    (run / ".hnmine-lock").unlink()
+    (run / ".hnmine-lock").mkdir()
+    one_line_error(
+        invoke(["filter", "--out", run, "--quiet"]), f"{run / '.hnmine-lock'}: is a folder, where the run keeps its lock file; remove it"
+    )

@@ -62,6 +62,22 @@ def check_utf8_path(path: Path) -> None:
         raise InputError(f"{path}: the path holds bytes that are not UTF-8 ({bad}), which hnmine cannot read; rename it")
 
 
+def check_regular_file(path: Path, role: str) -> None:
+    """An input hnmine reads more than once (its encoding, its rows, its fingerprint) must be a file: a named
+    pipe gives its bytes once, and the next read waits for a writer for ever. A missing path or a folder is
+    left to the caller's own message."""
+    import stat
+
+    try:
+        mode = Path(path).stat().st_mode
+    except OSError:
+        return
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return
+    what = "a named pipe" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket"
+    raise InputError(f"{path}: is {what}, not a file: hnmine reads an input more than once; save it to a file ({role})")
+
+
 def read_table(path: Path, split: str | None = None) -> pa.Table:
     """Read a whole file (or a saved `datasets` folder) as an Arrow table. Every failure becomes an
     InputError naming the file."""
@@ -106,9 +122,12 @@ def _read_saved_dataset(path: Path, split: str | None) -> pa.Table:
     """The Arrow shards of a save_to_disk folder, read with pyarrow alone (no `datasets` needed)."""
     if (path / "dataset_dict.json").is_file():
         try:
-            splits = list(json.loads((path / "dataset_dict.json").read_text(encoding="utf-8"))["splits"])
+            splits = json.loads((path / "dataset_dict.json").read_text(encoding="utf-8"))["splits"]
         except (OSError, ValueError, KeyError, TypeError):
             raise InputError(f"{path}: dataset_dict.json is not readable") from None
+        if not isinstance(splits, list) or not splits or not all(isinstance(s, str) and s for s in splits):
+            # a text would be read as its letters, each a split
+            raise InputError(f"{path}: dataset_dict.json is not readable (its splits are not a list of names)")
         path = path / choose_split(splits, split, path)
     try:
         state = json.loads((path / "state.json").read_text(encoding="utf-8"))

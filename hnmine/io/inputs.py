@@ -68,6 +68,13 @@ class Inputs:
     warnings: list[str] = field(default_factory=list)
 
 
+def input_spec(options) -> InputSpec:
+    """The inputs settings of a run's options (fields of the same names)."""
+    from dataclasses import fields
+
+    return InputSpec(**{f.name: getattr(options, f.name) for f in fields(InputSpec)})
+
+
 def resolve_files(spec: InputSpec) -> dict[str, Path | None]:
     """Which files to read: from --data (folder or pairs file) or the explicit options."""
     files: dict[str, Path | None] = {"corpus": spec.corpus, "queries": spec.queries, "qrels": spec.qrels, "pairs": spec.pairs}
@@ -125,12 +132,13 @@ def _check_column_options(spec: InputSpec, *, pairs: bool, corpus: bool) -> None
 
 
 def _check_file(path: Path, role: str) -> None:
-    from hnmine.io.files import check_utf8_path
+    from hnmine.io.files import check_regular_file, check_utf8_path
 
     path = Path(path)
     check_utf8_path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file ({role})")
+    check_regular_file(path, role)
     if path.is_dir() and not is_saved_dataset(path):
         raise InputError(f"{path}: is a folder, expected a {role} file")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from hnmine.errors import InputError
-from hnmine.io.files import read_parquet
+from hnmine.io.files import check_regular_file, read_parquet
 
 
 def _npy_errors() -> tuple[type[BaseException], ...]:
@@ -31,7 +31,9 @@ def open_user_vectors(path: Path, expected_rows: int, rows_of: str = "") -> np.n
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file")
-    if path.suffix == ".npy":
+    check_regular_file(path, "vectors")
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
         with open(path, "rb") as fh:
             if fh.read(6) != b"\x93NUMPY":  # numpy would say it holds pickled data, whatever it holds
                 raise InputError(f"{path}: not a .npy file (it does not start with the NumPy header; save it with numpy.save)")
@@ -42,7 +44,7 @@ def open_user_vectors(path: Path, expected_rows: int, rows_of: str = "") -> np.n
             raise InputError(f"{path}: not a readable .npy file ({detail})") from None
         if vectors.dtype.kind not in "fiu":
             raise InputError(f"{path}: holds {vectors.dtype} values, not numbers")
-    elif path.suffix in (".parquet", ".pq"):
+    elif suffix in (".parquet", ".pq"):
         vectors = _parquet_vectors(path)
     else:
         raise InputError(f"{path}: unknown embeddings format '{path.suffix}' (valid: .npy, .parquet)")
