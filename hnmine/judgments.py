@@ -561,7 +561,10 @@ class JudgmentLog:
         return last
 
     def _append(self, entry: dict) -> None:
+        from hnmine.rundir import refuse_link
+
         line = (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8")
+        refuse_link(self.run_dir, self.path)  # the journal and session locks are written only inside the run
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._hold_session()

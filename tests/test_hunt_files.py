@@ -633,3 +633,21 @@ def test_a_lock_file_that_is_a_folder_is_named(finished_tiny, tmp_path):
     one_line_error(
         invoke(["filter", "--out", run, "--quiet"]), f"{run / '.hnmine-lock'}: is a folder, where the run keeps its lock file; remove it"
     )
+
+
+def test_a_verdict_is_never_written_through_a_linked_review_folder(finished_tiny, tmp_path):
+    """With RUN/review a link to a folder elsewhere (a copied or shared run), a verdict was appended to a
+    journal.jsonl there and a session lock created beside it: a write outside the run directory, which every
+    other writer of the run refuses."""
+    from hnmine.errors import RunDirError
+    from hnmine.judgments import JudgmentLog
+
+    run = copy_run(finished_tiny, tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (run / "review").symlink_to(elsewhere)
+    log = JudgmentLog(run)
+    with pytest.raises(RunDirError, match="never through a link"):
+        log.judge("q1", "d2", 0)
+    log.close()
+    assert list(elsewhere.iterdir()) == []
