@@ -2,7 +2,7 @@
 
 Variants (each a SentenceTransformer whose transformer is swapped, everything else alike):
   torch-fp32, torch-bf16            today's backend (hnmine --backend torch --dtype float32|bfloat16)
-  openvino-fp32, openvino-bf16      hnmine --backend openvino (hnmine.backends.openvino, the cached IR)
+  openvino-fp32, openvino-bf16      hnmine --backend openvino (hnmine.inference.backends.openvino, the cached IR)
   openvino-bf16-one-stream          the same IR at bf16 as it ran before: one stream of every thread (LATENCY)
   --int8 adds the int8 candidates that were measured and not wired in (docs/performance.md, "Backends"):
   torch-int8-dynamic                torch.ao.quantization.quantize_dynamic on every Linear (per-tensor, qint8)
@@ -40,15 +40,15 @@ from scifact_data import load  # noqa: E402
 
 
 def _hnmine_model(dtype: str, backend: str, threads: int):
-    from hnmine.encode import EncoderSpec, load_sentence_transformer
+    from hnmine.inference.spec import EncoderSpec
 
-    return load_sentence_transformer(EncoderSpec(dtype=dtype, backend=backend, threads=threads))
+    return EncoderSpec(dtype=dtype, backend=backend, threads=threads).load()
 
 
 def _plain_fp32():
     from sentence_transformers import SentenceTransformer
 
-    from hnmine.encode import resolve_model
+    from hnmine.inference.models import resolve_model
 
     return SentenceTransformer(resolve_model("all-MiniLM-L6-v2")[0], device="cpu")
 
@@ -127,7 +127,7 @@ def _openvino_int8(threads: int):
     import nncf
     import openvino as ov
 
-    from hnmine.backends.openvino import _core
+    from hnmine.inference.backends.openvino import _core
 
     xml = _hnmine_model("float32", "openvino", threads)[0].model.ir  # the cached IR hnmine runs
     model = nncf.compress_weights(ov.Core().read_model(xml), mode=nncf.CompressWeightsMode.INT8_ASYM)
@@ -148,7 +148,7 @@ def _openvino_int8(threads: int):
 
 def _openvino_one_stream(threads: int):
     """hnmine's OpenVINO runner on one stream of `threads` threads (what --backend openvino ran before streams)."""
-    from hnmine.backends.openvino import _core, _runner_class
+    from hnmine.inference.backends.openvino import _core, _runner_class
 
     st = _hnmine_model("bfloat16", "openvino", threads)
     runner = st[0].model
@@ -170,7 +170,7 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from hnmine.encode import available_cpus
+    from hnmine.inference.pool import available_cpus
 
     threads = args.threads or available_cpus()
     torch.set_num_threads(threads)

@@ -8,7 +8,7 @@ real MiniLM-L6 cross-encoder's. Pairs: Q SciFact train queries × C documents ea
 
 Timed variants (same batch size, same max length):
   st_per_query      ST: for each query, ce.predict([(q, d) for d in its C candidates])  (float32)
-  hnmine_fp32       hnmine.teachers.cross_encoder.score_pairs(..., dtype="float32")
+  hnmine_fp32       hnmine.inference.cross_encoder.score_pairs(..., dtype="float32")
   hnmine_auto       score_pairs at hnmine's default precision (bf16 on CPUs that have it)
 
   python benchmarks/bench_cross_encoder.py [--queries 100 --candidates 20 --repeats 2]
@@ -49,8 +49,8 @@ def main() -> None:
     import transformers
     from sentence_transformers import CrossEncoder
 
-    from hnmine.encode import effective_dtype
-    from hnmine.teachers.cross_encoder import score_pairs
+    from hnmine.inference.cross_encoder import score_pairs
+    from hnmine.inference.spec import effective_dtype
 
     transformers.utils.logging.set_verbosity_error()
     path = str(bundled.get_model_path())

@@ -46,12 +46,12 @@ LINEAR_FLOP_PER_TOKEN = 2 * LAYERS * (4 * HIDDEN * HIDDEN + 2 * HIDDEN * FFN)
 
 
 def _st_with_ir(xml: str, threads: int, **properties):
-    """The bundled model with its transformer run from `xml` as hnmine runs its own IR (hnmine.backends.openvino:
+    """The bundled model with its transformer run from `xml` as hnmine runs its own IR (hnmine.inference.backends.openvino:
     bf16, one stream per thread, each batch sliced across them), plus `properties` at compile time."""
-    from hnmine.backends.openvino import _compile, _runner_class
-    from hnmine.encode import EncoderSpec, load_sentence_transformer
+    from hnmine.inference.backends.openvino import _compile, _runner_class
+    from hnmine.inference.spec import EncoderSpec
 
-    st = load_sentence_transformer(EncoderSpec(dtype="bfloat16", backend="openvino", threads=threads))
+    st = EncoderSpec(dtype="bfloat16", backend="openvino", threads=threads).load()
     runner = st[0].model
     st[0].model = _runner_class()(_compile(xml, "bfloat16", threads, **properties), runner.names, runner.output, config=runner.config)
     return st
@@ -81,7 +81,7 @@ def _feeds(tokenizer, texts):
 
 def _profile(xml: str, feeds: dict, **extra) -> dict:
     """Per-operation time of one batch on one thread, grouped by operation type."""
-    from hnmine.backends.openvino import _core
+    from hnmine.inference.backends.openvino import _core
 
     config = {"INFERENCE_PRECISION_HINT": "bf16", "INFERENCE_NUM_THREADS": 1, "NUM_STREAMS": 1, "PERF_COUNT": True, **extra}
     request = _core().compile_model(xml, "CPU", config).create_infer_request()
@@ -135,7 +135,8 @@ def main() -> None:
     import openvino as ov
     import torch
 
-    from hnmine.encode import EncoderSpec, available_cpus, load_sentence_transformer
+    from hnmine.inference.pool import available_cpus
+    from hnmine.inference.spec import EncoderSpec
 
     threads = args.threads or available_cpus()
     torch.set_num_threads(threads)
@@ -145,7 +146,7 @@ def main() -> None:
         print("encoding SciFact at torch float32 (the reference)...", flush=True)
         fp32 = work / "fp32.npz"
         _encode_all(
-            load_sentence_transformer(EncoderSpec(dtype="float32", backend="torch", threads=threads)),
+            EncoderSpec(dtype="float32", backend="torch", threads=threads).load(),
             doc_texts,
             q_texts,
             doc_ids,
@@ -155,7 +156,7 @@ def main() -> None:
     else:
         fp32 = args.fp32
 
-    bf16 = load_sentence_transformer(EncoderSpec(dtype="bfloat16", backend="openvino", threads=threads))
+    bf16 = EncoderSpec(dtype="bfloat16", backend="openvino", threads=threads).load()
     ir, tokenizer = bf16[0].model.ir, bf16.tokenizer
     unique_docs = list(dict.fromkeys(doc_texts))
     sample = random.Random(0).sample(unique_docs, args.calibration)

@@ -103,9 +103,9 @@ def floor_cmd(data: Path, dtype: str, save: Path, backend: str = "torch") -> lis
 # With a backend other than torch, loading the model once also builds its cached OpenVINO IR: a first run on
 # a machine pays for the probe and the build, the timed runs find both in the user's cache.
 CHOICE = (
-    "import json, sys, time; from hnmine.encode import EncoderSpec, dtype_record, load_sentence_transformer; "
+    "import json, sys, time; from hnmine.inference.spec import EncoderSpec, dtype_record; "
     "t = time.perf_counter(); s = EncoderSpec(backend=sys.argv[1]); r = dtype_record(s); "
-    "s.backend != 'torch' and load_sentence_transformer(s); r['resolve_s'] = round(time.perf_counter() - t, 2); print(json.dumps(r))"
+    "s.backend != 'torch' and s.load(); r['resolve_s'] = round(time.perf_counter() - t, 2); print(json.dumps(r))"
 )
 
 

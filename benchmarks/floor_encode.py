@@ -5,7 +5,7 @@ size, normalised, texts sorted by length (SentenceTransformer.encode sorts by le
 loading and imports are timed separately and are not part of the floor.
 
   python benchmarks/floor_encode.py --dtype bfloat16 --save /tmp/floor-bf16.npz
-  python benchmarks/floor_encode.py --dtype bfloat16 --backend openvino   # the transformer run by OpenVINO (hnmine.backends)
+  python benchmarks/floor_encode.py --dtype bfloat16 --backend openvino   # the transformer run by OpenVINO (hnmine.inference.backends)
 
 With --backend openvino the model load (not part of the floor) includes reading and compiling the cached
 OpenVINO IR (built first if this machine has none).
@@ -62,7 +62,7 @@ def main() -> None:
     t0 = time.perf_counter()
     model = SentenceTransformer(str(bundled.get_model_path()), device="cpu")
     if args.backend != "torch":
-        from hnmine.backends import attach_backend
+        from hnmine.inference.backends import attach_backend
 
         model = attach_backend(args.backend, model, "all-MiniLM-L6-v2", args.dtype, torch.get_num_threads())
     elif args.dtype != "float32":

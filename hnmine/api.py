@@ -10,7 +10,7 @@ dicts of (anchor, positive) pairs; a corpus as a list of texts or a table), a mo
 loaded `SentenceTransformer`, and every option of `hnmine mine` under the same name and default
 (hnmine.options). In-memory inputs are written once to the run directory's `sources/` folder as
 Parquet, so the stages read files as always and a rerun with the same data skips what is done.
-There is no second implementation: this calls hnmine.pipeline.mine, as the CLI does.
+There is no second implementation: this calls hnmine.runner.mine, as the CLI does.
 """
 
 from __future__ import annotations
@@ -129,8 +129,8 @@ def mine(
     `defaults=True`: their defaults; `reset=("judgments",)`: these from theirs), and other data than the run's
     is refused unless `replace=True`."""
     from hnmine.options import make_options
-    from hnmine.pipeline import run_command
     from hnmine.progress import Reporter, RichReporter
+    from hnmine.runner import run_command
 
     known = {f.name for f in option_fields()}
     for name in ("data", "corpus", "queries", "qrels", "model", "pairs"):
@@ -295,7 +295,7 @@ def _model(model: Any, staging: Path) -> str:
         raise InputError(f"model: cannot use a {type(model).__name__} (give a name, a path or a SentenceTransformer)")
     import os
 
-    from hnmine.encode import folder_fingerprint, quiet_model_loading
+    from hnmine.inference.models import folder_fingerprint, quiet_model_loading
     from hnmine.rundir import remove_inside
 
     quiet_model_loading()  # transformers' "Writing model shards" bars, as when hnmine loads a model
@@ -341,7 +341,7 @@ def _read_export_jsonl(path: Path) -> pa.Table:
 
 def default_model_path() -> str:
     """Where the bundled default model (all-MiniLM-L6-v2) lies: load it with SentenceTransformer(path)."""
-    from hnmine.encode import resolve_model
+    from hnmine.inference.models import resolve_model
     from hnmine.options import DEFAULT_MODEL
 
     return resolve_model(DEFAULT_MODEL)[0]

@@ -156,7 +156,7 @@ def _stage_command(name: str, stages: tuple[str, ...]) -> Callable:
     run_fs = list(option_fields(RunOptions))
 
     def command(ctx: typer.Context, **kw: Any) -> None:
-        from hnmine.pipeline import run_command
+        from hnmine.runner import run_command
 
         values = {k.rstrip("_"): v for k, v in kw.items()}
         # Flags typed on the command line beat the config file; defaults do not.

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hnmine.errors import InputError, OptionError
-from hnmine.options import Options, RunOptions, STAGE_NAMES, coerce, option_fields, spec
+from hnmine.options import STAGE_NAMES, Options, RunOptions, coerce, option_fields, spec
 
 RUN_KEYS = {f.name for f in option_fields(RunOptions)} - {"config"}
 

@@ -174,15 +174,26 @@ def get_format(name: str) -> FormatSpec:
     return EXPORT_FORMATS.get(name)
 
 
+def documents(corpus: pa.Table) -> dict[str, tuple[str, str]]:
+    """doc id -> (title, text), as read."""
+    return dict(zip(corpus.column("doc_id").to_pylist(), zip(corpus.column("title").to_pylist(), corpus.column("text").to_pylist())))
+
+
 def build_examples(
-    *, corpus: pa.Table, queries: pa.Table, negatives: pa.Table, summary: pa.Table, positives: pa.Table, target: int | None = None
+    *,
+    corpus: pa.Table | None = None,
+    queries: pa.Table,
+    negatives: pa.Table,
+    summary: pa.Table,
+    positives: pa.Table,
+    target: int | None = None,
+    docs: dict[str, tuple[str, str]] | None = None,
 ) -> tuple[list[Example], int]:
     """One Example per exported query, in query order, negatives in the filter's order; and the number of
     negatives a full query has (from query_summary: n_negatives + shortfall; `target` when the summary
-    is a part of the run's, computed over the whole)."""
+    is a part of the run's, computed over the whole). The texts: `docs` (hnmine.formats.documents), or the corpus."""
 
-    titles = corpus.column("title").to_pylist()
-    doc = dict(zip(corpus.column("doc_id").to_pylist(), zip(titles, corpus.column("text").to_pylist())))
+    doc = docs if docs is not None else documents(corpus)
     query_text = dict(zip(queries.column("query_id").to_pylist(), queries.column("text").to_pylist()))
     exported = [q for q, e in zip(summary.column("query_id").to_pylist(), summary.column("exported").to_pylist()) if e]
     if target is None:

@@ -19,6 +19,24 @@ from typing import Any
 from hnmine.errors import OptionError, UnknownName
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+# The stages in pipeline order, each with the command that runs it on its own. hnmine.stages declares their
+# work (tests/test_structure.py ties the two); they are named here, below every module that names a stage.
+STAGE_COMMANDS: dict[str, str] = {
+    "inputs": "index",
+    "index": "index",
+    "retrieve": "retrieve",
+    "score": "score",
+    "filter": "filter",
+    "export": "export",
+}
+STAGE_NAMES: tuple[str, ...] = tuple(STAGE_COMMANDS)
+
+
+def command_of(stage: str) -> str:
+    """The command that runs a stage on its own (`mine` for anything else)."""
+    return STAGE_COMMANDS.get(stage, "mine")
+
+
 MAX_SEED = 2**63 - 1
 
 
@@ -129,7 +147,7 @@ class Options:
         "torch|openvino: what runs the bi-encoder (openvino: CPU only, float32 or bfloat16; pip install "
         "'hnmine[openvino]'). Cross-encoders run on torch.",
         stages=_MODEL,
-        choices=_names("hnmine.backends", "BACKENDS"),
+        choices=_names("hnmine.inference.backends", "BACKENDS"),
         kind="backend",
     )
     device: str = opt("cpu", "cpu, cuda, cuda:N, mps, or GPUs to share out (cuda:0,cuda:1).", stages=_MODEL)
@@ -357,7 +375,7 @@ class RunOptions:
         "local",
         "Where the stages run: local (this machine's processes) or ray (a Ray cluster: Ray Data pipelines over the same tables; "
         "needs `pip install hnmine[ray]`). The same run directory, keys and skip rules for both.",
-        choices=_names("hnmine.engines", "engine_names"),
+        choices=_names("hnmine.executors", "engine_names"),
         kind="engine",
     )
     ray_address: str | None = opt(
@@ -615,25 +633,6 @@ def _cross_encoder_named(o: Any) -> None:
 RELABEL_DEFAULTS = {"relabel_margin": 0.0, "relabel_max": 1}
 
 
-@_rule("model")
-def _models_found(o: Any) -> None:
-    """Every model a stage will load can be found (hnmine.encode.check_model_found), before any work. With
-    both --corpus-embeddings and --query-embeddings no stage loads --model: it only labels the vectors."""
-    from hnmine.encode import check_model_found
-
-    labels_only = getattr(o, "corpus_embeddings", None) is not None and getattr(o, "query_embeddings", None) is not None
-    if not labels_only:
-        check_model_found(o.model, "--model")
-    for name in getattr(o, "candidate_model", ()) or ():
-        check_model_found(name, "--candidate-model")
-    from hnmine.teachers import TeacherSpec
-
-    for text in getattr(o, "teacher", ()) or ():  # KIND:MODEL, or MODEL (the --model when empty)
-        name = TeacherSpec.parse(text, getattr(o, "teacher_type", "bi-encoder"), o.model).model
-        if not (labels_only and name == o.model):
-            check_model_found(name, "--teacher")
-
-
 def relabel_settings(o: Any) -> tuple[float, int]:
     """(margin, most per query) that --relabel runs with: the given values, else RELABEL_DEFAULTS."""
     margin = o.relabel_margin if o.relabel_margin is not None else RELABEL_DEFAULTS["relabel_margin"]
@@ -654,8 +653,8 @@ def check_run_options(run: RunOptions) -> None:
 
 
 def check_engine(name: str) -> None:
-    """An engine name from the registry (hnmine.engines); an unknown one lists the valid names."""
-    valid = _names("hnmine.engines", "engine_names")()
+    """An engine name from the registry (hnmine.executors); an unknown one lists the valid names."""
+    valid = _names("hnmine.executors", "engine_names")()
     if name not in valid:
         raise UnknownName("engine", name, valid)
 

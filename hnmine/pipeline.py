@@ -1,4 +1,4 @@
-"""The stage contract, and the one place that runs stages: key, skip, timing, outputs, manifest, progress.
+"""The stage contract, and the one place that runs a stage: key, skip, timing, outputs, manifest.
 
 A stage (`Stage`) is declared data: its name, the command that runs it alone, what it reads and writes
 (names of `hnmine.rundir.LAYOUT`), the options and resolved settings its key is made of, and a
@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 from hnmine import __version__
 from hnmine.errors import RunDirError
 from hnmine.manifest import Manifest
-from hnmine.options import Options, check_options
+from hnmine.options import Options
 from hnmine.progress import Reporter
-from hnmine.run_options import OptionChange, change_lines, stage_settings
+from hnmine.run_options import OptionChange, stage_settings
 from hnmine.rundir import RunDir, content_hash
 
 if TYPE_CHECKING:
@@ -32,14 +32,21 @@ if TYPE_CHECKING:
 
 @dataclass
 class Context:
-    """What a stage's functions see: the run directory, the options, progress, and the engine."""
+    """What a stage's functions see: the run directory, the options, progress, and the executor of its parts."""
 
     run: RunDir
     options: Options
     reporter: Reporter = field(default_factory=Reporter)
     engine: str = "local"
     memo: dict[str, Any] = field(default_factory=dict)  # what a stage computes once for its key and its work
-    engine_session: Any = None  # hnmine.engines.EngineSession of the run (started by the first stage that needs it)
+    executors: Any = None  # hnmine.executors.ExecutorSession of the run (started by the first stage that maps parts)
+
+    @property
+    def executor(self):
+        """What runs this stage's parts (hnmine.parts): started on first use (hnmine.runner gives the session)."""
+        if self.executors is None:
+            raise RuntimeError("this context has no executor session (stages run through hnmine.runner)")
+        return self.executors.started()
 
     def table(self, name: str, columns: Sequence[str] | None = None, optional: Sequence[str] = ()) -> pa.Table:
         return self.run.read_table(name, columns, optional)
@@ -64,9 +71,7 @@ def _no_check(options: Options) -> None:
 
 @dataclass(frozen=True)
 class Stage:
-    name: str
-    command: str  # the command that runs this stage on its own
-    makes: tuple[str, ...]  # run paths (or folder prefixes ending in /) that only this stage writes
+    name: str  # one of hnmine.options.STAGE_NAMES: its command and the paths it makes are declared there and in hnmine.rundir
     reads: Callable[[Context], Sequence[str]]  # run tables/folders it reads (their content enters the key)
     writes: Callable[[Options], Sequence[str]]  # what it writes with these options (within `makes`)
     key: Callable[[Context], dict]  # the options and resolved settings its work depends on
@@ -74,6 +79,20 @@ class Stage:
     sources: Callable[[Context], dict] = _nothing  # files of the user it reads: name -> content hash
     check: Callable[[Options], None] = _no_check  # cheap checks before any stage runs (files exist, limits)
     packages: tuple[str, ...] = ("pyarrow", "numpy")
+
+    @property
+    def command(self) -> str:
+        """The command that runs this stage on its own."""
+        from hnmine.options import command_of
+
+        return command_of(self.name)
+
+    @property
+    def makes(self) -> tuple[str, ...]:
+        """The run paths (or folder prefixes ending in /) that only this stage writes."""
+        from hnmine.rundir import made_by
+
+        return made_by(self.name)
 
 
 @dataclass
@@ -195,87 +214,3 @@ def _write_table(table: pa.Table, target: Path) -> None:
         write_jsonl(table, target)
     else:
         write_parquet(table, target)
-
-
-def mine(
-    run_dir: Path | str,
-    options: Options,
-    *,
-    stages: Sequence[str] | None = None,
-    force: bool = False,
-    reporter: Reporter | None = None,
-    engine: str = "local",
-    ray_address: str | None = None,
-    replace: bool | None = None,
-) -> MineResult:
-    """Run `stages` (default: all, in order) in `run_dir`; each is skipped when up to date.
-
-    Every option and every cheap precondition is checked before the run directory is touched, so a
-    bad value fails in a second and writes nothing. `replace`: None mines whatever inputs the options
-    name; False refuses inputs other than the run's (hnmine.run_identity), True replaces them.
-    """
-    from hnmine.engines import EngineSession
-    from hnmine.options import check_engine
-    from hnmine.rundir import hash_scope
-    from hnmine.stages import STAGES
-
-    reporter = reporter or Reporter()
-    chosen = [s for s in STAGES if stages is None or s.name in stages]
-    check_engine(engine)
-    check_options(options, [s.name for s in chosen])
-    for stage in chosen:
-        stage.check(options)
-    started = time.perf_counter()
-    run = RunDir(run_dir)
-    result = MineResult(run_dir=Path(run_dir))
-    # hash_scope: each file hashed once per run while unchanged, never trusted across runs (hnmine.rundir)
-    with run.writing(), hash_scope(), EngineSession(engine, ray_address, reporter) as session:
-        if replace is not None and any(s.name == "inputs" for s in chosen):
-            from hnmine.run_identity import check_same_inputs
-
-            check_same_inputs(run, options, replace=replace)
-        ctx = Context(run=run, options=options, reporter=reporter, engine=engine, engine_session=session)
-        for stage in chosen:
-            outcome = run_stage(stage, ctx, force=force)
-            if outcome.skipped and stage.name == "inputs" and replace is not None:
-                from hnmine.run_identity import follow_moved_inputs
-
-                follow_moved_inputs(run, options)
-            counts = outcome.manifest.counts if outcome.manifest else {}
-            verb = "skipped (up to date)" if outcome.skipped else f"done in {outcome.seconds:.1f}s"
-            reporter.stage_line(stage.name, f"{verb}  rows in {counts.get('rows_in', '-')}, out {counts.get('rows_out', '-')}")
-            result.outcomes.append(outcome)
-    result.seconds = time.perf_counter() - started
-    return result
-
-
-def run_command(
-    run_dir: Path | str,
-    given: dict[str, Any],
-    *,
-    stages: Sequence[str] | None = None,
-    defaults: bool = False,
-    reset: Sequence[str] = (),
-    replace: bool = False,
-    force: bool = False,
-    reporter: Reporter | None = None,
-    engine: str = "local",
-    ray_address: str | None = None,
-) -> MineResult:
-    """What a command does (`hnmine mine`, a stage command, `hnmine.mine`): the options it is `given`, the
-    others from the run's own record (hnmine.run_options; `defaults`: from their defaults, `reset`: these
-    from theirs), each change
-    named at the end; other inputs than the run's refused unless `replace` (hnmine.run_identity); then `mine`."""
-    from hnmine.run_options import resolve_options
-    from hnmine.stages import STAGES
-
-    reporter = reporter or Reporter()
-    names = [s.name for s in STAGES if stages is None or s.name in stages]
-    run = RunDir(run_dir)
-    options, changes = resolve_options(run, given, names, defaults=defaults, reset=reset, replace=replace)
-    result = mine(run_dir, options, stages=names, force=force, reporter=reporter, engine=engine, ray_address=ray_address, replace=replace)
-    # Said once the command succeeded, so a failure stays one line; the summary (--json) holds them too.
-    for line in change_lines(changes):
-        reporter.info(line)
-    result.changes = changes
-    return result

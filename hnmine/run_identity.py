@@ -27,9 +27,8 @@ def input_identity(options: Options, run_path: Path, content_roots: Iterable[Pat
     """{role: {"path": absolute path or None, "sha256": content}} of the files the inputs stage reads; files
     inside the run (or under `content_roots`, where the API stages data before moving it into the run)
     have no path of the user's."""
-    from hnmine.io.inputs import resolve_files
+    from hnmine.io.inputs import input_spec, resolve_files
     from hnmine.rundir import content_hash
-    from hnmine.io.inputs import input_spec
 
     roots = [Path(run_path).resolve(), *(Path(r).resolve() for r in content_roots)]
     out = {}
@@ -89,37 +88,10 @@ def _whole(role: str, entry: object) -> bool:
     )
 
 
-def follow_moved_inputs(run: RunDir, options: Options) -> None:
-    """The inputs stage was up to date with inputs read from another place (the same bytes, moved): the run
-    now knows them by their new paths, so an edit there later is an edit of its own inputs."""
-    from dataclasses import replace as with_
-
-    m = run.manifest("inputs")
-    if m is None or not isinstance(m.stats.get("identity"), dict):
-        return
-    from hnmine.run_options import INPUT_FILES, stage_settings
-
-    now = input_identity(options, run.path)
-    if same_inputs(now, m.stats["identity"]):
-        return
-    # the record of the options names the new paths too: a later command that takes DATA from the run
-    # (`hnmine index --out RUN`) reads the files where they are now, not where they were
-    held = m.settings.get("options")
-    recorded: dict = held if isinstance(held, dict) else {}
-    current = stage_settings(options, "inputs", run.path)["options"]
-    paths = {name: current[name] for name in INPUT_FILES}
-    if now != m.stats["identity"] or any(recorded.get(name) != value for name, value in paths.items()):
-        files = input_files(options)
-        run.write_manifest(
-            with_(m, stats={**m.stats, "identity": now, "files": files}, settings={**m.settings, "options": {**recorded, **paths}})
-        )
-
-
 def input_files(options: Options) -> dict[str, str]:
     """{role: absolute path} of the files the inputs stage reads (for its manifest: a relative path would
     name a file only from the folder the command ran in)."""
-    from hnmine.io.inputs import resolve_files
-    from hnmine.io.inputs import input_spec
+    from hnmine.io.inputs import input_spec, resolve_files
 
     return {role: str(Path(p).absolute()) for role, p in resolve_files(input_spec(options)).items() if p is not None}
 

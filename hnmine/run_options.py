@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hnmine.options import Options, label, option_fields, options_for_stages, spec
+from hnmine.options import STAGE_NAMES, Options, label, option_fields, options_for_stages, spec
 
 if TYPE_CHECKING:
     from hnmine.rundir import RunDir
@@ -72,10 +72,8 @@ def stage_settings(options: Options, stage: str, run_path: Path) -> dict:
 
 def recorded_options(run: RunDir) -> dict[str, tuple[Any, str]]:
     """{option: (value as JSON, stage)} from the latest record of each option among the run's stages."""
-    from hnmine.stages import BY_NAME
-
     records = []
-    for order, name in enumerate(BY_NAME):
+    for order, name in enumerate(STAGE_NAMES):
         m = run.manifest(name)
         settings = m.settings if m is not None else {}
         values = settings.get("options")
@@ -269,3 +267,29 @@ def _shown(value: Any) -> str:
     if isinstance(value, str) and (not value or value != value.strip()):
         return f"'{value}'"  # an empty text, or spaces at an end, seen (a prompt's "query: ")
     return str(value)
+
+
+def follow_moved_inputs(run: RunDir, options: Options) -> None:
+    """The inputs stage was up to date with inputs read from another place (the same bytes, moved): the run
+    now knows them by their new paths, so an edit there later is an edit of its own inputs."""
+    from dataclasses import replace as with_
+
+    m = run.manifest("inputs")
+    if m is None or not isinstance(m.stats.get("identity"), dict):
+        return
+    from hnmine.run_identity import input_files, input_identity, same_inputs
+
+    now = input_identity(options, run.path)
+    if same_inputs(now, m.stats["identity"]):
+        return
+    # the record of the options names the new paths too: a later command that takes DATA from the run
+    # (`hnmine index --out RUN`) reads the files where they are now, not where they were
+    held = m.settings.get("options")
+    recorded: dict = held if isinstance(held, dict) else {}
+    current = stage_settings(options, "inputs", run.path)["options"]
+    paths = {name: current[name] for name in INPUT_FILES}
+    if now != m.stats["identity"] or any(recorded.get(name) != value for name, value in paths.items()):
+        files = input_files(options)
+        run.write_manifest(
+            with_(m, stats={**m.stats, "identity": now, "files": files}, settings={**m.settings, "options": {**recorded, **paths}})
+        )

@@ -91,6 +91,8 @@ def stage_making(rel: str) -> str:
 def made_by(stage: str) -> tuple[str, ...]:
     """The paths (files, or folders ending in /) only `stage` writes."""
     return tuple(made for made, by in WRITTEN_BY.items() if by == stage)
+
+
 # Folders hnmine writes into, none of which may be a link (the Ray engine's scratch folder too).
 LINK_CHECKED = OWN_FOLDERS + (".hnmine-ray",)
 # Run directories this process holds: the holding thread and how many writing() blocks hold each.
@@ -137,7 +139,7 @@ _scope_memo: contextvars.ContextVar[dict[tuple[int, ...], str] | None] = context
 
 @contextlib.contextmanager
 def hash_scope() -> Iterator[None]:
-    """Remember file digests for the duration of one pipeline run (hnmine.pipeline.mine).
+    """Remember file digests for the duration of one pipeline run (hnmine.runner.mine).
 
     One run asks for the same file's digest many times (each stage's key, each later stage's check that
     what it reads is current, a model folder's fingerprint for every key it enters): on SciFact the

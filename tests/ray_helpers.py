@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 from conftest import RUN_TABLES  # the module pytest loaded: `tests.conftest` would run it a second time
 
 from hnmine.options import make_options
-from hnmine.pipeline import mine
+from hnmine.runner import mine
 
 
 def sha(path: Path) -> str:

@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 from conftest import ROOT, TINY_DOCS, TINY_QUERIES, invoke, mine_json, reran
 
-from hnmine.encode import EncoderSpec, embedding_key, encoder_key
 from hnmine.errors import MissingDependency, OptionError, UnknownName
+from hnmine.inference.cache import embedding_key
+from hnmine.inference.spec import EncoderSpec, encoder_key
 
 HAS_OPENVINO = importlib.util.find_spec("openvino") is not None
 needs_openvino = pytest.mark.skipif(not HAS_OPENVINO, reason="the openvino extra is not installed")
@@ -46,7 +47,7 @@ def test_stage_keys_differ_by_backend_and_torch_keys_have_no_backend_field(tmp_p
     assert "backend" not in torch_key  # runs made before --backend existed keep their keys
     assert ov_key["backend"] == "openvino" and ov_key["backend_versions"]["openvino"]
     # how the compiled model is run (streams and slicing) changes the bytes, so it is in the key too
-    from hnmine.backends.openvino import RUNNER_FORMAT
+    from hnmine.inference.backends.openvino import RUNNER_FORMAT
 
     assert ov_key["backend_versions"]["runner"] == RUNNER_FORMAT
     assert {k: v for k, v in ov_key.items() if not k.startswith("backend")} == torch_key
@@ -103,7 +104,7 @@ def test_missing_extra_is_one_line_and_exit_2_before_any_stage(without_openvino,
 
 def test_help_and_keys_do_not_import_the_backend():
     code = (
-        "import sys; from hnmine.cli import app; from hnmine.encode import EncoderSpec, encoder_key; "
+        "import sys; from hnmine.cli import app; from hnmine.inference.spec import EncoderSpec, encoder_key; "
         "encoder_key(EncoderSpec(dtype='float32', backend='openvino')); "
         "assert 'openvino' not in sys.modules and 'torch' not in sys.modules, sorted(m for m in sys.modules if 'openvino' in m)"
     )
@@ -111,7 +112,7 @@ def test_help_and_keys_do_not_import_the_backend():
 
 
 def test_auto_never_picks_a_dtype_the_backend_cannot_run(monkeypatch, tmp_path):
-    from hnmine import dtype_choice
+    from hnmine.inference import dtype as dtype_choice
 
     monkeypatch.setenv("HNMINE_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(dtype_choice, "cpu_info", lambda: ("Test CPU", frozenset({"avx512_bf16", "avx512_fp16"})))
@@ -145,7 +146,7 @@ def _fake_build(calls):
 
 
 def test_ir_is_built_once_then_reused(tmp_path):
-    from hnmine.backends.openvino import ensure_ir
+    from hnmine.inference.backends.openvino import ensure_ir
 
     calls = []
     folder = tmp_path / "openvino" / "abc"
@@ -156,7 +157,7 @@ def test_ir_is_built_once_then_reused(tmp_path):
 
 
 def test_damaged_ir_is_rebuilt_and_a_failed_build_leaves_nothing(tmp_path):
-    from hnmine.backends.openvino import ensure_ir
+    from hnmine.inference.backends.openvino import ensure_ir
 
     calls = []
     folder = tmp_path / "openvino" / "abc"
@@ -179,16 +180,16 @@ def test_damaged_ir_is_rebuilt_and_a_failed_build_leaves_nothing(tmp_path):
 
 
 def _encode(spec: EncoderSpec, texts: list[str]) -> np.ndarray:
-    from hnmine.encode import _encode_batches, load_sentence_transformer
+    from hnmine.inference.batching import encode_batches as _encode_batches
 
-    return _encode_batches(load_sentence_transformer(spec), texts, spec, None, None, lambda n=1: None)
+    return _encode_batches(spec.load(), texts, spec, None, None, lambda n=1: None)
 
 
 @needs_openvino
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_openvino_scores_agree_with_torch_float32_within_the_dtype_tolerance(dtype):
     """Cosine scores of every (query, document) pair of the tiny fixture, batched with padding."""
-    from hnmine.backends.openvino import _core
+    from hnmine.inference.backends.openvino import _core
     from hnmine.reproducibility import score_tolerance
 
     if dtype == "bfloat16" and "BF16" not in _core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
@@ -206,7 +207,7 @@ def test_openvino_scores_agree_with_torch_float32_within_the_dtype_tolerance(dty
 
 @needs_openvino
 def test_openvino_gives_the_same_bytes_with_two_workers_at_the_same_threads(tmp_path):
-    from hnmine.encode import encode_cached
+    from hnmine.inference.cache import encode_cached
 
     spec = replace(OV32, batch_size=4, threads=1)
     one, _ = encode_cached(TEXTS, spec, tmp_path / "one")
@@ -218,10 +219,9 @@ def test_openvino_gives_the_same_bytes_with_two_workers_at_the_same_threads(tmp_
 def test_openvino_runs_one_stream_per_thread_and_sliced_batches_agree_with_whole_ones():
     """--threads 2: two streams of one thread, each batch cut in two slices run at once; a batch of one row
     (fewer rows than streams) still runs; the vectors agree with one stream's within float32's tolerance."""
-    from hnmine.encode import load_sentence_transformer
     from hnmine.reproducibility import score_tolerance
 
-    runner = load_sentence_transformer(replace(OV32, threads=2))[0].model
+    runner = replace(OV32, threads=2).load()[0].model
     assert len(runner._requests) == 2
     two = _encode(replace(OV32, batch_size=5, threads=2), TEXTS)
     one = _encode(replace(OV32, batch_size=5, threads=1), TEXTS)

@@ -113,7 +113,7 @@ def test_a_float16_checkpoint_runs_in_float32_when_asked(tmp_path, half_checkpoi
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from hnmine.encode import doc_texts
+    from hnmine.inference.batching import doc_texts
 
     data = write_beir(tmp_path / "tiny", TINY_DOCS, TINY_QUERIES, TINY_QRELS)
     run = tmp_path / "run"
@@ -141,7 +141,8 @@ def test_a_float16_cross_encoder_scores_in_float32_when_asked(tmp_path, half_che
     ce = CrossEncoder(str(BUNDLED_MODEL), num_labels=1, device="cpu")
     ce.model.half()
     ce.save(str(ce_dir))
-    from hnmine.teachers.cross_encoder import load_cross_encoder, score_pairs
+    from hnmine.inference.cross_encoder import score_pairs
+    from hnmine.inference.loading import load_cross_encoder
 
     loaded = load_cross_encoder(str(ce_dir), "cpu", None)
     queries = [q["text"] for q in TINY_QUERIES for _ in TINY_DOCS]

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from hnmine import dtype_choice
-from hnmine.encode import EncoderSpec, effective_dtype
+from hnmine.inference import dtype as dtype_choice
+from hnmine.inference.spec import EncoderSpec, effective_dtype
 
 
 @pytest.fixture

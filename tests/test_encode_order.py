@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 from conftest import ROOT
 
-from hnmine.encode import EncoderSpec, _token_counts, encoding_order, resolve_model
+from hnmine.inference.batching import _token_counts, encoding_order
+from hnmine.inference.models import resolve_model
+from hnmine.inference.spec import EncoderSpec
 
 
 def _reference_counts(texts, limit):

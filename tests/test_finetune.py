@@ -152,9 +152,9 @@ def test_training_changes_the_model_and_is_deterministic_per_seed():
     """A real training step moves the weights; the same seed gives the same weights, another seed others."""
     import torch
 
-    from hnmine.encode import resolve_model
     from hnmine.finetune.options import FinetuneOptions
     from hnmine.finetune.train import load_model, train_copy
+    from hnmine.inference.models import resolve_model
 
     rows = {
         "anchor": [d["text"] for d in TINY_QUERIES] + ["what keeps a bike chain from wearing out", "how do shield volcanoes form"],
@@ -181,11 +181,11 @@ def test_metrics_agree_with_sentence_transformers_evaluator():
     except ImportError:  # sentence-transformers < 6
         from sentence_transformers.evaluation import InformationRetrievalEvaluator
 
-    from hnmine.encode import resolve_model
     from hnmine.finetune.evalset import load_eval_set
     from hnmine.finetune.options import FinetuneOptions
     from hnmine.finetune.retrieval import measure
     from hnmine.finetune.train import load_model
+    from hnmine.inference.models import resolve_model
 
     ev = load_eval_set(ROOT / "sample_data", "train")
     ev.qrels = {q: {d: 1 for d in docs} for q, docs in ev.qrels.items()}  # binary, as the reference counts

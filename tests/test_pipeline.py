@@ -146,7 +146,7 @@ def test_training_step_on_the_export(sample_run: Path, tmp_path: Path):
     from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
-    from hnmine.encode import resolve_model
+    from hnmine.inference.models import resolve_model
 
     ds = load_dataset("parquet", data_files=str(sample_run / "export" / "triplet.parquet"), split="train").select(range(16))
     model = SentenceTransformer(resolve_model("all-MiniLM-L6-v2")[0], device="cpu")
@@ -191,7 +191,7 @@ def test_bm25_and_hybrid_retrievers(sample_run: Path, tmp_path: Path):
 
 def test_a_second_dense_model_as_candidate_source(sample_run: Path, tmp_path: Path):
 
-    from hnmine.encode import resolve_model
+    from hnmine.inference.models import resolve_model
 
     run = tmp_path / "two-models"
     share_cache(sample_run, run)

@@ -105,7 +105,7 @@ def test_a_run_submitted_to_a_two_node_cluster_gives_the_same_export(two_nodes, 
     if not data.exists():
         pytest.skip(f"{data} is not here (../shared/data)")
     from hnmine.options import make_options
-    from hnmine.pipeline import mine
+    from hnmine.runner import mine
 
     local = tmp_path / "local"
     from tests.ray_helpers import seeded_vectors

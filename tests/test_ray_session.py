@@ -191,7 +191,7 @@ def test_the_callers_sigterm_handler_outlives_a_ray_session(ray_tmp):
     ray.init replaced it with Ray's, and ray.shutdown left SIGTERM's default action underneath, so the
     next SIGTERM killed the process without running any handler."""
     code = (
-        "import os, signal, time; from hnmine.engines.ray.session import start, stop; got = []; "
+        "import os, signal, time; from hnmine.executors.ray.session import start, stop; got = []; "
         "signal.signal(signal.SIGTERM, lambda s, f: got.append(s)); "
         "session = start(None); during = signal.getsignal(signal.SIGTERM); stop(session); "
         "os.kill(os.getpid(), signal.SIGTERM); time.sleep(0.5); "

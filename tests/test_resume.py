@@ -35,11 +35,11 @@ DRIVER = r'''
 """Run the hnmine CLI; with HNMINE_TEST_KILL=stage:point, SIGKILL this process at that point."""
 import os, signal, sys
 
-import hnmine.encode
+import hnmine.inference.cache
 import hnmine.pipeline as pipeline
 import hnmine.rundir as rundir
 
-hnmine.encode.CHUNK = int(os.environ.get("HNMINE_TEST_CHUNK", hnmine.encode.CHUNK))
+hnmine.inference.cache.CHUNK = int(os.environ.get("HNMINE_TEST_CHUNK", hnmine.inference.cache.CHUNK))
 kill_at = os.environ.get("HNMINE_TEST_KILL")
 if kill_at:
     stage, point = kill_at.split(":")
@@ -220,13 +220,13 @@ def test_sigkill_at_random_moments(driver, synth, tmp_path):
 
 
 class EncodeCounter:
-    """Counts model calls of hnmine.encode (one per chunk); optionally interrupts the nth."""
+    """Counts model calls of hnmine.inference.cache (one per chunk); optionally interrupts the nth."""
 
     def __init__(self, monkeypatch, interrupt_at: int | None = None):
-        import hnmine.encode
+        import hnmine.inference.cache
 
         self.calls = 0
-        real = hnmine.encode._encode_batches
+        real = hnmine.inference.cache.encode_batches
 
         def counted(*args, **kwargs):
             self.calls += 1
@@ -234,7 +234,7 @@ class EncodeCounter:
                 raise KeyboardInterrupt
             return real(*args, **kwargs)
 
-        monkeypatch.setattr(hnmine.encode, "_encode_batches", counted)
+        monkeypatch.setattr(hnmine.inference.cache, "encode_batches", counted)
 
 
 @pytest.fixture
@@ -247,10 +247,10 @@ def tiny_batches_of_4(tmp_path_factory, finished_tiny):
 
 
 def test_interrupted_encoding_resumes_at_the_next_chunk(tiny_batches_of_4, tmp_path, monkeypatch):
-    import hnmine.encode
+    import hnmine.inference.cache
 
     data, ref = tiny_batches_of_4
-    monkeypatch.setattr(hnmine.encode, "CHUNK", 4)  # 12 documents: 3 chunks
+    monkeypatch.setattr(hnmine.inference.cache, "CHUNK", 4)  # 12 documents: 3 chunks
     run = tmp_path / "run"
     counter = EncodeCounter(monkeypatch, interrupt_at=3)
     result = invoke(["mine", data, "--out", run, "--batch-size", "4", "--quiet"])
@@ -272,10 +272,10 @@ def test_interrupted_encoding_resumes_at_the_next_chunk(tiny_batches_of_4, tmp_p
 
 def test_interrupted_encoding_with_a_damaged_order_starts_again(tiny_batches_of_4, tmp_path, monkeypatch):
     """The saved batch order places the finished chunks; without it they cannot be placed and are redone."""
-    import hnmine.encode
+    import hnmine.inference.cache
 
     data, ref = tiny_batches_of_4
-    monkeypatch.setattr(hnmine.encode, "CHUNK", 4)
+    monkeypatch.setattr(hnmine.inference.cache, "CHUNK", 4)
     run = tmp_path / "run"
     EncodeCounter(monkeypatch, interrupt_at=3)
     assert invoke(["mine", data, "--out", run, "--batch-size", "4", "--quiet"]).exit_code == 130

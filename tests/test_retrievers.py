@@ -8,7 +8,7 @@ from conftest import TINY_DOCS, TINY_QUERIES
 from oracles import rrf
 
 from hnmine.retrievers import bm25
-from hnmine.retrievers.dense import build_index, search
+from hnmine.retrievers.dense import DenseSearcher, build_index
 from hnmine.stages.candidates import build_candidates
 
 
@@ -51,7 +51,7 @@ def test_dense_search_caps_k_at_corpus_size_and_never_returns_padding(tmp_path):
     docs = rng.normal(size=(4, 8)).astype(np.float32)
     docs /= np.linalg.norm(docs, axis=1, keepdims=True)
     info = build_index(docs, tmp_path)
-    ids, scores = search(docs[:2], docs, 10, index_info=info, folder=tmp_path)
+    ids, scores = DenseSearcher(docs, index_info=info, folder=tmp_path, plan={"type": "exact"}).search(docs[:2], 10)
     assert ids.shape == (2, 4)
     assert (ids >= 0).all()
     assert ids[0, 0] == 0 and ids[1, 0] == 1
@@ -75,7 +75,7 @@ def test_ivf_plan_reaches_the_recall_asked_for(tmp_path):
     assert plan["type"] == "ivf" and plan["recall"] >= 0.9
     assert [t["nprobe"] for t in plan["tried"]][-1] == plan["nprobe"]
     # the plan's recall is what the search then gives
-    ids, _ = search(queries, docs, 10, index_info=info, folder=tmp_path, nprobe=plan["nprobe"])
+    ids, _ = DenseSearcher(docs, index_info=info, folder=tmp_path, plan=plan).search(queries, 10)
     import faiss
 
     _, exact = faiss.knn(np.ascontiguousarray(queries), docs, 10, metric=faiss.METRIC_INNER_PRODUCT)
@@ -93,7 +93,7 @@ def test_ivf_that_cannot_reach_the_recall_falls_back_to_exact_search(tmp_path):
     queries = rng.normal(size=(100, 64)).astype(np.float32)
     plan = plan_search(queries, docs, 50, index_info=info, folder=tmp_path, min_recall=0.99)
     assert plan["type"] == "exact" and plan["tried"] and all(t["recall"] < 0.99 for t in plan["tried"])
-    ids, _ = search(queries, docs, 50, index_info=info, folder=tmp_path, exact=True)
+    ids, _ = DenseSearcher(docs, index_info=info, folder=tmp_path, plan=plan).search(queries, 50)
     import faiss
 
     _, exact = faiss.knn(queries, docs, 50, metric=faiss.METRIC_INNER_PRODUCT)
@@ -155,7 +155,8 @@ def test_sparse_bm25_top_k_matches_bm25s_scores(tmp_path, method):
         np.testing.assert_allclose(scores[row][: len(got)], ref_scores, rtol=1e-6)
 
 
-def test_bm25_search_with_worker_processes_gives_the_same_arrays(tmp_path):
+def test_bm25_search_in_batches_gives_the_same_arrays(tmp_path):
+    """The retrieve stage searches batches of queries, in any worker: each query's result is its own."""
     rng = np.random.default_rng(5)
     words = [f"w{i}" for i in range(60)]
     texts = [" ".join(rng.choice(words, size=8)) for _ in range(500)]
@@ -163,5 +164,7 @@ def test_bm25_search_with_worker_processes_gives_the_same_arrays(tmp_path):
     opts = bm25.BM25Options()
     bm25.build(texts, opts, tmp_path / "i")
     one = bm25.search(queries, 10, opts, tmp_path / "i", len(texts))
-    two = bm25.search(queries, 10, opts, tmp_path / "i", len(texts), workers=2)
-    assert one[0].tobytes() == two[0].tobytes() and one[1].tobytes() == two[1].tobytes()
+    searcher = bm25.BM25Searcher(tmp_path / "i", opts, len(texts))
+    parts = [searcher.search(queries[a : a + 7], 10) for a in range(0, len(queries), 7)]
+    assert one[0].tobytes() == np.concatenate([p[0] for p in parts]).tobytes()
+    assert one[1].tobytes() == np.concatenate([p[1] for p in parts]).tobytes()

@@ -84,7 +84,7 @@ def test_a_rebuilt_index_holds_no_pickle_and_ranks_as_before(rank_bm25_run, tmp_
     import numpy as np
     from rank_bm25 import BM25Okapi
 
-    from hnmine.encode import doc_texts
+    from hnmine.inference.batching import doc_texts
     from hnmine.retrievers import bm25
 
     _, run = rank_bm25_run
@@ -146,8 +146,9 @@ def test_temp_files_in_the_run_are_still_swept(finished_tiny, tmp_path):
 def test_the_embedding_cache_is_not_used_through_a_link(tmp_path):
     """The encoder's cache removes parts of an unfinished encode (stale chunks, the parts folder): through
     a linked cache folder those removals would leave the run. Refused before any encoding."""
-    from hnmine.encode import EncoderSpec, encode_cached
     from hnmine.errors import RunDirError
+    from hnmine.inference.cache import encode_cached
+    from hnmine.inference.spec import EncoderSpec
 
     run = tmp_path / "run"
     run.mkdir()

@@ -9,7 +9,7 @@ from conftest import ROOT, TINY_DOCS, TINY_QUERIES, share_cache
 from typer.testing import CliRunner
 
 from hnmine.cli import app
-from hnmine.encode import resolve_model
+from hnmine.inference.models import resolve_model
 from hnmine.teachers import TeacherSpec
 from hnmine.teachers.scoring import standardise
 
@@ -27,7 +27,7 @@ def cross_encoder():
 
 
 def test_batched_across_queries_equals_per_query_scoring(cross_encoder):
-    from hnmine.teachers.cross_encoder import score_pairs
+    from hnmine.inference.cross_encoder import score_pairs
 
     docs = [f"{d['title']} {d['text']}" for d in TINY_DOCS]
     queries, texts = [], []

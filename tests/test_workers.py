@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from conftest import TINY_DOCS, TINY_QUERIES
 
-from hnmine.encode import EncoderSpec
 from hnmine.errors import OptionError
-from hnmine.workers import split_batches, start_pool, worker_count, worker_devices
+from hnmine.inference.pool import split_batches, start_pool, worker_count, worker_devices
+from hnmine.inference.spec import EncoderSpec
 
 
 def test_plain_cuda_spreads_workers_over_every_visible_gpu():
@@ -74,7 +74,7 @@ def cross_encoder_pairs(tmp_path_factory):
     import torch
     from sentence_transformers import CrossEncoder
 
-    from hnmine.encode import resolve_model
+    from hnmine.inference.models import resolve_model
 
     torch.manual_seed(0)
     ce_dir = tmp_path_factory.mktemp("ce") / "ce"
@@ -85,23 +85,33 @@ def cross_encoder_pairs(tmp_path_factory):
 
 
 def test_cross_encoder_scores_are_the_same_bytes_with_two_workers_and_the_same_threads(cross_encoder_pairs):
-    from hnmine.teachers.cross_encoder import score_pairs_with_model
+    from hnmine.executors.local import LocalExecutor
+    from hnmine.inference import cross_encoder
+    from hnmine.parts import Layout
 
     model, queries, texts = cross_encoder_pairs
-    one = score_pairs_with_model(model, queries, texts, batch_size=4, workers=1, threads=1)
-    two = score_pairs_with_model(model, queries, texts, batch_size=4, workers=2, threads=1)
+    one = cross_encoder.score_all(model, queries, texts, batch_size=4, layout=Layout(("cpu",), 1))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(cross_encoder, "PART_PAIRS", 8)  # several parts for the two workers
+        two = cross_encoder.score_all(model, queries, texts, batch_size=4, layout=Layout(("cpu", "cpu"), 1), executor=LocalExecutor())
     assert one.shape == (len(queries),) and np.isfinite(one).all()
     assert one.tobytes() == two.tobytes()
 
 
 def test_cross_encoder_scores_with_default_threads_agree_within_the_tolerance(cross_encoder_pairs):
     """Default threads differ between one process and two workers: another summation order."""
+    from hnmine.executors.local import LocalExecutor
+    from hnmine.inference import cross_encoder
+    from hnmine.inference.pool import available_cpus
+    from hnmine.parts import Layout
     from hnmine.reproducibility import score_tolerance
-    from hnmine.teachers.cross_encoder import score_pairs_with_model
 
     model, queries, texts = cross_encoder_pairs
-    one = score_pairs_with_model(model, queries, texts, batch_size=4, workers=1)
-    two = score_pairs_with_model(model, queries, texts, batch_size=4, workers=2)
+    one = cross_encoder.score_all(model, queries, texts, batch_size=4, layout=Layout(("cpu",), available_cpus()))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(cross_encoder, "PART_PAIRS", 8)
+        layout = Layout(("cpu", "cpu"), max(1, available_cpus() // 2))
+        two = cross_encoder.score_all(model, queries, texts, batch_size=4, layout=layout, executor=LocalExecutor())
     # logits, not cosines: the tolerance is relative to their scale
     scale = max(1.0, float(np.abs(one).max()))
     np.testing.assert_allclose(two, one, rtol=0, atol=score_tolerance("float32") * scale)
@@ -114,7 +124,7 @@ def test_workers_are_started_with_sigint_ignored():
     import subprocess
     import sys
 
-    from hnmine.workers import _sigint_ignored
+    from hnmine.inference.pool import _sigint_ignored
 
     with _sigint_ignored():
         out = subprocess.run(

@@ -70,7 +70,7 @@ def run_model_name(sources: list[TrainingSource]) -> str:
 
 
 def _eval_dtype(opts: FinetuneOptions, model: str) -> str:
-    from hnmine.encode import effective_dtype
+    from hnmine.inference.spec import effective_dtype
 
     return effective_dtype(opts.eval_dtype, opts.device, model)
 
@@ -86,7 +86,7 @@ def compare_arms(
     write: bool = True,
 ) -> Comparison:
     """Run every arm for every seed and measure it (see the module docstring and hnmine.finetune.arms)."""
-    from hnmine.encode import resolve_model
+    from hnmine.inference.models import resolve_model
 
     reporter = reporter or Reporter()
     opts.validate()
@@ -154,7 +154,7 @@ def _common_fields(
 ) -> dict:
     """The fields every result row shares: the training budget, the model and the evaluation set."""
     from hnmine import __version__
-    from hnmine.finetune.train import LOSSES
+    from hnmine.finetune.losses import LOSSES
 
     budget = opts.budget()
     return {

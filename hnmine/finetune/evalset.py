@@ -38,7 +38,7 @@ class EvalSet:
 
 def load_eval_set(data: Path, split: str, min_relevance: int = 1) -> EvalSet:
     """Read a BEIR folder's split; an InputError names the splits there when `split` is not one of them."""
-    from hnmine.encode import doc_texts
+    from hnmine.inference.batching import doc_texts
     from hnmine.io.inputs import InputSpec, load_inputs
 
     data = Path(data)

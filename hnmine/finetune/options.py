@@ -53,7 +53,7 @@ class FinetuneOptions:
         return 1.0 if self.epochs is None else self.epochs
 
     def validate(self) -> None:
-        from hnmine.finetune.train import LOSSES
+        from hnmine.finetune.losses import LOSSES
 
         if self.epochs is not None and self.max_steps is not None:
             raise OptionError("give --epochs or --max-steps, not both")

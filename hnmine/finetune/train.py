@@ -12,32 +12,12 @@ from __future__ import annotations
 import math
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from hnmine.finetune.extras import require_training_extras
+from hnmine.finetune.losses import LOSSES
 from hnmine.finetune.options import FinetuneOptions
 from hnmine.progress import Reporter
-from hnmine.registry import Registry
-
-
-@dataclass(frozen=True)
-class LossSpec:
-    build: Callable  # (model) -> torch.nn.Module
-    batch_sampler: str  # the sampler that suits the loss (a BatchSamplers value)
-    description: str
-
-
-def _mnrl(model):
-    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
-
-    return MultipleNegativesRankingLoss(model)
-
-
-LOSSES: Registry[LossSpec] = Registry("loss")
-# In-batch negatives: another row's positive (or negative) is a negative, so a text must not
-# appear twice in a batch; the no-duplicates sampler sees to that (byte-identical texts only).
-LOSSES.add("mnrl", LossSpec(_mnrl, "no_duplicates", "MultipleNegativesRankingLoss: in-batch negatives plus each row's hard negatives"))
 
 
 @dataclass
@@ -62,8 +42,8 @@ def training_precision(opts: FinetuneOptions) -> str:
 
 def load_model(model_path: str, opts: FinetuneOptions):
     """A fresh SentenceTransformer from its files, on the device, with the chosen max length."""
-    from hnmine.encode import quiet_model_loading
     from hnmine.errors import ModelError
+    from hnmine.inference.models import quiet_model_loading
 
     quiet_model_loading()
     from sentence_transformers import SentenceTransformer

@@ -71,36 +71,41 @@ def build(texts: list[str], options: BM25Options, folder: Path, reporter: Report
     return {"backend": options.backend, "method": options.method, "documents": len(texts)}
 
 
-def search(
-    queries: list[str], k: int, options: BM25Options, folder: Path, n_docs: int, reporter: Reporter | None = None, workers: int = 1
-) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k document rows and scores per query; rows with no matching term come back as -1.
+class BM25Searcher:
+    """What a worker holds to search a saved BM25 index: bm25s's score matrix (memory-mapped), or rank-bm25's
+    BM25Okapi rebuilt from the stored tokens (a pickle is never loaded)."""
 
-    Only documents sharing a term with the query are candidates. Equal scores are ordered by document
-    row, so both backends, any number of workers, and every run agree on ties.
-    """
-    k = min(k, n_docs)
-    tokens = tokenize(queries, options.stopwords)
-    ids = np.full((len(queries), k), -1, dtype=np.int64)
-    scores = np.zeros((len(queries), k), dtype=np.float32)
-    with (reporter or Reporter()).task("BM25 search", total=len(queries)) as advance:
-        if options.backend == "rank-bm25":
-            model = _rank_bm25(folder, options)
-            for row, q in enumerate(tokens):
-                s = model.get_scores(q)
+    def __init__(self, folder: Path, options: BM25Options, n_docs: int):
+        self.options, self.n_docs = options, n_docs
+        self.rank_bm25 = _rank_bm25(folder, options) if options.backend == "rank-bm25" else None
+        self.sparse = SparseBM25(folder) if self.rank_bm25 is None else None
+
+    def search(self, queries: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k document rows and scores per query; rows with no matching term come back as -1.
+
+        Only documents sharing a term with the query are candidates. Equal scores are ordered by document
+        row, so both backends, any batching, and every run agree on ties.
+        """
+        k = min(k, self.n_docs)
+        tokens = tokenize(queries, self.options.stopwords)
+        ids = np.full((len(queries), k), -1, dtype=np.int64)
+        scores = np.zeros((len(queries), k), dtype=np.float32)
+        for row, q in enumerate(tokens):
+            if self.rank_bm25 is not None:
+                s = self.rank_bm25.get_scores(q)
                 top = np.lexsort((np.arange(len(s)), -s))[:k]
-                ids[row] = top
-                scores[row] = s[top]
-                advance(1)
+                ids[row], scores[row] = top, s[top]
+            else:
+                assert self.sparse is not None
+                ids[row], scores[row] = self.sparse.top_k(q, k)
+        if self.rank_bm25 is not None:
             ids[scores <= 0] = -1  # a zero BM25 score means no shared term: not a candidate
-        elif workers > 1 and len(tokens) > 1:
-            _search_bm25s_processes(tokens, k, folder, ids, scores, advance, workers)
-        else:
-            index = SparseBM25(folder)
-            for row, q in enumerate(tokens):
-                ids[row], scores[row] = index.top_k(q, k)
-                advance(1)
-    return ids, scores
+        return ids, scores
+
+
+def search(queries: list[str], k: int, options: BM25Options, folder: Path, n_docs: int) -> tuple[np.ndarray, np.ndarray]:
+    """BM25Searcher.search of every query, in this process (the retrieve stage spreads batches over workers)."""
+    return BM25Searcher(folder, options, n_docs).search(queries, k)
 
 
 def _rank_bm25(folder: Path, options: BM25Options):
@@ -180,35 +185,3 @@ class SparseBM25:
         out_ids[: len(docs)] = docs[order]
         out_scores[: len(docs)] = s[order]
         return out_ids, out_scores
-
-
-def _search_chunk(args: tuple[str, list[list[str]], int]) -> tuple[np.ndarray, np.ndarray]:
-    folder, tokens, k = args
-    index = SparseBM25(Path(folder))
-    ids = np.full((len(tokens), k), -1, dtype=np.int64)
-    scores = np.zeros((len(tokens), k), dtype=np.float32)
-    for row, q in enumerate(tokens):
-        ids[row], scores[row] = index.top_k(q, k)
-    return ids, scores
-
-
-def _search_bm25s_processes(tokens, k, folder, ids, scores, advance, workers: int) -> None:
-    """The same per-query search in worker processes over contiguous query chunks: same results for any count."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    chunk = max(1, min(5000, -(-len(tokens) // (4 * workers))))
-    starts = list(range(0, len(tokens), chunk))
-    from hnmine.workers import quiet_worker, stop_pool
-
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=quiet_worker)
-    try:
-        jobs = [(str(folder), tokens[s : s + chunk], k) for s in starts]
-        for s, (part_ids, part_scores) in zip(starts, pool.map(_search_chunk, jobs)):
-            ids[s : s + len(part_ids)] = part_ids
-            scores[s : s + len(part_ids)] = part_scores
-            advance(len(part_ids))
-    except BaseException:
-        stop_pool(pool, now=True)
-        raise
-    stop_pool(pool, now=False)

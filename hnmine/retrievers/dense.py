@@ -127,42 +127,30 @@ def plan_search(
     }
 
 
-def search(
-    queries: np.ndarray,
-    embeddings: np.ndarray,
-    k: int,
-    *,
-    index_info: dict,
-    folder: Path,
-    nprobe: int | None = None,
-    exact: bool = False,
-    index=None,
-    reporter: Reporter | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k document rows and scores per query; -1 ids (faiss padding) are never returned as ids.
+class DenseSearcher:
+    """What a worker holds to search one corpus's vectors as the plan says: the vectors themselves (exact
+    search, in memory) or the saved IVF index with the plan's nprobe."""
 
-    Exact search when the corpus has no ANN index or `exact` is set; else IVF with `nprobe` lists
-    (`index`: the IVF index when the caller has read it already)."""
-    import faiss
+    def __init__(self, embeddings: np.ndarray, *, index_info: dict, folder: Path, plan: dict, index=None):
+        self.n_docs = embeddings.shape[0]
+        self.index = None
+        self.base: np.ndarray | None = None
+        if index_info["type"] == "ivf" and plan.get("type") == "ivf":
+            self.index = index if index is not None else read_ann_index(index_info, folder)
+            self.index.nprobe = plan.get("nprobe") or default_nprobe(index_info["nlist"])
+        else:
+            self.base = np.ascontiguousarray(embeddings, dtype=np.float32)
 
-    n_docs = embeddings.shape[0]
-    k = min(k, n_docs)  # k beyond the corpus would make faiss pad with -1
-    ids = np.full((len(queries), k), -1, dtype=np.int64)
-    scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
-    if index_info["type"] == "ivf" and exact is False:
-        index = index if index is not None else read_ann_index(index_info, folder)
-        index.nprobe = nprobe or default_nprobe(index_info["nlist"])
-    else:
-        index = None
-        base = np.ascontiguousarray(embeddings, dtype=np.float32)
-    with (reporter or Reporter()).task("dense search", total=len(queries)) as advance:
-        for start in range(0, len(queries), QUERY_BATCH):
-            q = np.ascontiguousarray(queries[start : start + QUERY_BATCH], dtype=np.float32)
-            if index is None:
-                d, i = faiss.knn(q, base, k, metric=faiss.METRIC_INNER_PRODUCT)
-            else:
-                d, i = index.search(q, k)
-            scores[start : start + len(q)] = d
-            ids[start : start + len(q)] = i
-            advance(len(q))
-    return ids, scores
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k document rows and scores of a batch of query vectors (the same faiss call for any batching
+        of QUERY_BATCH queries); -1 ids (faiss padding) are never returned: k is capped at the corpus."""
+        import faiss
+
+        k = min(k, self.n_docs)  # k beyond the corpus would make faiss pad with -1
+        q = np.ascontiguousarray(queries, dtype=np.float32)
+        if self.base is not None:
+            d, i = faiss.knn(q, self.base, k, metric=faiss.METRIC_INNER_PRODUCT)
+        else:
+            assert self.index is not None  # one of the two, by construction
+            d, i = self.index.search(q, k)
+        return i.astype(np.int64, copy=False), d.astype(np.float32, copy=False)

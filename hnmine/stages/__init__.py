@@ -1,18 +1,16 @@
-"""The stages in pipeline order, and what follows from their declarations: which stage makes a file,
-and which command runs a stage. Importing this is cheap: stage modules import heavy libraries only
-inside their work functions."""
+"""The stages in pipeline order. Importing this is cheap: stage modules import heavy libraries only
+inside their work functions. Which stage writes which path is the run directory's to say
+(hnmine.rundir.WRITTEN_BY); which command runs a stage, the options' (hnmine.options.STAGE_COMMANDS)."""
 
 from __future__ import annotations
 
+from hnmine.options import command_of
 from hnmine.pipeline import Stage
+from hnmine.rundir import stage_making
 from hnmine.stages import export, filter, index, inputs, retrieve, score
 
 STAGES: tuple[Stage, ...] = (inputs.STAGE, index.STAGE, retrieve.STAGE, score.STAGE, filter.STAGE, export.STAGE)
 BY_NAME = {s.name: s for s in STAGES}
-
-
-def command_of(stage: str) -> str:
-    return BY_NAME[stage].command if stage in BY_NAME else "mine"
 
 
 def commands() -> dict[str, tuple[str, ...]]:
@@ -23,14 +21,8 @@ def commands() -> dict[str, tuple[str, ...]]:
     return out
 
 
-def stage_making(rel: str) -> str:
-    """The stage whose outputs hold `rel` (a run-relative path)."""
-    for s in STAGES:
-        for made in s.makes:
-            if rel == made or rel.startswith(made.rstrip("/") + "/") or (made.endswith("/") and rel.startswith(made)):
-                return s.name
-    return "mine"
-
-
 def command_making(rel: str) -> str:
     return command_of(stage_making(rel))
+
+
+__all__ = ["BY_NAME", "STAGES", "command_making", "command_of", "commands", "stage_making"]

@@ -9,18 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-CANDIDATE_SCHEMA = pa.schema(
-    [
-        ("query_id", pa.string()),
-        ("doc_id", pa.string()),
-        ("rank", pa.int32()),
-        ("score", pa.float32()),
-        ("source", pa.string()),
-        ("is_positive", pa.bool_()),
-        ("dense_score", pa.float32()),
-        ("bm25_score", pa.float32()),
-    ]
-)
+from hnmine.schemas import CANDIDATE_SCHEMA
 
 
 def build_candidates(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from hnmine.engines import on_engine
 from hnmine.options import Options
 from hnmine.pipeline import Context, Stage, StageOutput
 
@@ -19,28 +18,88 @@ def _key(ctx: Context) -> dict:
     return {"format": o.format, "file_format": o.file_format, "with_scores": o.with_scores}
 
 
-@on_engine("export")
+EXPORT_QUERIES = 2048  # queries per part
+
+
 def _work(ctx: Context) -> StageOutput:
-    from hnmine.formats import build_examples, get_format
+    import pyarrow as pa
+
+    from hnmine.formats import get_format, negatives_target
+    from hnmine.parts import Parts
 
     o = ctx.options
-    examples, target = build_examples(
-        corpus=ctx.table("corpus"),
-        queries=ctx.table("queries"),
-        negatives=ctx.table("negatives"),
-        summary=ctx.table("query_summary"),
-        positives=ctx.table("positives"),
-    )
-    table = get_format(o.format).build(examples, target, o.with_scores)
+    queries, summary = ctx.table("queries"), ctx.table("query_summary")
+    negatives, positives = ctx.table("negatives"), ctx.table("positives")
+    target = negatives_target(summary)
+    query_ids = queries.column("query_id").to_pylist()
+    neg_rows, pos_rows = rows_by_query(negatives, query_ids), rows_by_query(positives, query_ids)
+    items = []
+    for a in range(0, max(len(query_ids), 1), EXPORT_QUERIES):
+        b = min(a + EXPORT_QUERIES, len(query_ids))
+        items.append(
+            {
+                "queries": queries.slice(a, b - a),
+                "summary": summary.slice(a, b - a),
+                "negatives": negatives.take(neg_rows(a, b)),
+                "positives": positives.take(pos_rows(a, b)),
+            }
+        )
+    shared = {"corpus": ctx.table("corpus"), "target": target, "format": o.format, "with_scores": o.with_scores}
+    step = Parts("exporting", items, export_part, shared, hold_documents, lambda item: item["queries"].num_rows)
+    parts = list(ctx.executor.map(step, ctx.reporter))
+    tables = [t for t, _, _ in parts if t.num_rows] or [get_format(o.format).build([], target, o.with_scores)]
+    table = pa.concat_tables([t.cast(tables[0].schema) for t in tables])  # an empty part's list columns may have null types
+    n_examples, short = sum(n for _, n, _ in parts), sum(k for _, _, k in parts)
     rel = export_file(o)
-    stats = {"file": rel, "queries": len(examples), "negatives_per_query": target}
+    stats = {"file": rel, "queries": n_examples, "negatives_per_query": target}
     if o.format == "n-tuple":
-        stats["queries_left_out_short"] = sum(1 for ex in examples if len(ex.negatives) < target)
+        stats["queries_left_out_short"] = short
     warnings = []
     if table.num_rows == 0:
-        warnings.append(empty_export_message(ctx, examples, target))
+        warnings.append(empty_export_message(ctx, range(n_examples), target))
         ctx.reporter.warn(warnings[-1])
-    return StageOutput(tables={rel: table}, counts={"rows_in": len(examples), "rows_out": table.num_rows}, stats=stats, warnings=warnings)
+    return StageOutput(tables={rel: table}, counts={"rows_in": n_examples, "rows_out": table.num_rows}, stats=stats, warnings=warnings)
+
+
+def rows_by_query(table, query_ids: list[str]):
+    """rows(a, b): the rows of `table` whose query is among query_ids[a:b], grouped in query order, each
+    query's rows in table order."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    q = pc.index_in(table.column("query_id"), value_set=pa.array(query_ids, pa.string())).fill_null(len(query_ids))
+    q = q.to_numpy(zero_copy_only=False).astype(np.int64)
+    order = np.argsort(q, kind="stable")
+    starts = np.searchsorted(q[order], np.arange(len(query_ids) + 1))
+
+    def rows(a: int, b: int) -> pa.Array:
+        return pa.array(order[starts[a] : starts[b]], pa.int64())
+
+    return rows
+
+
+def hold_documents(shared: dict, device: str) -> dict:
+    """What an export worker holds: every document's title and text by id."""
+    from hnmine.formats import documents
+
+    return documents(shared["corpus"])
+
+
+def export_part(item: dict, shared: dict, docs: dict):
+    """Some queries' examples in the chosen format: (table, examples, examples short of the target)."""
+    from hnmine.formats import build_examples, get_format
+
+    examples, _ = build_examples(
+        docs=docs,
+        queries=item["queries"],
+        negatives=item["negatives"],
+        summary=item["summary"],
+        positives=item["positives"],
+        target=shared["target"],
+    )
+    table = get_format(shared["format"]).build(examples, shared["target"], shared["with_scores"])
+    return table, len(examples), sum(1 for ex in examples if len(ex.negatives) < shared["target"])
 
 
 def empty_export_message(ctx: Context, examples, target: int) -> str:
@@ -67,8 +126,6 @@ def empty_export_message(ctx: Context, examples, target: int) -> str:
 
 STAGE = Stage(
     name="export",
-    command="export",
-    makes=("export/",),
     reads=lambda ctx: ("corpus", "queries", "negatives", "query_summary", "positives"),
     writes=lambda o: (export_file(o),),
     key=_key,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-from hnmine.engines import on_engine
 from hnmine.options import Options, relabel_settings
 from hnmine.pipeline import Context, Stage, StageOutput
 
@@ -119,9 +118,14 @@ def _key(ctx: Context) -> dict:
 
 
 def _doc_vectors(ctx: Context, corpus_ids: list[str]):
+    return vectors_lookup(str(ctx.run.path_of("embeddings")), corpus_ids)
+
+
+def vectors_lookup(path: str, corpus_ids: list[str]):
+    """doc ids -> their rows of the index's vectors (memory-mapped), for the near-duplicate rule."""
     import numpy as np
 
-    vectors = np.load(ctx.run.path_of("embeddings"), mmap_mode="r")
+    vectors = np.load(path, mmap_mode="r")
     row = {d: i for i, d in enumerate(corpus_ids)}
 
     def lookup(doc_ids: list[str]) -> np.ndarray:
@@ -130,10 +134,80 @@ def _doc_vectors(ctx: Context, corpus_ids: list[str]):
     return lookup
 
 
-@on_engine("filter")
-def _work(ctx: Context) -> StageOutput:
+PARTITION_ROWS = 1 << 17  # about this many scores rows per part (whole queries)
+
+
+def _select(ctx: Context, scores, corpus, settings, query_ids: list[str], excluded):
+    """The selection (hnmine.selection.filter_candidates) of every query, in parts of whole queries: each query's
+    choice depends on its own rows only (randomness is hashed per query), so parts give the whole's tables."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from hnmine.parts import Parts
+    from hnmine.selection import FilterResult
+
+    index = pc.index_in(scores.column("query_id"), value_set=pa.array(query_ids, pa.string()))
+    if index.null_count or len(set(query_ids)) != len(query_ids) or not query_ids:  # one part: the selection says what is wrong
+        items = [{"query_ids": query_ids, "scores": scores}]
+        step = Parts("filtering", items, filter_part, _filter_shared(ctx, corpus, settings, excluded), hold_doc_vectors)
+        return next(iter(ctx.executor.map(step, ctx.reporter)))
+    q = index.to_numpy(zero_copy_only=False)
+    order = np.argsort(q, kind="stable")  # rows grouped by query, each query's rows in their order
+    per_query = np.bincount(q.astype(np.int64), minlength=len(query_ids)) if len(q) else np.zeros(len(query_ids), np.int64)
+    starts = np.r_[0, np.cumsum(per_query)]
+    items, a = [], 0
+    while a < len(query_ids):
+        b = int(np.searchsorted(starts, starts[a] + PARTITION_ROWS, side="right")) - 1
+        b = min(max(b, a + 1), len(query_ids))
+        rows = pa.array(order[starts[a] : starts[b]])
+        items.append({"query_ids": query_ids[a:b], "scores": scores.take(rows)})
+        a = b
+    shared = _filter_shared(ctx, corpus, settings, excluded)
+    step = Parts("filtering", items, filter_part, shared, hold_doc_vectors, lambda item: len(item["query_ids"]))
+    parts = list(ctx.executor.map(step, ctx.reporter))
+    if len(parts) == 1:
+        return parts[0]
+    tables = {name: pa.concat_tables([getattr(p, name) for p in parts]) for name in ("negatives", "dropped", "query_summary")}
+    return FilterResult(**tables, stats=merge_stats([p.stats for p in parts]))
+
+
+def _filter_shared(ctx: Context, corpus, settings, excluded) -> dict:
+    embeddings = str(ctx.run.path_of("embeddings")) if uses_vectors(ctx) else None
+    return {"corpus": corpus, "settings": settings, "excluded": excluded, "embeddings": embeddings}
+
+
+def hold_doc_vectors(shared: dict, device: str):
+    """What a filter worker holds: the lookup of the index's vectors (None when the near-duplicate rule is off)."""
+    if shared["embeddings"] is None:
+        return None
+    return vectors_lookup(shared["embeddings"], shared["corpus"].column("doc_id").to_pylist())
+
+
+def filter_part(item: dict, shared: dict, vectors):
     from hnmine.selection import filter_candidates
 
+    return filter_candidates(
+        item["scores"], shared["corpus"], shared["settings"], doc_vectors=vectors, query_ids=item["query_ids"], excluded=shared["excluded"]
+    )
+
+
+def merge_stats(parts: list[dict]) -> dict:
+    """The stats of the whole from its parts' (hnmine.selection's stats): counts add up; anything else is
+    the same in every part (how the near-duplicate rule ran), or the parts disagree: an error, not a guess."""
+    merged: dict = {}
+    for stats in parts:
+        for key, value in stats.items():
+            if key not in merged:
+                merged[key] = value
+            elif isinstance(value, int) and not isinstance(value, bool):
+                merged[key] += value
+            elif merged[key] != value:
+                raise RuntimeError(f"filter parts disagree on {key}: {merged[key]!r} and {value!r}")
+    return merged
+
+
+def _work(ctx: Context) -> StageOutput:
     settings = filter_options(ctx.options)
     original = ctx.table("scores")
     corpus = ctx.table("corpus")
@@ -157,8 +231,7 @@ def _work(ctx: Context) -> StageOutput:
             positives_hidden=ctx.options.hide_positives,
         )
         ctx.reporter.info(f"method auto: {settings.method} ({calibration['reason']})")
-    with ctx.reporter.task("filtering", total=len(query_ids)) as advance:
-        result = filter_candidates(scores, corpus, settings, doc_vectors=vectors, query_ids=query_ids, progress=advance, excluded=excluded)
+    result = _select(ctx, scores, corpus, settings, query_ids, excluded)
     stats = dict(result.stats)
     stats["queries_sharing_text"] = same_text_queries(queries)
     if calibration is not None:
@@ -328,8 +401,6 @@ def shortfall_message(negatives, summary, settings) -> str:
 
 STAGE = Stage(
     name="filter",
-    command="filter",
-    makes=("negatives.parquet", "dropped.parquet", "query_summary.parquet", "positives.parquet"),
     reads=_reads,
     writes=lambda o: ("negatives", "dropped", "query_summary", "positives"),
     key=_key,

@@ -10,7 +10,6 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from hnmine.engines import on_engine
 from hnmine.options import Options
 from hnmine.pipeline import Context, Stage, StageOutput
 from hnmine.rundir import candidate_index
@@ -43,13 +42,16 @@ def _writes(options: Options) -> tuple[str, ...]:
 
 
 def _check(options: Options) -> None:
-    from hnmine.encode import EncoderSpec
+    from hnmine.teachers import check_models_found
+
+    check_models_found(options)
     from hnmine.errors import InputError
+    from hnmine.inference.spec import EncoderSpec
 
     if needs_dense(options) or options.candidate_model:
         EncoderSpec.from_options(options).validate()
     if needs_dense(options) and options.corpus_embeddings is None:
-        from hnmine.encode import check_prompt_name
+        from hnmine.inference.models import check_prompt_name
 
         check_prompt_name(options.model, options.corpus_prompt_name, "--corpus-prompt-name")
     if options.corpus_embeddings is not None and not Path(options.corpus_embeddings).is_file():
@@ -64,7 +66,8 @@ def _sources(ctx: Context) -> dict:
 
 
 def _key(ctx: Context) -> dict:
-    from hnmine.encode import EncoderSpec, encoder_key, model_key, resolve_model
+    from hnmine.inference.models import model_key, resolve_model
+    from hnmine.inference.spec import EncoderSpec, encoder_key
 
     o = ctx.options
     spec = EncoderSpec.from_options(o)
@@ -89,9 +92,8 @@ def _key(ctx: Context) -> dict:
     return d
 
 
-@on_engine("index")
 def _work(ctx: Context) -> StageOutput:
-    from hnmine.encode import doc_texts
+    from hnmine.inference.batching import doc_texts
 
     o = ctx.options
     corpus = ctx.table("corpus", ["doc_id", "title", "text"])
@@ -113,34 +115,17 @@ def _work(ctx: Context) -> StageOutput:
 
 
 def _dense_index(ctx: Context, texts: list[str]) -> tuple[dict, dict]:
-    from hnmine.encode import encode_cached
-
-    def encode(spec) -> str:
-        o = ctx.options
-        _, key = encode_cached(
-            texts,
-            spec,
-            ctx.run.path_of("embedding_cache"),
-            prompt=o.corpus_prompt,
-            prompt_name=o.corpus_prompt_name,
-            reporter=ctx.reporter,
-            description="encoding corpus",
-        )
-        return key
-
-    return dense_index(ctx, len(texts), encode)
-
-
-def dense_index(ctx: Context, n_docs: int, encode) -> tuple[dict, dict]:
-    """Encode the corpus into the embedding cache (`encode(spec)` returns the cache key; each engine has
-    its own) or take the user's vectors; build the search index; write its info.json hand-off."""
+    """Encode the corpus into the embedding cache (its chunks are parts: hnmine.inference.cache) or take the
+    user's vectors; build the search index; write its info.json hand-off."""
     import numpy as np
 
-    from hnmine.encode import EncoderSpec, dtype_record, resolve_model
+    from hnmine.inference.models import resolve_model
+    from hnmine.inference.spec import EncoderSpec, dtype_record
     from hnmine.io.atomic import write_json
     from hnmine.retrievers import dense
 
     o, run = ctx.options, ctx.run
+    n_docs = len(texts)
     spec = EncoderSpec.from_options(o)
     folder = run.path_of("dense_index")
     folder.mkdir(parents=True, exist_ok=True)
@@ -157,7 +142,18 @@ def dense_index(ctx: Context, n_docs: int, encode) -> tuple[dict, dict]:
         embedding_key = "user:" + file_hash(o.corpus_embeddings)
         user_vectors = True
     else:
-        embedding_key = encode(spec)
+        from hnmine.inference.cache import encode_cached
+
+        _, embedding_key = encode_cached(
+            texts,
+            spec,
+            run.path_of("embedding_cache"),
+            prompt=o.corpus_prompt,
+            prompt_name=o.corpus_prompt_name,
+            reporter=ctx.reporter,
+            description="encoding corpus",
+            executor=ctx.executor,
+        )
         link_or_copy(run.path_of("embedding_cache") / f"{embedding_key}.npy", target)
         model.update(dtype_record(spec))
         user_vectors = False
@@ -181,13 +177,15 @@ def dense_index(ctx: Context, n_docs: int, encode) -> tuple[dict, dict]:
 
 def _candidate_index(ctx: Context, texts: list[str], i: int, model_name: str) -> dict:
     """Another dense model as a candidate source: the corpus encoded once (cached like the main one)."""
-    from hnmine.encode import EncoderSpec, dtype_record, encode_cached, resolve_model
+    from hnmine.inference.cache import encode_cached
+    from hnmine.inference.models import resolve_model
+    from hnmine.inference.spec import EncoderSpec, dtype_record
     from hnmine.io.atomic import write_json
 
     run = ctx.run
     spec = EncoderSpec.from_options(ctx.options, model=model_name)
     _, embedding_key = encode_cached(
-        texts, spec, run.path_of("embedding_cache"), reporter=ctx.reporter, description=f"encoding corpus (dense{i})"
+        texts, spec, run.path_of("embedding_cache"), reporter=ctx.reporter, description=f"encoding corpus (dense{i})", executor=ctx.executor
     )
     folder = run.path_of(candidate_index(i))
     folder.mkdir(parents=True, exist_ok=True)
@@ -222,8 +220,6 @@ def link_or_copy(src: Path, dst: Path) -> None:
 
 STAGE = Stage(
     name="index",
-    command="index",
-    makes=("index/",),
     reads=lambda ctx: ("corpus",),
     writes=_writes,
     key=_key,

@@ -6,17 +6,16 @@ hidden-positive protocol (hnmine.hide) keeps one positive per query and writes t
 
 from __future__ import annotations
 
-from dataclasses import fields, replace
+from dataclasses import replace
 
-from hnmine.engines import on_engine
 from hnmine.options import Options
 from hnmine.pipeline import Context, Stage, StageOutput
 
 
 def input_spec(options: Options):
-    from hnmine.io.inputs import InputSpec
+    from hnmine.io.inputs import input_spec as spec_of
 
-    return InputSpec(**{f.name: getattr(options, f.name) for f in fields(InputSpec)})
+    return spec_of(options)
 
 
 def _check(options: Options) -> None:
@@ -45,7 +44,6 @@ def _writes(options: Options) -> tuple[str, ...]:
     return ("corpus", "queries", "qrels") + (("hidden_qrels",) if options.hide_positives else ())
 
 
-@on_engine("inputs")
 def _work(ctx: Context) -> StageOutput:
     from hnmine.io.inputs import load_inputs
     from hnmine.run_identity import input_files, input_identity
@@ -82,8 +80,6 @@ def _work(ctx: Context) -> StageOutput:
 
 STAGE = Stage(
     name="inputs",
-    command="index",
-    makes=("inputs/",),
     reads=lambda ctx: (),
     writes=_writes,
     key=_key,

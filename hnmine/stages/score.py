@@ -8,7 +8,6 @@ averaged; each teacher's own scores are kept in a column.
 
 from __future__ import annotations
 
-from hnmine.engines import on_engine
 from hnmine.options import Options
 from hnmine.pipeline import Context, Stage, StageOutput
 
@@ -32,7 +31,7 @@ def reuses_index(info: dict | None, teacher, options: Options) -> bool:
     Vectors the user brought (--corpus-embeddings) stand for the index's model: the default teacher
     scores with them, as retrieval did, instead of encoding the corpus again.
     """
-    from hnmine.encode import EncoderSpec
+    from hnmine.inference.spec import EncoderSpec
 
     if info is None or teacher.kind != "bi-encoder" or info.get("model") != teacher.model:
         return False
@@ -64,8 +63,12 @@ def runs_model(info: dict | None, teacher, options: Options) -> bool:
 
 def _check(options: Options) -> None:
     """Before any work: every teacher model can be what it is used as."""
-    from hnmine.encode import EncoderSpec, check_prompt_name
-    from hnmine.teachers.cross_encoder import check_cross_encoder
+    from hnmine.teachers import check_models_found
+
+    check_models_found(options)
+    from hnmine.inference.cross_encoder import check_cross_encoder
+    from hnmine.inference.models import check_prompt_name
+    from hnmine.inference.spec import EncoderSpec
 
     for t in teachers_of(options):
         if t.kind == "cross-encoder":
@@ -93,7 +96,8 @@ def _sources(ctx: Context) -> dict:
 
 
 def _key(ctx: Context) -> dict:
-    from hnmine.encode import EncoderSpec, backend_key, model_key, resolve_model
+    from hnmine.inference.models import model_key, resolve_model
+    from hnmine.inference.spec import EncoderSpec, backend_key
 
     o = ctx.options
     info = dense_info(ctx)
@@ -117,14 +121,17 @@ def _key(ctx: Context) -> dict:
     }
 
 
-@on_engine("score")
+SCORE_ROWS = 1 << 18  # pairs per part of a dot-product teacher
+
+
 def _work(ctx: Context) -> StageOutput:
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from hnmine.encode import EncoderSpec, dtype_record, resolve_model
     from hnmine.errors import ModelError
+    from hnmine.inference.models import resolve_model
+    from hnmine.inference.spec import EncoderSpec, dtype_record
     from hnmine.teachers.scoring import add_missed_positives, standardise
 
     o = ctx.options
@@ -168,79 +175,95 @@ def _work(ctx: Context) -> StageOutput:
 
 
 def _bi_encoder_scores(ctx: Context, t, info: dict | None, table, queries, corpus):
+    """Dot products of query and document vectors, in parts of rows: the index's vectors when they are this
+    teacher's, else the documents the table names encoded with it (through the embedding cache)."""
     import numpy as np
-    import pyarrow as pa
     import pyarrow.compute as pc
 
-    from hnmine.encode import EncoderSpec, doc_texts, encode_cached
-    from hnmine.teachers.scoring import dot_scores
+    from hnmine.inference.batching import doc_texts
+    from hnmine.inference.cache import encode_cached
+    from hnmine.inference.spec import EncoderSpec
+    from hnmine.parts import Parts
+    from hnmine.stages.retrieve import query_vector_source
 
     o = ctx.options
     spec = EncoderSpec.from_options(o, model=t.model)
-    cache = ctx.run.path_of("embedding_cache")
-    if _user_queries(t, o) and o.query_embeddings is not None:
-        from hnmine.io.vectors import load_user_vectors
-
-        qv = load_user_vectors(
-            o.query_embeddings, queries.num_rows, normalize=o.normalize, rows_of=f"the run's queries table ({ctx.run.path_of('queries')})"
-        )
-    else:
-        qv, _ = encode_cached(
-            queries.column("text").to_pylist(),
-            spec,
-            cache,
-            prompt=o.query_prompt,
-            prompt_name=o.query_prompt_name,
-            reporter=ctx.reporter,
-            description="encoding queries (teacher)",
-        )
+    queries_source, _ = query_vector_source(ctx, queries, spec, o.query_prompt, o.query_prompt_name, "encoding queries (teacher)")
     if reuses_index(info, t, o):
-        dv = np.load(ctx.run.path_of("embeddings"), mmap_mode="r")
-        d_ids = corpus.column("doc_id")
+        docs, doc_ids = str(ctx.run.path_of("embeddings")), corpus.column("doc_id").to_pylist()
     else:  # only the documents the table names
         needed = pc.unique(table.column("doc_id")).sort()
-        rows = pc.index_in(needed, value_set=corpus.column("doc_id").combine_chunks())
-        picked = corpus.take(rows)
+        picked = corpus.take(pc.index_in(needed, value_set=corpus.column("doc_id").combine_chunks()))
         texts = doc_texts(picked.column("title").to_pylist(), picked.column("text").to_pylist())
-        dv, _ = encode_cached(
+        _, key = encode_cached(
             texts,
             spec,
-            cache,
+            ctx.run.path_of("embedding_cache"),
             prompt=o.corpus_prompt,
             prompt_name=o.corpus_prompt_name,
             reporter=ctx.reporter,
             description="encoding documents (teacher)",
+            executor=ctx.executor,
         )
-        d_ids = pa.chunked_array([needed])
-    return dot_scores(table, qv, queries.column("query_id"), dv, d_ids)
+        docs, doc_ids = str(ctx.run.path_of("embedding_cache") / f"{key}.npy"), needed.to_pylist()
+    shared = {"queries": queries_source, "query_ids": queries.column("query_id").to_pylist(), "docs": docs, "doc_ids": doc_ids}
+    q, d = table.column("query_id").to_pylist(), table.column("doc_id").to_pylist()
+    items = [{"query_ids": q[a : a + SCORE_ROWS], "doc_ids": d[a : a + SCORE_ROWS]} for a in range(0, table.num_rows, SCORE_ROWS)]
+    step = Parts("scoring", items, dot_part, shared, hold_vectors, lambda item: len(item["query_ids"]))
+    parts = list(ctx.executor.map(step, ctx.reporter))
+    return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+
+
+def hold_vectors(shared: dict, device: str) -> dict:
+    """What a dot-product worker holds: the query vectors, the document vectors (memory-mapped), their ids."""
+    import numpy as np
+    import pyarrow as pa
+
+    from hnmine.stages.retrieve import query_vectors
+
+    n = len(shared["query_ids"])
+    return {
+        "queries": query_vectors(shared["queries"], 0, n),
+        "query_ids": pa.array(shared["query_ids"], pa.string()),
+        "docs": np.load(shared["docs"], mmap_mode="r"),
+        "doc_ids": pa.array(shared["doc_ids"], pa.string()),
+    }
+
+
+def dot_part(item: dict, shared: dict, held: dict):
+    import pyarrow as pa
+
+    from hnmine.teachers.scoring import dot_scores
+
+    rows = pa.table({"query_id": pa.array(item["query_ids"], pa.string()), "doc_id": pa.array(item["doc_ids"], pa.string())})
+    return dot_scores(rows, held["queries"], held["query_ids"], held["docs"], held["doc_ids"])
 
 
 def _cross_encoder_scores(ctx: Context, t, table, queries, corpus):
-    from hnmine.encode import EncoderSpec, doc_texts
-    from hnmine.teachers.cross_encoder import score_pairs_with_model
+    from hnmine.inference.batching import doc_texts
+    from hnmine.inference.cross_encoder import score_all
+    from hnmine.inference.spec import EncoderSpec
 
     o = ctx.options
     q_text = dict(zip(queries.column("query_id").to_pylist(), queries.column("text").to_pylist()))
     full = doc_texts(corpus.column("title").to_pylist(), corpus.column("text").to_pylist())
     d_text = dict(zip(corpus.column("doc_id").to_pylist(), full))
-    return score_pairs_with_model(
+    spec = EncoderSpec.from_options(o, model=t.model)
+    return score_all(
         t.model,
-        [q_text[q] for q in table.column("query_id").to_pylist()],
-        [d_text[d] for d in table.column("doc_id").to_pylist()],
-        device=o.device,
+        [q_text[x] for x in table.column("query_id").to_pylist()],
+        [d_text[x] for x in table.column("doc_id").to_pylist()],
         max_length=o.max_length,
         batch_size=o.batch_size,
-        dtype=EncoderSpec.from_options(o, model=t.model).resolved_dtype("cross-encoder"),
-        workers=o.workers,
-        threads=o.threads,
+        dtype=spec.resolved_dtype("cross-encoder"),
+        layout=spec.layout(),
+        executor=ctx.executor,
         reporter=ctx.reporter,
     )
 
 
 STAGE = Stage(
     name="score",
-    command="score",
-    makes=("scores.parquet",),
     reads=_reads,
     writes=lambda o: ("scores",),
     key=_key,

@@ -53,3 +53,20 @@ def _distinct_labels(specs: list[TeacherSpec]) -> list[TeacherSpec]:
             return out
         out = [replace(t, name="/".join(t.model.rstrip("/").split("/")[-depth:])) if t.label in clash else t for t in out]
     return [replace(t, name=f"{t.model.rstrip('/').split('/')[-1]}#{i}") for i, t in enumerate(out, start=1)]
+
+
+def check_models_found(options) -> None:
+    """Every model a stage of the run will load can be found (hnmine.inference.models.check_model_found),
+    checked by the stages that load them before any work. With both --corpus-embeddings and
+    --query-embeddings no stage loads --model: it only labels the vectors."""
+    from hnmine.inference.models import check_model_found
+
+    labels_only = options.corpus_embeddings is not None and options.query_embeddings is not None
+    if not labels_only:
+        check_model_found(options.model, "--model")
+    for name in options.candidate_model:
+        check_model_found(name, "--candidate-model")
+    for text in options.teacher:  # KIND:MODEL, or MODEL (the --model when empty)
+        name = TeacherSpec.parse(text, options.teacher_type, options.model).model
+        if not (labels_only and name == options.model):
+            check_model_found(name, "--teacher")

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hnmine.errors import RunDirError
-from hnmine.stages.candidates import CANDIDATE_SCHEMA
+from hnmine.schemas import CANDIDATE_SCHEMA
 
 
 def standardise(values: np.ndarray) -> np.ndarray:

@@ -19,6 +19,11 @@ from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
 
+from hnmine.inference.backends import backend_dtypes, backend_versions
+from hnmine.inference.loading import load_cross_encoder, load_sentence_transformer
+from hnmine.inference.models import resolve_model
+from hnmine.io.user_cache import cache_dir
+
 MIN_GAIN = 0.10  # a dtype other than float32 must be at least this much faster to be chosen
 PROBE_TEXTS = 16  # texts per timed batch (cut at the model's limit: about 256 tokens for MiniLM)
 PROBE_ROUNDS = 2  # timed batches per dtype, alternating dtypes; the fastest of each counts
@@ -69,14 +74,6 @@ def native_cpu_dtypes() -> tuple[str, ...]:
     return tuple(out)
 
 
-def cache_dir() -> Path:
-    """The user's hnmine cache: $HNMINE_CACHE_DIR, else $XDG_CACHE_HOME/hnmine, else ~/.cache/hnmine."""
-    if os.environ.get("HNMINE_CACHE_DIR"):
-        return Path(os.environ["HNMINE_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "hnmine"
-
-
 def _torch_version() -> str:
     from importlib import metadata
 
@@ -104,8 +101,6 @@ def _choice_path(model: str, revision: str, kind: str, threads: int, backend: st
         "min_gain": MIN_GAIN,
     }
     if backend != "torch":  # torch choices keep the file names they always had
-        from hnmine.backends import backend_versions
-
         fields.update(backend=backend, backend_versions=backend_versions(backend))
     payload = json.dumps(fields, sort_keys=True)
     return cache_dir() / "dtype-choice" / (hashlib.sha256(payload.encode()).hexdigest()[:32] + ".json")
@@ -119,8 +114,6 @@ def probe_texts() -> list[str]:
 
 def _candidates(backend: str) -> tuple[str, ...]:
     """The native dtypes of this CPU that `backend` runs (int8 is never a candidate: `auto` does not quantise)."""
-    from hnmine.backends import backend_dtypes
-
     runs = backend_dtypes(backend)
     return tuple(d for d in native_cpu_dtypes() if runs is None or d in runs)
 
@@ -128,8 +121,6 @@ def _candidates(backend: str) -> tuple[str, ...]:
 @cache
 def choose_cpu_dtype(model: str, kind: str, threads: int, backend: str = "torch") -> DtypeChoice:
     """The dtype `auto` means for this model on this CPU and backend (see the module docstring)."""
-    from hnmine.encode import resolve_model
-
     candidates = _candidates(backend)
     if candidates == ("float32",):
         return DtypeChoice("float32", reason="no native bfloat16 or float16 on this CPU", machine=_machine())
@@ -187,9 +178,6 @@ def _time_dtypes(model: str, kind: str, candidates: tuple[str, ...], threads: in
     """The fastest of PROBE_ROUNDS timed batches per dtype, dtypes alternating (drift hits all alike)."""
     import torch
 
-    from hnmine.encode import EncoderSpec, load_sentence_transformer
-    from hnmine.teachers.cross_encoder import load_cross_encoder
-
     torch.set_num_threads(threads)
     texts = probe_texts()
     runners: dict[str, Callable[[], object]] = {}
@@ -200,7 +188,7 @@ def _time_dtypes(model: str, kind: str, candidates: tuple[str, ...], threads: in
             runners[dtype] = _cross_encoder_run(ce, [(t[:200], t) for t in texts])
         else:
             runners[dtype] = _encoder_run(
-                load_sentence_transformer(EncoderSpec(model=model, dtype=dtype, backend=backend, threads=threads)), texts
+                load_sentence_transformer(model, device="cpu", dtype=dtype, max_length=None, backend=backend, threads=threads), texts
             )
     best = {d: float("inf") for d in candidates}
     with torch.inference_mode():

@@ -53,7 +53,7 @@ def require_extra(name: str) -> None:
 def backend_versions(name: str) -> dict[str, str]:
     """Versions that change what a backend computes (in the embedding and stage keys)."""
     if name == "openvino":
-        from hnmine.backends import openvino
+        from hnmine.inference.backends import openvino
 
         return openvino.key_fields()
     return {}
@@ -62,7 +62,7 @@ def backend_versions(name: str) -> dict[str, str]:
 def backend_record(name: str, dtype: str) -> dict:
     """For a manifest: how the backend ran (precision, quantisation, versions); nothing extra for torch."""
     if name == "openvino":
-        from hnmine.backends import openvino
+        from hnmine.inference.backends import openvino
 
         return openvino.record(dtype)
     return {}
@@ -71,6 +71,6 @@ def backend_record(name: str, dtype: str) -> dict:
 def attach_backend(name: str, st_model, model: str, dtype: str, threads: int):
     """`st_model` (a SentenceTransformer loaded in float32) with its transformer run by `name`."""
     require_extra(name)
-    from hnmine.backends import openvino
+    from hnmine.inference.backends import openvino
 
     return openvino.attach(st_model, model, dtype, threads)

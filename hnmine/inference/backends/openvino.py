@@ -69,8 +69,8 @@ def record(dtype: str) -> dict:
 
 def attach(st_model, model: str, dtype: str, threads: int):
     """Run `st_model`'s transformer with OpenVINO at `dtype`; returns the same SentenceTransformer."""
-    from hnmine.encode import resolve_model
     from hnmine.errors import ModelError
+    from hnmine.inference.models import resolve_model
 
     module = _transformer_module(st_model, model)
     # Two texts of different lengths, so the traced graph takes a padded batch: a trace of an unpadded
@@ -112,7 +112,7 @@ def _transformer_module(st_model, model: str):
 
 
 def ir_folder(path: str, revision: str, names: list[str], output: str) -> Path:
-    from hnmine.dtype_choice import cache_dir
+    from hnmine.io.user_cache import cache_dir
 
     payload = json.dumps(
         {"format": IR_FORMAT, "model": path, "revision": revision, "inputs": names, "output": output, "versions": versions()},

