@@ -348,7 +348,7 @@ def test_a_damaged_dtype_choice_is_measured_again(tmp_path, monkeypatch, damage)
     """`--dtype auto` trusts the choice cached in $HNMINE_CACHE_DIR/dtype-choice/*.json: a damaged one
     crashed every run on the machine with a TypeError traceback (`seconds` not a mapping), or its garbage
     was recorded in the run's manifest as the measurement behind the dtype."""
-    from hnmine import dtype_choice
+    from hnmine.inference import dtype as dtype_choice
 
     monkeypatch.setenv("HNMINE_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(dtype_choice, "cpu_info", lambda: ("Test CPU", frozenset({"avx512_bf16"})))
