@@ -1,8 +1,8 @@
 """What content keys cost: how many times each file is hashed in one cold `hnmine mine`, and the seconds.
 
-Runs `hnmine mine` in this process with hnmine.rundir's hashing counted: a *request* is a file_hash call
+Runs `hnmine mine` in this process with hnmine.io.hashing counted: a *request* is a file_hash call
 (what hashing every time, with no memo, would read), a *read* is an actual sha256 of the bytes (within a
-run, hnmine.rundir.hash_scope reads a file once while it is unchanged). `--model` defaults to the bundled
+run, hnmine.io.hashing.hash_scope reads a file once while it is unchanged). `--model` defaults to the bundled
 model's folder given as a path, so its fingerprint (every file's contents) is counted too. Also measures
 sha256's throughput on this machine.
 
@@ -39,14 +39,14 @@ def counted_mine(args: list[str]) -> dict:
     """Run the CLI with file_hash requests and sha256 reads counted per file."""
     from typer.testing import CliRunner
 
-    import hnmine.rundir as rundir
+    import hnmine.io.hashing as hashing
     from hnmine.cli import app
 
     requests: collections.Counter = collections.Counter()
     reads: collections.Counter = collections.Counter()
     sizes: dict[str, int] = {}
     seconds = [0.0]
-    real_file_hash, real_sha256 = rundir.file_hash, rundir._sha256
+    real_file_hash, real_sha256 = hashing.file_hash, hashing._sha256
 
     def file_hash(path):
         requests[str(path)] += 1
@@ -62,11 +62,11 @@ def counted_mine(args: list[str]) -> dict:
         finally:
             seconds[0] += time.perf_counter() - started
 
-    rundir.file_hash, rundir._sha256 = file_hash, sha256  # modules import file_hash at call time: all counted
+    hashing.file_hash, hashing._sha256 = file_hash, sha256  # modules import file_hash at call time: all counted
     started = time.perf_counter()
     result = CliRunner().invoke(app, args)
     wall = time.perf_counter() - started
-    rundir.file_hash, rundir._sha256 = real_file_hash, real_sha256
+    hashing.file_hash, hashing._sha256 = real_file_hash, real_sha256
     if result.exit_code != 0:
         raise SystemExit(f"hnmine mine failed: {result.output}")
     files = [

@@ -296,7 +296,7 @@ def _model(model: Any, staging: Path) -> str:
     import os
 
     from hnmine.inference.models import folder_fingerprint, quiet_model_loading
-    from hnmine.rundir import remove_inside
+    from hnmine.run_layout import remove_inside
 
     quiet_model_loading()  # transformers' "Writing model shards" bars, as when hnmine loads a model
 

@@ -1,6 +1,6 @@
 """`hnmine eval`: measure one or several runs against judgments, one row per run.
 
-Thin: reads the qrels file (hnmine.io.inputs.read_qrels, or hnmine.judgments.read_judgments for the
+Thin: reads the qrels file (hnmine.io.inputs.read_qrels, or hnmine.judgment_files.read_judgments for the
 qrels text `hnmine review --export` writes), calls hnmine.evaluate.compare_runs and
 prints. Named hnmine errors propagate; the main CLI turns them into a one-line message and exit 2.
 Heavy libraries (pyarrow, rich) are imported inside the command so `hnmine --help` stays fast.
@@ -71,7 +71,7 @@ def _read_qrels(path: Path, min_relevance: int):
     try:
         detect_format(path)
     except InputError:
-        from hnmine.judgments import read_judgments
+        from hnmine.judgment_files import read_judgments
 
         return read_judgments(path)
     from hnmine.io.inputs import InputSpec, read_qrels

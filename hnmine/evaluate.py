@@ -34,12 +34,6 @@ from hnmine.rundir import RunDir
 # -- reading the run -------------------------------------------------------------------------------
 
 
-def _read(run: RunDir, name: str, columns: list[str], optional: Iterable[str] = ()) -> pa.Table:
-    run.require(name)
-    run.check_unchanged(name)
-    return run.read_table(name, columns, optional)
-
-
 def _run_seconds(run: RunDir) -> float:
     return round(sum(m.seconds for m in run.manifests(strict=True).values()), 3)
 
@@ -98,16 +92,15 @@ def evaluate_run(
     MissingColumn for a missing column, OptionError when both qrels and hidden are given, and
     InputError when the judgments name no query of the run (likely the wrong qrels file).
     """
-    from hnmine.report.load import check_run_dir
-
-    run_dir = check_run_dir(Path(run_dir))  # a data folder is named as no run
+    run_dir = Path(run_dir)
     run = RunDir(run_dir)
+    run.check_shows_a_run()  # a data folder is named as no run
     if qrels is not None and hidden:
         raise OptionError("give either judgments (--qrels) or --hidden (the run's hidden positives), not both")
     notes: list[str] = []
-    negatives = _read(run, "negatives", ["query_id", "doc_id", "rank", "teacher_score", "is_random"], ["retrieval_rank", "method"])
-    summary = _read(run, "query_summary", ["query_id", "n_negatives", "shortfall"])
-    scores = _read(run, "scores", ["is_positive", "teacher_score"])
+    negatives = run.read_current("negatives", ["query_id", "doc_id", "rank", "teacher_score", "is_random"], ["retrieval_rank", "method"])
+    summary = run.read_current("query_summary", ["query_id", "n_negatives", "shortfall"])
+    scores = run.read_current("scores", ["is_positive", "teacher_score"])
     method = _method_of(run, negatives)
     query_ids = [str(q) for q in summary.column("query_id").to_pylist()]
     judgments, judged_by = _judgments(run, qrels, hidden, min_relevance, query_ids, notes)
@@ -179,7 +172,7 @@ def _judgments(
                 f"{run.path_of('hidden_qrels')} is missing: it is written by the inputs stage with "
                 f"--hide-positives (run `hnmine mine --hide-positives` on this run first)"
             )
-        table = _read(run, "hidden_qrels", ["query_id", "doc_id"])
+        table = run.read_current("hidden_qrels", ["query_id", "doc_id"])
         judgments, judged_by = _relevant_pairs(table, str(run.path_of("hidden_qrels")), None), "hidden"
         named = set(judgments)
     elif qrels is not None:

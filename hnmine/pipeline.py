@@ -1,7 +1,7 @@
 """The stage contract, and the one place that runs a stage: key, skip, timing, outputs, manifest.
 
 A stage (`Stage`) is declared data: its name, the command that runs it alone, what it reads and writes
-(names of `hnmine.rundir.LAYOUT`), the options and resolved settings its key is made of, and a
+(names of `hnmine.run_layout.LAYOUT`), the options and resolved settings its key is made of, and a
 function that does the work — tables in (read through the context), tables out (`StageOutput`).
 The pipeline decides whether the stage is up to date, times it, writes its tables, removes outputs
 of an earlier run that this one does not make, and writes the manifest last.
@@ -20,11 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 from hnmine import __version__
 from hnmine.errors import RunDirError
+from hnmine.io.hashing import content_hash
 from hnmine.manifest import Manifest
 from hnmine.options import Options
 from hnmine.progress import Reporter
 from hnmine.run_options import OptionChange, stage_settings
-from hnmine.rundir import RunDir, content_hash
+from hnmine.rundir import RunDir
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -71,7 +72,7 @@ def _no_check(options: Options) -> None:
 
 @dataclass(frozen=True)
 class Stage:
-    name: str  # one of hnmine.options.STAGE_NAMES: its command and the paths it makes are declared there and in hnmine.rundir
+    name: str  # one of hnmine.options.STAGE_NAMES: its command and the paths it makes are declared there and in hnmine.run_layout
     reads: Callable[[Context], Sequence[str]]  # run tables/folders it reads (their content enters the key)
     writes: Callable[[Options], Sequence[str]]  # what it writes with these options (within `makes`)
     key: Callable[[Context], dict]  # the options and resolved settings its work depends on
@@ -90,7 +91,7 @@ class Stage:
     @property
     def makes(self) -> tuple[str, ...]:
         """The run paths (or folder prefixes ending in /) that only this stage writes."""
-        from hnmine.rundir import made_by
+        from hnmine.run_layout import made_by
 
         return made_by(self.name)
 

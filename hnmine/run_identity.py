@@ -27,8 +27,8 @@ def input_identity(options: Options, run_path: Path, content_roots: Iterable[Pat
     """{role: {"path": absolute path or None, "sha256": content}} of the files the inputs stage reads; files
     inside the run (or under `content_roots`, where the API stages data before moving it into the run)
     have no path of the user's."""
+    from hnmine.io.hashing import content_hash
     from hnmine.io.inputs import input_spec, resolve_files
-    from hnmine.rundir import content_hash
 
     roots = [Path(run_path).resolve(), *(Path(r).resolve() for r in content_roots)]
     out = {}

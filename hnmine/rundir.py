@@ -1,4 +1,6 @@
-"""The run directory: every path in it named once, its marker and lock, tables and manifests.
+"""The run directory: its marker and lock, and the one reader of its tables, JSON and manifests.
+
+Its paths are named in hnmine.run_layout; the hashes it checks are hnmine.io.hashing's.
 
 A run directory is marked as hnmine's when created (`.hnmine-run`). A folder that holds other files
 and no marker is refused as `--out`, so a user's folder is never written into. One process writes a
@@ -14,11 +16,8 @@ redone on the next run, never trusted.
 from __future__ import annotations
 
 import contextlib
-import contextvars
-import hashlib
 import json
 import os
-import shutil
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -27,74 +26,15 @@ from typing import TYPE_CHECKING
 from hnmine import __version__
 from hnmine.errors import MissingColumn, RunDirError
 from hnmine.io.atomic import is_temp_name, write_json
+from hnmine.io.hashing import content_hash
 from hnmine.manifest import Manifest
 from hnmine.options import STAGE_NAMES, command_of
+from hnmine.run_layout import LAYOUT, LINK_CHECKED, LOCK, MARKER, OWN_FOLDERS, refuse_link, remove_inside, stage_making
 
 if TYPE_CHECKING:
     import pyarrow as pa
+    import pyarrow.parquet as pq
 
-MARKER = ".hnmine-run"
-LOCK = ".hnmine-lock"
-
-# Every file and folder of a run directory, named once. Stages declare what they read and write by
-# these names (the export file is named by export_path); nothing else spells a path of a run.
-LAYOUT: dict[str, str] = {
-    "corpus": "inputs/corpus.parquet",
-    "queries": "inputs/queries.parquet",
-    "qrels": "inputs/qrels.parquet",
-    "hidden_qrels": "inputs/hidden_qrels.parquet",
-    "dense_index": "index/dense",
-    "embeddings": "index/dense/embeddings.npy",
-    "dense_info": "index/dense/info.json",
-    "ann_index": "index/dense/faiss.index",
-    "bm25_index": "index/bm25",
-    "bm25_info": "index/bm25/info.json",
-    "candidates": "candidates.parquet",
-    "scores": "scores.parquet",
-    "negatives": "negatives.parquet",
-    "dropped": "dropped.parquet",
-    "query_summary": "query_summary.parquet",
-    "positives": "positives.parquet",
-    "judgments": "judgments.parquet",
-    "sources": "sources",
-    "finetune_results": "finetune/results.parquet",  # hnmine finetune  # inputs handed to the Python API in memory, written once as files
-    "review_journal": "review/journal.jsonl",
-    "export": "export",
-    "manifests": "manifests",
-    "embedding_cache": "cache/embeddings",
-}
-# Folders hnmine writes into: the stale-temp sweep looks only here and at the run's top level.
-OWN_FOLDERS = ("inputs", "index", "cache", "export", "manifests", "review", "sources", "finetune")
-# Which stage writes each path of a run: a file, or every path under a folder (ending in /). Named once, here:
-# a stage's declared outputs are these (hnmine.stages), and a reader names the stage and command to rerun.
-WRITTEN_BY: dict[str, str] = {
-    "inputs/": "inputs",
-    "index/": "index",
-    LAYOUT["candidates"]: "retrieve",
-    LAYOUT["scores"]: "score",
-    LAYOUT["negatives"]: "filter",
-    LAYOUT["dropped"]: "filter",
-    LAYOUT["query_summary"]: "filter",
-    LAYOUT["positives"]: "filter",
-    "export/": "export",
-}
-
-
-def stage_making(rel: str) -> str:
-    """The stage whose outputs hold `rel` (a run-relative path); "mine" for a path no stage writes."""
-    for made, stage in WRITTEN_BY.items():
-        if rel == made or rel == made.rstrip("/") or (made.endswith("/") and rel.startswith(made)):
-            return stage
-    return "mine"
-
-
-def made_by(stage: str) -> tuple[str, ...]:
-    """The paths (files, or folders ending in /) only `stage` writes."""
-    return tuple(made for made, by in WRITTEN_BY.items() if by == stage)
-
-
-# Folders hnmine writes into, none of which may be a link (the Ray engine's scratch folder too).
-LINK_CHECKED = OWN_FOLDERS + (".hnmine-ray",)
 # Run directories this process holds: the holding thread and how many writing() blocks hold each.
 # Per thread, not per process: the holder may re-enter, another thread is refused as another process
 # is (the file lock alone cannot tell them apart once the table says "held").
@@ -122,125 +62,6 @@ def _unclaim(key: str, depth: int) -> None:
             _HELD[key] = (threading.get_ident(), depth)
         else:
             _HELD.pop(key, None)
-
-
-def candidate_index(i: int) -> str:
-    """The folder of the i-th extra dense candidate model (i >= 2)."""
-    return f"index/dense{i}"
-
-
-def export_path(fmt: str, file_format: str) -> str:
-    return f"{LAYOUT['export']}/{fmt}.{file_format}"
-
-
-# Digests remembered for one pipeline run (hash_scope), in this thread only; None outside a scope.
-_scope_memo: contextvars.ContextVar[dict[tuple[int, ...], str] | None] = contextvars.ContextVar("hnmine_hash_memo", default=None)
-
-
-@contextlib.contextmanager
-def hash_scope() -> Iterator[None]:
-    """Remember file digests for the duration of one pipeline run (hnmine.runner.mine).
-
-    One run asks for the same file's digest many times (each stage's key, each later stage's check that
-    what it reads is current, a model folder's fingerprint for every key it enters): on SciFact the
-    corpus table 26 times. Within the scope a digest is reused while the file is the same file (device,
-    inode, size, modification and change time, which any write moves); outside a scope every call
-    reads the bytes, so a memo never outlives a run: a file edited in place between two runs of one
-    process (a notebook) with the same size and time is read again."""
-    if _scope_memo.get() is not None:  # nested: the outer scope holds
-        yield
-        return
-    token = _scope_memo.set({})
-    try:
-        yield
-    finally:
-        _scope_memo.reset(token)
-
-
-def file_hash(path: Path) -> str:
-    """sha256 of a file's bytes: read every time, except within a hash_scope (see there)."""
-    path = Path(path)
-    memo = _scope_memo.get()
-    if memo is None:
-        return _sha256(path)
-    st = path.stat()
-    memo_key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-    digest = memo.get(memo_key)
-    if digest is None:
-        digest = memo[memo_key] = _sha256(path)
-    return digest
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def tree_hash(path: Path) -> str:
-    """Fingerprint of a folder's files (names and contents); temporary files are not output."""
-    h = hashlib.sha256()
-    for p in sorted(Path(path).rglob("*")):
-        if p.is_file() and not is_temp_name(p.name):
-            h.update(str(p.relative_to(path)).encode())
-            h.update(file_hash(p).encode())
-    return h.hexdigest()
-
-
-def content_hash(path: Path) -> str:
-    return tree_hash(path) if Path(path).is_dir() else file_hash(path)
-
-
-def first_link(root: Path, path: Path) -> Path | None:
-    """The first link on the way from the run directory `root` down to `path` (itself included), or None.
-
-    A path that is not below `root` (or climbs with '..') leaves it as surely as a link: it is returned.
-    `root` itself may be a link (`--out` naming a link to the run): only what is below it is checked."""
-    root, path = Path(root), Path(path)
-    try:
-        rel = path.relative_to(root)
-    except ValueError:
-        return path
-    if ".." in rel.parts:
-        return path
-    here = root
-    for part in rel.parts:
-        here = here / part
-        if here.is_symlink():
-            return here
-    return None
-
-
-def remove_inside(root: Path, path: Path) -> bool:
-    """Remove a file or a folder (with what it holds) of the run directory `root`, never through a link.
-
-    Refused (False) when a folder on the way from `root` to `path` is a link or `path` is not below
-    `root`; a link at `path` itself is removed as a link, and a folder is removed without following
-    the links inside it (shutil.rmtree never does)."""
-    path = Path(path)
-    if path == Path(root) or first_link(root, path.parent) is not None:
-        return False
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-    return True
-
-
-def refuse_link(root: Path, path: Path) -> None:
-    """A RunDirError when hnmine would write or remove files of `root` through a link (see first_link)."""
-    link = first_link(root, path)
-    if link is None:
-        return
-    if link.is_symlink():
-        raise RunDirError(
-            f"{link}: a link to {os.readlink(link)}; hnmine writes and removes files only inside its run "
-            f"directory ({root}), never through a link: put a folder there instead, or use another --out"
-        )
-    raise RunDirError(f"{path}: not inside the run directory {root}; hnmine writes and removes files only inside it")
 
 
 class RunDir:
@@ -282,6 +103,13 @@ class RunDir:
         self.check_readable()
         if not (self.path / MARKER).exists() and not self._is_earlier_run():
             raise RunDirError(f"{self.path}: not an hnmine run directory (no {MARKER}); give the --out of `hnmine mine`")
+
+    def check_shows_a_run(self) -> None:
+        """For a command that shows a run (report, inspect, eval): a folder with no run in it (no marker, no
+        manifests, no inputs: a data folder, an empty one) is named as such, not told which stage to run into it."""
+        self.check_readable()
+        if not any(self.path_of(folder).is_dir() for folder in ("inputs", "manifests")):
+            self.check_is_run()
 
     def written_elsewhere(self) -> bool:
         """Whether another process (or thread) holds this run for writing now: its lock taken, not by us."""
@@ -335,8 +163,21 @@ class RunDir:
             )
         return p
 
-    def read_table(self, name: str, columns: Iterable[str] | None = None, optional: Iterable[str] = ()) -> pa.Table:
-        """`columns` (and whichever of `optional` exist) of one table; all columns when None."""
+    def require_all(self, *names: str) -> None:
+        """`require` each, the first missing named in pipeline order of the stages that make them."""
+        order = {stage: i for i, stage in enumerate(STAGE_NAMES)}
+        for name in sorted(names, key=lambda n: order.get(stage_making(n), len(order))):
+            self.require(name)
+
+    def read_table(
+        self,
+        name: str,
+        columns: Iterable[str] | None = None,
+        optional: Iterable[str] = (),
+        where: tuple[str, Iterable[str]] | None = None,
+    ) -> pa.Table:
+        """`columns` (and whichever of `optional` exist) of one table; all columns when None. With
+        `where=(column, values)`, only the rows whose `column` is one of `values`, in the file's order."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -345,19 +186,32 @@ class RunDir:
             pf = pq.ParquetFile(path)
         except (OSError, pa.ArrowException) as exc:
             raise RunDirError(f"{path}: not a readable Parquet file ({_one_line(exc)})") from None
-        if columns is None:
-            wanted = None
-        else:
-            present = pf.schema_arrow.names
-            wanted = list(columns)
-            for col in wanted:
-                if col not in present:
-                    raise MissingColumn(str(path), col, list(present))
+        present = pf.schema_arrow.names
+        for col in ([] if columns is None else list(columns)) + ([where[0]] if where else []):
+            if col not in present:
+                raise MissingColumn(str(path), col, list(present))
+        wanted = None if columns is None else list(columns)
+        if wanted is not None:
             wanted += [c for c in optional if c in present and c not in wanted]
         try:
-            return pf.read(columns=wanted)
+            if where is None:
+                return pf.read(columns=wanted)
+            return _read_where(pf, wanted if wanted is not None else list(present), where[0], list(where[1]))
         except (OSError, pa.ArrowException) as exc:
             raise RunDirError(f"{path}: could not be read ({_one_line(exc)})") from None
+
+    def read_current(
+        self,
+        name: str,
+        columns: Iterable[str] | None = None,
+        optional: Iterable[str] = (),
+        where: tuple[str, Iterable[str]] | None = None,
+    ) -> pa.Table:
+        """`read_table` for a reader that shows the run (report, inspect, eval, review): the table must be
+        the one its stage's manifest records, made from the run's tables now (`check_unchanged`)."""
+        self.require(name)
+        self.check_unchanged(name)
+        return self.read_table(name, columns, optional, where)
 
     def read_json(self, name: str) -> dict:
         path = self.require(name)
@@ -533,7 +387,7 @@ class RunDir:
     def _is_earlier_run(self) -> bool:
         """A run directory of an hnmine version that wrote no marker: its inputs manifest says so."""
         try:
-            data = json.loads((self.path / LAYOUT["manifests"] / "inputs.json").read_text(encoding="utf-8"))
+            data = json.loads(self.manifest_path("inputs").read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, ValueError):
             return False
         return isinstance(data, dict) and isinstance(data.get("hnmine_version"), str)
@@ -603,3 +457,30 @@ class RunDir:
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return text[:300] if text else type(exc).__name__
+
+
+def _read_where(pf: pq.ParquetFile, columns: list[str], key: str, values: list[str]) -> pa.Table:
+    """The rows whose `key` is one of `values`: the key column scanned alone, then only the row groups
+    holding matches read and sliced (much cheaper than every column, or pyarrow's dataset filters, for a
+    few ids of a large table)."""
+    import numpy as np
+    import pyarrow as pa
+
+    wanted = set(values)
+    keys = pf.read(columns=[key]).column(key).to_pylist()
+    idx = np.fromiter((i for i, k in enumerate(keys) if k in wanted), dtype=np.int64)
+    n_groups = pf.metadata.num_row_groups
+    if not idx.size or not n_groups:
+        return pf.read_row_groups([0], columns=columns).slice(0, 0) if n_groups else pf.read(columns=columns)
+    sizes = np.array([pf.metadata.row_group(i).num_rows for i in range(n_groups)], dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    g = np.searchsorted(starts, idx, side="right") - 1
+    groups = np.unique(g)
+    table = pf.read_row_groups(groups.tolist(), columns=columns)
+    offset = np.zeros(n_groups, dtype=np.int64)  # where each group read starts in `table`
+    offset[groups] = np.concatenate([[0], np.cumsum(sizes[groups])[:-1]])
+    local = offset[g] + idx - starts[g]
+    # contiguous runs as slices: no Arrow array built from Python or numpy values (that would
+    # import pandas inside pyarrow, most of a second)
+    runs = np.split(local, np.flatnonzero(np.diff(local) != 1) + 1)
+    return pa.concat_tables([table.slice(int(r[0]), len(r)) for r in runs])

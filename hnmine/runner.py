@@ -12,11 +12,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from hnmine.io.hashing import hash_scope
 from hnmine.options import Options, check_options
 from hnmine.pipeline import Context, MineResult, run_stage
 from hnmine.progress import Reporter
 from hnmine.run_options import change_lines
-from hnmine.rundir import RunDir, hash_scope
+from hnmine.rundir import RunDir
 
 
 def mine(
@@ -49,7 +50,7 @@ def mine(
     started = time.perf_counter()
     run = RunDir(run_dir)
     result = MineResult(run_dir=Path(run_dir))
-    # hash_scope: each file hashed once per run while unchanged, never trusted across runs (hnmine.rundir)
+    # hash_scope: each file hashed once per run while unchanged, never trusted across runs (hnmine.io.hashing)
     with run.writing(), hash_scope(), ExecutorSession(engine, ray_address, reporter) as session:
         if replace is not None and any(s.name == "inputs" for s in chosen):
             from hnmine.run_identity import check_same_inputs

@@ -74,3 +74,85 @@ def test_no_doc_repeats_a_section():
                 headings.append(line.strip())
         repeated = sorted({h for h in headings if headings.count(h) > 1})
         assert not repeated, f"{page.name} repeats {repeated}"
+
+
+# -- docs/tables.md is the schemas' own description (issue 24, item 3) ---------------------------
+
+_DOC_TYPES = {"string": "string", "int32": "int32", "int64": "int64", "float32": "float", "float64": "double", "bool": "bool"}
+
+
+def _documented_tables() -> dict[str, list[tuple[str, str]]]:
+    """{run path: [(column, type)]} of every `## PATH` section of docs/tables.md that holds a column table;
+    a section that says it has another table's columns first ("Columns of candidates.parquet, plus:") gets them."""
+    import re
+
+    sections: dict[str, list[tuple[str, str]]] = {}
+    current = None
+    for line in (ROOT / "docs" / "tables.md").read_text(encoding="utf-8").splitlines():
+        heading = re.match(r"## (\S+)", line)
+        if heading:
+            current = heading.group(1)
+            sections[current] = []
+            continue
+        if current is None:
+            continue
+        inherits = re.search(r"Columns of (\S+), plus:", line)
+        if inherits:
+            sections[current] = list(sections[inherits.group(1)])
+        cells = [c.strip() for c in line.strip().strip("|").split("|")] if line.startswith("|") else []
+        if len(cells) >= 2 and cells[0] not in ("column", "---") and "<" not in cells[0]:  # teacher_<name>: one per teacher
+            sections[current].append((cells[0], cells[1].split(",")[0].strip()))
+    return {path: columns for path, columns in sections.items() if columns}
+
+
+def test_the_tables_doc_matches_the_schemas():
+    """Each table section of docs/tables.md lists its schema's columns, in order, with their types."""
+    from hnmine.run_layout import LAYOUT
+    from hnmine.schemas import SCHEMAS
+
+    documented = _documented_tables()
+    for name, schema in SCHEMAS.items():
+        path = LAYOUT[name]
+        if name == "hidden_qrels":  # documented as "the same columns" as the qrels
+            assert schema == SCHEMAS["qrels"]
+            continue
+        if name == "finetune_results":  # docs/finetune.md (test below)
+            continue
+        assert path in documented, f"docs/tables.md has no section for {path}"
+        in_code = [(f.name, str(f.type)) for f in schema]
+        in_doc = [(column, _DOC_TYPES.get(kind, kind)) for column, kind in documented[path]]
+        assert in_doc == in_code, f"docs/tables.md, {path}: documented {in_doc}, the schema has {in_code}"
+    assert set(documented) <= {LAYOUT[name] for name in SCHEMAS}, "a table section of docs/tables.md without a schema"
+
+
+def test_a_finished_run_writes_its_tables_with_the_schemas(finished_tiny):
+    """The schemas are what the stages write (scores: one teacher_NAME column per teacher of an ensemble, beyond)."""
+    import pyarrow.parquet as pq
+
+    from hnmine.run_layout import LAYOUT
+    from hnmine.schemas import SCHEMAS
+
+    _, run = finished_tiny
+    for name, schema in SCHEMAS.items():
+        path = run / LAYOUT[name]
+        if not path.is_file():  # hidden qrels (--hide-positives), judgments (hnmine review): not in a default run
+            continue
+        written = pq.read_schema(path).remove_metadata()
+        assert written == schema, f"{LAYOUT[name]}: written as {written}, the schema is {schema}"
+
+
+def test_the_finetune_doc_names_every_column_of_its_results():
+    """docs/finetune.md's table of finetune/results.parquet groups columns by row (`arm, kind`): each column of
+    the schema once, in order, with its type where a row gives one."""
+    from hnmine.schemas import FINETUNE_RESULTS_SCHEMA
+
+    text = (ROOT / "docs" / "finetune.md").read_text(encoding="utf-8")
+    table = text.split("`finetune/results.parquet`", 1)[1].split("\n\n", 2)[1]
+    documented = []
+    for line in table.splitlines()[2:]:
+        names, kind = (c.strip() for c in line.strip().strip("|").split("|")[:2])
+        documented += [(name.strip(), kind) for name in names.split(",")]
+    assert [name for name, _ in documented] == FINETUNE_RESULTS_SCHEMA.names
+    for name, kind in documented:
+        if kind:
+            assert _DOC_TYPES.get(kind, kind) == str(FINETUNE_RESULTS_SCHEMA.field(name).type), (name, kind)

@@ -11,13 +11,8 @@ import pyarrow as pa
 import pytest
 
 from hnmine.errors import InputError, MissingColumn, OptionError
-from hnmine.selection import (
-    DROPPED_SCHEMA,
-    NEGATIVES_SCHEMA,
-    QUERY_SUMMARY_SCHEMA,
-    FilterOptions,
-    filter_candidates,
-)
+from hnmine.schemas import DROPPED_SCHEMA, NEGATIVES_SCHEMA, QUERY_SUMMARY_SCHEMA
+from hnmine.selection import FilterOptions, filter_candidates
 
 REASONS = [
     "known_positive",

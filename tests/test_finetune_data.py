@@ -85,7 +85,7 @@ def _run_with_export(root: Path, files: dict[str, pa.Table], named: str | None) 
     for name, table in files.items():
         pq.write_table(table, root / "export" / name)
     if named is not None:
-        from hnmine.rundir import file_hash
+        from hnmine.io.hashing import file_hash
 
         (root / "manifests").mkdir()
         manifest = _manifest("export", stats={"file": f"export/{named}"})

@@ -436,7 +436,7 @@ VERDICT = {"op": "judge", "query_id": "q1", "doc_id": "d2", "relevance": 0, "sou
 
 
 def _journal_run(finished_tiny, tmp_path: Path, raw: bytes) -> Path:
-    from hnmine.judgments import JOURNAL_FILE
+    from hnmine.journal import JOURNAL_FILE
 
     run = copy_run(finished_tiny, tmp_path)
     (run / JOURNAL_FILE).parent.mkdir(parents=True, exist_ok=True)
@@ -456,7 +456,7 @@ def test_a_journal_saved_with_a_byte_order_mark_is_read(finished_tiny, tmp_path)
 def test_a_journal_line_that_is_not_utf8_is_named(finished_tiny, tmp_path):
     """A journal byte that is not UTF-8 (a damaged disk block, an editor in Latin-1) was replaced by U+FFFD:
     the verdict was exported and applied for the document 'd\\ufffd2', which exists nowhere, silently."""
-    from hnmine.judgments import JOURNAL_FILE
+    from hnmine.journal import JOURNAL_FILE
 
     raw = json.dumps(VERDICT).encode().replace(b'"d2"', b'"d\xe92"')
     run = _journal_run(finished_tiny, tmp_path, json.dumps({**VERDICT, "doc_id": "d3"}).encode() + b"\n" + raw + b"\n")
@@ -468,7 +468,7 @@ def test_a_journal_line_that_is_not_utf8_is_named(finished_tiny, tmp_path):
 def test_a_journal_line_with_a_field_twice_is_named(finished_tiny, tmp_path):
     """`{"relevance": 0, …, "relevance": 1}` in one journal line was read as relevance 1, silently (the input
     readers refuse a key twice in one object)."""
-    from hnmine.judgments import JOURNAL_FILE
+    from hnmine.journal import JOURNAL_FILE
 
     line = json.dumps(VERDICT)[:-1] + ', "relevance": 1}'
     run = _journal_run(finished_tiny, tmp_path, line.encode() + b"\n")
@@ -479,7 +479,8 @@ def test_a_verdict_on_an_id_holding_a_unicode_line_separator_keeps_the_journal_r
     """An id holding U+2028 (or NEL, U+0085) is written raw in its journal line (JSON needs no escape), and the
     reader split lines at it as at a newline: one such verdict made the run's journal `invalid JSON` for good,
     every later filter and review failing; the qrels `review --export` wrote split there too when read back."""
-    from hnmine.judgments import JudgmentLog, read_judgments
+    from hnmine.journal import JudgmentLog
+    from hnmine.judgment_files import read_judgments
 
     run = copy_run(finished_tiny, tmp_path)
     log = JudgmentLog(run)
@@ -640,7 +641,7 @@ def test_a_verdict_is_never_written_through_a_linked_review_folder(finished_tiny
     journal.jsonl there and a session lock created beside it: a write outside the run directory, which every
     other writer of the run refuses."""
     from hnmine.errors import RunDirError
-    from hnmine.judgments import JudgmentLog
+    from hnmine.journal import JudgmentLog
 
     run = copy_run(finished_tiny, tmp_path)
     elsewhere = tmp_path / "elsewhere"

@@ -17,7 +17,7 @@ from conftest import invoke, snapshot
 from test_hunt import one_line_error
 
 from hnmine.errors import RunDirError
-from hnmine.judgments import JOURNAL_FILE, JudgmentLog
+from hnmine.journal import JOURNAL_FILE, JudgmentLog
 
 GOOD = {"op": "judge", "query_id": "q1", "doc_id": "d2", "relevance": 0, "source": "human", "time": "2026-01-01T00:00:00.000Z"}
 

@@ -16,7 +16,7 @@ import pytest
 from conftest import TINY_DOCS, TINY_QRELS, TINY_QUERIES, invoke, mine_json, reran, share_cache, snapshot, write_beir
 from test_hunt import one_line_error
 
-from hnmine.judgments import JudgmentLog
+from hnmine.journal import JudgmentLog
 
 # --- helpers -------------------------------------------------------------------------------------
 

@@ -9,19 +9,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from hnmine.errors import InputError, MissingColumn, OptionError, RunDirError, UnknownName
-from hnmine.judgments import (
-    JOURNAL_FILE,
-    JUDGMENTS_FILE,
-    JUDGMENTS_SCHEMA,
-    JudgmentLog,
-    apply_judgments,
-    export_qrels,
-    fold_judgments,
-    judgments_table,
-    read_judgments,
-    run_judgments,
-    save_judgments,
-)
+from hnmine.journal import JOURNAL_FILE, JUDGMENTS_FILE, JudgmentLog, run_judgments, save_judgments
+from hnmine.judgment_files import export_qrels, read_judgments
+from hnmine.judgments import apply_judgments, fold_judgments, judgments_table
+from hnmine.schemas import JUDGMENTS_SCHEMA
 
 
 def clock():

@@ -538,16 +538,18 @@ def test_empty_filter_output(run):
 def test_read_where_across_row_groups(tmp_path):
     """Rows looked up by id come back right when the file has many row groups."""
     from hnmine.report import load
+    from hnmine.rundir import RunDir
 
     ids = [f"d{i}" for i in range(50)]
     t = pa.table({"doc_id": ids, "title": [""] * 50, "text": [f"text {i}" for i in range(50)]})
     (tmp_path / "inputs").mkdir()
     pq.write_table(t, tmp_path / "inputs" / "corpus.parquet", row_group_size=7)
-    got = load.lookup_texts(tmp_path, "corpus", ["d3", "d49", "d20", "d21", "nope"])
+    run = RunDir(tmp_path)
+    got = load.lookup_texts(run, "corpus", ["d3", "d49", "d20", "d21", "nope"])
     assert got == {"d3": ("", "text 3"), "d20": ("", "text 20"), "d21": ("", "text 21"), "d49": ("", "text 49")}
-    rows = load.read(tmp_path, "inputs/corpus.parquet", ["text"], where=("doc_id", ["d8", "d1"]))
+    rows = run.read_current("corpus", ["text"], where=("doc_id", ["d8", "d1"]))
     assert rows.column("text").to_pylist() == ["text 1", "text 8"]  # file order
-    assert load.read(tmp_path, "inputs/corpus.parquet", ["text"], where=("doc_id", ["x"])).num_rows == 0
+    assert run.read_current("corpus", ["text"], where=("doc_id", ["x"])).num_rows == 0
 
 
 def test_report_does_not_import_pandas(built_run):

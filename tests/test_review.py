@@ -23,7 +23,9 @@ from rich.cells import cell_len
 from typer.testing import CliRunner
 
 from hnmine.errors import InputError, UnknownName
-from hnmine.judgments import JOURNAL_FILE, JUDGMENTS_FILE, apply_judgments, read_judgments, run_judgments
+from hnmine.journal import JOURNAL_FILE, JUDGMENTS_FILE, run_judgments
+from hnmine.judgment_files import read_judgments
+from hnmine.judgments import apply_judgments
 from hnmine.report import build_report
 from hnmine.review.session import Filters, ReviewSession
 
@@ -296,7 +298,7 @@ def cli(args: list[str]):
 
 
 def test_cli_exports_qrels_and_refuses_without_a_terminal(run, tmp_path):
-    from hnmine.judgments import JudgmentLog
+    from hnmine.journal import JudgmentLog
 
     log = JudgmentLog(run)
     log.judge("q2", "d11", 1)
@@ -406,7 +408,7 @@ def test_eval_reads_the_qrels_review_exports(finished_tiny, tmp_path, name, qrel
     refused as an unknown file format)."""
     from conftest import invoke
 
-    from hnmine.judgments import JudgmentLog
+    from hnmine.journal import JudgmentLog
 
     run = tmp_path / "run"
     shutil.copytree(finished_tiny[1], run)

@@ -14,7 +14,7 @@ import pytest
 from conftest import TINY_DOCS, TINY_QRELS, TINY_QUERIES, invoke, mine_json, snapshot, write_beir
 from test_hunt import copy_run, one_line_error
 
-from hnmine.rundir import tree_hash
+from hnmine.io.hashing import tree_hash
 
 # --- item 7: no pickle of a run directory is ever loaded -------------------------------------------
 

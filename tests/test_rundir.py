@@ -159,7 +159,7 @@ def test_hints_name_commands_that_exist(tmp_path):
 
 def test_every_path_of_a_run_is_named_in_the_layout(finished_tiny):
     """Every file a finished run holds is a LAYOUT entry or lies under one (no path is spelled elsewhere)."""
-    from hnmine.rundir import LAYOUT, LOCK, MARKER
+    from hnmine.run_layout import LAYOUT, LOCK, MARKER
 
     _, done = finished_tiny
     folders = [v for v in LAYOUT.values()]
@@ -194,3 +194,44 @@ def test_cli_help_of_a_stage_command_is_fast_and_imports_no_model(tmp_path):
     )
     subprocess.run([sys.executable, "-c", code], check=True)
     assert Path(HNMINE).exists()
+
+
+# -- one reader, one wording; no path spelled outside the layout (issue 24, item 3) ----------------
+
+
+@pytest.mark.parametrize("command", [["report"], ["inspect", "{run}", "q1"], ["eval"], ["review"]])
+def test_a_damaged_table_is_named_alike_by_every_reader(finished_tiny, tmp_path, command):
+    """report and inspect said `RUN/negatives.parquet is not a readable Parquet file: ...`, eval and the
+    stages `RUN/negatives.parquet: not a readable Parquet file (...)`: two readers, two wordings."""
+    import hashlib
+
+    _, done = finished_tiny
+    run = tmp_path / "run"
+    shutil.copytree(done, run)
+    damaged = run / "negatives.parquet"
+    damaged.write_bytes(b"PAR1 not a table PAR1")
+    manifest_path = run / "manifests" / "filter.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    manifest["outputs"]["negatives.parquet"] = hashlib.sha256(damaged.read_bytes()).hexdigest()  # damaged as written
+    manifest_path.write_text(json.dumps(manifest), encoding="utf-8")
+    args = [a.replace("{run}", str(run)) for a in command] if len(command) > 1 else [command[0], str(run)]
+    assert_one_line_error(invoke(args), f"{damaged}: not a readable Parquet file (")
+
+
+def test_no_module_spells_a_path_of_the_run_layout():
+    """report/ spelled about 20 run paths ("negatives.parquet", "inputs/queries.parquet"...): every one is a
+    LAYOUT name, so a path is changed in one place (hnmine/run_layout.py)."""
+    import ast
+
+    from hnmine.run_layout import LAYOUT
+
+    root = Path(__file__).resolve().parent.parent / "hnmine"
+    paths = {rel for rel in LAYOUT.values() if "." in rel or "/" in rel}  # ("export", "inputs": also stage names)
+    spelled = []
+    for module in sorted(root.rglob("*.py")):
+        if module.name == "run_layout.py":
+            continue
+        for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and node.value in paths:
+                spelled.append(f"{module.relative_to(root)}:{node.lineno}: {node.value!r}")
+    assert not spelled, "run paths spelled outside hnmine/run_layout.py:\n" + "\n".join(spelled)

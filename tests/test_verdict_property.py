@@ -20,7 +20,7 @@ from conftest import invoke, mine_json, synthetic_beir, write_beir
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hnmine.judgments import JudgmentLog
+from hnmine.journal import JudgmentLog
 
 N_DOCS, N_QUERIES = 30, 6
 METHODS = ["naive", "shifted", "topk-abs", "topk-marginpos", "topk-percpos", "sampled", "top1-sampled", "simans", "auto"]

@@ -92,7 +92,7 @@ def test_a_persons_verdict_beats_the_teachers(controlled, tmp_path):
 
 
 def test_a_review_verdict_reruns_only_filter_and_export_and_the_report_counts_it(controlled, tmp_path):
-    from hnmine.judgments import JudgmentLog
+    from hnmine.journal import JudgmentLog
 
     data, args, _ = controlled
     run = tmp_path / "run"

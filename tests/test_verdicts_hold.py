@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import TINY_DOCS, TINY_QRELS, TINY_QUERIES, invoke, mine_json, write_beir
 
-from hnmine.judgments import JudgmentLog
+from hnmine.journal import JudgmentLog
 
 NAIVE = ["--method", "naive", "-n", "3", "--max-depth", "4", "--depth", "4"]
 

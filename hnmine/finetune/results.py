@@ -11,53 +11,15 @@ from pathlib import Path
 import pyarrow as pa
 
 from hnmine.finetune.metrics import METRICS
-from hnmine.rundir import LAYOUT
+from hnmine.run_layout import LAYOUT
+from hnmine.schemas import FINETUNE_RESULTS_SCHEMA
 
 RESULTS_FILE = LAYOUT["finetune_results"]
 
-# Column types of the results table, in order (docs/tables.md style: one row per (arm, seed)).
-SCHEMA = pa.schema(
-    [
-        ("arm", pa.string()),
-        ("kind", pa.string()),  # untrained, in-batch, mined
-        ("source", pa.string()),  # the run directory or training file (null for the baselines)
-        ("seed", pa.int64()),  # null for the untrained model
-        ("ndcg_at_10", pa.float64()),
-        ("recall_at_100", pa.float64()),
-        ("mrr_at_10", pa.float64()),
-        ("train_pairs", pa.int64()),  # (anchor, positive) pairs the arm has
-        ("train_rows", pa.int64()),  # rows trained on (pairs with enough negatives)
-        ("pairs_left_out", pa.int64()),  # pairs with fewer than `negatives` hard negatives
-        ("negatives", pa.int64()),  # hard negatives per row (0 for in-batch)
-        ("steps", pa.int64()),
-        ("epochs", pa.float64()),
-        ("max_steps", pa.int64()),
-        ("batch_size", pa.int64()),
-        ("learning_rate", pa.float64()),
-        ("warmup_ratio", pa.float64()),
-        ("loss", pa.string()),
-        ("batch_sampler", pa.string()),
-        ("precision", pa.string()),  # training precision (null for the untrained model)
-        ("model", pa.string()),
-        ("model_revision", pa.string()),
-        ("max_length", pa.int64()),
-        ("device", pa.string()),
-        ("threads", pa.int64()),  # torch threads: the same seed gives the same model only with the same count
-        ("eval_data", pa.string()),
-        ("eval_split", pa.string()),
-        ("eval_queries", pa.int64()),
-        ("eval_documents", pa.int64()),
-        ("eval_dtype", pa.string()),
-        ("train_seconds", pa.float64()),
-        ("eval_seconds", pa.float64()),
-        ("hnmine_version", pa.string()),
-        ("finished_at", pa.string()),
-    ]
-)
-
 
 def results_table(rows: list[dict]) -> pa.Table:
-    return pa.Table.from_pylist([{name: r.get(name) for name in SCHEMA.names} for r in rows], schema=SCHEMA)
+    schema = FINETUNE_RESULTS_SCHEMA
+    return pa.Table.from_pylist([{name: r.get(name) for name in schema.names} for r in rows], schema=schema)
 
 
 def write_results(rows: list[dict], run_dir: Path) -> Path:

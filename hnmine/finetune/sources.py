@@ -76,7 +76,7 @@ def export_file(run_dir: Path) -> Path:
     the tables the export read (negatives, ...) and those they were made from are still the ones in the run.
     An export older than the run's filter output (`hnmine filter` rerun alone) is refused, naming the
     command to rerun, before any model is loaded."""
-    from hnmine.rundir import LAYOUT, RunDir
+    from hnmine.rundir import RunDir
 
     run = RunDir(run_dir)
     manifest = run.manifest("export")
@@ -84,13 +84,13 @@ def export_file(run_dir: Path) -> Path:
     if manifest is not None and isinstance(named, str) and named in manifest.outputs:
         run.require(named)
         run.check_unchanged(named)
-        return run_dir / named
+        return run.path_of(named)
     if manifest is not None or run.manifest("filter") is not None:
         raise RunDirError(
             f"{run_dir}: the export stage has not finished here (no manifests/export.json naming its file), so "
             f"export/ may hold an older training file; run `hnmine export` (or `hnmine mine`) with --out {run_dir}"
         )
-    folder = run_dir / LAYOUT["export"]
+    folder = run.path_of("export")
     files = sorted(p for p in folder.glob("*") if p.is_file() and p.suffix.lower() in FILE_SUFFIXES) if folder.is_dir() else []
     if not files:
         raise RunDirError(f"{run_dir}: no training file in export/ (run `hnmine export` or `hnmine mine` with --out {run_dir} first)")

@@ -20,6 +20,7 @@ import numpy as np
 
 from hnmine.inference.batching import BATCH_ORDER, encode_batches, encoding_order
 from hnmine.inference.models import model_key, resolve_model
+from hnmine.inference.pool import split_batches
 from hnmine.inference.spec import EncoderSpec, backend_key
 from hnmine.io.atomic import atomic_path, open_npy_for_writing
 from hnmine.parts import Parts, run_in_process
@@ -120,29 +121,42 @@ def _encode_chunks(
     order = saved_order(parts, len(texts))
     order_saved = order is not None
     if order is None:
-        from hnmine.rundir import remove_inside
+        from hnmine.run_layout import remove_inside
 
         for stale in parts.glob("chunk-*.npy"):  # made in an order no longer known: cannot be placed
             remove_inside(_cache_root(parts), stale)
         order = encoding_order(texts, spec)
+    layout = spec.layout()
     items = []
     for c in range((len(texts) + CHUNK - 1) // CHUNK):
         idx = order[c * CHUNK : (c + 1) * CHUNK]
-        if not chunk_ok(chunk_file(parts, c), len(idx)):
-            items.append({"chunk": c, "texts": [texts[i] for i in idx]})
+        if chunk_ok(chunk_file(parts, c), len(idx)):
+            continue
+        # With several workers a chunk is cut into pieces of whole batches, a few per worker: the same
+        # batches in any piece, so the same bytes.
+        workers = len(layout.devices)
+        pieces = split_batches(len(idx), spec.batch_size, workers) if workers > 1 else [(0, len(idx))]
+        for k, (a, b) in enumerate(pieces):
+            items.append({"chunk": c, "last": k == len(pieces) - 1, "texts": [texts[i] for i in idx[a:b]]})
     step = Parts(
         label=description,
         items=items,
-        run=encode_chunk,
-        shared={"spec": spec.for_workers(), "prompt": prompt, "prompt_name": prompt_name, "parts": str(parts)},
+        run=encode_piece,
+        shared={"spec": spec.for_workers(), "prompt": prompt, "prompt_name": prompt_name},
         hold=hold_encoder,
         units=lambda item: len(item["texts"]),
-        layout=spec.layout(),
+        layout=layout,
     )
-    for _ in executor.map(step, reporter) if executor is not None else run_in_process(step, reporter):
-        if not order_saved:  # saved with the first chunk: nothing is written before a vector is
-            save_npy(order, parts / "order.npy")
-            order_saved = True
+    done: list[np.ndarray] = []
+    results = executor.map(step, reporter) if executor is not None else run_in_process(step, reporter)
+    for item, vectors in zip(items, results):
+        done.append(vectors)
+        if item["last"]:  # the chunk is whole: written atomically, its order first (nothing before a vector)
+            if not order_saved:
+                save_npy(order, parts / "order.npy")
+                order_saved = True
+            save_npy(np.concatenate(done, axis=0), chunk_file(parts, item["chunk"]))
+            done = []
     return order
 
 
@@ -151,12 +165,9 @@ def hold_encoder(shared: dict, device: str):
     return shared["spec"].on(device).load()
 
 
-def encode_chunk(item: dict, shared: dict, model) -> int:
-    """One chunk of an encode: its batches through the model, the vectors written as the chunk's file."""
-    spec = shared["spec"]
-    vectors = encode_batches(model, item["texts"], spec, shared["prompt"], shared["prompt_name"], lambda n=1: None)
-    save_npy(vectors, chunk_file(Path(shared["parts"]), item["chunk"]))
-    return len(item["texts"])
+def encode_piece(item: dict, shared: dict, model) -> np.ndarray:
+    """Some whole batches of a chunk through the model: their vectors."""
+    return encode_batches(model, item["texts"], shared["spec"], shared["prompt"], shared["prompt_name"], lambda n=1: None)
 
 
 def cache_parts(cache_dir: Path, key: str) -> Path:
@@ -164,7 +175,7 @@ def cache_parts(cache_dir: Path, key: str) -> Path:
 
     Its stale chunks and, once finished, the folder itself are removed: refused (before any encoding)
     when the way from the run directory to it passes through a link, which would take them elsewhere."""
-    from hnmine.rundir import refuse_link
+    from hnmine.run_layout import refuse_link
 
     parts = Path(cache_dir) / f"{key}.parts"
     refuse_link(_cache_root(parts), parts)
@@ -173,7 +184,7 @@ def cache_parts(cache_dir: Path, key: str) -> Path:
 
 def _cache_root(parts: Path) -> Path:
     """The run directory of a cache's parts folder (RUN/cache/embeddings/KEY.parts: RUN); else the cache folder."""
-    from hnmine.rundir import LAYOUT
+    from hnmine.run_layout import LAYOUT
 
     cache = Path(LAYOUT["embedding_cache"]).parts
     folder = parts.parent
@@ -197,11 +208,11 @@ def finish_cache(parts: Path, final: Path, order: np.ndarray) -> np.ndarray:
         del out
     # The digest is written after the vectors: a cache file without one (a killed process, an
     # older version) or whose bytes no longer match it is encoded again, never trusted.
-    from hnmine.rundir import file_hash
+    from hnmine.io.hashing import file_hash
 
     with atomic_path(_digest_path(final)) as tmp:
         tmp.write_text(file_hash(final) + "\n", encoding="utf-8")
-    from hnmine.rundir import remove_inside
+    from hnmine.run_layout import remove_inside
 
     remove_inside(_cache_root(parts), parts)
     return np.load(final, mmap_mode="r")
@@ -213,8 +224,8 @@ def _digest_path(final: Path) -> Path:
 
 def load_verified(final: Path, n_rows: int) -> np.ndarray | None:
     """The cached vectors when their bytes match the recorded sha256 and their shape the texts; else None."""
+    from hnmine.io.hashing import file_hash
     from hnmine.io.vectors import NPY_ERRORS
-    from hnmine.rundir import file_hash
 
     digest = _digest_path(final)
     if not final.exists() or not digest.exists():

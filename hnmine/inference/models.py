@@ -21,7 +21,7 @@ def resolve_model(name: str) -> tuple[str, str]:
 
     A local folder's revision is its contents (every file's bytes), never file names, sizes or times:
     weights rewritten in place are a new revision. Computing it reads the folder (MiniLM: 90 MB); a
-    pipeline run reads it once (hnmine.rundir.hash_scope). For the path alone, use model_path."""
+    pipeline run reads it once (hnmine.io.hashing.hash_scope). For the path alone, use model_path."""
     path, revision = _locate(name)
     return path, revision if revision is not None else "local:" + folder_fingerprint(Path(path))
 
@@ -124,7 +124,7 @@ def check_model_found(name: str, flag: str = "--model") -> None:
 def folder_fingerprint(folder: Path) -> str:
     """A local model folder's contents: every file's relative name and sha256. Hidden files and folders
     (.git, .cache, a stamp) are not the model and are left out."""
-    from hnmine.rundir import file_hash
+    from hnmine.io.hashing import file_hash
 
     h = hashlib.sha256()
     for f in sorted(folder.rglob("*")):

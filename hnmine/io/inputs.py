@@ -1,7 +1,7 @@
 """Normalise user inputs (a BEIR folder, separate files, or a pairs file) into three Arrow tables.
 
-Output tables follow docs/tables.md: corpus(doc_id, title, text), queries(query_id, text),
-qrels(query_id, doc_id, relevance, is_positive).
+Output tables have the schemas of hnmine.schemas (docs/tables.md): corpus(doc_id, title, text),
+queries(query_id, text), qrels(query_id, doc_id, relevance, is_positive).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import pyarrow as pa
 from hnmine.errors import InputError, MissingColumn, OptionError
 from hnmine.io.files import choose_split, is_saved_dataset, mixed_rows, read_table, require_columns, string_column
 from hnmine.options import flag
+from hnmine.schemas import CORPUS_SCHEMA, QRELS_SCHEMA, QUERIES_SCHEMA
 
 # Column names tried, in order, when the user names none.
 DOC_ID_COLUMNS = ["_id", "doc_id", "docid", "id", "corpus_id", "pid"]
@@ -242,9 +243,7 @@ def read_corpus(spec: InputSpec, path: Path) -> tuple[pa.Table, dict]:
         keep_texts.append(text)
     if not keep_ids:
         raise InputError(f"{path}: the corpus has no non-empty documents")
-    corpus = pa.table(
-        {"doc_id": pa.array(keep_ids, pa.string()), "title": pa.array(keep_titles, pa.string()), "text": pa.array(keep_texts, pa.string())}
-    )
+    corpus = pa.table({"doc_id": keep_ids, "title": keep_titles, "text": keep_texts}, schema=CORPUS_SCHEMA)
     return corpus, {"corpus_duplicate_rows": duplicates, "corpus_empty_documents": len(empty_ids), "corpus_empty_ids": empty_ids[:20]}
 
 
@@ -270,7 +269,7 @@ def read_queries(spec: InputSpec, path: Path) -> tuple[pa.Table, dict]:
         out_texts.append(text)
     if not out_ids:
         raise InputError(f"{path}: no query has a non-empty text")
-    table = pa.table({"query_id": pa.array(out_ids, pa.string()), "text": pa.array(out_texts, pa.string())})
+    table = pa.table({"query_id": out_ids, "text": out_texts}, schema=QUERIES_SCHEMA)
     return table, {"queries_empty": len(empty_ids), "queries_empty_ids": empty_ids[:20], "_empty_query_ids": set(empty_ids)}
 
 
@@ -308,12 +307,7 @@ def qrels_from_table(spec: InputSpec, table: pa.Table, path: Path) -> pa.Table:
                     f"(from {RELEVANCE_MIN:,} to {RELEVANCE_MAX:,})"
                 ) from None
     return pa.table(
-        {
-            "query_id": pa.array(qids, pa.string()),
-            "doc_id": pa.array(dids, pa.string()),
-            "relevance": pa.array(rel, pa.int32()),
-            "is_positive": pa.array([r >= spec.min_relevance for r in rel], pa.bool_()),
-        }
+        {"query_id": qids, "doc_id": dids, "relevance": rel, "is_positive": [r >= spec.min_relevance for r in rel]}, schema=QRELS_SCHEMA
     )
 
 
@@ -557,17 +551,16 @@ def _load_pairs(spec: InputSpec, path: Path, extra_corpus: Path | None) -> Input
             texts.append(text)
             added += 1
         stats["extra_documents"] = added
-    corpus = pa.table(
-        {"doc_id": pa.array(doc_ids, pa.string()), "title": pa.array(titles, pa.string()), "text": pa.array(texts, pa.string())}
-    )
-    queries = pa.table({"query_id": pa.array(list(query_ids.values()), pa.string()), "text": pa.array(list(query_ids), pa.string())})
+    corpus = pa.table({"doc_id": doc_ids, "title": titles, "text": texts}, schema=CORPUS_SCHEMA)
+    queries = pa.table({"query_id": list(query_ids.values()), "text": list(query_ids)}, schema=QUERIES_SCHEMA)
     qrels = pa.table(
         {
-            "query_id": pa.array([q for q, _ in pairs], pa.string()),
-            "doc_id": pa.array([d for _, d in pairs], pa.string()),
-            "relevance": pa.array([1] * len(pairs), pa.int32()),
-            "is_positive": pa.array([True] * len(pairs), pa.bool_()),
-        }
+            "query_id": [q for q, _ in pairs],
+            "doc_id": [d for _, d in pairs],
+            "relevance": [1] * len(pairs),
+            "is_positive": [True] * len(pairs),
+        },
+        schema=QRELS_SCHEMA,
     )
     stats.update({"documents": corpus.num_rows, "queries": queries.num_rows, "judgments": qrels.num_rows, "positives": qrels.num_rows})
     return Inputs(corpus=corpus, queries=queries, qrels=qrels, stats=stats, warnings=warnings)

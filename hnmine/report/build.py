@@ -19,16 +19,10 @@ from hnmine.errors import OptionError, UnknownName
 from hnmine.methods.rules import NEAR_DUPLICATE, SAME_TEXT
 from hnmine.report import load
 from hnmine.report.histogram import histogram, shared_edges
+from hnmine.rundir import RunDir
 
 KEPT = "kept"
-REQUIRED = (
-    "inputs/queries.parquet",
-    "inputs/corpus.parquet",
-    "scores.parquet",
-    "negatives.parquet",
-    "dropped.parquet",
-    "query_summary.parquet",
-)
+REQUIRED = ("queries", "corpus", "scores", "negatives", "dropped", "query_summary")  # hnmine.run_layout names
 SHORT_QUERIES_SHOWN = 10
 DEFAULT_BINS = 40
 
@@ -58,10 +52,11 @@ def build_report(
         raise OptionError(f"--top must be 0 or more, not {top}")
     if per_query is not None and per_query < 0:
         raise OptionError(f"--per-query must be 0 (no limit) or more, not {per_query}")
-    run_dir = load.check_run_dir(Path(run_dir))
-    load.require(run_dir, *REQUIRED)
-    manifests = load.read_manifests(run_dir)
-    summary, neg, drop, scores = _tables(run_dir)
+    run = RunDir(run_dir)
+    run.check_shows_a_run()
+    run.require_all(*REQUIRED)
+    manifests = load.read_manifests(run)
+    summary, neg, drop, scores = _tables(run)
     reason_counts = _reason_counts(drop)
     if reason is not None:
         wanted = normalise_reason(reason)
@@ -71,43 +66,40 @@ def build_report(
         reason = wanted
     not_known = load.strings(drop, "reason") != "known_positive"
     report = {
-        "run": str(run_dir),
+        "run": str(run.path),
         "hnmine_version": __version__,
         "meta": _meta(manifests),
-        "stages": _stages(manifests, run_dir),
-        "coverage": _coverage(run_dir, summary),
+        "stages": _stages(manifests, run),
+        "coverage": _coverage(run, summary),
         "funnel": _funnel(neg, drop, scores, not_known),
         "scores": _distributions(neg, drop, scores, not_known, bins),
         "drop_reasons": reason_counts,
         "judgments": _judgments(manifests),
-        "suspects": _suspects(run_dir, neg, drop, scores, top, reason, per_query or None),
+        "suspects": _suspects(run, neg, drop, scores, top, reason, per_query or None),
     }
     if include_points:
         report["points"] = _points(neg, drop, not_known)
     return report
 
 
-def _tables(run_dir: Path):
+def _tables(run: RunDir):
     """(query_summary, negatives, dropped, scores): only the columns the report uses."""
-    summary = load.read(
-        run_dir,
-        "query_summary.parquet",
+    summary = run.read_current(
+        "query_summary",
         ["query_id", "n_negatives", "shortfall", "status"],
         optional=["n_positives", "n_candidates", "depth_used", "exported", "positive_score"],
     )
-    neg = load.read(
-        run_dir,
-        "negatives.parquet",
+    neg = run.read_current(
+        "negatives",
         ["query_id", "doc_id", "teacher_score", "positive_score"],
         optional=["rank", "retrieval_rank", "source", "is_random"],
     )
-    drop = load.read(
-        run_dir,
-        "dropped.parquet",
+    drop = run.read_current(
+        "dropped",
         ["query_id", "doc_id", "teacher_score", "positive_score", "reason"],
         optional=["rank", "retrieval_rank", "source"],
     )
-    scores = load.read(run_dir, "scores.parquet", ["query_id", "doc_id", "is_positive", "teacher_score"])
+    scores = run.read_current("scores", ["query_id", "doc_id", "is_positive", "teacher_score"])
     return summary, neg, drop, scores
 
 
@@ -162,12 +154,12 @@ def _meta(manifests: dict[str, dict]) -> dict:
     return {"method": method, "models": models, "warnings": warnings, "calibration": calibration}
 
 
-def _stages(manifests: dict[str, dict], run_dir: Path) -> list[dict]:
-    from hnmine.rundir import RunDir
-    from hnmine.stages import stage_making
+def _stages(manifests: dict[str, dict], run: RunDir) -> list[dict]:
+    from hnmine.options import STAGE_NAMES
+    from hnmine.run_layout import stage_making
 
     rows = []
-    order = load.stage_order()
+    order = list(STAGE_NAMES)
     names = order + [s for s in manifests if s not in order]
     # The tables the report reads are checked current as they are read (so are the stages they come from);
     # a later stage (the export, after `hnmine filter` rerun alone) is checked here.
@@ -187,13 +179,13 @@ def _stages(manifests: dict[str, dict], run_dir: Path) -> list[dict]:
                 "rows_out": _i(counts.get("rows_out")),
                 "seconds": _f(m.get("seconds"), 3),
                 "finished_at": m.get("finished_at"),
-                "out_of_date": RunDir(run_dir).out_of_date(stage) if later else None,
+                "out_of_date": run.out_of_date(stage) if later else None,
             }
         )
     return rows
 
 
-def _coverage(run_dir: Path, summary) -> dict:
+def _coverage(run: RunDir, summary) -> dict:
     qids = load.strings(summary, "query_id")
     n_neg = load.ints(summary, "n_negatives", 0)
     shortfall = load.ints(summary, "shortfall", 0)
@@ -210,7 +202,7 @@ def _coverage(run_dir: Path, summary) -> dict:
     # the queries furthest from the target, first-appearance order among equals
     short_idx = np.flatnonzero(shortfall > 0)
     short_idx = short_idx[np.argsort(-shortfall[short_idx], kind="stable")][:SHORT_QUERIES_SHOWN]
-    texts = load.lookup_texts(run_dir, "queries", qids[short_idx].tolist())
+    texts = load.lookup_texts(run, "queries", qids[short_idx].tolist())
     extra = {c: load.ints(summary, c, -1) for c in ("n_candidates", "depth_used", "n_positives") if c in summary.column_names}
     short_rows = []
     for i in short_idx:
@@ -247,7 +239,7 @@ def _reason_counts(drop) -> list[dict]:
     return [{"reason": r, "count": counts[r], "share": _f(counts[r] / total, 4)} for r in names]
 
 
-def _suspects(run_dir, neg, drop, scores, top: int, reason: str | None, per_query: int | None) -> dict:
+def _suspects(run: RunDir, neg, drop, scores, top: int, reason: str | None, per_query: int | None) -> dict:
     """Kept negatives and dropped candidates, highest teacher score relative to the positive: the
     best `top` with at most `per_query` of one query, grouped by query (a query's rows together, the
     queries in the order of their best row). Each row shows the positive it is compared with:
@@ -259,9 +251,9 @@ def _suspects(run_dir, neg, drop, scores, top: int, reason: str | None, per_quer
     ranked = valid[np.argsort(-delta[valid], kind="stable")]
     order = _grouped(ranked, cat["query_id"], top, per_query)
     qids = cat["query_id"][order].tolist()
-    shown = _shown_positives(run_dir, cat, order, _positives_of(run_dir, scores, set(qids)))
-    docs = load.lookup_texts(run_dir, "corpus", cat["doc_id"][order].tolist() + [d for d, _, _ in shown.values()])
-    queries = load.lookup_texts(run_dir, "queries", qids)
+    shown = _shown_positives(run, cat, order, _positives_of(run, scores, set(qids)))
+    docs = load.lookup_texts(run, "corpus", cat["doc_id"][order].tolist() + [d for d, _, _ in shown.values()])
+    queries = load.lookup_texts(run, "queries", qids)
     rows = [_suspect_row(n, i, cat, delta, shown.get(i), docs, queries) for n, i in enumerate(order, start=1)]
     above = valid[delta[valid] > 0]
     return {
@@ -330,7 +322,7 @@ def _suspect_row(n: int, i: int, cat: dict, delta: np.ndarray, shown: tuple | No
     }
 
 
-def _shown_positives(run_dir: Path, cat: dict, order: list[int], positives: dict) -> dict[int, tuple[str, float, str]]:
+def _shown_positives(run: RunDir, cat: dict, order: list[int], positives: dict) -> dict[int, tuple[str, float, str]]:
     """{row: (positive doc, its teacher score, why chosen)}: for a same-text suspect the positive
     whose text it repeats, for a near duplicate the positive nearest by the index's vectors (when
     the run has them), otherwise the positive whose score is the reference (or nearest to it)."""
@@ -338,14 +330,14 @@ def _shown_positives(run_dir: Path, cat: dict, order: list[int], positives: dict
     same = [i for i in order if cat["status"][i] == SAME_TEXT and positives.get(cat["query_id"][i])]
     if same:
         ids = [cat["doc_id"][i] for i in same] + [d for i in same for d, _ in positives[cat["query_id"][i]]]
-        texts = load.lookup_texts(run_dir, "corpus", ids)
+        texts = load.lookup_texts(run, "corpus", ids)
         for i in same:
             key = _text_key(*texts.get(cat["doc_id"][i], ("", "")))
             match = [(d, s) for d, s in positives[cat["query_id"][i]] if _text_key(*texts.get(d, ("", ""))) == key]
             if match:
                 shown[i] = (*match[0], "same_text")
     near = [i for i in order if cat["status"][i] == NEAR_DUPLICATE and positives.get(cat["query_id"][i])]
-    for i, doc in _nearest_by_vector(run_dir, [(i, cat["doc_id"][i], positives[cat["query_id"][i]]) for i in near]).items():
+    for i, doc in _nearest_by_vector(run, [(i, cat["doc_id"][i], positives[cat["query_id"][i]]) for i in near]).items():
         shown[i] = (*doc, "nearest")
     for i in order:
         cands = positives.get(cat["query_id"][i], [])
@@ -359,16 +351,14 @@ def _text_key(title: str, text: str) -> str:
     return " ".join(unicodedata.normalize("NFC", (title or "") + " " + (text or "")).split())
 
 
-def _nearest_by_vector(run_dir: Path, wanted: list[tuple[int, str, list]]) -> dict[int, tuple[str, float]]:
+def _nearest_by_vector(run: RunDir, wanted: list[tuple[int, str, list]]) -> dict[int, tuple[str, float]]:
     """{row: (positive, score)}: of each (row, document, the query's positives), the positive whose
     vector in the index (index/dense/embeddings.npy, rows in corpus order) is nearest by cosine.
     Empty when the run has no dense index (BM25 only) or its vectors do not match the corpus."""
-    from hnmine.rundir import RunDir
-
-    path = RunDir(run_dir).path_of("embeddings")
+    path = run.path_of("embeddings")
     if not wanted or not path.is_file():
         return {}
-    ids = load.strings(load.read(run_dir, "inputs/corpus.parquet", ["doc_id"]), "doc_id").tolist()
+    ids = load.strings(run.read_current("corpus", ["doc_id"]), "doc_id").tolist()
     try:
         vectors = np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError):
@@ -403,15 +393,15 @@ def _columns(table) -> dict[str, np.ndarray]:
     }
 
 
-def _positives_of(run_dir: Path, scores, qids: set) -> dict[str, list[tuple[str, float]]]:
+def _positives_of(run: RunDir, scores, qids: set) -> dict[str, list[tuple[str, float]]]:
     """{query: [(positive doc, teacher score)]} for the given queries: the known positives, and those
     a verdict added (positives.parquet, when the filter wrote it)."""
     out: dict[str, list[tuple[str, float]]] = {}
     if not qids:
         return out
     tables = [scores.filter(scores.column("is_positive"))]
-    if (run_dir / "positives.parquet").is_file():
-        tables.append(load.read(run_dir, "positives.parquet", ["query_id", "doc_id", "teacher_score"]))
+    if run.path_of("positives").is_file():
+        tables.append(run.read_current("positives", ["query_id", "doc_id", "teacher_score"]))
     seen = set()
     for pos in tables:
         for qi, di, s in zip(load.strings(pos, "query_id"), load.strings(pos, "doc_id"), load.floats(pos, "teacher_score")):

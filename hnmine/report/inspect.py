@@ -17,33 +17,32 @@ from hnmine.report.build import _f
 from hnmine.report.text import doc_text, printable_data, trim, wrap_lines
 from hnmine.rundir import RunDir
 
-QUERIES = "inputs/queries.parquet"
 
-
-def find_query(run_dir: Path, query_id: str | None = None, query_text: str | None = None) -> tuple[str, str]:
+def find_query(run_dir: str | Path, query_id: str | None = None, query_text: str | None = None) -> tuple[str, str]:
     """(query_id, text) of the query named by id, or the one query whose text contains `query_text`."""
+    run = RunDir(run_dir)
     if (query_id is None) == (query_text is None):
         raise OptionError("give a query id, or --query TEXT to find one (not both)")
     if query_id is not None:
-        hit = load.read(run_dir, QUERIES, ["query_id", "text"], where=("query_id", [query_id]))
+        hit = run.read_current("queries", ["query_id", "text"], where=("query_id", [query_id]))
         if hit.num_rows:
             return query_id, hit.column("text")[0].as_py()
-        ids = load.read(run_dir, QUERIES, ["query_id"]).column("query_id").to_pylist()
+        ids = run.read_current("queries", ["query_id"]).column("query_id").to_pylist()
         close = difflib.get_close_matches(query_id, ids, n=3, cutoff=0.6)
         hint = f"did you mean {', '.join(close)}?" if close else f"ids look like {', '.join(ids[:3])}"
-        raise InputError(f"no query '{query_id}' in {run_dir / QUERIES} ({len(ids):,} queries; {hint})")
+        raise InputError(f"no query '{query_id}' in {run.path_of('queries')} ({len(ids):,} queries; {hint})")
 
     needle = " ".join((query_text or "").split()).casefold()
     if not needle:
         raise OptionError("--query needs some text to look for")
-    table = load.read(run_dir, QUERIES, ["query_id", "text"])
+    table = run.read_current("queries", ["query_id", "text"])
     ids, texts = table.column("query_id").to_pylist(), table.column("text").to_pylist()
     exact = [i for i, t in enumerate(texts) if " ".join((t or "").split()).casefold() == needle]
     hits = exact or [i for i, t in enumerate(texts) if needle in " ".join((t or "").split()).casefold()]
     if len(hits) == 1:
         return ids[hits[0]], texts[hits[0]]
     if not hits:
-        raise InputError(f"no query text contains '{query_text}' ({len(ids):,} queries in {run_dir / QUERIES})")
+        raise InputError(f"no query text contains '{query_text}' ({len(ids):,} queries in {run.path_of('queries')})")
     shown = ", ".join(ids[i] for i in hits[:5]) + (", …" if len(hits) > 5 else "")
     raise InputError(f"{len(hits):,} queries contain '{query_text}': {shown} (give one query id)")
 
@@ -51,38 +50,38 @@ def find_query(run_dir: Path, query_id: str | None = None, query_text: str | Non
 def inspect_query(run_dir: str | Path, query_id: str | None = None, query_text: str | None = None) -> dict:
     """Everything the run knows about one query: its positives and every candidate, with rank,
     source, retriever and teacher scores, and what the filter did with it (and why)."""
-    run_dir = load.check_run_dir(Path(run_dir))
-    load.require(run_dir, QUERIES, "inputs/corpus.parquet", "scores.parquet")
-    qid, qtext = find_query(run_dir, query_id, query_text)
+    run = RunDir(run_dir)
+    run.check_shows_a_run()
+    run.require_all("queries", "corpus", "scores")
+    qid, qtext = find_query(run.path, query_id, query_text)
     where = ("query_id", [qid])
-    scores = load.read(
-        run_dir,
-        "scores.parquet",
+    scores = run.read_current(
+        "scores",
         ["doc_id", "rank", "source", "is_positive", "teacher_score"],
         optional=["score", "dense_score", "bm25_score"],
         where=where,
     )
-    filtered = all((run_dir / n).is_file() for n in ("negatives.parquet", "dropped.parquet"))
-    if not filtered and RunDir(run_dir).manifest("filter") is not None:
+    filtered = all(run.path_of(n).is_file() for n in ("negatives", "dropped"))
+    if not filtered and run.manifest("filter") is not None:
         # the filter ran, but a table of it is gone: say which, not "the filter has not run"
-        load.require(run_dir, "negatives.parquet", "dropped.parquet")
-    kept, dropped, summary = _filter_rows(run_dir, where) if filtered else ({}, {}, None)
+        run.require_all("negatives", "dropped")
+    kept, dropped, summary = _filter_rows(run, where) if filtered else ({}, {}, None)
     ref = summary.get("positive_score") if summary else None
     if ref is None:
         refs = [r.get("positive_score") for r in [*kept.values(), *dropped.values()] if r.get("positive_score") is not None]
         ref = _f(refs[0]) if refs else None
     qrels_pos: dict[str, int | None] = {}
-    if (run_dir / "inputs/qrels.parquet").is_file():
-        qrels = load.read(run_dir, "inputs/qrels.parquet", ["doc_id", "is_positive"], optional=["relevance"], where=where).to_pylist()
+    if run.path_of("qrels").is_file():
+        qrels = run.read_current("qrels", ["doc_id", "is_positive"], optional=["relevance"], where=where).to_pylist()
         qrels_pos = {r["doc_id"]: r.get("relevance") for r in qrels if r["is_positive"]}
     score_rows = scores.to_pylist()
-    docs = load.lookup_texts(run_dir, "corpus", [r["doc_id"] for r in score_rows] + list(kept) + list(qrels_pos))
+    docs = load.lookup_texts(run, "corpus", [r["doc_id"] for r in score_rows] + list(kept) + list(qrels_pos))
     candidates = _candidates(score_rows, kept, dropped, filtered, ref, docs)
     positives = _positives(candidates, qrels_pos, docs)
     counts = {v: sum(1 for c in candidates if c["verdict"] == v) for v in ("positive", "kept", "dropped", "unused")}
     counts["random"] = sum(1 for c in candidates if c["verdict"] == "kept" and c["rank"] is None)
     return {
-        "run": str(run_dir),
+        "run": str(run.path),
         "query_id": qid,
         "query": qtext,
         "filtered": filtered,
@@ -94,17 +93,16 @@ def inspect_query(run_dir: str | Path, query_id: str | None = None, query_text: 
     }
 
 
-def _filter_rows(run_dir: Path, where) -> tuple[dict[str, dict], dict[str, dict], dict | None]:
+def _filter_rows(run: RunDir, where) -> tuple[dict[str, dict], dict[str, dict], dict | None]:
     """(kept negatives, dropped candidates, the query_summary row) of one query, by doc id."""
-    neg = load.read(
-        run_dir, "negatives.parquet", ["doc_id", "teacher_score"], optional=["rank", "is_random", "source", "positive_score"], where=where
+    neg = run.read_current(
+        "negatives", ["doc_id", "teacher_score"], optional=["rank", "is_random", "source", "positive_score"], where=where
     )
-    drop = load.read(run_dir, "dropped.parquet", ["doc_id", "reason"], optional=["rank", "positive_score"], where=where)
+    drop = run.read_current("dropped", ["doc_id", "reason"], optional=["rank", "positive_score"], where=where)
     summary = None
-    if (run_dir / "query_summary.parquet").is_file():
-        rows = load.read(
-            run_dir,
-            "query_summary.parquet",
+    if run.path_of("query_summary").is_file():
+        rows = run.read_current(
+            "query_summary",
             ["query_id"],
             optional=["n_positives", "positive_score", "n_candidates", "depth_used", "n_negatives", "shortfall", "exported", "status"],
             where=where,

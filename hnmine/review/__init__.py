@@ -3,8 +3,9 @@
     session = ReviewSession.open("runs/mine", Filters(reason="kept"))   # no terminal needed
     ReviewApp(session).run()                                            # the full-screen app
 
-The verdicts themselves (journal, `judgments.parquet`, qrels export, `apply_judgments`) live in
-`hnmine.judgments`, shared with automatic relabelling. Textual is imported only by `ReviewApp`.
+The verdicts themselves live in `hnmine.judgments` (the table, the rule, `apply_judgments`, shared with
+automatic relabelling), `hnmine.journal` (the journal and `judgments.parquet`) and `hnmine.judgment_files`
+(qrels export). Textual is imported only by `ReviewApp`.
 """
 
 from __future__ import annotations

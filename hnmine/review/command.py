@@ -47,7 +47,9 @@ def review_command(
     from hnmine.terminal_text import visible
 
     if export is not None:
-        from hnmine.judgments import export_qrels, run_verdicts, set_aside_message
+        from hnmine.journal import run_verdicts
+        from hnmine.judgment_files import export_qrels
+        from hnmine.judgments import set_aside_message
         from hnmine.rundir import RunDir
 
         chosen = [
@@ -80,6 +82,6 @@ def review_command(
     p = session.progress()
     print(
         f"{p['relevant']} relevant, {p['not_relevant']} not relevant, {p['left']} of {p['total']} left; "
-        f"verdicts in {visible(session.log.run_dir / 'judgments.parquet')}",
+        f"verdicts in {visible(session.log.judgments_path)}",
         file=sys.stderr,
     )

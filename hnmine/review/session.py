@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hnmine.errors import InputError, OptionError
-from hnmine.judgments import HUMAN, NOT_RELEVANT, RELEVANT, JudgmentLog, run_verdicts
+from hnmine.journal import JudgmentLog, run_verdicts
+from hnmine.judgments import HUMAN, NOT_RELEVANT, RELEVANT
 
 DEFAULT_TOP = 100
 ALL_SUSPECTS = 2**62  # build_report's `top` when a query filter must see every suspect
@@ -52,7 +53,7 @@ class ReviewSession:
     skipped: set = field(default_factory=set)
     other_verdicts: dict = field(default_factory=dict)  # (q, d) -> (relevance, source): teacher, files
     # (q, d) -> (query, document text hashes) of a person's verdict set aside: its texts changed since, so
-    # it is no verdict here until the pair is judged again (hnmine.judgments.run_verdicts)
+    # it is no verdict here until the pair is judged again (hnmine.journal.run_verdicts)
     set_aside: dict = field(default_factory=dict)
     _positives: dict = field(default_factory=dict)
 
@@ -196,14 +197,12 @@ class ReviewSession:
 
     def _judged_texts(self, query_id: str, doc_id: str) -> tuple[str, str] | None:
         """The query's and the document's texts in the run now: what the verdict is tied to."""
-        import pyarrow.parquet as pq
-
         from hnmine.judgments import judged_texts
         from hnmine.rundir import RunDir
 
         run = RunDir(self.run_dir)
-        queries = pq.read_table(run.require("queries"), filters=[("query_id", "=", query_id)])
-        corpus = pq.read_table(run.require("corpus"), filters=[("doc_id", "=", doc_id)])
+        queries = run.read_table("queries", where=("query_id", [query_id]))
+        corpus = run.read_table("corpus", where=("doc_id", [doc_id]))
         return judged_texts(queries, corpus, [(query_id, doc_id)]).get((query_id, doc_id))
 
     def close(self) -> None:

@@ -32,25 +32,16 @@ Modules, in the order of the work:
   select            Selector: the vectorised path, the look-deeper path, the sampler
   record            SelectionRecord: what each query kept and dropped
   random_negatives  RandomNegatives (STAR)
-  tables            the output schemas, FilterResult, the tables and stats
+  tables            FilterResult, the tables (schemas: hnmine.schemas) and stats
   run               filter_candidates
 """
 
 from hnmine.methods.rules import text_keys
 from hnmine.selection.options import FilterOptions
 from hnmine.selection.run import filter_candidates, make_selector
-from hnmine.selection.tables import (
-    DROPPED_SCHEMA,
-    NEGATIVES_SCHEMA,
-    QUERY_SUMMARY_SCHEMA,
-    STATUSES,
-    FilterResult,
-)
+from hnmine.selection.tables import STATUSES, FilterResult
 
 __all__ = [
-    "DROPPED_SCHEMA",
-    "NEGATIVES_SCHEMA",
-    "QUERY_SUMMARY_SCHEMA",
     "STATUSES",
     "FilterOptions",
     "FilterResult",

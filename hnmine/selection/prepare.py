@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hnmine.errors import InputError
+from hnmine.run_layout import LAYOUT
 from hnmine.selection.arrays import (
     a_duplicate,
     column,
@@ -100,8 +101,8 @@ def prepare_rows(
     `excluded`: (query_id, doc_id, reason) pairs that may never be negatives, whether they are candidates
     (dropped with `reason`) or not (never drawn as random negatives); pairs of other queries or documents
     are ignored."""
-    require_columns(scores, "scores.parquet", SCORES_COLUMNS)
-    require_columns(corpus, "corpus.parquet", CORPUS_COLUMNS)
+    require_columns(scores, LAYOUT["scores"], SCORES_COLUMNS)
+    require_columns(corpus, LAYOUT["corpus"], CORPUS_COLUMNS)
     qcol, dcol = _ids(scores)
     qarr, qidx = _query_index(qcol, query_ids)
 

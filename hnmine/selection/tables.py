@@ -1,4 +1,4 @@
-"""The filter's three output tables (docs/tables.md) and its stats."""
+"""The filter's three output tables (their schemas: hnmine.schemas) and its stats."""
 
 from __future__ import annotations
 
@@ -10,36 +10,11 @@ import pyarrow as pa
 
 from hnmine.coverage import full_queries
 from hnmine.methods.rules import REASONS
+from hnmine.schemas import DROPPED_SCHEMA, NEGATIVES_SCHEMA, QUERY_SUMMARY_SCHEMA
 from hnmine.selection.options import FilterOptions
 from hnmine.selection.prepare import NO_RANK, PreparedRows
 from hnmine.selection.random_negatives import RandomNegatives
 from hnmine.selection.record import NO_TEACHER_RANK, SelectionRecord
-
-# columns shared by negatives.parquet and dropped.parquet
-_ROW_FIELDS = [
-    ("query_id", pa.string()),
-    ("doc_id", pa.string()),
-    ("rank", pa.int32()),
-    ("retrieval_rank", pa.int32()),
-    ("teacher_score", pa.float32()),
-    ("positive_score", pa.float32()),
-    ("source", pa.string()),
-]
-NEGATIVES_SCHEMA = pa.schema(_ROW_FIELDS + [("is_random", pa.bool_()), ("method", pa.string())])
-DROPPED_SCHEMA = pa.schema(_ROW_FIELDS + [("reason", pa.string())])
-QUERY_SUMMARY_SCHEMA = pa.schema(
-    [
-        ("query_id", pa.string()),
-        ("n_positives", pa.int32()),
-        ("positive_score", pa.float32()),
-        ("n_candidates", pa.int32()),
-        ("depth_used", pa.int32()),
-        ("n_negatives", pa.int32()),
-        ("shortfall", pa.int32()),
-        ("exported", pa.bool_()),
-        ("status", pa.string()),
-    ]
-)
 
 # all_candidates_positive: retrieval found candidates, and every one became a positive by a verdict
 # (--relabel, a judgment): no_candidates would say retrieval found none.

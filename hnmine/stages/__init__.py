@@ -1,12 +1,12 @@
 """The stages in pipeline order. Importing this is cheap: stage modules import heavy libraries only
 inside their work functions. Which stage writes which path is the run directory's to say
-(hnmine.rundir.WRITTEN_BY); which command runs a stage, the options' (hnmine.options.STAGE_COMMANDS)."""
+(hnmine.run_layout); which command runs a stage, the options' (hnmine.options.STAGE_COMMANDS)."""
 
 from __future__ import annotations
 
 from hnmine.options import command_of
 from hnmine.pipeline import Stage
-from hnmine.rundir import stage_making
+from hnmine.run_layout import stage_making
 from hnmine.stages import export, filter, index, inputs, retrieve, score
 
 STAGES: tuple[Stage, ...] = (inputs.STAGE, index.STAGE, retrieve.STAGE, score.STAGE, filter.STAGE, export.STAGE)

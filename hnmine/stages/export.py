@@ -8,7 +8,7 @@ from hnmine.pipeline import Context, Stage, StageOutput
 
 def export_file(options: Options) -> str:
     from hnmine.formats import get_format
-    from hnmine.rundir import export_path
+    from hnmine.run_layout import export_path
 
     return export_path(options.format, options.file_format or get_format(options.format).default_file_format)
 

@@ -33,14 +33,16 @@ def judgments(ctx: Context):
     aside (ctx.memo["set_aside"]), never applied to another text."""
     if "judgments" not in ctx.memo:
         from hnmine import judgments as j
+        from hnmine.journal import run_judgments
+        from hnmine.judgment_files import read_judgments
 
         tables = []
         if ctx.run.exists("judgments") or ctx.run.exists("review_journal"):
-            own, set_aside = j.set_aside_changed(j.run_judgments(ctx.run.path), ctx.table("queries"), ctx.table("corpus"))
+            own, set_aside = j.set_aside_changed(run_judgments(ctx.run.path), ctx.table("queries"), ctx.table("corpus"))
             tables.append(own)
             ctx.memo["set_aside"] = set_aside
         if ctx.options.judgments is not None:
-            table = j.read_judgments(ctx.options.judgments)
+            table = read_judgments(ctx.options.judgments)
             _check_names_the_run(ctx, table)
             # a file holding verdicts tied to texts (another run's judgments.parquet) is held to them as the
             # run's own are: they judged texts this run may not have
@@ -362,6 +364,8 @@ def positives_table(scores):
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    from hnmine.schemas import POSITIVES_SCHEMA
+
     pos = scores.filter(pc.fill_null(scores.column("is_positive"), False))
     judged = pos.column("judged").to_pylist() if "judged" in pos.column_names else [None] * pos.num_rows
     relevance = pos.column("judged_relevance").to_pylist() if "judged_relevance" in pos.column_names else [None] * pos.num_rows
@@ -375,7 +379,8 @@ def positives_table(scores):
             "doc_id": pc.cast(pos.column("doc_id"), pa.string()),
             "teacher_score": pc.cast(pos.column("teacher_score"), pa.float32()),
             "origin": pa.array(origin, pa.string()),
-        }
+        },
+        schema=POSITIVES_SCHEMA,
     )
 
 

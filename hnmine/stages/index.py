@@ -12,7 +12,7 @@ from pathlib import Path
 
 from hnmine.options import Options
 from hnmine.pipeline import Context, Stage, StageOutput
-from hnmine.rundir import candidate_index
+from hnmine.run_layout import candidate_index
 
 
 def needs_dense(options: Options) -> bool:
@@ -59,7 +59,7 @@ def _check(options: Options) -> None:
 
 
 def _sources(ctx: Context) -> dict:
-    from hnmine.rundir import file_hash
+    from hnmine.io.hashing import file_hash
 
     o = ctx.options
     return {"file:corpus_embeddings": file_hash(o.corpus_embeddings)} if o.corpus_embeddings is not None and needs_dense(o) else {}
@@ -133,8 +133,8 @@ def _dense_index(ctx: Context, texts: list[str]) -> tuple[dict, dict]:
     name, revision = resolve_model(o.model)
     model = {"name": o.model, "path": name, "revision": revision}
     if o.corpus_embeddings is not None:  # checked and normalised block by block (bounded memory)
+        from hnmine.io.hashing import file_hash
         from hnmine.io.vectors import save_user_vectors
-        from hnmine.rundir import file_hash
 
         save_user_vectors(
             o.corpus_embeddings, n_docs, target, normalize=o.normalize, rows_of=f"the run's corpus table ({run.path_of('corpus')})"

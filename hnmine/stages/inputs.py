@@ -25,8 +25,8 @@ def _check(options: Options) -> None:
 
 
 def _sources(ctx: Context) -> dict:
+    from hnmine.io.hashing import content_hash
     from hnmine.io.inputs import resolve_files
-    from hnmine.rundir import content_hash
 
     files = resolve_files(input_spec(ctx.options))
     return {f"file:{role}": content_hash(path) for role, path in files.items() if path is not None}

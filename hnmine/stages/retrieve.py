@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from hnmine.options import Options
 from hnmine.pipeline import Context, Stage, StageOutput
-from hnmine.rundir import candidate_index
+from hnmine.run_layout import candidate_index
 
 
 def _dense(options: Options) -> bool:
@@ -60,7 +60,7 @@ def _check(options: Options) -> None:
 
 
 def _sources(ctx: Context) -> dict:
-    from hnmine.rundir import file_hash
+    from hnmine.io.hashing import file_hash
 
     o = ctx.options
     return {"file:query_embeddings": file_hash(o.query_embeddings)} if o.query_embeddings is not None and _dense(o) else {}

@@ -87,7 +87,7 @@ def _reads(ctx: Context) -> tuple[str, ...]:
 
 
 def _sources(ctx: Context) -> dict:
-    from hnmine.rundir import file_hash
+    from hnmine.io.hashing import file_hash
 
     o = ctx.options
     if o.query_embeddings is not None and any(_user_queries(t, o) for t in teachers_of(o)):

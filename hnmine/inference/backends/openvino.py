@@ -166,7 +166,7 @@ def _remove_stale_builds(folder: Path) -> None:
 
 
 def _sha256(path: Path) -> str:
-    from hnmine.rundir import file_hash
+    from hnmine.io.hashing import file_hash
 
     return file_hash(path)
 
