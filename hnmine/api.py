@@ -90,20 +90,24 @@ def _api_message(message: str, staged: dict[str, str], out: Any) -> str:
         if out is not None:
             message = message.replace(str(Path(out) / "sources" / name), label)
         message = re.sub(r"[^\s'\"`(]*/(?:sources|hnmine-staging-[^/\s'\"]*)/" + re.escape(name) + r"(?![\w.])", label, message)
-    return re.sub(r"(?<![\w/.-])--(no-)?([a-z][a-z0-9-]*)", _argument_of_flag, message)
+    return re.sub(r"(?<![\w/.-])--(no-)?([a-z][a-z0-9-]*)( [a-z][\w-]*)?", _argument_of_flag, message)
 
 
 def _argument_of_flag(match: Any) -> str:
-    """`--pair-query-column` -> `pair_query_column=`; a switch -> `relabel=True`, `--no-normalize` -> `normalize=False`."""
-    from hnmine.options import RunOptions, option_types
+    """`--pair-query-column` -> `pair_query_column=`; a switch -> `relabel=True`, `--no-normalize` -> `normalize=False`;
+    a flag with one of its choices -> `engine="ray"`."""
+    from hnmine.options import RunOptions, option_fields, option_types, spec
 
-    name = match.group(2).replace("-", "_")
+    name, word = match.group(2).replace("-", "_"), match.group(3) or ""
     types = {**option_types(RunOptions), **option_types()}
-    if name not in types or name in ("json", "quiet", "config", "engine", "ray_address"):
+    if name not in types or name in _COMMAND_LINE_ONLY:
         return match.group(0)
     if types[name] is bool:
-        return f"{name}={match.group(1) is None}"
-    return f"{name}="
+        return f"{name}={match.group(1) is None}{word}"
+    choices = next((spec(f).choices for cls in (RunOptions, None) for f in option_fields(cls) if f.name == name), None)
+    if word and choices is not None and word.strip() in choices():
+        return f'{name}="{word.strip()}"'
+    return f"{name}={word}"
 
 
 @_in_callers_words
@@ -119,6 +123,8 @@ def mine(
     replace: bool = False,
     defaults: bool = False,
     reset: tuple[str, ...] = (),
+    engine: str = "local",
+    ray_address: str | None = None,
     progress: bool = True,
     **options: Any,
 ) -> MiningResult:
@@ -127,19 +133,15 @@ def mine(
 
     On an existing run (`out=`), options not given are those the run last ran with (hnmine.run_options;
     `defaults=True`: their defaults; `reset=("judgments",)`: these from theirs), and other data than the run's
-    is refused unless `replace=True`."""
-    from hnmine.options import make_options
+    is refused unless `replace=True`. `engine="ray"` runs the stages on a Ray cluster (`ray_address=`, else
+    $RAY_ADDRESS, else one started for the call), as `hnmine mine --engine ray` does."""
+    from hnmine.options import check_engine, make_options
     from hnmine.progress import Reporter, RichReporter
     from hnmine.runner import run_command
 
-    known = {f.name for f in option_fields()}
-    for name in ("data", "corpus", "queries", "qrels", "model", "pairs"):
-        if name in options:
-            raise OptionError(f"give {name} as its own argument of hnmine.mine, not among the options")
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise OptionError(f"unknown option(s) of hnmine.mine: {', '.join(unknown)} (they are the options of `hnmine mine`)")
+    _check_option_names(options)
     make_options(dict(options))  # every option checked before anything is written
+    check_engine(engine)
     if isinstance(out, str) and out == "":  # Path("") is the current folder: the run would fill the caller's
         raise OptionError("out= needs a path, got an empty text")
     temporary = out is None
@@ -155,12 +157,44 @@ def mine(
             if model is not None:
                 values["model"] = _model(model, staging)
             reporter = RichReporter() if progress else Reporter()
-            result = run_command(run_dir, values, force=force, replace=replace, defaults=defaults, reset=reset, reporter=reporter)
+            result = run_command(
+                run_dir,
+                values,
+                force=force,
+                replace=replace,
+                defaults=defaults,
+                reset=reset,
+                reporter=reporter,
+                engine=engine,
+                ray_address=ray_address,
+            )
         return _result(result, run_dir, temporary)
     except BaseException:  # Ctrl-C too: nobody can reach a failed call's temporary folder (embeddings and all)
         if temporary:
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
+
+
+# The command line's options that have no keyword argument, and what a Python caller does instead.
+_COMMAND_LINE_ONLY = {
+    "json": "the summary is the result's .summary",
+    "quiet": "progress=False",
+    "config": "pass the options as keyword arguments (**values)",
+}
+
+
+def _check_option_names(options: dict[str, Any]) -> None:
+    """Every keyword argument names an option of `hnmine mine`, and is not one hnmine.mine takes on its own."""
+    known = {f.name for f in option_fields()}
+    for name in ("data", "corpus", "queries", "qrels", "model", "pairs"):
+        if name in options:
+            raise OptionError(f"give {name} as its own argument of hnmine.mine, not among the options")
+    for name, instead in _COMMAND_LINE_ONLY.items():
+        if name in options:
+            raise OptionError(f"{name} is an option of the command line, not of hnmine.mine: {instead}")
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise OptionError(f"unknown option(s) of hnmine.mine: {', '.join(unknown)} (they are the options of `hnmine mine`)")
 
 
 def _inputs(data: Any, corpus: Any, queries: Any, qrels: Any, staging: Path) -> dict[str, Any]:

@@ -1,22 +1,26 @@
 """The command line: thin typer commands. Each parses options, calls one hnmine function, and turns a
 named hnmine error into a one-line message and exit code 2. Heavy libraries are imported lazily.
 
-The stage commands are generated from the stage declarations (hnmine.stages: which command runs which
-stages) and the option declarations (hnmine.options: flags, types, defaults, help), so an option is
-declared once and every command that runs a stage reading it offers it.
+Every command is generated from option declarations (hnmine.option_spec's `opt` fields, made typer
+parameters by hnmine.cli_options): the stage commands from the stage declarations (hnmine.stages: which
+command runs which stages) and hnmine.options, so every command that runs a stage reading an option
+offers it; the helper commands (eval, report, inspect, review, finetune) from their options classes
+(hnmine.command_options, hnmine.finetune.options). An option is declared once.
 """
 
 from __future__ import annotations
 
 import inspect
 import sys
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable
 
 import typer
 from typer.core import TyperGroup
 
+from hnmine.cli_options import given_values, name_the_run, parameter, typed
+from hnmine.command_options import StageRun
 from hnmine.errors import HnmineError, Terminated
-from hnmine.options import Options, RunOptions, default_of, flag, option_fields, option_types, options_for_stages, spec
+from hnmine.options import Options, RunOptions, option_fields, options_for_stages, spec
 
 
 class _Group(TyperGroup):
@@ -78,56 +82,6 @@ HELP = {
 }
 
 
-def _annotation(tp: Any) -> Any:
-    """The typer annotation of an option type."""
-    import typing
-
-    if typing.get_origin(tp) is tuple:
-        return Optional[List[str]]
-    args = [a for a in typing.get_args(tp) if a is not type(None)]
-    if args and len(typing.get_args(tp)) > len(args):
-        return Optional[args[0]]
-    return tp
-
-
-def _parameter(f, cls: type) -> P:
-    s = spec(f)
-    tp = option_types(cls)[f.name]
-    default = default_of(f)
-    if default == ():
-        default = None
-    if s.argument:
-        argument = typer.Argument(default, help=s.help, show_default=False, metavar=f.name.upper())
-        return P(f.name, P.POSITIONAL_OR_KEYWORD, default=argument, annotation=_annotation(tp))
-    flags = [f"{flag(f.name)}/--no-{f.name.replace('_', '-')}"] if s.negatable else [flag(f.name)]
-    # A required option (--out) is checked after the --config file is read (it may come from there),
-    # not by click, which would refuse it before the file is read.
-    help_text = s.help + ("  [required]" if s.required else "")
-    show = default not in (None, ..., False)
-    if _is_path(tp):  # the help still reads <path>
-        option = typer.Option(default, *flags, *s.short, help=help_text, show_default=show, parser=_path_text, metavar="<path>")
-    else:
-        option = typer.Option(default, *flags, *s.short, help=help_text, show_default=show)
-    return P(f.name + ("_" if f.name in ("json", "format") else ""), P.KEYWORD_ONLY, default=option, annotation=_annotation(tp))
-
-
-def _is_path(tp: Any) -> bool:
-    import typing
-    from pathlib import Path
-
-    return tp is Path or Path in typing.get_args(tp)
-
-
-def _path_text(value: str) -> Any:
-    """A path option's value. An empty text (`--out "$RUN"` with RUN unset) would be Path(""), the current
-    folder: a run mined there, a folder read as the judgments file. Refused instead."""
-    from pathlib import Path
-
-    if isinstance(value, str) and value == "":
-        raise typer.BadParameter("needs a path, got an empty text")
-    return Path(value)
-
-
 def _fail_or_stop(exc: BaseException, resume: str = "") -> None:
     """A named error: its one line, exit 2. Ctrl-C or SIGTERM: one line, exit 130 or 143."""
     if isinstance(exc, HnmineError):
@@ -154,29 +108,25 @@ def _reporter(quiet: bool):
 def _stage_command(name: str, stages: tuple[str, ...]) -> Callable:
     option_fs = options_for_stages(stages)
     run_fs = list(option_fields(RunOptions))
+    # A command that takes no DATA takes the run as a positional RUN too, as the readers name it.
+    run_argument = [] if any(spec(f).argument for f in option_fs) else list(option_fields(StageRun))
+    typed_as = {f.name: (f, cls) for cls, fs in ((Options, option_fs), (RunOptions, run_fs), (StageRun, run_argument)) for f in fs}
 
     def command(ctx: typer.Context, **kw: Any) -> None:
         from hnmine.runner import run_command
 
-        values = {k.rstrip("_"): v for k, v in kw.items()}
-        # Flags typed on the command line beat the config file; defaults do not.
-        given = {k.rstrip("_") for k in kw if getattr(ctx.get_parameter_source(k), "name", "") == "COMMANDLINE"}
+        # Flags typed on the command line beat the config file; defaults do not. A typed RUN is a typed --out.
+        parameter_of = dict(zip(given_values(kw), kw))
+        given = {option for option, p in parameter_of.items() if _typed_on_command_line(ctx, p)}
+        if "run" in given:
+            given.add("out")
         try:
-            from_file = {}
-            if values.get("config") is not None:
-                from hnmine.config import config_values
-                from hnmine.stages import commands
-
-                from_file = config_values(values["config"], name, stages, list(commands()) + ["mine"])
-            merged = {**from_file, **{k: values[k] for k in given}}
-            run = {f.name: merged.get(f.name, values[f.name]) for f in run_fs}
-            if run["out"] is None:
-                from hnmine.errors import OptionError
-
-                raise OptionError("--out is needed: the run directory (a flag, or `out` in the --config file)")
+            values = name_the_run(given_values(kw), run_argument + run_fs)
+            values = {k: typed(*typed_as[k], v) for k, v in values.items()}
+            run, options = _run_and_options(values, given, name, stages, run_fs, option_fs)
             result = run_command(
                 run["out"],
-                {f.name: merged[f.name] for f in option_fs if f.name in merged},
+                options,
                 stages=stages,
                 defaults=run["defaults"],
                 reset=tuple(run["reset"] or ()),
@@ -191,14 +141,37 @@ def _stage_command(name: str, stages: tuple[str, ...]) -> Callable:
         _print_result(result, run["json"], run["quiet"])
 
     params = [P("ctx", P.POSITIONAL_OR_KEYWORD, annotation=typer.Context)]
-    params += [_parameter(f, Options) for f in option_fs if spec(f).argument]
-    params += [_parameter(f, RunOptions) for f in run_fs if f.name == "out"]
-    params += [_parameter(f, Options) for f in option_fs if not spec(f).argument]
-    params += [_parameter(f, RunOptions) for f in run_fs if f.name != "out"]
+    params += [parameter(f, Options) for f in option_fs if spec(f).argument]
+    params += [parameter(f, StageRun) for f in run_argument]
+    params += [parameter(f, RunOptions) for f in run_fs if f.name == "out"]
+    params += [parameter(f, Options) for f in option_fs if not spec(f).argument]
+    params += [parameter(f, RunOptions) for f in run_fs if f.name != "out"]
     command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     command.__doc__ = HELP[name]
     command.__name__ = f"{name}_command"
+    command.declared = (*option_fs, *run_fs, *run_argument)  # type: ignore[attr-defined]
     return command
+
+
+def _typed_on_command_line(ctx: typer.Context, parameter_name: str) -> bool:
+    return getattr(ctx.get_parameter_source(parameter_name), "name", "") == "COMMANDLINE"
+
+
+def _run_and_options(values: dict, given: set, name: str, stages: tuple[str, ...], run_fs: list, option_fs: list) -> tuple[dict, dict]:
+    """(the run options, the options given) from the command line over the --config file."""
+    from_file = {}
+    if values.get("config") is not None:
+        from hnmine.config import config_values
+        from hnmine.stages import commands
+
+        from_file = config_values(values["config"], name, stages, list(commands()) + ["mine"])
+    merged = {**from_file, **{k: values[k] for k in given}}
+    run = {f.name: merged.get(f.name, values[f.name]) for f in run_fs}
+    if run["out"] is None:
+        from hnmine.errors import OptionError
+
+        raise OptionError("--out is needed: the run directory (a flag, or `out` in the --config file)")
+    return run, {f.name: merged[f.name] for f in option_fs if f.name in merged}
 
 
 def _print_result(result, json_: bool, quiet: bool) -> None:
@@ -277,6 +250,12 @@ def _guarded(fn: Callable) -> Callable:
             _fail_or_stop(exc)
 
     return wrapper
+
+
+def declared_fields(name: str) -> tuple:
+    """The declared option fields (hnmine.option_spec) a command's parameters are made from."""
+    command = next(c for c in app.registered_commands if c.name == name)
+    return getattr(command.callback, "declared", ())
 
 
 def _version(value: bool) -> None:

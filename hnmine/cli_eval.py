@@ -1,15 +1,20 @@
 """`hnmine eval`: measure one or several runs against judgments, one row per run.
 
-Thin: reads the qrels file (hnmine.io.inputs.read_qrels, or hnmine.judgment_files.read_judgments for the
-qrels text `hnmine review --export` writes), calls hnmine.evaluate.compare_runs and
-prints. Named hnmine errors propagate; the main CLI turns them into a one-line message and exit 2.
+Thin: its options are declared in hnmine.command_options (EvalOptions) and the command is made from them
+by hnmine.cli_options.helper_command. It reads the qrels file (hnmine.io.inputs.read_qrels, or
+hnmine.judgment_files.read_judgments for the qrels text `hnmine review --export` writes), calls
+hnmine.evaluate.compare_runs and prints. Named hnmine errors propagate; the main CLI turns them into a one-line message and exit 2.
 Heavy libraries (pyarrow, rich) are imported inside the command so `hnmine --help` stays fast.
 """
 
+from __future__ import annotations
+
 from pathlib import Path
-from typing import Annotated, List, Optional
 
 import typer
+
+from hnmine.cli_options import helper_command
+from hnmine.command_options import EvalOptions, one_output_format
 
 # (header, key, format) of the summary table, in column order.
 COLUMNS = [
@@ -24,38 +29,17 @@ COLUMNS = [
 ]
 
 
-def eval_command(
-    runs: Annotated[
-        List[Path], typer.Argument(help="Run directories (after the filter stage); several are compared in one table.", show_default=False)
-    ],
-    qrels: Annotated[
-        Optional[Path],
-        typer.Option(
-            "--qrels",
-            help="Judgments file: BEIR qrels TSV `query-id corpus-id score`, JSONL/CSV/Parquet, or under another name "
-            "(`.qrels`, `.txt`) BEIR or TREC qrels text, as `hnmine review --export` writes.",
-        ),
-    ] = None,
-    hidden: Annotated[
-        bool, typer.Option("--hidden", help="Judge against the run's hidden positives (runs mined with --hide-positives).")
-    ] = False,
-    min_relevance: Annotated[int, typer.Option("--min-relevance", help="A judgment with relevance >= this is relevant.")] = 1,
-    json_: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
-    markdown: Annotated[bool, typer.Option("--markdown", help="Print a Markdown table (for docs/methods.md).")] = False,
-) -> None:
-    """Measure runs: false-negative rate, coverage, hardness, mean rank, time."""
-    from hnmine.errors import OptionError
+def evaluate(o: EvalOptions) -> None:
     from hnmine.evaluate import compare_runs
     from hnmine.terminal_text import dumps
 
-    if json_ and markdown:
-        raise OptionError("--json and --markdown: choose one output format")
-    table = _read_qrels(qrels, min_relevance) if qrels is not None else None
-    results = compare_runs(runs, qrels=table, hidden=hidden, min_relevance=min_relevance)
-    if json_:
+    one_output_format(o)
+    table = _read_qrels(o.qrels, o.min_relevance) if o.qrels is not None else None
+    results = compare_runs(list(o.runs), qrels=table, hidden=o.hidden, min_relevance=o.min_relevance)
+    if o.json:
         typer.echo(dumps(results, indent=2))
         return
-    if markdown:
+    if o.markdown:
         typer.echo(markdown_table(results))
         return
     _print_rich(results)
@@ -127,3 +111,6 @@ def _print_rich(results: list[dict]) -> None:
     for r in results:
         for note in r.get("notes", []):
             typer.echo(visible(f"{r['run']}: {note}"), err=True)
+
+
+eval_command = helper_command("eval", "Measure runs: false-negative rate, coverage, hardness, mean rank, time.", evaluate, EvalOptions)

@@ -1,22 +1,38 @@
-"""Every option, declared once: its name, type, default, help, bounds and the stages that read it.
+"""Every option of `hnmine mine` and the stage commands, declared once: its name, type, default, help,
+bounds and the stages that read it; and the rules between them.
 
 The CLI flags (`hnmine.cli`), the TOML keys of `--config` (`hnmine.config`), the Python API's keyword
 arguments and the checks (`check_options`) all come from the two dataclasses below, so an option
 cannot be spelled, bounded or defaulted two ways. A message names the flag (`--num-negatives`).
+How a declaration is made and one value checked is hnmine.option_spec's (any command's options: the
+helper commands declare theirs the same way, hnmine.command_options); the rules between options are
+hnmine.option_rules'.
 """
 
 from __future__ import annotations
 
-import math
-import re
-import typing
-from collections.abc import Callable, Sequence
-from dataclasses import MISSING, dataclass, field, fields
+from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from hnmine.errors import OptionError, UnknownName
+from hnmine.option_rules import RULES
+from hnmine.option_spec import (
+    Spec,
+    check_field,
+    declared_fields,
+    declared_types,
+    default_of,
+    flag,
+    opt,
+    spec,
+)
+from hnmine.option_spec import coerce as coerce_declared
+from hnmine.option_spec import registry_names as _names
+
+__all__ = ["Spec", "default_of", "flag", "opt", "spec"]  # the declaration's parts, as other modules name them here
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 # The stages in pipeline order, each with the command that runs it on its own. hnmine.stages declares their
@@ -38,46 +54,6 @@ def command_of(stage: str) -> str:
 
 
 MAX_SEED = 2**63 - 1
-
-
-@dataclass(frozen=True)
-class Spec:
-    """How one option is offered and checked (kept in the dataclass field's metadata)."""
-
-    help: str
-    stages: tuple[str, ...]  # the stages whose work reads it; () for options of the run itself
-    short: tuple[str, ...] = ()  # extra flags, e.g. "-n"
-    low: float | None = None  # bounds, inclusive unless *_open
-    high: float | None = None
-    low_open: bool = False
-    choices: Callable[[], Sequence[str]] | None = None  # registry names (an unknown one lists them)
-    kind: str = ""  # what a choice is called in messages ("method", "retriever")
-    negatable: bool = False  # a bool shown as --x/--no-x
-    argument: bool = False  # positional (DATA)
-    required: bool = False  # a stage command cannot run without it (--out)
-    metavar: str | None = None
-    requires: str | None = None  # a switch this option applies only with: given without it, it is refused
-    # choices this option is a parameter of (--temperature of --method and --sampling): a value the run
-    # recorded is not taken over when one of them is given anew (hnmine.run_options)
-    belongs_to: tuple[str, ...] = ()
-    # a value tied to the rows of the run's data (user vectors): not taken over for other data (--replace)
-    of_data: bool = False
-
-
-def opt(default: Any, help: str, *, stages: Sequence[str] = (), **kw: Any) -> Any:
-    return field(default=default, metadata={"spec": Spec(help, tuple(stages), **kw)})
-
-
-def _names(module: str, attr: str) -> Callable[[], list[str]]:
-    """Registry names, imported only when an option is checked or its help is printed."""
-
-    def names() -> list[str]:
-        import importlib
-
-        obj = getattr(importlib.import_module(module), attr)
-        return list(obj() if callable(obj) else obj)
-
-    return names
 
 
 _IN = ("inputs",)
@@ -385,22 +361,13 @@ class RunOptions:
     )
 
 
-def spec(f) -> Spec:
-    return f.metadata["spec"]
+def option_fields(cls: type | None = None) -> tuple:
+    """The declared fields of `cls` (default: Options), in declaration order."""
+    return declared_fields(Options if cls is None else cls)
 
 
-@cache
-def option_fields(cls: type = Options) -> tuple:
-    return tuple(fields(cls))
-
-
-@cache
-def option_types(cls: type = Options) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
-def flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
+def option_types(cls: type | None = None) -> dict[str, Any]:
+    return declared_types(Options if cls is None else cls)
 
 
 def label(name: str) -> str:
@@ -409,129 +376,36 @@ def label(name: str) -> str:
     return name.upper() if f is not None and spec(f).argument else flag(name)
 
 
-def default_of(f) -> Any:
-    return f.default if f.default is not MISSING else None
-
-
 def options_for_stages(stages: Sequence[str]) -> list:
     """The Options fields a command running `stages` takes (in declaration order)."""
     wanted = set(stages)
     return [f for f in option_fields(Options) if wanted & set(spec(f).stages)]
 
 
+def coerce(name: str, value: Any, cls: type | None = None, where: str | None = None) -> Any:
+    """`value` as the option's type (an option of `cls`, default Options), or an OptionError naming the flag
+    (or `where`, e.g. a config key)."""
+    return coerce_declared(name, value, Options if cls is None else cls, where)
+
+
 # ---------------------------------------------------------------------------------------- checks
-
-_DEVICE = re.compile(r"cpu|mps|cuda(:\d+)?|cuda(:\d+)?(,cuda(:\d+)?)+")
-
-
-def _base_type(tp: Any) -> Any:
-    """int for `int | None`, str for `tuple[str, ...]`."""
-    args = [a for a in typing.get_args(tp) if a is not type(None)]
-    origin = typing.get_origin(tp)
-    if origin is tuple:
-        return args[0] if args else str
-    if args and origin is not None and origin is not tuple:
-        return args[0]
-    return tp
-
-
-def coerce(name: str, value: Any, cls: type = Options, where: str | None = None) -> Any:
-    """`value` as the option's type, or an OptionError naming the flag (or `where`, e.g. a config key)."""
-    f = next((f for f in option_fields(cls) if f.name == name), None)
-    label = where or flag(name)
-    if f is None:
-        raise OptionError(f"{label}: unknown option")
-    tp = option_types(cls)[name]
-    base = _base_type(tp)
-    if value is None:
-        if type(None) in typing.get_args(tp) or typing.get_origin(tp) is tuple:
-            return () if typing.get_origin(tp) is tuple else None
-        raise OptionError(f"{label} needs a value")
-    if typing.get_origin(tp) is tuple:
-        items = [value] if isinstance(value, (str, Path)) else value
-        if not isinstance(items, (list, tuple)) or not all(isinstance(x, str) for x in items):
-            raise OptionError(f"{label} must be text or a list of texts, got {value!r}")
-        return tuple(items)
-    if base is bool:
-        if not isinstance(value, bool):
-            raise OptionError(f"{label} must be true or false, got {value!r}")
-        return value
-    if base is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
-            raise OptionError(f"{label} must be a whole number, got {value!r}")
-        return value
-    if base is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise OptionError(f"{label} must be a number, got {value!r}")
-        return float(value)
-    if base is Path:
-        if not isinstance(value, (str, Path)) or str(value) == "":
-            raise OptionError(f"{label} must be a path, got {value!r}")
-        return Path(value)
-    if not isinstance(value, str):
-        raise OptionError(f"{label} must be text, got {value!r}")
-    return value
-
-
-def _check_field(obj: Any, f) -> None:
-    """One declared option's value on `obj` (Options, or any settings object with fields of the same
-    names, such as the filter's): its type, bounds and registry names."""
-    value = getattr(obj, f.name)
-    s = spec(f)
-    if value is None or isinstance(value, (tuple, Path)):
-        return
-    name = flag(f.name)
-    base = _base_type(option_types(Options)[f.name])
-    if base is bool:
-        if not isinstance(value, bool):
-            raise OptionError(f"{name} must be true or false, got {value!r}")
-        return
-    if base in (int, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or (base is int and not isinstance(value, int)):
-            raise OptionError(f"{name} must be {'a whole number' if base is int else 'a number'}, got {value!r}")
-        if isinstance(value, float) and not math.isfinite(value):
-            raise OptionError(f"{name} must be a finite number, got {value}")
-        too_low = s.low is not None and (value <= s.low if s.low_open else value < s.low)
-        too_high = s.high is not None and value > s.high
-        if too_low or too_high:
-            raise OptionError(f"{name} must be {_range_text(s)}, got {value}")
-        return
-    if base is str and not isinstance(value, str):
-        raise OptionError(f"{name} must be text, got {value!r}")
-    if isinstance(value, str) and s.choices is not None:
-        valid = list(s.choices())
-        if value not in valid:
-            raise UnknownName(s.kind or f.name, value, valid)
-
-
-def _range_text(s: Spec) -> str:
-    def num(x: float) -> str:
-        return f"{int(x):,}" if float(x).is_integer() else f"{x:g}"
-
-    if s.low is not None and s.high is not None:
-        return f"in ({num(s.low)}, {num(s.high)}]" if s.low_open else f"between {num(s.low)} and {num(s.high)}"
-    if s.low is not None:
-        return f"above {num(s.low)}" if s.low_open else f"at least {num(s.low)}"
-    return f"at most {num(s.high)}"  # type: ignore[arg-type]
 
 
 def check_values(obj: Any, stages: Sequence[str] | None = None) -> None:
     """Every declared option `obj` has (Options, or the filter's settings): types, bounds, names, and the
-    rules between them. The one place options are checked; messages name the flag.
+    rules between them (hnmine.option_rules). The one place options are checked; messages name the flag.
 
     `stages`: the stages about to run. A rule between options applies only when those stages read every
     option it names: `hnmine retrieve --max-depth 30` is not refused for --depth (50), a filter option
     that command neither takes nor uses."""
     for f in option_fields(Options):
         if hasattr(obj, f.name):
-            _check_field(obj, f)
+            check_field(obj, f, Options)
     for f in option_fields(Options):
-        needs = spec(f).requires
-        if needs and getattr(obj, f.name, None) is not None and hasattr(obj, needs) and not getattr(obj, needs):
-            raise OptionError(f"{flag(f.name)} applies only with {flag(needs)}; give both, or neither")
-    for needs, rule in _RULES:
+        switch = spec(f).requires
+        if switch and getattr(obj, f.name, None) is not None and hasattr(obj, switch) and not getattr(obj, switch):
+            raise OptionError(f"{flag(f.name)} applies only with {flag(switch)}; give both, or neither")
+    for needs, rule in RULES:
         if all(getattr(obj, n, None) is not None for n in needs) and (stages is None or _read_by(needs, stages)):
             rule(obj)
 
@@ -539,93 +413,6 @@ def check_values(obj: Any, stages: Sequence[str] | None = None) -> None:
 def _read_by(names: Sequence[str], stages: Sequence[str]) -> bool:
     declared = {f.name: f for f in option_fields(Options)}
     return all(n not in declared or set(spec(declared[n]).stages) & set(stages) for n in names)
-
-
-def _rule(*needs: str):
-    def register(fn):
-        _RULES.append((needs, fn))
-        return fn
-
-    return register
-
-
-_RULES: list = []
-
-
-@_rule("depth", "max_depth")
-def _depth_within_max_depth(o: Any) -> None:
-    if o.depth > o.max_depth:
-        raise OptionError(f"--depth ({o.depth}) is larger than --max-depth ({o.max_depth})")
-
-
-@_rule("range_min", "range_max")
-def _window_not_empty(o: Any) -> None:
-    if o.range_min >= o.range_max:
-        raise OptionError(f"--range-min ({o.range_min}) must be smaller than --range-max ({o.range_max})")
-
-
-@_rule("range_min", "max_depth")
-def _window_within_max_depth(o: Any) -> None:
-    if o.range_min > o.max_depth:
-        raise OptionError(f"--range-min ({o.range_min}) is beyond --max-depth ({o.max_depth}): no candidate can be inside the rank window")
-
-
-@_rule("min_score", "max_score")
-def _score_range_not_empty(o: Any) -> None:
-    if o.min_score > o.max_score:
-        raise OptionError(f"--min-score ({o.min_score}) must be at most --max-score ({o.max_score})")
-
-
-@_rule("min_negatives", "num_negatives", "random_negatives")
-def _min_negatives_reachable(o: Any) -> None:
-    total = o.num_negatives + o.random_negatives
-    if o.min_negatives > total:
-        raise OptionError(
-            f"--min-negatives ({o.min_negatives}) exceeds --num-negatives + --random-negatives ({total}): no query could ever be exported"
-        )
-
-
-@_rule("sample_pool", "num_negatives")
-def _pool_holds_the_negatives(o: Any) -> None:
-    if o.sample_pool < o.num_negatives:
-        raise OptionError(
-            f"--sample-pool ({o.sample_pool}) must be at least --num-negatives ({o.num_negatives}): "
-            f"the negatives are drawn from the top --sample-pool eligible candidates"
-        )
-
-
-@_rule("device")
-def _known_device(o: Any) -> None:
-    if not _DEVICE.fullmatch(o.device):
-        raise OptionError(f"unknown device '{o.device}' (valid: cpu, cuda, cuda:N, mps, or a list such as cuda:0,cuda:1)")
-
-
-@_rule("model")
-def _model_named(o: Any) -> None:
-    if not o.model.strip():  # an empty path is the current folder: it would be loaded as a model
-        raise OptionError("--model needs a model name or path, got an empty text")
-
-
-@_rule("candidate_model")
-def _candidate_models_named(o: Any) -> None:
-    if any(not m.strip() for m in o.candidate_model):
-        raise OptionError("--candidate-model needs a model name or path, got an empty text")
-
-
-@_rule("query_prompt", "query_prompt_name")
-def _one_query_prompt(o: Any) -> None:
-    raise OptionError("--query-prompt and --query-prompt-name: give one (a text, or the name of a prompt stored in the model)")
-
-
-@_rule("corpus_prompt", "corpus_prompt_name")
-def _one_corpus_prompt(o: Any) -> None:
-    raise OptionError("--corpus-prompt and --corpus-prompt-name: give one (a text, or the name of a prompt stored in the model)")
-
-
-@_rule("teacher_type", "teacher")
-def _cross_encoder_named(o: Any) -> None:
-    if o.teacher_type == "cross-encoder" and not o.teacher:
-        raise OptionError("--teacher-type cross-encoder needs --teacher MODEL (a cross-encoder name or path)")
 
 
 # What --relabel uses for an option not given (the fields default to None, so a value given without
@@ -669,3 +456,18 @@ def make_options(values: dict[str, Any], stages: Sequence[str] | None = None) ->
     options = Options(**{k: coerce(k, v) for k, v in values.items()})
     check_options(options, stages)
     return options
+
+
+@cache
+def _declared_here() -> dict[str, Any]:
+    return {f.name: f for cls in (Options, RunOptions) for f in option_fields(cls)}
+
+
+def shared(name: str, **changes: Any) -> Any:
+    """A field of another command's options class declared as Options' or RunOptions' `name` is (--json,
+    --model, --min-relevance...): the same type, default, bounds and short flag, read by no stage; `changes`
+    (a help that says what this command does with it) replace parts of its Spec."""
+    from dataclasses import field, replace
+
+    f = _declared_here()[name]
+    return field(default=f.default, metadata={"spec": replace(spec(f), stages=(), **changes)})

@@ -226,7 +226,7 @@ def test_a_failed_call_without_out_leaves_no_temporary_folder(tmp_path, monkeypa
     (one per failed call in a notebook); Ctrl-C too."""
     import tempfile
 
-    import hnmine.pipeline
+    import hnmine.runner
     from hnmine.errors import InputError
 
     scratch = tmp_path / "scratch"
@@ -236,7 +236,7 @@ def test_a_failed_call_without_out_leaves_no_temporary_folder(tmp_path, monkeypa
     if failure == "bad-input":
         pairs[1]["positive"] = None  # fails in the inputs stage, after the pairs were staged
     else:
-        expected, real_run_stage, seen = KeyboardInterrupt, hnmine.pipeline.run_stage, []
+        expected, real_run_stage, seen = KeyboardInterrupt, hnmine.runner.run_stage, []
 
         def interrupted_at_filter(stage, ctx, **kw):
             if stage.name == "filter":
@@ -244,7 +244,7 @@ def test_a_failed_call_without_out_leaves_no_temporary_folder(tmp_path, monkeypa
                 raise KeyboardInterrupt
             return real_run_stage(stage, ctx, **kw)
 
-        monkeypatch.setattr(hnmine.pipeline, "run_stage", interrupted_at_filter)
+        monkeypatch.setattr(hnmine.runner, "run_stage", interrupted_at_filter)
     with pytest.raises(expected):
         hnmine.mine(pairs, corpus=[d["text"] for d in TINY_DOCS], num_negatives=2, progress=False)
     if failure != "bad-input":
@@ -322,3 +322,29 @@ def test_an_unnamed_pandas_index_that_may_hold_ids_is_refused():
     corpus = pd.DataFrame({"text": [d["text"] for d in TINY_DOCS]}, index=[d["_id"] for d in TINY_DOCS])
     message = _api_error(_pairs(), corpus=corpus)
     assert message.startswith("corpus=: the DataFrame has an unnamed index (a str ('d1') first) that would be lost"), message
+
+
+def test_the_run_options_are_arguments_too(tmp_path):
+    """hnmine.mine took every option of `hnmine mine` but --engine and --ray-address ('unknown option(s) of
+    hnmine.mine: engine'), though this page says it takes every option. Checked and named as the others are."""
+    from hnmine.errors import UnknownName
+
+    with pytest.raises(UnknownName, match="unknown engine 'spark' \\(valid: local, ray\\)"):
+        hnmine.mine(_pairs(), corpus=[d["text"] for d in TINY_DOCS], engine="spark", out=tmp_path / "a", progress=False)
+    with pytest.raises(OptionError, match='^ray_address= is for engine="ray"; the local engine runs on this machine'):
+        hnmine.mine(_pairs(), corpus=[d["text"] for d in TINY_DOCS], ray_address="auto", out=tmp_path / "b", progress=False)
+    with pytest.raises(OptionError, match="json"):
+        hnmine.mine(_pairs(), json=True)
+    result = hnmine.mine(
+        _pairs(), corpus=[d["text"] for d in TINY_DOCS], engine="local", num_negatives=2, out=tmp_path / "c", progress=False
+    )
+    assert result.table.num_rows > 0
+
+
+def test_engine_ray_goes_to_the_ray_executor(tmp_path):
+    """engine="ray" with ray_address= reaches the Ray executor as `--engine ray --ray-address` does: a cluster
+    that does not answer is named, in the caller's words."""
+    pytest.importorskip("ray")
+    data = write_beir(tmp_path / "tiny", TINY_DOCS, TINY_QUERIES, TINY_QRELS)
+    with pytest.raises(OptionError, match="^ray_address= 127.0.0.1:1: no Ray cluster answers there"):
+        hnmine.mine(data, out=tmp_path / "run", engine="ray", ray_address="127.0.0.1:1", progress=False)

@@ -254,9 +254,9 @@ def test_a_sampler_option_the_method_ignores_is_named_by_its_flag(tmp_path):
         (["mine", "DATA", "--out", "RUN", "--num-negatives", "abc"], "Invalid value for '--num-negatives'"),
         (["mine", "DATA", "--out", "RUN", "--no-such-flag"], "No such option: --no-such-flag"),
         (["mine", "DATA"], "--out is needed"),
-        (["report", "RUN", "--top", "-1"], "Invalid value for '--top'"),
+        (["report", "RUN", "--top", "-1"], "--top must be at least 0, got -1"),
         (["report", "RUN", "--html", "TMP"], "is a directory"),
-        (["inspect"], "Missing argument"),
+        (["inspect"], "RUN is needed (an argument, or --out RUN)"),
         (["eval", "RUN", "--min-relevance", "high"], "Invalid value for '--min-relevance'"),
     ],
     ids=[
