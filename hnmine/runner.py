@@ -51,7 +51,9 @@ def mine(
     run = RunDir(run_dir)
     result = MineResult(run_dir=Path(run_dir))
     # hash_scope: each file hashed once per run while unchanged, never trusted across runs (hnmine.io.hashing)
-    with run.writing(), hash_scope(), ExecutorSession(engine, ray_address, reporter) as session:
+    executors = ExecutorSession(engine, ray_address, reporter)
+    executors.check()  # before the run directory is touched: a cluster that does not answer writes nothing
+    with run.writing(), hash_scope(), executors as session:
         if replace is not None and any(s.name == "inputs" for s in chosen):
             from hnmine.run_identity import check_same_inputs
 

@@ -496,7 +496,9 @@ def test_teacher_gives_non_finite_scores(tmp_path, finished_tiny, monkeypatch):
         return s
 
     monkeypatch.setattr(score_mod, "_bi_encoder_scores", nan_scores)
-    message = assert_clean_error(invoke(["score", "--out", run, "--force"]), ["gave a non-finite score for query", "--dtype float32"])
+    message = assert_clean_error(
+        invoke(["score", "--out", run, "--force", "--quiet"]), ["gave a non-finite score for query", "--dtype float32"]
+    )
     table = pq.read_table(done / "scores.parquet")
     assert f"query {table['query_id'][2]} and document {table['doc_id'][2]}" in message
     assert snapshot(run) == before

@@ -145,7 +145,8 @@ def test_a_run_submitted_to_a_two_node_cluster_gives_the_same_export(two_nodes, 
 
 
 def _encode_workers(temp: str) -> list:
-    return [p for p in _cluster_processes(temp) if "EncodeActor" in " ".join(_cmdline(p))]
+    # the first actor pool of a run is the corpus encoding's (hnmine.inference.cache): its actors hold the model
+    return [p for p in _cluster_processes(temp) if "PartActor" in " ".join(_cmdline(p))]
 
 
 def _cmdline(p) -> list[str]:

@@ -48,6 +48,13 @@ class ExecutorSession:
         self.name, self.address, self.reporter = name, address, reporter
         self.executor = None
 
+    def check(self) -> None:
+        """Before the run directory is touched: what can be checked (Ray installed, an address that answers),
+        and an executor that joins a running cluster is joined now (one that fails to writes nothing)."""
+        module = importlib.import_module(self.spec.module)
+        if hasattr(module, "check") and module.check(self.address):
+            self.started()
+
     def started(self):
         if self.executor is None:
             self.executor = importlib.import_module(self.spec.module).start(self.address, self.reporter)

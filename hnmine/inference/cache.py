@@ -20,6 +20,7 @@ import numpy as np
 
 from hnmine.inference.batching import BATCH_ORDER, encode_batches, encoding_order
 from hnmine.inference.models import model_key, resolve_model
+from hnmine.inference.pool import split_batches
 from hnmine.inference.spec import EncoderSpec, backend_key
 from hnmine.io.atomic import atomic_path, open_npy_for_writing
 from hnmine.parts import Parts, run_in_process
@@ -125,24 +126,37 @@ def _encode_chunks(
         for stale in parts.glob("chunk-*.npy"):  # made in an order no longer known: cannot be placed
             remove_inside(_cache_root(parts), stale)
         order = encoding_order(texts, spec)
-    items = []
+    layout = spec.layout()
+    items: list[dict] = []
     for c in range((len(texts) + CHUNK - 1) // CHUNK):
         idx = order[c * CHUNK : (c + 1) * CHUNK]
-        if not chunk_ok(chunk_file(parts, c), len(idx)):
-            items.append({"chunk": c, "texts": [texts[i] for i in idx]})
+        if chunk_ok(chunk_file(parts, c), len(idx)):
+            continue
+        # With several workers a chunk is cut into pieces of whole batches, a few per worker: the same
+        # batches in any piece, so the same bytes.
+        workers = len(layout.devices)
+        pieces = split_batches(len(idx), spec.batch_size, workers) if workers > 1 else [(0, len(idx))]
+        for k, (a, b) in enumerate(pieces):
+            items.append({"chunk": c, "last": k == len(pieces) - 1, "texts": [texts[i] for i in idx[a:b]]})
     step = Parts(
         label=description,
         items=items,
-        run=encode_chunk,
-        shared={"spec": spec.for_workers(), "prompt": prompt, "prompt_name": prompt_name, "parts": str(parts)},
+        run=encode_piece,
+        shared={"spec": spec.for_workers(), "prompt": prompt, "prompt_name": prompt_name},
         hold=hold_encoder,
         units=lambda item: len(item["texts"]),
-        layout=spec.layout(),
+        layout=layout,
     )
-    for _ in executor.map(step, reporter) if executor is not None else run_in_process(step, reporter):
-        if not order_saved:  # saved with the first chunk: nothing is written before a vector is
-            save_npy(order, parts / "order.npy")
-            order_saved = True
+    done: list[np.ndarray] = []
+    results = executor.map(step, reporter) if executor is not None else run_in_process(step, reporter)
+    for item, vectors in zip(items, results):
+        done.append(vectors)
+        if item["last"]:  # the chunk is whole: written atomically, its order first (nothing before a vector)
+            if not order_saved:
+                save_npy(order, parts / "order.npy")
+                order_saved = True
+            save_npy(np.concatenate(done, axis=0), chunk_file(parts, int(item["chunk"])))
+            done = []
     return order
 
 
@@ -151,12 +165,9 @@ def hold_encoder(shared: dict, device: str):
     return shared["spec"].on(device).load()
 
 
-def encode_chunk(item: dict, shared: dict, model) -> int:
-    """One chunk of an encode: its batches through the model, the vectors written as the chunk's file."""
-    spec = shared["spec"]
-    vectors = encode_batches(model, item["texts"], spec, shared["prompt"], shared["prompt_name"], lambda n=1: None)
-    save_npy(vectors, chunk_file(Path(shared["parts"]), item["chunk"]))
-    return len(item["texts"])
+def encode_piece(item: dict, shared: dict, model) -> np.ndarray:
+    """Some whole batches of a chunk through the model: their vectors."""
+    return encode_batches(model, item["texts"], shared["spec"], shared["prompt"], shared["prompt_name"], lambda n=1: None)
 
 
 def cache_parts(cache_dir: Path, key: str) -> Path:

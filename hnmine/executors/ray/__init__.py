@@ -101,3 +101,12 @@ def start(address: str | None, reporter=None) -> RayExecutor:
     from hnmine.executors.ray.session import start as start_session
 
     return RayExecutor(start_session(address, reporter))
+
+
+def check(address: str | None) -> bool:
+    """Before the run directory is touched: Ray is installed, and a cluster address answers (a plain TCP
+    connect; ray.init would wait minutes for a head that does not answer). True: a cluster to join now
+    (its failure then writes nothing); a Ray started for the run is started by the first parts."""
+    from hnmine.executors.ray.session import check_before_start
+
+    return check_before_start(address)

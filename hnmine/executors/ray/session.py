@@ -75,6 +75,19 @@ def _data_context() -> None:
     ctx.execution_options.verbose_progress = False
 
 
+def check_before_start(address: str | None) -> bool:
+    """What start() refuses first, checked without starting anything; True when there is a cluster to join."""
+    try:
+        import ray
+    except ImportError:
+        raise OptionError("--engine ray needs Ray on this machine: pip install 'hnmine[ray]'") from None
+    if ray.is_initialized():
+        return False
+    given, origin = given_address(address)
+    check_address(given, origin)
+    return given is not None
+
+
 def start(address: str | None, reporter: Reporter | None = None) -> RaySession:
     try:
         import ray
