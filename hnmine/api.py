@@ -31,8 +31,6 @@ from hnmine.options import option_fields
 from hnmine.pipeline import MineResult
 from hnmine.rundir import RunDir
 
-PATH_ROLES = ("corpus", "queries", "qrels")
-
 
 @dataclass
 class MiningResult:

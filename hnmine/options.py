@@ -433,12 +433,6 @@ def check_options(options: Options, stages: Sequence[str] | None = None) -> None
     check_values(options, stages)
 
 
-def check_run_options(run: RunOptions) -> None:
-    if run.out is None:
-        raise OptionError("--out is needed: the run directory")
-    check_engine(run.engine)
-
-
 def check_engine(name: str) -> None:
     """An engine name from the registry (hnmine.executors); an unknown one lists the valid names."""
     valid = _names("hnmine.executors", "engine_names")()

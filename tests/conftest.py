@@ -196,12 +196,11 @@ def finished_tiny(tmp_path_factory) -> tuple[Path, Path]:
 
 
 def assert_same_up_to_tolerance(run_a: Path, run_b: Path) -> None:
-    """What the reproducibility contract promises across thread counts and CPUs (hnmine.reproducibility):
+    """What the reproducibility contract promises across thread counts and CPUs (tests/reproducibility.py):
     every teacher score within the dtype's tolerance, and the same negatives except swaps between
     candidates of one query whose scores are within twice that tolerance of each other."""
     import pyarrow.parquet as pq
-
-    from hnmine.reproducibility import score_tolerance
+    from reproducibility import score_tolerance
 
     dtype = json.loads((run_a / "manifests/index.json").read_text())["models"]["dense"]["dtype"]
     tol = score_tolerance(dtype)

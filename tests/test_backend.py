@@ -1,6 +1,6 @@
 """`--backend`: what runs the bi-encoder. Keys differ by backend, a missing extra is one line, the
 OpenVINO IR is built once and checked, and OpenVINO's vectors agree with torch float32 within the
-tolerance of the dtype they were computed in (hnmine.reproducibility), on padded batches too."""
+tolerance of the dtype they were computed in (tests/reproducibility.py), on padded batches too."""
 
 from __future__ import annotations
 
@@ -189,8 +189,9 @@ def _encode(spec: EncoderSpec, texts: list[str]) -> np.ndarray:
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_openvino_scores_agree_with_torch_float32_within_the_dtype_tolerance(dtype):
     """Cosine scores of every (query, document) pair of the tiny fixture, batched with padding."""
+    from reproducibility import score_tolerance
+
     from hnmine.inference.backends.openvino import _core
-    from hnmine.reproducibility import score_tolerance
 
     if dtype == "bfloat16" and "BF16" not in _core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
         pytest.skip("no bfloat16 in OpenVINO on this CPU")
@@ -219,7 +220,7 @@ def test_openvino_gives_the_same_bytes_with_two_workers_at_the_same_threads(tmp_
 def test_openvino_runs_one_stream_per_thread_and_sliced_batches_agree_with_whole_ones():
     """--threads 2: two streams of one thread, each batch cut in two slices run at once; a batch of one row
     (fewer rows than streams) still runs; the vectors agree with one stream's within float32's tolerance."""
-    from hnmine.reproducibility import score_tolerance
+    from reproducibility import score_tolerance
 
     runner = replace(OV32, threads=2).load()[0].model
     assert len(runner._requests) == 2

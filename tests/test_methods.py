@@ -21,13 +21,32 @@ from hnmine.methods import (
     sampler_names,
 )
 from hnmine.methods.samplers import (
-    draw_one,
+    Sampler,
+    draw,
     get_sampler,
     query_seed,
     simans_log_weights,
     uniform01,
 )
 from hnmine.selection import FilterOptions
+
+
+def draw_one(sampler: Sampler, scores: np.ndarray, positive_score: float, n: int, opts, seed: int = 0, query_id: str = "q") -> np.ndarray:
+    """Positions the sampler picks for one query (scores in teacher order, highest first), sorted."""
+    k = scores.shape[0]
+    base = np.full(k, query_seed(seed, "sample", query_id), dtype=np.uint64)
+    mask = draw(
+        sampler,
+        np.zeros(k, np.int64),
+        np.arange(k),
+        np.asarray(scores, np.float64),
+        np.full(k, float(positive_score)),
+        base,
+        n,
+        opts,
+        lambda _: query_id,
+    )
+    return np.flatnonzero(mask)
 
 
 def test_registered_names():

@@ -100,11 +100,12 @@ def test_cross_encoder_scores_are_the_same_bytes_with_two_workers_and_the_same_t
 
 def test_cross_encoder_scores_with_default_threads_agree_within_the_tolerance(cross_encoder_pairs):
     """Default threads differ between one process and two workers: another summation order."""
+    from reproducibility import score_tolerance
+
     from hnmine.executors.local import LocalExecutor
     from hnmine.inference import cross_encoder
     from hnmine.inference.pool import available_cpus
     from hnmine.parts import Layout
-    from hnmine.reproducibility import score_tolerance
 
     model, queries, texts = cross_encoder_pairs
     one = cross_encoder.score_all(model, queries, texts, batch_size=4, layout=Layout(("cpu",), available_cpus()))

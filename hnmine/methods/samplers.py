@@ -204,21 +204,3 @@ def _check_simans(segment, logw, in_pool, scores, positive_score, opts, query_na
         f"teacher scores are on a scale of tens (raw dot products or logits?): use a smaller "
         f"--simans-a (about 1/(score spread)^2) or a teacher with normalised scores"
     )
-
-
-def draw_one(sampler: Sampler, scores: np.ndarray, positive_score: float, n: int, opts, seed: int = 0, query_id: str = "q") -> np.ndarray:
-    """Positions picked for one query (scores in teacher order, highest first), sorted."""
-    k = scores.shape[0]
-    base = np.full(k, query_seed(seed, "sample", query_id), dtype=np.uint64)
-    mask = draw(
-        sampler,
-        np.zeros(k, np.int64),
-        np.arange(k),
-        np.asarray(scores, np.float64),
-        np.full(k, float(positive_score)),
-        base,
-        n,
-        opts,
-        lambda _: query_id,
-    )
-    return np.flatnonzero(mask)

@@ -4,13 +4,6 @@ RETRIEVERS = ("dense", "bm25", "hybrid")
 BM25_BACKENDS = ("bm25s", "rank-bm25")
 
 
-def check_retriever(name: str) -> None:
-    from hnmine.errors import UnknownName
-
-    if name not in RETRIEVERS:
-        raise UnknownName("retriever", name, list(RETRIEVERS))
-
-
 def needs_dense(retriever: str) -> bool:
     return retriever in ("dense", "hybrid")
 
