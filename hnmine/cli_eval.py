@@ -58,7 +58,8 @@ def _read_qrels(path: Path, min_relevance: int):
         from hnmine.judgment_files import read_judgments
 
         return read_judgments(path)
-    from hnmine.io.inputs import InputSpec, read_qrels
+    from hnmine.io.inputs import read_qrels
+    from hnmine.io.locate import InputSpec
 
     return read_qrels(InputSpec(min_relevance=min_relevance), path)
 

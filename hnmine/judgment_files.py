@@ -60,7 +60,8 @@ def _read_qrels_table(path: Path) -> pa.Table:
     """A CSV or JSON-lines qrels table (query-id/query_id, corpus-id/doc_id, score/relevance columns)."""
     from hnmine.errors import MissingColumn
     from hnmine.io.files import read_table
-    from hnmine.io.inputs import QREL_SCORE_COLUMNS, InputSpec, qrels_from_table
+    from hnmine.io.inputs import QREL_SCORE_COLUMNS, qrels_from_table
+    from hnmine.io.locate import InputSpec
 
     table = read_table(path)
     if not any(name in table.column_names for name in QREL_SCORE_COLUMNS):  # a verdict needs its grade

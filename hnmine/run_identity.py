@@ -28,7 +28,7 @@ def input_identity(options: Options, run_path: Path, content_roots: Iterable[Pat
     inside the run (or under `content_roots`, where the API stages data before moving it into the run)
     have no path of the user's."""
     from hnmine.io.hashing import content_hash
-    from hnmine.io.inputs import input_spec, resolve_files
+    from hnmine.io.locate import input_spec, resolve_files
 
     roots = [Path(run_path).resolve(), *(Path(r).resolve() for r in content_roots)]
     out = {}
@@ -91,7 +91,7 @@ def _whole(role: str, entry: object) -> bool:
 def input_files(options: Options) -> dict[str, str]:
     """{role: absolute path} of the files the inputs stage reads (for its manifest: a relative path would
     name a file only from the folder the command ran in)."""
-    from hnmine.io.inputs import input_spec, resolve_files
+    from hnmine.io.locate import input_spec, resolve_files
 
     return {role: str(Path(p).absolute()) for role, p in resolve_files(input_spec(options)).items() if p is not None}
 

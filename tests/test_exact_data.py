@@ -18,7 +18,8 @@ from conftest import TINY_DOCS, TINY_QRELS, TINY_QUERIES, invoke, mine_json, wri
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hnmine.io.inputs import InputSpec, load_inputs
+from hnmine.io.inputs import load_inputs
+from hnmine.io.locate import InputSpec
 
 # Ids that type inference, stripping or markup parsing would change.
 TRICKY_IDS = [

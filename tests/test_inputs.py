@@ -10,7 +10,8 @@ import pytest
 from conftest import TINY_DOCS, write_beir
 
 from hnmine.errors import InputError, MissingColumn, OptionError
-from hnmine.io.inputs import InputSpec, content_id, load_inputs
+from hnmine.io.inputs import content_id, load_inputs
+from hnmine.io.locate import InputSpec
 
 
 def test_beir_folder_is_normalised(tiny_beir):

@@ -39,7 +39,8 @@ class EvalSet:
 def load_eval_set(data: Path, split: str, min_relevance: int = 1) -> EvalSet:
     """Read a BEIR folder's split; an InputError names the splits there when `split` is not one of them."""
     from hnmine.inference.batching import doc_texts
-    from hnmine.io.inputs import InputSpec, load_inputs
+    from hnmine.io.inputs import load_inputs
+    from hnmine.io.locate import InputSpec
 
     data = Path(data)
     if not data.exists():

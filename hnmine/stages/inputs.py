@@ -13,20 +13,20 @@ from hnmine.pipeline import Context, Stage, StageOutput
 
 
 def input_spec(options: Options):
-    from hnmine.io.inputs import input_spec as spec_of
+    from hnmine.io.locate import input_spec as spec_of
 
     return spec_of(options)
 
 
 def _check(options: Options) -> None:
-    from hnmine.io.inputs import resolve_files
+    from hnmine.io.locate import resolve_files
 
     resolve_files(input_spec(options))
 
 
 def _sources(ctx: Context) -> dict:
     from hnmine.io.hashing import content_hash
-    from hnmine.io.inputs import resolve_files
+    from hnmine.io.locate import resolve_files
 
     files = resolve_files(input_spec(ctx.options))
     return {f"file:{role}": content_hash(path) for role, path in files.items() if path is not None}

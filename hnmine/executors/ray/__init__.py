@@ -32,7 +32,7 @@ class RayExecutor:
             return
         size, resources, device = _pool(parts.layout, len(parts.items))
         refs = [ray.put((parts.shared, list(parts.items)))]  # in a list: an actor restarted after a crash gets it again
-        indices = [{"index": i} for i in range(len(parts.items))]
+        indices = [{"part": i} for i in range(len(parts.items))]
         ds = ray.data.from_items(indices, override_num_blocks=len(indices)).map_batches(
             PartActor,
             fn_constructor_args=(parts.run, parts.hold, refs, device),
@@ -44,7 +44,7 @@ class RayExecutor:
         with reporter.task(f"{parts.label} (ray)", total=total) as advance:
             try:
                 for row in ds.iter_rows():
-                    i = int(row["index"])
+                    i = int(row["part"])
                     yield row["result"]
                     advance(parts.units_of(parts.items[i]))
             except Exception as exc:  # a worker's hnmine error is the user's one-line message
@@ -75,11 +75,11 @@ class PartActor:
     def __call__(self, batch: dict) -> dict:
         import numpy as np
 
-        index = [int(i) for i in batch["index"]]
+        index = [int(i) for i in batch["part"]]
         results = np.empty(len(index), dtype=object)
         for j, i in enumerate(index):
             results[j] = self.run(self.items[i], self.shared, self.held)
-        return {"index": np.array(index, dtype=np.int64), "result": results}
+        return {"part": np.array(index, dtype=np.int64), "result": results}
 
 
 def _pool(layout: Layout | None, n_items: int) -> tuple[int, dict, str]:
