@@ -88,13 +88,6 @@ class Stage:
 
         return command_of(self.name)
 
-    @property
-    def makes(self) -> tuple[str, ...]:
-        """The run paths (or folder prefixes ending in /) that only this stage writes."""
-        from hnmine.run_layout import made_by
-
-        return made_by(self.name)
-
 
 @dataclass
 class StageOutcome:

@@ -73,13 +73,6 @@ def stage_making(rel: str) -> str:
     return "mine"
 
 
-def made_by(stage: str) -> tuple[str, ...]:
-    """The paths only `stage` writes: its files, and its folders as prefixes ending in / (none inside another)."""
-    own = [e for e in ENTRIES.values() if e.stage == stage]
-    tops = [e for e in own if not any(o.folder and e.path.startswith(o.path + "/") for o in own)]
-    return tuple(e.path + "/" if e.folder else e.path for e in tops)
-
-
 def candidate_index(i: int) -> str:
     """The folder of the i-th extra dense candidate model (i >= 2)."""
     return f"index/dense{i}"
