@@ -54,10 +54,15 @@ def _scores(passages: list[Passage]) -> list[float | None]:
     return [p.score for p in passages]
 
 
+# The four shapes named after sentence-transformers' `mine_hard_negatives` output formats are its shapes:
+# the same columns (`anchor`/`positive` where it names them after the input's columns), rows and score
+# columns (`scores`, or `score` for labeled-pair), so a file trains the same whichever tool wrote it.
+
+
 def _triplet(examples: list[Example], num_negatives: int, with_scores: bool) -> pa.Table:
     rows: dict[str, list] = {"anchor": [], "positive": [], "negative": []}
     if with_scores:
-        rows["score"] = []
+        rows["scores"] = []
     for ex in examples:
         for pos in ex.positives:
             for neg in ex.negatives:
@@ -65,7 +70,7 @@ def _triplet(examples: list[Example], num_negatives: int, with_scores: bool) -> 
                 rows["positive"].append(pos.text)
                 rows["negative"].append(neg.text)
                 if with_scores:
-                    rows["score"].append([pos.score, neg.score])
+                    rows["scores"].append([pos.score, neg.score])
     return pa.table(rows)
 
 
@@ -76,7 +81,7 @@ def _n_tuple(examples: list[Example], num_negatives: int, with_scores: bool) -> 
     for i in range(num_negatives):
         rows[f"negative_{i + 1}"] = []
     if with_scores:
-        rows["score"] = []
+        rows["scores"] = []
     for ex in examples:
         if len(ex.negatives) < num_negatives:
             continue
@@ -87,37 +92,40 @@ def _n_tuple(examples: list[Example], num_negatives: int, with_scores: bool) -> 
             for i, neg in enumerate(negs):
                 rows[f"negative_{i + 1}"].append(neg.text)
             if with_scores:
-                rows["score"].append([pos.score] + _scores(negs))
+                rows["scores"].append([pos.score] + _scores(negs))
     return pa.table(rows)
 
 
 def _labeled_pair(examples: list[Example], num_negatives: int, with_scores: bool) -> pa.Table:
-    rows: dict[str, list] = {"anchor": [], "passage": [], "label": []}
-    if with_scores:
-        rows["score"] = []
+    """(anchor, positive, label): a query's positives (1), then its negatives (0); with scores, the teacher's
+    score replaces the label (sentence-transformers' labeled-pair with output_scores)."""
+    value = "score" if with_scores else "label"
+    rows: dict[str, list] = {"anchor": [], "positive": [], value: []}
     for ex in examples:
         for label, group in ((1, ex.positives), (0, ex.negatives)):
             for p in group:
                 rows["anchor"].append(ex.query)
-                rows["passage"].append(p.text)
-                rows["label"].append(label)
-                if with_scores:
-                    rows["score"].append(p.score)
-    return pa.table({**rows, "label": pa.array(rows["label"], pa.int8())})
+                rows["positive"].append(p.text)  # sentence-transformers' name, negatives included
+                rows[value].append(p.score if with_scores else label)
+    if with_scores:
+        return pa.table({**rows, "score": pa.array(rows["score"], pa.float64())})
+    return pa.table({**rows, "label": pa.array(rows["label"], pa.int64())})
 
 
 def _labeled_list(examples: list[Example], num_negatives: int, with_scores: bool) -> pa.Table:
-    rows: dict[str, list] = {"anchor": [], "passages": [], "labels": []}
-    if with_scores:
-        rows["scores"] = []
+    """(anchor, [positive, negatives...], [1, 0, ...]) per (anchor, positive) pair of a query with negatives;
+    with scores, the teacher's scores replace the labels (sentence-transformers' labeled-list)."""
+    value = "scores" if with_scores else "labels"
+    rows: dict[str, list] = {"anchor": [], "positive": [], value: []}
     for ex in examples:
-        group = ex.positives + ex.negatives
-        rows["anchor"].append(ex.query)
-        rows["passages"].append([p.text for p in group])
-        rows["labels"].append([1] * len(ex.positives) + [0] * len(ex.negatives))
-        if with_scores:
-            rows["scores"].append(_scores(group))
-    return pa.table(rows)
+        if not ex.negatives:
+            continue
+        for pos in ex.positives:
+            rows["anchor"].append(ex.query)
+            rows["positive"].append([pos.text] + [n.text for n in ex.negatives])
+            rows[value].append(_scores([pos] + ex.negatives) if with_scores else [1] + [0] * len(ex.negatives))
+    types = {"labels": pa.list_(pa.int64()), "scores": pa.list_(pa.float64())}
+    return pa.table({**rows, value: pa.array(rows[value], types[value])})
 
 
 def _flagembedding(examples: list[Example], num_negatives: int, with_scores: bool) -> pa.Table:
@@ -159,9 +167,11 @@ EXPORT_FORMATS.add(
 )
 EXPORT_FORMATS.add("n-tuple", FormatSpec(_n_tuple, "parquet", "(anchor, positive, negative_1..k) rows; queries short of k left out"))
 EXPORT_FORMATS.add(
-    "labeled-pair", FormatSpec(_labeled_pair, "parquet", "(anchor, passage, label) rows: binary cross-entropy for rerankers")
+    "labeled-pair", FormatSpec(_labeled_pair, "parquet", "(anchor, positive, label) rows, negatives labelled 0: binary cross-entropy")
 )
-EXPORT_FORMATS.add("labeled-list", FormatSpec(_labeled_list, "parquet", "(anchor, passages, labels) rows: listwise reranker losses"))
+EXPORT_FORMATS.add(
+    "labeled-list", FormatSpec(_labeled_list, "parquet", "(anchor, [positive, negatives...], labels) per pair: listwise reranker losses")
+)
 EXPORT_FORMATS.add("flagembedding", FormatSpec(_flagembedding, "jsonl", "FlagEmbedding JSONL: query, pos, neg (+ pos_scores, neg_scores)"))
 EXPORT_FORMATS.add("tevatron", FormatSpec(_tevatron, "jsonl", "Tevatron JSONL: query_id, query, positive_passages, negative_passages"))
 

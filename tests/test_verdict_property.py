@@ -106,7 +106,7 @@ def export_negatives(table, fmt: str) -> list[tuple[str, str]]:
         elif fmt == "labeled-pair":
             out += [(r["anchor"], r.get("passage", r.get("positive"))) for _ in [0] if r["label"] == 0]
         elif fmt == "labeled-list":
-            out += [(r["anchor"], p) for p, label in zip(r["passages"], r["labels"]) if label == 0]
+            out += [(r["anchor"], p) for p, label in zip(r.get("passages", r.get("positive")), r["labels"]) if label == 0]
         elif fmt == "flagembedding":
             out += [(r["query"], n) for n in r["neg"]]
         else:

@@ -6,8 +6,8 @@ sentence-transformers' `mine_hard_negatives`, whose anchor column is named after
 shape          columns                                      one (anchor, positive) gets
 triplet        anchor, positive, negative                   the negatives of all its rows
 n-tuple        anchor, positive, negative_1..negative_k     the row's negatives
-labeled-pair   anchor, passage, label                       label 1 rows are positives, label 0 negatives
-labeled-list   anchor, passages, labels                     as labeled-pair, within one row
+labeled-pair   anchor, positive (or passage), label         label 1 rows are positives, label 0 negatives
+labeled-list   anchor, positive (or passages), labels       as labeled-pair, within one row (a list)
 flagembedding  query, pos, neg                              every pos with the row's neg
 tevatron       query, positive_passages, negative_passages  the same, texts as "title text"
 pairs          anchor, positive                             no negatives (in-batch training only)
@@ -169,15 +169,20 @@ def read_pairs(table, source: Path) -> tuple[str, list[TrainingPair], dict]:
     elif "pos" in names and "neg" in names:
         shape = "flagembedding"
         rows = [(a, texts(p), texts(n)) for a, p, n in zip(anchors, col("pos"), col("neg"))]
-    elif "passages" in names and "labels" in names:
-        shape = "labeled-list"
-        for a, ps, ls in zip(anchors, col("passages"), labels("labels")):
+    elif (listed := _first(names, ("passages", "positive"))) and "labels" in names:
+        shape = "labeled-list"  # (anchor, passages, labels), or sentence-transformers' (anchor, positive, labels)
+        for a, ps, ls in zip(anchors, col(listed), labels("labels")):
             ps, ls = list(ps or []), list(ls or [])
             rows.append((a, [str(p) for p, lab in zip(ps, ls) if lab], [str(p) for p, lab in zip(ps, ls) if not lab]))
-    elif "passage" in names and "label" in names:
-        shape = "labeled-pair"
-        for a, p, lab in zip(anchors, col("passage"), labels("label")):
+    elif (single := _first(names, ("passage", "positive"))) and "label" in names:
+        shape = "labeled-pair"  # (anchor, passage, label), or sentence-transformers' (anchor, positive, label)
+        for a, p, lab in zip(anchors, col(single), labels("label")):
             rows.append((a, [str(p)], []) if lab else (a, [], [str(p)]))
+    elif {"score", "scores"} & set(names) and not any(n == "negative" or _NEGATIVE_N.match(n) for n in names):
+        raise InputError(
+            f"{source}: a labeled shape with scores in place of labels (columns: {', '.join(names)}): which passages are "
+            "negatives is not said; export it without --with-scores (output_scores=False) to train on it"
+        )
     else:
         pos_col = _first(names, POSITIVE_COLUMNS)
         if pos_col is None:
