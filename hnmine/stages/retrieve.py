@@ -91,6 +91,7 @@ QUERY_BATCH = 1024  # queries per part: the batch of one faiss call (hnmine.retr
 def _work(ctx: Context) -> StageOutput:
     import pyarrow as pa
 
+    from hnmine.inference.spec import EncoderSpec
     from hnmine.parts import Layout, Parts
     from hnmine.stages.candidates import positives_by_query
 
@@ -113,7 +114,9 @@ def _work(ctx: Context) -> StageOutput:
     if _bm25(o):
         info = ctx.run.read_json("bm25_info")
         lists["bm25"] = {"kind": "bm25", "folder": str(ctx.run.path_of("bm25_index")), "backend": info["backend"], "method": info["method"]}
+    threads = EncoderSpec.from_options(o).resolved_threads()  # faiss's sums depend on its thread count
     shared = {
+        "threads": threads,
         "lists": lists,
         "corpus": str(ctx.run.path_of("corpus")),
         "query_ids": query_ids,
@@ -124,8 +127,9 @@ def _work(ctx: Context) -> StageOutput:
         "rrf_k": o.rrf_k,
     }
     items = [{"start": a, "stop": min(a + QUERY_BATCH, len(query_ids))} for a in range(0, len(query_ids), QUERY_BATCH)]
-    # Several processes only when asked (--workers): each holds its own copy of the indexes.
-    layout = Layout(devices=("cpu",) * o.workers, threads=1) if o.workers > 1 else None
+    # Several processes only when asked (--workers): each holds its own copy of the indexes, and searches
+    # with the run's thread count (--threads, else the CPUs shared out), on any executor.
+    layout = Layout(devices=("cpu",) * o.workers, threads=threads)
     step = Parts("retrieving", items, retrieve_batch, shared, hold_searchers, lambda item: item["stop"] - item["start"], layout)
     parts = list(ctx.executor.map(step, ctx.reporter))
     from hnmine.stages.candidates import CANDIDATE_SCHEMA
@@ -141,12 +145,14 @@ def hold_searchers(shared: dict, device: str) -> dict:
     """What a retrieve worker holds: the corpus ids, and a searcher per candidate list (indexes in memory)."""
     from pathlib import Path
 
+    import faiss
     import numpy as np
     import pyarrow.parquet as pq
 
     from hnmine.retrievers.bm25 import BM25Options, BM25Searcher
     from hnmine.retrievers.dense import DenseSearcher
 
+    faiss.omp_set_num_threads(shared["threads"])  # the same sums in every worker as in the local run
     corpus_ids = pq.read_table(shared["corpus"], columns=["doc_id"]).column("doc_id").to_numpy(zero_copy_only=False)
     held: dict = {"corpus_ids": corpus_ids, "searchers": {}}
     for name, spec in shared["lists"].items():
