@@ -138,8 +138,11 @@ def mine(
     from hnmine.runner import run_command
 
     _check_option_names(options)
-    make_options(dict(options))  # every option checked before anything is written
+    options, model, loaded = _name_loaded_models(options, model)
+    checked = make_options(dict(options))  # every option checked before anything is written
     check_engine(engine)
+    if loaded:
+        _check_loaded_here(checked, loaded, engine)
     if isinstance(out, str) and out == "":  # Path("") is the current folder: the run would fill the caller's
         raise OptionError("out= needs a path, got an empty text")
     temporary = out is None
@@ -148,12 +151,11 @@ def mine(
     try:
         with run.writing(), tempfile.TemporaryDirectory(prefix="hnmine-staging-") as scratch:
             # held across staging and the run: no other process writes here meanwhile
-            staging = run.path_of("sources")
             values = dict(options)
             values.update(_inputs(data, corpus, queries, qrels, Path(scratch)))
             values = _move_staged(values, Path(scratch), run, replace)
             if model is not None:
-                values["model"] = _model(model, staging)
+                values["model"] = model
             reporter = RichReporter() if progress else Reporter()
             result = run_command(
                 run_dir,
@@ -315,34 +317,64 @@ def _stage_table(table: pa.Table, target: Path) -> Path:
     return target
 
 
-def _model(model: Any, staging: Path) -> str:
-    """A model name or path as given; a loaded SentenceTransformer saved to `sources/model/`.
+def _name_loaded_models(options: dict[str, Any], model: Any) -> tuple[dict[str, Any], str | None, list[str]]:
+    """Model objects as names the pipeline takes: `model=` and `candidate_model=` SentenceTransformers, `teacher=`
+    SentenceTransformers and CrossEncoders, each registered to be used as it is in this process
+    (hnmine.inference.models.register_loaded: 'loaded:<hash of its weights and settings>'). A loaded model
+    computes as it is: without `dtype=` or `device=`, its own dtype and device are the run's."""
+    options = dict(options)
+    loaded: list[Any] = []
+    names: list[str] = []
 
-    Saved afresh on every call beside that folder, which is kept when the saved files are the same: the
-    key is everything a load of the folder gives back (weights, max_seq_length, tokenizer, prompts, ...),
-    never the weights alone, so a changed setting is encoded again and an unchanged model is not."""
-    if isinstance(model, (str, Path)):
-        return str(model)
-    if not hasattr(model, "save") or not hasattr(model, "state_dict"):
-        raise InputError(f"model: cannot use a {type(model).__name__} (give a name, a path or a SentenceTransformer)")
-    import os
+    def named(value: Any, role: str, kinds: tuple[str, ...]) -> str:
+        if isinstance(value, (str, Path)):
+            return str(value)
+        kind = _loaded_kind(value, role, kinds)
+        from hnmine.inference.models import register_loaded
 
-    from hnmine.inference.models import folder_fingerprint, quiet_model_loading
-    from hnmine.run_layout import remove_inside
+        loaded.append(value)
+        names.append(register_loaded(value))
+        return f"{kind}:{names[-1]}" if role == "teacher" else names[-1]
 
-    quiet_model_loading()  # transformers' "Writing model shards" bars, as when hnmine loads a model
+    name = None if model is None else named(model, "model", ("bi-encoder",))
+    for role, kinds in (("teacher", ("bi-encoder", "cross-encoder")), ("candidate_model", ("bi-encoder",))):
+        if role in options and options[role] is not None:
+            value = options[role]
+            many = list(value) if isinstance(value, (list, tuple)) else [value]
+            options[role] = tuple(named(v, role, kinds) for v in many)
+    if loaded:
+        first = loaded[0]
+        options.setdefault("dtype", str(first.dtype).removeprefix("torch."))
+        options.setdefault("device", str(first.device))
+    return options, name, names
 
-    run_dir, folder = staging.parent, staging / "model"
-    staging.mkdir(parents=True, exist_ok=True)
-    fresh = Path(tempfile.mkdtemp(prefix=".model.", suffix=".tmp", dir=staging))  # a killed call's is swept
-    try:
-        model.save(str(fresh))
-        if not (folder.is_dir() and not folder.is_symlink() and folder_fingerprint(folder) == folder_fingerprint(fresh)):
-            remove_inside(run_dir, folder)
-            os.rename(fresh, folder)
-    finally:
-        remove_inside(run_dir, fresh)
-    return str(folder)
+
+def _check_loaded_here(options: Any, names: list[str], engine: str) -> None:
+    """Before anything is written: a model object runs in this process (hnmine.teachers.check_loaded_in_process),
+    and Ray runs models on its nodes, which cannot reach the caller's objects."""
+    from hnmine.teachers import check_loaded_in_process
+
+    if engine != "local":
+        raise OptionError(
+            f'a model object passed to hnmine.mine runs in this process: engine="{engine}" needs its name or path (model.save(PATH))'
+        )
+    check_loaded_in_process(options, names)
+
+
+def _loaded_kind(value: Any, role: str, kinds: tuple[str, ...]) -> str:
+    """'bi-encoder' for a SentenceTransformer, 'cross-encoder' for a CrossEncoder, where `role` takes it."""
+    from sentence_transformers import CrossEncoder, SentenceTransformer
+
+    kind = "bi-encoder" if isinstance(value, SentenceTransformer) else "cross-encoder" if isinstance(value, CrossEncoder) else None
+    if kind is None:
+        raise InputError(
+            f"{role}=: cannot use a {type(value).__name__} (give a name, a path, or a loaded SentenceTransformer or CrossEncoder)"
+        )
+    if kind not in kinds:
+        raise InputError(
+            f"{role}= takes a dense model (a SentenceTransformer), got a CrossEncoder: give it as a teacher (teacher=[cross_encoder])"
+        )
+    return kind
 
 
 def _result(result: MineResult, run_dir: Path, temporary: bool) -> MiningResult:

@@ -70,7 +70,6 @@ def test_a_loaded_model_is_used_and_keyed_by_its_weights(tmp_path):
     rows = _pairs()
     kw = dict(corpus=[d["text"] for d in TINY_DOCS], out=tmp_path / "run", num_negatives=2, progress=False)
     first = hnmine.mine(rows, model=model, **kw)
-    assert (tmp_path / "run/sources/model/model.safetensors").is_file()  # saved in the run, keyed by its files
     assert all(s["skipped"] for s in hnmine.mine(rows, model=model, **kw).summary["stages"])
     import torch
 
@@ -79,6 +78,114 @@ def test_a_loaded_model_is_used_and_keyed_by_its_weights(tmp_path):
     changed = hnmine.mine(rows, model=model, **kw)
     assert not [s for s in changed.summary["stages"] if s["stage"] == "index"][0]["skipped"]
     assert first.table.num_rows > 0
+
+
+# -- issue 25, item 4: a loaded model is used in place -----------------------------------------------------
+
+
+def _loaded_model():
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(hnmine.api.default_model_path(), device="cpu")
+
+
+def _weights(model) -> dict:
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_a_loaded_model_is_used_in_place_not_saved_and_never_changed(tmp_path, monkeypatch):
+    """No copy on disk, no dtype probe (it computes in its own dtype), the very object encodes, and the
+    caller's model keeps its weights, dtype and settings."""
+    from hnmine.inference import dtype, loading
+    from hnmine.inference.models import register_loaded
+
+    model = _loaded_model()
+    before = _weights(model)
+    monkeypatch.setattr(dtype, "_time_dtypes", lambda *a, **k: pytest.fail("a loaded model was timed for --dtype auto"))
+    loads = []
+    real = loading.load_sentence_transformer
+    monkeypatch.setattr(loading, "load_sentence_transformer", lambda *a, **k: loads.append(real(*a, **k)) or loads[-1])
+    result = hnmine.mine(
+        _pairs(), model=model, corpus=[d["text"] for d in TINY_DOCS], out=tmp_path / "run", num_negatives=2, progress=False
+    )
+    assert not (tmp_path / "run" / "sources" / "model").exists()
+    index = json.loads((tmp_path / "run/manifests/index.json").read_text())
+    assert index["models"]["dense"]["name"] == register_loaded(model) and index["models"]["dense"]["dtype"] == "float32"
+    assert loads and all(m is model for m in loads)
+    assert model.dtype.is_floating_point and str(model.dtype) == "torch.float32" and model.max_seq_length == 256
+    assert all(v.equal(before[k]) for k, v in model.state_dict().items())
+    assert result.table.num_rows > 0
+
+
+def test_a_loaded_model_is_named_by_its_settings_too():
+    """The same weights with another max_seq_length or prompts encode otherwise: another name."""
+    from hnmine.inference.models import register_loaded
+
+    model = _loaded_model()
+    name = register_loaded(model)
+    assert register_loaded(_loaded_model()) == name  # another object, the same weights and settings
+    model.max_seq_length = 64
+    shorter = register_loaded(model)
+    model.prompts = {"query": "query: "}
+    assert len({name, shorter, register_loaded(model)}) == 3
+
+
+def test_a_loaded_model_gives_the_vectors_of_the_same_model_by_path(tmp_path):
+    model = _loaded_model()
+    kw = dict(corpus=[d["text"] for d in TINY_DOCS], num_negatives=2, dtype="float32", progress=False)
+    loaded = hnmine.mine(_pairs(), model=model, out=tmp_path / "a", **kw)
+    by_path = hnmine.mine(_pairs(), model=hnmine.api.default_model_path(), out=tmp_path / "b", **kw)
+    import pyarrow.parquet as pq
+
+    assert pq.read_table(tmp_path / "a/scores.parquet").equals(pq.read_table(tmp_path / "b/scores.parquet"))
+    assert loaded.table.equals(by_path.table)
+
+
+def _cross_encoder(tmp_path):
+    """A cross-encoder built from the bundled MiniLM (its head seeded), and the same saved to a folder."""
+    import torch
+    from sentence_transformers import CrossEncoder
+
+    torch.manual_seed(0)
+    ce = CrossEncoder(hnmine.api.default_model_path(), num_labels=1, device="cpu")
+    ce.save(str(tmp_path / "ce"))
+    return ce, tmp_path / "ce"
+
+
+def test_a_loaded_cross_encoder_is_a_teacher(tmp_path):
+    ce, folder = _cross_encoder(tmp_path)
+    before = _weights(ce)
+    kw = dict(corpus=[d["text"] for d in TINY_DOCS], num_negatives=2, dtype="float32", progress=False)
+    loaded = hnmine.mine(_pairs(), teacher=[ce], out=tmp_path / "a", **kw)
+    by_path = hnmine.mine(_pairs(), teacher=[f"cross-encoder:{folder}"], out=tmp_path / "b", **kw)
+    import pyarrow.parquet as pq
+
+    score = json.loads((tmp_path / "a/manifests/score.json").read_text())
+    assert [t["kind"] for t in score["options"]["teachers"]] == ["cross-encoder"]
+    a, b = pq.read_table(tmp_path / "a/scores.parquet"), pq.read_table(tmp_path / "b/scores.parquet")
+    assert a.column("teacher_score").equals(b.column("teacher_score"))
+    assert loaded.table.equals(by_path.table)
+    assert all(v.equal(before[k]) for k, v in ce.state_dict().items())
+
+
+def test_a_loaded_model_refuses_worker_processes(tmp_path):
+    model = _loaded_model()
+    with pytest.raises(OptionError, match="runs in this process, not in worker processes \\(workers=, or several device=\\)"):
+        hnmine.mine(_pairs(), model=model, workers=2, out=tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_run_of_a_loaded_model_names_it_when_it_is_gone(tmp_path):
+    """The CLI on such a run, once the model is no longer loaded: one line saying what to give."""
+    model = _loaded_model()
+    run = tmp_path / "run"
+    hnmine.mine(_pairs(), model=model, corpus=[d["text"] for d in TINY_DOCS], out=run, num_negatives=2, progress=False)
+    del model
+    gc.collect()
+    result = invoke(["score", "--out", run, "--force", "--quiet"])
+    assert result.exit_code == 2
+    assert "a model object passed to hnmine.mine" in result.stderr and "--model" in result.stderr
+    assert invoke(["filter", "--out", run, "-n", "1", "--quiet"]).exit_code == 0  # what needs no model still runs
 
 
 def test_paths_work_as_in_the_cli(tmp_path):

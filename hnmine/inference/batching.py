@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from hnmine.errors import ModelError, OptionError
-from hnmine.inference.models import model_path, quiet_model_loading, resolve_model
+from hnmine.inference.models import is_loaded, loaded_model, model_path, quiet_model_loading, resolve_model
 
 if TYPE_CHECKING:
     from hnmine.inference.spec import EncoderSpec
@@ -67,12 +67,13 @@ def _tokenizer_for(model: str, max_length: int | None, revision: str):
         from transformers import AutoTokenizer
 
         path = model_path(model)
-        tokenizer = AutoTokenizer.from_pretrained(path)
+        loaded = loaded_model(model) if is_loaded(model) else None  # a caller's model object: its own tokenizer
+        tokenizer = loaded.tokenizer if loaded is not None else AutoTokenizer.from_pretrained(path)
     except Exception:  # noqa: BLE001 - no tokenizer to read (not a transformers model, not cached): sort by characters
         return None, None
     if not getattr(tokenizer, "is_fast", False):
         return None, None
-    limit = max_length
+    limit = max_length if max_length is not None or loaded is None else loaded.max_seq_length
     config = Path(path) / "sentence_bert_config.json"
     if limit is None and config.exists():
         try:

@@ -110,7 +110,7 @@ def score_all(
 def hold_cross_encoder(shared: dict, device: str):
     from hnmine.inference.loading import load_cross_encoder
 
-    return load_cross_encoder(shared["model"], device, shared["max_length"])
+    return load_cross_encoder(shared["model"], device, shared["max_length"], shared["dtype"])
 
 
 def score_part(item: dict, shared: dict, model) -> np.ndarray:

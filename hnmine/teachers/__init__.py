@@ -62,11 +62,30 @@ def check_models_found(options) -> None:
     from hnmine.inference.models import check_model_found
 
     labels_only = options.corpus_embeddings is not None and options.query_embeddings is not None
-    if not labels_only:
-        check_model_found(options.model, "--model")
-    for name in options.candidate_model:
-        check_model_found(name, "--candidate-model")
+    named: list[tuple[str, str]] = [] if labels_only else [(options.model, "--model")]
+    named += [(name, "--candidate-model") for name in options.candidate_model]
     for text in options.teacher:  # KIND:MODEL, or MODEL (the --model when empty)
         name = TeacherSpec.parse(text, options.teacher_type, options.model).model
         if not (labels_only and name == options.model):
-            check_model_found(name, "--teacher")
+            named.append((name, "--teacher"))
+    for name, flag in named:
+        check_model_found(name, flag)
+    check_loaded_in_process(options, [name for name, _ in named])
+
+
+def check_loaded_in_process(options, names: list[str]) -> None:
+    """A model object of the caller (hnmine.inference.models.register_loaded) exists in this process only:
+    worker processes cannot use it, nor can another backend than torch run it."""
+    from hnmine.errors import OptionError
+    from hnmine.inference.models import is_loaded
+    from hnmine.inference.pool import worker_count
+
+    if not any(is_loaded(n) for n in names):
+        return
+    if worker_count(options.device, options.workers) > 1:
+        raise OptionError(
+            "a model object passed to hnmine.mine runs in this process, not in worker processes (--workers, or several "
+            "--device): give one worker and one device, or the model's name or path (model.save(PATH))"
+        )
+    if options.backend != "torch" and is_loaded(options.model):
+        raise OptionError(f"--backend {options.backend} needs a model name or path: a model object passed to hnmine.mine runs on torch")
