@@ -183,9 +183,52 @@ _COMMAND_LINE_ONLY = {
 }
 
 
+# sentence-transformers' `mine_hard_negatives` arguments that hnmine.mine names otherwise (or does without),
+# answered with the name to use: code ported from it fails at once, saying what to write (issue 25). The
+# arguments both share (num_negatives, range_max, max_score, min_score, margin, relative_margin, batch_size,
+# the prompts) have hnmine's names already; hnmine.mine_hard_negatives takes them all with their meanings.
+ST_NAMES = {
+    "dataset": "data",
+    "output_format": "format",
+    "as_triplets": "format",
+    "output_scores": "with_scores",
+    "sampling_strategy": "sampling",
+    "anchor_column_name": "pair_query_column",
+    "positive_column_name": "pair_positive_column",
+    "absolute_margin": "margin",
+    "cross_encoder": "teacher",
+    "verbose": "progress",
+    "use_multi_process": "workers",
+}
+ST_WITHOUT = {
+    "use_faiss": "hnmine searches with faiss by itself (exact up to exact_max_docs documents, IVF above)",
+    "faiss_batch_size": "hnmine searches in batches of its own",
+    "include_positives": "a known positive is never a negative; hnmine.mine_hard_negatives(include_positives=True) gives "
+    "sentence-transformers' ranking rows",
+    "cache_folder": "the run directory keeps its embeddings: pass out= to reuse them",
+}
+
+
+def _sentence_transformers_name(name: str) -> None:
+    """An OptionError answering a sentence-transformers argument with hnmine.mine's name for it."""
+    from hnmine.options import RunOptions
+
+    declared = {f.name for cls in (None, RunOptions) for f in option_fields(cls)}
+    if name == "cache_folder" and "cache_dir" in declared:  # the embedding store (issue 26)
+        raise OptionError("cache_folder: hnmine.mine calls it cache_dir")
+    if name in ST_NAMES:
+        raise OptionError(
+            f"{name}: hnmine.mine calls it {ST_NAMES[name]} (hnmine.mine_hard_negatives takes sentence-transformers' arguments)"
+        )
+    if name in ST_WITHOUT:
+        raise OptionError(f"{name}: hnmine.mine has no such option: {ST_WITHOUT[name]}")
+
+
 def _check_option_names(options: dict[str, Any]) -> None:
     """Every keyword argument names an option of `hnmine mine`, and is not one hnmine.mine takes on its own."""
     known = {f.name for f in option_fields()}
+    for name in sorted(set(options) - known):
+        _sentence_transformers_name(name)
     for name in ("data", "corpus", "queries", "qrels", "model", "pairs"):
         if name in options:
             raise OptionError(f"give {name} as its own argument of hnmine.mine, not among the options")

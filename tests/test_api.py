@@ -455,3 +455,40 @@ def test_engine_ray_goes_to_the_ray_executor(tmp_path):
     data = write_beir(tmp_path / "tiny", TINY_DOCS, TINY_QUERIES, TINY_QRELS)
     with pytest.raises(OptionError, match="^ray_address= 127.0.0.1:1: no Ray cluster answers there"):
         hnmine.mine(data, out=tmp_path / "run", engine="ray", ray_address="127.0.0.1:1", progress=False)
+
+
+def test_an_engine_other_than_local_refuses_a_loaded_model(tmp_path):
+    with pytest.raises(OptionError, match='runs in this process: engine="ray" needs its name or path'):
+        hnmine.mine(_pairs(), model=_loaded_model(), engine="ray", out=tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+# -- issue 25, item 5: a sentence-transformers name is answered with hnmine's ---------------------------------
+
+ST_NAMES = [
+    ("output_scores", True, "output_scores: hnmine.mine calls it with_scores"),
+    ("output_format", "n-tuple", "output_format: hnmine.mine calls it format"),
+    ("sampling_strategy", "random", "sampling_strategy: hnmine.mine calls it sampling"),
+    ("anchor_column_name", "q", "anchor_column_name: hnmine.mine calls it pair_query_column"),
+    ("positive_column_name", "p", "positive_column_name: hnmine.mine calls it pair_positive_column"),
+    ("absolute_margin", 0.1, "absolute_margin: hnmine.mine calls it margin"),
+    ("cross_encoder", "x", "cross_encoder: hnmine.mine calls it teacher"),
+    ("verbose", False, "verbose: hnmine.mine calls it progress"),
+    ("use_multi_process", True, "use_multi_process: hnmine.mine calls it workers"),
+    ("as_triplets", True, "as_triplets: hnmine.mine calls it format"),
+    ("dataset", [], "dataset: hnmine.mine calls it data"),
+    ("use_faiss", True, "use_faiss: hnmine.mine has no such option"),
+    ("faiss_batch_size", 8, "faiss_batch_size: hnmine.mine has no such option"),
+    ("include_positives", True, "include_positives: hnmine.mine has no such option"),
+    ("cache_folder", "c", "cache_folder: hnmine.mine has no such option"),
+]
+
+
+@pytest.mark.parametrize("name, value, message", ST_NAMES, ids=[n for n, _, _ in ST_NAMES])
+def test_a_sentence_transformers_argument_is_answered_with_hnmines_name(name, value, message):
+    from hnmine.options import RunOptions, option_fields
+
+    if name == "cache_folder" and "cache_dir" in {f.name for cls in (None, RunOptions) for f in option_fields(cls)}:
+        message = "cache_folder: hnmine.mine calls it cache_dir"  # the embedding store of issue 26
+    with pytest.raises(OptionError, match="^" + re.escape(message)):
+        hnmine.mine(_pairs(), **{name: value})
