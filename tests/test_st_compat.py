@@ -409,6 +409,7 @@ def assert_same_rows(ours, theirs, *, tolerance: float = 1e-5) -> None:
 
 REFERENCE_CALLS = [
     dict(),
+    dict(include_positives=True, range_max=10),
     dict(range_min=5, range_max=30, num_negatives=4, output_format="n-tuple", output_scores=True),
     dict(relative_margin=0.05, num_negatives=5, output_format="labeled-pair"),
     dict(absolute_margin=0.02, max_score=0.8, output_format="labeled-list", output_scores=True),
@@ -439,11 +440,14 @@ def test_the_rows_are_sentence_transformers_rows_on_sample_data(i, sample, sampl
     assert_same_rows(mine(data, model, corpus=corpus, hnmine_out=run, **REFERENCE_CALLS[i]), sample_reference[i])
 
 
-def test_the_shortfall_message_is_sentence_transformers(sample, model, capsys):
+@pytest.mark.parametrize("output_format", ["triplet", "n-tuple", "labeled-pair", "labeled-list"])
+def test_the_shortfall_message_is_sentence_transformers(output_format, sample, model, capsys):
+    """The samples short of negatives, counted per format as sentence-transformers counts them (its own tests
+    pin these counts), in its words: on stderr here, where it prints to stdout."""
     from sentence_transformers.util import mine_hard_negatives
 
     data, corpus, cache, run = sample
-    kw = dict(corpus=corpus, max_score=0.45, range_max=4, output_format="labeled-pair", verbose=True)
+    kw = dict(corpus=corpus, max_score=0.45, range_max=4, output_format=output_format, verbose=True)
     mine_hard_negatives(data, model, cache_folder=cache, **kw)
     theirs = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Could not find")]
     hnmine.mine_hard_negatives(data, model, hnmine_out=run, **kw)
@@ -468,3 +472,18 @@ def test_hnmine_exports_the_mine_hard_negatives_name_lazily():
     code = "import sys, hnmine; assert 'torch' not in sys.modules; f = hnmine.mine_hard_negatives; print(f.__module__)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).parent)
     assert out.stdout.strip() == "hnmine.st_compat"
+
+
+def test_the_signature_is_sentence_transformers():
+    """The same parameters in the same order with the same defaults, and hnmine's two, keyword-only, after them."""
+    import inspect
+
+    from sentence_transformers.util import mine_hard_negatives
+
+    theirs = list(inspect.signature(mine_hard_negatives).parameters.values())
+    ours = list(inspect.signature(hnmine.mine_hard_negatives).parameters.values())
+    assert [(p.name, p.default, p.kind) for p in ours[: len(theirs)]] == [(p.name, p.default, p.kind) for p in theirs]
+    assert [(p.name, p.kind) for p in ours[len(theirs) :]] == [
+        ("hnmine_out", inspect.Parameter.KEYWORD_ONLY),
+        ("hnmine_options", inspect.Parameter.KEYWORD_ONLY),
+    ]
