@@ -58,6 +58,15 @@ def _min_negatives_reachable(o: Any) -> None:
         )
 
 
+@_rule("max_negative_reuse", "random_negatives")
+def _reuse_cap_counts_mined_negatives(o: Any) -> None:
+    if o.random_negatives > 0:
+        raise OptionError(
+            f"--max-negative-reuse caps the mined negatives, and --random-negatives ({o.random_negatives}) draws others "
+            f"that it could not hold to the cap: give one or the other"
+        )
+
+
 @_rule("sample_pool", "num_negatives")
 def _pool_holds_the_negatives(o: Any) -> None:
     if o.sample_pool < o.num_negatives:

@@ -275,6 +275,14 @@ class Options:
         0.95, "Drop candidates with cosine ≥ this to a positive (above 1 disables).", stages=_FILTER, low=0.0, high=2.0, low_open=True
     )
     random_negatives: int = opt(0, "Extra random negatives from outside the candidates (STAR).", stages=_FILTER, low=0, high=1000)
+    max_negative_reuse: int | None = opt(
+        None,
+        "No document is a negative of more than K queries: the ones over the cap are dropped (reason negative_reuse_cap) "
+        "and replaced by other eligible candidates, chosen so that as many queries as possible stay full (docs/methods.md).",
+        stages=_FILTER,
+        low=1,
+        high=1_000_000_000,
+    )
     relabel: bool = opt(
         False,
         "Turn candidates the teacher scores at least --relabel-margin above the query's best known positive into "

@@ -71,6 +71,7 @@ def test_reasons_follow_the_tables_contract_order():
         "within_relative_margin_of_positive",
         "same_text_as_negative",
         "not_sampled",
+        "negative_reuse_cap",
     )
 
 

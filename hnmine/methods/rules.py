@@ -35,6 +35,8 @@ WITHIN_RELATIVE_MARGIN = "within_relative_margin_of_positive"
 # text adds nothing to a query's negatives (an n-tuple row of identical negatives).
 SAME_TEXT_NEGATIVE = "same_text_as_negative"
 NOT_SAMPLED = "not_sampled"
+# Chosen, but the document is already a negative of --max-negative-reuse other queries (hnmine.selection.reuse).
+NEGATIVE_REUSE_CAP = "negative_reuse_cap"
 
 REASONS: tuple[str, ...] = (
     KNOWN_POSITIVE,
@@ -50,6 +52,7 @@ REASONS: tuple[str, ...] = (
     WITHIN_RELATIVE_MARGIN,
     SAME_TEXT_NEGATIVE,
     NOT_SAMPLED,
+    NEGATIVE_REUSE_CAP,
 )
 REASON_CODE = {r: i for i, r in enumerate(REASONS)}
 # The rules that drop a candidate because it may be relevant (a suspected false negative). A candidate

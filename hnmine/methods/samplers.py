@@ -163,10 +163,18 @@ def draw(
     query_name(seg) the query id of a segment, for error messages
     Candidates outside the pool (position >= sample_pool) are never picked.
     """
+    order = draw_order(sampler, segment, position, scores, positive_score, base, opts, query_name)
+    return (order >= 0) & (order < n)
+
+
+def draw_order(sampler: Sampler, segment, position, scores, positive_score, base, opts, query_name) -> np.ndarray:
+    """Each candidate's place in its query's draw (0 = drawn first; -1 outside the pool), the arguments as
+    `draw`'s: the n first are the draw of n, and the next ones are what the sampler would draw after them
+    (sequential sampling without replacement goes on where it stopped)."""
     size = segment.shape[0]
     in_pool = np.ones(size, dtype=bool) if opts.sample_pool is None else position < opts.sample_pool
     if sampler.log_weights is None:
-        return in_pool & (position < n)
+        return np.where(in_pool, position, -1)
     logw = sampler.log_weights(scores, positive_score, opts)
     if sampler.name == "simans":
         _check_simans(segment, logw, in_pool, scores, positive_score, opts, query_name)
@@ -178,9 +186,9 @@ def draw(
     seg_sorted = segment[order]
     starts = np.flatnonzero(np.r_[True, seg_sorted[1:] != seg_sorted[:-1]])
     rank_in_seg = np.arange(size) - np.repeat(starts, np.diff(np.r_[starts, size]))
-    chosen = np.zeros(size, dtype=bool)
-    chosen[order] = (rank_in_seg < n) & in_pool[order]
-    return chosen
+    ranks = np.empty(size, dtype=np.int64)
+    ranks[order] = rank_in_seg
+    return np.where(in_pool, ranks, -1)
 
 
 def _check_simans(segment, logw, in_pool, scores, positive_score, opts, query_name) -> None:

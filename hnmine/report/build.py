@@ -75,6 +75,7 @@ def build_report(
         "scores": _distributions(neg, drop, scores, not_known, bins),
         "drop_reasons": reason_counts,
         "judgments": _judgments(manifests),
+        "negative_reuse": _filter_stat(manifests, "negative_reuse"),
         "suspects": _suspects(run, neg, drop, scores, top, reason, per_query or None),
     }
     if include_points:
@@ -131,6 +132,12 @@ def _distributions(neg, drop, scores, not_known, bins: int) -> dict:
 def _judgments(manifests: dict[str, dict]) -> dict | None:
     """What relevance verdicts did in the filter (hnmine.judgments): human ones apart from automatic ones."""
     return ((manifests.get("filter") or {}).get("stats") or {}).get("judgments")
+
+
+def _filter_stat(manifests: dict[str, dict], name: str) -> dict | None:
+    """A figure of the filter's stats (negative_reuse: what --max-negative-reuse did), or None."""
+    value = ((manifests.get("filter") or {}).get("stats") or {}).get(name)
+    return value if isinstance(value, dict) else None
 
 
 # -- sections ---------------------------------------------------------------------------------

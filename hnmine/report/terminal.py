@@ -180,7 +180,7 @@ def _drops(report: dict, width: int) -> Group:
     line.append(f" · {_n(f['unused'])} unused")
     if f["random"]:
         line.append(f" · {_n(f['random'])} random added")
-    lines = [line] + _judgment_lines(report.get("judgments"))
+    lines = [line] + _judgment_lines(report.get("judgments")) + _reuse_lines(report.get("negative_reuse"))
     reasons = report["drop_reasons"]
     if not reasons:
         return Group(*lines, Text("nothing was dropped", style="dim"))
@@ -197,6 +197,21 @@ def _drops(report: dict, width: int) -> Group:
             Text(r["reason"], style=style), _n(r["count"]), f"{r['share'] * 100:.1f}%", Text(bar(r["count"] / peak, bar_w), style="red")
         )
     return Group(*lines, table)
+
+
+def _reuse_lines(reuse: dict | None) -> list[Text]:
+    """What --max-negative-reuse did (hnmine.selection.reuse)."""
+    if not reuse:
+        return []
+    return [
+        Text(
+            f"negative reuse capped at {reuse.get('max_negative_reuse')} queries per document: "
+            f"{_n(reuse.get('negatives_taken_back', 0))} negatives taken back from {_n(reuse.get('documents_over_cap', 0))} documents, "
+            f"{_n(reuse.get('negatives_replaced', 0))} replaced, {_n(reuse.get('queries_short_by_cap', 0))} queries short by the cap "
+            f"(most uses of a document {reuse.get('most_uses_before')} → {reuse.get('most_uses_after', reuse.get('most_uses_before'))})",
+            style="dim",
+        )
+    ]
 
 
 def _judgment_lines(judgments: dict | None) -> list[Text]:

@@ -32,4 +32,5 @@ class FilterOptions:
     positive_reference: str = Options.positive_reference  # min|mean|max over the query's positives' teacher scores
     dedup_threshold: float | None = Options.dedup_threshold  # cosine to any positive >= this -> near duplicate
     random_negatives: int = Options.random_negatives  # STAR: extra negatives drawn uniformly from the corpus
+    max_negative_reuse: int | None = None  # no document a negative of more than this many queries (None: no cap)
     seed: int = Options.seed

@@ -32,6 +32,10 @@ class SelectionRecord:
         self.dropped_rows: list[np.ndarray] = []
         self.dropped_rank: list[np.ndarray] = []  # NO_TEACHER_RANK for known positives
         self.dropped_code: list[np.ndarray] = []
+        self.spare_rows: list[np.ndarray] = []  # --max-negative-reuse: eligible, not kept, in the sampler's order
+        self.spare_rank: list[np.ndarray] = []  # teacher ranks
+        self.spare_order: list[np.ndarray] = []  # place in the query's draw order
+        self.spare_dropped: list[np.ndarray] = []  # recorded as dropped (not_sampled)
 
     def add(
         self,
@@ -41,6 +45,7 @@ class SelectionRecord:
         teacher_rank: np.ndarray,
         code: np.ndarray,
         chosen: np.ndarray,
+        spare: np.ndarray | None = None,
     ) -> None:
         """Record the outcome of `queries` (sorted, each recorded once), all at `depth`.
 
@@ -48,6 +53,7 @@ class SelectionRecord:
                                        with its teacher rank and reason code (NOT_DROPPED:
                                        eligible, kept or unused)
         chosen                         the kept ones, a mask over cand_rows
+        spare                          per row, its place in the sampler's order if it is a spare (-1: not)
         The queries' retrieved known positives within their depth are recorded as dropped.
         """
         query = self.rows.query[cand_rows]
@@ -60,6 +66,12 @@ class SelectionRecord:
         self.dropped_rows.append(cand_rows[dropped])
         self.dropped_rank.append(teacher_rank[dropped])
         self.dropped_code.append(code[dropped])
+        if spare is not None:
+            is_spare = spare >= 0
+            self.spare_rows.append(cand_rows[is_spare])
+            self.spare_rank.append(teacher_rank[is_spare])
+            self.spare_order.append(spare[is_spare])
+            self.spare_dropped.append(dropped[is_spare])
         known = self._known_positives_within(queries, depth)
         self.dropped_rows.append(known)
         self.dropped_rank.append(np.full(known.size, NO_TEACHER_RANK, np.int64))

@@ -12,6 +12,7 @@ from hnmine.selection.options import FilterOptions
 from hnmine.selection.prepare import PreparedRows, prepare_rows
 from hnmine.selection.random_negatives import RandomNegatives
 from hnmine.selection.reasons import CandidateReasons
+from hnmine.selection.reuse import cap_negative_reuse
 from hnmine.selection.select import Selector
 from hnmine.selection.structural import CosineToPositives, DocVectors
 from hnmine.selection.tables import FilterResult, build_result
@@ -29,6 +30,7 @@ def filter_candidates(
     query_ids: Sequence[str] | None = None,
     progress: Callable[[int], None] | None = None,
     excluded: pa.Table | None = None,
+    reuse_cap: bool = True,
 ) -> FilterResult:
     """Choose the negatives of every query; see hnmine.selection and docs/tables.md.
 
@@ -42,6 +44,8 @@ def filter_candidates(
     progress     called with the number of queries finished since the last call
     excluded     (query_id, doc_id, reason) pairs that may never be negatives: candidates among them are
                  dropped with the reason, the others are never drawn as random negatives
+    reuse_cap    apply --max-negative-reuse (hnmine.selection.reuse); False for a part of the queries, whose
+                 result keeps its spares for the cap over every part
 
     Raises OptionError / UnknownName for bad options, InputError for bad rows (null ids, a
     non-finite teacher score, a candidate missing from the corpus, a (query, doc) pair twice).
@@ -59,7 +63,8 @@ def filter_candidates(
             random.draw(first + np.flatnonzero(rows.n_positives[first:last] > 0))
         if progress is not None:
             progress(last - first)
-    return build_result(rows, opts, record, random, _near_duplicate_check(opts, selector))
+    result = build_result(rows, opts, record, random, _near_duplicate_check(opts, selector))
+    return cap_negative_reuse(result, opts) if reuse_cap else result
 
 
 def make_selector(rows: PreparedRows, opts: FilterOptions, doc_vectors: DocVectors | None = None) -> Selector:

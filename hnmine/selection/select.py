@@ -15,7 +15,7 @@ import numpy as np
 from hnmine.errors import OptionError
 from hnmine.methods import get_sampler
 from hnmine.methods.rules import NOT_SAMPLED, REASON_CODE
-from hnmine.methods.samplers import draw, query_seed
+from hnmine.methods.samplers import draw_order, query_seed
 from hnmine.selection.arrays import offsets
 from hnmine.selection.options import FilterOptions
 from hnmine.selection.prepare import PreparedRows
@@ -60,8 +60,8 @@ class Selector:
         done = has_positive & ~short
         keep = done[query]
         in_depth, teacher_rank, code = in_depth[keep], teacher_rank[keep], code[keep]
-        chosen = self._choose(in_depth, code)
-        record.add(first + np.flatnonzero(done), depth, in_depth, teacher_rank, code, chosen)
+        chosen, spare = self._choose(in_depth, code)
+        record.add(first + np.flatnonzero(done), depth, in_depth, teacher_rank, code, chosen, spare)
         for i in np.flatnonzero(short).tolist():
             self.look_deeper(first + i, record)
 
@@ -81,8 +81,8 @@ class Selector:
             if np.count_nonzero(code == NOT_DROPPED) >= opts.num_negatives or depth >= cap:
                 break
             depth = min(depth + self.depth_step, cap)
-        chosen = self._choose(in_depth, code)
-        record.add(np.array([query]), depth, in_depth, teacher_rank, code, chosen)
+        chosen, spare = self._choose(in_depth, code)
+        record.add(np.array([query]), depth, in_depth, teacher_rank, code, chosen, spare)
 
     def _depth_cap(self, cand_rank: np.ndarray, cand_query: np.ndarray, n: int) -> np.ndarray:
         """How deep each of n queries can look: its deepest retrieval rank (0 without
@@ -91,40 +91,50 @@ class Selector:
         np.maximum.at(deepest, cand_query, cand_rank)
         return deepest if self.opts.max_depth is None else np.minimum(deepest, self.opts.max_depth)
 
-    def _choose(self, cand_rows: np.ndarray, code: np.ndarray) -> np.ndarray:
+    def _choose(self, cand_rows: np.ndarray, code: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The kept ones among candidate rows grouped by query (teacher order): the first
         num_negatives eligible, or the sampler's num_negatives where more are eligible. A
         sampler other than `top` marks the eligible ones it did not draw NOT_SAMPLED (in `code`).
+
+        Also, with --max-negative-reuse, the spares: eligible ones not kept that the sampler would take next
+        (their place in that order; -1 for the others), from which hnmine.selection.reuse replaces a negative
+        the cap takes away.
         """
         n = self.opts.num_negatives
         eligible = np.flatnonzero(code == NOT_DROPPED)
         chosen = np.zeros(code.size, dtype=bool)
+        spare = np.full(code.size, -1, dtype=np.int64)
         if eligible.size <= n:  # no query has more than n eligible (a short query): keep all
             chosen[eligible] = True
-            return chosen
+            return chosen, spare
         query = self.rows.query[cand_rows[eligible]]
         first_of_query = np.flatnonzero(np.concatenate([[True], query[1:] != query[:-1]]))
         count = np.diff(np.append(first_of_query, query.size))
         position = np.arange(query.size) - np.repeat(first_of_query, count)  # among eligible
         chosen[eligible] = position < n
         drawn = np.repeat(count, count) > n
+        keep_spares = self.opts.max_negative_reuse is not None
         if drawn.any() and self.sampler.name != "top":
-            picked = self._draw(query[drawn], position[drawn], cand_rows[eligible[drawn]])
+            order = self._draw(query[drawn], position[drawn], cand_rows[eligible[drawn]])
+            picked = (order >= 0) & (order < n)
             chosen[eligible[drawn]] = picked
             code[eligible[drawn][~picked]] = REASON_CODE[NOT_SAMPLED]
-        return chosen
+            if keep_spares:
+                spare[eligible[drawn]] = np.where(order >= n, order, -1)
+        elif keep_spares:
+            spare[eligible] = np.where(position >= n, position, -1)
+        return chosen, spare
 
     def _draw(self, query: np.ndarray, position: np.ndarray, cand_rows: np.ndarray) -> np.ndarray:
-        """The sampler's picks among eligible `cand_rows` (grouped by query, teacher order)."""
+        """The sampler's order of the eligible `cand_rows` (grouped by query, teacher order): hnmine.methods.samplers.draw_order."""
         rows = self.rows
-        return draw(
+        return draw_order(
             self.sampler,
             query,
             position,
             rows.score[cand_rows],
             rows.positive_score[query],
             self.sample_seed[query],
-            self.opts.num_negatives,
             self.opts,
             lambda q: str(rows.query_ids[int(q)]),
         )

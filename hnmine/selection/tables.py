@@ -28,6 +28,9 @@ class FilterResult:
     dropped: pa.Table
     query_summary: pa.Table
     stats: dict[str, Any]
+    # With --max-negative-reuse, until hnmine.selection.reuse has applied the cap: per query, the eligible
+    # candidates not kept, in the order the sampler would take them (SPARE_SCHEMA); None otherwise.
+    spare: pa.Table | None = None
 
 
 def build_result(
@@ -64,7 +67,8 @@ def build_result(
             "near_duplicate_check": near_duplicate_check,
         }
     )
-    return FilterResult(_negatives_table(rows, record, random, opts.method), dropped, summary, stats)
+    spare = _spare_table(rows, record) if opts.max_negative_reuse is not None else None
+    return FilterResult(_negatives_table(rows, record, random, opts.method), dropped, summary, stats, spare)
 
 
 def _concat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
@@ -107,6 +111,38 @@ def _negatives_table(rows: PreparedRows, record: SelectionRecord, random: Random
             "method": pa.repeat(pa.scalar(method, pa.string()), query.size),
         },
         schema=NEGATIVES_SCHEMA,
+    )
+
+
+# The spares of a selection (FilterResult.spare): the columns of negatives.parquet a spare keeps if it becomes
+# one, its place in the sampler's order, and whether dropped.parquet holds it as not_sampled.
+SPARE_SCHEMA = pa.schema(
+    [f for f in DROPPED_SCHEMA if f.name != "reason"] + [pa.field("order", pa.int64()), pa.field("not_sampled", pa.bool_())]
+)
+
+
+def _spare_table(rows: PreparedRows, record: SelectionRecord) -> pa.Table:
+    """Per query (query order), its spares in the sampler's order (SPARE_SCHEMA)."""
+    spare = _concat(record.spare_rows, np.int64)
+    teacher_rank = _concat(record.spare_rank, np.int64)
+    order = _concat(record.spare_order, np.int64)
+    not_sampled = _concat(record.spare_dropped, bool)
+    perm = np.lexsort((order, rows.query[spare]))
+    spare, teacher_rank, order, not_sampled = spare[perm], teacher_rank[perm], order[perm], not_sampled[perm]
+    source_row = rows.source_row[spare]
+    return pa.table(
+        {
+            "query_id": rows.query_ids.take(pa.array(rows.query[spare])),
+            "doc_id": rows.doc_ids.take(pa.array(source_row)),
+            "rank": pa.array(teacher_rank.astype(np.int32), pa.int32()),
+            "retrieval_rank": pa.array(rows.rank[spare].astype(np.int32), pa.int32()),
+            "teacher_score": pa.array(rows.score32[spare], pa.float32()),
+            "positive_score": pa.array(rows.positive_score32[rows.query[spare]], pa.float32()),
+            "source": rows.sources.take(pa.array(source_row)),
+            "order": pa.array(order, pa.int64()),
+            "not_sampled": pa.array(not_sampled, pa.bool_()),
+        },
+        schema=SPARE_SCHEMA,
     )
 
 

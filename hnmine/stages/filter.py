@@ -148,12 +148,13 @@ def _select(ctx: Context, scores, corpus, settings, query_ids: list[str], exclud
 
     from hnmine.parts import Parts
     from hnmine.selection import FilterResult
+    from hnmine.selection.reuse import cap_negative_reuse
 
     index = pc.index_in(scores.column("query_id"), value_set=pa.array(query_ids, pa.string()))
     if index.null_count or len(set(query_ids)) != len(query_ids) or not query_ids:  # one part: the selection says what is wrong
         items = [{"query_ids": query_ids, "scores": scores}]
         step = Parts("filtering", items, filter_part, _filter_shared(ctx, corpus, settings, excluded), hold_doc_vectors)
-        return next(iter(ctx.executor.map(step, ctx.reporter)))
+        return cap_negative_reuse(next(iter(ctx.executor.map(step, ctx.reporter))), settings)
     q = index.to_numpy(zero_copy_only=False)
     order = np.argsort(q, kind="stable")  # rows grouped by query, each query's rows in their order
     per_query = np.bincount(q.astype(np.int64), minlength=len(query_ids)) if len(q) else np.zeros(len(query_ids), np.int64)
@@ -169,9 +170,11 @@ def _select(ctx: Context, scores, corpus, settings, query_ids: list[str], exclud
     step = Parts("filtering", items, filter_part, shared, hold_doc_vectors, lambda item: len(item["query_ids"]))
     parts = list(ctx.executor.map(step, ctx.reporter))
     if len(parts) == 1:
-        return parts[0]
+        return cap_negative_reuse(parts[0], settings)
     tables = {name: pa.concat_tables([getattr(p, name) for p in parts]) for name in ("negatives", "dropped", "query_summary")}
-    return FilterResult(**tables, stats=merge_stats([p.stats for p in parts]))
+    spare = pa.concat_tables([p.spare for p in parts]) if parts[0].spare is not None else None
+    # the reuse cap holds across queries: applied to the whole, once the parts are together
+    return cap_negative_reuse(FilterResult(**tables, stats=merge_stats([p.stats for p in parts]), spare=spare), settings)
 
 
 def _filter_shared(ctx: Context, corpus, settings, excluded) -> dict:
@@ -190,7 +193,13 @@ def filter_part(item: dict, shared: dict, vectors):
     from hnmine.selection import filter_candidates
 
     return filter_candidates(
-        item["scores"], shared["corpus"], shared["settings"], doc_vectors=vectors, query_ids=item["query_ids"], excluded=shared["excluded"]
+        item["scores"],
+        shared["corpus"],
+        shared["settings"],
+        doc_vectors=vectors,
+        query_ids=item["query_ids"],
+        excluded=shared["excluded"],
+        reuse_cap=False,
     )
 
 
