@@ -9,7 +9,7 @@ export TOKENIZERS_PARALLELISM := false
 LOCK   := requirements.lock
 EXTRAS := test,bench,train,openvino,ray
 
-.PHONY: setup demo test test-all lint docs bench bench-scale bench-downstream chromium tmux clean lock
+.PHONY: setup demo test test-all lint docs bench bench-scale bench-downstream chromium tmux clean lock lock-moto
 
 # Every version comes from requirements.lock, so each fresh machine installs the same ones.
 # CPU torch first: with torch==2.13.0 already installed, sentence-transformers pulls no CUDA build.
@@ -30,7 +30,23 @@ lock:
 	  .lock-venv/bin/pip freeze --all --exclude-editable; } > $(LOCK)
 	rm -rf .lock-venv
 
-setup: $(STAMP)
+# moto's S3 server for the object-storage tests, in a venv of its own: moto needs botocore, which needs
+# python-dateutil<3, where requirements.lock pins 4.0.0 (tests/test_object_storage.py starts it on loopback).
+MOTO_VENV  := .moto-venv
+MOTO_LOCK  := requirements-moto.lock
+MOTO_STAMP := $(MOTO_VENV)/.installed
+$(MOTO_STAMP): $(MOTO_LOCK)
+	test -x $(MOTO_VENV)/bin/python || python3 -m venv $(MOTO_VENV)
+	$(MOTO_VENV)/bin/pip install -q -r $(MOTO_LOCK)
+	touch $(MOTO_STAMP)
+
+lock-moto:
+	rm -rf .lock-moto && python3 -m venv .lock-moto
+	.lock-moto/bin/pip install -q 'moto[server]==5.2.6'
+	{ head -2 $(MOTO_LOCK); .lock-moto/bin/pip freeze --exclude-editable; } > $(MOTO_LOCK).new && mv $(MOTO_LOCK).new $(MOTO_LOCK)
+	rm -rf .lock-moto
+
+setup: $(STAMP) $(MOTO_STAMP)
 
 demo: setup
 	$(VENV)/bin/hnmine mine sample_data --out runs/demo

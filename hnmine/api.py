@@ -36,7 +36,7 @@ from hnmine.rundir import RunDir
 class MiningResult:
     """What `hnmine.mine` gives back: the run directory, its summary, and the training data."""
 
-    run_dir: Path
+    run_dir: Path | str  # the URI of a run on a bucket
     summary: dict
     table: pa.Table  # the export, in the chosen format (in memory: it outlives a temporary run directory)
     export_file: Path | None
@@ -54,6 +54,11 @@ class MiningResult:
 
     def read(self, table: str) -> pa.Table:
         """One of the run's tables by name: corpus, queries, qrels, candidates, scores, negatives, dropped, query_summary."""
+        if isinstance(self.run_dir, str):  # a run on a bucket: read from a fresh copy of it
+            from hnmine.run_bucket import BucketRun
+
+            with BucketRun(self.run_dir, "read").reading() as local:
+                return RunDir(local).read_table(table)
         if self.temporary and not self.run_dir.exists():
             raise InputError("the temporary run directory is gone; pass out=... to keep the run")
         return RunDir(self.run_dir).read_table(table)
@@ -84,8 +89,11 @@ def _in_callers_words(fn):
 def _api_message(message: str, staged: dict[str, str], out: Any) -> str:
     import re
 
+    from hnmine.run_bucket import said_as_uris
+
+    message = said_as_uris(message)  # local copies of what is in a bucket, said as its URIs
     for name, label in staged.items():
-        if out is not None:
+        if out is not None and "://" not in str(out):
             message = message.replace(str(Path(out) / "sources" / name), label)
         message = re.sub(r"[^\s'\"`(]*/(?:sources|hnmine-staging-[^/\s'\"]*)/" + re.escape(name) + r"(?![\w.])", label, message)
     return re.sub(r"(?<![\w/.-])--(no-)?([a-z][a-z0-9-]*)( [a-z][\w-]*)?", _argument_of_flag, message)
@@ -145,6 +153,13 @@ def mine(
         _check_loaded_here(checked, loaded, engine)
     if isinstance(out, str) and out == "":  # Path("") is the current folder: the run would fill the caller's
         raise OptionError("out= needs a path, got an empty text")
+    from hnmine.uri import is_uri
+
+    if is_uri(out):  # a run directory on a bucket: hnmine.runner holds it and sends each stage (hnmine.run_bucket)
+        values = {**options, **_inputs_by_path(data, corpus, queries, qrels), **({"model": model} if model is not None else {})}
+        reporter = RichReporter() if progress else Reporter()
+        kw = dict(force=force, replace=replace, defaults=defaults, reset=reset, reporter=reporter, engine=engine, ray_address=ray_address)
+        return _result(run_command(str(out), values, **kw), str(out), False)  # type: ignore[arg-type]
     temporary = out is None
     run_dir = Path(tempfile.mkdtemp(prefix="hnmine-")) if temporary else Path(out)  # type: ignore[arg-type]
     run = RunDir(run_dir)
@@ -242,11 +257,13 @@ def _check_option_names(options: dict[str, Any]) -> None:
 
 def _inputs(data: Any, corpus: Any, queries: Any, qrels: Any, staging: Path) -> dict[str, Any]:
     """Paths as they are; in-memory tables written to `sources/` (Parquet, the same bytes for the same data)."""
+    from hnmine.uri import as_path
+
     values: dict[str, Any] = {}
     staged = _STAGED.get()
     if data is not None:
         if isinstance(data, (str, Path)):
-            values["data"] = Path(data)
+            values["data"] = as_path(data)
         else:
             values["pairs"] = _stage_table(_as_table(data, "data"), staging / "pairs.parquet")
             if staged is not None:
@@ -255,7 +272,7 @@ def _inputs(data: Any, corpus: Any, queries: Any, qrels: Any, staging: Path) -> 
         if value is None:
             continue
         if isinstance(value, (str, Path)):
-            values[role] = Path(value)
+            values[role] = as_path(value)
             continue
         if role == "corpus" and isinstance(value, (list, tuple)) and not any(isinstance(t, dict) for t in value):
             values[role] = _stage_table(_texts_table(list(value)), staging / "corpus.parquet")
@@ -264,6 +281,19 @@ def _inputs(data: Any, corpus: Any, queries: Any, qrels: Any, staging: Path) -> 
         if staged is not None:
             staged[f"{role}.parquet"] = f"{role}="
     return values
+
+
+def _inputs_by_path(data: Any, corpus: Any, queries: Any, qrels: Any) -> dict[str, Any]:
+    """The inputs of a run on a bucket: paths or URIs only (an in-memory table would be staged in the run's
+    sources/ folder, which hnmine.runner fills from the bucket only once the call runs)."""
+    given = {"data": data, "corpus": corpus, "queries": queries, "qrels": qrels}
+    in_memory = [f"{k}=" for k, v in given.items() if v is not None and not isinstance(v, (str, Path))]
+    if in_memory:
+        raise OptionError(
+            f"{', '.join(in_memory)}: out= a bucket takes its inputs as paths or URIs; save the data to a file first "
+            f"(or mine into a local out= and copy the run)"
+        )
+    return {k: v for k, v in given.items() if v is not None}
 
 
 def _move_staged(values: dict[str, Any], scratch: Path, run: RunDir, replace: bool) -> dict[str, Any]:
@@ -423,6 +453,10 @@ def _loaded_kind(value: Any, role: str, kinds: tuple[str, ...]) -> str:
 def _result(result: MineResult, run_dir: Path, temporary: bool) -> MiningResult:
     summary = result.summary()
     export = Path(summary["export"]) if summary.get("export") else None
+    if isinstance(run_dir, str) and summary.get("export"):  # a bucket's run: the export read from its local copy
+        from hnmine.run_bucket import BucketRun
+
+        export = BucketRun(run_dir).local / summary["export"][len(run_dir) + 1 :]
     if export is not None and export.suffix == ".jsonl":
         table = _read_export_jsonl(export)
     elif export is not None:

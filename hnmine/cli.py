@@ -92,10 +92,11 @@ def _fail_or_stop(exc: BaseException, resume: str = "") -> None:
 
 
 def _fail(exc: HnmineError) -> None:
+    from hnmine.run_bucket import said_as_uris
     from hnmine.terminal_text import visible
 
     # the message may quote an id or a path from the user's files: its control characters as escapes
-    typer.echo(f"hnmine: error: {visible(exc)}", err=True)
+    typer.echo(f"hnmine: error: {visible(said_as_uris(str(exc)))}", err=True)
     raise typer.Exit(exc.exit_code)
 
 

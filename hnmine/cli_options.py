@@ -78,6 +78,8 @@ def path_text(value: str) -> str:
 def file_text(value: str) -> str:
     """A path to a file (--html, --export): an existing folder is refused before any work."""
     text = path_text(value)
+    if "://" in text:  # only the run directory and the inputs may be in a bucket
+        raise typer.BadParameter(f"'{text}': this file is written on the local disk; give a local path")
     if Path(text).is_dir():
         raise typer.BadParameter(f"'{text}' is a directory, expected a file")
     return text
@@ -153,10 +155,17 @@ def typed(f, cls: type, value: Any) -> Any:
             return default_of(f)
         if s.parse is not None:
             return s.parse(list(value))
-        return tuple(Path(v) for v in value) if base_type(tp) is Path else tuple(value)
+        return tuple(as_path(v) for v in value) if base_type(tp) is Path else tuple(value)
     if value is not None and base_type(tp) is Path:
-        return Path(value)
+        return as_path(value)
     return value
+
+
+def as_path(value: Any) -> Any:
+    """A path's text as a Path; a URI (s3://, gs://) stays text (hnmine.io.storage)."""
+    from hnmine.uri import as_path as typed_path
+
+    return typed_path(value)
 
 
 def built(cls: type, values: dict[str, Any]) -> Any:
@@ -179,7 +188,14 @@ def helper_command(name: str, doc: str, run: Callable[..., None], *classes: type
     def command(**kw: Any) -> None:
         values = name_the_run(given_values(kw), [f for f, _ in fs])
         check_given(values, [f for f, _ in fs])
-        run(*(built(cls, values) for cls in classes))
+        objs = [built(cls, values) for cls in classes]
+        if not any("://" in str(v) for v in values.values()):
+            run(*objs)
+            return
+        from hnmine.run_bucket import runs_on_disk
+
+        with runs_on_disk(name, objs) as local:  # runs and files in a bucket: local copies (hnmine.run_bucket)
+            run(*local)
 
     params = [parameter(f, cls) for f, cls in fs if spec(f).argument]
     params += [parameter(f, cls) for f, cls in fs if not spec(f).argument]

@@ -36,6 +36,10 @@ class RunDirError(HnmineError):
     """The run directory is missing a stage's output, or cannot be written."""
 
 
+class StorageError(HnmineError):
+    """A bucket that cannot be read or written (missing, access denied, unreachable, no credentials)."""
+
+
 class ModelError(HnmineError):
     """A model could not be loaded or produced unusable scores."""
 

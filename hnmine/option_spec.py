@@ -135,7 +135,9 @@ def _coerce_one(base: Any, value: Any, label: str) -> Any:
     if base is Path:
         if not isinstance(value, (str, Path)) or str(value) == "":
             raise OptionError(f"{label} must be a path, got {value!r}")
-        return Path(value)
+        from hnmine.uri import as_path
+
+        return as_path(value)  # a URI (s3://, gs://) stays text
     if not isinstance(value, str):
         raise OptionError(f"{label} must be text, got {value!r}")
     return value

@@ -107,7 +107,7 @@ class StageOutcome:
 
 @dataclass
 class MineResult:
-    run_dir: Path
+    run_dir: Path | str  # a URI for a run on a bucket
     outcomes: list[StageOutcome] = field(default_factory=list)
     seconds: float = 0.0
     changes: list[OptionChange] = field(default_factory=list)  # options that differ from the run's last
@@ -123,9 +123,14 @@ class MineResult:
             "seconds": round(self.seconds, 3),
             "stages": [o.summary() for o in self.outcomes],
             "filter": dict(filt.manifest.stats) if filt and filt.manifest else {},
-            "export": str(self.run_dir / export_file) if export_file else None,
+            "export": self._export_path(export_file) if export_file else None,
             "changes": [c.to_json() for c in self.changes],
         }
+
+    def _export_path(self, export_file: str) -> str:
+        if isinstance(self.run_dir, str):  # a bucket's URI
+            return f"{self.run_dir}/{export_file}"
+        return str(self.run_dir / export_file)
 
 
 def jsonable(obj: Any) -> Any:

@@ -27,6 +27,7 @@ def input_identity(options: Options, run_path: Path, content_roots: Iterable[Pat
     """{role: {"path": absolute path or None, "sha256": content}} of the files the inputs stage reads; files
     inside the run (or under `content_roots`, where the API stages data before moving it into the run)
     have no path of the user's."""
+    from hnmine.io.fetch import uri_of
     from hnmine.io.hashing import content_hash
     from hnmine.io.locate import input_spec, resolve_files
 
@@ -37,7 +38,7 @@ def input_identity(options: Options, run_path: Path, content_roots: Iterable[Pat
             continue
         absolute = Path(path).resolve()
         staged = any(absolute.is_relative_to(root) for root in roots)
-        out[role] = {"path": None if staged else str(absolute), "sha256": content_hash(absolute)}
+        out[role] = {"path": None if staged else (uri_of(absolute) or str(absolute)), "sha256": content_hash(absolute)}
     return out
 
 
@@ -91,9 +92,11 @@ def _whole(role: str, entry: object) -> bool:
 def input_files(options: Options) -> dict[str, str]:
     """{role: absolute path} of the files the inputs stage reads (for its manifest: a relative path would
     name a file only from the folder the command ran in)."""
+    from hnmine.io.fetch import uri_of
     from hnmine.io.locate import input_spec, resolve_files
 
-    return {role: str(Path(p).absolute()) for role, p in resolve_files(input_spec(options)).items() if p is not None}
+    files = resolve_files(input_spec(options)).items()
+    return {role: uri_of(p) or str(Path(p).absolute()) for role, p in files if p is not None}
 
 
 def _shown(identity: dict) -> str:

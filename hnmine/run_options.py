@@ -140,7 +140,9 @@ def _inherited(name: str, recorded: tuple[Any, str], run: RunDir) -> Any:
         raise OptionError(
             f"{run.manifest_path(stage)}: the run's record of {label(name)} is damaged ({exc}); give {label(name)}, or --defaults"
         ) from None
-    return value
+    from hnmine.io.fetch import local_copy
+
+    return local_copy(value)  # an input in a bucket: its local copy, fetched again when the object changed
 
 
 def _reset_names(reset: Sequence[str], given: dict[str, Any], taken: Sequence[str]) -> list[str]:
@@ -236,6 +238,11 @@ def _changes(run: RunDir, options: Options, stages: Sequence[str], origin: dict[
 
 def _encode(value: Any, run_path: Path, names_model: bool = False) -> Any:
     if isinstance(value, Path):
+        from hnmine.io.fetch import uri_of
+
+        uri = uri_of(value)  # a local copy of an input in a bucket is recorded as its URI
+        if uri is not None:
+            return uri
         absolute = value.resolve()
         root = Path(run_path).resolve()
         return _IN_RUN + str(absolute.relative_to(root)) if absolute.is_relative_to(root) else str(absolute)

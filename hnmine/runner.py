@@ -8,7 +8,7 @@ both, so neither knows the other.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,18 +30,22 @@ def mine(
     engine: str = "local",
     ray_address: str | None = None,
     replace: bool | None = None,
+    after_stage: Callable[[], None] | None = None,
 ) -> MineResult:
     """Run `stages` (default: all, in order) in `run_dir`; each is skipped when up to date.
 
     Every option and every cheap precondition is checked before the run directory is touched, so a
     bad value fails in a second and writes nothing. `replace`: None mines whatever inputs the options
     name; False refuses inputs other than the run's (hnmine.run_identity), True replaces them.
+    `after_stage` is called once each stage is done or skipped (a bucket run sends it: hnmine.run_bucket).
     """
     from hnmine.executors import ExecutorSession
+    from hnmine.io.fetch import local_options
     from hnmine.options import check_engine
     from hnmine.stages import STAGES
 
     reporter = reporter or Reporter()
+    options = local_options(options, reporter)  # inputs named by URIs: their local copies (hnmine.io.fetch)
     chosen = [s for s in STAGES if stages is None or s.name in stages]
     check_engine(engine)
     check_options(options, [s.name for s in chosen])
@@ -69,6 +73,8 @@ def mine(
             verb = "skipped (up to date)" if outcome.skipped else f"done in {outcome.seconds:.1f}s"
             reporter.stage_line(stage.name, f"{verb}  rows in {counts.get('rows_in', '-')}, out {counts.get('rows_out', '-')}")
             result.outcomes.append(outcome)
+            if after_stage is not None:
+                after_stage()
     result.seconds = time.perf_counter() - started
     return result
 
@@ -90,14 +96,54 @@ def run_command(
     others from the run's own record (hnmine.run_options; `defaults`: from their defaults, `reset`: these
     from theirs), each change
     named at the end; other inputs than the run's refused unless `replace` (hnmine.run_identity); then `mine`."""
+    from hnmine.io.fetch import local_values
+    from hnmine.io.storage import is_uri
+
+    reporter = reporter or Reporter()
+    given = local_values(given, reporter)  # inputs named by URIs: their local copies (hnmine.io.fetch)
+    kw = dict(stages=stages, defaults=defaults, reset=reset, replace=replace, force=force, reporter=reporter, engine=engine)
+    if not is_uri(run_dir):
+        return _run_command(run_dir, given, ray_address=ray_address, **kw)  # type: ignore[arg-type]
+    from hnmine.run_bucket import BucketRun
+
+    bucket = BucketRun(str(run_dir))
+    with bucket.writing(reporter) as staged:
+        result = _run_command(staged, given, ray_address=ray_address, after_stage=bucket.push, **kw)  # type: ignore[arg-type]
+    result.run_dir = bucket.uri
+    return result
+
+
+def _run_command(
+    run_dir: Path | str,
+    given: dict[str, Any],
+    *,
+    stages: Sequence[str] | None,
+    defaults: bool,
+    reset: Sequence[str],
+    replace: bool,
+    force: bool,
+    reporter: Reporter,
+    engine: str,
+    ray_address: str | None,
+    after_stage: Callable[[], None] | None = None,
+) -> MineResult:
     from hnmine.run_options import resolve_options
     from hnmine.stages import STAGES
 
-    reporter = reporter or Reporter()
     names = [s.name for s in STAGES if stages is None or s.name in stages]
     run = RunDir(run_dir)
     options, changes = resolve_options(run, given, names, defaults=defaults, reset=reset, replace=replace)
-    result = mine(run_dir, options, stages=names, force=force, reporter=reporter, engine=engine, ray_address=ray_address, replace=replace)
+    result = mine(
+        run_dir,
+        options,
+        stages=names,
+        force=force,
+        reporter=reporter,
+        engine=engine,
+        ray_address=ray_address,
+        replace=replace,
+        after_stage=after_stage,
+    )
     # Said once the command succeeded, so a failure stays one line; the summary (--json) holds them too.
     for line in change_lines(changes):
         reporter.info(line)
