@@ -323,6 +323,7 @@ def runs_on_disk(command: str, objs: list, reporter: Any = None) -> Iterator[lis
     from hnmine.io.fetch import local_copy
     from hnmine.io.storage import is_uri
 
+    exporting = any(getattr(obj, "export", None) is not None for obj in objs)  # `review --export` only reads
     with contextlib.ExitStack() as stack:
 
         def local(name: str, value: Any) -> Any:
@@ -332,7 +333,7 @@ def runs_on_disk(command: str, objs: list, reporter: Any = None) -> Iterator[lis
                 return value
             if name not in RUN_FIELDS or (command == "finetune" and _is_object(str(value))):
                 return local_copy(value, reporter)
-            if command == "review":
+            if command == "review" and not exporting:
                 raise RunDirError(
                     f"{value}: `hnmine review` judges a run on the local disk; copy it here (`hnmine review --export` reads a bucket run)"
                 )
