@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -397,3 +398,25 @@ def test_review_of_a_bucket_run_is_refused_and_its_export_works(finished_tiny, b
     result = invoke(["review", f"s3://{bucket}/run", "--export", tmp_path / "judged.tsv"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "judged.tsv").exists()
+
+
+def test_an_input_changed_in_the_bucket_is_copied_again(finished_tiny, bucket, tmp_path):
+    """The local copy is keyed by the object's size and time: an edited object is read anew, and the stages
+    that read what changed rerun (here a query's text: not the index)."""
+    data, _ = finished_tiny
+    upload(data, f"{bucket}/data")
+    run = tmp_path / "run"
+    mine_json(f"s3://{bucket}/data", run)
+    edited = tmp_path / "edited"
+    shutil.copytree(data, edited)
+    queries = edited / "queries.jsonl"
+    queries.write_text(queries.read_text(encoding="utf-8").replace('"text": "', '"text": "edited: ', 1), encoding="utf-8")
+    upload(edited, f"{bucket}/data")
+    summary = mine_json(f"s3://{bucket}/data", run)
+    assert reran(summary)[:2] == ["inputs", "retrieve"]
+
+
+def test_an_endpoint_that_does_not_answer_is_one_line(tiny_beir, moto, monkeypatch, tmp_path):
+    _aws_env(monkeypatch, f"http://127.0.0.1:{_free_port()}")  # a closed port on loopback
+    line = one_line_error(invoke(["mine", tiny_beir, "--out", "s3://some-bucket/run", "--quiet"]), "s3://some-bucket/run")
+    assert "cannot reach the storage endpoint" in line
