@@ -86,11 +86,13 @@ bench-scale: setup
 	$(PY) benchmarks/bench_scale.py
 	$(PY) benchmarks/bench_scale.py --engine ray
 
-# Fine-tune on each method's SciFact train export, measure on SciFact test, 3 seeds (hours on 2 CPU cores; resumable).
+# Fine-tune on each method's SciFact train export, measure on SciFact test, 3 seeds; then the dense-label grid
+# (Cranfield halves and SciFact train with hidden positives, 5 seeds). Hours on 2 CPU cores; resumable.
 bench-downstream: setup
 	$(PY) benchmarks/bench_calibration.py
 	$(PY) benchmarks/bench_relabel.py
 	$(PY) benchmarks/bench_downstream.py
+	$(PY) benchmarks/bench_downstream_dense.py
 
 clean:
 	rm -rf runs .pytest_cache .hypothesis
