@@ -113,7 +113,11 @@ def mine_hard_negatives(
     """
     args = dict(locals())
     call = _resolve(args)
+    if call.verbose:
+        _print_queries(call)
     result = _run(call, dataset, model, corpus)
+    if call.verbose:
+        _say("Negative candidates mined, preparing dataset...")
     examples = _examples(call, result)
     out = _dataset(call, examples)
     if call.verbose:
@@ -202,6 +206,12 @@ def _output_format(args: dict[str, Any]) -> tuple[str, bool, float | None]:
         logger.warning(
             "The `as_triplets` parameter is deprecated. Use the `output_format` parameter instead. "
             f"Setting `output_format` to `{output_format}`."
+        )
+    changed = [n for n in ("max_score", "min_score", "absolute_margin", "relative_margin", "margin", "range_max") if args[n] is not None]
+    if args["include_positives"] and (changed or args["range_min"] or args["sampling_strategy"] != "top"):
+        logger.warning(  # sentence-transformers warns that these "may still discard the positive values"; here they do not
+            "When using `include_positives=True`, the positives stay in the ranking whatever `range_min`, `range_max`, `max_score`, "
+            "`min_score`, `absolute_margin`, `relative_margin` or `sampling_strategy` (sentence-transformers may discard them)."
         )
     if args["include_positives"] and output_format != "n-tuple":
         logger.warning(
@@ -306,18 +316,31 @@ def _prompts(args: dict[str, Any]) -> dict[str, Any]:
 
 
 def _devices(args: dict[str, Any]) -> dict[str, Any]:
-    """use_multi_process: a model given by name runs on the listed devices; a loaded one runs in this process."""
+    """use_multi_process: with models given by name, the listed devices (True: every GPU, else 4 CPU processes,
+    as sentence-transformers chooses); a loaded model or cross-encoder runs in this process (a worker cannot use it)."""
     wanted = args["use_multi_process"]
     if not wanted:
         return {}
-    if isinstance(args["model"], (str, Path)) and isinstance(wanted, list) and wanted:
-        if all(d.startswith("cuda") for d in wanted):
-            return {"device": ",".join(wanted)}
-        return {"workers": len(wanted)}
-    logger.warning(
-        "use_multi_process: a loaded model runs in this process (worker processes cannot use it); pass its path to share the work out"
-    )
-    return {}
+    ce = args["cross_encoder"]
+    if not isinstance(args["model"], (str, Path)) or not (ce is None or isinstance(ce, (str, Path))):
+        logger.warning(
+            "use_multi_process: a loaded model runs in this process (worker processes cannot use it); pass its path to share the work out"
+        )
+        return {}
+    if wanted is True:
+        wanted = _every_device()
+    if all(str(d).startswith("cuda") for d in wanted):
+        return {"device": ",".join(wanted)}
+    return {"workers": len(wanted)}
+
+
+def _every_device() -> list[str]:
+    """sentence-transformers' target devices for use_multi_process=True: every GPU, else four CPU processes."""
+    import torch
+
+    if torch.cuda.is_available():
+        return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    return ["cpu"] * 4
 
 
 def _store(folder: str) -> dict[str, Any]:
@@ -395,6 +418,15 @@ def _scored_pairs(result: Any, depth: int) -> tuple[dict[tuple[str, str], float]
 def _say(message: str) -> None:
     """verbose output: on stderr (hnmine keeps stdout clean), where sentence-transformers prints to stdout."""
     print(message, file=sys.stderr)
+
+
+def _print_queries(call: Call) -> None:
+    """sentence-transformers' lines on the queries: distinct ones, and positives per query where some have several."""
+    counts = Counter(call.anchors)
+    if len(counts) != len(call.anchors):
+        _say(f"Found {len(counts)} unique queries out of {len(call.anchors)} total queries.")
+    if call.max_positives > 1:
+        _say(f"Found an average of {sum(counts.values()) / len(counts):.3f} positives per query.")
 
 
 def _print_statistics(call: Call, result: Any, examples: list, rows: int) -> None:

@@ -25,9 +25,32 @@ def test_the_docs_example_runs(tmp_path, monkeypatch):
     namespace: dict = {}
     for block in blocks:
         exec(compile(block, str(DOC), "exec"), namespace)
+    assert namespace["mined"].column_names == ["query", "answer", "negative_1", "negative_2", "scores"]
     assert namespace["train_dataset"].column_names == ["anchor", "positive", "negative"]
     assert [s["stage"] for s in namespace["again"].summary["stages"] if not s["skipped"]] == ["filter", "export"]
     assert namespace["dropped"].num_rows > 0
+
+
+ST_IMPORT = "from sentence_transformers.util import mine_hard_negatives"
+
+
+def test_the_one_line_switch_gives_sentence_transformers_rows():
+    """docs/python.md's switch: its block as written (hnmine's import) and with sentence-transformers' import
+    instead, nothing else changed, give the same rows (texts exactly, scores within 1e-5)."""
+    section = DOC.read_text(encoding="utf-8").split("## Switching from sentence-transformers in one line", 1)[1]
+    block = re.search(r"```python\n(.*?)```", section, flags=re.S).group(1)
+    switch = f"# {ST_IMPORT}\nfrom hnmine import mine_hard_negatives\n"
+    assert switch in block
+    results = []
+    for code in (block, block.replace(switch, ST_IMPORT + "\n")):
+        namespace: dict = {}
+        exec(compile(code, str(DOC), "exec"), namespace)
+        results.append(namespace["mined"])
+    ours, theirs = results
+    assert ours.column_names == theirs.column_names and ours.features == theirs.features
+    for a, b in zip(ours.to_list(), theirs.to_list(), strict=True):
+        assert a["scores"] == pytest.approx(b["scores"], abs=1e-5)
+        assert {k: v for k, v in a.items() if k != "scores"} == {k: v for k, v in b.items() if k != "scores"}
 
 
 def _pairs():

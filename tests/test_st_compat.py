@@ -308,6 +308,27 @@ def test_use_multi_process_runs_a_loaded_model_here(pairs, model, caplog):
     assert result["negative"] == mine(pairs, model)["negative"]
 
 
+def test_use_multi_process_with_models_by_name_shares_the_work_out(monkeypatch, model, cross_encoder):
+    """A list of devices: GPUs shared out, or as many CPU worker processes; True: every GPU, else four CPU
+    processes (sentence-transformers' choice); any loaded object among the models keeps the work here."""
+    import torch
+
+    from hnmine.st_compat import _devices
+
+    path = hnmine.api.default_model_path()
+    args = dict(model=path, cross_encoder=None)
+    assert _devices(dict(args, use_multi_process=["cpu", "cpu"])) == {"workers": 2}
+    assert _devices(dict(args, use_multi_process=["cuda:0", "cuda:1"])) == {"device": "cuda:0,cuda:1"}
+    assert _devices(dict(args, use_multi_process=False)) == {}
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert _devices(dict(args, use_multi_process=True)) == {"workers": 4}
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert _devices(dict(args, use_multi_process=True)) == {"device": "cuda:0,cuda:1"}
+    assert _devices(dict(model=path, cross_encoder=cross_encoder, use_multi_process=["cpu", "cpu"])) == {}
+    assert _devices(dict(model=model, cross_encoder=None, use_multi_process=["cpu", "cpu"])) == {}
+
+
 def test_a_larger_dataset_with_every_filter(model):
     data = datasets.Dataset.from_dict({"query": [f"{q} ({i})" for i in range(4) for q in QUESTIONS], "positive": ANSWERS * 4})
     result = mine(
@@ -396,8 +417,9 @@ def sample_pairs():
 
 
 def assert_same_rows(ours, theirs, *, tolerance: float = 1e-5) -> None:
-    """Equal columns and rows: texts exactly, scores within the float32 tolerance."""
+    """Equal columns and features (types) and rows: texts exactly, scores within the float32 tolerance."""
     assert ours.column_names == theirs.column_names
+    assert ours.features == theirs.features
     assert len(ours) == len(theirs)
     for a, b in zip(ours.to_list(), theirs.to_list()):
         for key in a:
@@ -487,3 +509,16 @@ def test_the_signature_is_sentence_transformers():
         ("hnmine_out", inspect.Parameter.KEYWORD_ONLY),
         ("hnmine_options", inspect.Parameter.KEYWORD_ONLY),
     ]
+
+
+def test_docs_python_maps_every_parameter_in_order():
+    """docs/python.md's table names each parameter of the installed sentence-transformers' function, in its
+    order, once, then hnmine's two."""
+    import inspect
+
+    from sentence_transformers.util import mine_hard_negatives
+
+    text = (ROOT / "docs" / "python.md").read_text(encoding="utf-8")
+    table = text.split("## Every parameter", 1)[1].split("\n## ", 1)[0]
+    named = [m.group(1) for m in (re.match(r"\| `(\w+)`", line) for line in table.splitlines()) if m]
+    assert named == [*inspect.signature(mine_hard_negatives).parameters, "hnmine_out", "hnmine_options"]
