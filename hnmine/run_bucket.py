@@ -298,12 +298,14 @@ def in_uris(message: str) -> str:
     for root in {str(runs_root()), str(runs_root().resolve())}:
         if root not in message:
             continue
-        for m in set(re.findall(re.escape(root) + r"/([^/\s]+)/(?:write|read)/[^/\s:,;()']+", message)):
+        from hnmine.io.fetch import PATH_PART
+
+        for m in set(re.findall(re.escape(root) + r"/([^/\s]+)/(?:write|read)/" + PATH_PART, message)):
             try:
                 uri = (runs_root() / m / "uri.txt").read_text(encoding="utf-8").strip()
             except OSError:
                 continue
-            message = re.sub(re.escape(root) + "/" + re.escape(m) + r"/(?:write|read)/[^/\s:,;()']+", uri.replace("\\", r"\\"), message)
+            message = re.sub(re.escape(root) + "/" + re.escape(m) + r"/(?:write|read)/" + PATH_PART, uri.replace("\\", r"\\"), message)
     return message
 
 
@@ -344,7 +346,35 @@ def runs_on_disk(command: str, objs: list, reporter: Any = None) -> Iterator[lis
         for obj in objs:
             changed = {f.name: local(f.name, getattr(obj, f.name)) for f in fields(obj)}
             out.append(replace(obj, **{k: v for k, v in changed.items() if v is not getattr(obj, k)}))
-        yield out
+        with _said_as_uris():
+            yield out
+
+
+class _UriStream:
+    """A text stream that writes the staging copies' paths as the URIs they stand for (what a reader prints
+    names the run as the user named it: `"run": "s3://…"`, not the copy in the cache folder)."""
+
+    def __init__(self, stream: Any):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(said_as_uris(text))
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def _said_as_uris() -> Iterator[None]:
+    import sys
+
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _UriStream(sys.stdout), _UriStream(sys.stderr)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
 
 
 def _is_object(uri: str) -> bool:

@@ -164,6 +164,7 @@ def test_report_inspect_and_eval_read_a_bucket_run(finished_tiny, bucket):
     assert mine.exit_code == 0, mine.output
     here = invoke(["report", local, "--json"])
     assert json.loads(mine.stdout)["stages"] == json.loads(here.stdout)["stages"]
+    assert json.loads(mine.stdout)["run"] == uri  # the run named as the user named it, not by its local copy
     inspect = invoke(["inspect", uri, "q1", "--json"])
     assert inspect.exit_code == 0, inspect.output
     assert json.loads(inspect.stdout)["candidates"] == json.loads(invoke(["inspect", local, "q1", "--json"]).stdout)["candidates"]

@@ -22,6 +22,8 @@ from hnmine.io.storage import Remote, call, filesystem, is_uri, parse
 from hnmine.io.user_cache import cache_dir
 
 SOURCE = ".hnmine-source.json"
+# One part of a path as a message quotes it: up to a separator, a space, a quote or a bracket.
+PATH_PART = r"""[^/\s:,;()'"`]+"""
 
 
 def objects_root() -> Path:
@@ -138,7 +140,7 @@ def in_uris(message: str) -> str:
     for root in {str(objects_root()), str(objects_root().resolve())}:
         if root not in message:
             continue
-        for m in set(re.findall(re.escape(root) + r"/[^/\s]+/[^/\s:,;()']+", message)):
+        for m in set(re.findall(re.escape(root) + r"/[^/\s]+/" + PATH_PART, message)):
             uri = uri_of(m)
             if uri is not None:
                 message = message.replace(m, uri)
