@@ -216,6 +216,23 @@ class Options:
         choices=_names("hnmine.teachers", "TEACHER_KINDS"),
         kind="teacher type",
     )
+    rerank_teacher: str | None = opt(
+        None,
+        "A strong teacher (KIND:MODEL or MODEL; default kind cross-encoder) that scores only the positives and the top "
+        "--rerank-budget candidates per query by the first teacher(s), more for queries the filter would leave short; "
+        "its scores are the ones the filter uses, and a candidate it did not score is never a negative (docs/methods.md).",
+        stages=("score",),
+    )
+    # None until given, so that a budget given without --rerank-teacher is refused, not silently unused
+    rerank_budget: int | None = opt(
+        None,
+        "With --rerank-teacher: candidates per query it scores first (default 16), doubled (up to all of them) for the "
+        "queries the filter would leave short.",
+        stages=("score",),
+        low=1,
+        high=100_000,
+        requires="rerank_teacher",
+    )
     # filter
     method: str = opt(
         "shifted",
@@ -239,6 +256,14 @@ class Options:
     )
     range_max: int | None = opt(None, "Rank window end (inclusive).", stages=_FILTER, low=1, high=100_000, belongs_to=_OF_METHOD)
     max_score: float | None = opt(None, "Drop candidates scoring above this (TopK-Abs).", stages=_FILTER, belongs_to=_OF_METHOD)
+    max_score_percentile: float | None = opt(
+        None,
+        "Drop a candidate that any teacher scores above this percentile (0-100) of its own scores of the known positives: "
+        "a threshold per teacher, for ensembles and cascades of uncalibrated teachers (docs/methods.md).",
+        stages=_FILTER,
+        low=0.0,
+        high=100.0,
+    )
     min_score: float | None = opt(None, "Drop candidates scoring below this.", stages=_FILTER, belongs_to=_OF_METHOD)
     margin: float | None = opt(
         None, "Keep n only if s(n) < s(p) − margin (TopK-MarginPos).", stages=_FILTER, low=0.0, belongs_to=_OF_METHOD

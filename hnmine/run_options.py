@@ -101,6 +101,9 @@ def resolve_options(
 
     taken = [f.name for f in options_for_stages(stages)]
     record = recorded_options(run)
+    if "score" in stages and "filter" not in stages and (given.get("rerank_teacher") or "rerank_teacher" in record):
+        # a teacher cascade grows its budgets by the filter's choice (hnmine.teachers.cascade): the run's own
+        taken += [f.name for f in options_for_stages(["filter"]) if f.name not in taken]
     if defaults:  # a fresh run's options, on the run's data
         record = {k: v for k, v in record.items() if _names_the_data(k)}
     for name in _reset_names(reset, given, taken):

@@ -28,6 +28,9 @@ SAME_TEXT = "same_text_as_positive"
 NEAR_DUPLICATE = "near_duplicate_of_positive"
 OUTSIDE_RANK_WINDOW = "outside_rank_window"
 ABOVE_MAX_SCORE = "above_max_score"
+# Some teacher scored it above the --max-score-percentile of its own scores of the known positives
+# (hnmine.selection.percentile).
+ABOVE_SCORE_PERCENTILE = "above_score_percentile"
 BELOW_MIN_SCORE = "below_min_score"
 WITHIN_MARGIN = "within_margin_of_positive"
 WITHIN_RELATIVE_MARGIN = "within_relative_margin_of_positive"
@@ -47,6 +50,7 @@ REASONS: tuple[str, ...] = (
     NEAR_DUPLICATE,
     OUTSIDE_RANK_WINDOW,
     ABOVE_MAX_SCORE,
+    ABOVE_SCORE_PERCENTILE,
     BELOW_MIN_SCORE,
     WITHIN_MARGIN,
     WITHIN_RELATIVE_MARGIN,
@@ -62,6 +66,7 @@ FALSE_NEGATIVE_RULES: tuple[str, ...] = (
     NEAR_DUPLICATE,
     OUTSIDE_RANK_WINDOW,
     ABOVE_MAX_SCORE,
+    ABOVE_SCORE_PERCENTILE,
     WITHIN_MARGIN,
     WITHIN_RELATIVE_MARGIN,
 )

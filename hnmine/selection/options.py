@@ -21,6 +21,7 @@ class FilterOptions:
     range_min: int | None = None  # rank window on teacher rank (1-based, inclusive)
     range_max: int | None = None
     max_score: float | None = None
+    max_score_percentile: float | None = None  # per teacher: percentile of its own scores of the known positives
     min_score: float | None = None
     margin: float | None = None  # absolute: keep n when s(n) < s(p) - margin
     relative_margin: float | None = None  # keep n when s(n) < s(p) - abs(s(p))*relative_margin

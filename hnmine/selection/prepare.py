@@ -67,6 +67,7 @@ class PreparedRows:
     promoted: np.ndarray  # a positive by a verdict (judged relevant, or --relabel), not (only) by the qrels
     excluded_code: np.ndarray  # per row: the reason code of a pair that may never be a negative (-1: none)
     excluded_keys: np.ndarray  # sorted query * n_corpus + corpus row of every such pair (the random draws skip them)
+    above_percentile: np.ndarray  # per row: some teacher scored it above its --max-score-percentile threshold
 
     @property
     def n_queries(self) -> int:
@@ -95,12 +96,14 @@ def prepare_rows(
     query_ids: Sequence[str] | None,
     positive_reference: str,
     excluded: pa.Table | None = None,
+    score_thresholds: dict[str, float] | None = None,
 ) -> PreparedRows:
     """Check scores.parquet and corpus.parquet (InputError / MissingColumn), then sort.
 
     `excluded`: (query_id, doc_id, reason) pairs that may never be negatives, whether they are candidates
     (dropped with `reason`) or not (never drawn as random negatives); pairs of other queries or documents
-    are ignored."""
+    are ignored. `score_thresholds`: per teacher column, the --max-score-percentile threshold
+    (hnmine.selection.percentile)."""
     require_columns(scores, LAYOUT["scores"], SCORES_COLUMNS)
     require_columns(corpus, LAYOUT["corpus"], CORPUS_COLUMNS)
     qcol, dcol = _ids(scores)
@@ -150,7 +153,14 @@ def prepare_rows(
         promoted=_judged_relevant(scores)[order] & is_pos,
         excluded_code=excluded_code,
         excluded_keys=excluded_keys,
+        above_percentile=_above_percentile(scores, score_thresholds)[order],
     )
+
+
+def _above_percentile(scores: pa.Table, thresholds: dict[str, float] | None) -> np.ndarray:
+    from hnmine.selection.percentile import above_thresholds
+
+    return above_thresholds(scores, thresholds) if thresholds else np.zeros(scores.num_rows, dtype=bool)
 
 
 def _excluded_pairs(excluded: pa.Table | None, qarr: pa.Array, cdoc: pa.Array) -> tuple[np.ndarray, np.ndarray]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from hnmine.methods.rules import (
+    ABOVE_SCORE_PERCENTILE,
     FALSE_NEGATIVE_RULES,
     KNOWN_POSITIVE,
     NEAR_DUPLICATE,
@@ -53,6 +54,9 @@ class CandidateReasons:
         self.near_duplicate_checked = np.zeros(rows.query.size, dtype=bool)
         with np.errstate(invalid="ignore"):  # s(p) is NaN for queries without positives
             self.score_reason = score_reasons(rows.score, rows.positive_score[rows.query], opts)
+        # codes follow REASONS: the first matching rule is the lowest code
+        percentile = REASON_CODE[ABOVE_SCORE_PERCENTILE]
+        self.score_reason[rows.above_percentile & ((self.score_reason < 0) | (self.score_reason > percentile))] = percentile
         # A candidate judged not relevant is never dropped as a suspected false negative.
         self.exempt = rows.judged_not_relevant
         suspicion = np.isin(self.structural, _SUSPICION_CODES) & self.exempt

@@ -9,6 +9,7 @@ import pyarrow as pa
 
 from hnmine.methods import resolve_options
 from hnmine.selection.options import FilterOptions
+from hnmine.selection.percentile import percentile_thresholds
 from hnmine.selection.prepare import PreparedRows, prepare_rows
 from hnmine.selection.random_negatives import RandomNegatives
 from hnmine.selection.reasons import CandidateReasons
@@ -31,6 +32,7 @@ def filter_candidates(
     progress: Callable[[int], None] | None = None,
     excluded: pa.Table | None = None,
     reuse_cap: bool = True,
+    score_thresholds: dict[str, float] | None = None,
 ) -> FilterResult:
     """Choose the negatives of every query; see hnmine.selection and docs/tables.md.
 
@@ -44,6 +46,8 @@ def filter_candidates(
     progress     called with the number of queries finished since the last call
     excluded     (query_id, doc_id, reason) pairs that may never be negatives: candidates among them are
                  dropped with the reason, the others are never drawn as random negatives
+    score_thresholds  per teacher column, the --max-score-percentile threshold; None: computed from `scores`
+                 (hnmine.selection.percentile; a part of the queries is given the whole run's)
     reuse_cap    apply --max-negative-reuse (hnmine.selection.reuse); False for a part of the queries, whose
                  result keeps its spares for the cap over every part
 
@@ -51,7 +55,11 @@ def filter_candidates(
     non-finite teacher score, a candidate missing from the corpus, a (query, doc) pair twice).
     """
     opts = resolve_options(options)
-    rows = prepare_rows(scores, corpus, query_ids, opts.positive_reference, excluded)
+    if opts.max_score_percentile is None:
+        score_thresholds = None
+    elif score_thresholds is None:
+        score_thresholds = percentile_thresholds(scores, opts.max_score_percentile)
+    rows = prepare_rows(scores, corpus, query_ids, opts.positive_reference, excluded, score_thresholds)
     selector = make_selector(rows, opts, doc_vectors)
     record = selector.new_record()
     random = None

@@ -139,7 +139,7 @@ def vectors_lookup(path: str, corpus_ids: list[str]):
 PARTITION_ROWS = 1 << 17  # about this many scores rows per part (whole queries)
 
 
-def _select(ctx: Context, scores, corpus, settings, query_ids: list[str], excluded):
+def _select(ctx: Context, scores, corpus, settings, query_ids: list[str], excluded, thresholds=None):
     """The selection (hnmine.selection.filter_candidates) of every query, in parts of whole queries: each query's
     choice depends on its own rows only (randomness is hashed per query), so parts give the whole's tables."""
     import numpy as np
@@ -153,7 +153,7 @@ def _select(ctx: Context, scores, corpus, settings, query_ids: list[str], exclud
     index = pc.index_in(scores.column("query_id"), value_set=pa.array(query_ids, pa.string()))
     if index.null_count or len(set(query_ids)) != len(query_ids) or not query_ids:  # one part: the selection says what is wrong
         items = [{"query_ids": query_ids, "scores": scores}]
-        step = Parts("filtering", items, filter_part, _filter_shared(ctx, corpus, settings, excluded), hold_doc_vectors)
+        step = Parts("filtering", items, filter_part, _filter_shared(ctx, corpus, settings, excluded, thresholds), hold_doc_vectors)
         return cap_negative_reuse(next(iter(ctx.executor.map(step, ctx.reporter))), settings)
     q = index.to_numpy(zero_copy_only=False)
     order = np.argsort(q, kind="stable")  # rows grouped by query, each query's rows in their order
@@ -166,7 +166,7 @@ def _select(ctx: Context, scores, corpus, settings, query_ids: list[str], exclud
         rows = pa.array(order[starts[a] : starts[b]])
         items.append({"query_ids": query_ids[a:b], "scores": scores.take(rows)})
         a = b
-    shared = _filter_shared(ctx, corpus, settings, excluded)
+    shared = _filter_shared(ctx, corpus, settings, excluded, thresholds)
     step = Parts("filtering", items, filter_part, shared, hold_doc_vectors, lambda item: len(item["query_ids"]))
     parts = list(ctx.executor.map(step, ctx.reporter))
     if len(parts) == 1:
@@ -177,9 +177,9 @@ def _select(ctx: Context, scores, corpus, settings, query_ids: list[str], exclud
     return cap_negative_reuse(FilterResult(**tables, stats=merge_stats([p.stats for p in parts]), spare=spare), settings)
 
 
-def _filter_shared(ctx: Context, corpus, settings, excluded) -> dict:
+def _filter_shared(ctx: Context, corpus, settings, excluded, thresholds) -> dict:
     embeddings = str(ctx.run.path_of("embeddings")) if uses_vectors(ctx) else None
-    return {"corpus": corpus, "settings": settings, "excluded": excluded, "embeddings": embeddings}
+    return {"corpus": corpus, "settings": settings, "excluded": excluded, "embeddings": embeddings, "thresholds": thresholds}
 
 
 def hold_doc_vectors(shared: dict, device: str):
@@ -200,6 +200,7 @@ def filter_part(item: dict, shared: dict, vectors):
         query_ids=item["query_ids"],
         excluded=shared["excluded"],
         reuse_cap=False,
+        score_thresholds=shared["thresholds"],
     )
 
 
@@ -218,9 +219,11 @@ def merge_stats(parts: list[dict]) -> dict:
     return merged
 
 
-def _work(ctx: Context) -> StageOutput:
+def choose(ctx: Context, original, quiet: bool = False) -> dict:
+    """The filter's choice on a scores table: its settings (method auto resolved), the scores with every verdict
+    applied, the verdicts' record, the thresholds and the FilterResult. The filter stage writes it; the score
+    stage of a teacher cascade asks it which queries would be short (`short_queries`)."""
     settings = filter_options(ctx.options)
-    original = ctx.table("scores")
     corpus = ctx.table("corpus")
     queries = ctx.table("queries")
     scores, judged_info, relabelled = _with_verdicts(ctx, original)
@@ -241,13 +244,54 @@ def _work(ctx: Context) -> StageOutput:
             doc_vectors=vectors,
             positives_hidden=ctx.options.hide_positives,
         )
-        ctx.reporter.info(f"method auto: {settings.method} ({calibration['reason']})")
-    result = _select(ctx, scores, corpus, settings, query_ids, excluded)
+        if not quiet:
+            ctx.reporter.info(f"method auto: {settings.method} ({calibration['reason']})")
+    thresholds = None
+    if settings.max_score_percentile is not None:  # over the whole run, from the known positives (before verdicts)
+        from hnmine.selection.percentile import percentile_thresholds
+
+        thresholds = percentile_thresholds(original, settings.max_score_percentile)
+    result = _select(ctx, scores, corpus, settings, query_ids, excluded, thresholds)
+    return {
+        "settings": settings,
+        "scores": scores,
+        "judged_info": judged_info,
+        "relabelled": relabelled,
+        "calibration": calibration,
+        "thresholds": thresholds,
+        "result": result,
+    }
+
+
+def short_queries(ctx: Context, scores) -> set[str]:
+    """The queries with positives that the filter, run on `scores`, leaves with fewer mined negatives than
+    --num-negatives (random ones aside)."""
+    import pyarrow.compute as pc
+
+    choice = choose(ctx, scores, quiet=True)
+    result, wanted = choice["result"], choice["settings"].num_negatives
+    mined = result.negatives.filter(pc.invert(result.negatives.column("is_random")))
+    have: dict[str, int] = {}
+    for q in mined.column("query_id").to_pylist():
+        have[q] = have.get(q, 0) + 1
+    summary = result.query_summary
+    with_positives = summary.filter(pc.greater(summary.column("n_positives"), 0)).column("query_id").to_pylist()
+    return {q for q in with_positives if have.get(q, 0) < wanted}
+
+
+def _work(ctx: Context) -> StageOutput:
+    original = ctx.table("scores")
+    queries = ctx.table("queries")
+    choice = choose(ctx, original)
+    settings, scores, judged_info, relabelled = choice["settings"], choice["scores"], choice["judged_info"], choice["relabelled"]
+    calibration, thresholds, result = choice["calibration"], choice["thresholds"], choice["result"]
     stats = dict(result.stats)
+    if thresholds is not None:
+        stats["score_percentile"] = {"percentile": settings.max_score_percentile, "thresholds": thresholds}
     stats["queries_sharing_text"] = same_text_queries(queries)
     if calibration is not None:
         stats["calibration"] = calibration
-    warnings = _set_aside_warnings(ctx, stats)
+    warnings = _set_aside_warnings(ctx, stats) + _cascade_warnings(ctx)
     if judged_info is not None:
         stats["judgments"] = judged_info["counts"]
         stats["relabelled"] = relabelled
@@ -274,6 +318,23 @@ def _work(ctx: Context) -> StageOutput:
         stats=stats,
         warnings=warnings,
     )
+
+
+def _cascade_warnings(ctx: Context) -> list[str]:
+    """A teacher cascade grew its budgets for the filter options its score stage ran with
+    (hnmine.teachers.cascade): other ones may leave queries short that growing would fill."""
+    from hnmine.pipeline import jsonable
+
+    m = ctx.run.manifest("score")
+    rerank = (m.options or {}).get("rerank") if m is not None and isinstance(m.options, dict) else None
+    if not isinstance(rerank, dict) or rerank.get("filter") == jsonable(_key(ctx)):
+        return []
+    warning = (
+        f"the teacher cascade's budgets were grown for other filter options than these; `hnmine score --out {ctx.run.path}` "
+        f"(or `hnmine mine`) grows them for these"
+    )
+    ctx.reporter.warn(warning)
+    return [warning]
 
 
 def _set_aside_warnings(ctx: Context, stats: dict) -> list[str]:

@@ -25,6 +25,18 @@ def teachers_of(options: Options):
     return teacher_specs(options)
 
 
+def rerank_of(options: Options):
+    """The cascade's strong teacher (--rerank-teacher), or None."""
+    from hnmine.teachers import rerank_spec
+
+    return rerank_spec(options)
+
+
+def _every_teacher(options: Options) -> list:
+    strong = rerank_of(options)
+    return list(teachers_of(options)) + ([strong] if strong is not None else [])
+
+
 def reuses_index(info: dict | None, teacher, options: Options) -> bool:
     """Whether the index's document vectors are what this teacher would compute.
 
@@ -70,7 +82,7 @@ def _check(options: Options) -> None:
     from hnmine.inference.models import check_prompt_name
     from hnmine.inference.spec import EncoderSpec
 
-    for t in teachers_of(options):
+    for t in _every_teacher(options):
         if t.kind == "cross-encoder":
             check_cross_encoder(t.model, options.max_length)
         else:
@@ -81,8 +93,12 @@ def _check(options: Options) -> None:
 
 def _reads(ctx: Context) -> tuple[str, ...]:
     reads: tuple[str, ...] = ("candidates", "qrels", "queries", "corpus")
-    if any(t.kind == "bi-encoder" for t in teachers_of(ctx.options)) and dense_info(ctx) is not None:
+    if any(t.kind == "bi-encoder" for t in _every_teacher(ctx.options)) and dense_info(ctx) is not None:
         reads += ("dense_index",)
+    if rerank_of(ctx.options) is not None:  # the cascade runs the filter's choice (hnmine.teachers.cascade)
+        from hnmine.stages import filter as filter_stage
+
+        reads += tuple(r for r in filter_stage.STAGE.reads(ctx) if r not in reads and r != "scores")
     return reads
 
 
@@ -102,13 +118,30 @@ def _key(ctx: Context) -> dict:
     o = ctx.options
     info = dense_info(ctx)
     teachers = []
-    for t in teachers_of(o):
+    for t in _every_teacher(o):
         entry = {"kind": t.kind, "model": model_key(t.model), "revision": resolve_model(t.model)[1]}
         if runs_model(info, t, o):  # `auto` is resolved only where a model runs (it may time the model)
             spec = EncoderSpec.from_options(o, model=t.model)
             entry["dtype"] = spec.resolved_dtype(t.kind)
             entry.update(backend_key(spec, t.kind))  # nothing for torch: its keys stay what they were
         teachers.append(entry)
+    key = _key_of(o, teachers)
+    if rerank_of(o) is not None:  # the cascade's growth runs the filter's choice: its settings and verdicts
+        from hnmine.stages import filter as filter_stage
+        from hnmine.teachers.cascade import DEFAULT_BUDGET
+
+        strong = teachers.pop()
+        key["teachers"] = teachers
+        key["rerank"] = {
+            "teacher": strong,
+            "budget": o.rerank_budget or DEFAULT_BUDGET,
+            "filter": filter_stage.STAGE.key(ctx),
+            "filter_sources": filter_stage.STAGE.sources(ctx),
+        }
+    return key
+
+
+def _key_of(o: Options, teachers: list) -> dict:
     return {
         "teachers": teachers,
         "max_length": o.max_length,
@@ -129,7 +162,6 @@ def _work(ctx: Context) -> StageOutput:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from hnmine.errors import ModelError
     from hnmine.inference.models import resolve_model
     from hnmine.inference.spec import EncoderSpec, dtype_record
     from hnmine.teachers.scoring import add_missed_positives, standardise
@@ -141,37 +173,57 @@ def _work(ctx: Context) -> StageOutput:
     info = dense_info(ctx)
     raw: dict[str, np.ndarray] = {}
     models = {}
-    for t in teachers_of(o):
-        if t.kind == "bi-encoder":
-            raw[t.label] = _bi_encoder_scores(ctx, t, info, table, queries, corpus)
-        else:
-            raw[t.label] = _cross_encoder_scores(ctx, t, table, queries, corpus)
-        bad = ~np.isfinite(raw[t.label])
-        if bad.any():
-            i = int(np.argmax(bad))
-            raise ModelError(
-                f"teacher '{t.model}' gave a non-finite score for query {table['query_id'][i]} and document "
-                f"{table['doc_id'][i]} (try --dtype float32)"
-            )
+    for t in _every_teacher(o):
         models[t.label] = {"kind": t.kind, "name": t.model, "revision": resolve_model(t.model)[1]}
         if runs_model(info, t, o):
             models[t.label].update(dtype_record(EncoderSpec.from_options(o), t.kind, t.model))
+    for t in teachers_of(o):
+        raw[t.label] = teacher_scores(ctx, t, info, table, queries, corpus)
     if len(raw) == 1:
         combined = next(iter(raw.values()))
     else:
         combined = np.mean([standardise(v) for v in raw.values()], axis=0).astype(np.float32)
-        for label, values in raw.items():
-            table = table.append_column(f"teacher_{label}", pa.array(values, pa.float32()))
-    table = table.append_column("teacher_score", pa.array(combined, pa.float32()))
+    cascade = None
+    if rerank_of(o) is not None:
+        from hnmine.stages.score_cascade import run_cascade
+
+        table, cascade = run_cascade(ctx, table, raw, combined, info, queries, corpus)
+    else:
+        if len(raw) > 1:
+            for label, values in raw.items():
+                table = table.append_column(f"teacher_{label}", pa.array(values, pa.float32()))
+        table = table.append_column("teacher_score", pa.array(combined, pa.float32()))
     stats = {
         "pairs_scored": table.num_rows,
         "positive_pairs": int(pc.sum(table.column("is_positive")).as_py() or 0),
         "positives_not_retrieved": int(pc.sum(pc.equal(table.column("source"), "qrels")).as_py() or 0),
         "teachers": list(raw),
     }
+    if cascade is not None:
+        stats["cascade"] = cascade
     return StageOutput(
         tables={"scores": table}, counts={"rows_in": candidates.num_rows, "rows_out": table.num_rows}, stats=stats, models=models
     )
+
+
+def teacher_scores(ctx: Context, t, info: dict | None, table, queries, corpus):
+    """One teacher's scores of every row of `table` (float32), each one finite."""
+    import numpy as np
+
+    from hnmine.errors import ModelError
+
+    if t.kind == "bi-encoder":
+        values = _bi_encoder_scores(ctx, t, info, table, queries, corpus)
+    else:
+        values = _cross_encoder_scores(ctx, t, table, queries, corpus)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ModelError(
+            f"teacher '{t.model}' gave a non-finite score for query {table['query_id'][i]} and document "
+            f"{table['doc_id'][i]} (try --dtype float32)"
+        )
+    return values
 
 
 def _bi_encoder_scores(ctx: Context, t, info: dict | None, table, queries, corpus):

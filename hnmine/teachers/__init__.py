@@ -41,6 +41,14 @@ def teacher_specs(options) -> tuple[TeacherSpec, ...]:
     return tuple(_distinct_labels(specs))
 
 
+def rerank_spec(options) -> TeacherSpec | None:
+    """A cascade's strong teacher (--rerank-teacher KIND:MODEL or MODEL, a cross-encoder by default), or None."""
+    text = getattr(options, "rerank_teacher", None)
+    if not text:
+        return None
+    return TeacherSpec.parse(text, "cross-encoder", options.model)
+
+
 def _distinct_labels(specs: list[TeacherSpec]) -> list[TeacherSpec]:
     """Each teacher's label names its scores column and its manifest entry: two checkpoints in folders of
     the same name (runs/a/model, runs/b/model) must not share one, or one teacher's scores replace the
@@ -68,6 +76,9 @@ def check_models_found(options) -> None:
         name = TeacherSpec.parse(text, options.teacher_type, options.model).model
         if not (labels_only and name == options.model):
             named.append((name, "--teacher"))
+    strong = rerank_spec(options)
+    if strong is not None:
+        named.append((strong.model, "--rerank-teacher"))
     for name, flag in named:
         check_model_found(name, flag)
     check_loaded_in_process(options, [name for name, _ in named])
