@@ -66,6 +66,7 @@ def test_reasons_follow_the_tables_contract_order():
         "near_duplicate_of_positive",
         "outside_rank_window",
         "above_max_score",
+        "above_score_percentile",
         "below_min_score",
         "within_margin_of_positive",
         "within_relative_margin_of_positive",
