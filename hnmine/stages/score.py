@@ -187,7 +187,10 @@ def _work(ctx: Context) -> StageOutput:
     if rerank_of(o) is not None:
         from hnmine.stages.score_cascade import run_cascade
 
-        table, cascade = run_cascade(ctx, table, raw, combined, info, queries, corpus)
+        def score(teacher, rows):
+            return teacher_scores(ctx, teacher, info, rows, queries, corpus)
+
+        table, cascade = run_cascade(ctx, table, raw, combined, rerank_of(o), score)
     else:
         if len(raw) > 1:
             for label, values in raw.items():

@@ -5,21 +5,22 @@ hnmine.teachers.cascade."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from hnmine.pipeline import Context
 
 
-def run_cascade(ctx: Context, table, raw: dict, first, info, queries, corpus):
+def run_cascade(ctx: Context, table, raw: dict, first, strong_teacher, score: Callable):
     """(scores.parquet: the rows the strong teacher scored, with every teacher's column and its score as
     teacher_score; the cascade's stats). `raw`: the first teachers' scores of every row of `table`, `first`
-    their combined score (what ranks the candidates for the budget)."""
+    their combined score (what ranks the candidates for the budget); `score(teacher, rows)`: the score stage's
+    scores of a table's rows by a teacher."""
     import numpy as np
     import pyarrow as pa
 
     from hnmine.stages.filter import short_queries
-    from hnmine.stages.score import rerank_of, teacher_scores
     from hnmine.teachers.cascade import DEFAULT_BUDGET, candidate_counts, first_ranks, grow, within_budget
 
-    strong_teacher = rerank_of(ctx.options)
     default = ctx.options.rerank_budget or DEFAULT_BUDGET
     ranks = first_ranks(table, first)
     counts = candidate_counts(table)
@@ -31,7 +32,7 @@ def run_cascade(ctx: Context, table, raw: dict, first, info, queries, corpus):
         todo = np.flatnonzero(keep & np.isnan(strong))
         if todo.size:
             ctx.reporter.info(f"cascade round {len(rounds) + 1}: {strong_teacher.label} scores {todo.size:,} pairs")
-            strong[todo] = teacher_scores(ctx, strong_teacher, info, table.take(pa.array(todo)), queries, corpus)
+            strong[todo] = score(strong_teacher, table.take(pa.array(todo)))
         scores = _scores_table(table, raw, strong, strong_teacher.label, keep)
         short = short_queries(ctx, scores)
         grown = grow(budget, short, counts, default)
