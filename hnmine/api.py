@@ -6,7 +6,8 @@
 
 It takes what the CLI takes (paths: a BEIR folder, a pairs file, a saved `datasets` folder, separate
 files) and in-memory inputs (a `datasets.Dataset`, a pandas DataFrame, a pyarrow Table or a list of
-dicts of (anchor, positive) pairs; a corpus as a list of texts or a table), a model name or path or a
+dicts of (anchor, positive) pairs; a corpus as a list of texts or a table; a pre-mined dataset as `premined=`,
+a path or a table), a model name or path or a
 loaded `SentenceTransformer`, and every option of `hnmine mine` under the same name and default
 (hnmine.options). In-memory inputs are written once to the run directory's `sources/` folder as
 Parquet, so the stages read files as always and a rerun with the same data skips what is done.
@@ -146,6 +147,8 @@ def mine(
     from hnmine.runner import run_command
 
     _check_option_names(options)
+    # a pre-mined dataset in memory is staged as Parquet with the other in-memory inputs; a path is an option
+    premined = options.pop("premined") if not isinstance(options.get("premined"), (str, Path, type(None))) else None
     options, model, loaded = _name_loaded_models(options, model)
     checked = make_options(dict(options))  # every option checked before anything is written
     check_engine(engine)
@@ -167,7 +170,7 @@ def mine(
         with run.writing(), tempfile.TemporaryDirectory(prefix="hnmine-staging-") as scratch:
             # held across staging and the run: no other process writes here meanwhile
             values = dict(options)
-            values.update(_inputs(data, corpus, queries, qrels, Path(scratch)))
+            values.update(_inputs(data, corpus, queries, qrels, Path(scratch), premined))
             values = _move_staged(values, Path(scratch), run, replace)
             if model is not None:
                 values["model"] = model
@@ -255,7 +258,7 @@ def _check_option_names(options: dict[str, Any]) -> None:
         raise OptionError(f"unknown option(s) of hnmine.mine: {', '.join(unknown)} (they are the options of `hnmine mine`)")
 
 
-def _inputs(data: Any, corpus: Any, queries: Any, qrels: Any, staging: Path) -> dict[str, Any]:
+def _inputs(data: Any, corpus: Any, queries: Any, qrels: Any, staging: Path, premined: Any = None) -> dict[str, Any]:
     """Paths as they are; in-memory tables written to `sources/` (Parquet, the same bytes for the same data)."""
     from hnmine.uri import as_path
 
@@ -268,7 +271,7 @@ def _inputs(data: Any, corpus: Any, queries: Any, qrels: Any, staging: Path) -> 
             values["pairs"] = _stage_table(_as_table(data, "data"), staging / "pairs.parquet")
             if staged is not None:
                 staged["pairs.parquet"] = "data="
-    for role, value in (("corpus", corpus), ("queries", queries), ("qrels", qrels)):
+    for role, value in (("corpus", corpus), ("queries", queries), ("qrels", qrels), ("premined", premined)):
         if value is None:
             continue
         if isinstance(value, (str, Path)):
@@ -306,7 +309,8 @@ def _move_staged(values: dict[str, Any], scratch: Path, run: RunDir, replace: bo
     staged = {k: v for k, v in values.items() if isinstance(v, Path) and v.is_relative_to(scratch)}
     if not staged:
         return values
-    inputs = {k: v for k, v in values.items() if k in {"data", "corpus", "queries", "qrels", "pairs"} or k.endswith("_column")}
+    data_names = {"data", "corpus", "queries", "qrels", "pairs", "premined", "premined_format"}
+    inputs = {k: v for k, v in values.items() if k in data_names or k.endswith("_column")}
     check_same_inputs(run, make_options(inputs, ["inputs"]), replace=replace, content_roots=[scratch])
     target_folder = run.path_of("sources")
     target_folder.mkdir(parents=True, exist_ok=True)

@@ -108,3 +108,14 @@ def _one_corpus_prompt(o: Any) -> None:
 def _cross_encoder_named(o: Any) -> None:
     if o.teacher_type == "cross-encoder" and not o.teacher:
         raise OptionError("--teacher-type cross-encoder needs --teacher MODEL (a cross-encoder name or path)")
+
+
+@_rule("premined", "retriever", "candidate_model")
+def _premined_retrieves_nothing(o: Any) -> None:
+    """A pre-mined file's lists are the candidates: another retriever or candidate model would be unused."""
+    if o.retriever != "dense" or o.candidate_model:
+        given = f"--retriever {o.retriever}" if o.retriever != "dense" else "--candidate-model"
+        raise OptionError(
+            f"{given} and --premined: the pre-mined file's lists are the candidates and nothing is retrieved "
+            f"(give the default --retriever dense, or --defaults)"
+        )

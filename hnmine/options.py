@@ -57,6 +57,7 @@ MAX_SEED = 2**63 - 1
 
 
 _IN = ("inputs",)
+_PREMINED = ("inputs", "retrieve", "score")  # read by the inputs stage; it decides what retrieve and score do
 _MODEL = ("index", "retrieve", "score")
 _FILTER = ("filter",)
 _OF_METHOD = ("method",)  # a method sets its own default of these (hnmine.methods.base.METHOD_OPTION_FIELDS)
@@ -89,6 +90,24 @@ class Options:
     qrels_score_column: str | None = opt(None, "Qrels relevance column.", stages=_IN)
     pair_query_column: str | None = opt(None, "Pairs file: query column (default: query, anchor).", stages=_IN)
     pair_positive_column: str | None = opt(None, "Pairs file: positive column (text or list of texts).", stages=_IN)
+    # A pre-mined dataset is the run's data and its candidates: the retrieve stage takes them from it instead of
+    # searching, and the score stage takes its scores as the teacher's when it has some and no --teacher is given.
+    premined: Path | None = opt(
+        None,
+        "An existing mined dataset (FlagEmbedding JSONL, sentence-transformers triplet or n-tuple, Tevatron, a scored "
+        "pool; a file, a saved `datasets` folder or a scored pool's folder): its queries, positives and negatives are "
+        "the run's, nothing is retrieved, and its scores (if any) are the teacher's. --corpus/--queries: texts found "
+        "there keep their ids.",
+        stages=_PREMINED,
+    )
+    premined_format: str | None = opt(
+        None,
+        "The --premined file's format (default: told by its columns).",
+        stages=_PREMINED,
+        choices=_names("hnmine.io.premined", "format_names"),
+        kind="pre-mined format",
+        requires="premined",
+    )
     min_relevance: int = opt(1, "Judgments at or above this grade are positives.", stages=_IN, low=-1000, high=1000)
     hide_positives: bool = opt(
         False,

@@ -76,7 +76,7 @@ def check_same_inputs(run: RunDir, options: Options, *, replace: bool, content_r
     )
 
 
-_ROLES = ("pairs", "corpus", "queries", "qrels")
+_ROLES = ("pairs", "premined", "corpus", "queries", "qrels")
 
 
 def _whole(role: str, entry: object) -> bool:

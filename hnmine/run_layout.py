@@ -35,6 +35,7 @@ ENTRIES: dict[str, Entry] = {
     "queries": Entry("inputs/queries.parquet", "inputs"),
     "qrels": Entry("inputs/qrels.parquet", "inputs"),
     "hidden_qrels": Entry("inputs/hidden_qrels.parquet", "inputs"),
+    "premined": Entry("inputs/premined.parquet", "inputs"),  # --premined: the file's lists of candidates
     "index": Entry("index", "index", folder=True),
     "dense_index": Entry("index/dense", "index", folder=True),
     "embeddings": Entry("index/dense/embeddings.npy", "index"),

@@ -9,8 +9,9 @@ the command's stages last ran with is a change, named on stderr when the command
 
     filter: --method shifted (the run had naive)
 
-Input files are one choice: a command given any of DATA, --corpus, --queries, --qrels or --pairs takes
-none of the options only the inputs stage reads (the column names, --split…) from the record.
+Input files are one choice: a command given any of DATA, --corpus, --queries, --qrels, --pairs or --premined
+takes none of the options only the inputs stage reads (the column names, --split…, and --premined-format) from
+the record.
 `--defaults` takes every option not given from its default instead, as a fresh run would, on the run's own
 data: the input files and what reads them (--split, the column names) still come from the record.
 """
@@ -28,7 +29,10 @@ from hnmine.options import STAGE_NAMES, Options, label, option_fields, options_f
 if TYPE_CHECKING:
     from hnmine.rundir import RunDir
 
-INPUT_FILES = ("data", "corpus", "queries", "qrels", "pairs")
+INPUT_FILES = ("data", "corpus", "queries", "qrels", "pairs", "premined")
+# What says which data the run reads beside the files and the options only the inputs stage reads: a pre-mined
+# file's format (its stages decide what retrieve and score do too)
+_OF_THE_DATA = ("premined", "premined_format")
 _IN_RUN = "run:"  # a recorded path inside the run directory, kept relative so a copied run stays whole
 
 
@@ -109,7 +113,7 @@ def resolve_options(
     for name in _reset_names(reset, given, taken):
         record.pop(name, None)
     if any(name in given for name in INPUT_FILES):
-        inputs_only = {f.name for f in option_fields(Options) if spec(f).stages == ("inputs",)}
+        inputs_only = {f.name for f in option_fields(Options) if spec(f).stages == ("inputs",)} | set(_OF_THE_DATA)
         record = {k: v for k, v in record.items() if k not in inputs_only}
     values = dict(given)
     values.update({name: _inherited(name, record[name], run) for name in taken if name not in given and name in record})
@@ -195,14 +199,14 @@ def _other_data(run: RunDir, values: dict[str, Any]) -> bool:
     recorded = m.stats.get("identity") if m is not None else None
     if not isinstance(recorded, dict) or not recorded:
         return False
-    inputs_only = {f.name for f in option_fields(Options) if spec(f).stages == ("inputs",)}
+    inputs_only = {f.name for f in option_fields(Options) if spec(f).stages == ("inputs",)} | set(_OF_THE_DATA)
     options = make_options({k: v for k, v in values.items() if k in inputs_only}, ["inputs"])
     return bool(same_inputs(input_identity(options, run.path), recorded))
 
 
 def _names_the_data(name: str) -> bool:
     """An option that says which data the run reads and how (not a choice of what to compute from it)."""
-    return name in INPUT_FILES or name == "split" or name.endswith("_column")
+    return name in INPUT_FILES or name in _OF_THE_DATA or name == "split" or name.endswith("_column")
 
 
 def _drop_parameters_of_new_choices(values: dict[str, Any], given: dict[str, Any], record: dict, stages: Sequence[str]) -> None:

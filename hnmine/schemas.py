@@ -33,6 +33,17 @@ CANDIDATE_SCHEMA = pa.schema(
     ]
 )
 SCORES_SCHEMA = CANDIDATE_SCHEMA.append(pa.field("teacher_score", pa.float32()))
+# A pre-mined dataset's lists (--premined), as the inputs stage read them: what the retrieve stage makes
+# the candidates of, and the file's scores (null where it has none).
+PREMINED_SCHEMA = pa.schema(
+    [
+        ("query_id", pa.string()),
+        ("doc_id", pa.string()),
+        ("rank", pa.int32()),
+        ("score", pa.float32()),
+        ("is_positive", pa.bool_()),
+    ]
+)
 
 # columns shared by negatives.parquet and dropped.parquet
 _SELECTED_FIELDS = [
@@ -123,6 +134,7 @@ SCHEMAS: dict[str, pa.Schema] = {
     "queries": QUERIES_SCHEMA,
     "qrels": QRELS_SCHEMA,
     "hidden_qrels": QRELS_SCHEMA,
+    "premined": PREMINED_SCHEMA,
     "candidates": CANDIDATE_SCHEMA,
     "scores": SCORES_SCHEMA,
     "negatives": NEGATIVES_SCHEMA,

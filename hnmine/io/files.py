@@ -229,7 +229,8 @@ _MIXED = b"hnmine.mixed_rows"
 
 
 def _mixed_rows(values: list) -> dict[str, int]:
-    """{"list"/"object": first 1-based row holding one} when a column mixes them with other values; else {}."""
+    """{"list"/"object"/"other": first 1-based row holding one} when a column mixes lists or objects with other
+    values (texts, numbers); else {}."""
     kinds = {"list": 0, "object": 0, "other": 0}
     first: dict[str, int] = {}
     for row, v in enumerate(values, start=1):
@@ -239,7 +240,7 @@ def _mixed_rows(values: list) -> dict[str, int]:
             first.setdefault(kind, row)
     if sum(1 for n in kinds.values() if n) < 2:
         return {}  # one kind only: Arrow holds it as it is (a list column, a struct column)
-    return {k: r for k, r in first.items() if k != "other"}
+    return first  # "other": the first text (or number) beside them, which a reader of lists names
 
 
 def mixed_rows(table: pa.Table, column: str) -> dict[str, int]:
@@ -406,7 +407,7 @@ def id_text(value: Any) -> str:
 def string_column(table: pa.Table, path: Path | str, column: str, *, what: str, allow_empty: bool) -> list[str]:
     """A column as Python strings, with None/NaN/empty reported by row (1-based data row)."""
     values = table.column(column).to_pylist()
-    mixed = mixed_rows(table, column)
+    mixed = {kind: row for kind, row in mixed_rows(table, column).items() if kind != "other"}  # texts are what it reads
     first_mixed = min(mixed.values(), default=0)
     out: list[str] = []
     for i, v in enumerate(values):

@@ -21,7 +21,7 @@ from hnmine.options import flag
 from hnmine.schemas import CORPUS_SCHEMA, QRELS_SCHEMA, QUERIES_SCHEMA
 
 # Column names tried, in order, when the user names none.
-DOC_ID_COLUMNS = ["_id", "doc_id", "docid", "id", "corpus_id", "pid"]
+DOC_ID_COLUMNS = ["_id", "doc_id", "docid", "id", "corpus_id", "pid", "document_id"]
 DOC_TEXT_COLUMNS = ["text", "contents", "content", "body", "passage", "document"]
 QUERY_ID_COLUMNS = ["_id", "query_id", "qid", "id"]
 QUERY_TEXT_COLUMNS = ["text", "query", "question"]
@@ -41,6 +41,7 @@ class Inputs:
     qrels: pa.Table
     stats: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    premined: pa.Table | None = None  # --premined: the file's lists of candidates (hnmine.io.premined)
 
 
 def _pick_optional(table: pa.Table, path: Path, given: str | None, candidates: list[str]) -> str | None:

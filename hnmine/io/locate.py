@@ -31,6 +31,8 @@ class InputSpec:
     qrels_score_column: str | None = None
     pair_query_column: str | None = None
     pair_positive_column: str | None = None
+    premined: Path | None = None  # a pre-mined dataset (hnmine.io.premined): queries, positives and candidates
+    premined_format: str | None = None
     min_relevance: int = 1
 
     def source_files(self) -> dict[str, Path]:
@@ -48,6 +50,8 @@ def input_spec(options) -> InputSpec:
 def resolve_files(spec: InputSpec) -> dict[str, Path | None]:
     """Which files to read: from --data (folder or pairs file) or the explicit options."""
     files: dict[str, Path | None] = {"corpus": spec.corpus, "queries": spec.queries, "qrels": spec.qrels, "pairs": spec.pairs}
+    if spec.premined is not None:
+        return _premined_files(spec, {**files, "premined": spec.premined})
     folder = False
     if spec.data is not None:
         data = Path(spec.data)
@@ -84,6 +88,56 @@ def resolve_files(spec: InputSpec) -> dict[str, Path | None]:
     return files
 
 
+def _premined_files(spec: InputSpec, files: dict[str, Path | None]) -> dict[str, Path | None]:
+    """A pre-mined dataset is the run's data (its queries and positives): with --corpus, --queries (texts found there
+    keep their ids) and, for a scored pool that marks no positives, --qrels; never with DATA or --pairs."""
+    premined = Path(spec.premined)  # type: ignore[arg-type]
+    other = spec.data if spec.data is not None else spec.pairs
+    if other is not None:
+        raise OptionError(f"{other} and --premined {premined}: a pre-mined dataset is the run's data; give one or the other")
+    _check_file(premined, "premined")
+    dict_folder = is_saved_dataset(premined) and (premined / "dataset_dict.json").is_file()
+    if spec.split is not None and not dict_folder:
+        raise OptionError(f"--split '{spec.split}' chooses a split of a saved DatasetDict, and --premined {premined} is none")
+    if is_pool_folder(premined):
+        given = [f"--{role}" for role in ("corpus", "queries") if files[role] is not None]
+        if given:
+            raise OptionError(
+                f"--premined {premined} is a scored pool's folder, which holds its queries and documents: {' and '.join(given)} would be unused"
+            )
+    groups = [
+        ("--queries", ("query_id_column", "query_text_column"), files["queries"]),
+        ("--qrels", ("qrels_query_column", "qrels_doc_column", "qrels_score_column"), files["qrels"]),
+        ("--corpus", ("doc_id_column", "doc_text_column", "doc_title_column"), files["corpus"]),
+    ]
+    for what, names, path in groups:
+        named = ["--" + n.replace("_", "-") for n in names if getattr(spec, n) is not None]
+        if path is None and named:
+            raise OptionError(f"{', '.join(named)} names a column of {what}, and none is read: the option would be unused")
+    for role in ("corpus", "queries", "qrels"):
+        if files[role] is not None:
+            _check_file(files[role], role)  # type: ignore[arg-type]
+    return files
+
+
+POOL_TABLES = ("train", "queries", "documents")  # a scored pool's folder (the scored-pool export): one file each
+
+
+def is_pool_folder(path: Path) -> bool:
+    """A folder holding a scored pool's three tables (train, queries, documents), as the scored-pool export writes them."""
+    path = Path(path)
+    return path.is_dir() and not is_saved_dataset(path) and all(_present(path, stem) for stem in POOL_TABLES)
+
+
+def pool_files(folder: Path) -> dict[str, Path]:
+    """{train, queries, documents: file} of a scored pool's folder (one file of each, any readable format)."""
+    return {stem: _first_existing(Path(folder), _names(stem)) for stem in POOL_TABLES}
+
+
+def _present(folder: Path, stem: str) -> bool:
+    return any((folder / name).is_file() for name in _names(stem))
+
+
 def _check_column_options(spec: InputSpec, *, pairs: bool, corpus: bool) -> None:
     """A column option for a file that is not read would be silently unused: refused."""
     groups = [
@@ -109,7 +163,12 @@ def _check_file(path: Path, role: str) -> None:
     if not path.exists():
         raise InputError(f"{path}: no such file ({role})")
     check_regular_file(path, role)
-    if path.is_dir() and not is_saved_dataset(path):
+    if path.is_dir() and not is_saved_dataset(path) and not (role == "premined" and is_pool_folder(path)):
+        if role == "premined":
+            raise InputError(
+                f"{path}: is a folder that is neither a saved `datasets` folder nor a scored pool (train, queries and documents "
+                f"files); name the file (--premined)"
+            )
         raise InputError(f"{path}: is a folder, expected a {role} file")
 
 

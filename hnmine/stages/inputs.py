@@ -6,7 +6,7 @@ hidden-positive protocol (hnmine.hide) keeps one positive per query and writes t
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 from hnmine.options import Options
 from hnmine.pipeline import Context, Stage, StageOutput
@@ -35,22 +35,29 @@ def _sources(ctx: Context) -> dict:
 def _key(ctx: Context) -> dict:
     o = ctx.options
     # Paths are not part of the key: the same bytes read from another place give the same tables.
-    spec = replace(input_spec(o), data=None, corpus=None, queries=None, qrels=None, pairs=None)
+    spec = asdict(replace(input_spec(o), data=None, corpus=None, queries=None, qrels=None, pairs=None, premined=None))
+    if o.premined is None:  # the keys of runs without a pre-mined file stay what they were
+        del spec["premined"], spec["premined_format"]
+    else:
+        spec["premined"] = True
     # The seed only matters when positives are hidden: another --seed must not redo this stage.
     return {"spec": spec, "hide_positives": o.hide_positives, "hide_seed": o.seed if o.hide_positives else None}
 
 
 def _writes(options: Options) -> tuple[str, ...]:
-    return ("corpus", "queries", "qrels") + (("hidden_qrels",) if options.hide_positives else ())
+    return (
+        ("corpus", "queries", "qrels") + (("hidden_qrels",) if options.hide_positives else ()) + (("premined",) if options.premined else ())
+    )
 
 
 def _work(ctx: Context) -> StageOutput:
     from hnmine.io.inputs import load_inputs
+    from hnmine.io.premined import load_premined
     from hnmine.run_identity import input_files, input_identity
 
     spec = input_spec(ctx.options)
     files = input_files(ctx.options)
-    loaded = load_inputs(spec)
+    loaded = load_premined(spec) if spec.premined is not None else load_inputs(spec)
     for w in loaded.warnings:
         ctx.reporter.warn(w)
 
@@ -63,6 +70,8 @@ def _work(ctx: Context) -> StageOutput:
         tables["hidden_qrels"] = hidden
         stats["hidden_positives"] = hidden.num_rows
     tables["qrels"] = qrels
+    if loaded.premined is not None:
+        tables["premined"] = loaded.premined
     rows_in = loaded.corpus.num_rows + loaded.queries.num_rows + loaded.qrels.num_rows
     return StageOutput(
         tables=tables,

@@ -24,8 +24,18 @@ def _list_count(options: Options) -> int:
     return int(_dense(options)) + int(_bm25(options)) + len(options.candidate_model)
 
 
+def _premined(options: Options) -> bool:
+    """A pre-mined dataset's lists are the candidates (hnmine.retrievers.premined): nothing is searched."""
+    return options.premined is not None
+
+
 def _reads(ctx: Context) -> tuple[str, ...]:
     o = ctx.options
+    if _premined(o):
+        from hnmine.retrievers.premined import check_the_runs_file
+
+        check_the_runs_file(ctx.run, o.premined)
+        return ("premined", "qrels")
     reads: tuple[str, ...] = ("corpus", "queries", "qrels")
     for part, wanted in (("dense_index", _dense(o)), ("bm25_index", _bm25(o))):
         if wanted:
@@ -51,6 +61,8 @@ def _check(options: Options) -> None:
 
     from hnmine.errors import InputError
 
+    if _premined(options):
+        return
     if options.query_embeddings is not None and not Path(options.query_embeddings).is_file():
         raise InputError(f"{options.query_embeddings}: no such file (--query-embeddings)")
     if _dense(options) and options.query_embeddings is None:
@@ -63,6 +75,8 @@ def _sources(ctx: Context) -> dict:
     from hnmine.io.hashing import file_hash
 
     o = ctx.options
+    if _premined(o):
+        return {}
     return {"file:query_embeddings": file_hash(o.query_embeddings)} if o.query_embeddings is not None and _dense(o) else {}
 
 
@@ -71,6 +85,8 @@ def _key(ctx: Context) -> dict:
     from hnmine.inference.spec import EncoderSpec, encoder_key
 
     o = ctx.options
+    if _premined(o):
+        return {"retriever": "premined"}
     d: dict = {"retriever": o.retriever, "max_depth": o.max_depth, "candidate_models": [model_key(m) for m in o.candidate_model]}
     if _dense(o):
         if o.query_embeddings is not None:  # the user's query vectors: nothing is encoded
@@ -96,6 +112,8 @@ def _work(ctx: Context) -> StageOutput:
     from hnmine.stages.candidates import positives_by_query
 
     o = ctx.options
+    if _premined(o):
+        return _premined_work(ctx)
     queries = ctx.table("queries")
     positives = positives_by_query(ctx.table("qrels"))
     query_ids = queries.column("query_id").to_pylist()
@@ -139,6 +157,19 @@ def _work(ctx: Context) -> StageOutput:
     return StageOutput(
         tables={"candidates": table}, counts={"rows_in": queries.num_rows, "rows_out": table.num_rows}, stats=stats, models=models
     )
+
+
+def _premined_work(ctx: Context) -> StageOutput:
+    """The candidates of a pre-mined run: its file's lists, as the inputs stage read them."""
+    from hnmine.retrievers.premined import candidates_from_premined
+
+    premined = ctx.table("premined")
+    table = candidates_from_premined(premined, ctx.table("qrels"))
+    queries = ctx.table("queries", ["query_id"]).column("query_id").to_pylist()
+    stats = {"retriever": "premined", "queries_with_no_candidates": len(set(queries) - set(table.column("query_id").to_pylist()))}
+    models = {"candidates": {"kind": "premined", "name": str(ctx.options.premined)}}  # the report names the file
+    counts = {"rows_in": premined.num_rows, "rows_out": table.num_rows}
+    return StageOutput(tables={"candidates": table}, counts=counts, stats=stats, models=models)
 
 
 def hold_searchers(shared: dict, device: str) -> dict:

@@ -85,7 +85,7 @@ def _check(options: Options) -> None:
     for t in _every_teacher(options):
         if t.kind == "cross-encoder":
             check_cross_encoder(t.model, options.max_length)
-        else:
+        elif t.kind == "bi-encoder":
             EncoderSpec.from_options(options, model=t.model).validate()
             check_prompt_name(t.model, options.query_prompt_name, "--query-prompt-name")
             check_prompt_name(t.model, options.corpus_prompt_name, "--corpus-prompt-name")
@@ -119,6 +119,9 @@ def _key(ctx: Context) -> dict:
     info = dense_info(ctx)
     teachers = []
     for t in _every_teacher(o):
+        if t.kind == "premined":  # a --premined file's scores: the file's hash names them (its table is the candidates')
+            teachers.append({"kind": t.kind, "model": t.model})
+            continue
         entry = {"kind": t.kind, "model": model_key(t.model), "revision": resolve_model(t.model)[1]}
         if runs_model(info, t, o):  # `auto` is resolved only where a model runs (it may time the model)
             spec = EncoderSpec.from_options(o, model=t.model)
@@ -174,6 +177,9 @@ def _work(ctx: Context) -> StageOutput:
     raw: dict[str, np.ndarray] = {}
     models = {}
     for t in _every_teacher(o):
+        if t.kind == "premined":  # the file's own scores, no model
+            models[t.label] = {"kind": t.kind, "name": str(o.premined), "sha256": t.model}
+            continue
         models[t.label] = {"kind": t.kind, "name": t.model, "revision": resolve_model(t.model)[1]}
         if runs_model(info, t, o):
             models[t.label].update(dtype_record(EncoderSpec.from_options(o), t.kind, t.model))
@@ -215,7 +221,11 @@ def teacher_scores(ctx: Context, t, info: dict | None, table, queries, corpus):
 
     from hnmine.errors import ModelError
 
-    if t.kind == "bi-encoder":
+    if t.kind == "premined":  # a --premined file's own scores (hnmine.retrievers.premined)
+        from hnmine.retrievers.premined import premined_scores
+
+        values = premined_scores(table, str(ctx.options.premined))
+    elif t.kind == "bi-encoder":
         values = _bi_encoder_scores(ctx, t, info, table, queries, corpus)
     else:
         values = _cross_encoder_scores(ctx, t, table, queries, corpus)

@@ -34,9 +34,12 @@ class TeacherSpec:
 
 def teacher_specs(options) -> tuple[TeacherSpec, ...]:
     """The teachers of a run's options: --teacher values (KIND:MODEL or MODEL with --teacher-type), or the
-    --model bi-encoder when none is given."""
+    --model bi-encoder when none is given (a --premined file's scores, kind `premined`, when it has them)."""
     if not options.teacher:
-        return (TeacherSpec("bi-encoder", options.model),)
+        from hnmine.io.premined import teacher_name
+
+        premined = teacher_name(options)  # a --premined file's own scores, where it has them
+        return (TeacherSpec("premined", premined),) if premined else (TeacherSpec("bi-encoder", options.model),)
     specs = list(dict.fromkeys(TeacherSpec.parse(t, options.teacher_type, options.model) for t in options.teacher))
     return tuple(_distinct_labels(specs))
 
