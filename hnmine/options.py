@@ -6,7 +6,8 @@ arguments and the checks (`check_options`) all come from the two dataclasses bel
 cannot be spelled, bounded or defaulted two ways. A message names the flag (`--num-negatives`).
 How a declaration is made and one value checked is hnmine.option_spec's (any command's options: the
 helper commands declare theirs the same way, hnmine.command_options); the rules between options are
-hnmine.option_rules'.
+hnmine.option_rules'. It is longer than 500 lines on purpose: it is the one list of every option of the
+pipeline, each with its help and bounds; split in two, where an option is declared would be a guess.
 """
 
 from __future__ import annotations
