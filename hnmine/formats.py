@@ -45,6 +45,10 @@ class FormatSpec:
     build: Callable[[list[Example], int, bool], pa.Table]
     default_file_format: str  # parquet or jsonl
     description: str
+    # A layout of several tables (the scored pool): the built table split into {name: table}, each written as
+    # export/<format>/<name>.<ext>; the first is the training table (`hnmine.mine`'s result, the summary's file).
+    split: Callable[[pa.Table], dict[str, pa.Table]] | None = None
+    tables: tuple[str, ...] = ()  # the names `split` gives, in order
 
 
 EXPORT_FORMATS: Registry[FormatSpec] = Registry("export format")
@@ -162,6 +166,38 @@ def _tevatron(examples: list[Example], num_negatives: int, with_scores: bool) ->
     return pa.table(rows)
 
 
+def _scored_pool(examples: list[Example], num_negatives: int, with_scores: bool) -> pa.Table:
+    """One row per query: its documents, positives first (best first) then its negatives in the filter's order,
+    with the teacher's scores (always: they are the layout) and the positives' ids; the texts ride along until
+    `_split_pool` makes the queries and documents tables of them."""
+    rows: dict[str, list] = {"query_id": [], "query": [], "document_ids": [], "documents": [], "scores": [], "positive_ids": []}
+    for ex in examples:
+        listed = ex.positives + ex.negatives
+        rows["query_id"].append(ex.query_id)
+        rows["query"].append(ex.query)
+        rows["document_ids"].append([p.doc_id for p in listed])
+        rows["documents"].append([p.text for p in listed])
+        rows["scores"].append(_scores(listed))
+        rows["positive_ids"].append([p.doc_id for p in ex.positives])
+    types = {"scores": pa.list_(pa.float32()), "document_ids": pa.list_(pa.string()), "documents": pa.list_(pa.string())}
+    return pa.table({k: pa.array(v, types.get(k)) for k, v in rows.items()})
+
+
+def _split_pool(table: pa.Table) -> dict[str, pa.Table]:
+    """PyLate's three tables (its KDProcessing joins them by id): train (query_id, document_ids, scores; and
+    positive_ids, which its collator leaves alone as a column named *_id*), queries (query_id, text) and
+    documents (document_id, text: the title and text joined), each document once."""
+    docs: dict[str, str] = {}
+    for ids, texts in zip(table.column("document_ids").to_pylist(), table.column("documents").to_pylist()):
+        for d, t in zip(ids, texts):
+            docs.setdefault(d, t)
+    return {
+        "train": table.select(["query_id", "document_ids", "scores", "positive_ids"]),
+        "queries": pa.table({"query_id": table.column("query_id"), "text": table.column("query")}),
+        "documents": pa.table({"document_id": pa.array(list(docs), pa.string()), "text": pa.array(list(docs.values()), pa.string())}),
+    }
+
+
 EXPORT_FORMATS.add(
     "triplet", FormatSpec(_triplet, "parquet", "(anchor, positive, negative) rows: MultipleNegativesRankingLoss, TripletLoss")
 )
@@ -174,6 +210,16 @@ EXPORT_FORMATS.add(
 )
 EXPORT_FORMATS.add("flagembedding", FormatSpec(_flagembedding, "jsonl", "FlagEmbedding JSONL: query, pos, neg (+ pos_scores, neg_scores)"))
 EXPORT_FORMATS.add("tevatron", FormatSpec(_tevatron, "jsonl", "Tevatron JSONL: query_id, query, positive_passages, negative_passages"))
+EXPORT_FORMATS.add(
+    "scored-pool",
+    FormatSpec(
+        _scored_pool,
+        "parquet",
+        "distillation (PyLate's layout): train (query_id, document_ids, scores, positive_ids), queries, documents",
+        split=_split_pool,
+        tables=("train", "queries", "documents"),
+    ),
+)
 
 
 def format_names() -> list[str]:

@@ -364,7 +364,7 @@ class Options:
     # export
     format: str = opt(
         "triplet",
-        "triplet|n-tuple|labeled-pair|labeled-list|flagembedding|tevatron.",
+        "triplet|n-tuple|labeled-pair|labeled-list|flagembedding|tevatron|scored-pool (distillation: train, queries, documents).",
         stages=("export",),
         short=("-f",),
         choices=_names("hnmine.formats", "format_names"),

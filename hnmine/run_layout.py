@@ -79,8 +79,9 @@ def candidate_index(i: int) -> str:
     return f"index/dense{i}"
 
 
-def export_path(fmt: str, file_format: str) -> str:
-    return f"{LAYOUT['export']}/{fmt}.{file_format}"
+def export_path(fmt: str, file_format: str, table: str | None = None) -> str:
+    """export/<format>.<ext>, or export/<format>/<table>.<ext> for one table of a layout of several (the scored pool)."""
+    return f"{LAYOUT['export']}/{fmt}.{file_format}" if table is None else f"{LAYOUT['export']}/{fmt}/{table}.{file_format}"
 
 
 def first_link(root: Path, path: Path) -> Path | None:

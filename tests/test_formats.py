@@ -104,7 +104,7 @@ def test_flagembedding_and_tevatron_jsonl_keep_non_latin_characters(tmp_path):
 
 
 def test_unknown_format_lists_valid_ones():
-    with pytest.raises(UnknownName, match="valid: flagembedding, labeled-list, labeled-pair, n-tuple, tevatron, triplet"):
+    with pytest.raises(UnknownName, match="valid: flagembedding, labeled-list, labeled-pair, n-tuple, scored-pool, tevatron, triplet"):
         get_format("csv-ish")
 
 
@@ -133,3 +133,63 @@ def test_a_labeled_shape_with_scores_instead_of_labels_is_refused_for_training(f
 
     with pytest.raises(InputError, match="scores in place of labels"):
         read_pairs(get_format(fmt).build(TWO_POSITIVES, 2, True), Path("export.parquet"))
+
+
+def test_n_tuple_with_scores_is_sentence_transformers_output_scores_n_tuple():
+    """sentence-transformers' mine_hard_negatives(output_format="n-tuple", output_scores=True): the anchor, the
+    positive, negative_1..n, then `scores`, a list of doubles: the positive's score first, then each negative's
+    in column order; queries short of n left out."""
+    table = get_format("n-tuple").build(TWO_POSITIVES, 2, True)
+    assert table.column_names == ["anchor", "positive", "negative_1", "negative_2", "scores"]
+    assert table.schema.field("scores").type == pa.list_(pa.float64())
+    rows = table.to_pylist()
+    assert [(r["positive"], r["scores"]) for r in rows] == [
+        ("under pressure", pytest.approx([0.9, 0.7, 0.6])),
+        ("a shot in 25 seconds", pytest.approx([0.8, 0.7, 0.6])),
+    ]
+
+
+def scored_pool_tables() -> dict[str, pa.Table]:
+    spec = get_format("scored-pool")
+    shared = Example("q3", "東京について", [Passage("d7", "", "東京は首都です", 0.8)], [Passage("d2", "", "pour over", 0.5)])
+    return spec.split(spec.build(TWO_POSITIVES + [shared], 2, False))
+
+
+def test_scored_pool_is_pylates_layout():
+    """PyLate's knowledge-distillation layout (lightonai/ms-marco-en-bge, read by pylate.utils.KDProcessing): a
+    train table (query_id, document_ids, scores), a queries table (query_id, text) and a documents table
+    (document_id, text). Each query's positives come first (PyLate keeps the first n_ways documents), then its
+    negatives in the filter's order; `positive_ids` marks them, a column PyLate's collator leaves alone (its name
+    holds `_id`). Scores are always written: they are what distillation trains on."""
+    tables = scored_pool_tables()
+    assert list(tables) == ["train", "queries", "documents"]
+    train = tables["train"]
+    assert train.schema == pa.schema(
+        [
+            ("query_id", pa.string()),
+            ("document_ids", pa.list_(pa.string())),
+            ("scores", pa.list_(pa.float32())),
+            ("positive_ids", pa.list_(pa.string())),
+        ]
+    )
+    assert all("_id" in name for name in train.column_names if name != "scores")  # PyLate tokenizes no *_id* column
+    first = train.to_pylist()[0]
+    assert first["query_id"] == "q1" and first["document_ids"] == ["d1", "d6", "d2", "d3"] and first["positive_ids"] == ["d1", "d6"]
+    assert first["scores"] == pytest.approx([0.9, 0.8, 0.7, 0.6])
+    assert tables["queries"].column("text").to_pylist() == ["how is espresso made", "what is tea", "東京について"]
+    documents = tables["documents"]
+    assert documents.column_names == ["document_id", "text"]
+    assert documents.column("document_id").to_pylist() == ["d1", "d6", "d2", "d3", "d4", "d7"]  # each once (d2: q1 and q3)
+
+
+def test_a_scored_pool_trains_as_pylates_kd_processing_reads_it():
+    """What KDProcessing.transform does with the three tables (ids looked up in queries and documents, the first
+    n_ways kept): every id resolves, and the texts and scores line up."""
+    tables = scored_pool_tables()
+    query_text = dict(zip(*(tables["queries"].column(c).to_pylist() for c in ("query_id", "text"))))
+    doc_text = dict(zip(*(tables["documents"].column(c).to_pylist() for c in ("document_id", "text"))))
+    n_ways = 3
+    for row in tables["train"].to_pylist():
+        documents = [doc_text[d] for d in row["document_ids"][:n_ways]]
+        assert query_text[row["query_id"]] and len(documents) == len(row["scores"][:n_ways])
+    assert doc_text["d6"] == "a shot in 25 seconds"

@@ -344,3 +344,33 @@ def test_options_a_pre_mined_run_cannot_use(tmp_path, args, fragments):
         return
     (tmp_path / "x.jsonl").write_text('{"query": "a", "positive": "b"}\n', encoding="utf-8")
     premined_error(tmp_path, fe_rows(), *fragments, args=tuple(str(tmp_path / a) if a.endswith(".jsonl") else a for a in args))
+
+
+# --- the scored pool out and back in (issue 28 part 2) ---------------------------------------------
+
+
+def test_a_scored_pool_export_reads_back_unchanged(finished_tiny, tmp_path):
+    """`--format scored-pool` writes export/scored-pool/{train,queries,documents}.parquet; `--premined` that folder
+    into a new run gives the same ids, texts and scores: mined again with the same method, the same three tables."""
+    data, done = finished_tiny
+    run = tmp_path / "run"
+    shutil.copytree(done, run)
+    same = ("--method", "naive", "-n", "4", "--format", "scored-pool")
+    summary = mine_json(data, run, *same)
+    pool = run / "export" / "scored-pool"
+    assert summary["export"] == str(pool / "train.parquet")
+    assert sorted(p.name for p in pool.iterdir()) == ["documents.parquet", "queries.parquet", "train.parquet"]
+    from hnmine.finetune.sources import load_source
+
+    trained_on = load_source(run)  # `hnmine finetune RUN` reads the pool with its texts
+    assert trained_on.shape == "scored-pool" and all(p.negatives for p in trained_on.pairs)
+
+    back = tmp_path / "back"
+    share_cache(done, back)
+    premined_json(back, pool, *same)
+    corpus = pq.read_table(back / "inputs/corpus.parquet").to_pylist()
+    documents = pq.read_table(pool / "documents.parquet").to_pylist()
+    assert [(r["doc_id"], r["text"]) for r in corpus] == [(r["document_id"], r["text"]) for r in documents]
+    assert pq.read_table(back / "inputs/queries.parquet").to_pylist() == pq.read_table(pool / "queries.parquet").to_pylist()
+    for name in ("train", "queries", "documents"):
+        assert pq.read_table(back / "export/scored-pool" / f"{name}.parquet").equals(pq.read_table(pool / f"{name}.parquet")), name

@@ -61,11 +61,32 @@ def load_source(path: Path) -> TrainingSource:
     run_dir = path if path.is_dir() else None
     file = export_file(path) if run_dir else path
     table = read_table(file)
+    if {"query_id", "document_ids"} <= set(table.column_names) and "documents" not in table.column_names:
+        table = _pool_with_texts(table, file)
     shape, pairs, stats = read_pairs(table, file)
     if not pairs:
         raise InputError(f"{file}: no (anchor, positive) pair to train on")
     label = path.name if run_dir else path.stem
     return TrainingSource(label=label, path=path, file=file, shape=shape, pairs=pairs, run_dir=run_dir, stats=stats)
+
+
+def _pool_with_texts(table, file: Path):
+    """A scored pool's train table (export/scored-pool/train.*) with the texts of its queries and documents tables,
+    which lie beside it: the query, and each document's text, as read_pairs takes them."""
+    import pyarrow as pa
+
+    texts = {}
+    for name, id_column in (("queries", "query_id"), ("documents", "document_id")):
+        beside = file.with_name(f"{name}{file.suffix}")
+        if not beside.is_file():
+            raise InputError(f"{file}: a scored pool's train table, and {beside} (its {name}' texts) is not beside it")
+        other = read_table(beside)
+        texts[name] = dict(zip(*(other.column(c).to_pylist() for c in (id_column, "text"))))
+    if "positive_ids" not in table.column_names:
+        raise InputError(f"{file}: a scored pool that marks no positives (no column positive_ids): nothing to train on as a positive")
+    query = [texts["queries"].get(q) for q in table.column("query_id").to_pylist()]
+    documents = [[texts["documents"].get(d) for d in ids or []] for ids in table.column("document_ids").to_pylist()]
+    return table.append_column("query", pa.array(query, pa.string())).append_column("documents", pa.array(documents))
 
 
 def export_file(run_dir: Path) -> Path:
@@ -163,7 +184,12 @@ def read_pairs(table, source: Path) -> tuple[str, list[TrainingPair], dict]:
     def labels(name: str) -> list:
         return [_label(v, source, row, name) for row, v in enumerate(col(name), start=1)]
 
-    if "positive_passages" in names and "negative_passages" in names:
+    if {"document_ids", "documents", "positive_ids"} <= set(names):
+        shape = "scored-pool"  # each query's documents, its positives named by id (hnmine.formats)
+        for a, ids, docs, marked in zip(anchors, col("document_ids"), col("documents"), col("positive_ids")):
+            in_row, own = list(zip(ids or [], docs or [])), set(marked or [])
+            rows.append((a, texts([t for d, t in in_row if d in own]), texts([t for d, t in in_row if d not in own])))
+    elif "positive_passages" in names and "negative_passages" in names:
         shape = "tevatron"
         rows = [(a, texts(p), texts(n)) for a, p, n in zip(anchors, col("positive_passages"), col("negative_passages"))]
     elif "pos" in names and "neg" in names:

@@ -6,11 +6,20 @@ from hnmine.options import Options
 from hnmine.pipeline import Context, Stage, StageOutput
 
 
-def export_file(options: Options) -> str:
+def export_files(options: Options) -> list[str]:
+    """The files the export writes: export/<format>.<ext>, or one per table of a layout of several (the first is
+    the training table)."""
     from hnmine.formats import get_format
     from hnmine.run_layout import export_path
 
-    return export_path(options.format, options.file_format or get_format(options.format).default_file_format)
+    spec = get_format(options.format)
+    ext = options.file_format or spec.default_file_format
+    return [export_path(options.format, ext, t) for t in spec.tables] or [export_path(options.format, ext)]
+
+
+def export_file(options: Options) -> str:
+    """The training file (the summary's `export`, the table `hnmine.mine` gives back)."""
+    return export_files(options)[0]
 
 
 def _key(ctx: Context) -> dict:
@@ -52,13 +61,22 @@ def _work(ctx: Context) -> StageOutput:
     n_examples, short = sum(n for _, n, _ in parts), sum(k for _, _, k in parts)
     rel = export_file(o)
     stats = {"file": rel, "queries": n_examples, "negatives_per_query": target}
+    split = get_format(o.format).split
+    written = {rel: table}
+    if split is not None:  # a layout of several tables (the scored pool): each its own file
+        written = dict(zip(export_files(o), split(table).values()))
+        stats["files"] = list(written)
+        if "document_ids" in table.column_names and table.num_rows:  # PyLate trains on the first n_ways of each row
+            import pyarrow.compute as pc
+
+            stats["documents_per_query_min"] = int(pc.min(pc.list_value_length(table.column("document_ids"))).as_py())
     if o.format == "n-tuple":
         stats["queries_left_out_short"] = short
     warnings = []
     if table.num_rows == 0:
         warnings.append(empty_export_message(ctx, range(n_examples), target))
         ctx.reporter.warn(warnings[-1])
-    return StageOutput(tables={rel: table}, counts={"rows_in": n_examples, "rows_out": table.num_rows}, stats=stats, warnings=warnings)
+    return StageOutput(tables=written, counts={"rows_in": n_examples, "rows_out": table.num_rows}, stats=stats, warnings=warnings)
 
 
 def rows_by_query(table, query_ids: list[str]):
@@ -127,7 +145,7 @@ def empty_export_message(ctx: Context, examples, target: int) -> str:
 STAGE = Stage(
     name="export",
     reads=lambda ctx: ("corpus", "queries", "negatives", "query_summary", "positives"),
-    writes=lambda o: (export_file(o),),
+    writes=lambda o: tuple(export_files(o)),
     key=_key,
     work=_work,
 )
