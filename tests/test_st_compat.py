@@ -462,6 +462,30 @@ def test_the_rows_are_sentence_transformers_rows_on_sample_data(i, sample, sampl
     assert_same_rows(mine(data, model, corpus=corpus, hnmine_out=run, **REFERENCE_CALLS[i]), sample_reference[i])
 
 
+SCIFACT = ROOT.parent / "shared" / "data" / "scifact"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SCIFACT.is_dir(), reason="needs ../shared/data/scifact")
+def test_the_rows_are_sentence_transformers_rows_on_scifact(tmp_path):
+    """SciFact train, the bundled model at float32, benchmarks/st_compare_scifact.py's calls (top-k sampling,
+    range and margin options, every output_format): every row identical or differing only by tied scores,
+    except on the call that combines range_min with a score filter (range_min counts ranks before the filters,
+    docs/python.md), where each of sentence-transformers' negatives that hnmine left out ranks below the ones
+    hnmine chose."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import st_compare_scifact as bench
+
+    out = bench.compare(SCIFACT, "train", list(bench.CALLS), tmp_path)
+    for name, row in out["calls"].items():
+        if "known_difference" in bench.CALLS[name]:
+            assert set(row["residue_negatives_left_out_by_reason"]) <= {"ranked_below_the_chosen"}, (name, row)
+        else:
+            assert row["rows"]["residue"] == 0 and row["rows"]["theirs"] == row["rows"]["ours"], (name, row)
+
+
 @pytest.mark.parametrize("output_format", ["triplet", "n-tuple", "labeled-pair", "labeled-list"])
 def test_the_shortfall_message_is_sentence_transformers(output_format, sample, model, capsys):
     """The samples short of negatives, counted per format as sentence-transformers counts them (its own tests
