@@ -186,5 +186,22 @@ def write_results(path: Path, payload: dict) -> None:
     print(f"results written to {path}")
 
 
+def save_json_atomically(path: Path, payload: dict, *, indent: int = 2) -> None:
+    """Write through a temporary file and a rename, so a grid killed mid-write keeps its last whole results."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload, indent=indent, default=str))
+    os.replace(tmp, path)
+
+
+def grid_cells(arms: list[str], seeds: list[int]) -> list[tuple[str, int | None]]:
+    """The (arm, seed) cells of a training grid: untrained once, then every trained arm at the first seed, then at
+    the next, so an interrupted grid has whole seeds."""
+    out: list[tuple[str, int | None]] = [("untrained", None)] if "untrained" in arms else []
+    for seed in seeds:
+        out += [(arm, seed) for arm in arms if arm != "untrained"]
+    return out
+
+
 def ratio(a: float, b: float) -> float:
     return round(a / b, 3) if b else float("nan")

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -38,7 +37,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import BENCH, HNMINE, PY, ROOT, SCIFACT, bench_env, machine  # noqa: E402
+from _common import BENCH, HNMINE, PY, ROOT, SCIFACT, bench_env, grid_cells, machine, save_json_atomically  # noqa: E402
 
 RESULTS = BENCH / "results" / "downstream.json"
 TABLE = BENCH / "results" / "downstream.md"
@@ -136,18 +135,7 @@ def load_results(budget: dict) -> dict:
 
 
 def save(results: dict) -> None:
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    tmp = RESULTS.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results, indent=2, default=str))
-    os.replace(tmp, RESULTS)
-
-
-def cells(arms: list[str], seeds: list[int]) -> list[tuple[str, int | None]]:
-    """untrained once, then every trained arm at the first seed, then at the next …"""
-    out: list[tuple[str, int | None]] = [("untrained", None)] if "untrained" in arms else []
-    for seed in seeds:
-        out += [(arm, seed) for arm in arms if arm != "untrained"]
-    return out
+    save_json_atomically(RESULTS, results, indent=2)
 
 
 def steps_of(arm: str, results: dict) -> int:
@@ -289,7 +277,7 @@ def main() -> None:
             raise SystemExit(f"unknown arm(s) {unknown} (arms: {', '.join(arms)})")
         arms = [a for a in arms if a in wanted]
     if not args.report:
-        todo = [(a, s) for a, s in cells(arms, [int(x) for x in args.seeds.split(",")]) if f"{a}|{s}" not in results["cells"]]
+        todo = [(a, s) for a, s in grid_cells(arms, [int(x) for x in args.seeds.split(",")]) if f"{a}|{s}" not in results["cells"]]
         log(f"{len(todo)} cells to run ({len(results['cells'])} already in {RESULTS})")
         spent: list[float] = []
         for i, (arm, seed) in enumerate(todo, start=1):

@@ -64,7 +64,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import BENCH, HNMINE, PY, ROOT, bench_env, machine  # noqa: E402
+from _common import BENCH, HNMINE, PY, ROOT, bench_env, grid_cells, machine, save_json_atomically  # noqa: E402
 from bench_downstream_report import write_report  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
@@ -335,18 +335,7 @@ def load_results(budgets: dict) -> dict:
 
 
 def save(results: dict) -> None:
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    tmp = RESULTS.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results, indent=1, default=str))
-    os.replace(tmp, RESULTS)
-
-
-def cells(arms: list[str], seeds: list[int]) -> list[tuple[str, int | None]]:
-    """untrained once, then every trained arm at the first seed, then at the next ..."""
-    out: list[tuple[str, int | None]] = [("untrained", None)] if "untrained" in arms else []
-    for seed in seeds:
-        out += [(arm, seed) for arm in arms if arm != "untrained"]
-    return out
+    save_json_atomically(RESULTS, results, indent=1)
 
 
 def prepare_collection(name: str, arms: list[str], args, results: dict) -> tuple[dict, dict[str, Path]]:
@@ -380,7 +369,7 @@ def run_collection(name: str, arms: list[str], seeds: list[int], args, results: 
     setup, sources = prepare_collection(name, arms, args, results)
     budget = results["budgets"][name]
     same = {a: v["same_data_as"] for a, v in results["collections"][name]["arms"].items() if "same_data_as" in v}
-    todo = [(a, s) for a, s in cells(arms, seeds) if a not in same and f"{name}|{a}|{s}" not in results["cells"]]
+    todo = [(a, s) for a, s in grid_cells(arms, seeds) if a not in same and f"{name}|{a}|{s}" not in results["cells"]]
     log(f"{name}: {len(todo)} cells to run; arms trained on another arm's data: {same or 'none'}")
     spent: list[float] = []
     for i, (arm, seed) in enumerate(todo, start=1):
