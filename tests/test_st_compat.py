@@ -480,7 +480,7 @@ def test_the_rows_are_sentence_transformers_rows_on_scifact(tmp_path):
 
     out = bench.compare(SCIFACT, "train", list(bench.CALLS), tmp_path)
     for name, row in out["calls"].items():
-        if "known_difference" in bench.CALLS[name]:
+        if "differs" in bench.CALLS[name]:
             assert set(row["residue_negatives_left_out_by_reason"]) <= {"ranked_below_the_chosen"}, (name, row)
         else:
             assert row["rows"]["residue"] == 0 and row["rows"]["theirs"] == row["rows"]["ours"], (name, row)
