@@ -59,6 +59,8 @@ def hnmine_cmd(data: Path, run: Path, dtype: str | None = None, backend: str | N
         str(NEG),
         "--batch-size",
         str(BATCH),
+        "--cache-dir",  # an embedding store of its own beside the run: a cold run finds no vector made before
+        f"{run}-store",
         "--quiet",
     ]
     return cmd + (["--dtype", dtype] if dtype else []) + (["--backend", backend] if backend else [])

@@ -132,6 +132,7 @@ def mine(
     reset: tuple[str, ...] = (),
     engine: str = "local",
     ray_address: str | None = None,
+    cache_dir: str | Path | None = None,
     progress: bool = True,
     **options: Any,
 ) -> MiningResult:
@@ -141,7 +142,8 @@ def mine(
     On an existing run (`out=`), options not given are those the run last ran with (hnmine.run_options;
     `defaults=True`: their defaults; `reset=("judgments",)`: these from theirs), and other data than the run's
     is refused unless `replace=True`. `engine="ray"` runs the stages on a Ray cluster (`ray_address=`, else
-    $RAY_ADDRESS, else one started for the call), as `hnmine mine --engine ray` does."""
+    $RAY_ADDRESS, else one started for the call), as `hnmine mine --engine ray` does. `cache_dir=` is where the
+    embedding store lies (CACHE_DIR/store, as `--cache-dir`)."""
     from hnmine.options import check_engine, make_options
     from hnmine.progress import Reporter, RichReporter
     from hnmine.runner import run_command
@@ -185,6 +187,7 @@ def mine(
                 reporter=reporter,
                 engine=engine,
                 ray_address=ray_address,
+                cache_dir=Path(cache_dir) if cache_dir is not None else None,
             )
         return _result(result, run_dir, temporary)
     except BaseException:  # Ctrl-C too: nobody can reach a failed call's temporary folder (embeddings and all)

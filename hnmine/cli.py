@@ -136,6 +136,7 @@ def _stage_command(name: str, stages: tuple[str, ...]) -> Callable:
                 reporter=_reporter(run["quiet"]),
                 engine=run["engine"],
                 ray_address=run["ray_address"],
+                cache_dir=run["cache_dir"],
             )
         except (HnmineError, KeyboardInterrupt, Terminated) as exc:
             _fail_or_stop(exc, "; finished stages are kept, rerun the same command to resume")

@@ -26,7 +26,9 @@ def finetune(cmd: FinetuneCommand, opts: FinetuneOptions) -> None:
     one_output_format(cmd)
     _check_results_writable(cmd.sources)
     reporter = Reporter() if cmd.quiet else RichReporter()
-    result = compare_arms(list(cmd.sources), cmd.eval, cmd.eval_split, opts, min_relevance=cmd.min_relevance, reporter=reporter)
+    result = compare_arms(
+        list(cmd.sources), cmd.eval, cmd.eval_split, opts, min_relevance=cmd.min_relevance, reporter=reporter, cache_dir=cmd.cache_dir
+    )
     if cmd.json:
         from hnmine.terminal_text import dumps
 

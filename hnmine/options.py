@@ -412,6 +412,12 @@ class RunOptions:
         "With --engine ray: the cluster to join (host:port of its head, or 'auto'); default $RAY_ADDRESS, "
         "else a Ray started on this machine for the run and stopped after it.",
     )
+    cache_dir: Path | None = opt(
+        None,
+        "Folder of the embedding store (CACHE_DIR/store: one vector per model and text, shared by every run and "
+        "command that uses it); default the user's hnmine cache ($HNMINE_CACHE_DIR, else ~/.cache/hnmine). "
+        "With --engine ray, a folder every node sees.",
+    )
 
 
 def option_fields(cls: type | None = None) -> tuple:

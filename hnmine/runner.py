@@ -31,6 +31,7 @@ def mine(
     ray_address: str | None = None,
     replace: bool | None = None,
     after_stage: Callable[[], None] | None = None,
+    cache_dir: Path | None = None,
 ) -> MineResult:
     """Run `stages` (default: all, in order) in `run_dir`; each is skipped when up to date.
 
@@ -38,6 +39,7 @@ def mine(
     bad value fails in a second and writes nothing. `replace`: None mines whatever inputs the options
     name; False refuses inputs other than the run's (hnmine.run_identity), True replaces them.
     `after_stage` is called once each stage is done or skipped (a bucket run sends it: hnmine.run_bucket).
+    `cache_dir`: where the embedding store is (hnmine.inference.store).
     """
     from hnmine.executors import ExecutorSession
     from hnmine.io.fetch import local_options
@@ -48,6 +50,9 @@ def mine(
     options = local_options(options, reporter)  # inputs named by URIs: their local copies (hnmine.io.fetch)
     chosen = [s for s in STAGES if stages is None or s.name in stages]
     check_engine(engine)
+    from hnmine.inference.store import check_cache_dir, store_scope
+
+    check_cache_dir(cache_dir)
     check_options(options, [s.name for s in chosen])
     for stage in chosen:
         stage.check(options)
@@ -57,7 +62,7 @@ def mine(
     # hash_scope: each file hashed once per run while unchanged, never trusted across runs (hnmine.io.hashing)
     executors = ExecutorSession(engine, ray_address, reporter)
     executors.check()  # before the run directory is touched: a cluster that does not answer writes nothing
-    with run.writing(), hash_scope(), executors as session:
+    with run.writing(), hash_scope(), executors as session, store_scope(cache_dir):
         if replace is not None and any(s.name == "inputs" for s in chosen):
             from hnmine.run_identity import check_same_inputs
 
@@ -91,6 +96,7 @@ def run_command(
     reporter: Reporter | None = None,
     engine: str = "local",
     ray_address: str | None = None,
+    cache_dir: Path | None = None,
 ) -> MineResult:
     """What a command does (`hnmine mine`, a stage command, `hnmine.mine`): the options it is `given`, the
     others from the run's own record (hnmine.run_options; `defaults`: from their defaults, `reset`: these
@@ -101,7 +107,9 @@ def run_command(
 
     reporter = reporter or Reporter()
     given = local_values(given, reporter)  # inputs named by URIs: their local copies (hnmine.io.fetch)
-    kw = dict(stages=stages, defaults=defaults, reset=reset, replace=replace, force=force, reporter=reporter, engine=engine)
+    kw = dict(
+        stages=stages, defaults=defaults, reset=reset, replace=replace, force=force, reporter=reporter, engine=engine, cache_dir=cache_dir
+    )
     if not is_uri(run_dir):
         return _run_command(run_dir, given, ray_address=ray_address, **kw)  # type: ignore[arg-type]
     from hnmine.run_bucket import BucketRun
@@ -126,6 +134,7 @@ def _run_command(
     engine: str,
     ray_address: str | None,
     after_stage: Callable[[], None] | None = None,
+    cache_dir: Path | None = None,
 ) -> MineResult:
     from hnmine.run_options import resolve_options
     from hnmine.stages import STAGES
@@ -143,6 +152,7 @@ def _run_command(
         ray_address=ray_address,
         replace=replace,
         after_stage=after_stage,
+        cache_dir=cache_dir,
     )
     # Said once the command succeeded, so a failure stays one line; the summary (--json) holds them too.
     for line in change_lines(changes):

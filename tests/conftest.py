@@ -24,6 +24,23 @@ atexit.register(shutil.rmtree, os.environ["HNMINE_CACHE_DIR"], ignore_errors=Tru
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
+SESSION_CACHE = Path(os.environ["HNMINE_CACHE_DIR"])
+# What the user's cache holds that is measured once per machine and model, not per test.
+MEASURED = ("dtype-choice", "backend-choice", "batching", "openvino")
+
+
+@pytest.fixture(autouse=True)
+def own_embedding_store(tmp_path_factory, monkeypatch):
+    """Each test its own embedding store (a vector one test encoded never spares another its encode, so a
+    test sees the same work in any order), with the session's measured choices shared through links."""
+    folder = tmp_path_factory.mktemp("hnmine-cache")
+    for name in MEASURED:
+        (SESSION_CACHE / name).mkdir(parents=True, exist_ok=True)
+        (folder / name).symlink_to(SESSION_CACHE / name, target_is_directory=True)
+    monkeypatch.setenv("HNMINE_CACHE_DIR", str(folder))
+    return folder / "store"
+
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
 # Every table a finished run holds (the default export aside): what the equality tests compare.

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +16,29 @@ from conftest import RUN_TABLES  # the module pytest loaded: `tests.conftest` wo
 
 from hnmine.options import make_options
 from hnmine.runner import mine
+
+
+@contextlib.contextmanager
+def small_local_ray() -> Iterator[None]:
+    """One small Ray in this process (2 CPUs, 500 MB object store, no dashboard, logs in a temporary folder),
+    stopped after; hnmine uses a Ray that is already running and leaves it running."""
+    import ray
+
+    temp = tempfile.mkdtemp(prefix="hnr-")  # short: Ray's socket paths must stay under 108 bytes
+    env = {k: v for k, v in os.environ.items() if k.startswith(("HF_", "HNMINE_", "TOKENIZERS_"))}
+    ray.init(
+        num_cpus=2,
+        object_store_memory=500 * 2**20,
+        include_dashboard=False,
+        log_to_driver=False,
+        _temp_dir=temp,
+        runtime_env={"env_vars": env},
+    )
+    try:
+        yield
+    finally:
+        ray.shutdown()
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def sha(path: Path) -> str:

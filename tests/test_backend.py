@@ -209,10 +209,12 @@ def test_openvino_scores_agree_with_torch_float32_within_the_dtype_tolerance(dty
 @needs_openvino
 def test_openvino_gives_the_same_bytes_with_two_workers_at_the_same_threads(tmp_path):
     from hnmine.inference.cache import encode_cached
+    from hnmine.inference.store import store_scope
 
     spec = replace(OV32, batch_size=4, threads=1)
     one, _ = encode_cached(TEXTS, spec, tmp_path / "one")
-    two, _ = encode_cached(TEXTS, replace(spec, workers=2), tmp_path / "two")
+    with store_scope(tmp_path / "store-two"):  # a store of its own: the two workers encode, not read the first's
+        two, _ = encode_cached(TEXTS, replace(spec, workers=2), tmp_path / "two")
     assert np.asarray(one).tobytes() == np.asarray(two).tobytes()
 
 

@@ -310,8 +310,9 @@ def test_a_npy_with_a_damaged_header_is_one_line(tmp_path):
 
 @pytest.mark.parametrize("damaged", ["chunk-000000.npy", "order.npy"])
 def test_a_damaged_file_of_an_interrupted_encode_is_encoded_again(finished_tiny, tmp_path, damaged):
-    """An interrupted encode leaves chunks and its order.npy in cache/embeddings/KEY.parts; one whose header
-    was damaged crashed the next run (`tokenize.TokenError`, a traceback) instead of being encoded again."""
+    """An interrupted encode of an older hnmine left chunks and its order.npy in cache/embeddings/KEY.parts; one
+    whose header was damaged crashed the next run (`tokenize.TokenError`, a traceback) instead of being encoded
+    again. Now the embedding store holds an unfinished encode's work, and such a folder is removed unread."""
     import numpy as np
 
     run = copy_run(finished_tiny, tmp_path)

@@ -8,35 +8,20 @@ encoding chunks) are made small, so combining many parts is exercised on small d
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 
 import pytest
 
 from tests.conftest import ROOT, SHARED_DATA
-from tests.ray_helpers import assert_same_tables, run_both, sha
+from tests.ray_helpers import assert_same_tables, run_both, sha, small_local_ray
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'hnmine[ray]'; make setup installs it)")
 
 
 @pytest.fixture(scope="module")
 def small_ray():
-    temp = tempfile.mkdtemp(prefix="hnr-")  # short: Ray's socket paths must stay under 108 bytes
-    env = {k: v for k, v in os.environ.items() if k.startswith(("HF_", "HNMINE_", "TOKENIZERS_"))}
-    ray.init(
-        num_cpus=2,
-        object_store_memory=500 * 2**20,
-        include_dashboard=False,
-        log_to_driver=False,
-        _temp_dir=temp,
-        runtime_env={"env_vars": env},
-    )
-    try:
+    with small_local_ray():
         yield
-    finally:
-        ray.shutdown()
-        shutil.rmtree(temp, ignore_errors=True)
 
 
 SMALL_PARTS = {

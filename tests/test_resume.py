@@ -5,8 +5,9 @@
   with a hook that SIGKILLs the process at a chosen point of a chosen stage (outputs written but not
   the manifest; an output's temporary file written but not renamed; after some embedding chunks).
   One test kills from outside, while the corpus is being encoded.
-- A partial or damaged cache (a truncated chunk, a changed embeddings file, a missing digest, an
-  edited manifest, a changed output) is detected and redone, never trusted.
+- A partial or damaged cache (a truncated or changed segment of the embedding store, a changed
+  embeddings file, a missing digest, an edited manifest, a changed output) is detected and redone,
+  never trusted.
 - Same inputs, options and seed give byte-identical tables; the manifests hold what is needed to
   redo the run (a test rebuilds the command from them alone and compares bytes).
 """
@@ -141,19 +142,24 @@ def assert_same_tables(run: Path, ref: Path) -> None:
 # Only two of these processes load the model (it is the slow part on a small CPU).
 KILL_SEQUENCE = [
     ("inputs", "before-manifest", 1),
-    ("index", "outside", 0),  # a real SIGKILL from outside, after two embedding chunks are on disk
-    ("retrieve", "mid-write", 4),  # rest of the corpus encoded, index done; query chunk, vectors, digest renamed; candidates not
+    ("index", "outside", 0),  # a real SIGKILL from outside, after two segments of the corpus are in the store
+    ("retrieve", "mid-write", 4),  # rest of the corpus encoded, index done; query segment, vectors, digest renamed; candidates not
     ("score", "before-manifest", 1),
     ("filter", "mid-write", 2),  # negatives.parquet renamed, dropped.parquet not
     ("export", "mid-write", 1),
 ]
 
 
+def store_segments() -> list[Path]:
+    """The segments of the embedding store this test's processes write (conftest: one store per test)."""
+    return sorted((Path(os.environ["HNMINE_CACHE_DIR"]) / "store").glob("*/seg-*.seg"))
+
+
 def kill_from_outside_while_encoding(driver: Path, data: Path, run: Path) -> int:
     proc = run_driver(driver, data, run, background=True)
     deadline = time.monotonic() + 300
     try:
-        while not list((run / "cache" / "embeddings").glob("*.parts/chunk-000001.npy")):
+        while len(store_segments()) < 2:
             assert proc.poll() is None, f"finished before it could be killed: {proc.communicate()[1][-2000:]}"
             assert time.monotonic() < deadline, "encoding never started"
             time.sleep(0.005)
@@ -220,13 +226,13 @@ def test_sigkill_at_random_moments(driver, synth, tmp_path):
 
 
 class EncodeCounter:
-    """Counts model calls of hnmine.inference.cache (one per chunk); optionally interrupts the nth."""
+    """Counts model calls of hnmine.inference.cache (one per chunk of missing texts); optionally interrupts the nth."""
 
     def __init__(self, monkeypatch, interrupt_at: int | None = None):
         import hnmine.inference.cache
 
         self.calls = 0
-        real = hnmine.inference.cache.encode_batches
+        real = hnmine.inference.cache.encode_rows
 
         def counted(*args, **kwargs):
             self.calls += 1
@@ -234,15 +240,16 @@ class EncodeCounter:
                 raise KeyboardInterrupt
             return real(*args, **kwargs)
 
-        monkeypatch.setattr(hnmine.inference.cache, "encode_batches", counted)
+        monkeypatch.setattr(hnmine.inference.cache, "encode_rows", counted)
 
 
 @pytest.fixture
 def tiny_batches_of_4(tmp_path_factory, finished_tiny):
-    """The tiny data mined with --batch-size 4 (the reference for runs with 4-text chunks)."""
+    """The tiny data mined with --batch-size 4 (the reference for runs with 4-text chunks), with a store of its
+    own: the test's store starts empty."""
     data, _ = finished_tiny
     ref = tmp_path_factory.mktemp("ref4") / "run"
-    mine_json(data, ref, "--batch-size", "4")
+    mine_json(data, ref, "--batch-size", "4", "--cache-dir", ref.parent / "store")
     return data, ref
 
 
@@ -255,23 +262,26 @@ def test_interrupted_encoding_resumes_at_the_next_chunk(tiny_batches_of_4, tmp_p
     counter = EncodeCounter(monkeypatch, interrupt_at=3)
     result = invoke(["mine", data, "--out", run, "--batch-size", "4", "--quiet"])
     assert result.exit_code == 130 and "interrupted" in result.stderr
-    parts = list((run / "cache/embeddings").glob("*.parts"))
-    assert len(parts) == 1 and sorted(p.name for p in parts[0].iterdir()) == ["chunk-000000.npy", "chunk-000001.npy", "order.npy"]
-    # A truncated chunk (a full disk, a copy cut short) is encoded again, the good one is reused.
-    chunk1 = parts[0] / "chunk-000001.npy"
-    chunk1.write_bytes(chunk1.read_bytes()[:100])
+    segments = store_segments()
+    assert len(segments) == 2  # the two finished chunks, each a segment of the store
+    assert not list(run.rglob("*.npy"))  # the run's own copy is made once every vector is there
+    # A truncated segment (a full disk, a copy cut short) is encoded again, the good one is reused.
+    segments[1].write_bytes(segments[1].read_bytes()[:100])
     counter = EncodeCounter(monkeypatch)
-    summary = mine_json(data, run, "--batch-size", "4")
-    # chunk 1 again, chunk 2, then the 3 queries (one chunk)
+    result = invoke(["mine", data, "--out", run, "--batch-size", "4", "--json"])
+    assert result.exit_code == 0, result.stderr
+    assert "a damaged segment of the embedding store" in result.stderr and segments[1].name in result.stderr
+    # the damaged chunk's texts and the third chunk (in chunks of 4), then the 3 queries (one chunk)
     assert counter.calls == 3
-    assert reran(summary) == STAGES[1:]  # the interrupted run had finished the inputs
+    assert reran(json.loads(result.stdout)) == STAGES[1:]  # the interrupted run had finished the inputs
     for rel in TABLES:
         assert (run / rel).read_bytes() == (ref / rel).read_bytes(), rel
-    assert not parts[0].exists()
+    assert not segments[1].exists()
 
 
-def test_interrupted_encoding_with_a_damaged_order_starts_again(tiny_batches_of_4, tmp_path, monkeypatch):
-    """The saved batch order places the finished chunks; without it they cannot be placed and are redone."""
+def test_a_segment_whose_vectors_changed_is_encoded_again(tiny_batches_of_4, tmp_path, monkeypatch):
+    """A segment of the right size whose vector bytes changed (a disk error) fails its sha256 when read:
+    its texts are encoded again, never served."""
     import hnmine.inference.cache
 
     data, ref = tiny_batches_of_4
@@ -279,11 +289,11 @@ def test_interrupted_encoding_with_a_damaged_order_starts_again(tiny_batches_of_
     run = tmp_path / "run"
     EncodeCounter(monkeypatch, interrupt_at=3)
     assert invoke(["mine", data, "--out", run, "--batch-size", "4", "--quiet"]).exit_code == 130
-    (parts,) = (run / "cache/embeddings").glob("*.parts")
-    (parts / "order.npy").write_bytes(b"not an array")
+    first = store_segments()[0]
+    _nan_tail(first)
     counter = EncodeCounter(monkeypatch)
     mine_json(data, run, "--batch-size", "4")
-    assert counter.calls == 4  # all 3 document chunks again, then the queries
+    assert counter.calls == 3  # the changed segment's 4 texts, the 4 never encoded, then the queries
     for rel in TABLES:
         assert (run / rel).read_bytes() == (ref / rel).read_bytes(), rel
 
@@ -433,11 +443,12 @@ def test_sampled_method_is_reproducible_by_seed(finished_tiny, tmp_path):
 
 
 def test_workers_with_the_same_threads_give_the_same_bytes(finished_tiny, tmp_path):
-    """The byte promise across --workers: every process runs the same batches with the same --threads."""
+    """The byte promise across --workers: every process runs the same batches with the same --threads (each run
+    with an embedding store of its own, so both encode)."""
     data, _ = finished_tiny
     one, two = tmp_path / "w1", tmp_path / "w2"
     mine_json(data, one, "--threads", "1")
-    mine_json(data, two, "--threads", "1", "--workers", "2")
+    mine_json(data, two, "--threads", "1", "--workers", "2", "--cache-dir", tmp_path / "store-two")
     for rel in TABLES:
         assert (two / rel).read_bytes() == (one / rel).read_bytes(), rel
 

@@ -84,11 +84,21 @@ def compare_arms(
     min_relevance: int = 1,
     reporter: Reporter | None = None,
     write: bool = True,
+    cache_dir: Path | None = None,
 ) -> Comparison:
-    """Run every arm for every seed and measure it (see the module docstring and hnmine.finetune.arms)."""
+    """Run every arm for every seed and measure it (see the module docstring and hnmine.finetune.arms);
+    `cache_dir`: where the embedding store is (hnmine.inference.store), which the evaluation encodes through."""
+    from hnmine.inference.store import store_scope
+
+    with store_scope(cache_dir):
+        return _compare_arms(sources, eval_data, eval_split, opts, min_relevance, reporter or Reporter(), write)
+
+
+def _compare_arms(
+    sources: list[Path], eval_data: Path, eval_split: str, opts: FinetuneOptions, min_relevance: int, reporter: Reporter, write: bool
+) -> Comparison:
     from hnmine.inference.models import resolve_model
 
-    reporter = reporter or Reporter()
     opts.validate()
     opts, loaded, arms = _prepare_arms(sources, opts)
     eval_set = load_eval_set(Path(eval_data), eval_split, min_relevance)
@@ -106,7 +116,7 @@ def compare_arms(
     rows: list[dict] = []
     for arm in arms:
         for seed in opts.seeds if arm.trained else (None,):
-            row = _run_cell(arm, seed, model_path, eval_set, eval_dtype, opts, reporter)
+            row = _run_cell(arm, seed, (model_name, model_path), eval_set, eval_dtype, opts, reporter)
             rows.append({**common, **row})
 
     files = []
@@ -175,12 +185,13 @@ def _common_fields(
 
 
 def _run_cell(
-    arm: Arm, seed: int | None, model_path: str, eval_set: EvalSet, eval_dtype: str, opts: FinetuneOptions, reporter: Reporter
+    arm: Arm, seed: int | None, base: tuple[str, str], eval_set: EvalSet, eval_dtype: str, opts: FinetuneOptions, reporter: Reporter
 ) -> dict:
-    """Train (unless untrained) and measure one arm at one seed: the row's own columns."""
+    """Train (unless untrained) and measure one arm at one seed: the row's own columns. `base`: the model's (name, path)."""
     from hnmine.finetune.retrieval import measure
     from hnmine.finetune.train import load_model, train_copy
 
+    model_name, model_path = base
     label = arm.name if seed is None else f"{arm.name} (seed {seed})"
     row: dict[str, Any] = {
         "arm": arm.name,
@@ -212,7 +223,8 @@ def _run_cell(
             **dict.fromkeys(("epochs", "max_steps", "batch_size", "learning_rate", "warmup_ratio", "loss", "batch_sampler")),
         )
     row["max_length"] = int(model.max_seq_length)  # type: ignore[attr-defined]  # the model's own when --max-length is not given
-    measured = measure(model, eval_set, dtype=eval_dtype, batch_size=opts.eval_batch_size, reporter=reporter, label=label)
+    shown = model_name if not arm.trained else f"{model_name} fine-tuned ({label})"
+    measured = measure(model, eval_set, dtype=eval_dtype, batch_size=opts.eval_batch_size, reporter=reporter, label=label, name=shown)
     del model
     gc.collect()  # one model at a time: a trained copy is freed before the next one is loaded
     row.update(

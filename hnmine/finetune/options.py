@@ -145,6 +145,9 @@ class FinetuneCommand:
     )
     eval_split: str = opt("test", "Qrels split to measure on; never the split the runs were mined from.")
     min_relevance: int = shared("min_relevance")
+    cache_dir: Path | None = shared(
+        "cache_dir", help="The embedding store's folder is CACHE_DIR/store: each model's evaluation vectors are encoded once."
+    )
     json: bool = shared("json", help="Print every row and the per-arm summary as JSON.")
     markdown: bool = opt(False, "Print the per-arm summary as a Markdown table.")
     quiet: bool = shared("quiet")

@@ -4,14 +4,17 @@ Every arm is encoded the same way (the same dtype, batch size and max length), s
 between arms is the training's. The dtype is cast once on the model to measure: on a CPU with native
 bfloat16, bf16 encodes SciFact in 0.56x the float32 time and its top-10 lists agree with float32's
 on ~99% of (query, document) pairs (docs/performance.md), a small error shared by every arm.
+
+The texts go through the embedding store (hnmine.inference.cache) under the model's fingerprint (the
+sha256 of its weights and settings, hnmine.inference.models.register_loaded): a model measured before,
+by this command or another (the untrained model of every comparison, a fine-tune redone with the same
+seed), encodes nothing again.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-
-import numpy as np
 
 from hnmine.errors import ModelError
 from hnmine.finetune.evalset import EvalSet
@@ -25,31 +28,31 @@ class Measured:
     seconds: float
 
 
-def encode(model, texts: list[str], batch_size: int, advance) -> np.ndarray:
-    """L2-normalised float32 vectors; sentence-transformers sorts each call's texts by length itself."""
-    out = []
-    step = max(batch_size * 16, 1)  # several batches per call: fewer calls, a progress tick now and then
-    for start in range(0, len(texts), step):
-        chunk = texts[start : start + step]
-        vectors = model.encode(chunk, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
-        out.append(np.asarray(vectors, dtype=np.float32))
-        advance(len(chunk))
-    return np.concatenate(out, axis=0) if out else np.zeros((0, 0), dtype=np.float32)
-
-
-def measure(model, eval_set: EvalSet, *, dtype: str, batch_size: int, reporter: Reporter | None = None, label: str = "") -> Measured:
-    """nDCG@10, Recall@100, MRR@10 of `model` on the evaluation set, encoded at `dtype`."""
+def measure(
+    model, eval_set: EvalSet, *, dtype: str, batch_size: int, reporter: Reporter | None = None, label: str = "", name: str | None = None
+) -> Measured:
+    """nDCG@10, Recall@100, MRR@10 of `model` on the evaluation set, encoded at `dtype` (L2-normalised);
+    `name`: how `hnmine cache` lists the model's vectors."""
     import torch
+
+    from hnmine.inference.cache import encode_texts
+    from hnmine.inference.models import register_loaded
+    from hnmine.inference.spec import EncoderSpec
 
     reporter = reporter or Reporter()
     started = time.perf_counter()
     model.eval()
     model = model.to(getattr(torch, dtype))  # float32 too: a float16 checkpoint loads as float16
-    total = len(eval_set.query_ids) + len(eval_set.doc_ids)
-    with reporter.task(f"evaluate {label}".strip(), total) as advance, torch.inference_mode():
-        q = encode(model, eval_set.query_texts, batch_size, advance)
-        d = encode(model, eval_set.doc_texts, batch_size, advance)
-    if not (np.isfinite(q).all() and np.isfinite(d).all()):
-        raise ModelError(f"{label or 'the model'}: non-finite embeddings at {dtype} (try --eval-dtype float32)")
+    spec = EncoderSpec(
+        model=register_loaded(model), dtype=dtype, device=str(model.device), batch_size=batch_size, threads=torch.get_num_threads()
+    )
+    what = f"evaluate {label}".strip()
+    try:
+        q = encode_texts(eval_set.query_texts, spec, reporter=reporter, description=f"{what}: queries", label=name or label)
+        d = encode_texts(eval_set.doc_texts, spec, reporter=reporter, description=f"{what}: documents", label=name or label)
+    except ModelError as exc:
+        if "non-finite" not in str(exc):
+            raise
+        raise ModelError(f"{label or 'the model'}: non-finite embeddings at {dtype} (try --eval-dtype float32)") from None
     scores = retrieval_scores(q, d, eval_set.query_ids, eval_set.doc_ids, eval_set.qrels, eval_set.min_relevance)
     return Measured(scores=scores, seconds=time.perf_counter() - started)

@@ -1,51 +1,39 @@
-"""The embedding cache: vectors of a list of texts, keyed on everything that changes them.
+"""The vectors of a list of texts: each text looked up in the embedding store, only the missing ones encoded.
 
-The key holds the model and its revision, the prompt, max length, dtype, normalisation, batch size and
-order, the backend, and the texts. Vectors are encoded in length-sorted chunks of CHUNK texts, each a
-part run by the executor (hnmine.parts: in this process, in worker processes, or in Ray actors that
-hold the model) and written atomically as it finishes, so an interrupted encode resumes where it
-stopped, on either engine. Every chunk is cut into the same batches whoever runs it, so the vectors are
-the same bytes for any executor and any number of workers (with the same --threads).
+The store (hnmine.inference.store) holds one vector per (encoder identity, text) for every run and command
+on the machine. The identity (`encoder_identity`) is everything that changes a vector's bytes: the model and
+its revision, dtype, backend and package versions, max length, prompt, normalisation, torch threads, the
+device (the CPU model, or the GPU), and the store's format. A text's vector does not depend on the texts
+encoded with it (hnmine.inference.rowwise: batches of one token count, no padding), so the batch size and
+order are not part of it, and vectors read from the store are the bytes a cold encode gives.
+
+The missing texts are encoded in length-sorted chunks of CHUNK texts, each a part run by the executor
+(hnmine.parts: in this process, in worker processes, or in Ray actors that hold the model); every part
+writes its own segment into the store as it finishes, so an interrupted encode resumes where it stopped,
+on either engine. A run keeps its own assembled copy: RUN/cache/embeddings/KEY.npy with its sha256,
+KEY naming the identity and the texts, which the index links into place and later stages read.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
-from hnmine.inference.batching import BATCH_ORDER, encode_batches, encoding_order
-from hnmine.inference.models import model_key, resolve_model
+from hnmine.inference.batching import encoding_order
 from hnmine.inference.pool import split_batches
-from hnmine.inference.spec import EncoderSpec, backend_key
+from hnmine.inference.rowwise import ONE_BY_ONE, ONE_BY_ONE_WARNING, batching_mode, encode_rows
+from hnmine.inference.spec import EncoderSpec, encoder_identity
+from hnmine.inference.store import Shard, StoreDamage, read_vectors, remove_segment, store_root, text_hashes, write_segment
 from hnmine.io.atomic import atomic_path, open_npy_for_writing
 from hnmine.parts import Parts, run_in_process
 from hnmine.progress import Reporter
 
 CHUNK = 4096
-
-
-def save_npy(array: np.ndarray, target: Path) -> None:
-    with atomic_path(target) as tmp:
-        with open(tmp, "wb") as fh:
-            np.save(fh, array)
-
-
-def saved_order(parts: Path, n: int) -> np.ndarray | None:
-    """The order an interrupted encode of these texts used, when it is intact."""
-    from hnmine.io.vectors import NPY_ERRORS
-
-    try:
-        order = np.load(parts / "order.npy")
-    except NPY_ERRORS:
-        return None
-    if order.shape != (n,) or order.dtype.kind != "i" or not np.array_equal(np.sort(order), np.arange(n)):
-        return None
-    return order
 
 
 def texts_digest(texts: Sequence[str]) -> str:
@@ -62,27 +50,17 @@ def update_texts_digest(h, texts: Sequence[str]) -> None:
         h.update(b)
 
 
+def identity_hash(identity: dict) -> str:
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:32]
+
+
 def embedding_key(
     spec: EncoderSpec, prompt: str | None, prompt_name: str | None, texts: Sequence[str] | None, *, digest: tuple[str, int] | None = None
 ) -> str:
-    """The cache key of these texts' vectors; `digest`: (texts_digest, count) when the texts are not at hand."""
-    _, revision = resolve_model(spec.model)
+    """The key of a run's assembled vectors of these texts: the encoder identity and the texts (in order);
+    `digest`: (texts_digest, count) when the texts are not at hand."""
     text_digest, n = digest if digest is not None else (texts_digest(texts or ()), len(texts or ()))
-    payload = {
-        "model": model_key(spec.model),
-        "revision": revision,
-        "prompt": prompt,
-        "prompt_name": prompt_name,
-        "max_length": spec.max_length,
-        "dtype": spec.resolved_dtype(),
-        "normalize": spec.normalize,
-        # Batch composition changes the last bits of the vectors (measured up to 2e-3 in bf16).
-        "batch_size": spec.batch_size,
-        "batch_order": BATCH_ORDER,
-        "texts": text_digest,
-        "n": n,
-        **backend_key(spec),
-    }
+    payload = {"store": identity_hash(encoder_identity(spec, prompt, prompt_name)), "texts": text_digest, "n": n}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
 
 
@@ -97,125 +75,223 @@ def encode_cached(
     description: str = "encoding",
     executor: Any = None,
 ) -> tuple[np.ndarray, str]:
-    """Embeddings (float32, memory-mapped) for `texts`, from the cache when present, else encoded by
-    `executor` (None: in this process). Returns (array, key)."""
+    """Embeddings (float32, memory-mapped) for `texts`, from the run's copy in `cache_dir` when it is whole,
+    else assembled from the store, the missing texts encoded by `executor` (None: in this process).
+    Returns (array, key)."""
     reporter = reporter or Reporter()
     spec.validate()
     key = embedding_key(spec, prompt, prompt_name, texts)
     final = Path(cache_dir) / f"{key}.npy"
+    _check_run_cache(Path(cache_dir))
     cached = load_verified(final, len(texts))
     if cached is not None:
         return cached, key
-    parts = cache_parts(cache_dir, key)
-    parts.mkdir(parents=True, exist_ok=True)
-    order = _encode_chunks(texts, spec, parts, prompt, prompt_name, reporter, description, executor)
-    return finish_cache(parts, final, order), key
-
-
-def _encode_chunks(
-    texts, spec: EncoderSpec, parts: Path, prompt, prompt_name, reporter: Reporter, description: str, executor
-) -> np.ndarray:
-    """Encode into `parts` every chunk not already there (a resumed run skips the finished ones); the order."""
-    # Length-sorted order: batches of similar length waste little padding. Chunk boundaries are fixed
-    # by this order, and it is saved with the chunks, so a resumed run finds the same chunks.
-    order = saved_order(parts, len(texts))
-    order_saved = order is not None
-    if order is None:
-        from hnmine.run_layout import remove_inside
-
-        for stale in parts.glob("chunk-*.npy"):  # made in an order no longer known: cannot be placed
-            remove_inside(_cache_root(parts), stale)
-        order = encoding_order(texts, spec)
-    layout = spec.layout()
-    items: list[dict] = []
-    for c in range((len(texts) + CHUNK - 1) // CHUNK):
-        idx = order[c * CHUNK : (c + 1) * CHUNK]
-        if chunk_ok(chunk_file(parts, c), len(idx)):
-            continue
-        # With several workers a chunk is cut into pieces of whole batches, a few per worker: the same
-        # batches in any piece, so the same bytes.
-        workers = len(layout.devices)
-        pieces = split_batches(len(idx), spec.batch_size, workers) if workers > 1 else [(0, len(idx))]
-        for k, (a, b) in enumerate(pieces):
-            items.append({"chunk": c, "last": k == len(pieces) - 1, "texts": [texts[i] for i in idx[a:b]]})
-    step = Parts(
-        label=description,
-        items=items,
-        run=encode_piece,
-        shared={"spec": spec.for_workers(), "prompt": prompt, "prompt_name": prompt_name},
-        hold=hold_encoder,
-        units=lambda item: len(item["texts"]),
-        layout=layout,
-    )
-    done: list[np.ndarray] = []
-    results = executor.map(step, reporter) if executor is not None else run_in_process(step, reporter)
-    for item, vectors in zip(items, results):
-        done.append(vectors)
-        if item["last"]:  # the chunk is whole: written atomically, its order first (nothing before a vector)
-            if not order_saved:
-                save_npy(order, parts / "order.npy")
-                order_saved = True
-            save_npy(np.concatenate(done, axis=0), chunk_file(parts, int(item["chunk"])))
-            done = []
-    return order
-
-
-def hold_encoder(shared: dict, device: str):
-    """What an encoding worker holds: the model, on its device."""
-    return shared["spec"].on(device).load()
-
-
-def encode_piece(item: dict, shared: dict, model) -> np.ndarray:
-    """Some whole batches of a chunk through the model: their vectors."""
-    return encode_batches(model, item["texts"], shared["spec"], shared["prompt"], shared["prompt_name"], lambda n=1: None)
-
-
-def cache_parts(cache_dir: Path, key: str) -> Path:
-    """The folder of an unfinished encode's chunks (and its order.npy).
-
-    Its stale chunks and, once finished, the folder itself are removed: refused (before any encoding)
-    when the way from the run directory to it passes through a link, which would take them elsewhere."""
-    from hnmine.run_layout import refuse_link
-
-    parts = Path(cache_dir) / f"{key}.parts"
-    refuse_link(_cache_root(parts), parts)
-    return parts
-
-
-def _cache_root(parts: Path) -> Path:
-    """The run directory of a cache's parts folder (RUN/cache/embeddings/KEY.parts: RUN); else the cache folder."""
-    from hnmine.run_layout import LAYOUT
-
-    cache = Path(LAYOUT["embedding_cache"]).parts
-    folder = parts.parent
-    return Path(*folder.parts[: -len(cache)]) if folder.parts[-len(cache) :] == cache else folder
-
-
-def chunk_file(parts: Path, c: int) -> Path:
-    return parts / f"chunk-{c:06d}.npy"
-
-
-def finish_cache(parts: Path, final: Path, order: np.ndarray) -> np.ndarray:
-    """Every chunk encoded: the vectors put back in text order, written with their digest; parts removed."""
-    n_chunks = (len(order) + CHUNK - 1) // CHUNK
-    dim = np.load(chunk_file(parts, 0), mmap_mode="r").shape[1] if n_chunks else 0
     with atomic_path(final) as tmp:
-        out = open_npy_for_writing(tmp, (len(order), dim), np.float32)
-        for c in range(n_chunks):
-            idx = order[c * CHUNK : (c + 1) * CHUNK]
-            out[idx] = np.load(chunk_file(parts, c))
-        out.flush()
-        del out
-    # The digest is written after the vectors: a cache file without one (a killed process, an
-    # older version) or whose bytes no longer match it is encoded again, never trusted.
+        target = _Target(lambda dim: open_npy_for_writing(tmp, (len(texts), dim), np.float32))
+        fill_from_store(texts, spec, prompt, prompt_name, target.allocate, reporter=reporter, description=description, executor=executor)
+        cast(np.memmap, target.array()).flush()
+        target.made = None  # the memory map closed before the rename
+    # The digest is written after the vectors: a run's copy without one (a killed process, an older
+    # version) or whose bytes no longer match it is assembled again, never trusted.
     from hnmine.io.hashing import file_hash
 
     with atomic_path(_digest_path(final)) as tmp:
         tmp.write_text(file_hash(final) + "\n", encoding="utf-8")
-    from hnmine.run_layout import remove_inside
+    return np.load(final, mmap_mode="r"), key
 
-    remove_inside(_cache_root(parts), parts)
-    return np.load(final, mmap_mode="r")
+
+def encode_texts(
+    texts: Sequence[str],
+    spec: EncoderSpec,
+    *,
+    prompt: str | None = None,
+    prompt_name: str | None = None,
+    reporter: Reporter | None = None,
+    description: str = "encoding",
+    label: str | None = None,
+) -> np.ndarray:
+    """Embeddings (float32, in memory) for `texts` through the store, the missing ones encoded in this process;
+    `label`: how `hnmine cache` names the model when its shard is new (a model object has no name)."""
+    spec.validate()
+    target = _Target(lambda dim: np.empty((len(texts), dim), dtype=np.float32))
+    fill_from_store(
+        texts, spec, prompt, prompt_name, target.allocate, reporter=reporter or Reporter(), description=description, label=label
+    )
+    return target.array()
+
+
+class _Target:
+    """The array the vectors go into, made by `make(dim)` once the width is known (from the store or the model)."""
+
+    def __init__(self, make: Callable[[int], np.ndarray]):
+        self.make = make
+        self.made: np.ndarray | None = None
+
+    def allocate(self, dim: int) -> np.ndarray:
+        self.made = self.make(dim)
+        return self.made
+
+    def array(self) -> np.ndarray:
+        """What was made; no texts: an empty array, made now."""
+        return self.made if self.made is not None else self.allocate(0)
+
+
+class _Placer:
+    """Puts the vectors of unique texts at every position that text holds, into the array `allocate` makes."""
+
+    def __init__(self, inverse: np.ndarray, n_unique: int, allocate: Callable[[int], np.ndarray]):
+        # The positions of each unique text, grouped: positions[starts[u]:starts[u + 1]] hold text u.
+        self.positions = np.argsort(inverse, kind="stable")
+        self.starts = np.searchsorted(inverse[self.positions], np.arange(n_unique + 1))
+        self.allocate = allocate
+        self.out: np.ndarray | None = None
+
+    def put(self, unique_rows: np.ndarray, vectors: np.ndarray) -> None:
+        from hnmine.errors import RunDirError
+
+        if self.out is None:
+            self.out = self.allocate(int(vectors.shape[1]))
+        elif vectors.shape[1] != self.out.shape[1]:
+            raise RunDirError(
+                f"the embedding store ({store_root()}) holds vectors of {vectors.shape[1]} and {self.out.shape[1]} dimensions for one model"
+            )
+        counts = self.starts[unique_rows + 1] - self.starts[unique_rows]
+        offsets = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+        self.out[self.positions[np.repeat(self.starts[unique_rows], counts) + offsets]] = np.repeat(vectors, counts, axis=0)
+
+
+def fill_from_store(
+    texts: Sequence[str],
+    spec: EncoderSpec,
+    prompt: str | None,
+    prompt_name: str | None,
+    allocate: Callable[[int], np.ndarray],
+    *,
+    reporter: Reporter,
+    description: str,
+    executor: Any = None,
+    label: str | None = None,
+) -> None:
+    """Every text's vector into the array `allocate(dim)` makes (called once, unless there are no texts)."""
+    identity = encoder_identity(spec, prompt, prompt_name)
+    shard = Shard.of(identity_hash(identity))
+    unique, first, inverse = np.unique(text_hashes(texts), return_index=True, return_inverse=True)
+    placer = _Placer(inverse.reshape(-1), len(unique), allocate)
+    missing = _read_stored(shard, unique, placer, reporter)
+    if len(unique) and len(missing) < len(unique):
+        held = len(unique) - len(missing)
+        reporter.info(f"{description}: {held:,} of {len(unique):,} texts from the embedding store, {len(missing):,} to encode")
+    if len(missing):
+        record = {**identity, "name": label or spec.model}
+        shard.ensure(record)
+        pending = [texts[i] for i in first[missing]]
+        _encode_missing(pending, missing, spec, (prompt, prompt_name), (shard, record), placer, reporter, description, executor)
+
+
+def _read_stored(shard: Shard, unique: np.ndarray, placer: _Placer, reporter: Reporter) -> np.ndarray:
+    """The store's vectors of these texts put in place; the positions (in `unique`) it does not hold."""
+    found = shard.lookup(unique)
+    for path, why in found.damaged:
+        reporter.warn(f"{path}: a damaged segment of the embedding store ({why}); removed, its texts are encoded again")
+    lost = []
+    for s in np.unique(found.seg[found.seg >= 0]):
+        wanted = np.flatnonzero(found.seg == s)
+        seg = found.segments[int(s)]
+        try:
+            vectors = read_vectors(seg)
+        except FileNotFoundError:  # pruned since the lookup
+            lost.append(wanted)
+            continue
+        except (StoreDamage, OSError) as exc:
+            reporter.warn(f"{seg.path}: a damaged segment of the embedding store ({exc}); removed, its texts are encoded again")
+            remove_segment(seg.path)
+            lost.append(wanted)
+            continue
+        placer.put(wanted, vectors[found.row[wanted]])
+    return np.sort(np.concatenate([np.flatnonzero(found.seg < 0), *lost]))
+
+
+def _encode_missing(
+    texts: list[str],
+    rows: np.ndarray,
+    spec: EncoderSpec,
+    prompts: tuple,
+    store: tuple[Shard, dict],
+    placer: _Placer,
+    reporter,
+    description,
+    executor,
+) -> None:
+    """Encode `texts` (the unique texts at `rows`) in parts, each written to the store as a segment."""
+    (prompt, prompt_name), (shard, record) = prompts, store
+    # Length-sorted chunks: texts of one token count land in the same part, so its batches are full.
+    order = encoding_order(texts, spec)
+    layout = spec.layout()
+    items: list[dict] = []
+    positions: list[np.ndarray] = []
+    for c in range(0, len(texts), CHUNK):
+        idx = order[c : c + CHUNK]
+        # With several workers a chunk is cut into pieces, a few per worker (hnmine.inference.pool).
+        workers = len(layout.devices)
+        pieces = split_batches(len(idx), spec.batch_size, workers) if workers > 1 else [(0, len(idx))]
+        for a, b in pieces:
+            items.append({"texts": [texts[i] for i in idx[a:b]]})
+            positions.append(rows[idx[a:b]])
+    shared = {"spec": spec.for_workers(), "prompt": prompt, "prompt_name": prompt_name, "shard": str(shard.folder), "record": record}
+    step = Parts(
+        label=description,
+        items=items,
+        run=encode_piece,
+        shared=shared,
+        hold=hold_encoder,
+        units=lambda item: len(item["texts"]),
+        layout=layout,
+    )
+    results = executor.map(step, reporter) if executor is not None else run_in_process(step, reporter)
+    warned = False
+    for where, (vectors, mode) in zip(positions, results):
+        placer.put(where, vectors)
+        if mode == ONE_BY_ONE and not warned:
+            reporter.warn(ONE_BY_ONE_WARNING)
+            warned = True
+
+
+def hold_encoder(shared: dict, device: str) -> tuple[Any, str]:
+    """What an encoding worker holds: the model, on its device, and how this machine batches for the store
+    (checked here, where the model computes: a Ray driver may have no GPU)."""
+    spec = shared["spec"].on(device)
+    model = spec.load()
+    return model, batching_mode(model, spec, shared["prompt"], shared["prompt_name"], Path(shared["shard"]).name)
+
+
+def encode_piece(item: dict, shared: dict, held: tuple[Any, str]) -> tuple[np.ndarray, str]:
+    """Some texts through the model, written to the store as one segment (by whichever worker ran them): their
+    vectors, and the batching that made them."""
+    model, mode = held
+    vectors = encode_rows(model, item["texts"], shared["spec"], shared["prompt"], shared["prompt_name"], mode)
+    shard = Shard(Path(shared["shard"]))
+    write_segment(shard.folder, text_hashes(item["texts"]), vectors)
+    shard.ensure(shared["record"])  # again, should a prune have emptied the shard meanwhile
+    return vectors, mode
+
+
+def _check_run_cache(cache_dir: Path) -> None:
+    """The run's copy is written only inside the run directory, never through a link; an older version's
+    unfinished encode (KEY.parts, now the store's work) is removed."""
+    from hnmine.run_layout import refuse_link, remove_inside
+
+    root = _cache_root(cache_dir)
+    refuse_link(root, cache_dir)
+    for parts in cache_dir.glob("*.parts"):
+        remove_inside(root, parts)
+
+
+def _cache_root(folder: Path) -> Path:
+    """The run directory of a run's cache folder (RUN/cache/embeddings: RUN); else the folder itself."""
+    from hnmine.run_layout import LAYOUT
+
+    cache = Path(LAYOUT["embedding_cache"]).parts
+    return Path(*folder.parts[: -len(cache)]) if folder.parts[-len(cache) :] == cache else folder
 
 
 def _digest_path(final: Path) -> Path:
@@ -223,7 +299,7 @@ def _digest_path(final: Path) -> Path:
 
 
 def load_verified(final: Path, n_rows: int) -> np.ndarray | None:
-    """The cached vectors when their bytes match the recorded sha256 and their shape the texts; else None."""
+    """The run's copy when its bytes match the recorded sha256 and its shape the texts; else None."""
     from hnmine.io.hashing import file_hash
     from hnmine.io.vectors import NPY_ERRORS
 
@@ -239,16 +315,3 @@ def load_verified(final: Path, n_rows: int) -> np.ndarray | None:
     if vectors.ndim != 2 or vectors.shape[0] != n_rows or vectors.dtype != np.float32:
         return None
     return vectors
-
-
-def chunk_ok(chunk_file: Path, n_rows: int) -> bool:
-    """A chunk of an interrupted encode is reused only when it loads whole, with the right shape."""
-    if not chunk_file.exists():
-        return False
-    from hnmine.io.vectors import NPY_ERRORS
-
-    try:
-        vectors = np.load(chunk_file)
-    except NPY_ERRORS:  # a damaged chunk is encoded again
-        return False
-    return vectors.ndim == 2 and vectors.shape[0] == n_rows and vectors.dtype == np.float32 and bool(np.isfinite(vectors).all())

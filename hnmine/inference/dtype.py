@@ -89,6 +89,13 @@ def _machine() -> str:
     return f"{name or 'unknown CPU'} (flags {digest}, {os.cpu_count()} CPUs)"
 
 
+def cpu_identity() -> str:
+    """The CPU's model name and a digest of its flags: what its kernels compute with (not how many there are)."""
+    name, flags = cpu_info()
+    digest = hashlib.sha256(" ".join(sorted(flags)).encode()).hexdigest()[:12]
+    return f"{name or 'unknown CPU'} (flags {digest})"
+
+
 def _choice_path(model: str, revision: str, kind: str, threads: int, backend: str = "torch") -> Path:
     fields = {
         "machine": _machine(),

@@ -15,6 +15,9 @@ from hnmine.options import DEFAULT_MODEL, Options
 from hnmine.parts import Layout
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+# How the store encodes a text (hnmine.inference.rowwise): in a batch of its own token count. Part of the
+# bi-encoder's stage keys, so a run made with padded batches is encoded again, not mixed with these.
+ENCODING = "same-length-batches"
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,7 @@ class EncoderSpec:
 
     def for_workers(self, kind: str = "bi-encoder") -> EncoderSpec:
         """What a worker runs: the dtype and threads resolved here (a worker, a Ray node, must not choose its own)."""
-        return replace(self, dtype=self.resolved_dtype(kind), threads=self.resolved_threads(), workers=1)
+        return replace(self, dtype=self.resolved_dtype(kind), backend=self.backend_for(kind), threads=self.resolved_threads(), workers=1)
 
     def on(self, device: str) -> EncoderSpec:
         """The spec as one worker runs it, on its own device."""
@@ -72,7 +75,12 @@ class EncoderSpec:
 
         threads = self.resolved_threads()
         return load_sentence_transformer(
-            self.model, device=self.device, dtype=self.resolved_dtype(), max_length=self.max_length, backend=self.backend, threads=threads
+            self.model,
+            device=self.device,
+            dtype=self.resolved_dtype(),
+            max_length=self.max_length,
+            backend=self.backend_for(),
+            threads=threads,
         )
 
     def validate(self) -> None:
@@ -126,7 +134,68 @@ def encoder_key(spec: EncoderSpec, kind: str = "bi-encoder") -> dict:
     d["revision"] = resolve_model(spec.model)[1]
     d["dtype"] = spec.resolved_dtype(kind)
     d.update(backend_key(spec, kind))
+    if kind == "bi-encoder":
+        # A bi-encoder's vector does not depend on its batch (hnmine.inference.rowwise): the batch size is no
+        # part of what it computes, and the way it is kept so is.
+        del d["batch_size"]
+        d["encoding"] = ENCODING
     return d
+
+
+def encoder_identity(spec: EncoderSpec, prompt: str | None, prompt_name: str | None) -> dict:
+    """What makes a bi-encoder's vector of a text these bytes: the embedding store's identity (hnmine.inference.store).
+
+    The model by its key and revision (a model object by the sha256 of its weights and settings), the dtype
+    and backend as resolved, the package versions that compute, max length, prompt, normalisation, torch
+    threads, and the device: the CPU's model and flags, or the GPU's name. Not the batch size or order
+    (hnmine.inference.rowwise), nor where the store lies."""
+    from hnmine.inference.store import STORE_FORMAT
+
+    backend = spec.backend_for()
+    return {
+        "format": STORE_FORMAT,
+        "encoding": ENCODING,
+        "model": model_key(spec.model),
+        "revision": resolve_model(spec.model)[1],
+        "dtype": spec.resolved_dtype(),
+        "backend": backend,
+        "versions": {**package_versions(), **backend_versions(backend)},
+        "max_length": spec.max_length,
+        "prompt": prompt,
+        "prompt_name": prompt_name,
+        "normalize": spec.normalize,
+        "threads": spec.resolved_threads(),
+        "device": device_identity(spec.device),
+    }
+
+
+def package_versions() -> dict[str, str]:
+    from importlib import metadata
+
+    out = {}
+    for name in ("torch", "transformers", "sentence-transformers"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "none"
+    return out
+
+
+def device_identity(device: str) -> str:
+    """The hardware that computes: the CPU (model name and flags), or the GPUs' names."""
+    from hnmine.inference.dtype import cpu_identity
+
+    if device == "cpu":
+        return "cpu: " + cpu_identity()
+    if device.startswith("cuda"):
+        import torch
+
+        if torch.cuda.is_available():
+            from hnmine.inference.pool import listed_devices
+
+            names = sorted({torch.cuda.get_device_name(torch.device(d)) for d in listed_devices(device)})
+            return "cuda: " + ", ".join(names)
+    return device
 
 
 def backend_key(spec: EncoderSpec, kind: str = "bi-encoder") -> dict:

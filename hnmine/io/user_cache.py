@@ -1,4 +1,4 @@
-"""The user's hnmine cache folder: measured dtype choices, converted models, (later) the embedding store."""
+"""The user's hnmine cache folder: measured dtype choices, converted models, the embedding store."""
 
 from __future__ import annotations
 

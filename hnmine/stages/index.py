@@ -169,7 +169,7 @@ def _dense_index(ctx: Context, texts: list[str]) -> tuple[dict, dict]:
         batch_size=o.batch_size,
         corpus_prompt=o.corpus_prompt,
         corpus_prompt_name=o.corpus_prompt_name,
-        backend=None if user_vectors else o.backend,
+        backend=None if user_vectors else spec.backend_for(),
     )
     write_json(info, run.path_of("dense_info"))
     return info, model

@@ -50,17 +50,13 @@ def reuses_index(info: dict | None, teacher, options: Options) -> bool:
     if info.get("user_vectors"):
         return True
     o = options
-    same = (
-        info.get("corpus_prompt"),
-        info.get("corpus_prompt_name"),
-        info.get("max_length"),
-        info.get("normalize"),
-        info.get("batch_size"),
-    )
+    # Not the batch size: a bi-encoder's vector does not depend on its batch (hnmine.inference.rowwise).
+    same = (info.get("corpus_prompt"), info.get("corpus_prompt_name"), info.get("max_length"), info.get("normalize"))
+    spec = EncoderSpec.from_options(o, model=teacher.model)
     return (
-        same == (o.corpus_prompt, o.corpus_prompt_name, o.max_length, o.normalize, o.batch_size)
-        and info.get("dtype") == EncoderSpec.from_options(o, model=teacher.model).resolved_dtype()
-        and info.get("backend", "torch") == o.backend
+        same == (o.corpus_prompt, o.corpus_prompt_name, o.max_length, o.normalize)
+        and info.get("dtype") == spec.resolved_dtype()
+        and info.get("backend", "torch") == spec.backend_for()
     )
 
 
@@ -145,16 +141,18 @@ def _key(ctx: Context) -> dict:
 
 
 def _key_of(o: Options, teachers: list) -> dict:
-    return {
+    key = {
         "teachers": teachers,
         "max_length": o.max_length,
-        "batch_size": o.batch_size,
         "normalize": o.normalize,
         "query_prompt": o.query_prompt,
         "query_prompt_name": o.query_prompt_name,
         "corpus_prompt": o.corpus_prompt,
         "corpus_prompt_name": o.corpus_prompt_name,
     }
+    if any(t["kind"] == "cross-encoder" for t in teachers):  # a cross-encoder's pairs are padded in batches
+        key["batch_size"] = o.batch_size
+    return key
 
 
 SCORE_ROWS = 1 << 18  # pairs per part of a dot-product teacher

@@ -1,0 +1,190 @@
+"""Encoding a text the same way whatever else is encoded with it, so a stored vector is what a cold encode gives.
+
+A text's vector depends on its batch through padding: a batch is padded to its longest text, and the padded
+shapes change the last bits (up to 2e-3 in bfloat16, measured on SciFact) although the attention mask makes
+the padding irrelevant in exact arithmetic. So the store encodes every text in a batch of texts of exactly
+its own token count (its prompt included, cut at the model's limit): no padding, and the shapes a text goes
+through are its own length times the batch's size. Whether a row's bytes then depend on how many rows the
+batch has (a kernel that picks another blocking for another size) is the machine's affair: it is checked
+once per machine and encoder, by the worker that holds the model, encoding the same texts in batches of
+several sizes and alone (`batching_mode`, cached in the user's hnmine cache like the `--dtype auto` choice).
+Where the bytes differ, texts are encoded one at a time: slower, and the same promise.
+
+Measured here (2-core AMD EPYC, torch CPU, MiniLM; docs/performance.md): rows are independent of the batch
+size at float32 and bfloat16 for every length tried, and same-length batches cost the same CPU time as
+padded ones with one thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from hnmine.errors import ModelError, OptionError
+
+SAME_LENGTH = "same-length"  # batches of texts of one token count, no padding
+ONE_BY_ONE = "one-by-one"  # a batch per text: where the machine's kernels give a row other bits in another batch size
+PROBE_VERSION = 1
+_PROBE_WORDS = (
+    "protein cell gene expression analysis patients study results clinical effect treatment increased "
+    "reduced associated levels risk model data significant response mechanism function human disease"
+).split()
+
+
+def resolved_prompt(model, prompt: str | None, prompt_name: str | None, model_name: str) -> str | None:
+    """The text put before each text, as sentence-transformers resolves it (a prompt, a named one, the model's default)."""
+    if prompt is not None:
+        return prompt
+    prompts = dict(getattr(model, "prompts", None) or {})
+    if prompt_name is not None:
+        if prompt_name not in prompts:
+            names = ", ".join(sorted(prompts)) or "(none)"
+            raise OptionError(f"model '{model_name}' has no prompt named '{prompt_name}' (prompts: {names})")
+        return prompts[prompt_name]
+    default = getattr(model, "default_prompt_name", None)
+    return prompts.get(default) if default is not None else None
+
+
+def token_lengths(model, texts: list[str], prompt: str | None) -> np.ndarray | None:
+    """Each text's token count as the model sees it (prompt included, cut at its limit); None when its
+    features carry no attention mask to count with."""
+    out = np.empty(len(texts), dtype=np.int64)
+    for a in range(0, len(texts), 256):
+        part = texts[a : a + 256]
+        if hasattr(model, "preprocess"):
+            features = model.preprocess(part, prompt=prompt)
+        else:  # sentence-transformers before 6
+            features = model.tokenize([prompt + t for t in part] if prompt else part)
+        try:
+            mask = features["attention_mask"]
+        except (KeyError, TypeError, IndexError):
+            return None
+        out[a : a + len(part)] = np.asarray(mask.sum(dim=1).cpu().numpy(), dtype=np.int64)
+    return out
+
+
+def same_length_batches(lengths: np.ndarray | None, n: int, batch_size: int, mode: str) -> list[np.ndarray]:
+    """Positions of the texts, in batches: longest first, each batch of one token count and at most
+    `batch_size` texts (one text each in ONE_BY_ONE mode, or when the lengths are unknown)."""
+    if lengths is None or mode == ONE_BY_ONE:
+        return [np.array([i]) for i in range(n)]
+    order = np.lexsort((np.arange(n), -lengths))
+    batches = []
+    start = 0
+    while start < n:
+        stop = start + 1
+        while stop < n and stop - start < batch_size and lengths[order[stop]] == lengths[order[start]]:
+            stop += 1
+        batches.append(order[start:stop])
+        start = stop
+    return batches
+
+
+def encode_rows(model, texts: list[str], spec, prompt: str | None, prompt_name: str | None, mode: str, advance=None) -> np.ndarray:
+    """Vectors of `texts` (float32, in their order), each computed in a batch of texts of its own token count."""
+    import torch
+
+    torch.set_num_threads(spec.resolved_threads())
+    if not texts:
+        return np.zeros((0, 0), dtype=np.float32)
+    prompt = resolved_prompt(model, prompt, prompt_name, spec.model)
+    lengths = token_lengths(model, texts, prompt)
+    out: np.ndarray | None = None
+    for batch in same_length_batches(lengths, len(texts), spec.batch_size, mode):
+        vectors = _encode_batch(model, [texts[i] for i in batch], prompt, spec.normalize)
+        if out is None:
+            out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
+        out[batch] = vectors
+        if advance is not None:
+            advance(len(batch))
+    assert out is not None
+    if not np.isfinite(out).all():
+        raise ModelError(f"model '{spec.model}' produced non-finite embeddings (try --dtype float32)")
+    return out
+
+
+def _encode_batch(model, batch: list[str], prompt: str | None, normalize: bool) -> np.ndarray:
+    import torch
+
+    with torch.inference_mode():
+        emb = model.encode(
+            batch, prompt=prompt, batch_size=len(batch), show_progress_bar=False, convert_to_tensor=True, normalize_embeddings=normalize
+        )
+    return emb.float().cpu().numpy()
+
+
+# ------------------------------------------------------------------------------- the per-machine check
+
+
+def batching_mode(model, spec, prompt: str | None, prompt_name: str | None, identity_hash: str) -> str:
+    """SAME_LENGTH where this machine gives a row the same bytes in a batch of any size, else ONE_BY_ONE: checked
+    once per machine and encoder identity with `model` (the one a worker holds, on its own device), and cached."""
+    path = _mode_path(identity_hash)
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        if saved.get("mode") in (SAME_LENGTH, ONE_BY_ONE):
+            return str(saved["mode"])
+    except (OSError, ValueError, AttributeError):
+        pass
+    mode = SAME_LENGTH if rows_independent(model, spec, resolved_prompt(model, prompt, prompt_name, spec.model)) else ONE_BY_ONE
+    try:
+        from hnmine.inference.dtype import cpu_identity
+        from hnmine.io.atomic import write_json
+
+        write_json({"mode": mode, "machine": cpu_identity(), "probe": PROBE_VERSION}, path)
+    except Exception:  # noqa: BLE001 - an unwritable cache only means checking again next time
+        pass
+    return mode
+
+
+ONE_BY_ONE_WARNING = (
+    "on this machine a text's vector changes with the size of its batch: the embedding store encodes "
+    "one text at a time here (slower; the same bytes whatever is encoded with it)"
+)
+
+
+def _mode_path(identity_hash: str) -> Path:
+    from hnmine.io.user_cache import cache_dir
+
+    digest = hashlib.sha256(f"{identity_hash}:{PROBE_VERSION}".encode()).hexdigest()[:32]
+    return cache_dir() / "batching" / f"{digest}.json"
+
+
+def probe_groups(model, prompt: str | None) -> list[list[str]]:
+    """Texts of one token count each: a few words in several orders (short), and long texts cut at the
+    model's limit; groups of at least three texts that tokenize to one length."""
+    n = len(_PROBE_WORDS)
+    candidates = [[" ".join(_PROBE_WORDS[(i * 5 + j * 7) % n] for j in range(words)) for i in range(8)] for words in (6, 40, 400)]
+    groups = []
+    for texts in candidates:
+        lengths = token_lengths(model, texts, prompt)
+        if lengths is None:
+            return []
+        values, counts = np.unique(lengths, return_counts=True)
+        common = values[np.argmax(counts)]
+        group = [t for t, length in zip(texts, lengths) if length == common]
+        if len(group) >= 3:
+            groups.append(group)
+    return groups
+
+
+def rows_independent(model, spec, prompt: str | None) -> bool:
+    """Whether every probe text gets the same bytes alone, in its whole group, and in a pair in another order."""
+    import torch
+
+    torch.set_num_threads(spec.resolved_threads())
+    groups = probe_groups(model, prompt)
+    if not groups:
+        return False
+    for group in groups:
+        whole = _encode_batch(model, group, prompt, spec.normalize)
+        pair = _encode_batch(model, [group[-1], group[0]], prompt, spec.normalize)
+        if pair.tobytes() != whole[[-1, 0]].tobytes():
+            return False
+        for i, text in enumerate(group):
+            if _encode_batch(model, [text], prompt, spec.normalize).tobytes() != whole[i : i + 1].tobytes():
+                return False
+    return True
