@@ -133,6 +133,7 @@ def mine(
     engine: str = "local",
     ray_address: str | None = None,
     cache_dir: str | Path | None = None,
+    cache_max_size: str | None = None,
     progress: bool = True,
     **options: Any,
 ) -> MiningResult:
@@ -143,7 +144,7 @@ def mine(
     `defaults=True`: their defaults; `reset=("judgments",)`: these from theirs), and other data than the run's
     is refused unless `replace=True`. `engine="ray"` runs the stages on a Ray cluster (`ray_address=`, else
     $RAY_ADDRESS, else one started for the call), as `hnmine mine --engine ray` does. `cache_dir=` is where the
-    embedding store lies (CACHE_DIR/store, as `--cache-dir`)."""
+    embedding store lies (CACHE_DIR/store, as `--cache-dir`), `cache_max_size=` prunes it after the call."""
     from hnmine.options import check_engine, make_options
     from hnmine.progress import Reporter, RichReporter
     from hnmine.runner import run_command
@@ -188,6 +189,7 @@ def mine(
                 engine=engine,
                 ray_address=ray_address,
                 cache_dir=Path(cache_dir) if cache_dir is not None else None,
+                cache_max_size=cache_max_size,
             )
         return _result(result, run_dir, temporary)
     except BaseException:  # Ctrl-C too: nobody can reach a failed call's temporary folder (embeddings and all)

@@ -137,6 +137,7 @@ def _stage_command(name: str, stages: tuple[str, ...]) -> Callable:
                 engine=run["engine"],
                 ray_address=run["ray_address"],
                 cache_dir=run["cache_dir"],
+                cache_max_size=run["cache_max_size"],
             )
         except (HnmineError, KeyboardInterrupt, Terminated) as exc:
             _fail_or_stop(exc, "; finished stages are kept, rerun the same command to resume")
@@ -230,6 +231,7 @@ HELPER_COMMANDS = [
     ("inspect", "hnmine.cli_report", "inspect_command"),
     ("review", "hnmine.review.command", "review_command"),
     ("finetune", "hnmine.cli_finetune", "finetune_command"),
+    ("cache", "hnmine.cli_cache", "cache_command"),
 ]
 
 

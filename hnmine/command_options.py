@@ -1,4 +1,4 @@
-"""The options of the helper commands (report, inspect, review, eval), declared as `hnmine mine`'s are
+"""The options of the helper commands (report, inspect, review, eval, cache), declared as `hnmine mine`'s are
 (hnmine.option_spec's `opt`), and the two ways to name a run.
 
 An option several commands take (--json, --quiet, --model, --device, --threads, --min-relevance) is
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hnmine.errors import OptionError
-from hnmine.option_spec import opt, registry_names
+from hnmine.option_spec import check_declared, opt, registry_names
 from hnmine.options import shared
 
 _RUN_HELP = "Run directory (the --out of `hnmine mine`)."
@@ -106,3 +106,32 @@ def one_output_format(o: Any) -> None:
     """--json and --markdown (eval, finetune): one of them."""
     if o.json and o.markdown:
         raise OptionError("--json and --markdown: choose one output format")
+
+
+@dataclass(frozen=True)
+class CacheOptions:
+    """`hnmine cache`: the embedding store listed by model, or pruned."""
+
+    cache_dir: Path | None = shared("cache_dir", help="The store's folder is CACHE_DIR/store (default: the user's hnmine cache).")
+    model: str | None = opt(None, "Only this model's vectors: its name or path as the runs gave it.")
+    prune: bool = opt(False, "Remove what --model, --older-than and --max-size choose; without it, list the store.")
+    older_than: str | None = opt(None, "With --prune: vectors last used longer ago than this (45m, 12h, 30d, 2w).")
+    max_size: str | None = opt(
+        None, "With --prune: the least recently used vectors, until the store (or --model's part of it) is at most this (500MB, 2GB)."
+    )
+    json: bool = shared("json", help="Print the listing (and what was pruned) as JSON.")
+
+    def validate(self) -> None:
+        from hnmine.inference.store import parse_age, parse_size
+
+        check_declared(self)
+        if not self.prune:
+            given = [name for name, value in (("--older-than", self.older_than), ("--max-size", self.max_size)) if value is not None]
+            if given:
+                raise OptionError(f"{given[0]} chooses what --prune removes: give --prune too")
+        elif self.model is None and self.older_than is None and self.max_size is None:
+            raise OptionError("--prune needs what to remove: --model NAME, --older-than AGE or --max-size SIZE")
+        if self.older_than is not None:
+            parse_age(self.older_than, "--older-than")
+        if self.max_size is not None:
+            parse_size(self.max_size, "--max-size")

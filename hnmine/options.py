@@ -418,6 +418,10 @@ class RunOptions:
         "command that uses it); default the user's hnmine cache ($HNMINE_CACHE_DIR, else ~/.cache/hnmine). "
         "With --engine ray, a folder every node sees.",
     )
+    cache_max_size: str | None = opt(
+        None,
+        "After the command, prune the embedding store to at most this size (500MB, 2GB…), least recently used first.",
+    )
 
 
 def option_fields(cls: type | None = None) -> tuple:

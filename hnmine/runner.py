@@ -32,6 +32,7 @@ def mine(
     replace: bool | None = None,
     after_stage: Callable[[], None] | None = None,
     cache_dir: Path | None = None,
+    cache_max_size: str | None = None,
 ) -> MineResult:
     """Run `stages` (default: all, in order) in `run_dir`; each is skipped when up to date.
 
@@ -39,7 +40,8 @@ def mine(
     bad value fails in a second and writes nothing. `replace`: None mines whatever inputs the options
     name; False refuses inputs other than the run's (hnmine.run_identity), True replaces them.
     `after_stage` is called once each stage is done or skipped (a bucket run sends it: hnmine.run_bucket).
-    `cache_dir`: where the embedding store is (hnmine.inference.store).
+    `cache_dir`: where the embedding store is (hnmine.inference.store); `cache_max_size`: the store pruned to that
+    size after.
     """
     from hnmine.executors import ExecutorSession
     from hnmine.io.fetch import local_options
@@ -50,9 +52,10 @@ def mine(
     options = local_options(options, reporter)  # inputs named by URIs: their local copies (hnmine.io.fetch)
     chosen = [s for s in STAGES if stages is None or s.name in stages]
     check_engine(engine)
-    from hnmine.inference.store import check_cache_dir, store_scope
+    from hnmine.inference.store import check_cache_dir, parse_size, store_scope
 
     check_cache_dir(cache_dir)
+    max_size = parse_size(cache_max_size, "--cache-max-size") if cache_max_size is not None else None
     check_options(options, [s.name for s in chosen])
     for stage in chosen:
         stage.check(options)
@@ -80,8 +83,22 @@ def mine(
             result.outcomes.append(outcome)
             if after_stage is not None:
                 after_stage()
+        _limit_store(max_size, reporter)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _limit_store(max_size: int | None, reporter: Reporter) -> None:
+    """--cache-max-size: the store pruned after the stages, least recently used first."""
+    if max_size is None:
+        return
+    from hnmine.inference.store import limit_size, size_text, store_root
+
+    pruned = limit_size(max_size)
+    if pruned is not None and pruned.segments:
+        reporter.info(
+            f"embedding store ({store_root()}): {pruned.texts:,} texts ({size_text(pruned.bytes)}) pruned to stay under --cache-max-size"
+        )
 
 
 def run_command(
@@ -97,6 +114,7 @@ def run_command(
     engine: str = "local",
     ray_address: str | None = None,
     cache_dir: Path | None = None,
+    cache_max_size: str | None = None,
 ) -> MineResult:
     """What a command does (`hnmine mine`, a stage command, `hnmine.mine`): the options it is `given`, the
     others from the run's own record (hnmine.run_options; `defaults`: from their defaults, `reset`: these
@@ -108,7 +126,15 @@ def run_command(
     reporter = reporter or Reporter()
     given = local_values(given, reporter)  # inputs named by URIs: their local copies (hnmine.io.fetch)
     kw = dict(
-        stages=stages, defaults=defaults, reset=reset, replace=replace, force=force, reporter=reporter, engine=engine, cache_dir=cache_dir
+        stages=stages,
+        defaults=defaults,
+        reset=reset,
+        replace=replace,
+        force=force,
+        reporter=reporter,
+        engine=engine,
+        cache_dir=cache_dir,
+        cache_max_size=cache_max_size,
     )
     if not is_uri(run_dir):
         return _run_command(run_dir, given, ray_address=ray_address, **kw)  # type: ignore[arg-type]
@@ -135,6 +161,7 @@ def _run_command(
     ray_address: str | None,
     after_stage: Callable[[], None] | None = None,
     cache_dir: Path | None = None,
+    cache_max_size: str | None = None,
 ) -> MineResult:
     from hnmine.run_options import resolve_options
     from hnmine.stages import STAGES
@@ -153,6 +180,7 @@ def _run_command(
         replace=replace,
         after_stage=after_stage,
         cache_dir=cache_dir,
+        cache_max_size=cache_max_size,
     )
     # Said once the command succeeded, so a failure stays one line; the summary (--json) holds them too.
     for line in change_lines(changes):

@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -168,6 +169,9 @@ def test_a_killed_encode_keeps_its_finished_segments_and_never_reads_a_torn_one(
     assert len(encoded) == 4 + len(QUERY_TEXTS)  # the third chunk, then the queries
     mine_json(tiny_beir, tmp_path / "cold", *F32, "--cache-dir", tmp_path / "empty")
     same_tables(tmp_path / "run", tmp_path / "cold")
+    os.utime(torn, (time.time() - 2 * 86400,) * 2)
+    assert invoke(["cache", "--prune", "--older-than", "30d"]).exit_code == 0
+    assert not torn.exists() and len(segments(own_embedding_store)) == 4
 
 
 # --- two writers ----------------------------------------------------------------------------------------
@@ -279,6 +283,94 @@ def test_a_damaged_segment_is_named_removed_and_its_texts_encoded_again(tiny_bei
     assert seg.name in warning and why in warning
     assert not seg.exists() and len(encoded) > 0
     same_tables(tmp_path / "a", tmp_path / "b")
+
+
+# --- hnmine cache ---------------------------------------------------------------------------------------
+
+
+def _cache_json(*args) -> dict:
+    result = invoke(["cache", "--json", *args])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_hnmine_cache_lists_the_store_by_model(tiny_beir, tmp_path, own_embedding_store):
+    assert _cache_json() == {"store": str(own_embedding_store), "shards": [], "texts": 0, "bytes": 0}
+    mine_json(tiny_beir, tmp_path / "a", *F32)
+    mine_json(tiny_beir, tmp_path / "b", *F32, "--query-prompt", "query: ")  # the queries under another prompt
+    listing = _cache_json()
+    assert [s["model"] for s in listing["shards"]] == ["all-MiniLM-L6-v2", "all-MiniLM-L6-v2"]
+    assert sorted(s["texts"] for s in listing["shards"]) == [len(QUERY_TEXTS), len(DOC_TEXTS + QUERY_TEXTS)]
+    assert listing["bytes"] == sum(p.stat().st_size for p in segments(own_embedding_store))
+    assert {s["identity"]["prompt"] for s in listing["shards"]} == {None, "query: "}
+    assert all(s["last_use"].endswith("Z") for s in listing["shards"])
+    text = invoke(["cache"]).stdout
+    assert str(own_embedding_store) in text and "all-MiniLM-L6-v2" in text and "2 shard(s), 18 texts" in text
+
+
+def test_hnmine_cache_prunes_by_age_model_and_size(tiny_beir, tmp_path, own_embedding_store, encoded):
+    mine_json(tiny_beir, tmp_path / "a", *F32)
+    old = segments(own_embedding_store)
+    mine_json(tiny_beir, tmp_path / "b", *F32, "--corpus-prompt", "passage: ")  # the documents again, under another prompt
+    for seg in old:
+        os.utime(seg, (time.time() - 40 * 86400,) * 2)
+    pruned = _cache_json("--prune", "--older-than", "30d")["pruned"]
+    assert pruned["texts"] == len(DOC_TEXTS + QUERY_TEXTS) and not any(p.exists() for p in old)
+    left = _cache_json()
+    assert left["texts"] == len(DOC_TEXTS)
+    size = left["bytes"]
+    assert _cache_json("--prune", "--max-size", str(size))["pruned"]["texts"] == 0  # already at most that
+    assert _cache_json("--prune", "--model", "no-such-model")["pruned"]["texts"] == 0
+    assert _cache_json("--prune", "--model", "all-MiniLM-L6-v2")["texts"] == 0
+    encoded.clear()
+    mine_json(tiny_beir, tmp_path / "c", *F32)
+    assert len(encoded) == len(DOC_TEXTS + QUERY_TEXTS)  # pruned vectors are encoded again, the same bytes
+    same_tables(tmp_path / "a", tmp_path / "c")
+
+
+def test_cache_max_size_prunes_after_a_run_least_recently_used_first(tiny_beir, tmp_path, own_embedding_store, monkeypatch):
+    import hnmine.inference.cache
+
+    monkeypatch.setattr(hnmine.inference.cache, "CHUNK", 4)
+    mine_json(tiny_beir, tmp_path / "a", *F32)
+    first = set(segments(own_embedding_store))
+    for k, seg in enumerate(sorted(first)):  # last used a while ago, in the order they were written
+        os.utime(seg, (time.time() - 1000 + k,) * 2)
+    # Another corpus prompt: the documents are new vectors (3 segments); the queries are read, so used now.
+    result = invoke(["mine", tiny_beir, "--out", tmp_path / "b", *F32, "--corpus-prompt", "passage: ", "--cache-max-size", "1"])
+    assert result.exit_code == 0, result.output
+    assert "pruned to stay under --cache-max-size" in result.stderr
+    assert segments(own_embedding_store) == []  # 1 byte: nothing can stay
+    mine_json(tiny_beir, tmp_path / "c", *F32)
+    mine_json(tiny_beir, tmp_path / "d", *F32, "--corpus-prompt", "passage: ")
+    kept = set(segments(own_embedding_store))
+    for k, seg in enumerate(sorted(kept)):
+        os.utime(seg, (time.time() - 1000 + k,) * 2)
+    newest = sorted(kept)[-2:]
+    limit = sum(p.stat().st_size for p in newest)
+    assert _cache_json("--prune", "--max-size", str(limit))["pruned"]["segments"] == len(kept) - 2
+    assert segments(own_embedding_store) == newest
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--older-than", "3d"], "--older-than chooses what --prune removes: give --prune too"),
+        (["--prune"], "--prune needs what to remove: --model NAME, --older-than AGE or --max-size SIZE"),
+        (["--prune", "--max-size", "lots"], "--max-size must be a size such as 500MB, 2GB or 1.5GiB, got 'lots'"),
+        (["--prune", "--older-than", "soon"], "--older-than must be an age such as 30d, 12h or 2w, got 'soon'"),
+    ],
+)
+def test_hnmine_cache_bad_options_are_one_line(args, message):
+    result = invoke(["cache", *args])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr == f"hnmine: error: {message}\n"
+
+
+def test_a_bad_cache_max_size_fails_before_anything_is_written(tiny_beir, tmp_path):
+    result = invoke(["mine", tiny_beir, "--out", tmp_path / "run", "--cache-max-size", "big"])
+    assert result.exit_code == 2 and "--cache-max-size must be a size such as 500MB" in result.stderr
+    assert not (tmp_path / "run").exists()
 
 
 # --- identity -------------------------------------------------------------------------------------------
@@ -399,3 +491,5 @@ def test_finetune_encodes_each_models_evaluation_corpus_once(tmp_path, encoded, 
     assert [[r[m] for m in metrics] for r in json.loads(again.stdout)["rows"]] == [
         [r[m] for m in metrics] for r in json.loads(first.stdout)["rows"]
     ]
+    names = [s["model"] for s in _cache_json()["shards"]]
+    assert len(names) == 2 and any("fine-tuned" in n for n in names)
