@@ -140,10 +140,11 @@ class Options:
     )
     backend: str = opt(
         "torch",
-        "torch|openvino: what runs the bi-encoder (openvino: CPU only, float32 or bfloat16; pip install "
-        "'hnmine[openvino]'). Cross-encoders run on torch.",
+        "torch|openvino|auto: what runs the bi-encoder (openvino: CPU only, float32 or bfloat16; pip install "
+        "'hnmine[openvino]'; auto: openvino where installed and measured faster on this CPU, cached per machine). "
+        "Cross-encoders run on torch.",
         stages=_MODEL,
-        choices=_names("hnmine.inference.backends", "BACKENDS"),
+        choices=lambda: ["auto", *_names("hnmine.inference.backends", "BACKENDS")()],
         kind="backend",
     )
     device: str = opt("cpu", "cpu, cuda, cuda:N, mps, or GPUs to share out (cuda:0,cuda:1).", stages=_MODEL)

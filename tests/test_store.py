@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import RUN_TABLES, TINY_DOCS, TINY_QRELS, TINY_QUERIES, invoke, mine_json, reran, write_beir
+from conftest import RUN_TABLES, SESSION_CACHE, TINY_DOCS, TINY_QRELS, TINY_QUERIES, invoke, mine_json, reran, write_beir
 
 F32 = ("--dtype", "float32")  # a given dtype: no `auto` probe
 TABLES = (*RUN_TABLES, "export/triplet.parquet", "index/dense/embeddings.npy")
@@ -493,3 +493,99 @@ def test_finetune_encodes_each_models_evaluation_corpus_once(tmp_path, encoded, 
     ]
     names = [s["model"] for s in _cache_json()["shards"]]
     assert len(names) == 2 and any("fine-tuned" in n for n in names)
+
+
+# --- --backend auto -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def backend_choice(tmp_path, monkeypatch):
+    """A fresh choice cache; `timings` the fake probe's seconds per backend, `calls` how often it ran."""
+    from hnmine.inference import dtype as dtype_choice
+
+    monkeypatch.setenv("HNMINE_CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / "cache").mkdir()
+    for measured in ("openvino", "batching"):  # the converted model and the batching check: made once per session
+        (tmp_path / "cache" / measured).symlink_to(SESSION_CACHE / measured)
+    dtype_choice.choose_cpu_backend.cache_clear()
+    probe = {"timings": {"torch": 1.0, "openvino": 0.8}, "calls": 0}
+
+    def timed(model, dtypes, threads):
+        probe["calls"] += 1
+        return {b: probe["timings"][b] for b in dtypes}
+
+    monkeypatch.setattr(dtype_choice, "_time_backends", timed)
+    yield probe
+    dtype_choice.choose_cpu_backend.cache_clear()
+
+
+needs_openvino = pytest.mark.skipif(
+    __import__("importlib").util.find_spec("openvino") is None, reason="the openvino extra is not installed"
+)
+
+
+@needs_openvino
+@pytest.mark.parametrize(
+    "timings, expected",
+    [
+        ({"torch": 1.0, "openvino": 0.8}, "openvino"),
+        ({"torch": 1.0, "openvino": 0.95}, "torch"),
+        ({"torch": 1.0, "openvino": 1.3}, "torch"),
+    ],
+)
+def test_backend_auto_takes_openvino_only_when_measured_clearly_faster(backend_choice, timings, expected):
+    from hnmine.inference import dtype as dtype_choice
+
+    backend_choice["timings"] = timings
+    choice = dtype_choice.choose_cpu_backend("all-MiniLM-L6-v2", "float32", "cpu", 2)
+    assert choice.backend == expected and choice.seconds == timings and not choice.cached
+    dtype_choice.choose_cpu_backend.cache_clear()  # a new process: read from the cache, not measured again
+    again = dtype_choice.choose_cpu_backend("all-MiniLM-L6-v2", "float32", "cpu", 2)
+    assert again.backend == expected and again.cached and backend_choice["calls"] == 1
+
+
+@needs_openvino
+def test_backend_auto_is_in_the_keys_and_the_manifest_as_what_it_chose(backend_choice, tiny_beir, tmp_path):
+    from dataclasses import replace
+
+    from hnmine.inference.spec import EncoderSpec, encoder_identity, encoder_key
+
+    auto = EncoderSpec(dtype="float32", backend="auto")
+    assert encoder_key(auto) == encoder_key(replace(auto, backend="openvino"))
+    assert encoder_identity(auto, None, None) == encoder_identity(replace(auto, backend="openvino"), None, None)
+    mine_json(tiny_beir, tmp_path / "run", *F32, "--backend", "auto", "--threads", "2")
+    dense = json.loads((tmp_path / "run/manifests/index.json").read_text())["models"]["dense"]
+    assert dense["backend"] == "openvino" and dense["backend_choice"]["backend"] == "openvino"
+    assert dense["backend_choice"]["seconds"] == {"torch": 1.0, "openvino": 0.8}
+    # the same run with the backend named: every stage up to date
+    assert reran(mine_json(tiny_beir, tmp_path / "run", *F32, "--backend", "openvino", "--threads", "2")) == []
+
+
+def test_backend_auto_is_torch_where_openvino_cannot_run(backend_choice, monkeypatch):
+    import importlib.util
+
+    from hnmine.inference import dtype as dtype_choice
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "openvino" else real(name, *a))
+    choice = dtype_choice.choose_cpu_backend("all-MiniLM-L6-v2", "auto", "cpu", 2)
+    assert choice.backend == "torch" and "not installed" in choice.reason
+    assert dtype_choice.choose_cpu_backend("all-MiniLM-L6-v2", "float16", "cuda", 2).backend == "torch"
+    assert backend_choice["calls"] == 0
+
+
+@needs_openvino
+def test_backend_auto_measures_both_backends_for_real(tmp_path, monkeypatch):
+    from hnmine.inference import dtype as dtype_choice
+
+    monkeypatch.setenv("HNMINE_CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache/openvino").symlink_to(SESSION_CACHE / "openvino")  # the converted model, made once per session
+    dtype_choice.choose_cpu_backend.cache_clear()
+    try:
+        choice = dtype_choice.choose_cpu_backend("all-MiniLM-L6-v2", "float32", "cpu", 2)
+    finally:
+        dtype_choice.choose_cpu_backend.cache_clear()
+    assert set(choice.seconds) == {"torch", "openvino"} and all(s > 0 for s in choice.seconds.values())
+    assert choice.dtypes == {"torch": "float32", "openvino": "float32"} and choice.backend in ("torch", "openvino")
+    assert list((tmp_path / "cache/backend-choice").glob("*.json"))

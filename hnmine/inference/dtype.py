@@ -1,4 +1,5 @@
-"""`--dtype auto` on a CPU: the fastest dtype for this machine, chosen by a short timed encode.
+"""`--dtype auto` and `--backend auto` on a CPU: the fastest dtype and backend for this machine, chosen by a
+short timed encode.
 
 CPU flags do not predict speed: on one AMD EPYC with `avx512_bf16`, bfloat16 encodes 2.5x faster
 than float32; on an Intel Xeon with the same flag it is 1.4x slower. So `auto` times a short encode of
@@ -6,6 +7,10 @@ fixed texts at each dtype the CPU runs natively, and keeps the fastest only when
 at least MIN_GAIN; otherwise float32. The choice is cached per machine (CPU model and flags), torch
 version, model revision, model kind and thread count, in the user's cache folder, so a rerun needs
 neither the probe nor torch, and every stage of a run agrees on the dtype.
+
+`--backend auto` times the same encode with torch and with OpenVINO (each at its own `auto` dtype, or at
+the given one) and keeps OpenVINO when it is installed, runs that dtype, and is at least MIN_GAIN faster;
+else torch (a GPU, a model object, or no OpenVINO: torch without timing). Cached the same way.
 """
 
 from __future__ import annotations
@@ -207,3 +212,102 @@ def _time_dtypes(model: str, kind: str, candidates: tuple[str, ...], threads: in
                 run()
                 best[dtype] = min(best[dtype], time.perf_counter() - started)
     return {d: round(s, 4) for d, s in best.items()}
+
+
+# ---------------------------------------------------------------------------------------- --backend auto
+
+
+@dataclass(frozen=True)
+class BackendChoice:
+    backend: str  # what `auto` resolved to
+    seconds: dict = field(default_factory=dict)  # backend -> fastest timed batch (empty: nothing measured)
+    dtypes: dict = field(default_factory=dict)  # backend -> the dtype it was timed at
+    reason: str = ""
+    machine: str = ""
+    cached: bool = False
+
+    def record(self) -> dict:
+        return asdict(self)
+
+
+@cache
+def choose_cpu_backend(model: str, dtype: str, device: str, threads: int) -> BackendChoice:
+    """The backend `auto` means for this bi-encoder at `dtype` (given or auto) on this machine (module docstring)."""
+    import importlib.util
+
+    from hnmine.inference.models import is_loaded
+
+    if device != "cpu":
+        return BackendChoice("torch", reason="OpenVINO runs on the CPU only")
+    if is_loaded(model):
+        return BackendChoice("torch", reason="a model object runs on torch")
+    if importlib.util.find_spec("openvino") is None:
+        return BackendChoice("torch", reason="OpenVINO is not installed (pip install 'hnmine[openvino]')")
+    runs = backend_dtypes("openvino") or ()
+    if dtype != "auto" and dtype not in runs:
+        return BackendChoice("torch", reason=f"OpenVINO does not run {dtype}")
+    dtypes = {b: dtype if dtype != "auto" else choose_cpu_dtype(model, "bi-encoder", threads, b).dtype for b in ("torch", "openvino")}
+    fields = {"machine": _machine(), "model": model, "revision": resolve_model(model)[1], "threads": threads, "dtypes": dtypes}
+    fields.update(min_gain=MIN_GAIN, torch=_torch_version(), openvino=backend_versions("openvino"))
+    path = cache_dir() / "backend-choice" / (hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:32] + ".json")
+    saved = _saved_backend(path)
+    if saved is not None:
+        return saved
+    seconds = _time_backends(model, dtypes, threads)
+    if seconds["openvino"] <= (1 - MIN_GAIN) * seconds["torch"]:
+        backend, reason = "openvino", f"{seconds['torch'] / seconds['openvino']:.2f}x faster than torch on this CPU"
+    else:
+        backend, reason = "torch", f"OpenVINO was not at least {MIN_GAIN:.0%} faster than torch on this CPU"
+    choice = BackendChoice(backend, seconds, dtypes, reason, _machine())
+    try:
+        from hnmine.io.atomic import write_json
+
+        write_json(choice.record(), path)
+    except Exception:  # noqa: BLE001 - an unwritable cache only means measuring again next time
+        pass
+    return choice
+
+
+def _saved_backend(path: Path) -> BackendChoice | None:
+    """The choice saved at `path` when it is whole (it decides the backend of every run here); else None."""
+    import math
+
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(saved, dict) or saved.get("backend") not in ("torch", "openvino"):
+        return None
+    seconds, dtypes = saved.get("seconds"), saved.get("dtypes")
+    if not isinstance(seconds, dict) or not isinstance(dtypes, dict):
+        return None
+    ok = (
+        all(isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) for t in seconds.values())
+        and isinstance(saved.get("reason", ""), str)
+        and isinstance(saved.get("machine", ""), str)
+    )
+    if not ok:
+        return None
+    return BackendChoice(saved["backend"], dict(seconds), dict(dtypes), saved.get("reason", ""), saved.get("machine", ""), cached=True)
+
+
+def _time_backends(model: str, dtypes: dict[str, str], threads: int) -> dict[str, float]:
+    """The fastest of PROBE_ROUNDS timed batches per backend, backends alternating."""
+    import torch
+
+    torch.set_num_threads(threads)
+    texts = probe_texts()
+    runners = {
+        b: _encoder_run(load_sentence_transformer(model, device="cpu", dtype=d, max_length=None, backend=b, threads=threads), texts)
+        for b, d in dtypes.items()
+    }
+    best = {b: float("inf") for b in runners}
+    with torch.inference_mode():
+        for run in runners.values():
+            run()
+        for _ in range(PROBE_ROUNDS):
+            for b, run in runners.items():
+                started = time.perf_counter()
+                run()
+                best[b] = min(best[b], time.perf_counter() - started)
+    return {b: round(s, 4) for b, s in best.items()}

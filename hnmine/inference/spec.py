@@ -8,7 +8,7 @@ from pathlib import Path
 
 from hnmine.errors import ModelError, OptionError
 from hnmine.inference.backends import backend_record, backend_versions, check_backend
-from hnmine.inference.dtype import choose_cpu_dtype
+from hnmine.inference.dtype import choose_cpu_backend, choose_cpu_dtype
 from hnmine.inference.models import check_max_length, model_key, resolve_model
 from hnmine.inference.pool import available_cpus, worker_count, worker_devices
 from hnmine.options import DEFAULT_MODEL, Options
@@ -31,7 +31,7 @@ class EncoderSpec:
     normalize: bool = Options.normalize
     workers: int = Options.workers  # encoding processes
     threads: int | None = Options.threads  # torch threads per process; None: the CPUs shared out among the workers
-    backend: str = Options.backend  # what runs the transformer (hnmine.inference.backends); part of every key when not torch
+    backend: str = Options.backend  # what runs the transformer (hnmine.inference.backends, or auto); part of every key when not torch
 
     @classmethod
     def from_options(cls, options, model: str | None = None) -> EncoderSpec:
@@ -54,8 +54,13 @@ class EncoderSpec:
         )
 
     def backend_for(self, kind: str = "bi-encoder") -> str:
-        """--backend runs bi-encoders; cross-encoders run on torch (their manifests say so)."""
-        return self.backend if kind == "bi-encoder" else "torch"
+        """--backend runs bi-encoders (`auto` resolved: hnmine.inference.dtype.choose_cpu_backend); cross-encoders
+        run on torch (their manifests say so)."""
+        if kind != "bi-encoder":
+            return "torch"
+        if self.backend != "auto":
+            return self.backend
+        return choose_cpu_backend(self.model, self.dtype, self.device, self.resolved_threads()).backend
 
     def layout(self) -> Layout:
         """The workers a model step runs on (hnmine.parts): one per device, each with the run's thread count."""
@@ -96,7 +101,8 @@ class EncoderSpec:
             raise OptionError("--max-length must be at least 1")
         if self.threads is not None and self.threads < 1:
             raise OptionError("--threads must be at least 1")
-        check_backend(self.backend, self.device, self.dtype)
+        if self.backend != "auto":  # auto never fails: torch where OpenVINO cannot run or is not installed
+            check_backend(self.backend, self.device, self.dtype)
         # Checked here, before any stage runs, so a typo fails in a second and writes nothing.
         import re
 
@@ -207,10 +213,12 @@ def backend_key(spec: EncoderSpec, kind: str = "bi-encoder") -> dict:
 
 
 def dtype_record(spec: EncoderSpec, kind: str = "bi-encoder", model: str | None = None) -> dict:
-    """For a manifest: the backend, the dtype used and, for `auto` on a CPU, how it was chosen."""
+    """For a manifest: the backend, the dtype used and, for `auto` on a CPU, how each was chosen."""
     dtype = spec.resolved_dtype(kind, model)
     backend = spec.backend_for(kind)
     rec = {"backend": backend, **backend_record(backend, dtype), "dtype": dtype}
+    if spec.backend == "auto" and kind == "bi-encoder":
+        rec["backend_choice"] = choose_cpu_backend(model or spec.model, spec.dtype, spec.device, spec.resolved_threads()).record()
     if spec.dtype != "auto" or spec.device != "cpu":
         return {**rec, "dtype_choice": "given" if spec.dtype != "auto" else "device default"}
     return {**rec, "dtype_choice": choose_cpu_dtype(model or spec.model, kind, spec.resolved_threads(), backend).record()}
