@@ -81,6 +81,7 @@ bench: setup
 	$(PY) benchmarks/bench_backend_quality.py --backend openvino
 	$(PY) benchmarks/bench_cross_encoder.py
 	$(PY) benchmarks/bench_ray.py
+	$(PY) benchmarks/bench_store.py
 
 bench-scale: setup
 	$(PY) benchmarks/bench_scale.py
