@@ -12,7 +12,7 @@ as the warm plus-1% run's. Per run: wall and CPU seconds, each stage's seconds (
 the store gained (`hnmine cache --json`), i.e. those encoded.
 
 Then the price of the store's batching (hnmine.inference.rowwise), in this process: the 5,183 documents
-encoded in batches of one token count (what the store does) against padded length-sorted batches (what a
+encoded padded to 8-token buckets (what the store does) against padded length-sorted batches (what a
 cold encode did before the store), at the dtype `auto` gives, in alternation.
 
     python benchmarks/bench_store.py [--rounds 2] [--skip-cold-check] [--skip-batching]
@@ -111,7 +111,7 @@ def same_bytes(a: Path, b: Path) -> dict:
 
 
 def batching_cost(data: Path, rounds: int) -> dict:
-    """CPU and wall seconds to encode every document: the store's same-length batches vs padded batches."""
+    """CPU and wall seconds to encode every document: the store's 8-token length buckets vs padded batches."""
     import torch
 
     from hnmine.inference.batching import encode_batches, encoding_order
@@ -128,7 +128,7 @@ def batching_cost(data: Path, rounds: int) -> dict:
     ordered = [texts[i] for i in order]
     ways = {
         "padded (before the store)": lambda: encode_batches(model, ordered, spec, None, None, lambda n=1: None),
-        "same-length (the store)": lambda: encode_rows(model, texts, spec, None, None, SAME_LENGTH),
+        "length buckets (the store)": lambda: encode_rows(model, texts, spec, None, None, SAME_LENGTH),
     }
     timings: dict[str, list[dict]] = {k: [] for k in ways}
     for r in range(rounds):
@@ -144,7 +144,7 @@ def batching_cost(data: Path, rounds: int) -> dict:
         "threads": torch.get_num_threads(),
         "documents": len(texts),
         "timings": timings,
-        "cpu_ratio_store_vs_padded": ratio(best["same-length (the store)"], best["padded (before the store)"]),
+        "cpu_ratio_store_vs_padded": ratio(best["length buckets (the store)"], best["padded (before the store)"]),
     }
 
 
@@ -177,7 +177,7 @@ def main() -> None:
     if "plus-1% cold" in by:
         payload["plus1_warm_equals_cold"] = same_bytes(args.work / "runs/plus-1pct", args.work / "runs/plus-1pct-cold")
     if not args.skip_batching:
-        print("batching: the store's same-length batches against padded ones")
+        print("batching: the store's length buckets against padded ones")
         payload["batching"] = batching_cost(args.data, args.rounds)
     payload["loadavg_at_end"] = os.getloadavg()
     write_results(args.out, payload)

@@ -427,9 +427,21 @@ def test_where_a_row_depends_on_its_batch_size_texts_are_encoded_one_at_a_time(t
     assert result.stderr.count("warning: on this machine a text's vector changes with the size of its batch") == 2  # corpus, queries
     saved = [json.loads(p.read_text()) for p in (tmp_path / "cache/batching").glob("*.json")]
     assert [s["mode"] for s in saved] == [rowwise.ONE_BY_ONE]  # checked once, cached
-    batches = rowwise.same_length_batches(np.array([3, 3, 5]), 3, 8, rowwise.ONE_BY_ONE)
-    assert [b.tolist() for b in batches] == [[0], [1], [2]]
-    assert [b.tolist() for b in rowwise.same_length_batches(np.array([3, 5, 3, 3]), 4, 2, rowwise.SAME_LENGTH)] == [[1], [0, 2], [3]]
+    batches = rowwise.length_batches(np.array([3, 3, 5]), 3, 8, rowwise.ONE_BY_ONE, 256)
+    assert [(b.tolist(), pad) for b, pad in batches] == [([0], 8), ([1], 8), ([2], 8)]
+
+
+def test_a_text_is_padded_to_its_own_bucket_and_batched_with_its_bucket_only():
+    from hnmine.inference import rowwise
+
+    # 8-token buckets, capped at the model's limit: 3 and 5 tokens share the bucket of 8, 9 goes to 16, 250 and 256 to the limit
+    assert [rowwise.padded_length(n, 256) for n in (1, 3, 5, 8, 9, 16, 17, 250, 256)] == [8, 8, 8, 8, 16, 16, 24, 256, 256]
+    assert rowwise.padded_length(13, 12) == 12 and rowwise.padded_length(13, None) == 16
+    lengths = np.array([3, 9, 5, 3, 250, 256, 16])
+    batches = rowwise.length_batches(lengths, 7, 2, rowwise.SAME_LENGTH, 256)
+    # longest bucket first; within a bucket, in order; at most 2 a batch
+    assert [(b.tolist(), pad) for b, pad in batches] == [([4, 5], 256), ([1, 6], 16), ([0, 2], 8), ([3], 8)]
+    assert [(b.tolist(), pad) for b, pad in rowwise.length_batches(None, 2, 8, rowwise.SAME_LENGTH, 256)] == [([0], None), ([1], None)]
 
 
 # --- the Ray engine -------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ The store (hnmine.inference.store) holds one vector per (encoder identity, text)
 on the machine. The identity (`encoder_identity`) is everything that changes a vector's bytes: the model and
 its revision, dtype, backend and package versions, max length, prompt, normalisation, torch threads, the
 device (the CPU model, or the GPU), and the store's format. A text's vector does not depend on the texts
-encoded with it (hnmine.inference.rowwise: batches of one token count, no padding), so the batch size and
+encoded with it (hnmine.inference.rowwise: each padded to its own token count rounded up to 8), so the batch size and
 order are not part of it, and vectors read from the store are the bytes a cold encode gives.
 
 The missing texts are encoded in length-sorted chunks of CHUNK texts, each a part run by the executor

@@ -2,17 +2,20 @@
 
 A text's vector depends on its batch through padding: a batch is padded to its longest text, and the padded
 shapes change the last bits (up to 2e-3 in bfloat16, measured on SciFact) although the attention mask makes
-the padding irrelevant in exact arithmetic. So the store encodes every text in a batch of texts of exactly
-its own token count (its prompt included, cut at the model's limit): no padding, and the shapes a text goes
-through are its own length times the batch's size. Whether a row's bytes then depend on how many rows the
-batch has (a kernel that picks another blocking for another size) is the machine's affair: it is checked
-once per machine and encoder, by the worker that holds the model, encoding the same texts in batches of
-several sizes and alone (`batching_mode`, cached in the user's hnmine cache like the `--dtype auto` choice).
-Where the bytes differ, texts are encoded one at a time: slower, and the same promise.
+the padding irrelevant in exact arithmetic. So the store pads every text to a length that depends on the text
+alone: its token count (its prompt included, cut at the model's limit) rounded up to a multiple of BUCKET
+tokens, at most the model's limit, and batches texts of one padded length together. The shapes a text goes
+through are then its own padded length times the batch's size. Whether a row's bytes depend on how many rows
+the batch has, or on the other rows (a kernel that picks another blocking for another size) is the machine's
+affair: it is checked once per machine and encoder, by the worker that holds the model, encoding texts of one
+padded length (and several true lengths) in batches of several sizes and alone (`batching_mode`, cached in
+the user's hnmine cache like the `--dtype auto` choice). Where the bytes differ, texts are encoded one at a
+time: slower, and the same promise.
 
-Measured here (2-core AMD EPYC, torch CPU, MiniLM; docs/performance.md): rows are independent of the batch
-size at float32 and bfloat16 for every length tried, and same-length batches cost the same CPU time as
-padded ones with one thread.
+Why buckets rather than batches of one exact token count: on SciFact (5,183 abstracts, most near the
+256-token limit) exact lengths make 285 batches for 162 padded ones, many of one to three texts, and cost
+2.0x the CPU time of padded batches (1,500 abstracts, bfloat16, 2-core AMD EPYC); buckets of 8 tokens fill the
+batches and pad at most 7 tokens a text (docs/performance.md has the figures of `benchmarks/bench_store.py`).
 """
 
 from __future__ import annotations
@@ -25,9 +28,10 @@ import numpy as np
 
 from hnmine.errors import ModelError, OptionError
 
-SAME_LENGTH = "same-length"  # batches of texts of one token count, no padding
-ONE_BY_ONE = "one-by-one"  # a batch per text: where the machine's kernels give a row other bits in another batch size
-PROBE_VERSION = 1
+SAME_LENGTH = "same-length"  # batches of texts of one padded length
+ONE_BY_ONE = "one-by-one"  # a batch per text: where the machine's kernels give a row other bits in another batch
+PROBE_VERSION = 2
+BUCKET = 8  # a text is padded to its token count rounded up to a multiple of this (part of the store's identity)
 _PROBE_WORDS = (
     "protein cell gene expression analysis patients study results clinical effect treatment increased "
     "reduced associated levels risk model data significant response mechanism function human disease"
@@ -66,35 +70,54 @@ def token_lengths(model, texts: list[str], prompt: str | None) -> np.ndarray | N
     return out
 
 
-def same_length_batches(lengths: np.ndarray | None, n: int, batch_size: int, mode: str) -> list[np.ndarray]:
-    """Positions of the texts, in batches: longest first, each batch of one token count and at most
-    `batch_size` texts (one text each in ONE_BY_ONE mode, or when the lengths are unknown)."""
-    if lengths is None or mode == ONE_BY_ONE:
-        return [np.array([i]) for i in range(n)]
-    order = np.lexsort((np.arange(n), -lengths))
-    batches = []
+def padded_length(length: int, limit: int | None) -> int:
+    """The length a text of `length` tokens is padded to: the next multiple of BUCKET, at most `limit`."""
+    rounded = -(-int(length) // BUCKET) * BUCKET
+    return min(rounded, limit) if limit else rounded
+
+
+def model_limit(model) -> int | None:
+    """The most tokens the model reads (what token_lengths cuts at): its max_seq_length, else its tokenizer's."""
+    limit = getattr(model, "max_seq_length", None)
+    if not limit:
+        limit = getattr(getattr(model, "tokenizer", None), "model_max_length", None)
+    return int(limit) if limit and limit < 1_000_000 else None
+
+
+def length_batches(
+    lengths: np.ndarray | None, n: int, batch_size: int, mode: str, limit: int | None
+) -> list[tuple[np.ndarray, int | None]]:
+    """Positions of the texts in batches, with the length each batch is padded to: longest first, each batch of
+    one padded length and at most `batch_size` texts (one text each in ONE_BY_ONE mode). Lengths unknown: one
+    text a batch, unpadded (None)."""
+    if lengths is None:
+        return [(np.array([i]), None) for i in range(n)]
+    padded = np.array([padded_length(x, limit) for x in lengths], dtype=np.int64)
+    order = np.lexsort((np.arange(n), -padded))
+    size = 1 if mode == ONE_BY_ONE else batch_size
+    batches: list[tuple[np.ndarray, int | None]] = []
     start = 0
     while start < n:
         stop = start + 1
-        while stop < n and stop - start < batch_size and lengths[order[stop]] == lengths[order[start]]:
+        while stop < n and stop - start < size and padded[order[stop]] == padded[order[start]]:
             stop += 1
-        batches.append(order[start:stop])
+        batches.append((order[start:stop], int(padded[order[start]])))
         start = stop
     return batches
 
 
 def encode_rows(model, texts: list[str], spec, prompt: str | None, prompt_name: str | None, mode: str, advance=None) -> np.ndarray:
-    """Vectors of `texts` (float32, in their order), each computed in a batch of texts of its own token count."""
+    """Vectors of `texts` (float32, in their order), each computed padded to its own bucket's length."""
     import torch
 
     torch.set_num_threads(spec.resolved_threads())
     if not texts:
         return np.zeros((0, 0), dtype=np.float32)
     prompt = resolved_prompt(model, prompt, prompt_name, spec.model)
-    lengths = token_lengths(model, texts, prompt)
+    lengths = token_lengths(model, texts, prompt) if hasattr(model, "preprocess") else None
     out: np.ndarray | None = None
-    for batch in same_length_batches(lengths, len(texts), spec.batch_size, mode):
-        vectors = _encode_batch(model, [texts[i] for i in batch], prompt, spec.normalize)
+    for batch, pad_to in length_batches(lengths, len(texts), spec.batch_size, mode, model_limit(model)):
+        vectors = _encode_batch(model, [texts[i] for i in batch], prompt, spec.normalize, pad_to)
         if out is None:
             out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
         out[batch] = vectors
@@ -106,12 +129,21 @@ def encode_rows(model, texts: list[str], spec, prompt: str | None, prompt_name: 
     return out
 
 
-def _encode_batch(model, batch: list[str], prompt: str | None, normalize: bool) -> np.ndarray:
+def _encode_batch(model, batch: list[str], prompt: str | None, normalize: bool, pad_to: int | None) -> np.ndarray:
+    """One batch through the model, padded to `pad_to` tokens (sentence-transformers' processing_kwargs);
+    None: a single text, unpadded (a model whose features carry no attention mask)."""
     import torch
 
+    padding = {"processing_kwargs": {"text": {"padding": "max_length", "max_length": pad_to}}} if pad_to else {}
     with torch.inference_mode():
         emb = model.encode(
-            batch, prompt=prompt, batch_size=len(batch), show_progress_bar=False, convert_to_tensor=True, normalize_embeddings=normalize
+            batch,
+            prompt=prompt,
+            batch_size=len(batch),
+            show_progress_bar=False,
+            convert_to_tensor=True,
+            normalize_embeddings=normalize,
+            **padding,
         )
     return emb.float().cpu().numpy()
 
@@ -153,21 +185,23 @@ def _mode_path(identity_hash: str) -> Path:
     return cache_dir() / "batching" / f"{digest}.json"
 
 
-def probe_groups(model, prompt: str | None) -> list[list[str]]:
-    """Texts of one token count each: a few words in several orders (short), and long texts cut at the
-    model's limit; groups of at least three texts that tokenize to one length."""
+def probe_groups(model, prompt: str | None) -> list[tuple[list[str], int]]:
+    """Texts of one padded length each, of several true lengths where the words allow: a few words in several
+    orders (short), and long texts cut at the model's limit; groups of at least three texts."""
     n = len(_PROBE_WORDS)
-    candidates = [[" ".join(_PROBE_WORDS[(i * 5 + j * 7) % n] for j in range(words)) for i in range(8)] for words in (6, 40, 400)]
-    groups = []
+    candidates = [[" ".join(_PROBE_WORDS[(i * 5 + j * 7) % n] for j in range(words + i % 3)) for i in range(9)] for words in (5, 40, 400)]
+    limit = model_limit(model)
+    groups: list[tuple[list[str], int]] = []
     for texts in candidates:
         lengths = token_lengths(model, texts, prompt)
         if lengths is None:
             return []
-        values, counts = np.unique(lengths, return_counts=True)
+        padded = [padded_length(x, limit) for x in lengths]
+        values, counts = np.unique(padded, return_counts=True)
         common = values[np.argmax(counts)]
-        group = [t for t, length in zip(texts, lengths) if length == common]
+        group = [t for t, p in zip(texts, padded) if p == common]
         if len(group) >= 3:
-            groups.append(group)
+            groups.append((group, int(common)))
     return groups
 
 
@@ -176,15 +210,17 @@ def rows_independent(model, spec, prompt: str | None) -> bool:
     import torch
 
     torch.set_num_threads(spec.resolved_threads())
+    if not hasattr(model, "preprocess"):
+        return False
     groups = probe_groups(model, prompt)
     if not groups:
         return False
-    for group in groups:
-        whole = _encode_batch(model, group, prompt, spec.normalize)
-        pair = _encode_batch(model, [group[-1], group[0]], prompt, spec.normalize)
+    for group, pad_to in groups:
+        whole = _encode_batch(model, group, prompt, spec.normalize, pad_to)
+        pair = _encode_batch(model, [group[-1], group[0]], prompt, spec.normalize, pad_to)
         if pair.tobytes() != whole[[-1, 0]].tobytes():
             return False
         for i, text in enumerate(group):
-            if _encode_batch(model, [text], prompt, spec.normalize).tobytes() != whole[i : i + 1].tobytes():
+            if _encode_batch(model, [text], prompt, spec.normalize, pad_to).tobytes() != whole[i : i + 1].tobytes():
                 return False
     return True

@@ -15,9 +15,10 @@ from hnmine.options import DEFAULT_MODEL, Options
 from hnmine.parts import Layout
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
-# How the store encodes a text (hnmine.inference.rowwise): in a batch of its own token count. Part of the
-# bi-encoder's stage keys, so a run made with padded batches is encoded again, not mixed with these.
-ENCODING = "same-length-batches"
+# How the store encodes a text (hnmine.inference.rowwise): padded to its token count rounded up to 8, in a
+# batch of that padded length. Part of the bi-encoder's stage keys and the store's identity, so vectors made
+# another way (padded to the batch's longest, or the exact-length batches of before) are never mixed with these.
+ENCODING = "length-buckets-8"
 
 
 @dataclass(frozen=True)
