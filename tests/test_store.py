@@ -401,16 +401,22 @@ def test_the_identity_holds_what_changes_a_vector_and_not_the_batch_or_the_place
     assert not any("store" in str(v) or "cache" in str(v) for v in identity.values())
 
 
-def test_rows_do_not_depend_on_the_texts_encoded_with_them(own_embedding_store):
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_rows_do_not_depend_on_the_texts_encoded_with_them(own_embedding_store, dtype):
     """The store's batching, as this machine runs it: a text's vector is the same bytes in any company and in
     any order (hnmine.inference.rowwise; where this CPU's kernels would break that, one text at a time)."""
-    from hnmine.inference.rowwise import batching_mode, encode_rows
+    from hnmine.inference.rowwise import batching_mode, encode_rows, model_limit, padded_length, token_lengths
     from hnmine.inference.spec import EncoderSpec
 
-    spec = EncoderSpec(dtype="float32", batch_size=4).for_workers()
+    spec = EncoderSpec(dtype=dtype, batch_size=4).for_workers()
     model = spec.load()
-    mode = batching_mode(model, spec, None, None, "a" * 32)
+    mode = batching_mode(model, spec, None, None, dtype.ljust(32, "a"))
     texts = DOC_TEXTS + QUERY_TEXTS
+    lengths = token_lengths(model, texts, None)
+    buckets: dict[int, set[int]] = {}
+    for n in lengths:
+        buckets.setdefault(padded_length(n, model_limit(model)), set()).add(int(n))
+    assert any(len(true_lengths) > 1 for true_lengths in buckets.values())  # padding is exercised
     whole = encode_rows(model, texts, spec, None, None, mode)
     assert encode_rows(model, texts[::3], spec, None, None, mode).tobytes() == whole[::3].tobytes()
     assert encode_rows(model, texts[::-2], spec, None, None, mode).tobytes() == whole[::-2].tobytes()
