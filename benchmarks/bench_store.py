@@ -174,6 +174,7 @@ def main() -> None:
         "plus1_mine_cpu_vs_cold_cpu": ratio(by["plus-1%"]["cpu_s"], by["cold"]["cpu_s"]),
     }
     payload = {"machine": info, "runs": rows, "figures": figures, "targets": TARGETS}
+    payload["new_dir_equals_cold"] = same_bytes(args.work / "runs/cold", args.work / "runs/new-dir")
     if "plus-1% cold" in by:
         payload["plus1_warm_equals_cold"] = same_bytes(args.work / "runs/plus-1pct", args.work / "runs/plus-1pct-cold")
     if not args.skip_batching:
@@ -184,6 +185,7 @@ def main() -> None:
     for name, value in figures.items():
         target = TARGETS.get(name)
         print(f"{name}: {value}" + (f"  (target <= {target}: {'met' if value <= target else 'MISSED'})" if target else ""))
+    print("new-dir == cold, byte for byte:", all(payload["new_dir_equals_cold"].values()))
     if "plus1_warm_equals_cold" in payload:
         print("plus-1% warm == cold, byte for byte:", all(payload["plus1_warm_equals_cold"].values()))
 
