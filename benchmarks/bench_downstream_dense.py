@@ -428,7 +428,8 @@ def main() -> None:
         for name in names:
             run_collection(name, arms, [int(s) for s in args.seeds.split(",")], args, results)
     write_report(results, RESULTS.with_suffix(".md"))
-    save(results)  # with the paired comparisons
+    if not args.report:  # --report only reads the JSON: a grid running beside it keeps writing it
+        save(results)  # with the paired comparisons
 
 
 if __name__ == "__main__":

@@ -115,9 +115,11 @@ def paired_table(collection: str, results: dict, arms: list[str], baseline: str)
         f"| arm − {baseline} | seeds | Δ nDCG@10 | wins / losses | paired t p | sign p | Δ Recall@100 (t p) | Δ MRR@10 (t p) |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
+    # an arm trained on another arm's very file has that arm's rows: it is not compared twice
+    twins = {a for a, v in results["collections"].get(collection, {}).get("arms", {}).items() if "same_data_as" in v}
     out = {}
     for arm in arms:
-        if arm in (baseline, "untrained") or arm not in by_arm:
+        if arm in (baseline, "untrained", *twins) or arm not in by_arm:
             continue
         cmp = {m: paired({r["seed"]: r[m] for r in by_arm[arm]}, base[m]) for m in METRICS}
         if cmp["ndcg_at_10"] is None:
@@ -160,7 +162,7 @@ def collection_section(collection: str, results: dict) -> tuple[list[str], dict]
         *arm_table(collection, results, arms),
         "",
         f"Budget: {results['budgets'][collection]}; steps per arm: {steps}; per trained cell (median) "
-        f"{_median([r['wall_seconds'] for r in trained]):.0f} s wall, {_median([r.get('cpu_seconds', float('nan')) for r in trained]):.0f} "
+        f"{_median([r['wall_seconds'] for r in trained]):.0f} s wall, {_median([r['cpu_seconds'] for r in trained if 'cpu_seconds' in r]):.0f} "
         f"CPU seconds, at load average {_median([r['loadavg'] for r in trained]):.1f}.",
         "",
     ]
