@@ -151,7 +151,7 @@ def collection_section(collection: str, results: dict) -> tuple[list[str], dict]
     trained = [r for a in arms if a != "untrained" for r in by_arm.get(a, [])]
     steps = sorted({r["steps"] for r in trained})
     lines = [
-        f"### {collection}",
+        f"#### {collection}",
         "",
         f"{info.get('train_queries')} training queries ({info.get('split')}), one known positive each; "
         f"{info.get('hidden_positives')} other relevant documents of {info.get('train_queries_with_hidden')} of them left unlabelled "
