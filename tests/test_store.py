@@ -423,6 +423,21 @@ def test_rows_do_not_depend_on_the_texts_encoded_with_them(own_embedding_store, 
     assert encode_rows(model, texts[4:5], spec, None, None, mode).tobytes() == whole[4:5].tobytes()
 
 
+def test_the_machine_probe_holds_unpadded_and_padded_rows_of_one_padded_length_up_to_the_limit():
+    """An unpadded row may take another attention path than a padded one: every probe group holds a text exactly
+    its padded length and texts padded up to it, one group at the model's limit with texts cut at it."""
+    from hnmine.inference.rowwise import model_limit, probe_groups, token_lengths
+    from hnmine.inference.spec import EncoderSpec
+
+    model = EncoderSpec(dtype="float32").for_workers().load()
+    groups = probe_groups(model, None)
+    assert len(groups) == 3
+    for texts, pad in groups:
+        lengths = token_lengths(model, texts, None).tolist()
+        assert len(texts) >= 3 and pad in lengths and min(lengths) < pad and max(lengths) == pad
+    assert groups[-1][1] == model_limit(model) == 256
+
+
 def test_where_a_row_depends_on_its_batch_size_texts_are_encoded_one_at_a_time(tiny_beir, tmp_path, monkeypatch):
     from hnmine.inference import rowwise
 

@@ -30,7 +30,7 @@ from hnmine.errors import ModelError, OptionError
 
 SAME_LENGTH = "same-length"  # batches of texts of one padded length
 ONE_BY_ONE = "one-by-one"  # a batch per text: where the machine's kernels give a row other bits in another batch
-PROBE_VERSION = 2
+PROBE_VERSION = 3
 BUCKET = 8  # a text is padded to its token count rounded up to a multiple of this (part of the store's identity)
 _PROBE_WORDS = (
     "protein cell gene expression analysis patients study results clinical effect treatment increased "
@@ -186,23 +186,43 @@ def _mode_path(identity_hash: str) -> Path:
 
 
 def probe_groups(model, prompt: str | None) -> list[tuple[list[str], int]]:
-    """Texts of one padded length each, of several true lengths where the words allow: a few words in several
-    orders (short), and long texts cut at the model's limit; groups of at least three texts."""
+    """Groups of at least three texts of one padded length each, where the words allow with one text exactly that
+    long (unpadded) and others padded up to it: an unpadded row may take another attention path than a padded
+    one, and its bytes must not change with its company either. Short texts, texts of some 40 words, and texts
+    around the model's limit (some cut at it, some just under it)."""
     n = len(_PROBE_WORDS)
-    candidates = [[" ".join(_PROBE_WORDS[(i * 5 + j * 7) % n] for j in range(words + i % 3)) for i in range(9)] for words in (5, 40, 400)]
     limit = model_limit(model)
+
+    def texts_of(first_words: int) -> list[str]:  # one word more each: consecutive lengths, several buckets
+        return [" ".join(_PROBE_WORDS[(i * 5 + j * 7) % n] for j in range(first_words + i)) for i in range(20)]
+
+    starts = [3, 40]
+    if limit:
+        sample = token_lengths(model, texts_of(40)[:1], prompt)
+        if sample is None:
+            return []
+        per_word = max(float(sample[0]) / 40, 0.5)
+        starts.append(max(int((limit - 6) / per_word), 1))
     groups: list[tuple[list[str], int]] = []
-    for texts in candidates:
+    for start in starts:
+        texts = texts_of(start)
         lengths = token_lengths(model, texts, prompt)
         if lengths is None:
             return []
-        padded = [padded_length(x, limit) for x in lengths]
-        values, counts = np.unique(padded, return_counts=True)
-        common = values[np.argmax(counts)]
-        group = [t for t, p in zip(texts, padded) if p == common]
+        members: dict[int, list[tuple[str, int]]] = {}
+        for text, length in zip(texts, lengths):
+            members.setdefault(padded_length(length, limit), []).append((text, int(length)))
+
+        best = max(members, key=lambda pad: _mixed(pad, [length for _, length in members[pad]]))  # noqa: B023 - used at once
+        group = [text for text, _ in members[best]]
         if len(group) >= 3:
-            groups.append((group, int(common)))
+            groups.append((group, best))
     return groups
+
+
+def _mixed(pad: int, lengths: list[int]) -> tuple[bool, int]:
+    """Probe preference: the longest padded length with a text exactly that long and one padded up to it."""
+    return (pad in lengths and min(lengths) < pad and len(lengths) >= 3, pad)
 
 
 def rows_independent(model, spec, prompt: str | None) -> bool:
