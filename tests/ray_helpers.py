@@ -39,6 +39,7 @@ def small_local_ray() -> Iterator[None]:
     finally:
         ray.shutdown()
         shutil.rmtree(temp, ignore_errors=True)
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def sha(path: Path) -> str:

@@ -364,30 +364,15 @@ def test_the_python_api_mines_from_and_into_a_bucket(finished_tiny, bucket):
 def test_the_ray_engine_mines_from_and_into_a_bucket(finished_tiny, bucket, tmp_path):
     """The driver copies the inputs and sends each stage; the parts run in Ray's actors on the staging copy:
     the same export bytes as the local engine's."""
-    ray = pytest.importorskip("ray", reason="Ray is not installed (make setup installs it)")
-    import tempfile
+    pytest.importorskip("ray", reason="Ray is not installed (make setup installs it)")
+    from ray_helpers import small_local_ray
 
     from hnmine.api import mine
 
     data, local = finished_tiny
     upload(data, f"{bucket}/data")
-    temp = tempfile.mkdtemp(prefix="hnr-")
-    env = {k: v for k, v in os.environ.items() if k.startswith(("HF_", "HNMINE_", "TOKENIZERS_"))}
-    ray.init(
-        num_cpus=2,
-        object_store_memory=300 * 2**20,
-        include_dashboard=False,
-        log_to_driver=False,
-        _temp_dir=temp,
-        runtime_env={"env_vars": env},
-    )
-    try:
+    with small_local_ray():
         mine(f"s3://{bucket}/data", out=f"s3://{bucket}/run", engine="ray", progress=False)
-    finally:
-        ray.shutdown()
-        import shutil
-
-        shutil.rmtree(temp, ignore_errors=True)
     for rel in ("export/triplet.parquet", "negatives.parquet", "scores.parquet"):
         assert read_object(f"{bucket}/run/{rel}") == (local / rel).read_bytes(), rel
 

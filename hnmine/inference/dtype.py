@@ -202,16 +202,24 @@ def _time_dtypes(model: str, kind: str, candidates: tuple[str, ...], threads: in
             runners[dtype] = _encoder_run(
                 load_sentence_transformer(model, device="cpu", dtype=dtype, max_length=None, backend=backend, threads=threads), texts
             )
-    best = {d: float("inf") for d in candidates}
+    return fastest_runs(runners)
+
+
+def fastest_runs(runners: dict[str, Callable[[], object]]) -> dict[str, float]:
+    """Each runner's fastest of PROBE_ROUNDS timed runs, after one untimed warm-up each (first-call allocations
+    and kernel selection are not its speed); the runners alternate, so a drift in load hits them alike."""
+    import torch
+
+    best = {name: float("inf") for name in runners}
     with torch.inference_mode():
         for run in runners.values():
-            run()  # warm-up: first-call allocations and kernel selection are not the dtype's speed
+            run()
         for _ in range(PROBE_ROUNDS):
-            for dtype, run in runners.items():
+            for name, run in runners.items():
                 started = time.perf_counter()
                 run()
-                best[dtype] = min(best[dtype], time.perf_counter() - started)
-    return {d: round(s, 4) for d, s in best.items()}
+                best[name] = min(best[name], time.perf_counter() - started)
+    return {name: round(s, 4) for name, s in best.items()}
 
 
 # ---------------------------------------------------------------------------------------- --backend auto
@@ -301,13 +309,4 @@ def _time_backends(model: str, dtypes: dict[str, str], threads: int) -> dict[str
         b: _encoder_run(load_sentence_transformer(model, device="cpu", dtype=d, max_length=None, backend=b, threads=threads), texts)
         for b, d in dtypes.items()
     }
-    best = {b: float("inf") for b in runners}
-    with torch.inference_mode():
-        for run in runners.values():
-            run()
-        for _ in range(PROBE_ROUNDS):
-            for b, run in runners.items():
-                started = time.perf_counter()
-                run()
-                best[b] = min(best[b], time.perf_counter() - started)
-    return {b: round(s, 4) for b, s in best.items()}
+    return fastest_runs(runners)
